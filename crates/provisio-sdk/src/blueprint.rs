@@ -1,0 +1,304 @@
+//! Blueprints: the category of product a provider implements, its functions
+//! and their typed schemas.
+//!
+//! A blueprint is declared once with [`blueprint!`](crate::blueprint!), which
+//! writes the provider trait (one typed method per function; optional
+//! functions default to `unsupported`), the descriptor, and the dispatch from
+//! a function name and JSON params to the typed method.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::schema::SchemaDoc;
+
+/// How a function is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionKind {
+    /// Changes the service as part of its life (create, suspend, terminate...);
+    /// billing events run these.
+    Lifecycle,
+    /// Run when a client or staff asks (login URL, change password).
+    OnDemand,
+    /// Reads, changes nothing; safe to repeat.
+    Query,
+}
+
+/// Who may run a function on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Caller {
+    /// The client who owns the service, from the client area.
+    Client,
+    /// Staff, from the admin area or API.
+    Staff,
+}
+
+/// The life of a service, as the engine tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// Known, not set up yet.
+    Pending,
+    /// Its setup function is running.
+    Provisioning,
+    /// Set up and in use.
+    Active,
+    /// Set up, access blocked.
+    Suspended,
+    /// Removed at the third party.
+    Terminated,
+    /// Setup failed; staff must look.
+    Failed,
+}
+
+impl ServiceStatus {
+    /// Every status.
+    pub const ALL: [ServiceStatus; 6] = [
+        ServiceStatus::Pending,
+        ServiceStatus::Provisioning,
+        ServiceStatus::Active,
+        ServiceStatus::Suspended,
+        ServiceStatus::Terminated,
+        ServiceStatus::Failed,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Pending => "pending",
+            ServiceStatus::Provisioning => "provisioning",
+            ServiceStatus::Active => "active",
+            ServiceStatus::Suspended => "suspended",
+            ServiceStatus::Terminated => "terminated",
+            ServiceStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One function of a blueprint.
+#[derive(Debug, Clone)]
+pub struct FunctionDescriptor {
+    /// snake_case name, e.g. `get_login_url`.
+    pub name: &'static str,
+    /// What it does and what it answers in edge cases.
+    pub description: String,
+    /// Lifecycle, on demand or query.
+    pub kind: FunctionKind,
+    /// Who may run it on demand.
+    pub callers: &'static [Caller],
+    /// Service statuses in which it may run.
+    pub statuses: &'static [ServiceStatus],
+    /// Whether providers may leave it out (then it answers `unsupported`).
+    pub optional: bool,
+    /// Schema of the params.
+    pub params: SchemaDoc,
+    /// Schema of the result data.
+    pub result: SchemaDoc,
+}
+
+impl FunctionDescriptor {
+    /// A descriptor whose schemas come from the params and result types.
+    pub fn new<P: JsonSchema, R: JsonSchema>(
+        name: &'static str,
+        description: &str,
+        kind: FunctionKind,
+        callers: &'static [Caller],
+        statuses: &'static [ServiceStatus],
+        optional: bool,
+    ) -> Self {
+        FunctionDescriptor {
+            name,
+            description: description.trim().to_owned(),
+            kind,
+            callers,
+            statuses,
+            optional,
+            params: SchemaDoc::of::<P>(),
+            result: SchemaDoc::of::<R>(),
+        }
+    }
+
+    /// The descriptor as JSON (for `describe`, the API and forms).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "callers": self.callers,
+            "statuses": self.statuses,
+            "optional": self.optional,
+            "params_schema": self.params.value(),
+            "result_schema": self.result.value(),
+        })
+    }
+}
+
+/// A blueprint: a category of product and the functions its providers implement.
+#[derive(Debug, Clone)]
+pub struct BlueprintDescriptor {
+    /// Stable kebab-case id, e.g. `shared-hosting`.
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// What kind of product it covers.
+    pub description: String,
+    /// Icon name.
+    pub icon: &'static str,
+    /// Its functions, in declaration order.
+    pub functions: Vec<FunctionDescriptor>,
+}
+
+impl BlueprintDescriptor {
+    /// A function by name.
+    pub fn function(&self, name: &str) -> Option<&FunctionDescriptor> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// The descriptor as JSON, functions and schemas included.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "icon": self.icon,
+            "functions": self.functions.iter().map(FunctionDescriptor::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The result of functions that answer nothing but success.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Empty {}
+
+/// Declares a blueprint: its provider trait, descriptor and dispatch.
+///
+/// ```text
+/// blueprint! {
+///     /// Doc of the trait.
+///     pub trait Coffee {
+///         id: "coffee", name: "Coffee", icon: "coffee",
+///         description: "...",
+///     }
+///     required {
+///         /// Doc of the function.
+///         fn brew(BrewParams) -> CoffeeOrder { kind: Lifecycle, callers: [Staff], statuses: [Pending] }
+///     }
+///     optional { }
+/// }
+/// ```
+#[macro_export]
+macro_rules! blueprint {
+    (
+        $(#[doc = $trait_doc:literal])*
+        pub trait $Trait:ident {
+            id: $id:literal, name: $name:literal, icon: $icon:literal,
+            description: $description:literal $(,)?
+        }
+        required {
+            $(
+                $(#[doc = $rdoc:literal])*
+                fn $rname:ident($RParams:ty) -> $RResult:ty {
+                    kind: $rkind:ident, callers: [$($rcaller:ident),*], statuses: [$($rstatus:ident),*]
+                }
+            )*
+        }
+        optional {
+            $(
+                $(#[doc = $odoc:literal])*
+                fn $oname:ident($OParams:ty) -> $OResult:ty {
+                    kind: $okind:ident, callers: [$($ocaller:ident),*], statuses: [$($ostatus:ident),*]
+                }
+            )*
+        }
+    ) => {
+        $(#[doc = $trait_doc])*
+        pub trait $Trait: $crate::Provider {
+            $(
+                $(#[doc = $rdoc])*
+                fn $rname(
+                    &self,
+                    cx: &$crate::Context,
+                    params: $RParams,
+                ) -> impl ::std::future::Future<Output = ::std::result::Result<$RResult, $crate::ProviderError>> + Send;
+            )*
+            $(
+                $(#[doc = $odoc])*
+                ///
+                /// Optional: a provider that leaves it out answers `unsupported`.
+                fn $oname(
+                    &self,
+                    cx: &$crate::Context,
+                    params: $OParams,
+                ) -> impl ::std::future::Future<Output = ::std::result::Result<$OResult, $crate::ProviderError>> + Send {
+                    let _ = (cx, params);
+                    async { Err($crate::ProviderError::unsupported(stringify!($oname))) }
+                }
+            )*
+        }
+
+        /// The blueprint's descriptor, schemas included.
+        pub fn descriptor() -> &'static $crate::BlueprintDescriptor {
+            static DESCRIPTOR: ::std::sync::OnceLock<$crate::BlueprintDescriptor> = ::std::sync::OnceLock::new();
+            DESCRIPTOR.get_or_init(|| $crate::BlueprintDescriptor {
+                id: $id,
+                name: $name,
+                description: $description.to_owned(),
+                icon: $icon,
+                functions: vec![
+                    $(
+                        $crate::FunctionDescriptor::new::<$RParams, $RResult>(
+                            stringify!($rname),
+                            concat!($($rdoc, "\n"),*),
+                            $crate::FunctionKind::$rkind,
+                            &[$($crate::Caller::$rcaller),*],
+                            &[$($crate::ServiceStatus::$rstatus),*],
+                            false,
+                        ),
+                    )*
+                    $(
+                        $crate::FunctionDescriptor::new::<$OParams, $OResult>(
+                            stringify!($oname),
+                            concat!($($odoc, "\n"),*),
+                            $crate::FunctionKind::$okind,
+                            &[$($crate::Caller::$ocaller),*],
+                            &[$($crate::ServiceStatus::$ostatus),*],
+                            true,
+                        ),
+                    )*
+                ],
+            })
+        }
+
+        fn dispatch<'a, P: $Trait>(
+            provider: &'a P,
+            cx: &'a $crate::Context,
+            function: &'a str,
+            params: ::serde_json::Value,
+        ) -> $crate::BoxFuture<'a, ::std::result::Result<::serde_json::Value, $crate::ProviderError>> {
+            Box::pin(async move {
+                match function {
+                    $(
+                        stringify!($rname) => {
+                            let params: $RParams = $crate::invoke::decode_params(params)?;
+                            $crate::invoke::encode_result(&provider.$rname(cx, params).await?)
+                        }
+                    )*
+                    $(
+                        stringify!($oname) => {
+                            let params: $OParams = $crate::invoke::decode_params(params)?;
+                            $crate::invoke::encode_result(&provider.$oname(cx, params).await?)
+                        }
+                    )*
+                    other => Err($crate::ProviderError::internal(format!("unknown function `{other}`"))),
+                }
+            })
+        }
+
+        /// The registry entry of a provider of this blueprint.
+        pub fn entry<P: $Trait>() -> $crate::ProviderEntry {
+            $crate::ProviderEntry::new::<P>(descriptor(), dispatch::<P>)
+        }
+    };
+}

@@ -1,0 +1,319 @@
+//! `domain-names`: domain registrations at a registrar.
+//!
+//! The service identifier is the domain name (IDN accepted, stored as
+//! punycode). `register` of a domain this account already holds with the same
+//! registrant is adopted (ok); a domain held by anyone else answers `conflict`.
+//! Long operations (transfers, registrations the registry queues) answer ok
+//! with `status` `pending_*`; `get_status` reports their progress instead of
+//! failing.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::formats::{CountryCode, DomainName, Email, Hostname, Phone};
+
+/// A contact (registrant, admin, tech, billing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Full name.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// Organisation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+    /// Email.
+    pub email: Email,
+    /// Phone, E.164.
+    pub phone: Phone,
+    /// First address line.
+    #[schemars(length(min = 1, max = 255))]
+    pub address1: String,
+    /// Second address line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address2: Option<String>,
+    /// City.
+    #[schemars(length(min = 1, max = 255))]
+    pub city: String,
+    /// State or province.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Postcode.
+    #[schemars(length(min = 1, max = 16))]
+    pub postcode: String,
+    /// ISO 3166 alpha-2 country code.
+    pub country_code: CountryCode,
+}
+
+/// The domain's contacts; admin, tech and billing default to the registrant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contacts {
+    /// The domain's legal holder.
+    pub registrant: Contact,
+    /// Administrative contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Contact>,
+    /// Technical contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tech: Option<Contact>,
+    /// Billing contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<Contact>,
+}
+
+/// Contacts to change; absent ones stay as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChanges {
+    /// New registrant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrant: Option<Contact>,
+    /// New admin contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Contact>,
+    /// New tech contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tech: Option<Contact>,
+    /// New billing contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<Contact>,
+}
+
+fn default_years() -> u8 {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Params of `check_availability`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckAvailabilityParams {
+    /// Domains to check.
+    #[schemars(length(min = 1, max = 50))]
+    pub domains: Vec<DomainName>,
+}
+
+/// Params of `register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterParams {
+    /// The domain (the service identifier).
+    pub domain: DomainName,
+    /// Registration period in years.
+    #[serde(default = "default_years")]
+    #[schemars(range(min = 1, max = 10))]
+    pub years: u8,
+    /// The contacts.
+    pub contacts: Contacts,
+    /// Name servers, 2 to 13.
+    #[schemars(length(min = 2, max = 13))]
+    pub nameservers: Vec<Hostname>,
+    /// Hide the registrant's details from public WHOIS.
+    #[serde(default = "default_true")]
+    pub privacy: bool,
+}
+
+/// Params of `transfer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// The authorisation (EPP) code from the losing registrar.
+    #[schemars(length(min = 1, max = 64), extend("x-secret" = true, "writeOnly" = true))]
+    pub epp_code: String,
+    /// Years added by the transfer (most registries add one).
+    #[serde(default = "default_years")]
+    #[schemars(range(min = 1, max = 10))]
+    pub years: u8,
+    /// New contacts; the current ones are kept when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Contacts>,
+}
+
+/// Names a domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRef {
+    /// The domain.
+    pub domain: DomainName,
+}
+
+/// Params of `renew`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// Years to add.
+    #[serde(default = "default_years")]
+    #[schemars(range(min = 1, max = 10))]
+    pub years: u8,
+}
+
+/// Params of `update_nameservers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNameserversParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// The new name servers, 2 to 13.
+    #[schemars(length(min = 2, max = 13))]
+    pub nameservers: Vec<Hostname>,
+}
+
+/// Params of `update_contacts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContactsParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// The contacts to change.
+    pub contacts: ContactChanges,
+}
+
+/// Params of `set_lock`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetLockParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// Locked against transfer.
+    pub locked: bool,
+}
+
+/// Params of `set_auto_renew`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAutoRenewParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// Renew automatically at the registry.
+    pub auto_renew: bool,
+}
+
+/// Availability of one domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Availability {
+    /// The domain.
+    pub domain: DomainName,
+    /// Can be registered now.
+    pub available: bool,
+    /// Priced above the standard rate.
+    pub premium: bool,
+    /// Why it is not available.
+    pub reason: Option<String>,
+}
+
+/// Result of `check_availability`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AvailabilityResult {
+    /// One entry per domain asked.
+    pub domains: Vec<Availability>,
+}
+
+/// Where a domain stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DomainStatus {
+    /// Registered with this account and in use.
+    Active,
+    /// Registration queued at the registry.
+    PendingRegistration,
+    /// Transfer in progress.
+    PendingTransfer,
+    /// Past its expiry date.
+    Expired,
+    /// Moved to another registrar.
+    TransferredAway,
+    /// Deleted or the transfer was refused.
+    Cancelled,
+}
+
+/// A domain registration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DomainInfo {
+    /// The domain.
+    pub domain: DomainName,
+    /// Where it stands.
+    pub status: DomainStatus,
+    /// Locked against transfer.
+    pub locked: bool,
+    /// Renews automatically.
+    pub auto_renew: bool,
+    /// WHOIS privacy on.
+    pub privacy: bool,
+    /// Name servers.
+    pub nameservers: Vec<Hostname>,
+    /// The registrant.
+    pub registrant: Option<Contact>,
+    /// When it was registered.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Progress of a domain and its long operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusResult {
+    /// The domain.
+    pub domain: DomainName,
+    /// Where it stands.
+    pub status: DomainStatus,
+    /// Progress of a pending operation, percent.
+    #[schemars(range(min = 0, max = 100))]
+    pub progress: Option<u8>,
+    /// A sentence for the client.
+    pub message: Option<String>,
+    /// When it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The authorisation code to move the domain away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EppCode {
+    /// The code.
+    #[schemars(extend("x-secret" = true))]
+    pub epp_code: String,
+}
+
+crate::blueprint! {
+    /// Domain name registrars (EPP registries, reseller APIs).
+    pub trait DomainNames {
+        id: "domain-names", name: "Domain Names", icon: "world",
+        description: "Domain registrations at a registrar, identified by the domain name.",
+    }
+    required {
+        /// Says which domains can be registered.
+        fn check_availability(CheckAvailabilityParams) -> AvailabilityResult { kind: Query, callers: [Client, Staff], statuses: [Pending, Active] }
+        /// Registers a domain. Already held by this account with the same
+        /// registrant: adopted (ok). Held by anyone else: `conflict`.
+        fn register(RegisterParams) -> DomainInfo { kind: Lifecycle, callers: [Staff], statuses: [Pending, Provisioning, Failed] }
+        /// Extends the registration.
+        fn renew(RenewParams) -> DomainInfo { kind: Lifecycle, callers: [Staff], statuses: [Active, Suspended] }
+        /// Reads the registration; `not_found` if this account does not hold it.
+        fn get_info(DomainRef) -> DomainInfo { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended, Provisioning, Failed] }
+        /// Replaces the name servers.
+        fn update_nameservers(UpdateNameserversParams) -> DomainInfo { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Where the domain stands, with the progress of a pending transfer or registration.
+        fn get_status(DomainRef) -> StatusResult { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended, Provisioning, Failed] }
+    }
+    optional {
+        /// Starts a transfer in (or reports it if already started): ok with
+        /// status `pending_transfer` until the losing registrar lets go.
+        fn transfer(TransferParams) -> StatusResult { kind: Lifecycle, callers: [Staff], statuses: [Pending, Provisioning, Failed] }
+        /// Changes contacts.
+        fn update_contacts(UpdateContactsParams) -> DomainInfo { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Locks or unlocks the domain against transfer.
+        fn set_lock(SetLockParams) -> DomainInfo { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Turns automatic renewal at the registry on or off.
+        fn set_auto_renew(SetAutoRenewParams) -> DomainInfo { kind: OnDemand, callers: [Staff], statuses: [Active] }
+        /// The authorisation code to transfer the domain away.
+        fn get_epp_code(DomainRef) -> EppCode { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+    }
+}

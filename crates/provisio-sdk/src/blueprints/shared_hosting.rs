@@ -1,0 +1,167 @@
+//! `shared-hosting`: web hosting accounts on a control panel server.
+//!
+//! The service identifier is the account `username`. `create` is idempotent:
+//! creating an account that already exists with the same domain, package and
+//! email answers ok with the existing account; one that differs answers
+//! `conflict`.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{State, Units};
+use crate::blueprint::Empty;
+use crate::formats::{DomainName, Email, IpAddress, Password, Url, Username};
+
+/// Params of `create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateParams {
+    /// The account's main domain.
+    pub domain: DomainName,
+    /// The account username (the service identifier).
+    pub username: Username,
+    /// The hosting package (plan) on the server.
+    #[schemars(length(min = 1, max = 64))]
+    pub package_name: String,
+    /// The account owner's contact email.
+    pub email: Email,
+    /// Initial password; the provider generates one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Password>,
+    /// The customer's name, for the panel's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+}
+
+/// Names an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRef {
+    /// The account username.
+    pub username: Username,
+}
+
+/// Params of `suspend`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendParams {
+    /// The account username.
+    pub username: Username,
+    /// Why, recorded on the panel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Params of `get_login_url`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetLoginUrlParams {
+    /// The account username.
+    pub username: Username,
+    /// The address the client will log in from, for panels that bind sessions to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<IpAddress>,
+}
+
+/// Params of `change_password`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordParams {
+    /// The account username.
+    pub username: Username,
+    /// The new password.
+    pub password: Password,
+}
+
+/// Params of `change_package`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePackageParams {
+    /// The account username.
+    pub username: Username,
+    /// The new package.
+    #[schemars(length(min = 1, max = 64))]
+    pub package_name: String,
+}
+
+/// A hosting account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountInfo {
+    /// The account username.
+    pub username: Username,
+    /// The main domain.
+    pub domain: DomainName,
+    /// The package.
+    pub package_name: String,
+    /// The owner's email.
+    pub email: Email,
+    /// Active or suspended.
+    pub state: State,
+    /// Why it is suspended.
+    pub suspend_reason: Option<String>,
+    /// The server that hosts it.
+    pub server_hostname: String,
+    /// The account's IP address.
+    pub ip: Option<IpAddress>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A single sign-on link into the control panel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoginUrl {
+    /// Open this to be logged in.
+    #[schemars(extend("x-secret" = true))]
+    pub login_url: Url,
+    /// After this the link no longer works.
+    pub expires_at: DateTime<Utc>,
+    /// The only address it works from, if bound.
+    pub for_ip: Option<IpAddress>,
+}
+
+/// Resource usage of an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountUsage {
+    /// Disk space, MiB.
+    pub disk_mb: Units,
+    /// Traffic this month, MiB.
+    pub bandwidth_mb: Units,
+    /// Files and folders.
+    pub inodes: Units,
+    /// Mailboxes.
+    pub mailboxes: Units,
+    /// Databases.
+    pub databases: Units,
+}
+
+crate::blueprint! {
+    /// Web hosting accounts on a control panel (cPanel, Plesk, DirectAdmin...).
+    pub trait SharedHosting {
+        id: "shared-hosting", name: "Shared Web Hosting", icon: "laptop",
+        description: "Web hosting accounts on a control panel server, identified by username.",
+    }
+    required {
+        /// Creates the account. An identical existing account is adopted (ok);
+        /// a different account with the same username answers `conflict`.
+        fn create(CreateParams) -> AccountInfo { kind: Lifecycle, callers: [Staff], statuses: [Pending, Provisioning, Failed] }
+        /// Reads the account; `not_found` if it does not exist.
+        fn get_info(AccountRef) -> AccountInfo { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended, Provisioning, Failed] }
+        /// Suspends the account (idempotent).
+        fn suspend(SuspendParams) -> AccountInfo { kind: Lifecycle, callers: [Staff], statuses: [Active, Suspended] }
+        /// Lifts a suspension (idempotent).
+        fn unsuspend(AccountRef) -> AccountInfo { kind: Lifecycle, callers: [Staff], statuses: [Suspended, Active] }
+        /// Moves the account to another package.
+        fn change_package(ChangePackageParams) -> AccountInfo { kind: Lifecycle, callers: [Staff], statuses: [Active, Suspended] }
+        /// Deletes the account and its data; `not_found` if already gone.
+        fn terminate(AccountRef) -> Empty { kind: Lifecycle, callers: [Staff], statuses: [Active, Suspended, Failed] }
+    }
+    optional {
+        /// Reads disk, bandwidth and other usage against the package's limits.
+        fn get_usage(AccountRef) -> AccountUsage { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended] }
+        /// A single sign-on link into the control panel, valid for a short time.
+        fn get_login_url(GetLoginUrlParams) -> LoginUrl { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Sets a new account password.
+        fn change_password(ChangePasswordParams) -> Empty { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+    }
+}

@@ -1,0 +1,117 @@
+//! What a provider function receives besides its params: an HTTP client that
+//! records and redacts, a deadline, a tracing span, an idempotency key and the
+//! service's stored provision data.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::http::{HttpClient, HttpExchange, HttpLog};
+use crate::redact::Redactor;
+
+/// How one call is run.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// Time allowed for the whole call, provider work included.
+    pub timeout: Duration,
+    /// A key that stays the same across retries of one logical operation;
+    /// providers pass it on to vendors that accept one, and demo providers
+    /// use it to answer a repeated create with the same service.
+    pub idempotency_key: Option<String>,
+    /// The service's stored provision data (fields and earlier results).
+    pub provision_data: Map<String, Value>,
+    /// Accept TLS certificates that do not verify (for panels with
+    /// self-signed certificates; set from a configuration's own flag).
+    pub accept_invalid_certs: bool,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            timeout: Duration::from_secs(30),
+            idempotency_key: None,
+            provision_data: Map::new(),
+            accept_invalid_certs: false,
+        }
+    }
+}
+
+/// The context of one provider call.
+#[derive(Debug)]
+pub struct Context {
+    http: HttpClient,
+    log: HttpLog,
+    deadline: Instant,
+    idempotency_key: Option<String>,
+    provision_data: Map<String, Value>,
+    span: tracing::Span,
+    redactor: Arc<Redactor>,
+}
+
+impl Context {
+    /// A context for one call.
+    pub fn new(options: &CallOptions, redactor: Arc<Redactor>, span: tracing::Span) -> Self {
+        let deadline = Instant::now() + options.timeout;
+        let log: HttpLog = Arc::new(Mutex::new(Vec::new()));
+        Context {
+            http: HttpClient::new(redactor.clone(), log.clone(), deadline, options.accept_invalid_certs),
+            log,
+            deadline,
+            idempotency_key: options.idempotency_key.clone(),
+            provision_data: options.provision_data.clone(),
+            span,
+            redactor,
+        }
+    }
+
+    /// The recording HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// When the call must be done.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The idempotency key of this operation, if the caller gave one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// The service's stored provision data.
+    pub fn provision_data(&self) -> &Map<String, Value> {
+        &self.provision_data
+    }
+
+    /// The tracing span of this call.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// The redactor for this call's secrets, for providers that log other traffic (SQL, MQTT).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// The HTTP exchanges made so far, redacted.
+    pub fn http_log(&self) -> Vec<HttpExchange> {
+        self.log.lock().expect("http log lock").clone()
+    }
+
+    /// Records a non-HTTP exchange (an SQL statement, an MQTT message) in the
+    /// same log, redacted.
+    pub fn record(&self, mut exchange: HttpExchange) {
+        exchange.url = self.redactor.text(&exchange.url);
+        exchange.request_body = exchange.request_body.map(|b| self.redactor.text(&b));
+        exchange.response_body = exchange.response_body.map(|b| self.redactor.text(&b));
+        exchange.error = exchange.error.map(|b| self.redactor.text(&b));
+        self.log.lock().expect("http log lock").push(exchange);
+    }
+}

@@ -1,0 +1,283 @@
+//! The HTTP client every provider uses: it records each exchange for the job
+//! log, redacted, and classifies failures into error kinds.
+
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ProviderError;
+use crate::redact::{self, REDACTED, Redactor};
+
+/// Bodies longer than this are cut in the log.
+const MAX_LOGGED_BODY: usize = 16 * 1024;
+
+/// One request and its response (or failure), redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HttpExchange {
+    /// HTTP method.
+    pub method: String,
+    /// URL with secret query parameters redacted.
+    pub url: String,
+    /// Request headers, credentials redacted.
+    pub request_headers: Vec<(String, String)>,
+    /// Request body (JSON re-serialised with secrets redacted; text cut at 16 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// Response status, if a response came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Response headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_headers: Vec<(String, String)>,
+    /// Response body, redacted like the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// Why no response came back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time from send to the end of the response body.
+    pub duration_ms: u64,
+}
+
+/// The shared, append-only list of exchanges made during one call.
+pub type HttpLog = Arc<Mutex<Vec<HttpExchange>>>;
+
+/// A response whose body has been read in full.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: reqwest::StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The body parsed as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProviderError> {
+        serde_json::from_slice(&self.body).map_err(|err| {
+            ProviderError::internal(format!("unexpected response body: {err}")).with_debug("status", self.status.as_u16())
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Maps the usual failure statuses to error kinds: 408, 429 and 5xx are
+    /// transient, any other non-2xx a provider error with `message`.
+    pub fn error_for_status(self, message: &str) -> Result<Self, ProviderError> {
+        let status = self.status;
+        if status.is_success() {
+            return Ok(self);
+        }
+        let text = self.text();
+        let err = if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+            ProviderError::transient("The provider is busy or unavailable; try again later")
+        } else if status.as_u16() == 404 {
+            ProviderError::not_found(crate::UserMessage::new(message.to_owned()))
+        } else {
+            ProviderError::provider(crate::UserMessage::new(message.to_owned()))
+        };
+        Err(err.with_debug("status", status.as_u16()).with_debug("response_body", truncate(&text)))
+    }
+}
+
+/// The HTTP client handed to providers through the call context.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    redactor: Arc<Redactor>,
+    log: HttpLog,
+    deadline: Instant,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+static INSTALL_CRYPTO: Once = Once::new();
+
+/// A shared reqwest client (connection pools are reused across calls).
+pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
+    static STRICT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    static LENIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    INSTALL_CRYPTO.call_once(|| {
+        // One process-wide rustls provider (ring); fails harmlessly if another part installed one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let cell = if accept_invalid_certs { &LENIENT } else { &STRICT };
+    cell.get_or_init(|| {
+        reqwest::Client::builder()
+            .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .tls_danger_accept_invalid_certs(accept_invalid_certs)
+            .build()
+            .expect("the HTTP client builds")
+    })
+    .clone()
+}
+
+impl HttpClient {
+    pub(crate) fn new(redactor: Arc<Redactor>, log: HttpLog, deadline: Instant, accept_invalid_certs: bool) -> Self {
+        HttpClient { client: shared_client(accept_invalid_certs), redactor, log, deadline }
+    }
+
+    /// Starts a request; send it with [`HttpClient::send`].
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    /// Sends a request within the call's deadline, records the exchange and
+    /// reads the whole body.
+    ///
+    /// Failures are classified: a refused connection is `transient`; a
+    /// timeout or a broken response after a non-idempotent request left is
+    /// `outcome_unknown` (after an idempotent one, `transient`).
+    pub async fn send(&self, request: RequestBuilder) -> Result<HttpResponse, ProviderError> {
+        let request = request.build().map_err(ProviderError::internal)?;
+        let mut exchange = self.describe_request(&request);
+        let idempotent = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
+        let result = tokio::time::timeout(remaining, async {
+            let response = self.client.execute(request).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, headers, body.to_vec()))
+        })
+        .await;
+        exchange.duration_ms = started.elapsed().as_millis() as u64;
+        let outcome = match result {
+            Ok(Ok((status, headers, body))) => {
+                exchange.status = Some(status.as_u16());
+                exchange.response_headers = self.headers(&headers);
+                exchange.response_body = self.body(&body, headers.get(reqwest::header::CONTENT_TYPE));
+                Ok(HttpResponse { status, headers, body })
+            }
+            Ok(Err(err)) => {
+                exchange.error = Some(self.redactor.text(&error_chain(&err)));
+                Err(classify(&err, idempotent))
+            }
+            Err(_) => {
+                exchange.error = Some("deadline exceeded".into());
+                Err(if idempotent {
+                    ProviderError::transient("The provider did not answer in time")
+                } else {
+                    ProviderError::outcome_unknown("The provider did not answer in time; the request may have taken effect")
+                })
+            }
+        };
+        let url = exchange.url.clone();
+        self.log.lock().expect("http log lock").push(exchange);
+        outcome.map_err(|err| err.with_debug("url", url))
+    }
+
+    fn describe_request(&self, request: &reqwest::Request) -> HttpExchange {
+        let body = request.body().and_then(|body| body.as_bytes());
+        HttpExchange {
+            method: request.method().to_string(),
+            url: redact_url(&self.redactor, request.url().to_string()),
+            request_headers: self.headers(request.headers()),
+            request_body: body.and_then(|bytes| self.body(bytes, request.headers().get(reqwest::header::CONTENT_TYPE))),
+            status: None,
+            response_headers: Vec::new(),
+            response_body: None,
+            error: None,
+            duration_ms: 0,
+        }
+    }
+
+    fn headers(&self, headers: &HeaderMap) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(name, value)| {
+                let value = if redact::is_secret_key(name.as_str()) {
+                    REDACTED.to_owned()
+                } else {
+                    self.redactor.text(&String::from_utf8_lossy(value.as_bytes()))
+                };
+                (name.as_str().to_owned(), value)
+            })
+            .collect()
+    }
+
+    fn body(&self, bytes: &[u8], content_type: Option<&reqwest::header::HeaderValue>) -> Option<String> {
+        if bytes.is_empty() {
+            return None;
+        }
+        let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if let Ok(mut json) = serde_json::from_slice::<Value>(bytes) {
+            self.redactor.value_and_keys(&mut json);
+            return Some(truncate(&json.to_string()));
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let text = if content_type.starts_with("application/x-www-form-urlencoded") {
+            redact::redact_form(&text)
+        } else {
+            text.into_owned()
+        };
+        Some(truncate(&self.redactor.text(&text)))
+    }
+}
+
+fn redact_url(redactor: &Redactor, url: String) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => format!("{base}?{}", redact::redact_form(query)),
+        None => url,
+    };
+    let url = match url::Url::parse(&url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some(REDACTED));
+            parsed.to_string()
+        }
+        _ => url,
+    };
+    redactor.text(&url)
+}
+
+fn truncate(text: &str) -> String {
+    if text.len() <= MAX_LOGGED_BODY {
+        return text.to_owned();
+    }
+    let mut end = MAX_LOGGED_BODY;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [{} bytes cut]", &text[..end], text.len() - end)
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
+    let detail = error_chain(err);
+    let kind = if err.is_connect() || err.is_builder() {
+        ProviderError::transient("The provider could not be reached; try again later")
+    } else if idempotent {
+        ProviderError::transient("The connection to the provider failed; try again later")
+    } else {
+        ProviderError::outcome_unknown("The connection to the provider failed after the request was sent")
+    };
+    kind.with_debug("cause", detail)
+}

@@ -1,0 +1,225 @@
+//! Providers: one integration implementing one blueprint, its typed
+//! configuration, and the registry of every compiled-in provider.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::blueprint::BlueprintDescriptor;
+use crate::context::Context;
+use crate::error::ProviderError;
+use crate::schema::SchemaDoc;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who a provider is, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderAbout {
+    /// Stable kebab-case id, unique within its blueprint, e.g. `demo`.
+    pub id: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// One or two sentences.
+    pub description: &'static str,
+    /// Logo address, if any.
+    pub logo_url: Option<&'static str>,
+}
+
+/// What `test_connection` found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConnectionTest {
+    /// What was checked, for staff.
+    pub message: String,
+    /// Facts learnt (versions, limits), if any.
+    #[serde(default)]
+    pub details: Value,
+}
+
+/// A provider: implemented once per vendor and blueprint, together with the
+/// blueprint's trait (e.g. `SharedHosting`).
+pub trait Provider: Sized + Send + Sync + 'static {
+    /// The typed configuration; mark credentials with
+    /// `#[schemars(extend("x-secret" = true, "writeOnly" = true))]` or use a
+    /// secret type, so they are encrypted, write-only and redacted.
+    type Config: DeserializeOwned + JsonSchema + Send;
+
+    /// Id, name, description and logo.
+    fn about() -> ProviderAbout;
+
+    /// Builds the provider for one configuration. Cheap: connections are
+    /// opened lazily or pooled.
+    fn new(config: Self::Config) -> impl Future<Output = Result<Self, ProviderError>> + Send;
+
+    /// Checks that the configured system answers and the credentials work;
+    /// says precisely what is wrong otherwise.
+    fn test_connection(&self, cx: &Context) -> impl Future<Output = Result<ConnectionTest, ProviderError>> + Send;
+}
+
+/// A built provider, type-erased, as the engine and the CLI hold it.
+pub trait ProviderInstance: Send + Sync {
+    /// Runs a function with params already validated against its schema.
+    fn call<'a>(&'a self, cx: &'a Context, function: &'a str, params: Value) -> BoxFuture<'a, Result<Value, ProviderError>>;
+
+    /// Runs `test_connection`.
+    fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>>;
+}
+
+type Dispatch<P> = for<'a> fn(&'a P, &'a Context, &'a str, Value) -> BoxFuture<'a, Result<Value, ProviderError>>;
+type Build = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Arc<dyn ProviderInstance>, ProviderError>> + Send + Sync>;
+
+struct Instance<P> {
+    provider: P,
+    dispatch: Dispatch<P>,
+}
+
+impl<P: Provider> ProviderInstance for Instance<P> {
+    fn call<'a>(&'a self, cx: &'a Context, function: &'a str, params: Value) -> BoxFuture<'a, Result<Value, ProviderError>> {
+        (self.dispatch)(&self.provider, cx, function, params)
+    }
+
+    fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>> {
+        Box::pin(self.provider.test_connection(cx))
+    }
+}
+
+/// A provider in the registry: its blueprint, identity, configuration schema
+/// and how to build it.
+#[derive(Clone)]
+pub struct ProviderEntry {
+    blueprint: &'static BlueprintDescriptor,
+    about: ProviderAbout,
+    config_schema: SchemaDoc,
+    build: Build,
+}
+
+impl std::fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderEntry").field("address", &self.address()).finish_non_exhaustive()
+    }
+}
+
+impl ProviderEntry {
+    /// An entry for provider `P` of `blueprint`; written by the `blueprint!` macro.
+    pub fn new<P: Provider>(blueprint: &'static BlueprintDescriptor, dispatch: Dispatch<P>) -> Self {
+        let build: Build = Arc::new(move |config: Value| {
+            Box::pin(async move {
+                let config: P::Config = serde_json::from_value(config)
+                    .map_err(|err| ProviderError::internal(format!("configuration does not decode: {err}")))?;
+                let provider = P::new(config).await?;
+                Ok(Arc::new(Instance { provider, dispatch }) as Arc<dyn ProviderInstance>)
+            })
+        });
+        ProviderEntry { blueprint, about: P::about(), config_schema: SchemaDoc::of::<P::Config>(), build }
+    }
+
+    /// `BLUEPRINT/PROVIDER`, e.g. `shared-hosting/demo`.
+    pub fn address(&self) -> String {
+        format!("{}/{}", self.blueprint.id, self.about.id)
+    }
+
+    /// The blueprint it implements.
+    pub fn blueprint(&self) -> &'static BlueprintDescriptor {
+        self.blueprint
+    }
+
+    /// Id, name, description, logo.
+    pub fn about(&self) -> &ProviderAbout {
+        &self.about
+    }
+
+    /// The configuration schema (secrets marked).
+    pub fn config_schema(&self) -> &SchemaDoc {
+        &self.config_schema
+    }
+
+    /// Builds an instance from configuration values already validated
+    /// against [`ProviderEntry::config_schema`].
+    pub async fn build(&self, config: Value) -> Result<Arc<dyn ProviderInstance>, ProviderError> {
+        (self.build)(config).await
+    }
+
+    /// The entry as JSON: identity, configuration schema, functions.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "address": self.address(),
+            "blueprint": self.blueprint.id,
+            "id": self.about.id,
+            "name": self.about.name,
+            "description": self.about.description,
+            "logo_url": self.about.logo_url,
+            "config_schema": self.config_schema.value(),
+            "secret_fields": self.config_schema.secret_paths(),
+            "functions": self.blueprint.functions.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Every blueprint and every compiled-in provider.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    blueprints: Vec<&'static BlueprintDescriptor>,
+    providers: Vec<ProviderEntry>,
+}
+
+/// A registry lookup that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// No such blueprint.
+    #[error("unknown blueprint `{0}`")]
+    UnknownBlueprint(String),
+    /// No such provider.
+    #[error("unknown provider `{0}` (expected BLUEPRINT/PROVIDER, e.g. shared-hosting/demo)")]
+    UnknownProvider(String),
+}
+
+impl Registry {
+    /// A registry of these blueprints and no providers yet.
+    pub fn new(blueprints: Vec<&'static BlueprintDescriptor>) -> Self {
+        Registry { blueprints, providers: Vec::new() }
+    }
+
+    /// Adds a provider.
+    ///
+    /// # Panics
+    /// If its address is taken or its blueprint is not registered: both are
+    /// programming errors found by the first test that builds the registry.
+    pub fn register(&mut self, entry: ProviderEntry) {
+        assert!(
+            self.blueprints.iter().any(|b| b.id == entry.blueprint.id),
+            "blueprint {} of {} is not registered",
+            entry.blueprint.id,
+            entry.address()
+        );
+        assert!(self.provider(&entry.address()).is_err(), "provider {} registered twice", entry.address());
+        self.providers.push(entry);
+    }
+
+    /// Every blueprint.
+    pub fn blueprints(&self) -> &[&'static BlueprintDescriptor] {
+        &self.blueprints
+    }
+
+    /// A blueprint by id.
+    pub fn blueprint(&self, id: &str) -> Result<&'static BlueprintDescriptor, RegistryError> {
+        self.blueprints.iter().copied().find(|b| b.id == id).ok_or_else(|| RegistryError::UnknownBlueprint(id.into()))
+    }
+
+    /// Every provider, or those of one blueprint.
+    pub fn providers(&self, blueprint: Option<&str>) -> Vec<&ProviderEntry> {
+        self.providers.iter().filter(|p| blueprint.is_none_or(|id| p.blueprint.id == id)).collect()
+    }
+
+    /// A provider by `BLUEPRINT/PROVIDER` address.
+    pub fn provider(&self, address: &str) -> Result<&ProviderEntry, RegistryError> {
+        self.providers
+            .iter()
+            .find(|p| p.address() == address)
+            .ok_or_else(|| RegistryError::UnknownProvider(address.into()))
+    }
+}
