@@ -1,1 +1,238 @@
-//! placeholder
+//! Demo providers: one self-contained simulator per blueprint
+//! (`shared-hosting/demo`, `domain-names/demo`, ...).
+//!
+//! They behave like real systems: state persists in a SQLite file between
+//! calls, duplicates are rejected or adopted as the blueprint documents,
+//! unknown identifiers answer `not_found`, usage moves, login links expire.
+//! Every configuration field has a default, and the configuration can inject
+//! latency and failures (`transient`, `outcome_unknown`) for tests and
+//! benchmarks.
+
+mod coffee;
+mod databases;
+mod dns;
+mod domains;
+mod hosting;
+mod licenses;
+pub mod state;
+
+use std::time::Duration;
+
+use provisio_sdk::{ConnectionTest, Context, ProviderEntry, ProviderError, UserMessage};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub use coffee::DemoCoffee;
+pub use databases::DemoDatabases;
+pub use dns::DemoDns;
+pub use domains::DemoDomains;
+pub use hosting::DemoHosting;
+pub use licenses::DemoLicenses;
+
+/// Every demo provider's registry entry.
+pub fn entries() -> Vec<ProviderEntry> {
+    use provisio_sdk::blueprints::*;
+    vec![
+        shared_hosting::entry::<DemoHosting>(),
+        domain_names::entry::<DemoDomains>(),
+        dns_hosting::entry::<DemoDns>(),
+        databases::entry::<DemoDatabases>(),
+        software_licenses::entry::<DemoLicenses>(),
+        coffee::entry::<DemoCoffee>(),
+    ]
+}
+
+/// The configuration of every demo provider. Every field has a default, so
+/// `{}` is a working configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// The SQLite file that holds the simulated servers' state.
+    #[schemars(length(min = 1))]
+    pub state_path: String,
+    /// The simulated server's name: configurations with different names are
+    /// different servers with separate services.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9-]*$"))]
+    pub server: String,
+    /// API key. When set, the simulated server requires it: the first key a
+    /// fresh server sees becomes its key.
+    #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+    pub api_key: Option<String>,
+    /// Simulated latency of every call, milliseconds (half before the
+    /// change is made, half after).
+    #[schemars(range(max = 600000))]
+    pub latency_ms: u64,
+    /// Share of calls that fail `transient` before doing anything (0 to 1).
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub transient_rate: f64,
+    /// Share of changing calls that answer `outcome_unknown` (0 to 1); half
+    /// of those did make the change.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub outcome_unknown_rate: f64,
+    /// Packages the simulated server offers.
+    #[schemars(length(min = 1))]
+    pub packages: Vec<String>,
+    /// How long login links stay valid, seconds.
+    #[schemars(range(min = 1, max = 86400))]
+    pub login_ttl_secs: u32,
+    /// How long a domain transfer or a brew takes, seconds.
+    #[schemars(range(max = 86400))]
+    pub operation_secs: u32,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            state_path: "provisio-demo.sqlite".into(),
+            server: "demo1".into(),
+            api_key: None,
+            latency_ms: 0,
+            transient_rate: 0.0,
+            outcome_unknown_rate: 0.0,
+            packages: vec!["basic".into(), "standard".into(), "premium".into()],
+            login_ttl_secs: 300,
+            operation_secs: 5,
+        }
+    }
+}
+
+/// What every demo provider shares: its configuration and state.
+#[derive(Debug, Clone)]
+struct Demo {
+    config: DemoConfig,
+    state: state::State,
+}
+
+/// Whether a call changes anything (decides which failures it can see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Reads,
+    Changes,
+}
+
+impl Demo {
+    async fn open(config: DemoConfig, blueprint: &'static str) -> Result<Demo, ProviderError> {
+        let state = state::State::open(&config.state_path, blueprint, &config.server).await?;
+        Ok(Demo { config, state })
+    }
+
+    fn hostname(&self) -> String {
+        format!("{}.demo.provisio.invalid", self.config.server)
+    }
+
+    /// Runs one simulated API call: authentication, latency and injected
+    /// failures around the real work.
+    async fn around<T>(
+        &self,
+        effect: Effect,
+        work: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        self.authenticate().await?;
+        let half = Duration::from_millis(self.config.latency_ms / 2);
+        tokio::time::sleep(half).await;
+        if fastrand::f64() < self.config.transient_rate {
+            return Err(ProviderError::transient("The server is busy; try again later")
+                .with_debug("simulated", "transient failure before the request was handled"));
+        }
+        let unknown = effect == Effect::Changes && fastrand::f64() < self.config.outcome_unknown_rate;
+        if unknown && fastrand::bool() {
+            return Err(ProviderError::outcome_unknown("The connection to the server was lost")
+                .with_debug("simulated", "outcome_unknown; the change was NOT made"));
+        }
+        let result = work.await;
+        tokio::time::sleep(half).await;
+        if unknown {
+            return Err(ProviderError::outcome_unknown("The connection to the server was lost")
+                .with_debug("simulated", "outcome_unknown; the change WAS made"));
+        }
+        result
+    }
+
+    async fn authenticate(&self) -> Result<(), ProviderError> {
+        if self.state.check_api_key(self.config.api_key.as_deref()).await? {
+            return Ok(());
+        }
+        // Like many vendors, the simulator echoes what it received; the SDK
+        // must redact it before anyone sees it.
+        Err(ProviderError::provider("Authentication failed: the API key was rejected").with_debug(
+            "response",
+            json!({
+                "error": "invalid_api_key",
+                "received_authorization": format!("Bearer {}", self.config.api_key.as_deref().unwrap_or("")),
+            }),
+        ))
+    }
+
+    async fn test_connection(&self) -> Result<ConnectionTest, ProviderError> {
+        self.authenticate().await?;
+        Ok(ConnectionTest {
+            message: format!("Connected to simulated server {} and authenticated", self.config.server),
+            details: json!({ "server": self.config.server, "services": self.state.count().await?,
+                             "state_path": self.config.state_path }),
+        })
+    }
+
+    fn check_package(&self, package: &str) -> Result<(), ProviderError> {
+        if self.config.packages.iter().any(|p| p == package) {
+            return Ok(());
+        }
+        Err(ProviderError::provider(UserMessage::new(format!(
+            "Package {package} does not exist on this server (available: {})",
+            self.config.packages.join(", ")
+        ))))
+    }
+}
+
+/// A random token of lowercase letters and digits.
+fn token(len: usize) -> String {
+    std::iter::repeat_with(fastrand::alphanumeric).take(len).collect::<String>().to_ascii_lowercase()
+}
+
+/// A random password that satisfies the SDK's password rules.
+fn generate_password() -> String {
+    let mut password: String = std::iter::repeat_with(fastrand::alphanumeric).take(17).collect();
+    password.push(fastrand::lowercase());
+    password.push(fastrand::uppercase());
+    password.push(fastrand::digit(10));
+    password
+}
+
+/// Converts a stored document into a typed result.
+fn typed<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, ProviderError> {
+    serde_json::from_value(data).map_err(|err| ProviderError::internal(format!("demo state does not decode: {err}")))
+}
+
+/// Implements [`provisio_sdk::Provider`] for a demo provider.
+macro_rules! demo_provider {
+    ($ty:ident, $blueprint:literal, $name:literal, $description:literal) => {
+        #[doc = $description]
+        #[derive(Debug, Clone)]
+        pub struct $ty(crate::Demo);
+
+        impl provisio_sdk::Provider for $ty {
+            type Config = crate::DemoConfig;
+
+            fn about() -> provisio_sdk::ProviderAbout {
+                provisio_sdk::ProviderAbout { id: "demo", name: $name, description: $description, logo_url: None }
+            }
+
+            async fn new(config: crate::DemoConfig) -> Result<Self, provisio_sdk::ProviderError> {
+                Ok($ty(crate::Demo::open(config, $blueprint).await?))
+            }
+
+            async fn test_connection(
+                &self,
+                _cx: &provisio_sdk::Context,
+            ) -> Result<provisio_sdk::ConnectionTest, provisio_sdk::ProviderError> {
+                self.0.test_connection().await
+            }
+        }
+    };
+}
+pub(crate) use demo_provider;
+
+/// Silences "unused" for the context parameter in simulators that need nothing from it.
+fn key_of(cx: &Context) -> Option<&str> {
+    cx.idempotency_key()
+}

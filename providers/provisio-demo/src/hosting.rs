@@ -1,0 +1,216 @@
+//! `shared-hosting/demo`: a simulated control panel server.
+
+use chrono::Utc;
+use provisio_sdk::blueprints::shared_hosting::*;
+use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::formats::{IpAddress, Url};
+use provisio_sdk::{Context, Empty, ProviderError, UserMessage};
+use serde_json::{Value, json};
+
+use crate::{Effect, demo_provider, key_of, token, typed};
+
+demo_provider!(
+    DemoHosting,
+    "shared-hosting",
+    "Demo hosting server",
+    "A simulated control panel server: accounts, packages, usage and single sign-on, kept in a local file."
+);
+
+fn missing(username: &str) -> String {
+    format!("Account {username} does not exist on this server")
+}
+
+/// Package limits in MiB of disk; unknown packages are unlimited.
+fn disk_limit(package: &str) -> Option<f64> {
+    match package {
+        "basic" => Some(1024.0),
+        "standard" => Some(5120.0),
+        "premium" => Some(20480.0),
+        _ => None,
+    }
+}
+
+impl SharedHosting for DemoHosting {
+    async fn create(&self, cx: &Context, params: CreateParams) -> Result<AccountInfo, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            demo.check_package(&params.package_name)?;
+            let username = params.username.as_str();
+            if demo.state.field_taken("domain", params.domain.as_str(), username).await? {
+                return Err(ProviderError::conflict(UserMessage::new(format!(
+                    "Domain {} is already hosted by another account on this server",
+                    params.domain
+                ))));
+            }
+            let account = AccountInfo {
+                username: params.username.clone(),
+                domain: params.domain.clone(),
+                package_name: params.package_name.clone(),
+                email: params.email.clone(),
+                state: State::Active,
+                suspend_reason: None,
+                server_hostname: demo.hostname(),
+                ip: Some(IpAddress::parse("192.0.2.10").expect("valid address")),
+                created_at: Utc::now(),
+            };
+            let keys: Vec<&str> = key_of(cx).into_iter().collect();
+            let created = demo
+                .state
+                .create(
+                    username,
+                    json!(account),
+                    &keys,
+                    |existing| {
+                        existing["domain"] == json!(params.domain)
+                            && existing["package_name"] == json!(params.package_name)
+                            && existing["email"] == json!(params.email)
+                    },
+                    &format!("Username {username} is taken by a different account on this server"),
+                )
+                .await?;
+            typed(created.into_data())
+        })
+        .await
+    }
+
+    async fn get_info(&self, _cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Reads, async {
+            let username = params.username.as_str();
+            match demo.state.get(username).await? {
+                Some(record) => typed(record.data),
+                None => Err(ProviderError::not_found(UserMessage::new(missing(username)))),
+            }
+        })
+        .await
+    }
+
+    async fn suspend(&self, _cx: &Context, params: SuspendParams) -> Result<AccountInfo, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            let username = params.username.as_str();
+            let data = demo
+                .state
+                .update(username, &missing(username), |data, _| {
+                    data["state"] = json!(State::Suspended);
+                    data["suspend_reason"] = json!(params.reason);
+                    Ok(())
+                })
+                .await?;
+            typed(data)
+        })
+        .await
+    }
+
+    async fn unsuspend(&self, _cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            let username = params.username.as_str();
+            let data = demo
+                .state
+                .update(username, &missing(username), |data, _| {
+                    data["state"] = json!(State::Active);
+                    data["suspend_reason"] = Value::Null;
+                    Ok(())
+                })
+                .await?;
+            typed(data)
+        })
+        .await
+    }
+
+    async fn change_package(&self, _cx: &Context, params: ChangePackageParams) -> Result<AccountInfo, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            demo.check_package(&params.package_name)?;
+            let username = params.username.as_str();
+            let data = demo
+                .state
+                .update(username, &missing(username), |data, _| {
+                    data["package_name"] = json!(params.package_name);
+                    Ok(())
+                })
+                .await?;
+            typed(data)
+        })
+        .await
+    }
+
+    async fn terminate(&self, _cx: &Context, params: AccountRef) -> Result<Empty, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            let username = params.username.as_str();
+            demo.state.delete(username, &missing(username)).await?;
+            Ok(Empty {})
+        })
+        .await
+    }
+
+    async fn get_usage(&self, _cx: &Context, params: AccountRef) -> Result<AccountUsage, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Reads, async {
+            let username = params.username.as_str();
+            let Some(record) = demo.state.get(username).await? else {
+                return Err(ProviderError::not_found(UserMessage::new(missing(username))));
+            };
+            let package = record.data["package_name"].as_str().unwrap_or_default().to_owned();
+            // Usage grows with the account's age, with a little noise, like a real site.
+            let minutes = (Utc::now() - record.created_at).num_seconds().max(0) as f64 / 60.0;
+            let disk = (5.0 + minutes * 0.5 + fastrand::f64()).min(disk_limit(&package).unwrap_or(f64::MAX));
+            Ok(AccountUsage {
+                disk_mb: Units { used: round(disk), limit: disk_limit(&package) },
+                bandwidth_mb: Units { used: round(minutes * 2.0 + fastrand::f64() * 3.0), limit: None },
+                inodes: Units { used: (120.0 + minutes).floor(), limit: Some(250_000.0) },
+                mailboxes: Units { used: 1.0, limit: Some(100.0) },
+                databases: Units { used: 1.0, limit: Some(10.0) },
+            })
+        })
+        .await
+    }
+
+    async fn get_login_url(&self, _cx: &Context, params: GetLoginUrlParams) -> Result<LoginUrl, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            let username = params.username.as_str();
+            let session = token(32);
+            let expires_at = Utc::now() + chrono::Duration::seconds(i64::from(demo.config.login_ttl_secs));
+            let data = demo
+                .state
+                .update(username, &missing(username), |data, _| {
+                    if data["state"] == json!(State::Suspended) {
+                        return Err(ProviderError::provider("The account is suspended; logging in is not possible"));
+                    }
+                    data["login_session"] = json!({ "token": session, "expires_at": expires_at });
+                    Ok(())
+                })
+                .await?;
+            let login_url = format!("https://{}:2083/login/?session={session}", data["server_hostname"].as_str().unwrap_or_default());
+            Ok(LoginUrl {
+                login_url: Url::parse(&login_url).map_err(ProviderError::internal)?,
+                expires_at,
+                for_ip: params.client_ip.clone(),
+            })
+        })
+        .await
+    }
+
+    async fn change_password(&self, _cx: &Context, params: ChangePasswordParams) -> Result<Empty, ProviderError> {
+        let demo = &self.0;
+        demo.around(Effect::Changes, async {
+            let username = params.username.as_str();
+            demo.state
+                .update(username, &missing(username), |data, _| {
+                    // Only the time is kept; the simulator, like a panel, never stores the password.
+                    data["password_changed_at"] = json!(Utc::now());
+                    Ok(())
+                })
+                .await?;
+            Ok(Empty {})
+        })
+        .await
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
