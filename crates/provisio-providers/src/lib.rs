@@ -1,1 +1,28 @@
-//! placeholder
+//! The registry of every provider compiled into Provisio.
+//!
+//! Adding an integration: a crate under `providers/`, a dependency here, and
+//! one line in [`registry`].
+
+use provisio_sdk::Registry;
+
+/// Every blueprint and every compiled-in provider.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new(provisio_sdk::blueprints::all());
+    for entry in provisio_demo::entries() {
+        registry.register(entry);
+    }
+    registry
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_blueprint_has_a_demo_provider() {
+        let registry = super::registry();
+        assert_eq!(registry.blueprints().len(), 6);
+        for blueprint in registry.blueprints() {
+            let address = format!("{}/demo", blueprint.id);
+            assert!(registry.provider(&address).is_ok(), "{address} missing");
+        }
+    }
+}

@@ -163,9 +163,14 @@ pub struct FieldError {
 }
 
 /// The error a provider function answers.
+///
+/// Boxed, so `Result<T, ProviderError>` stays one pointer wide on the error side.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ProviderError {
+#[error("{}: {}", .0.kind, .0.message)]
+pub struct ProviderError(Box<ErrorInner>);
+
+#[derive(Debug, Clone, PartialEq)]
+struct ErrorInner {
     kind: ErrorKind,
     message: UserMessage,
     field_errors: Vec<FieldError>,
@@ -175,7 +180,12 @@ pub struct ProviderError {
 impl ProviderError {
     /// An error of any kind with a client-safe message.
     pub fn new(kind: ErrorKind, message: impl Into<UserMessage>) -> Self {
-        ProviderError { kind, message: message.into(), field_errors: Vec::new(), debug: StaffDebug::default() }
+        ProviderError(Box::new(ErrorInner {
+            kind,
+            message: message.into(),
+            field_errors: Vec::new(),
+            debug: StaffDebug::default(),
+        }))
     }
 
     /// The third party said no; the message says why.
@@ -214,46 +224,58 @@ impl ProviderError {
     /// A bug or an unexpected failure: the client sees a generic message and
     /// the cause goes to staff-only debug.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        ProviderError::new(ErrorKind::Internal, "Internal provider error").with_debug("cause", cause.to_string())
+        ProviderError::new(ErrorKind::Internal, "Internal provider error")
+            .with_debug("cause", cause.to_string())
     }
 
     /// Bad configuration or params, one entry per field.
     pub fn invalid_input(field_errors: Vec<FieldError>) -> Self {
         let message = match field_errors.as_slice() {
-            [one] => UserMessage::new(format!("Invalid {}: {} {}", location_name(one.location), one.path, one.message)),
+            [one] => UserMessage::new(format!(
+                "Invalid {}: {} {}",
+                location_name(one.location),
+                one.path,
+                one.message
+            )),
             _ => UserMessage::new(format!("{} fields are invalid", field_errors.len())),
         };
-        ProviderError { kind: ErrorKind::InvalidInput, message, field_errors, debug: StaffDebug::default() }
+        ProviderError(Box::new(ErrorInner {
+            kind: ErrorKind::InvalidInput,
+            message,
+            field_errors,
+            debug: StaffDebug::default(),
+        }))
     }
 
     /// Adds a staff-only diagnostic.
     pub fn with_debug(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.debug.insert(key, value);
+        self.0.debug.insert(key, value);
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The client-safe message.
     pub fn message(&self) -> &UserMessage {
-        &self.message
+        &self.0.message
     }
 
     /// The fields that broke their schema (for `invalid_input`).
     pub fn field_errors(&self) -> &[FieldError] {
-        &self.field_errors
+        &self.0.field_errors
     }
 
     /// The staff-only diagnostics.
     pub fn debug(&self) -> &StaffDebug {
-        &self.debug
+        &self.0.debug
     }
 
     pub(crate) fn into_parts(self) -> (ErrorKind, UserMessage, Vec<FieldError>, StaffDebug) {
-        (self.kind, self.message, self.field_errors, self.debug)
+        let inner = *self.0;
+        (inner.kind, inner.message, inner.field_errors, inner.debug)
     }
 }
 
@@ -274,7 +296,12 @@ mod tests {
         let err = ProviderError::internal("connection to 10.0.0.1 failed: password=hunter2");
         assert_eq!(err.kind(), ErrorKind::Internal);
         assert_eq!(err.message().as_str(), "Internal provider error");
-        assert!(err.debug().as_map()["cause"].as_str().unwrap().contains("hunter2"));
+        assert!(
+            err.debug().as_map()["cause"]
+                .as_str()
+                .unwrap()
+                .contains("hunter2")
+        );
     }
 
     #[test]
@@ -284,13 +311,19 @@ mod tests {
             path: "/domain".into(),
             message: "must be a domain name".into(),
         }]);
-        assert_eq!(err.message().as_str(), "Invalid params: /domain must be a domain name");
+        assert_eq!(
+            err.message().as_str(),
+            "Invalid params: /domain must be a domain name"
+        );
     }
 
     #[test]
     fn wire_names_match_serde() {
         for kind in ErrorKind::ALL {
-            assert_eq!(serde_json::to_value(kind).unwrap(), Value::String(kind.as_str().into()));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                Value::String(kind.as_str().into())
+            );
         }
     }
 }

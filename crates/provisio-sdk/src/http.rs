@@ -61,7 +61,8 @@ impl HttpResponse {
     /// The body parsed as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProviderError> {
         serde_json::from_slice(&self.body).map_err(|err| {
-            ProviderError::internal(format!("unexpected response body: {err}")).with_debug("status", self.status.as_u16())
+            ProviderError::internal(format!("unexpected response body: {err}"))
+                .with_debug("status", self.status.as_u16())
         })
     }
 
@@ -85,7 +86,9 @@ impl HttpResponse {
         } else {
             ProviderError::provider(crate::UserMessage::new(message.to_owned()))
         };
-        Err(err.with_debug("status", status.as_u16()).with_debug("response_body", truncate(&text)))
+        Err(err
+            .with_debug("status", status.as_u16())
+            .with_debug("response_body", truncate(&text)))
     }
 }
 
@@ -114,7 +117,11 @@ pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
         // One process-wide rustls provider (ring); fails harmlessly if another part installed one.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-    let cell = if accept_invalid_certs { &LENIENT } else { &STRICT };
+    let cell = if accept_invalid_certs {
+        &LENIENT
+    } else {
+        &STRICT
+    };
     cell.get_or_init(|| {
         reqwest::Client::builder()
             .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
@@ -127,8 +134,18 @@ pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
 }
 
 impl HttpClient {
-    pub(crate) fn new(redactor: Arc<Redactor>, log: HttpLog, deadline: Instant, accept_invalid_certs: bool) -> Self {
-        HttpClient { client: shared_client(accept_invalid_certs), redactor, log, deadline }
+    pub(crate) fn new(
+        redactor: Arc<Redactor>,
+        log: HttpLog,
+        deadline: Instant,
+        accept_invalid_certs: bool,
+    ) -> Self {
+        HttpClient {
+            client: shared_client(accept_invalid_certs),
+            redactor,
+            log,
+            deadline,
+        }
     }
 
     /// Starts a request; send it with [`HttpClient::send`].
@@ -164,8 +181,13 @@ impl HttpClient {
             Ok(Ok((status, headers, body))) => {
                 exchange.status = Some(status.as_u16());
                 exchange.response_headers = self.headers(&headers);
-                exchange.response_body = self.body(&body, headers.get(reqwest::header::CONTENT_TYPE));
-                Ok(HttpResponse { status, headers, body })
+                exchange.response_body =
+                    self.body(&body, headers.get(reqwest::header::CONTENT_TYPE));
+                Ok(HttpResponse {
+                    status,
+                    headers,
+                    body,
+                })
             }
             Ok(Err(err)) => {
                 exchange.error = Some(self.redactor.text(&error_chain(&err)));
@@ -176,7 +198,9 @@ impl HttpClient {
                 Err(if idempotent {
                     ProviderError::transient("The provider did not answer in time")
                 } else {
-                    ProviderError::outcome_unknown("The provider did not answer in time; the request may have taken effect")
+                    ProviderError::outcome_unknown(
+                        "The provider did not answer in time; the request may have taken effect",
+                    )
                 })
             }
         };
@@ -191,7 +215,9 @@ impl HttpClient {
             method: request.method().to_string(),
             url: redact_url(&self.redactor, request.url().to_string()),
             request_headers: self.headers(request.headers()),
-            request_body: body.and_then(|bytes| self.body(bytes, request.headers().get(reqwest::header::CONTENT_TYPE))),
+            request_body: body.and_then(|bytes| {
+                self.body(bytes, request.headers().get(reqwest::header::CONTENT_TYPE))
+            }),
             status: None,
             response_headers: Vec::new(),
             response_body: None,
@@ -207,18 +233,25 @@ impl HttpClient {
                 let value = if redact::is_secret_key(name.as_str()) {
                     REDACTED.to_owned()
                 } else {
-                    self.redactor.text(&String::from_utf8_lossy(value.as_bytes()))
+                    self.redactor
+                        .text(&String::from_utf8_lossy(value.as_bytes()))
                 };
                 (name.as_str().to_owned(), value)
             })
             .collect()
     }
 
-    fn body(&self, bytes: &[u8], content_type: Option<&reqwest::header::HeaderValue>) -> Option<String> {
+    fn body(
+        &self,
+        bytes: &[u8],
+        content_type: Option<&reqwest::header::HeaderValue>,
+    ) -> Option<String> {
         if bytes.is_empty() {
             return None;
         }
-        let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let content_type = content_type
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         if let Ok(mut json) = serde_json::from_slice::<Value>(bytes) {
             self.redactor.value_and_keys(&mut json);
             return Some(truncate(&json.to_string()));
@@ -277,7 +310,9 @@ fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
     } else if idempotent {
         ProviderError::transient("The connection to the provider failed; try again later")
     } else {
-        ProviderError::outcome_unknown("The connection to the provider failed after the request was sent")
+        ProviderError::outcome_unknown(
+            "The connection to the provider failed after the request was sent",
+        )
     };
     kind.with_debug("cause", detail)
 }

@@ -22,7 +22,9 @@ pub struct SchemaDoc {
 
 impl std::fmt::Debug for SchemaDoc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaDoc").field("value", &self.value).finish_non_exhaustive()
+        f.debug_struct("SchemaDoc")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,7 +42,10 @@ impl SchemaDoc {
             options = options.with_format(*name, *check);
         }
         let validator = options.build(&value).map_err(|err| err.to_string())?;
-        Ok(SchemaDoc { value: Arc::new(value), validator: Arc::new(validator) })
+        Ok(SchemaDoc {
+            value: Arc::new(value),
+            validator: Arc::new(validator),
+        })
     }
 
     /// The schema as JSON.
@@ -51,7 +56,11 @@ impl SchemaDoc {
     /// Checks an instance; every broken field is reported with its JSON pointer.
     ///
     /// Messages never repeat the offending value (it may be a secret).
-    pub fn validate(&self, instance: &Value, location: FieldLocation) -> Result<(), Vec<FieldError>> {
+    pub fn validate(
+        &self,
+        instance: &Value,
+        location: FieldLocation,
+    ) -> Result<(), Vec<FieldError>> {
         let mut errors: Vec<FieldError> = self
             .validator
             .iter_errors(instance)
@@ -109,40 +118,77 @@ fn field_error(location: FieldLocation, path: &str, kind: &ValidationErrorKind) 
     let (path, message) = match kind {
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            (format!("{path}/{}", escape_pointer(name)), "is required".to_owned())
+            (
+                format!("{path}/{}", escape_pointer(name)),
+                "is required".to_owned(),
+            )
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let name = unexpected.first().cloned().unwrap_or_default();
-            (format!("{path}/{}", escape_pointer(&name)), "is not a known field".to_owned())
+            (
+                format!("{path}/{}", escape_pointer(&name)),
+                "is not a known field".to_owned(),
+            )
         }
-        ValidationErrorKind::Format { format } => {
-            (path.to_owned(), formats::describe(format).unwrap_or("has the wrong format").to_owned())
+        ValidationErrorKind::Format { format } => (
+            path.to_owned(),
+            formats::describe(format)
+                .unwrap_or("has the wrong format")
+                .to_owned(),
+        ),
+        ValidationErrorKind::Type { kind } => (
+            path.to_owned(),
+            format!("must be of type {}", type_name(kind)),
+        ),
+        ValidationErrorKind::Enum { options } => {
+            (path.to_owned(), format!("must be one of {options}"))
         }
-        ValidationErrorKind::Type { kind } => (path.to_owned(), format!("must be of type {}", type_name(kind))),
-        ValidationErrorKind::Enum { options } => (path.to_owned(), format!("must be one of {options}")),
-        ValidationErrorKind::Minimum { limit } => (path.to_owned(), format!("must be at least {limit}")),
-        ValidationErrorKind::Maximum { limit } => (path.to_owned(), format!("must be at most {limit}")),
-        ValidationErrorKind::MinLength { limit } => {
-            (path.to_owned(), format!("must be at least {limit} characters long"))
+        ValidationErrorKind::Minimum { limit } => {
+            (path.to_owned(), format!("must be at least {limit}"))
         }
-        ValidationErrorKind::MaxLength { limit } => {
-            (path.to_owned(), format!("must be at most {limit} characters long"))
+        ValidationErrorKind::Maximum { limit } => {
+            (path.to_owned(), format!("must be at most {limit}"))
         }
-        ValidationErrorKind::MinItems { limit } => (path.to_owned(), format!("must have at least {limit} items")),
-        ValidationErrorKind::MaxItems { limit } => (path.to_owned(), format!("must have at most {limit} items")),
-        ValidationErrorKind::Pattern { pattern } => (path.to_owned(), format!("must match {pattern}")),
+        ValidationErrorKind::MinLength { limit } => (
+            path.to_owned(),
+            format!("must be at least {limit} characters long"),
+        ),
+        ValidationErrorKind::MaxLength { limit } => (
+            path.to_owned(),
+            format!("must be at most {limit} characters long"),
+        ),
+        ValidationErrorKind::MinItems { limit } => {
+            (path.to_owned(), format!("must have at least {limit} items"))
+        }
+        ValidationErrorKind::MaxItems { limit } => {
+            (path.to_owned(), format!("must have at most {limit} items"))
+        }
+        ValidationErrorKind::Pattern { pattern } => {
+            (path.to_owned(), format!("must match {pattern}"))
+        }
         _ => (path.to_owned(), "is invalid".to_owned()),
     };
-    let path = if path.is_empty() { "/".to_owned() } else { path };
-    FieldError { location, path, message }
+    let path = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path
+    };
+    FieldError {
+        location,
+        path,
+        message,
+    }
 }
 
 fn type_name(kind: &jsonschema::error::TypeKind) -> String {
     match kind {
         jsonschema::error::TypeKind::Single(t) => t.to_string(),
-        jsonschema::error::TypeKind::Multiple(ts) => {
-            ts.iter().map(|t| t.to_string()).filter(|t| t != "null").collect::<Vec<_>>().join(" or ")
-        }
+        jsonschema::error::TypeKind::Multiple(ts) => ts
+            .iter()
+            .map(|t| t.to_string())
+            .filter(|t| t != "null")
+            .collect::<Vec<_>>()
+            .join(" or "),
     }
 }
 
@@ -163,8 +209,13 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 }
 
 fn is_secret(node: &Value) -> bool {
-    node.get("x-secret").and_then(Value::as_bool).unwrap_or(false)
-        || node.get("writeOnly").and_then(Value::as_bool).unwrap_or(false)
+    node.get("x-secret")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        || node
+            .get("writeOnly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
 }
 
 fn branches(node: &Value) -> impl Iterator<Item = &Value> {
@@ -236,7 +287,13 @@ fn mask(root: &Value, node: &Value, instance: &mut Value) {
     }
 }
 
-fn collect_secret_paths(root: &Value, node: &Value, at: String, paths: &mut Vec<String>, depth: usize) {
+fn collect_secret_paths(
+    root: &Value,
+    node: &Value,
+    at: String,
+    paths: &mut Vec<String>,
+    depth: usize,
+) {
     if depth > 16 {
         return;
     }
@@ -250,7 +307,13 @@ fn collect_secret_paths(root: &Value, node: &Value, at: String, paths: &mut Vec<
     }
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (key, prop) in props {
-            collect_secret_paths(root, prop, format!("{at}/{}", escape_pointer(key)), paths, depth + 1);
+            collect_secret_paths(
+                root,
+                prop,
+                format!("{at}/{}", escape_pointer(key)),
+                paths,
+                depth + 1,
+            );
         }
     }
     if let Some(items) = node.get("items") {
@@ -300,14 +363,24 @@ mod tests {
             )
             .unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["/contacts/0/email", "/domain", "/extra", "/registrant/email"]);
+        assert_eq!(
+            paths,
+            [
+                "/contacts/0/email",
+                "/domain",
+                "/extra",
+                "/registrant/email"
+            ]
+        );
         assert!(errors[1].message.contains("domain name"));
     }
 
     #[test]
     fn missing_fields_are_named() {
         let doc = SchemaDoc::of::<Order>();
-        let errors = doc.validate(&json!({"contacts": []}), FieldLocation::Params).unwrap_err();
+        let errors = doc
+            .validate(&json!({"contacts": []}), FieldLocation::Params)
+            .unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/domain", "/registrant"]);
     }
@@ -330,6 +403,9 @@ mod tests {
         let masked = doc.mask_secrets(&instance);
         assert_eq!(masked["registrant"]["password"], "[REDACTED]");
         assert_eq!(masked["contacts"][0]["password"], "[REDACTED]");
-        assert_eq!(doc.secret_paths(), ["/contacts/*/password", "/registrant/password"]);
+        assert_eq!(
+            doc.secret_paths(),
+            ["/contacts/*/password", "/registrant/password"]
+        );
     }
 }

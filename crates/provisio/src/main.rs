@@ -1,1 +1,275 @@
-fn main() {}
+//! `provisio`: the workbench CLI. Lists blueprints and providers, describes
+//! them, and calls any provider function by hand.
+//!
+//! Exit codes: 0 ok, 1 the provider answered an error, 2 invalid input or usage.
+
+mod render;
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use provisio_sdk::{CallOptions, ErrorKind, invoke};
+use serde_json::{Map, Value};
+
+/// Provisio: billing events in, third-party systems provisioned.
+#[derive(Debug, Parser)]
+#[command(name = "provisio", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists the blueprints and their functions.
+    Blueprints {
+        /// Print JSON, with every function's params and result schemas.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the compiled-in providers.
+    Providers {
+        /// Only providers of this blueprint.
+        #[arg(long)]
+        blueprint: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows a provider's configuration schema and its functions' schemas.
+    Describe {
+        /// BLUEPRINT/PROVIDER, e.g. shared-hosting/demo.
+        provider: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Calls a provider function and prints the result envelope.
+    Call {
+        /// BLUEPRINT/PROVIDER, e.g. shared-hosting/demo.
+        provider: String,
+        /// The function, e.g. create.
+        function: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The params: JSON, a file, or - for standard input.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// The service's provision data (JSON), as the engine would pass it.
+        #[arg(long)]
+        provision_data: Option<String>,
+        /// An idempotency key; repeat it to retry one operation safely.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Seconds allowed for the call.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also print the redacted HTTP log.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Runs a provider's connection test with a configuration.
+    TestConnection {
+        /// BLUEPRINT/PROVIDER.
+        provider: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also print the redacted HTTP log.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The provision configuration: JSON, a file, or - for standard input.
+    #[arg(long)]
+    config: String,
+}
+
+fn main() -> ExitCode {
+    // A provider's panic message may quote a credential; the payload reaches
+    // the (redacted) envelope, so the hook prints only where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("internal error: a panic at {at} (details, redacted, are in the result's debug)");
+    }));
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = provisio_providers::registry();
+    match cli.command {
+        Command::Blueprints { json } => {
+            if json {
+                let all: Vec<Value> = registry.blueprints().iter().map(|b| b.to_json()).collect();
+                render::json(&Value::Array(all));
+            } else {
+                render::blueprints(registry.blueprints());
+            }
+        }
+        Command::Providers { blueprint, json } => {
+            if let Some(id) = &blueprint {
+                registry.blueprint(id)?;
+            }
+            let providers = registry.providers(blueprint.as_deref());
+            if json {
+                render::json(&Value::Array(
+                    providers.iter().map(|p| p.to_json()).collect(),
+                ));
+            } else {
+                render::providers(&providers);
+            }
+        }
+        Command::Describe { provider, json } => {
+            let entry = registry.provider(&provider)?;
+            if json {
+                render::json(&entry.to_json());
+            } else {
+                render::describe(entry);
+            }
+        }
+        Command::Call {
+            provider,
+            function,
+            config,
+            params,
+            provision_data,
+            idempotency_key,
+            timeout,
+            json,
+            verbose,
+        } => {
+            let entry = registry.provider(&provider)?;
+            let config = read_json("--config", &config.config)?;
+            let params = read_json("--params", &params)?;
+            let provision_data = match provision_data {
+                Some(text) => match read_json("--provision-data", &text)? {
+                    Value::Object(map) => map,
+                    _ => bail!("--provision-data must be a JSON object"),
+                },
+                None => Map::new(),
+            };
+            let options = CallOptions {
+                timeout: timeout_from(timeout)?,
+                idempotency_key,
+                provision_data,
+                ..CallOptions::default()
+            };
+            let report = tokio_runtime()?
+                .block_on(invoke::call(entry, &config, &function, &params, &options));
+            render::report(&report, json, verbose);
+            return Ok(exit_code(report.envelope.error_kind));
+        }
+        Command::TestConnection {
+            provider,
+            config,
+            json,
+            verbose,
+        } => {
+            let entry = registry.provider(&provider)?;
+            let config = read_json("--config", &config.config)?;
+            let report = tokio_runtime()?.block_on(invoke::test_connection(
+                entry,
+                &config,
+                &CallOptions::default(),
+            ));
+            render::report(&report, json, verbose);
+            return Ok(exit_code(report.envelope.error_kind));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit_code(kind: Option<ErrorKind>) -> ExitCode {
+    match kind {
+        None => ExitCode::SUCCESS,
+        Some(ErrorKind::InvalidInput) => ExitCode::from(2),
+        Some(_) => ExitCode::from(1),
+    }
+}
+
+fn timeout_from(seconds: f64) -> anyhow::Result<Duration> {
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+        bail!("--timeout must be between 0 and 86400 seconds");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Reads a JSON argument given inline, as a file path, or as `-` (stdin).
+///
+/// Parse errors never quote the input: it may hold credentials.
+fn read_json(flag: &str, arg: &str) -> anyhow::Result<Value> {
+    let text = if arg.trim_start().starts_with(['{', '[']) {
+        arg.to_owned()
+    } else if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read {flag} from standard input"))?;
+        text
+    } else {
+        std::fs::read_to_string(arg).with_context(|| format!("cannot read {flag} file {arg}"))?
+    };
+    serde_json::from_str(&text).map_err(|err| {
+        anyhow::anyhow!(
+            "{flag} is not valid JSON (line {}, column {}: {:?})",
+            err.line(),
+            err.column(),
+            err.classify()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_do_not_quote_the_input() {
+        let err = read_json("--config", r#"{"api_key": "hunter2" "#)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("--config"), "{err}");
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(None), ExitCode::SUCCESS);
+        assert_eq!(exit_code(Some(ErrorKind::InvalidInput)), ExitCode::from(2));
+        assert_eq!(exit_code(Some(ErrorKind::Transient)), ExitCode::from(1));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -51,7 +51,8 @@ impl Coffee for DemoCoffee {
                 return with_status(record.data, record.created_at);
             }
             let now = Utc::now();
-            let millis = (f64::from(demo.config.operation_secs) * 1000.0 * brew_share(params.size)) as i64;
+            let millis =
+                (f64::from(demo.config.operation_secs) * 1000.0 * brew_share(params.size)) as i64;
             let cup = Cup {
                 order_id: format!("cup_{}", token(12)),
                 name: params.name,
@@ -62,7 +63,15 @@ impl Coffee for DemoCoffee {
                 ready_at: now + chrono::Duration::milliseconds(millis),
             };
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
-            demo.state.create(&cup.order_id, json!(cup), &keys, |_| false, "Order id collision").await?;
+            demo.state
+                .create(
+                    &cup.order_id,
+                    json!(cup),
+                    &keys,
+                    |_| false,
+                    "Order id collision",
+                )
+                .await?;
             Ok(cup)
         })
         .await
@@ -73,7 +82,10 @@ impl Coffee for DemoCoffee {
         demo.around(Effect::Reads, async {
             match demo.state.get(&params.order_id).await? {
                 Some(record) => with_status(record.data, record.created_at),
-                None => Err(ProviderError::not_found(UserMessage::new(format!("No order {} on this machine", params.order_id)))),
+                None => Err(ProviderError::not_found(UserMessage::new(format!(
+                    "No order {} on this machine",
+                    params.order_id
+                )))),
             }
         })
         .await

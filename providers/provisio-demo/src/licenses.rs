@@ -25,7 +25,11 @@ fn new_key() -> String {
 }
 
 impl SoftwareLicenses for DemoLicenses {
-    async fn create(&self, cx: &Context, params: CreateLicenseParams) -> Result<LicenseInfo, ProviderError> {
+    async fn create(
+        &self,
+        cx: &Context,
+        params: CreateLicenseParams,
+    ) -> Result<LicenseInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             demo.check_package(&params.package_identifier)?;
@@ -55,24 +59,43 @@ impl SoftwareLicenses for DemoLicenses {
             };
             let mut keys = vec![reference_key.as_str()];
             keys.extend(key_of(cx));
-            let created = demo.state.create(&info.license_key, json!(info), &keys, |_| false, "Licence key collision").await?;
+            let created = demo
+                .state
+                .create(
+                    &info.license_key,
+                    json!(info),
+                    &keys,
+                    |_| false,
+                    "Licence key collision",
+                )
+                .await?;
             typed(created.into_data())
         })
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
+    async fn get_info(
+        &self,
+        _cx: &Context,
+        params: LicenseRef,
+    ) -> Result<LicenseInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Reads, async {
             match demo.state.get(&params.license_key).await? {
                 Some(record) => typed(record.data),
-                None => Err(ProviderError::not_found(UserMessage::new(missing(&params.license_key)))),
+                None => Err(ProviderError::not_found(UserMessage::new(missing(
+                    &params.license_key,
+                )))),
             }
         })
         .await
     }
 
-    async fn change_package(&self, _cx: &Context, params: ChangeLicensePackageParams) -> Result<LicenseInfo, ProviderError> {
+    async fn change_package(
+        &self,
+        _cx: &Context,
+        params: ChangeLicensePackageParams,
+    ) -> Result<LicenseInfo, ProviderError> {
         self.0.check_package(&params.package_identifier)?;
         self.change(&params.license_key, |data| {
             data["package_identifier"] = json!(params.package_identifier);
@@ -81,7 +104,11 @@ impl SoftwareLicenses for DemoLicenses {
         .await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendLicenseParams) -> Result<LicenseInfo, ProviderError> {
+    async fn suspend(
+        &self,
+        _cx: &Context,
+        params: SuspendLicenseParams,
+    ) -> Result<LicenseInfo, ProviderError> {
         self.change(&params.license_key, |data| {
             data["state"] = json!(State::Suspended);
             Ok(())
@@ -89,7 +116,11 @@ impl SoftwareLicenses for DemoLicenses {
         .await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
+    async fn unsuspend(
+        &self,
+        _cx: &Context,
+        params: LicenseRef,
+    ) -> Result<LicenseInfo, ProviderError> {
         self.change(&params.license_key, |data| {
             data["state"] = json!(State::Active);
             Ok(())
@@ -100,16 +131,24 @@ impl SoftwareLicenses for DemoLicenses {
     async fn terminate(&self, _cx: &Context, params: LicenseRef) -> Result<Empty, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
-            demo.state.delete(&params.license_key, &missing(&params.license_key)).await?;
+            demo.state
+                .delete(&params.license_key, &missing(&params.license_key))
+                .await?;
             Ok(Empty {})
         })
         .await
     }
 
-    async fn reissue(&self, _cx: &Context, params: ReissueParams) -> Result<LicenseInfo, ProviderError> {
+    async fn reissue(
+        &self,
+        _cx: &Context,
+        params: ReissueParams,
+    ) -> Result<LicenseInfo, ProviderError> {
         self.change(&params.license_key, |data| {
             if data["state"] == json!(State::Suspended) {
-                return Err(ProviderError::provider("A suspended licence cannot be reissued"));
+                return Err(ProviderError::provider(
+                    "A suspended licence cannot be reissued",
+                ));
             }
             data["ip"] = json!(params.ip);
             data["domain"] = json!(params.domain);
@@ -128,7 +167,10 @@ impl DemoLicenses {
     ) -> Result<LicenseInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
-            let data = demo.state.update(license_key, &missing(license_key), |data, _| change(data)).await?;
+            let data = demo
+                .state
+                .update(license_key, &missing(license_key), |data, _| change(data))
+                .await?;
             typed(data)
         })
         .await

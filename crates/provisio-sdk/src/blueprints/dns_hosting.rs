@@ -12,7 +12,9 @@ use crate::blueprint::Empty;
 use crate::formats::{DomainName, Hostname};
 
 /// DNS record types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RecordType {
     /// IPv4 address.
@@ -42,7 +44,12 @@ fn default_ttl() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct RecordSet {
     /// Name relative to the zone (`www`), or `@` for the apex.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^(@|\*|(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*)$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(
+            pattern = r"^(@|\*|(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*)$"
+        )
+    )]
     pub name: String,
     /// Record type.
     #[serde(rename = "type")]

@@ -1,0 +1,346 @@
+//! `invoke::call` against a deliberately careless provider talking real HTTP
+//! to a loopback server: secrets are redacted everywhere, failures are
+//! classified, results are checked against the blueprint, optional functions
+//! answer `unsupported`, and a panic becomes an `internal` envelope.
+
+use std::time::Duration;
+
+use provisio_sdk::blueprints::shared_hosting::*;
+use provisio_sdk::{
+    CallOptions, ConnectionTest, Context, Empty, ErrorKind, Provider, ProviderAbout, ProviderError,
+    UserMessage, invoke,
+};
+use reqwest::Method;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "tok-7Hq/x+Zz9";
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CarelessConfig {
+    endpoint: String,
+    #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+    token: String,
+}
+
+/// Leaks its token in every way a provider author might.
+struct Careless {
+    config: CarelessConfig,
+}
+
+impl Provider for Careless {
+    type Config = CarelessConfig;
+
+    fn about() -> ProviderAbout {
+        ProviderAbout {
+            id: "careless",
+            name: "Careless",
+            description: "Leaks secrets on purpose.",
+            logo_url: None,
+        }
+    }
+
+    async fn new(config: CarelessConfig) -> Result<Self, ProviderError> {
+        Ok(Careless { config })
+    }
+
+    async fn test_connection(&self, _cx: &Context) -> Result<ConnectionTest, ProviderError> {
+        Ok(ConnectionTest {
+            message: format!("connected with {}", self.config.token),
+            details: Value::Null,
+        })
+    }
+}
+
+impl SharedHosting for Careless {
+    async fn create(
+        &self,
+        cx: &Context,
+        params: CreateParams,
+    ) -> Result<AccountInfo, ProviderError> {
+        let token = &self.config.token;
+        let url = format!(
+            "{}/accounts?api_key={}&user={}",
+            self.config.endpoint, token, params.username
+        );
+        let request = cx
+            .http()
+            .request(Method::POST, &url)
+            .bearer_auth(token)
+            .header("X-Custom", format!("key={token}"))
+            .json(&json!({"username": params.username, "password": params.password, "note": format!("token {token}")}));
+        let response = cx.http().send(request).await?;
+        Err(ProviderError::provider(UserMessage::new(format!(
+            "Vendor answered: {}",
+            response.text()
+        )))
+        .with_debug("token", token.clone())
+        .with_debug("raw", json!({"echo": response.text()})))
+    }
+
+    async fn get_info(
+        &self,
+        _cx: &Context,
+        _params: AccountRef,
+    ) -> Result<AccountInfo, ProviderError> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Err(ProviderError::internal("unreachable"))
+    }
+
+    async fn suspend(
+        &self,
+        _cx: &Context,
+        _params: SuspendParams,
+    ) -> Result<AccountInfo, ProviderError> {
+        panic!("suspend is broken, token {}", self.config.token);
+    }
+
+    async fn unsuspend(
+        &self,
+        _cx: &Context,
+        _params: AccountRef,
+    ) -> Result<AccountInfo, ProviderError> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Err(ProviderError::internal("unreachable"))
+    }
+
+    async fn change_package(
+        &self,
+        _cx: &Context,
+        params: ChangePackageParams,
+    ) -> Result<AccountInfo, ProviderError> {
+        // Out of contract: a domain that is not a domain.
+        let mut info: Value = json!({"username": params.username, "domain": "example.com", "package_name": params.package_name,
+            "email": "a@example.com", "state": "active", "suspend_reason": null, "server_hostname": "h", "ip": null,
+            "created_at": "2026-01-01T00:00:00Z"});
+        info["domain"] = json!("not a domain");
+        serde_json::from_value(info).map_err(ProviderError::internal)
+    }
+
+    async fn terminate(&self, cx: &Context, _params: AccountRef) -> Result<Empty, ProviderError> {
+        // Nothing listens on port 9 (discard) of loopback here: connection refused.
+        cx.http()
+            .send(
+                cx.http()
+                    .request(Method::DELETE, "http://127.0.0.1:9/accounts/x"),
+            )
+            .await?;
+        Ok(Empty {})
+    }
+}
+
+/// A loopback HTTP server that answers every request with its own request text.
+async fn echo_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                let mut received = 0;
+                // Read until the headers and the announced body are in.
+                loop {
+                    let n = socket.read(&mut buffer[received..]).await.unwrap_or(0);
+                    received += n;
+                    let text = String::from_utf8_lossy(&buffer[..received]).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if received >= end + 4 + length || n == 0 {
+                            break;
+                        }
+                    } else if n == 0 {
+                        break;
+                    }
+                }
+                let body =
+                    json!({"echo": String::from_utf8_lossy(&buffer[..received])}).to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nset-cookie: session={SECRET}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{address}")
+}
+
+fn entry() -> provisio_sdk::ProviderEntry {
+    provisio_sdk::blueprints::shared_hosting::entry::<Careless>()
+}
+
+async fn call(
+    function: &str,
+    params: Value,
+    timeout: Duration,
+) -> (provisio_sdk::CallReport, String) {
+    let config = json!({"endpoint": echo_server().await, "token": SECRET});
+    let options = CallOptions {
+        timeout,
+        ..CallOptions::default()
+    };
+    let report = invoke::call(&entry(), &config, function, &params, &options).await;
+    let printed = serde_json::to_string(&report).unwrap();
+    assert!(
+        !printed.contains(SECRET),
+        "{function} leaked the secret:\n{printed}"
+    );
+    assert!(
+        !printed.contains("7Hq"),
+        "{function} leaked part of the secret:\n{printed}"
+    );
+    (report, printed)
+}
+
+fn create_params() -> Value {
+    json!({"domain": "example.com", "username": "alice", "package_name": "basic", "email": "a@example.com", "password": "Hunter2-Hunter2"})
+}
+
+#[tokio::test]
+async fn secrets_are_redacted_from_the_envelope_and_the_http_log() {
+    let (report, printed) = call("create", create_params(), Duration::from_secs(10)).await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::ProviderError));
+    assert!(
+        !printed.contains("Hunter2-Hunter2"),
+        "a secret param leaked:\n{printed}"
+    );
+    let exchange = &report.http_log[0];
+    assert_eq!(exchange.method, "POST");
+    assert_eq!(exchange.status, Some(200));
+    assert!(
+        exchange.url.contains("api_key=[REDACTED]") && exchange.url.contains("user=alice"),
+        "{}",
+        exchange.url
+    );
+    let header = |name: &str| {
+        exchange
+            .request_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("authorization").as_deref(), Some("[REDACTED]"));
+    assert_eq!(header("x-custom").as_deref(), Some("key=[REDACTED]"));
+    let body: Value = serde_json::from_str(exchange.request_body.as_ref().unwrap()).unwrap();
+    assert_eq!(body["password"], "[REDACTED]");
+    assert_eq!(body["username"], "alice");
+    assert!(
+        exchange
+            .response_headers
+            .iter()
+            .any(|(n, v)| n == "set-cookie" && v == "[REDACTED]")
+    );
+    assert!(report.envelope.message.as_str().contains("[REDACTED]"));
+    assert_eq!(
+        report.envelope.debug.as_ref().unwrap().as_map()["token"],
+        "[REDACTED]"
+    );
+}
+
+#[tokio::test]
+async fn a_change_past_the_deadline_is_outcome_unknown_and_a_query_transient() {
+    let (report, _) = call(
+        "unsuspend",
+        json!({"username": "alice"}),
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::OutcomeUnknown));
+    let (report, _) = call(
+        "get_info",
+        json!({"username": "alice"}),
+        Duration::from_millis(100),
+    )
+    .await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::Transient));
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    let (report, _) = call(
+        "terminate",
+        json!({"username": "alice"}),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        report.envelope.error_kind,
+        Some(ErrorKind::Transient),
+        "{report:?}"
+    );
+    assert!(report.http_log[0].error.is_some());
+}
+
+#[tokio::test]
+async fn a_result_outside_the_schema_is_internal() {
+    let (report, _) = call(
+        "change_package",
+        json!({"username": "alice", "package_name": "gold"}),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        report.envelope.error_kind,
+        Some(ErrorKind::Internal),
+        "{report:?}"
+    );
+    assert_eq!(report.envelope.message.as_str(), "Internal provider error");
+}
+
+#[tokio::test]
+async fn a_panic_is_internal_and_redacted() {
+    let (report, printed) = call(
+        "suspend",
+        json!({"username": "alice"}),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::Internal));
+    assert!(printed.contains("suspend is broken"), "{printed}");
+}
+
+#[tokio::test]
+async fn a_missing_optional_function_is_unsupported() {
+    let (report, _) = call(
+        "get_usage",
+        json!({"username": "alice"}),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::Unsupported));
+}
+
+#[tokio::test]
+async fn invalid_configuration_names_the_field_and_never_quotes_a_secret() {
+    let options = CallOptions::default();
+    let config = json!({"endpoint": 42, "token": SECRET});
+    let report = invoke::call(&entry(), &config, "create", &create_params(), &options).await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::InvalidInput));
+    let errors = report.envelope.field_errors();
+    assert_eq!(errors[0].path, "/endpoint");
+    assert_eq!(errors[0].location, provisio_sdk::FieldLocation::Config);
+    let config = json!({"endpoint": "http://x", "token": 12345678});
+    let report = invoke::call(&entry(), &config, "create", &create_params(), &options).await;
+    assert!(!serde_json::to_string(&report).unwrap().contains("12345678"));
+}
+
+#[tokio::test]
+async fn test_connection_is_redacted() {
+    let config = json!({"endpoint": "http://127.0.0.1:9", "token": SECRET});
+    let report = invoke::test_connection(&entry(), &config, &CallOptions::default()).await;
+    assert!(report.envelope.is_ok());
+    assert!(!serde_json::to_string(&report).unwrap().contains(SECRET));
+}

@@ -1,0 +1,225 @@
+//! How the workbench prints: readable tables by default, JSON with `--json`.
+
+use provisio_sdk::{BlueprintDescriptor, CallReport, ProviderEntry};
+use serde_json::{Value, json};
+
+/// Pretty JSON on standard output.
+pub fn json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialise")
+    );
+}
+
+/// Rows of `label  value`, values indented under their label when multi-line.
+fn table(rows: &[(&str, String)]) {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, value) in rows {
+        let mut lines = value.lines();
+        println!("{label:width$}  {}", lines.next().unwrap_or(""));
+        for line in lines {
+            println!("{:width$}  {line}", "");
+        }
+    }
+}
+
+pub fn blueprints(blueprints: &[&BlueprintDescriptor]) {
+    for (i, blueprint) in blueprints.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}  ({})", blueprint.id, blueprint.name);
+        println!("  {}", blueprint.description);
+        for function in &blueprint.functions {
+            let optional = if function.optional { ", optional" } else { "" };
+            let kind = serde_json::to_value(function.kind).expect("kind serialises");
+            println!(
+                "  - {:<20} {}{optional}",
+                function.name,
+                kind.as_str().unwrap_or_default()
+            );
+        }
+    }
+}
+
+pub fn providers(providers: &[&ProviderEntry]) {
+    let width = providers
+        .iter()
+        .map(|p| p.address().len())
+        .max()
+        .unwrap_or(0);
+    for provider in providers {
+        println!(
+            "{:width$}  {}: {}",
+            provider.address(),
+            provider.about().name,
+            provider.about().description
+        );
+    }
+}
+
+/// One line per top-level field of a schema: name, type, default, marks.
+fn fields(schema: &Value) -> String {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(properties) = schema["properties"].as_object() else {
+        return "(none)".into();
+    };
+    if properties.is_empty() {
+        return "(none)".into();
+    }
+    properties
+        .iter()
+        .map(|(name, prop)| {
+            let prop = match prop.get("$ref").and_then(Value::as_str) {
+                Some(reference) => schema
+                    .pointer(reference.trim_start_matches('#'))
+                    .unwrap_or(prop),
+                None => prop,
+            };
+            let mut ty = match &prop["type"] {
+                Value::String(t) => t.clone(),
+                Value::Array(ts) => ts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|t| *t != "null")
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                _ if prop.get("enum").is_some() || prop.get("oneOf").is_some() => "enum".into(),
+                _ => "object".into(),
+            };
+            if let Some(format) = prop["format"].as_str() {
+                ty = format!("{ty} ({format})");
+            }
+            let mut marks = Vec::new();
+            if required.contains(&name.as_str()) {
+                marks.push("required".to_owned());
+            }
+            if prop["x-secret"] == json!(true) || prop["writeOnly"] == json!(true) {
+                marks.push("secret".to_owned());
+            }
+            if let Some(default) = prop.get("default") {
+                marks.push(format!("default {default}"));
+            }
+            let description = prop["description"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default();
+            format!("{name}: {ty}  [{}]  {description}", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn describe(entry: &ProviderEntry) {
+    let blueprint = entry.blueprint();
+    table(&[
+        ("provider", entry.address()),
+        ("name", entry.about().name.to_owned()),
+        ("description", entry.about().description.to_owned()),
+        (
+            "blueprint",
+            format!("{} ({})", blueprint.id, blueprint.name),
+        ),
+        ("configuration", fields(entry.config_schema().value())),
+    ]);
+    for function in &blueprint.functions {
+        println!();
+        let kind = serde_json::to_value(function.kind).expect("kind serialises");
+        let callers = serde_json::to_value(function.callers).expect("callers serialise");
+        table(&[
+            (
+                "function",
+                format!(
+                    "{}{}",
+                    function.name,
+                    if function.optional { " (optional)" } else { "" }
+                ),
+            ),
+            ("description", function.description.clone()),
+            (
+                "kind",
+                format!(
+                    "{}; on demand by {}",
+                    kind.as_str().unwrap_or_default(),
+                    callers
+                ),
+            ),
+            ("params", fields(function.params.value())),
+            ("result", fields(function.result.value())),
+        ]);
+    }
+}
+
+pub fn report(report: &CallReport, as_json: bool, verbose: bool) {
+    let envelope = &report.envelope;
+    if as_json {
+        let mut value = serde_json::to_value(envelope).expect("envelopes serialise");
+        if verbose {
+            value["http_log"] = serde_json::to_value(&report.http_log).expect("logs serialise");
+        }
+        json(&value);
+        return;
+    }
+    let status = match envelope.error_kind {
+        None => "ok".to_owned(),
+        Some(kind) => format!("error ({kind})"),
+    };
+    let mut rows = vec![
+        ("status", status),
+        ("message", envelope.message.to_string()),
+    ];
+    for error in envelope.field_errors() {
+        rows.push(("field", format!("{} {}", error.path, error.message)));
+    }
+    if envelope.is_ok()
+        && let Some(data) = &envelope.data
+    {
+        rows.push((
+            "data",
+            serde_json::to_string_pretty(data).expect("data serialises"),
+        ));
+    }
+    if let Some(debug) = &envelope.debug {
+        rows.push((
+            "debug",
+            serde_json::to_string_pretty(debug).expect("debug serialises"),
+        ));
+    }
+    table(&rows);
+    if verbose {
+        println!();
+        if report.http_log.is_empty() {
+            println!("(no HTTP requests)");
+        }
+        for exchange in &report.http_log {
+            println!(
+                "{} {} -> {} ({} ms)",
+                exchange.method,
+                exchange.url,
+                exchange
+                    .status
+                    .map(|s| s.to_string())
+                    .or(exchange.error.clone())
+                    .unwrap_or_default(),
+                exchange.duration_ms
+            );
+            for (name, value) in &exchange.request_headers {
+                println!("  > {name}: {value}");
+            }
+            if let Some(body) = &exchange.request_body {
+                println!("  > {body}");
+            }
+            for (name, value) in &exchange.response_headers {
+                println!("  < {name}: {value}");
+            }
+            if let Some(body) = &exchange.response_body {
+                println!("  < {body}");
+            }
+        }
+    }
+}
