@@ -99,16 +99,9 @@ impl Databases for DemoDatabases {
         _cx: &Context,
         params: DatabaseRef,
     ) -> Result<DatabaseInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            match demo.state.get(params.database.as_str()).await? {
-                Some(record) => typed(record.data),
-                None => Err(ProviderError::not_found(UserMessage::new(missing(
-                    &params.database,
-                )))),
-            }
-        })
-        .await
+        self.0
+            .read(params.database.as_str(), &missing(&params.database))
+            .await
     }
 
     async fn suspend(
@@ -128,14 +121,9 @@ impl Databases for DemoDatabases {
     }
 
     async fn terminate(&self, _cx: &Context, params: DatabaseRef) -> Result<Empty, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            demo.state
-                .delete(params.database.as_str(), &missing(&params.database))
-                .await?;
-            Ok(Empty {})
-        })
-        .await
+        self.0
+            .remove(params.database.as_str(), &missing(&params.database))
+            .await
     }
 
     async fn get_usage(
@@ -210,17 +198,11 @@ impl DemoDatabases {
         database: &DbIdentifier,
         state: State,
     ) -> Result<DatabaseInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let data = demo
-                .state
-                .update(database.as_str(), &missing(database), |data, _| {
-                    data["state"] = json!(state);
-                    Ok(())
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        self.0
+            .change(database.as_str(), &missing(database), |data, _| {
+                data["state"] = json!(state);
+                Ok(())
+            })
+            .await
     }
 }

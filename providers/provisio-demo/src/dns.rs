@@ -133,16 +133,9 @@ impl DnsHosting for DemoDns {
     }
 
     async fn get_info(&self, _cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            match demo.state.get(params.zone.as_str()).await? {
-                Some(record) => typed(record.data),
-                None => Err(ProviderError::not_found(UserMessage::new(missing(
-                    &params.zone,
-                )))),
-            }
-        })
-        .await
+        self.0
+            .read(params.zone.as_str(), &missing(&params.zone))
+            .await
     }
 
     async fn set_records(
@@ -187,34 +180,23 @@ impl DnsHosting for DemoDns {
     }
 
     async fn terminate(&self, _cx: &Context, params: ZoneRef) -> Result<Empty, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            demo.state
-                .delete(params.zone.as_str(), &missing(&params.zone))
-                .await?;
-            Ok(Empty {})
-        })
-        .await
+        self.0
+            .remove(params.zone.as_str(), &missing(&params.zone))
+            .await
     }
 }
 
 impl DemoDns {
     async fn set_state(&self, zone: &DomainName, state: State) -> Result<ZoneInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let data = demo
-                .state
-                .update(zone.as_str(), &missing(zone), |data, _| {
-                    if data["state"] != json!(state) {
-                        data["state"] = json!(state);
-                        bump_serial(data);
-                    }
-                    Ok(())
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        self.0
+            .change(zone.as_str(), &missing(zone), |data, _| {
+                if data["state"] != json!(state) {
+                    data["state"] = json!(state);
+                    bump_serial(data);
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn change(
@@ -222,28 +204,22 @@ impl DemoDns {
         zone: &DomainName,
         change: impl FnOnce(&mut ZoneInfo) -> Result<(), ProviderError>,
     ) -> Result<ZoneInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let data = demo
-                .state
-                .update(zone.as_str(), &missing(zone), |data, _| {
-                    let mut info: ZoneInfo = typed(data.clone())?;
-                    if info.state == State::Suspended {
-                        return Err(ProviderError::provider(
-                            "The zone is suspended; its records cannot be changed",
-                        ));
-                    }
-                    change(&mut info)?;
-                    if json!(info.records) != data["records"] {
-                        data["records"] = json!(info.records);
-                        bump_serial(data);
-                    }
-                    Ok(())
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        self.0
+            .change(zone.as_str(), &missing(zone), |data, _| {
+                let mut info: ZoneInfo = typed(data.clone())?;
+                if info.state == State::Suspended {
+                    return Err(ProviderError::provider(
+                        "The zone is suspended; its records cannot be changed",
+                    ));
+                }
+                change(&mut info)?;
+                if json!(info.records) != data["records"] {
+                    data["records"] = json!(info.records);
+                    bump_serial(data);
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

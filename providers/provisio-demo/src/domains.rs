@@ -334,21 +334,15 @@ impl DemoDomains {
         domain: &DomainName,
         change: impl FnOnce(&mut Value) -> Result<(), ProviderError>,
     ) -> Result<DomainInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let data = demo
-                .state
-                .update(domain.as_str(), &missing(domain), |data, _| {
-                    if data["status"] != json!(DomainStatus::Active) {
-                        return Err(ProviderError::provider(
-                            "The domain cannot be changed until its transfer completes",
-                        ));
-                    }
-                    change(data)
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        self.0
+            .change(domain.as_str(), &missing(domain), |data, _| {
+                if data["status"] != json!(DomainStatus::Active) {
+                    return Err(ProviderError::provider(
+                        "The domain cannot be changed until its transfer completes",
+                    ));
+                }
+                change(data)
+            })
+            .await
     }
 }

@@ -86,17 +86,8 @@ impl SharedHosting for DemoHosting {
         _cx: &Context,
         params: AccountRef,
     ) -> Result<AccountInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            let username = params.username.as_str();
-            match demo.state.get(username).await? {
-                Some(record) => typed(record.data),
-                None => Err(ProviderError::not_found(UserMessage::new(missing(
-                    username,
-                )))),
-            }
-        })
-        .await
+        let username = params.username.as_str();
+        self.0.read(username, &missing(username)).await
     }
 
     async fn suspend(
@@ -104,20 +95,14 @@ impl SharedHosting for DemoHosting {
         _cx: &Context,
         params: SuspendParams,
     ) -> Result<AccountInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let username = params.username.as_str();
-            let data = demo
-                .state
-                .update(username, &missing(username), |data, _| {
-                    data["state"] = json!(State::Suspended);
-                    data["suspend_reason"] = json!(params.reason);
-                    Ok(())
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        let username = params.username.as_str();
+        self.0
+            .change(username, &missing(username), |data, _| {
+                data["state"] = json!(State::Suspended);
+                data["suspend_reason"] = json!(params.reason);
+                Ok(())
+            })
+            .await
     }
 
     async fn unsuspend(
@@ -125,20 +110,14 @@ impl SharedHosting for DemoHosting {
         _cx: &Context,
         params: AccountRef,
     ) -> Result<AccountInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let username = params.username.as_str();
-            let data = demo
-                .state
-                .update(username, &missing(username), |data, _| {
-                    data["state"] = json!(State::Active);
-                    data["suspend_reason"] = Value::Null;
-                    Ok(())
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        let username = params.username.as_str();
+        self.0
+            .change(username, &missing(username), |data, _| {
+                data["state"] = json!(State::Active);
+                data["suspend_reason"] = Value::Null;
+                Ok(())
+            })
+            .await
     }
 
     async fn change_package(
@@ -146,30 +125,19 @@ impl SharedHosting for DemoHosting {
         _cx: &Context,
         params: ChangePackageParams,
     ) -> Result<AccountInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            demo.check_package(&params.package_name)?;
-            let username = params.username.as_str();
-            let data = demo
-                .state
-                .update(username, &missing(username), |data, _| {
-                    data["package_name"] = json!(params.package_name);
-                    Ok(())
-                })
-                .await?;
-            typed(data)
-        })
-        .await
+        self.0.check_package(&params.package_name)?;
+        let username = params.username.as_str();
+        self.0
+            .change(username, &missing(username), |data, _| {
+                data["package_name"] = json!(params.package_name);
+                Ok(())
+            })
+            .await
     }
 
     async fn terminate(&self, _cx: &Context, params: AccountRef) -> Result<Empty, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let username = params.username.as_str();
-            demo.state.delete(username, &missing(username)).await?;
-            Ok(Empty {})
-        })
-        .await
+        let username = params.username.as_str();
+        self.0.remove(username, &missing(username)).await
     }
 
     async fn get_usage(
@@ -260,19 +228,16 @@ impl SharedHosting for DemoHosting {
         _cx: &Context,
         params: ChangePasswordParams,
     ) -> Result<Empty, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let username = params.username.as_str();
-            demo.state
-                .update(username, &missing(username), |data, _| {
-                    // Only the time is kept; the simulator, like a panel, never stores the password.
-                    data["password_changed_at"] = json!(Utc::now());
-                    Ok(())
-                })
-                .await?;
-            Ok(Empty {})
-        })
-        .await
+        let username = params.username.as_str();
+        // Only the time is kept; the simulator, like a panel, never stores the password.
+        let _: Value = self
+            .0
+            .change(username, &missing(username), |data, _| {
+                data["password_changed_at"] = json!(Utc::now());
+                Ok(())
+            })
+            .await?;
+        Ok(Empty {})
     }
 }
 

@@ -189,6 +189,47 @@ impl Demo {
         })
     }
 
+    /// Reads a service (`not_found` with `missing` if absent).
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        identifier: &str,
+        missing: &str,
+    ) -> Result<T, ProviderError> {
+        self.around(Effect::Reads, async {
+            match self.state.get(identifier).await? {
+                Some(record) => typed(record.data),
+                None => Err(ProviderError::not_found(UserMessage::new(missing))),
+            }
+        })
+        .await
+    }
+
+    /// Changes a service's document (`not_found` with `missing` if absent).
+    async fn change<T: serde::de::DeserializeOwned>(
+        &self,
+        identifier: &str,
+        missing: &str,
+        change: impl FnOnce(&mut serde_json::Value, &state::Record) -> Result<(), ProviderError>,
+    ) -> Result<T, ProviderError> {
+        self.around(Effect::Changes, async {
+            typed(self.state.update(identifier, missing, change).await?)
+        })
+        .await
+    }
+
+    /// Removes a service (`not_found` with `missing` if absent).
+    async fn remove(
+        &self,
+        identifier: &str,
+        missing: &str,
+    ) -> Result<provisio_sdk::Empty, ProviderError> {
+        self.around(Effect::Changes, async {
+            self.state.delete(identifier, missing).await?;
+            Ok(provisio_sdk::Empty {})
+        })
+        .await
+    }
+
     fn check_package(&self, package: &str) -> Result<(), ProviderError> {
         if self.config.packages.iter().any(|p| p == package) {
             return Ok(());

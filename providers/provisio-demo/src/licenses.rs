@@ -3,7 +3,7 @@
 use chrono::Utc;
 use provisio_sdk::blueprints::State;
 use provisio_sdk::blueprints::software_licenses::*;
-use provisio_sdk::{Context, Empty, ProviderError, UserMessage};
+use provisio_sdk::{Context, Empty, ProviderError};
 use serde_json::{Value, json};
 
 use crate::{Effect, demo_provider, key_of, token, typed};
@@ -79,16 +79,9 @@ impl SoftwareLicenses for DemoLicenses {
         _cx: &Context,
         params: LicenseRef,
     ) -> Result<LicenseInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            match demo.state.get(&params.license_key).await? {
-                Some(record) => typed(record.data),
-                None => Err(ProviderError::not_found(UserMessage::new(missing(
-                    &params.license_key,
-                )))),
-            }
-        })
-        .await
+        self.0
+            .read(&params.license_key, &missing(&params.license_key))
+            .await
     }
 
     async fn change_package(
@@ -129,14 +122,9 @@ impl SoftwareLicenses for DemoLicenses {
     }
 
     async fn terminate(&self, _cx: &Context, params: LicenseRef) -> Result<Empty, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            demo.state
-                .delete(&params.license_key, &missing(&params.license_key))
-                .await?;
-            Ok(Empty {})
-        })
-        .await
+        self.0
+            .remove(&params.license_key, &missing(&params.license_key))
+            .await
     }
 
     async fn reissue(
@@ -165,14 +153,8 @@ impl DemoLicenses {
         license_key: &str,
         change: impl FnOnce(&mut Value) -> Result<(), ProviderError>,
     ) -> Result<LicenseInfo, ProviderError> {
-        let demo = &self.0;
-        demo.around(Effect::Changes, async {
-            let data = demo
-                .state
-                .update(license_key, &missing(license_key), |data, _| change(data))
-                .await?;
-            typed(data)
-        })
-        .await
+        self.0
+            .change(license_key, &missing(license_key), |data, _| change(data))
+            .await
     }
 }

@@ -197,13 +197,22 @@ impl State {
 
     /// A service by identifier.
     pub async fn get(&self, identifier: &str) -> Result<Option<Record>, ProviderError> {
+        let mut connection = self.pool.acquire().await.map_err(storage_error)?;
+        self.fetch(&mut connection, identifier).await
+    }
+
+    async fn fetch(
+        &self,
+        connection: &mut sqlx::SqliteConnection,
+        identifier: &str,
+    ) -> Result<Option<Record>, ProviderError> {
         let row = sqlx::query(
             "SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
         )
         .bind(self.blueprint)
         .bind(&self.server)
         .bind(identifier)
-        .fetch_optional(&self.pool)
+        .fetch_optional(connection)
         .await
         .map_err(storage_error)?;
         row.map(record).transpose()
@@ -234,16 +243,8 @@ impl State {
         conflict_message: &str,
     ) -> Result<Created, ProviderError> {
         let mut tx = self.begin().await?;
-        let existing = sqlx::query("SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .bind(identifier)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        let created = match existing {
-            Some(row) => {
-                let existing = record(row)?;
+        let created = match self.fetch(&mut tx, identifier).await? {
+            Some(existing) => {
                 if !same(&existing.data) {
                     return Err(ProviderError::conflict(provisio_sdk::UserMessage::new(
                         conflict_message,
@@ -297,19 +298,11 @@ impl State {
         change: impl FnOnce(&mut Value, &Record) -> Result<(), ProviderError>,
     ) -> Result<Value, ProviderError> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .bind(identifier)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        let Some(row) = row else {
+        let Some(current) = self.fetch(&mut tx, identifier).await? else {
             return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(
                 missing,
             )));
         };
-        let current = record(row)?;
         let mut data = current.data.clone();
         change(&mut data, &current)?;
         if data != current.data {
