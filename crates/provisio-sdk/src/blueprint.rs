@@ -146,6 +146,11 @@ pub struct BlueprintDescriptor {
     pub description: String,
     /// Icon name.
     pub icon: &'static str,
+    /// The params and result field that names a service on its
+    /// configuration (`username`, `domain`, `zone`...).
+    pub service_identifier: &'static str,
+    /// The function run when a service is activated, unless the product says otherwise.
+    pub default_setup_function: &'static str,
     /// Its functions, in declaration order.
     pub functions: Vec<FunctionDescriptor>,
 }
@@ -163,6 +168,8 @@ impl BlueprintDescriptor {
             "name": self.name,
             "description": self.description,
             "icon": self.icon,
+            "service_identifier": self.service_identifier,
+            "default_setup_function": self.default_setup_function,
             "functions": self.functions.iter().map(FunctionDescriptor::to_json).collect::<Vec<_>>(),
         })
     }
@@ -178,7 +185,7 @@ pub struct Empty {}
 /// blueprint! {
 ///     /// Doc of the trait.
 ///     pub trait Coffee {
-///         id: "coffee", name: "Coffee", icon: "coffee",
+///         id: "coffee", name: "Coffee", icon: "coffee", identifier: "order_id", setup: brew,
 ///         description: "...",
 ///     }
 ///     required {
@@ -194,6 +201,7 @@ macro_rules! blueprint {
         $(#[doc = $trait_doc:literal])*
         pub trait $Trait:ident {
             id: $id:literal, name: $name:literal, icon: $icon:literal,
+            identifier: $identifier:literal, setup: $setup:ident,
             description: $description:literal $(,)?
         }
         required {
@@ -246,6 +254,8 @@ macro_rules! blueprint {
                 name: $name,
                 description: $description.to_owned(),
                 icon: $icon,
+                service_identifier: $identifier,
+                default_setup_function: stringify!($setup),
                 functions: vec![
                     $(
                         $crate::FunctionDescriptor::new::<$RParams, $RResult>(

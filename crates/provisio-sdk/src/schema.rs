@@ -74,10 +74,21 @@ impl SchemaDoc {
         Err(errors)
     }
 
+    /// The secret fields present in `instance`: JSON pointer and value.
+    pub fn secret_entries(&self, instance: &Value) -> Vec<(String, Value)> {
+        let mut found = Vec::new();
+        walk_secrets(&self.value, &self.value, instance, String::new(), &mut |pointer, value| {
+            if !value.is_null() {
+                found.push((pointer.to_owned(), value.clone()));
+            }
+        });
+        found
+    }
+
     /// Values found at fields marked secret, as text, for redaction.
     pub fn secret_values(&self, instance: &Value) -> Vec<String> {
         let mut found = Vec::new();
-        walk_secrets(&self.value, &self.value, instance, &mut |value| {
+        walk_secrets(&self.value, &self.value, instance, String::new(), &mut |_, value| {
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Null => return,
@@ -225,29 +236,29 @@ fn branches(node: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
-fn walk_secrets(root: &Value, node: &Value, instance: &Value, found: &mut impl FnMut(&Value)) {
+fn walk_secrets(root: &Value, node: &Value, instance: &Value, at: String, found: &mut impl FnMut(&str, &Value)) {
     let node = resolve(root, node);
     if is_secret(node) {
-        found(instance);
+        found(&at, instance);
         return;
     }
     for branch in branches(node) {
-        walk_secrets(root, branch, instance, found);
+        walk_secrets(root, branch, instance, at.clone(), found);
     }
     match instance {
         Value::Object(map) => {
             if let Some(props) = node.get("properties").and_then(Value::as_object) {
                 for (key, value) in map {
                     if let Some(prop) = props.get(key) {
-                        walk_secrets(root, prop, value, found);
+                        walk_secrets(root, prop, value, format!("{at}/{}", escape_pointer(key)), found);
                     }
                 }
             }
         }
         Value::Array(items) => {
             if let Some(item_schema) = node.get("items") {
-                for item in items {
-                    walk_secrets(root, item_schema, item, found);
+                for (i, item) in items.iter().enumerate() {
+                    walk_secrets(root, item_schema, item, format!("{at}/{i}"), found);
                 }
             }
         }
@@ -400,6 +411,8 @@ mod tests {
         let instance = json!({"domain": "example.com", "contacts": [{"email": "a@example.com", "password": "Abcdefg1x"}],
                               "registrant": {"email": "a@example.com", "password": "Zyxwvut9q"}});
         assert_eq!(doc.secret_values(&instance), ["Abcdefg1x", "Zyxwvut9q"]);
+        let entries: Vec<String> = doc.secret_entries(&instance).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(entries, ["/contacts/0/password", "/registrant/password"]);
         let masked = doc.mask_secrets(&instance);
         assert_eq!(masked["registrant"]["password"], "[REDACTED]");
         assert_eq!(masked["contacts"][0]["password"], "[REDACTED]");

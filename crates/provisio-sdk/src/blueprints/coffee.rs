@@ -96,7 +96,7 @@ pub struct Cup {
 crate::blueprint! {
     /// Coffee machines.
     pub trait Coffee {
-        id: "coffee", name: "Coffee", icon: "coffee",
+        id: "coffee", name: "Coffee", icon: "coffee", identifier: "order_id", setup: brew,
         description: "A cup of coffee brewed by a coffee machine, identified by its order id.",
     }
     required {

@@ -111,7 +111,7 @@ pub struct DatabaseUsage {
 crate::blueprint! {
     /// Databases with an owner login (PostgreSQL, MariaDB...).
     pub trait Databases {
-        id: "databases", name: "Databases", icon: "database",
+        id: "databases", name: "Databases", icon: "database", identifier: "database", setup: create,
         description: "A database and its owner login on a database server, identified by the database name.",
     }
     required {

@@ -148,7 +148,7 @@ pub struct ZoneInfo {
 crate::blueprint! {
     /// Authoritative DNS hosting (PowerDNS, Cloudflare, Route 53...).
     pub trait DnsHosting {
-        id: "dns-hosting", name: "DNS Hosting", icon: "sitemap",
+        id: "dns-hosting", name: "DNS Hosting", icon: "sitemap", identifier: "zone", setup: create_zone,
         description: "DNS zones on an authoritative name server, identified by the zone name.",
     }
     required {

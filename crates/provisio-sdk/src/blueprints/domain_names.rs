@@ -285,7 +285,7 @@ pub struct EppCode {
 crate::blueprint! {
     /// Domain name registrars (EPP registries, reseller APIs).
     pub trait DomainNames {
-        id: "domain-names", name: "Domain Names", icon: "world",
+        id: "domain-names", name: "Domain Names", icon: "world", identifier: "domain", setup: register,
         description: "Domain registrations at a registrar, identified by the domain name.",
     }
     required {
@@ -294,7 +294,7 @@ crate::blueprint! {
         /// Registers a domain. Already held by this account with the same
         /// registrant: adopted (ok). Held by anyone else: `conflict`.
         fn register(RegisterParams) -> DomainInfo { kind: Lifecycle, callers: [Staff], statuses: [Pending, Provisioning, Failed] }
-        /// Extends the registration.
+        /// Extends the registration. A retry with the same idempotency key renews once.
         fn renew(RenewParams) -> DomainInfo { kind: Lifecycle, callers: [Staff], statuses: [Active, Suspended] }
         /// Reads the registration; `not_found` if this account does not hold it.
         fn get_info(DomainRef) -> DomainInfo { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended, Provisioning, Failed] }

@@ -138,7 +138,7 @@ pub struct AccountUsage {
 crate::blueprint! {
     /// Web hosting accounts on a control panel (cPanel, Plesk, DirectAdmin...).
     pub trait SharedHosting {
-        id: "shared-hosting", name: "Shared Web Hosting", icon: "laptop",
+        id: "shared-hosting", name: "Shared Web Hosting", icon: "laptop", identifier: "username", setup: create,
         description: "Web hosting accounts on a control panel server, identified by username.",
     }
     required {

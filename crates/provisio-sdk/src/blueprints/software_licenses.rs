@@ -110,7 +110,7 @@ pub struct LicenseInfo {
 crate::blueprint! {
     /// Software licences (cPanel, Plesk, WHMCS licences...).
     pub trait SoftwareLicenses {
-        id: "software-licenses", name: "Software Licenses", icon: "ticket",
+        id: "software-licenses", name: "Software Licenses", icon: "ticket", identifier: "license_key", setup: create,
         description: "Licence keys issued by a software vendor, identified by the licence key.",
     }
     required {

@@ -1,0 +1,248 @@
+//! Jobs, their attempts, and the queue operations on them.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::models::{Attempt, Job};
+use crate::{Conn, StoreError, now_ms};
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub service_id: i64,
+    pub event_id: Option<i64>,
+    pub function: &'a str,
+    pub args: &'a Value,
+    pub origin: &'a str,
+    pub max_attempts: i64,
+    pub idempotency_key: &'a str,
+}
+
+/// Enqueues a job, ready now.
+pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError> {
+    let now = now_ms();
+    Ok(sqlx::query_as(
+        "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, idempotency_key, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
+    )
+    .bind(job.service_id)
+    .bind(job.event_id)
+    .bind(job.function)
+    .bind(job.args.to_string())
+    .bind(job.origin)
+    .bind(job.max_attempts)
+    .bind(now)
+    .bind(job.idempotency_key)
+    .bind(now)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A job by id.
+pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Job>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(id).fetch_optional(conn).await?)
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<String>,
+    pub service_id: Option<i64>,
+    pub event_id: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Jobs, newest first.
+pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR service_id = ?2) \
+         AND (?3 IS NULL OR event_id = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+    )
+    .bind(&filter.state)
+    .bind(filter.service_id)
+    .bind(filter.event_id)
+    .bind(filter.before_id)
+    .bind(filter.limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Jobs ready to run: due, and first among their service's unfinished jobs
+/// (one at a time per service, in event order).
+pub async fn ready(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT j.* FROM jobs j WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
+         AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
+                         AND p.state IN ('queued', 'retrying', 'running')) \
+         ORDER BY j.run_at, j.id LIMIT ?2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Takes a job for a worker until `lease_until`; false if someone else took it.
+pub async fn claim(
+    conn: &mut Conn,
+    id: i64,
+    worker: &str,
+    lease_until: i64,
+    configuration_id: Option<i64>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, lease_until = ?, \
+         configuration_id = COALESCE(?, configuration_id), updated_at = ? WHERE id = ? AND state IN ('queued', 'retrying')",
+    )
+    .bind(worker)
+    .bind(lease_until)
+    .bind(configuration_id)
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Jobs running per configuration.
+pub async fn running_by_configuration(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT configuration_id, COUNT(*) FROM jobs WHERE state = 'running' AND configuration_id IS NOT NULL GROUP BY configuration_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Attempts started per configuration since `since` (for rate limits).
+pub async fn attempts_since_by_configuration(conn: &mut Conn, since: i64) -> Result<HashMap<i64, i64>, StoreError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT configuration_id, COUNT(*) FROM jobs WHERE configuration_id IS NOT NULL AND updated_at >= ? \
+         AND (state = 'running' OR finished_at >= ?) GROUP BY configuration_id",
+    )
+    .bind(since)
+    .bind(since)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Ends a job: `succeeded`, `failed` or `skipped`.
+pub async fn finish(conn: &mut Conn, id: i64, state: &str, message: Option<&str>) -> Result<(), StoreError> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE jobs SET state = ?, message = ?, locked_by = NULL, lease_until = NULL, reconcile = 0, \
+         updated_at = ?, finished_at = ? WHERE id = ?",
+    )
+    .bind(state)
+    .bind(message)
+    .bind(now)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts a job back to wait until `run_at`.
+pub async fn reschedule(conn: &mut Conn, id: i64, run_at: i64, reconcile: bool, message: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'retrying', run_at = ?, reconcile = ?, message = ?, locked_by = NULL, \
+         lease_until = NULL, updated_at = ? WHERE id = ?",
+    )
+    .bind(run_at)
+    .bind(reconcile)
+    .bind(message)
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Extends the leases of a worker's running jobs.
+pub async fn extend_leases(conn: &mut Conn, worker: &str, lease_until: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ?")
+        .bind(lease_until)
+        .bind(worker)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Takes back running jobs whose lease expired (their worker died): they
+/// will be reconciled before anything is retried. Answers their ids.
+pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE jobs SET state = 'retrying', reconcile = 1, run_at = ?1, locked_by = NULL, lease_until = NULL, \
+         message = 'The worker running this job stopped; checking the outcome before retrying', updated_at = ?1 \
+         WHERE state = 'running' AND lease_until < ?1 RETURNING id",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Queues a failed job again (staff retry), with `extra_attempts` more tries.
+pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'queued', run_at = ?, max_attempts = attempts + ?, finished_at = NULL, \
+         message = 'Retry requested', updated_at = ? WHERE id = ? AND state = 'failed'",
+    )
+    .bind(now)
+    .bind(extra_attempts)
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One try to record.
+#[derive(Debug, Clone)]
+pub struct NewAttempt<'a> {
+    pub job_id: i64,
+    pub number: i64,
+    pub function: &'a str,
+    pub configuration_id: Option<i64>,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub outcome: &'a str,
+    pub envelope: &'a Value,
+    pub http_log: &'a Value,
+}
+
+/// Records an attempt.
+pub async fn insert_attempt(conn: &mut Conn, attempt: &NewAttempt<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO job_attempts (job_id, number, function, configuration_id, started_at, finished_at, duration_ms, outcome, envelope, http_log) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(attempt.job_id)
+    .bind(attempt.number)
+    .bind(attempt.function)
+    .bind(attempt.configuration_id)
+    .bind(attempt.started_at)
+    .bind(attempt.started_at + attempt.duration_ms)
+    .bind(attempt.duration_ms)
+    .bind(attempt.outcome)
+    .bind(attempt.envelope.to_string())
+    .bind(attempt.http_log.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A job's attempts, first to last.
+pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id").bind(job_id).fetch_all(conn).await?)
+}
+
+/// How many jobs exist per state.
+pub async fn count_by_state(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state").fetch_all(conn).await?)
+}

@@ -1,0 +1,143 @@
+//! Services (contract products) and their history.
+
+use serde_json::Value;
+
+use crate::models::{HistoryEntry, Service};
+use crate::{Conn, StoreError, now_ms};
+
+/// A new service, `pending`.
+pub async fn insert(
+    conn: &mut Conn,
+    external_id: Option<&str>,
+    client_id: i64,
+    product_id: i64,
+    provision_data: &Value,
+) -> Result<Service, StoreError> {
+    let now = now_ms();
+    Ok(sqlx::query_as(
+        "INSERT INTO services (external_id, client_id, product_id, status, projected_status, provision_data, created_at, updated_at) \
+         VALUES (?, ?, ?, 'pending', 'pending', ?, ?, ?) RETURNING *",
+    )
+    .bind(external_id)
+    .bind(client_id)
+    .bind(product_id)
+    .bind(provision_data.to_string())
+    .bind(now)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A service by id.
+pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM services WHERE id = ?").bind(id).fetch_optional(conn).await?)
+}
+
+/// A service by the billing system's id.
+pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Service>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM services WHERE external_id = ?").bind(external_id).fetch_optional(conn).await?)
+}
+
+/// Filters for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ServiceFilter {
+    pub status: Option<String>,
+    pub product_id: Option<i64>,
+    pub client_id: Option<i64>,
+    pub configuration_id: Option<i64>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Services, newest first.
+pub async fn list(conn: &mut Conn, filter: &ServiceFilter) -> Result<Vec<Service>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM services WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR product_id = ?2) \
+         AND (?3 IS NULL OR client_id = ?3) AND (?4 IS NULL OR configuration_id = ?4) AND (?5 IS NULL OR id < ?5) \
+         ORDER BY id DESC LIMIT ?6",
+    )
+    .bind(&filter.status)
+    .bind(filter.product_id)
+    .bind(filter.client_id)
+    .bind(filter.configuration_id)
+    .bind(filter.before_id)
+    .bind(filter.limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Sets the status rules are matched against.
+pub async fn set_projected_status(conn: &mut Conn, id: i64, status: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE services SET projected_status = ? WHERE id = ?").bind(status).bind(id).execute(conn).await?;
+    Ok(())
+}
+
+/// Assigns the configuration a service is deployed to.
+pub async fn set_configuration(conn: &mut Conn, id: i64, configuration_id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE services SET configuration_id = ?, updated_at = ? WHERE id = ?")
+        .bind(configuration_id)
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The new state of a service after a job.
+#[derive(Debug, Clone)]
+pub struct ServiceChange<'a> {
+    pub status: &'a str,
+    pub identifier: Option<&'a str>,
+    pub provision_data: &'a Value,
+    pub secrets: Option<&'a [u8]>,
+    pub last_error: Option<&'a str>,
+}
+
+/// Writes a service's new status, identifier, provision data and last error.
+pub async fn apply(conn: &mut Conn, id: i64, change: &ServiceChange<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE services SET status = ?, identifier = COALESCE(?, identifier), provision_data = ?, \
+         secrets = COALESCE(?, secrets), last_error = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(change.status)
+    .bind(change.identifier)
+    .bind(change.provision_data.to_string())
+    .bind(change.secrets)
+    .bind(change.last_error)
+    .bind(now_ms())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds a history entry.
+pub async fn add_history(
+    conn: &mut Conn,
+    service_id: i64,
+    from_status: Option<&str>,
+    to_status: &str,
+    job_id: Option<i64>,
+    note: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO service_history (service_id, at, from_status, to_status, job_id, note) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(service_id)
+        .bind(now_ms())
+        .bind(from_status)
+        .bind(to_status)
+        .bind(job_id)
+        .bind(note)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A service's history, oldest first.
+pub async fn history(conn: &mut Conn, service_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM service_history WHERE service_id = ? ORDER BY id").bind(service_id).fetch_all(conn).await?)
+}
+
+/// How many services exist per status.
+pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status").fetch_all(conn).await?)
+}
