@@ -77,27 +77,39 @@ impl SchemaDoc {
     /// The secret fields present in `instance`: JSON pointer and value.
     pub fn secret_entries(&self, instance: &Value) -> Vec<(String, Value)> {
         let mut found = Vec::new();
-        walk_secrets(&self.value, &self.value, instance, String::new(), &mut |pointer, value| {
-            if !value.is_null() {
-                found.push((pointer.to_owned(), value.clone()));
-            }
-        });
+        walk_secrets(
+            &self.value,
+            &self.value,
+            instance,
+            String::new(),
+            &mut |pointer, value| {
+                if !value.is_null() {
+                    found.push((pointer.to_owned(), value.clone()));
+                }
+            },
+        );
         found
     }
 
     /// Values found at fields marked secret, as text, for redaction.
     pub fn secret_values(&self, instance: &Value) -> Vec<String> {
         let mut found = Vec::new();
-        walk_secrets(&self.value, &self.value, instance, String::new(), &mut |_, value| {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Null => return,
-                other => other.to_string(),
-            };
-            if !text.is_empty() {
-                found.push(text);
-            }
-        });
+        walk_secrets(
+            &self.value,
+            &self.value,
+            instance,
+            String::new(),
+            &mut |_, value| {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Null => return,
+                    other => other.to_string(),
+                };
+                if !text.is_empty() {
+                    found.push(text);
+                }
+            },
+        );
         found
     }
 
@@ -236,7 +248,13 @@ fn branches(node: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
-fn walk_secrets(root: &Value, node: &Value, instance: &Value, at: String, found: &mut impl FnMut(&str, &Value)) {
+fn walk_secrets(
+    root: &Value,
+    node: &Value,
+    instance: &Value,
+    at: String,
+    found: &mut impl FnMut(&str, &Value),
+) {
     let node = resolve(root, node);
     if is_secret(node) {
         found(&at, instance);
@@ -250,7 +268,13 @@ fn walk_secrets(root: &Value, node: &Value, instance: &Value, at: String, found:
             if let Some(props) = node.get("properties").and_then(Value::as_object) {
                 for (key, value) in map {
                     if let Some(prop) = props.get(key) {
-                        walk_secrets(root, prop, value, format!("{at}/{}", escape_pointer(key)), found);
+                        walk_secrets(
+                            root,
+                            prop,
+                            value,
+                            format!("{at}/{}", escape_pointer(key)),
+                            found,
+                        );
                     }
                 }
             }
@@ -411,7 +435,11 @@ mod tests {
         let instance = json!({"domain": "example.com", "contacts": [{"email": "a@example.com", "password": "Abcdefg1x"}],
                               "registrant": {"email": "a@example.com", "password": "Zyxwvut9q"}});
         assert_eq!(doc.secret_values(&instance), ["Abcdefg1x", "Zyxwvut9q"]);
-        let entries: Vec<String> = doc.secret_entries(&instance).into_iter().map(|(p, _)| p).collect();
+        let entries: Vec<String> = doc
+            .secret_entries(&instance)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(entries, ["/contacts/0/password", "/registrant/password"]);
         let masked = doc.mask_secrets(&instance);
         assert_eq!(masked["registrant"]["password"], "[REDACTED]");

@@ -66,27 +66,46 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ConfigurationRow) -> Result<
 }
 
 /// Stores the encrypted secret fields.
-pub async fn set_secrets(conn: &mut Conn, id: i64, secrets: Option<&[u8]>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE configurations SET secrets = ? WHERE id = ?").bind(secrets).bind(id).execute(conn).await?;
+pub async fn set_secrets(
+    conn: &mut Conn,
+    id: i64,
+    secrets: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE configurations SET secrets = ? WHERE id = ?")
+        .bind(secrets)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// One configuration.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Configuration>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM configurations WHERE id = ?").bind(id).fetch_optional(conn).await?)
+    Ok(sqlx::query_as("SELECT * FROM configurations WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Every configuration, optionally of one blueprint.
-pub async fn list(conn: &mut Conn, blueprint: Option<&str>) -> Result<Vec<Configuration>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM configurations WHERE (?1 IS NULL OR blueprint = ?1) ORDER BY id")
-        .bind(blueprint)
-        .fetch_all(conn)
-        .await?)
+pub async fn list(
+    conn: &mut Conn,
+    blueprint: Option<&str>,
+) -> Result<Vec<Configuration>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM configurations WHERE (?1 IS NULL OR blueprint = ?1) ORDER BY id",
+    )
+    .bind(blueprint)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Deletes a configuration no service uses; answers whether it existed.
 pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM configurations WHERE id = ?").bind(id).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM configurations WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -103,5 +122,10 @@ pub async fn service_counts(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreE
 
 /// How many services reference a configuration at all.
 pub async fn references(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE configuration_id = ?").bind(id).fetch_one(conn).await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE configuration_id = ?")
+            .bind(id)
+            .fetch_one(conn)
+            .await?,
+    )
 }

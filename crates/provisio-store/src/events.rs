@@ -28,11 +28,22 @@ pub async fn insert(
 }
 
 /// An event by the billing system's id.
-pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Event>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM events WHERE external_id = ?").bind(external_id).fetch_optional(conn).await?)
+pub async fn get_by_external(
+    conn: &mut Conn,
+    external_id: &str,
+) -> Result<Option<Event>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM events WHERE external_id = ?")
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// A service's events, oldest first.
 pub async fn for_service(conn: &mut Conn, service_id: i64) -> Result<Vec<Event>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM events WHERE service_id = ? ORDER BY id").bind(service_id).fetch_all(conn).await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM events WHERE service_id = ? ORDER BY id")
+            .bind(service_id)
+            .fetch_all(conn)
+            .await?,
+    )
 }

@@ -42,7 +42,10 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
 
 /// A job by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Job>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = ?").bind(id).fetch_optional(conn).await?)
+    Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Filters for [`list`].
@@ -118,7 +121,10 @@ pub async fn running_by_configuration(conn: &mut Conn) -> Result<HashMap<i64, i6
 }
 
 /// Attempts started per configuration since `since` (for rate limits).
-pub async fn attempts_since_by_configuration(conn: &mut Conn, since: i64) -> Result<HashMap<i64, i64>, StoreError> {
+pub async fn attempts_since_by_configuration(
+    conn: &mut Conn,
+    since: i64,
+) -> Result<HashMap<i64, i64>, StoreError> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT configuration_id, COUNT(*) FROM jobs WHERE configuration_id IS NOT NULL AND updated_at >= ? \
          AND (state = 'running' OR finished_at >= ?) GROUP BY configuration_id",
@@ -131,7 +137,12 @@ pub async fn attempts_since_by_configuration(conn: &mut Conn, since: i64) -> Res
 }
 
 /// Ends a job: `succeeded`, `failed` or `skipped`.
-pub async fn finish(conn: &mut Conn, id: i64, state: &str, message: Option<&str>) -> Result<(), StoreError> {
+pub async fn finish(
+    conn: &mut Conn,
+    id: i64,
+    state: &str,
+    message: Option<&str>,
+) -> Result<(), StoreError> {
     let now = now_ms();
     sqlx::query(
         "UPDATE jobs SET state = ?, message = ?, locked_by = NULL, lease_until = NULL, reconcile = 0, \
@@ -148,7 +159,13 @@ pub async fn finish(conn: &mut Conn, id: i64, state: &str, message: Option<&str>
 }
 
 /// Puts a job back to wait until `run_at`.
-pub async fn reschedule(conn: &mut Conn, id: i64, run_at: i64, reconcile: bool, message: &str) -> Result<(), StoreError> {
+pub async fn reschedule(
+    conn: &mut Conn,
+    id: i64,
+    run_at: i64,
+    reconcile: bool,
+    message: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE jobs SET state = 'retrying', run_at = ?, reconcile = ?, message = ?, locked_by = NULL, \
          lease_until = NULL, updated_at = ? WHERE id = ?",
@@ -164,12 +181,17 @@ pub async fn reschedule(conn: &mut Conn, id: i64, run_at: i64, reconcile: bool, 
 }
 
 /// Extends the leases of a worker's running jobs.
-pub async fn extend_leases(conn: &mut Conn, worker: &str, lease_until: i64) -> Result<u64, StoreError> {
-    let done = sqlx::query("UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ?")
-        .bind(lease_until)
-        .bind(worker)
-        .execute(conn)
-        .await?;
+pub async fn extend_leases(
+    conn: &mut Conn,
+    worker: &str,
+    lease_until: i64,
+) -> Result<u64, StoreError> {
+    let done =
+        sqlx::query("UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ?")
+            .bind(lease_until)
+            .bind(worker)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected())
 }
 
@@ -239,10 +261,19 @@ pub async fn insert_attempt(conn: &mut Conn, attempt: &NewAttempt<'_>) -> Result
 
 /// A job's attempts, first to last.
 pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id").bind(job_id).fetch_all(conn).await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id")
+            .bind(job_id)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// How many jobs exist per state.
 pub async fn count_by_state(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state").fetch_all(conn).await?)
+    Ok(
+        sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+            .fetch_all(conn)
+            .await?,
+    )
 }

@@ -27,7 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, Connection};
 
 /// A database connection, as the query functions take it.
@@ -68,7 +70,9 @@ impl StoreError {
     /// Whether the error is a UNIQUE constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         match self {
-            StoreError::Database(err) => err.as_database_error().is_some_and(|db| db.is_unique_violation()),
+            StoreError::Database(err) => err
+                .as_database_error()
+                .is_some_and(|db| db.is_unique_violation()),
             _ => false,
         }
     }
@@ -93,7 +97,11 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// Defaults for a URL.
     pub fn new(url: impl Into<String>) -> Self {
-        StoreOptions { url: url.into(), max_batch: 512, read_connections: 4 }
+        StoreOptions {
+            url: url.into(),
+            max_batch: 512,
+            read_connections: 4,
+        }
     }
 }
 
@@ -115,7 +123,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 impl Store {
     /// Opens (creating if needed) and migrates the database.
     pub async fn open(options: StoreOptions) -> Result<Store, StoreError> {
-        let open_error = |source: sqlx::Error| StoreError::Open { url: options.url.clone(), source: Arc::new(source) };
+        let open_error = |source: sqlx::Error| StoreError::Open {
+            url: options.url.clone(),
+            source: Arc::new(source),
+        };
         let connect = SqliteConnectOptions::from_str(&options.url)
             .map_err(open_error)?
             .create_if_missing(true)
@@ -127,7 +138,10 @@ impl Store {
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000");
         let mut writer_connection = connect.connect().await.map_err(open_error)?;
-        MIGRATOR.run(&mut writer_connection).await.map_err(|err| StoreError::Migrate(Arc::new(err)))?;
+        MIGRATOR
+            .run(&mut writer_connection)
+            .await
+            .map_err(|err| StoreError::Migrate(Arc::new(err)))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .acquire_timeout(Duration::from_secs(60))
@@ -188,10 +202,22 @@ mod tests {
                 store
                     .write(move |conn| {
                         Box::pin(async move {
-                            let client = clients::insert(conn, Some(&format!("c{i}")), "Ann", "a@example.com").await?;
+                            let client = clients::insert(
+                                conn,
+                                Some(&format!("c{i}")),
+                                "Ann",
+                                "a@example.com",
+                            )
+                            .await?;
                             if i % 10 == 0 {
                                 // Fails after its first statement: the insert above must vanish too.
-                                clients::insert(conn, Some(&format!("c{i}")), "Dup", "d@example.com").await?;
+                                clients::insert(
+                                    conn,
+                                    Some(&format!("c{i}")),
+                                    "Dup",
+                                    "d@example.com",
+                                )
+                                .await?;
                             }
                             Ok::<_, StoreError>(client.id)
                         })
@@ -221,7 +247,11 @@ mod tests {
         {
             let store = store(&dir).await;
             store
-                .write(|conn| Box::pin(async move { clients::insert(conn, Some("x"), "Ann", "a@example.com").await }))
+                .write(|conn| {
+                    Box::pin(async move {
+                        clients::insert(conn, Some("x"), "Ann", "a@example.com").await
+                    })
+                })
                 .await
                 .unwrap();
         }

@@ -10,7 +10,10 @@ pub fn timestamp<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Err
 }
 
 /// Serialises optional Unix milliseconds as RFC 3339 or null.
-pub fn optional_timestamp<S: Serializer>(ms: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn optional_timestamp<S: Serializer>(
+    ms: &Option<i64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => timestamp(ms, serializer),
         None => serializer.serialize_none(),

@@ -71,22 +71,33 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ProductRow) -> Result<bool, 
 
 /// A product by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Product>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM products WHERE id = ?").bind(id).fetch_optional(conn).await?)
+    Ok(sqlx::query_as("SELECT * FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// A product by slug.
 pub async fn get_by_slug(conn: &mut Conn, slug: &str) -> Result<Option<Product>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM products WHERE slug = ?").bind(slug).fetch_optional(conn).await?)
+    Ok(sqlx::query_as("SELECT * FROM products WHERE slug = ?")
+        .bind(slug)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// Every product.
 pub async fn list(conn: &mut Conn) -> Result<Vec<Product>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM products ORDER BY id").fetch_all(conn).await?)
+    Ok(sqlx::query_as("SELECT * FROM products ORDER BY id")
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Deletes a product no service uses.
 pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM products WHERE id = ?").bind(id).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM products WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

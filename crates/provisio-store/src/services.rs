@@ -30,12 +30,23 @@ pub async fn insert(
 
 /// A service by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM services WHERE id = ?").bind(id).fetch_optional(conn).await?)
+    Ok(sqlx::query_as("SELECT * FROM services WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// A service by the billing system's id.
-pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Service>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM services WHERE external_id = ?").bind(external_id).fetch_optional(conn).await?)
+pub async fn get_by_external(
+    conn: &mut Conn,
+    external_id: &str,
+) -> Result<Option<Service>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM services WHERE external_id = ?")
+            .bind(external_id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Filters for [`list`].
@@ -67,13 +78,40 @@ pub async fn list(conn: &mut Conn, filter: &ServiceFilter) -> Result<Vec<Service
 }
 
 /// Sets the status rules are matched against.
-pub async fn set_projected_status(conn: &mut Conn, id: i64, status: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE services SET projected_status = ? WHERE id = ?").bind(status).bind(id).execute(conn).await?;
+pub async fn set_projected_status(
+    conn: &mut Conn,
+    id: i64,
+    status: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE services SET projected_status = ? WHERE id = ?")
+        .bind(status)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces a service's provision data.
+pub async fn set_provision_data(
+    conn: &mut Conn,
+    id: i64,
+    provision_data: &Value,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE services SET provision_data = ?, updated_at = ? WHERE id = ?")
+        .bind(provision_data.to_string())
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Assigns the configuration a service is deployed to.
-pub async fn set_configuration(conn: &mut Conn, id: i64, configuration_id: i64) -> Result<(), StoreError> {
+pub async fn set_configuration(
+    conn: &mut Conn,
+    id: i64,
+    configuration_id: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE services SET configuration_id = ?, updated_at = ? WHERE id = ?")
         .bind(configuration_id)
         .bind(now_ms())
@@ -134,10 +172,19 @@ pub async fn add_history(
 
 /// A service's history, oldest first.
 pub async fn history(conn: &mut Conn, service_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM service_history WHERE service_id = ? ORDER BY id").bind(service_id).fetch_all(conn).await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM service_history WHERE service_id = ? ORDER BY id")
+            .bind(service_id)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// How many services exist per status.
 pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as("SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status").fetch_all(conn).await?)
+    Ok(
+        sqlx::query_as("SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status")
+            .fetch_all(conn)
+            .await?,
+    )
 }

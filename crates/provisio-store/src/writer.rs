@@ -52,16 +52,23 @@ impl Writer {
                 (ok, reply)
             })
         });
-        self.queue.send(op).map_err(|_| E::from(StoreError::WriterUnavailable))?;
+        self.queue
+            .send(op)
+            .map_err(|_| E::from(StoreError::WriterUnavailable))?;
         // A dropped sender means the batch could not even begin.
-        receiver.await.map_err(|_| E::from(StoreError::WriterUnavailable))?
+        receiver
+            .await
+            .map_err(|_| E::from(StoreError::WriterUnavailable))?
     }
 }
 
 async fn run(mut connection: Conn, mut receiver: mpsc::UnboundedReceiver<Op>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut connection).await {
+        if let Err(err) = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await
+        {
             tracing::error!(error = %err, size = batch.len(), "cannot begin a write batch");
             batch.clear();
             continue;
@@ -80,7 +87,11 @@ async fn run(mut connection: Conn, mut receiver: mpsc::UnboundedReceiver<Op>, ma
             let _ = sqlx::query("RELEASE op").execute(&mut connection).await;
             replies.push(reply);
         }
-        let commit = sqlx::query("COMMIT").execute(&mut connection).await.map(|_| ()).map_err(StoreError::from);
+        let commit = sqlx::query("COMMIT")
+            .execute(&mut connection)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
         if let Err(err) = &commit {
             tracing::error!(error = %err, "a write batch failed to commit");
             let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;

@@ -163,20 +163,26 @@ impl DomainNames for DemoDomains {
     async fn renew(&self, cx: &Context, params: RenewParams) -> Result<DomainInfo, ProviderError> {
         let key = key_of(cx).map(str::to_owned);
         self.0
-            .change(params.domain.as_str(), &missing(&params.domain), |data, _| {
-                // A retried renew (same idempotency key) is done once, like EPP's curExpDate guard.
-                if key.is_some() && data["last_renew_key"].as_str() == key.as_deref() {
-                    return Ok(());
-                }
-                let expires: DateTime<Utc> = typed(data["expires_at"].clone())?;
-                let renewed = years_from(expires, params.years);
-                if renewed > years_from(Utc::now(), 10) {
-                    return Err(ProviderError::provider("A domain cannot be registered for more than 10 years ahead"));
-                }
-                data["expires_at"] = json!(renewed);
-                data["last_renew_key"] = json!(key);
-                Ok(())
-            })
+            .change(
+                params.domain.as_str(),
+                &missing(&params.domain),
+                |data, _| {
+                    // A retried renew (same idempotency key) is done once, like EPP's curExpDate guard.
+                    if key.is_some() && data["last_renew_key"].as_str() == key.as_deref() {
+                        return Ok(());
+                    }
+                    let expires: DateTime<Utc> = typed(data["expires_at"].clone())?;
+                    let renewed = years_from(expires, params.years);
+                    if renewed > years_from(Utc::now(), 10) {
+                        return Err(ProviderError::provider(
+                            "A domain cannot be registered for more than 10 years ahead",
+                        ));
+                    }
+                    data["expires_at"] = json!(renewed);
+                    data["last_renew_key"] = json!(key);
+                    Ok(())
+                },
+            )
             .await
     }
 

@@ -1,0 +1,306 @@
+//! Functions run on demand by staff (or, later, clients) for one service.
+//!
+//! Lifecycle functions go through the queue like any job (so they keep the
+//! service's order and its guarantees) and the call waits for the outcome;
+//! queries and on-demand functions (login links, usage) run at once. Either
+//! way a job and its attempt are recorded.
+
+use std::time::Duration;
+
+use provisio_sdk::{CallOptions, Caller, Envelope, FunctionKind, invoke};
+use provisio_store::models::{Attempt, Job};
+use provisio_store::{audit, clients, jobs, now_ms, products, services};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::rules::{self, parse_status};
+use crate::{Engine, EngineError, params};
+
+/// What an action answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionOutcome {
+    /// The job that recorded it.
+    pub job: Job,
+    /// The provider's envelope (result data unmasked, for the caller only).
+    pub envelope: Option<Envelope>,
+}
+
+impl Engine {
+    /// Runs `function` of a service's blueprint with `args` over its provision data.
+    pub async fn run_action(
+        &self,
+        actor: &str,
+        service_id: i64,
+        function: &str,
+        args: Value,
+    ) -> Result<ActionOutcome, EngineError> {
+        if !args.is_object() {
+            return Err(EngineError::invalid("/", "must be a JSON object of params"));
+        }
+        let (service, product, client) = self
+            .store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let service = services::get(conn, service_id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                    let product = products::get(conn, service.product_id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound("no product".into()))?;
+                    let client = clients::get(conn, service.client_id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound("no client".into()))?;
+                    Ok::<_, EngineError>((service, product, client))
+                })
+            })
+            .await?;
+        let blueprint = self
+            .registry()
+            .blueprint(&product.blueprint)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let descriptor = blueprint
+            .function(function)
+            .ok_or_else(|| {
+                EngineError::NotFound(format!("{} has no function {function}", blueprint.id))
+            })?
+            .clone();
+        if !descriptor.callers.contains(&Caller::Staff) {
+            return Err(EngineError::Conflict(format!(
+                "{function} cannot be run on demand by staff"
+            )));
+        }
+        let status = parse_status(&service.status);
+        if !descriptor.statuses.contains(&status) {
+            return Err(EngineError::Conflict(format!(
+                "{function} cannot run while the service is {}; it needs {}",
+                status.as_str(),
+                descriptor
+                    .statuses
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
+        }
+        let origin = format!("staff:{actor}");
+        if descriptor.kind == FunctionKind::Lifecycle {
+            return self
+                .queue_and_wait(&origin, &service, &product.setup_function, function, args)
+                .await;
+        }
+
+        let configuration_id = service.configuration_id.ok_or_else(|| {
+            EngineError::Conflict("the service has not been deployed to a configuration yet".into())
+        })?;
+        let configuration = self.configuration(configuration_id).await?;
+        let entry = self
+            .registry()
+            .provider(&format!(
+                "{}/{}",
+                configuration.blueprint, configuration.provider
+            ))
+            .map_err(|e| EngineError::Conflict(e.to_string()))?
+            .clone();
+        let values = self.configuration_values(&configuration)?;
+        let params = params::build(
+            &descriptor,
+            blueprint.service_identifier,
+            &service,
+            &client,
+            &args,
+        );
+        let key = format!("action:{}:{}:{}", service.id, function, now_ms());
+        let options = CallOptions {
+            timeout: self.settings().call_timeout,
+            idempotency_key: Some(key.clone()),
+            provision_data: service
+                .provision_data
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..CallOptions::default()
+        };
+        let report = invoke::call(&entry, &values, function, &params, &options).await;
+        let envelope = report.envelope.clone();
+        let mut stored = report.envelope.clone();
+        if let Some(data) = stored.data.as_mut().filter(|_| stored.error_kind.is_none()) {
+            *data = descriptor.result.mask_secrets(data);
+        }
+        let outcome = stored
+            .error_kind
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| "ok".into());
+        let state = if stored.error_kind.is_none() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        let message = stored.message.to_string();
+        let stored = serde_json::to_value(&stored).expect("envelopes serialise");
+        let http_log = serde_json::to_value(&report.http_log).expect("logs serialise");
+        let function = function.to_owned();
+        let actor = actor.to_owned();
+        let duration = report.duration_ms as i64;
+        let job = self
+            .store()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let job = jobs::insert(
+                        conn,
+                        &jobs::NewJob {
+                            service_id,
+                            event_id: None,
+                            function: &function,
+                            args: &args,
+                            origin: &origin,
+                            max_attempts: 1,
+                            idempotency_key: &key,
+                        },
+                    )
+                    .await?;
+                    jobs::claim(conn, job.id, &origin, now_ms(), Some(configuration_id)).await?;
+                    jobs::insert_attempt(
+                        conn,
+                        &jobs::NewAttempt {
+                            job_id: job.id,
+                            number: 1,
+                            function: &function,
+                            configuration_id: Some(configuration_id),
+                            started_at: now_ms() - duration,
+                            duration_ms: duration,
+                            outcome: &outcome,
+                            envelope: &stored,
+                            http_log: &http_log,
+                        },
+                    )
+                    .await?;
+                    jobs::finish(conn, job.id, state, Some(&message)).await?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "service.action",
+                        &format!("service:{service_id}"),
+                        &json!({"function": function, "outcome": outcome}),
+                    )
+                    .await?;
+                    Ok::<_, EngineError>(jobs::get(conn, job.id).await?.expect("just written"))
+                })
+            })
+            .await?;
+        Ok(ActionOutcome {
+            job,
+            envelope: Some(envelope),
+        })
+    }
+
+    async fn queue_and_wait(
+        &self,
+        origin: &str,
+        service: &provisio_store::models::Service,
+        setup_function: &str,
+        function: &str,
+        args: Value,
+    ) -> Result<ActionOutcome, EngineError> {
+        let service_id = service.id;
+        let key = format!("action:{service_id}:{function}:{}", now_ms());
+        let (origin, function_name, setup) = (
+            origin.to_owned(),
+            function.to_owned(),
+            setup_function.to_owned(),
+        );
+        let max_attempts = self.settings().max_attempts;
+        let job = self
+            .store()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let job = jobs::insert(
+                        conn,
+                        &jobs::NewJob {
+                            service_id,
+                            event_id: None,
+                            function: &function_name,
+                            args: &args,
+                            origin: &origin,
+                            max_attempts,
+                            idempotency_key: &key,
+                        },
+                    )
+                    .await?;
+                    if let Some(status) = rules::effect(&function_name, &setup) {
+                        services::set_projected_status(conn, service_id, status.as_str()).await?;
+                    }
+                    audit::record(
+                        conn,
+                        &origin,
+                        "service.action",
+                        &format!("service:{service_id}"),
+                        &json!({"function": function_name, "job": job.id}),
+                    )
+                    .await?;
+                    Ok::<_, EngineError>(job)
+                })
+            })
+            .await?;
+        self.wake();
+        // Wait for the worker, up to the call deadline and a little more.
+        let deadline =
+            tokio::time::Instant::now() + self.settings().call_timeout + Duration::from_secs(5);
+        loop {
+            let (current, attempts) = self.job(job.id).await?;
+            let settled = matches!(current.state.as_str(), "succeeded" | "failed" | "skipped");
+            if settled || tokio::time::Instant::now() >= deadline {
+                let envelope = attempts
+                    .last()
+                    .and_then(|a| serde_json::from_value(a.envelope.clone()).ok());
+                return Ok(ActionOutcome {
+                    job: current,
+                    envelope,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A job and its attempts.
+    pub async fn job(&self, id: i64) -> Result<(Job, Vec<Attempt>), EngineError> {
+        self.store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let job = jobs::get(conn, id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
+                    let attempts = jobs::attempts(conn, id).await?;
+                    Ok((job, attempts))
+                })
+            })
+            .await
+    }
+
+    /// Queues a failed job again (staff retry).
+    pub async fn retry_job(&self, actor: &str, id: i64) -> Result<Job, EngineError> {
+        let actor = actor.to_owned();
+        let extra = self.settings().max_attempts;
+        let job = self
+            .store()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let job = jobs::get(conn, id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
+                    if job.state != "failed" {
+                        return Err(EngineError::Conflict(format!(
+                            "job {id} is {}; only failed jobs can be retried",
+                            job.state
+                        )));
+                    }
+                    jobs::requeue(conn, id, extra).await?;
+                    audit::record(conn, &actor, "job.retry", &format!("job:{id}"), &json!({}))
+                        .await?;
+                    Ok::<_, EngineError>(jobs::get(conn, id).await?.expect("exists"))
+                })
+            })
+            .await?;
+        self.wake();
+        Ok(job)
+    }
+}

@@ -1,0 +1,383 @@
+//! Billing events: the public format, and ingestion.
+//!
+//! Ingesting an event records it, creates the service (and its client) on
+//! first sight of an unknown `external_id`, and enqueues the jobs its rules
+//! ask for, all in one transaction. The same event id twice makes jobs once.
+
+use std::sync::OnceLock;
+
+use provisio_sdk::formats::Email;
+use provisio_sdk::{FieldLocation, SchemaDoc};
+use provisio_store::models::{Client, Product, Service};
+use provisio_store::{Conn, clients, events, jobs, products, services};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::admin::decode;
+use crate::rules::{self, Rule};
+use crate::{Engine, EngineError, Violation};
+
+/// A billing event. This shape is a public contract: extend it, never rename.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EventPayload {
+    /// The billing system's event id; the same id twice makes jobs once.
+    #[schemars(length(min = 1, max = 255))]
+    pub id: String,
+    /// `order.placed`, `order.paid`, `invoice.paid`, `contract.renewed`,
+    /// `contract.overdue`, `contract.unsuspended`, `contract.upgraded`,
+    /// `contract.cancelled`, or a custom type.
+    #[serde(rename = "type")]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(pattern = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
+    )]
+    pub event_type: String,
+    /// When it happened in billing (RFC 3339).
+    #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
+    pub occurred_at: Option<String>,
+    /// The service it is about.
+    pub service: EventService,
+    /// Event-specific extras, passed to the function (e.g. the new `package_name` of an upgrade).
+    #[serde(default)]
+    pub data: Map<String, Value>,
+}
+
+/// Names the service an event is about, and describes it when it is new.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EventService {
+    /// Our service id.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// The billing system's id of the service (contract).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 255))]
+    pub external_id: Option<String>,
+    /// The client, needed when the service is new.
+    #[serde(default)]
+    pub client: Option<EventClient>,
+    /// Product slug or id, needed when the service is new.
+    #[serde(default)]
+    pub product: Option<ProductRef>,
+    /// Customer-entered provision fields (domain, username...).
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+/// A client as billing describes it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EventClient {
+    /// The billing system's client id.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 255))]
+    pub external_id: Option<String>,
+    /// Full name.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// Email.
+    pub email: Email,
+}
+
+/// A product by slug or by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ProductRef {
+    /// By id.
+    Id(i64),
+    /// By slug.
+    Slug(String),
+}
+
+/// A job as the event answer lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub id: i64,
+    pub function: String,
+    pub state: String,
+}
+
+/// What `POST /api/v1/events` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// Our id of the event.
+    pub event_id: i64,
+    /// The service it is about.
+    pub service_id: i64,
+    /// True when this event id was already received (nothing new was done).
+    pub duplicate: bool,
+    /// The jobs it made.
+    pub jobs: Vec<JobSummary>,
+}
+
+impl Engine {
+    /// Ingests a billing event: validated, recorded with its service change
+    /// and jobs in one durable transaction. Bad input changes nothing.
+    pub async fn ingest(&self, body: &Value) -> Result<Accepted, EngineError> {
+        static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
+        let event: EventPayload = decode(body, &SCHEMA)?;
+        if event.service.id.is_none() && event.service.external_id.is_none() {
+            return Err(EngineError::invalid(
+                "/service",
+                "needs an id or an external_id",
+            ));
+        }
+        let engine = self.clone();
+        let accepted = self
+            .store()
+            .write(move |conn| Box::pin(async move { engine.ingest_in(conn, &event).await }))
+            .await?;
+        if !accepted.jobs.is_empty() {
+            self.wake();
+        }
+        Ok(accepted)
+    }
+
+    async fn ingest_in(
+        &self,
+        conn: &mut Conn,
+        event: &EventPayload,
+    ) -> Result<Accepted, EngineError> {
+        if let Some(existing) = events::get_by_external(conn, &event.id).await? {
+            let filter = jobs::JobFilter {
+                event_id: Some(existing.id),
+                limit: 100,
+                ..Default::default()
+            };
+            let mut made = jobs::list(conn, &filter).await?;
+            made.reverse();
+            return Ok(Accepted {
+                event_id: existing.id,
+                service_id: existing.service_id,
+                duplicate: true,
+                jobs: made
+                    .into_iter()
+                    .map(|j| JobSummary {
+                        id: j.id,
+                        function: j.function,
+                        state: j.state,
+                    })
+                    .collect(),
+            });
+        }
+        let (service, product) = self.resolve_service(conn, event).await?;
+        let payload = serde_json::to_value(event).expect("events serialise");
+        let event_id = events::insert(
+            conn,
+            &event.id,
+            &event.event_type,
+            service.id,
+            &payload,
+            event.occurred_at.as_deref(),
+        )
+        .await?;
+
+        let blueprint = self
+            .registry()
+            .blueprint(&product.blueprint)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
+        let mut projected = rules::parse_status(&service.projected_status);
+        let mut made = Vec::new();
+        for rule in rules::effective(blueprint, &own)
+            .iter()
+            .filter(|r| r.event == event.event_type)
+        {
+            if !rule.applies(projected) {
+                continue;
+            }
+            let function = rule.function_name(&product.setup_function).to_owned();
+            let mut args = rule.params.clone();
+            args.extend(event.data.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let key = format!("{}:{}:{}", event.id, function, made.len());
+            let job = jobs::insert(
+                conn,
+                &jobs::NewJob {
+                    service_id: service.id,
+                    event_id: Some(event_id),
+                    function: &function,
+                    args: &Value::Object(args),
+                    origin: &format!("event:{}", event.event_type),
+                    max_attempts: self.settings().max_attempts,
+                    idempotency_key: &key,
+                },
+            )
+            .await?;
+            if let Some(status) = rules::effect(&function, &product.setup_function) {
+                projected = status;
+            }
+            made.push(JobSummary {
+                id: job.id,
+                function,
+                state: job.state,
+            });
+        }
+        if projected.as_str() != service.projected_status {
+            services::set_projected_status(conn, service.id, projected.as_str()).await?;
+        }
+        Ok(Accepted {
+            event_id,
+            service_id: service.id,
+            duplicate: false,
+            jobs: made,
+        })
+    }
+
+    /// Finds the event's service, creating it (and its client) when new.
+    async fn resolve_service(
+        &self,
+        conn: &mut Conn,
+        event: &EventPayload,
+    ) -> Result<(Service, Product), EngineError> {
+        let named = &event.service;
+        let found = match (named.id, &named.external_id) {
+            (Some(id), external) => {
+                let service = services::get(conn, id).await?.ok_or_else(|| {
+                    EngineError::invalid("/service/id", format!("no service {id}"))
+                })?;
+                if external
+                    .as_ref()
+                    .is_some_and(|e| service.external_id.as_ref() != Some(e))
+                {
+                    return Err(EngineError::invalid(
+                        "/service/external_id",
+                        "names another service than /service/id",
+                    ));
+                }
+                Some(service)
+            }
+            (None, Some(external)) => services::get_by_external(conn, external).await?,
+            (None, None) => None,
+        };
+        if let Some(mut service) = found {
+            let product = products::get(conn, service.product_id)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::Conflict(format!("service {} has no product", service.id))
+                })?;
+            if !named.fields.is_empty() {
+                let data = merge_fields(
+                    &service.provision_data,
+                    &product.provision_fields,
+                    &named.fields,
+                );
+                services::set_provision_data(conn, service.id, &data).await?;
+                service.provision_data = data;
+            }
+            return Ok((service, product));
+        }
+
+        // A new service.
+        let product = match &named.product {
+            None => {
+                return Err(EngineError::invalid(
+                    "/service/product",
+                    "is required for a new service",
+                ));
+            }
+            Some(ProductRef::Slug(slug)) => products::get_by_slug(conn, slug).await?,
+            Some(ProductRef::Id(id)) => products::get(conn, *id).await?,
+        }
+        .ok_or_else(|| EngineError::invalid("/service/product", "names no product"))?;
+        let Some(client) = &named.client else {
+            return Err(EngineError::invalid(
+                "/service/client",
+                "is required for a new service",
+            ));
+        };
+        let provision_data = merge_fields(&json!({}), &product.provision_fields, &named.fields);
+        self.check_fields(&product, &named.fields, &provision_data, client)?;
+        let client: Client = match &client.external_id {
+            Some(external) => {
+                clients::upsert_external(conn, external, &client.name, client.email.as_str())
+                    .await?
+            }
+            None => clients::insert(conn, None, &client.name, client.email.as_str()).await?,
+        };
+        let service = services::insert(
+            conn,
+            named.external_id.as_deref(),
+            client.id,
+            product.id,
+            &provision_data,
+        )
+        .await?;
+        services::add_history(
+            conn,
+            service.id,
+            None,
+            "pending",
+            None,
+            &format!("Created by event {}", event.id),
+        )
+        .await?;
+        Ok((service, product))
+    }
+
+    /// Rejects customer fields the setup function would refuse, naming them
+    /// (fields it does not know, and missing ones, are left for later events).
+    fn check_fields(
+        &self,
+        product: &Product,
+        fields: &Map<String, Value>,
+        provision_data: &Value,
+        client: &EventClient,
+    ) -> Result<(), EngineError> {
+        let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else {
+            return Ok(());
+        };
+        let Some(setup) = blueprint.function(&product.setup_function) else {
+            return Ok(());
+        };
+        let mut params = Map::new();
+        params.insert("email".into(), json!(client.email));
+        params.insert("customer_email".into(), json!(client.email));
+        params.insert("customer_name".into(), json!(client.name));
+        if let Value::Object(data) = provision_data {
+            params.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let known = setup.params.property_names();
+        params.retain(|k, _| known.contains(&k.as_str()));
+        let Err(errors) = setup
+            .params
+            .validate(&Value::Object(params), FieldLocation::Params)
+        else {
+            return Ok(());
+        };
+        let violations: Vec<Violation> = errors
+            .into_iter()
+            .filter_map(|e| {
+                let top = e
+                    .path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                fields
+                    .contains_key(&top)
+                    .then(|| Violation::new(format!("/service/fields{}", e.path), e.message))
+            })
+            .collect();
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Invalid(violations))
+        }
+    }
+}
+
+/// Customer fields over current data; preset fields of the product win.
+fn merge_fields(current: &Value, presets: &Value, fields: &Map<String, Value>) -> Value {
+    let mut data = current.as_object().cloned().unwrap_or_default();
+    let presets = presets.as_object().cloned().unwrap_or_default();
+    for (key, value) in fields {
+        if !presets.contains_key(key) {
+            data.insert(key.clone(), value.clone());
+        }
+    }
+    for (key, value) in presets {
+        data.entry(key).or_insert(value);
+    }
+    Value::Object(data)
+}

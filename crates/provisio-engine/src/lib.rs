@@ -1,0 +1,198 @@
+//! Provisio's engine: billing events become durable jobs through automation
+//! rules; the worker runs them against providers, one at a time per service,
+//! in event order, with retries, reconciliation of unknown outcomes, leases
+//! and per-configuration limits; configurations keep their secrets encrypted.
+//!
+//! - [`events`]: the public event format and its ingestion (event, service
+//!   change and jobs in one transaction);
+//! - [`rules`]: default and per-product automation rules;
+//! - [`admin`]: configurations (secrets sealed by [`vault`]), products, clients;
+//! - [`deploy`]: picking a configuration for a new service;
+//! - [`worker`]: claiming, running and completing jobs;
+//! - [`actions`]: functions run on demand by staff;
+//! - [`demo`]: the `--demo` seed.
+
+pub mod actions;
+pub mod admin;
+pub mod demo;
+pub mod deploy;
+pub mod events;
+pub mod params;
+pub mod rules;
+pub mod vault;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use provisio_sdk::Registry;
+use provisio_store::{Store, StoreError};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+pub use vault::Vault;
+
+/// One field that broke a rule, named by a JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// JSON pointer into the request body.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Violation {
+    /// A violation at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Violation {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What the engine answers when it cannot do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The request broke the rules; nothing was changed.
+    #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.path, v.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Violation>),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Start-up configuration is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// Stored secrets cannot be opened.
+    #[error("{0}")]
+    Secrets(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// One invalid field.
+    pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+        EngineError::Invalid(vec![Violation::new(path, message)])
+    }
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This process's worker name (appears on leased jobs).
+    pub worker_id: String,
+    /// Provider calls in flight at once in this process.
+    pub worker_concurrency: usize,
+    /// Most jobs claimed per claim transaction.
+    pub claim_batch: usize,
+    /// How long a claimed job stays with this worker without a heartbeat.
+    pub lease: Duration,
+    /// Deadline of each provider call.
+    pub call_timeout: Duration,
+    /// First retry delay; doubled per attempt, with jitter.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// Attempts before a job fails.
+    pub max_attempts: i64,
+    /// How often an idle worker looks for due jobs.
+    pub poll_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            worker_id: format!("worker-{}-{}", std::process::id(), fastrand::u32(..)),
+            worker_concurrency: 256,
+            claim_batch: 128,
+            lease: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(60),
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(300),
+            max_attempts: 10,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The engine: store, providers, vault and settings, shared by the API and the worker.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    registry: Registry,
+    vault: Vault,
+    settings: Settings,
+    /// Wakes the worker when jobs may be ready.
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over an open store.
+    pub fn new(store: Store, registry: Registry, vault: Vault, settings: Settings) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                vault,
+                settings,
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The compiled-in blueprints and providers.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The secrets vault.
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Tells the worker that jobs may be ready.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub(crate) fn wake_signal(&self) -> &Notify {
+        &self.inner.wake
+    }
+}
+
+/// The `AAD` that binds a configuration's sealed secrets to its row.
+pub(crate) fn configuration_aad(id: i64) -> String {
+    format!("configuration:{id}")
+}
+
+/// The `AAD` that binds a service's sealed result secrets to its row.
+pub(crate) fn service_aad(id: i64) -> String {
+    format!("service:{id}")
+}

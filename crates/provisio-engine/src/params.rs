@@ -1,0 +1,78 @@
+//! The params a job's function receives, built at run time so each job sees
+//! the results of the jobs before it.
+//!
+//! Lowest to highest precedence: facts about the client and service
+//! (`email`, `customer_name`, `reference`...), the service's provision data
+//! (preset fields, customer fields, earlier results), the service
+//! identifier, then the job's own args (rule params and event data). Only
+//! keys the function's params schema knows are kept.
+
+use provisio_sdk::FunctionDescriptor;
+use provisio_store::models::{Client, Service};
+use serde_json::{Map, Value, json};
+
+/// Facts every function may use.
+pub fn base(service: &Service, client: &Client) -> Map<String, Value> {
+    let reference = service
+        .external_id
+        .clone()
+        .unwrap_or_else(|| format!("service-{}", service.id));
+    let customer_id = client
+        .external_id
+        .clone()
+        .unwrap_or_else(|| format!("client-{}", client.id));
+    let Value::Object(map) = json!({
+        "email": client.email,
+        "customer_email": client.email,
+        "customer_name": client.name,
+        "name": client.name,
+        "reference": reference,
+        "customer_id": customer_id,
+    }) else {
+        unreachable!("a JSON object literal")
+    };
+    map
+}
+
+/// The params of `function` for a service.
+pub fn build(
+    function: &FunctionDescriptor,
+    identifier_field: &str,
+    service: &Service,
+    client: &Client,
+    args: &Value,
+) -> Value {
+    let mut merged = base(service, client);
+    if let Value::Object(data) = &service.provision_data {
+        merged.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if let Some(identifier) = &service.identifier {
+        merged.insert(identifier_field.to_owned(), json!(identifier));
+    }
+    if let Value::Object(args) = args {
+        merged.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let known = function.params.property_names();
+    Value::Object(
+        merged
+            .into_iter()
+            .filter(|(key, value)| known.contains(&key.as_str()) && !value.is_null())
+            .collect(),
+    )
+}
+
+/// Result data to keep in provision data: secret fields (returned once,
+/// e.g. a generated password) are left out and answered separately.
+pub fn split_secrets(
+    function: &FunctionDescriptor,
+    data: &Value,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let secrets: Map<String, Value> = function.result.secret_entries(data).into_iter().collect();
+    let mut kept = data.as_object().cloned().unwrap_or_default();
+    for pointer in secrets.keys() {
+        if let Some(key) = pointer.strip_prefix('/').filter(|k| !k.contains('/')) {
+            kept.remove(key);
+        }
+    }
+    (kept, secrets)
+}
