@@ -170,6 +170,13 @@ pub fn merge_fields(values: &mut Value, fields: &Map<String, Value>) {
     }
 }
 
+/// A random token from the operating system's CSPRNG: `prefix` and 64 hex digits.
+pub fn random_token(prefix: &str) -> String {
+    let bytes: [u8; 32] = chacha20poly1305::Key::generate().into();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
 fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 {
         return None;

@@ -1,9 +1,15 @@
-//! `provisio`: the workbench CLI. Lists blueprints and providers, describes
-//! them, and calls any provider function by hand.
+//! `provisio`: one binary that wires the crates together.
 //!
-//! Exit codes: 0 ok, 1 the provider answered an error, 2 invalid input or usage.
+//! - `serve` (API + worker) and `worker`: the engine on a store;
+//! - `events`, `services`, `jobs`: operators' commands against a server;
+//! - `blueprints`, `providers`, `describe`, `call`, `test-connection`: the
+//!   provider workbench, which runs providers in this process.
+//!
+//! Exit codes: 0 ok, 1 the provider or server answered an error, 2 invalid input or usage.
 
+mod client;
 mod render;
+mod server;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -24,6 +30,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the staff API and the worker on the store (SQLite by default).
+    Serve(server::ServeArgs),
+    /// Runs only the worker (jobs from the same store).
+    Worker(server::WorkerOnlyArgs),
+    /// Billing events, sent to a running server.
+    Events {
+        #[command(subcommand)]
+        command: client::EventsCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Services of a running server.
+    Services {
+        #[command(subcommand)]
+        command: client::ServicesCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Jobs of a running server.
+    Jobs {
+        #[command(subcommand)]
+        command: client::JobsCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Lists the blueprints and their functions.
     Blueprints {
         /// Print JSON, with every function's params and result schemas.
@@ -119,6 +150,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = provisio_providers::registry();
     match cli.command {
+        Command::Serve(args) => return server::serve(args, registry),
+        Command::Worker(args) => return server::worker(args, registry),
+        Command::Events { command, server } => return client::events(command, &server),
+        Command::Services { command, server } => return client::services(command, &server),
+        Command::Jobs { command, server } => return client::jobs(command, &server),
         Command::Blueprints { json } => {
             if json {
                 let all: Vec<Value> = registry.blueprints().iter().map(|b| b.to_json()).collect();
@@ -225,7 +261,7 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Reads a JSON argument given inline, as a file path, or as `-` (stdin).
 ///
 /// Parse errors never quote the input: it may hold credentials.
-fn read_json(flag: &str, arg: &str) -> anyhow::Result<Value> {
+pub(crate) fn read_json(flag: &str, arg: &str) -> anyhow::Result<Value> {
     let text = if arg.trim_start().starts_with(['{', '[']) {
         arg.to_owned()
     } else if arg == "-" {

@@ -1,0 +1,627 @@
+//! The staff HTTP API: JSON over axum, bearer tokens, errors as RFC 9457
+//! problem documents with field paths.
+//!
+//! Handlers parse and answer; everything they do is an [`Engine`] call.
+//! Secrets never appear in an answer: configurations show secret fields as
+//! `"[REDACTED]"`, and stored attempts are redacted before they are stored.
+
+mod problem;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use provisio_engine::{Engine, EngineError};
+use provisio_store::{events, jobs, products, services};
+use serde_json::{Value, json};
+
+pub use problem::Problem;
+
+/// The digest of a staff token, as stored.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Clone)]
+struct AppState {
+    engine: Engine,
+    /// Token digests already checked against the store.
+    known_tokens: Arc<RwLock<HashSet<String>>>,
+}
+
+/// Who made a request (the token's name), for the audit log.
+#[derive(Clone)]
+struct Actor(String);
+
+/// The API router.
+pub fn router(engine: Engine) -> Router {
+    let state = AppState {
+        engine,
+        known_tokens: Arc::default(),
+    };
+    let api = Router::new()
+        .route("/blueprints", get(blueprints))
+        .route("/blueprints/{id}", get(blueprint))
+        .route("/providers", get(providers))
+        .route("/providers/{blueprint}/{provider}", get(provider))
+        .route(
+            "/configurations",
+            get(configurations).post(create_configuration),
+        )
+        .route(
+            "/configurations/{id}",
+            get(configuration)
+                .patch(update_configuration)
+                .delete(delete_configuration),
+        )
+        .route("/configurations/{id}/test", post(test_configuration))
+        .route("/products", get(list_products).post(create_product))
+        .route("/products/{key}", get(product).patch(update_product))
+        .route("/clients", get(clients).post(create_client))
+        .route("/clients/{id}", get(client))
+        .route("/services", get(list_services))
+        .route("/services/{id}", get(service))
+        .route("/services/{id}/actions/{function}", post(action))
+        .route("/events", post(ingest))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(job))
+        .route("/jobs/{id}/retry", post(retry_job))
+        .route("/audit", get(audit))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "No such endpoint") })
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "A staff token is required (Authorization: Bearer TOKEN)",
+        )
+        .into_response();
+    };
+    let digest = token_digest(token);
+    let known = state
+        .known_tokens
+        .read()
+        .expect("token cache lock")
+        .contains(&digest);
+    let name = if known {
+        Some("staff".to_owned())
+    } else {
+        let lookup = digest.clone();
+        let found = state
+            .engine
+            .store()
+            .read(move |conn| {
+                Box::pin(async move { provisio_store::tokens::find(conn, &lookup).await })
+            })
+            .await;
+        match found {
+            Ok(Some(name)) => {
+                state
+                    .known_tokens
+                    .write()
+                    .expect("token cache lock")
+                    .insert(digest);
+                Some(name)
+            }
+            Ok(None) => None,
+            Err(err) => return Problem::from(EngineError::from(err)).into_response(),
+        }
+    };
+    match name {
+        Some(name) => {
+            request
+                .extensions_mut()
+                .insert(Actor(format!("token:{name}")));
+            next.run(request).await
+        }
+        None => {
+            Problem::new(StatusCode::UNAUTHORIZED, "The staff token is not valid").into_response()
+        }
+    }
+}
+
+type ApiResult = Result<Response, Problem>;
+
+fn ok(status: StatusCode, value: impl serde::Serialize) -> ApiResult {
+    Ok((status, Json(value)).into_response())
+}
+
+/// Parses a JSON body, answering a problem that says where it broke.
+fn body(bytes: &Bytes, headers: &HeaderMap) -> Result<Value, Problem> {
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !content_type.starts_with("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The body must be application/json",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|err| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The body is not valid JSON (line {}, column {})",
+                err.line(),
+                err.column()
+            ),
+        )
+    })
+}
+
+fn id(text: &str, what: &str) -> Result<i64, Problem> {
+    text.parse()
+        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, format!("No {what} {text}")))
+}
+
+/// Query parameters: typed, with unknown keys and bad values named.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn new(query: HashMap<String, String>, allowed: &[&str]) -> Result<Params, Problem> {
+        if let Some(key) = query.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(Problem::from(EngineError::invalid(
+                format!("?{key}"),
+                format!("is not a filter here (use {})", allowed.join(", ")),
+            )));
+        }
+        Ok(Params(query))
+    }
+
+    fn text(&self, key: &str, choices: Option<&[&str]>) -> Result<Option<String>, Problem> {
+        match (self.0.get(key), choices) {
+            (Some(value), Some(choices)) if !choices.contains(&value.as_str()) => {
+                Err(Problem::from(EngineError::invalid(
+                    format!("?{key}"),
+                    format!("must be one of {}", choices.join(", ")),
+                )))
+            }
+            (value, _) => Ok(value.cloned()),
+        }
+    }
+
+    fn number(&self, key: &str) -> Result<Option<i64>, Problem> {
+        self.0
+            .get(key)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    Problem::from(EngineError::invalid(
+                        format!("?{key}"),
+                        "must be an integer",
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<i64, Problem> {
+        let limit = self.number("limit")?.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(Problem::from(EngineError::invalid(
+                "?limit",
+                "must be between 1 and 1000",
+            )));
+        }
+        Ok(limit)
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.engine.store().ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn blueprints(State(state): State<AppState>) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        state
+            .engine
+            .registry()
+            .blueprints()
+            .iter()
+            .map(|b| b.to_json())
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn blueprint(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let blueprint = state
+        .engine
+        .registry()
+        .blueprint(&key)
+        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    ok(StatusCode::OK, blueprint.to_json())
+}
+
+async fn providers(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["blueprint"])?;
+    let blueprint = params.text("blueprint", None)?;
+    let list: Vec<Value> = state
+        .engine
+        .registry()
+        .providers(blueprint.as_deref())
+        .iter()
+        .map(|p| p.to_json())
+        .collect();
+    ok(StatusCode::OK, list)
+}
+
+async fn provider(
+    State(state): State<AppState>,
+    Path((blueprint, provider)): Path<(String, String)>,
+) -> ApiResult {
+    let entry = state
+        .engine
+        .registry()
+        .provider(&format!("{blueprint}/{provider}"))
+        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    ok(StatusCode::OK, entry.to_json())
+}
+
+async fn configurations(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["blueprint"])?;
+    ok(
+        StatusCode::OK,
+        state
+            .engine
+            .configurations(params.text("blueprint", None)?)
+            .await?,
+    )
+}
+
+async fn create_configuration(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let created = state
+        .engine
+        .create_configuration(&actor.0.0, &body(&bytes, &headers)?)
+        .await?;
+    ok(StatusCode::CREATED, created)
+}
+
+async fn configuration(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        state
+            .engine
+            .configuration_view(id(&key, "configuration")?)
+            .await?,
+    )
+}
+
+async fn update_configuration(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let updated = state
+        .engine
+        .update_configuration(
+            &actor.0.0,
+            id(&key, "configuration")?,
+            &body(&bytes, &headers)?,
+        )
+        .await?;
+    ok(StatusCode::OK, updated)
+}
+
+async fn delete_configuration(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    state
+        .engine
+        .delete_configuration(&actor.0.0, id(&key, "configuration")?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn test_configuration(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        state
+            .engine
+            .test_configuration(&actor.0.0, id(&key, "configuration")?)
+            .await?,
+    )
+}
+
+async fn list_products(State(state): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.products().await?)
+}
+
+async fn create_product(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        state
+            .engine
+            .create_product(&actor.0.0, &body(&bytes, &headers)?)
+            .await?,
+    )
+}
+
+async fn product(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.product(&key).await?)
+}
+
+async fn update_product(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        state
+            .engine
+            .update_product(&actor.0.0, &key, &body(&bytes, &headers)?)
+            .await?,
+    )
+}
+
+async fn clients(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    ok(
+        StatusCode::OK,
+        state
+            .engine
+            .clients(params.limit()?, params.number("before")?)
+            .await?,
+    )
+}
+
+async fn create_client(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        state
+            .engine
+            .create_client(&actor.0.0, &body(&bytes, &headers)?)
+            .await?,
+    )
+}
+
+async fn client(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let (client, services) = state.engine.client(id(&key, "client")?).await?;
+    ok(
+        StatusCode::OK,
+        json!({"client": client, "services": services}),
+    )
+}
+
+const SERVICE_STATUSES: &[&str] = &[
+    "pending",
+    "provisioning",
+    "active",
+    "suspended",
+    "terminated",
+    "failed",
+];
+const JOB_STATES: &[&str] = &[
+    "queued",
+    "running",
+    "retrying",
+    "succeeded",
+    "failed",
+    "skipped",
+];
+
+async fn list_services(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(
+        query,
+        &[
+            "status",
+            "product",
+            "client_id",
+            "configuration_id",
+            "limit",
+            "before",
+        ],
+    )?;
+    let product_id = match params.text("product", None)? {
+        Some(key) => Some(state.engine.product(&key).await?.id),
+        None => None,
+    };
+    let filter = services::ServiceFilter {
+        status: params.text("status", Some(SERVICE_STATUSES))?,
+        product_id,
+        client_id: params.number("client_id")?,
+        configuration_id: params.number("configuration_id")?,
+        before_id: params.number("before")?,
+        limit: params.limit()?,
+    };
+    let list = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move { Ok::<_, EngineError>(services::list(conn, &filter).await?) })
+        })
+        .await?;
+    ok(StatusCode::OK, list)
+}
+
+async fn service(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let service_id = id(&key, "service")?;
+    let detail = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                let service = services::get(conn, service_id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                let product = products::get(conn, service.product_id).await?;
+                let client = provisio_store::clients::get(conn, service.client_id).await?;
+                let filter = jobs::JobFilter {
+                    service_id: Some(service_id),
+                    limit: 1000,
+                    ..Default::default()
+                };
+                let mut service_jobs = jobs::list(conn, &filter).await?;
+                service_jobs.reverse();
+                let history = services::history(conn, service_id).await?;
+                let service_events = events::for_service(conn, service_id).await?;
+                Ok::<_, EngineError>(json!({
+                    "service": service,
+                    "product": product.map(|p| p.slug),
+                    "client": client,
+                    "jobs": service_jobs,
+                    "history": history,
+                    "events": service_events,
+                }))
+            })
+        })
+        .await?;
+    ok(StatusCode::OK, detail)
+}
+
+async fn action(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path((key, function)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let outcome = state
+        .engine
+        .run_action(
+            &actor.0.0,
+            id(&key, "service")?,
+            &function,
+            body(&bytes, &headers)?,
+        )
+        .await?;
+    ok(StatusCode::OK, outcome)
+}
+
+async fn ingest(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> ApiResult {
+    let accepted = state.engine.ingest(&body(&bytes, &headers)?).await?;
+    ok(StatusCode::ACCEPTED, accepted)
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(
+        query,
+        &["status", "service_id", "event_id", "limit", "before"],
+    )?;
+    let filter = jobs::JobFilter {
+        state: params.text("status", Some(JOB_STATES))?,
+        service_id: params.number("service_id")?,
+        event_id: params.number("event_id")?,
+        before_id: params.number("before")?,
+        limit: params.limit()?,
+    };
+    let list = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move { Ok::<_, EngineError>(jobs::list(conn, &filter).await?) })
+        })
+        .await?;
+    ok(StatusCode::OK, list)
+}
+
+async fn job(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let (job, attempts) = state.engine.job(id(&key, "job")?).await?;
+    ok(StatusCode::OK, json!({"job": job, "attempts": attempts}))
+}
+
+async fn retry_job(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        state.engine.retry_job(&actor.0.0, id(&key, "job")?).await?,
+    )
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    let (limit, before) = (params.limit()?, params.number("before")?);
+    let list = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                Ok::<_, EngineError>(provisio_store::audit::list(conn, limit, before).await?)
+            })
+        })
+        .await?;
+    ok(StatusCode::OK, list)
+}

@@ -1,0 +1,80 @@
+//! RFC 9457 problem documents: every error the API answers.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use provisio_engine::{EngineError, Violation};
+use serde::Serialize;
+
+/// An error answer: `application/problem+json` with `type`, `title`,
+/// `status`, `detail`, and for invalid input the `errors` by JSON pointer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    #[serde(serialize_with = "status_code")]
+    status: StatusCode,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Violation>,
+}
+
+fn status_code<S: serde::Serializer>(
+    status: &StatusCode,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u16(status.as_u16())
+}
+
+impl Problem {
+    /// A problem with a status and a detail.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Invalid(errors) => Problem {
+                kind: "https://provisio.dev/problems/invalid-input",
+                title: "Invalid input",
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                detail: match errors.as_slice() {
+                    [one] => format!("{} {}", one.path, one.message),
+                    _ => format!("{} fields are invalid", errors.len()),
+                },
+                errors,
+            },
+            EngineError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
+            EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
+            other => {
+                // Internal causes go to the log, never to the client.
+                tracing::error!(error = %other, "request failed");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let mut response = (status, Json(self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

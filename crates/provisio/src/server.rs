@@ -1,0 +1,242 @@
+//! `provisio serve` and `provisio worker`: open the store, load the secrets
+//! key, make sure a staff token exists, then run the API and/or the worker
+//! until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use provisio_engine::vault::KeySource;
+use provisio_engine::{Engine, Settings, Vault};
+use provisio_sdk::Registry;
+use provisio_store::{Store, StoreOptions};
+
+/// Where the store and the secrets key are.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// Database URL.
+    #[arg(long, env = "PROVISIO_DB", default_value = "sqlite://provisio.db")]
+    db: String,
+    /// The secrets key file, created (mode 0600) on first start unless
+    /// PROVISIO_SECRET_KEY (64 hex digits) is set.
+    #[arg(long, env = "PROVISIO_KEY_FILE", default_value = "provisio.key")]
+    key_file: PathBuf,
+}
+
+/// How the worker runs.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Provider calls in flight at once.
+    #[arg(long, env = "PROVISIO_WORKER_CONCURRENCY", default_value_t = 256)]
+    worker_concurrency: usize,
+    /// Seconds a claimed job stays with a worker that stopped answering.
+    #[arg(long, env = "PROVISIO_LEASE_SECS", default_value_t = 30.0)]
+    lease_secs: f64,
+    /// Deadline of each provider call, seconds.
+    #[arg(long, env = "PROVISIO_CALL_TIMEOUT_SECS", default_value_t = 60.0)]
+    call_timeout_secs: f64,
+    /// First retry delay, milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "PROVISIO_RETRY_BASE_MS", default_value_t = 1000)]
+    retry_base_ms: u64,
+    /// Longest retry delay, milliseconds.
+    #[arg(long, env = "PROVISIO_RETRY_CAP_MS", default_value_t = 300_000)]
+    retry_cap_ms: u64,
+    /// Attempts before a job fails.
+    #[arg(long, env = "PROVISIO_MAX_ATTEMPTS", default_value_t = 10)]
+    max_attempts: i64,
+    /// How often an idle worker looks for due jobs, milliseconds.
+    #[arg(long, env = "PROVISIO_POLL_MS", default_value_t = 500)]
+    poll_ms: u64,
+}
+
+/// `provisio serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+    /// Address of the staff API.
+    #[arg(long, env = "PROVISIO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seed a demo client, configurations and one product per blueprint.
+    #[arg(long, env = "PROVISIO_DEMO")]
+    demo: bool,
+    /// The demo providers' state file (with --demo).
+    #[arg(
+        long,
+        env = "PROVISIO_DEMO_STATE",
+        default_value = "provisio-demo.sqlite"
+    )]
+    demo_state: String,
+    /// Serve the API only; run workers with `provisio worker`.
+    #[arg(long, env = "PROVISIO_NO_WORKER")]
+    no_worker: bool,
+}
+
+/// `provisio worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerOnlyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0,
+        "{flag} must be a positive number of seconds"
+    );
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        worker_concurrency: args.worker_concurrency.max(1),
+        lease: seconds(args.lease_secs, "--lease-secs")?,
+        call_timeout: seconds(args.call_timeout_secs, "--call-timeout-secs")?,
+        retry_base: Duration::from_millis(args.retry_base_ms),
+        retry_cap: Duration::from_millis(args.retry_cap_ms.max(args.retry_base_ms)),
+        max_attempts: args.max_attempts.max(1),
+        poll_interval: Duration::from_millis(args.poll_ms.max(10)),
+        ..Settings::default()
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PROVISIO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyhow::Result<Engine> {
+    let store = Store::open(StoreOptions::new(&args.db)).await?;
+    let env_key = std::env::var("PROVISIO_SECRET_KEY").ok();
+    let (vault, source) = Vault::load(env_key.as_deref(), &args.key_file)?;
+    match source {
+        KeySource::Created => {
+            tracing::info!(file = %args.key_file.display(), "created a new secrets key file (mode 0600); back it up")
+        }
+        KeySource::File => {
+            tracing::info!(file = %args.key_file.display(), "secrets key loaded from file")
+        }
+        KeySource::Environment => tracing::info!("secrets key loaded from PROVISIO_SECRET_KEY"),
+    }
+    Ok(Engine::new(store, registry, vault, settings))
+}
+
+/// Makes sure a staff token exists: PROVISIO_ADMIN_TOKEN, or a new one
+/// printed once when the store has none.
+async fn ensure_token(engine: &Engine) -> anyhow::Result<()> {
+    let from_env = std::env::var("PROVISIO_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let count = engine
+        .store()
+        .read(|conn| Box::pin(async move { provisio_store::tokens::count(conn).await }))
+        .await?;
+    let (token, name, show) = match from_env {
+        Some(token) => (token.trim().to_owned(), "environment", false),
+        None if count == 0 => (
+            provisio_engine::vault::random_token("prv_"),
+            "initial",
+            true,
+        ),
+        None => return Ok(()),
+    };
+    let digest = provisio_http::token_digest(&token);
+    engine
+        .store()
+        .write(move |conn| {
+            Box::pin(async move { provisio_store::tokens::insert(conn, name, &digest).await })
+        })
+        .await?;
+    if show {
+        // Shown once: only its digest is stored.
+        println!("Staff API token (shown once, keep it): {token}");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `provisio serve`.
+pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let settings = settings(&args.worker)?;
+    runtime()?.block_on(async move {
+        let engine = open(&args.store, registry, settings).await?;
+        ensure_token(&engine).await?;
+        if args.demo && engine.seed_demo(&args.demo_state).await? {
+            tracing::info!(products = ?provisio_engine::demo::PRODUCTS, "seeded the demo");
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(address = %listener.local_addr()?, "staff API listening");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = (!args.no_worker).then(|| {
+            let engine = engine.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                engine
+                    .run_worker(async move {
+                        let _ = stopped.changed().await;
+                    })
+                    .await
+            })
+        });
+        axum::serve(listener, provisio_http::router(engine))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        let _ = stop.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `provisio worker`.
+pub fn worker(args: WorkerOnlyArgs, registry: Registry) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let settings = settings(&args.worker)?;
+    runtime()?.block_on(async move {
+        let engine = open(&args.store, registry, settings).await?;
+        tracing::info!(worker = %engine.settings().worker_id, "worker running");
+        engine.run_worker(shutdown_signal()).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
