@@ -109,14 +109,21 @@ impl std::fmt::Debug for HttpClient {
 
 static INSTALL_CRYPTO: Once = Once::new();
 
+/// Installs the process-wide rustls crypto provider (ring) once. Every
+/// reqwest client in the process needs it; the SDK's own client calls it,
+/// other HTTP clients (the CLI's, tests') call it before they build.
+pub fn install_crypto_provider() {
+    INSTALL_CRYPTO.call_once(|| {
+        // Fails harmlessly if another part of the process installed one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A shared reqwest client (connection pools are reused across calls).
 pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
     static STRICT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     static LENIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    INSTALL_CRYPTO.call_once(|| {
-        // One process-wide rustls provider (ring); fails harmlessly if another part installed one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+    install_crypto_provider();
     let cell = if accept_invalid_certs {
         &LENIENT
     } else {

@@ -61,11 +61,10 @@ impl SchemaDoc {
         instance: &Value,
         location: FieldLocation,
     ) -> Result<(), Vec<FieldError>> {
-        let mut errors: Vec<FieldError> = self
-            .validator
-            .iter_errors(instance)
-            .map(|err| field_error(location, err.instance_path().as_str(), err.kind()))
-            .collect();
+        let mut errors: Vec<FieldError> = Vec::new();
+        for err in self.validator.iter_errors(instance) {
+            collect(location, &err, &mut errors);
+        }
         if errors.is_empty() {
             return Ok(());
         }
@@ -134,6 +133,48 @@ impl SchemaDoc {
             .and_then(Value::as_object)
             .map(|props| props.keys().map(String::as_str).collect())
             .unwrap_or_default()
+    }
+}
+
+/// Turns a validation error into field errors. For `anyOf`/`oneOf` (how an
+/// optional or tagged field is written) it reports the inner errors of the
+/// branch that came closest, so the path names the real field.
+fn collect(
+    location: FieldLocation,
+    err: &jsonschema::ValidationError<'_>,
+    out: &mut Vec<FieldError>,
+) {
+    let branches = match err.kind() {
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            Some(context)
+        }
+        _ => None,
+    };
+    let path = err.instance_path().as_str();
+    let closest = branches.and_then(|branches| {
+        branches
+            .iter()
+            // A branch that failed only on the type at this very place (the
+            // `null` of an Option, another variant) says nothing useful.
+            .filter(|errors| {
+                !errors.iter().all(|e| {
+                    e.instance_path().as_str() == path
+                        && matches!(e.kind(), ValidationErrorKind::Type { .. })
+                })
+            })
+            .max_by_key(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e.instance_path().as_str().len())
+                    .max()
+                    .unwrap_or(0)
+            })
+    });
+    match closest {
+        Some(errors) if !errors.is_empty() => errors
+            .iter()
+            .for_each(|inner| collect(location, inner, out)),
+        _ => out.push(field_error(location, path, err.kind())),
     }
 }
 

@@ -137,6 +137,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("internal error: a panic at {at} (details, redacted, are in the result's debug)");
     }));
+    provisio_sdk::http::install_crypto_provider();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

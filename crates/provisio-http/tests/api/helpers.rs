@@ -1,0 +1,253 @@
+//! `spawn_app()`: a fresh database, the engine with the demo seed, the
+//! worker and the router on a loopback port.
+
+use std::time::{Duration, Instant};
+
+use provisio_engine::{Engine, Settings, Vault};
+use provisio_store::{Store, StoreOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-token";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub engine: Engine,
+    pub dir: tempfile::TempDir,
+    pub demo_state: String,
+}
+
+/// Options for [`spawn_app_with`].
+pub struct AppOptions {
+    pub settings: Settings,
+    pub worker: bool,
+    pub demo: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            settings: Settings {
+                retry_base: Duration::from_millis(20),
+                retry_cap: Duration::from_millis(200),
+                poll_interval: Duration::from_millis(50),
+                lease: Duration::from_secs(5),
+                call_timeout: Duration::from_secs(5),
+                ..Settings::default()
+            },
+            worker: true,
+            demo: true,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
+    let store = Store::open(StoreOptions::new(url)).await.unwrap();
+    let engine = Engine::new(
+        store,
+        provisio_providers::registry(),
+        Vault::new(&[42; 32]),
+        options.settings,
+    );
+    let digest = provisio_http::token_digest(TOKEN);
+    engine
+        .store()
+        .write(move |conn| {
+            Box::pin(async move { provisio_store::tokens::insert(conn, "test", &digest).await })
+        })
+        .await
+        .unwrap();
+    let demo_state = dir.path().join("demo.sqlite").display().to_string();
+    if options.demo {
+        assert!(engine.seed_demo(&demo_state).await.unwrap());
+    }
+    if options.worker {
+        let worker = engine.clone();
+        tokio::spawn(async move { worker.run_worker(std::future::pending()).await });
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let router = provisio_http::router(engine.clone());
+    tokio::spawn(async move { axum_serve(listener, router).await });
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        engine,
+        dir,
+        demo_state,
+    }
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    axum::serve(listener, router).await.unwrap();
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.request(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    /// Posts an event that must be accepted.
+    pub async fn event(&self, body: Value) -> Value {
+        let (status, answer) = self.post("/api/v1/events", body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer
+    }
+
+    pub async fn service(&self, id: i64) -> Value {
+        self.get(&format!("/api/v1/services/{id}")).await
+    }
+
+    /// Waits until the service has no unfinished job; answers its detail.
+    pub async fn settled(&self, id: i64) -> Value {
+        let started = Instant::now();
+        loop {
+            let detail = self.service(id).await;
+            let open =
+                detail["jobs"].as_array().unwrap().iter().any(|j| {
+                    matches!(j["state"].as_str(), Some("queued" | "running" | "retrying"))
+                });
+            if !open {
+                return detail;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "service {id} did not settle: {detail:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every job is finished.
+    pub async fn drained(&self, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let open = self.count_jobs(&["queued", "running", "retrying"]).await;
+            if open == 0 {
+                return;
+            }
+            assert!(started.elapsed() < timeout, "{open} jobs still open");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn count_jobs(&self, states: &[&str]) -> i64 {
+        let counts = self
+            .engine
+            .store()
+            .read(|conn| Box::pin(async move { provisio_store::jobs::count_by_state(conn).await }))
+            .await
+            .unwrap();
+        counts
+            .into_iter()
+            .filter(|(s, _)| states.contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub async fn count_services(&self, status: &str) -> i64 {
+        let counts = self
+            .engine
+            .store()
+            .read(|conn| {
+                Box::pin(async move { provisio_store::services::count_by_status(conn).await })
+            })
+            .await
+            .unwrap();
+        counts
+            .into_iter()
+            .filter(|(s, _)| s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Changes a demo configuration's values through the API.
+    pub async fn tune(&self, configuration: &str, values: Value) {
+        let list = self.get("/api/v1/configurations").await;
+        let id = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == configuration)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let (status, body) = self
+            .request(
+                Method::PATCH,
+                &format!("/api/v1/configurations/{id}"),
+                Some(json!({"values": values})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+/// An `order.paid` event for a new service.
+pub fn order(event_id: &str, contract: &str, product: &str, fields: Value) -> Value {
+    json!({
+        "id": event_id, "type": "order.paid", "occurred_at": "2026-11-27T12:00:00Z",
+        "service": {"id": null, "external_id": contract,
+                    "client": {"external_id": "cust-7", "name": "Ann Lee", "email": "ann@example.com"},
+                    "product": product, "fields": fields},
+        "data": {}
+    })
+}
+
+/// A later event about an existing service.
+pub fn later(event_id: &str, event_type: &str, service_id: i64, data: Value) -> Value {
+    json!({"id": event_id, "type": event_type, "service": {"id": service_id}, "data": data})
+}
+
+/// Customer fields a new service of each demo product needs.
+pub fn fields_for(product: &str, n: usize) -> Value {
+    match product {
+        "demo-hosting" => {
+            json!({"domain": format!("site{n}.example.net"), "username": format!("user{n}")})
+        }
+        "demo-domain" => json!({"domain": format!("brand{n}.com"),
+            "contacts": {"registrant": {"name": "Ann Lee", "email": "ann@example.com", "phone": "+442071234567",
+                "address1": "1 High St", "city": "London", "postcode": "N1", "country_code": "GB"}}}),
+        "demo-dns" => json!({"zone": format!("zone{n}.com")}),
+        "demo-database" => json!({"database": format!("db{n}")}),
+        "demo-license" => json!({"ip": "192.0.2.7"}),
+        "demo-coffee" => json!({"sugar": 1, "milk": "oat"}),
+        other => panic!("unknown product {other}"),
+    }
+}

@@ -1,0 +1,9 @@
+//! The staff API, end to end: the real router over HTTP on loopback, a real
+//! SQLite file, the real worker and the demo providers.
+
+mod helpers;
+
+mod automation;
+mod deployment;
+mod faults;
+mod management;
