@@ -1,0 +1,334 @@
+//! `provisio serve` as a real process: the quick start, and a crash test
+//! that kills it with SIGKILL while provider calls are in flight.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const TOKEN: &str = "serve-test-token";
+const SECRET: &str = "Crash-Test-S3cret-77";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir)
+        .env("PROVISIO_ADMIN_TOKEN", TOKEN)
+        .env("PROVISIO_LEASE_SECS", "2")
+        .env("PROVISIO_RETRY_BASE_MS", "50")
+        .env("PROVISIO_POLL_MS", "50")
+        .env("PROVISIO_LOG", "debug,sqlx=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("provisio starts");
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+impl Server {
+    /// Stops the process and answers everything it printed.
+    fn output(mut self, kill: bool) -> String {
+        if kill {
+            self.child.kill().unwrap(); // SIGKILL
+        } else {
+            unsafe_free_terminate(self.child.id());
+        }
+        self.child.wait().unwrap();
+        let mut text = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+}
+
+/// SIGTERM through the `kill` command (no unsafe code, no extra crate).
+fn unsafe_free_terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method, url).bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) {
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn configuration_id(client: &reqwest::Client, base: &str, name: &str) -> i64 {
+    let (_, list) = call(
+        client,
+        reqwest::Method::GET,
+        format!("{base}/api/v1/configurations"),
+        None,
+    )
+    .await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn order(n: usize, product: &str) -> Value {
+    let fields = if product == "demo-hosting" {
+        json!({"domain": format!("crash{n}.example.net"), "username": format!("crash{n}")})
+    } else {
+        json!({})
+    };
+    json!({"id": format!("evt-{n}"), "type": "order.paid",
+           "service": {"external_id": format!("contract-{n}"),
+                       "client": {"external_id": "cust-1", "name": "Ann Lee", "email": "ann@example.com"},
+                       "product": product, "fields": fields}})
+}
+
+fn file_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let first = start(dir.path(), port);
+    wait_healthy(&client, &first.base).await;
+    let base = first.base.clone();
+
+    // A slow provider (calls in flight for 1.5 s) with a secret credential.
+    for name in ["demo-hosting-eu", "demo-coffee-machine"] {
+        let id = configuration_id(&client, &base, name).await;
+        let patch = json!({"values": {"latency_ms": 1500, "api_key": SECRET}});
+        let (status, body) = call(
+            &client,
+            reqwest::Method::PATCH,
+            format!("{base}/api/v1/configurations/{id}"),
+            Some(patch),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    const ORDERS: usize = 40;
+    for n in 0..ORDERS {
+        let product = if n % 2 == 0 {
+            "demo-hosting"
+        } else {
+            "demo-coffee"
+        };
+        let (status, body) = call(
+            &client,
+            reqwest::Method::POST,
+            format!("{base}/api/v1/events"),
+            Some(order(n, product)),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Wait until calls are in flight, then pull the plug.
+    let started = Instant::now();
+    loop {
+        let (_, running) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}/api/v1/jobs?status=running"),
+            None,
+        )
+        .await;
+        if running.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no job ever ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let mut logs = first.output(true);
+
+    // Restart on the same files: expired leases are taken back and reconciled.
+    let second = start(dir.path(), port);
+    wait_healthy(&client, &second.base).await;
+    let started = Instant::now();
+    loop {
+        let (_, active) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}/api/v1/services?status=active&limit=1000"),
+            None,
+        )
+        .await;
+        let active = active.as_array().map(Vec::len).unwrap_or(0);
+        if active == ORDERS {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "only {active} of {ORDERS} services became active"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, failed) = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{base}/api/v1/jobs?status=failed"),
+        None,
+    )
+    .await;
+    assert_eq!(failed, json!([]));
+    logs.push_str(&second.output(false));
+
+    // Counted at the provider: exactly one account and one cup per order.
+    let census =
+        provisio_demo::state::census(dir.path().join("provisio-demo.sqlite").to_str().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(
+        census.services[&("shared-hosting".into(), "hosting-eu1".into())],
+        (ORDERS / 2) as i64
+    );
+    assert_eq!(
+        census.services[&("coffee".into(), "kitchen".into())],
+        (ORDERS / 2) as i64
+    );
+    assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
+    assert!(
+        logs.contains("took back jobs"),
+        "the restart reclaimed the dead worker's jobs"
+    );
+
+    // The secret is in no log line and not in the database files.
+    assert!(!logs.contains(SECRET), "a log line holds the secret");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("provisio.db")
+        {
+            assert!(
+                !file_contains(&path, SECRET),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let server = start(dir.path(), port);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let event = json!({"id": "evt_123", "type": "order.paid", "occurred_at": "2026-11-27T12:00:00Z",
+        "service": {"id": null, "external_id": "contract-42",
+                    "client": {"external_id": "cust-7", "name": "Ann Lee", "email": "ann@example.com"},
+                    "product": "demo-hosting", "fields": {"domain": "example.com", "username": "annlee"}},
+        "data": {}});
+    let sent = Instant::now();
+    let (status, accepted) = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{base}/api/v1/events"),
+        Some(event),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    loop {
+        let (_, detail) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}/api/v1/services/{service}"),
+            None,
+        )
+        .await;
+        if detail["service"]["status"] == "active" {
+            assert_eq!(detail["service"]["provision_data"]["username"], "annlee");
+            let job = detail["jobs"][0]["id"].as_i64().unwrap();
+            let (_, job) = call(
+                &client,
+                reqwest::Method::GET,
+                format!("{base}/api/v1/jobs/{job}"),
+                None,
+            )
+            .await;
+            assert_eq!(job["attempts"][0]["outcome"], "ok", "{job}");
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "not active within a second: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.output(false);
+}
