@@ -623,6 +623,7 @@ impl Engine {
                 })
             })
             .await?;
+        self.product_cache_clear();
         self.product(&id.to_string()).await
     }
 
@@ -671,6 +672,7 @@ impl Engine {
                 })
             })
             .await?;
+        self.product_cache_clear();
         self.product(&id.to_string()).await
     }
 

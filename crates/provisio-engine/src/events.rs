@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use provisio_sdk::formats::Email;
-use provisio_sdk::{FieldLocation, SchemaDoc};
+use provisio_sdk::{FieldLocation, SchemaDoc, ServiceStatus};
 use provisio_store::models::{Client, Product, Service};
 use provisio_store::{Conn, clients, events, jobs, products, services};
 use schemars::JsonSchema;
@@ -17,6 +17,9 @@ use serde_json::{Map, Value, json};
 use crate::admin::decode;
 use crate::rules::{self, Rule};
 use crate::{Engine, EngineError, Violation};
+
+/// The jobs an event makes: function and rule params, in order.
+type Plan = Vec<(String, Map<String, Value>)>;
 
 /// A billing event. This shape is a public contract: extend it, never rename.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -160,7 +163,7 @@ impl Engine {
                     .collect(),
             });
         }
-        let (service, product) = self.resolve_service(conn, event).await?;
+        let (service, product, before) = self.resolve_service(conn, event).await?;
         let payload = serde_json::to_value(event).expect("events serialise");
         let event_id = events::insert(
             conn,
@@ -172,22 +175,10 @@ impl Engine {
         )
         .await?;
 
-        let blueprint = self
-            .registry()
-            .blueprint(&product.blueprint)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
-        let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
-        let mut projected = rules::parse_status(&service.projected_status);
+        let (plan, projected) = self.plan(&product, &event.event_type, before)?;
         let mut made = Vec::new();
-        for rule in rules::effective(blueprint, &own)
-            .iter()
-            .filter(|r| r.event == event.event_type)
-        {
-            if !rule.applies(projected) {
-                continue;
-            }
-            let function = rule.function_name(&product.setup_function).to_owned();
-            let mut args = rule.params.clone();
+        for (function, rule_params) in plan {
+            let mut args = rule_params;
             args.extend(event.data.iter().map(|(k, v)| (k.clone(), v.clone())));
             let key = format!("{}:{}:{}", event.id, function, made.len());
             let job = jobs::insert(
@@ -203,9 +194,6 @@ impl Engine {
                 },
             )
             .await?;
-            if let Some(status) = rules::effect(&function, &product.setup_function) {
-                projected = status;
-            }
             made.push(JobSummary {
                 id: job.id,
                 function,
@@ -223,12 +211,68 @@ impl Engine {
         })
     }
 
-    /// Finds the event's service, creating it (and its client) when new.
+    /// The jobs an event makes for a service of `product` whose queued jobs
+    /// will leave it in `projected`: (function, rule params) each, and the
+    /// status once they are done.
+    fn plan(
+        &self,
+        product: &Product,
+        event_type: &str,
+        mut projected: ServiceStatus,
+    ) -> Result<(Plan, ServiceStatus), EngineError> {
+        let blueprint = self
+            .registry()
+            .blueprint(&product.blueprint)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
+        let mut plan = Vec::new();
+        for rule in rules::effective(blueprint, &own)
+            .iter()
+            .filter(|r| r.event == event_type)
+        {
+            if !rule.applies(projected) {
+                continue;
+            }
+            let function = rule.function_name(&product.setup_function).to_owned();
+            if let Some(status) = rules::effect(&function, &product.setup_function) {
+                projected = status;
+            }
+            plan.push((function, rule.params.clone()));
+        }
+        Ok((plan, projected))
+    }
+
+    /// A product by id or slug, from a short-lived cache (products change
+    /// rarely; ingestion reads one per event).
+    async fn cached_product(
+        &self,
+        conn: &mut Conn,
+        key: &ProductRef,
+    ) -> Result<Option<Product>, EngineError> {
+        let cache_key = match key {
+            ProductRef::Id(id) => format!("id:{id}"),
+            ProductRef::Slug(slug) => format!("slug:{slug}"),
+        };
+        if let Some(product) = self.product_cache_get(&cache_key) {
+            return Ok(Some(product));
+        }
+        let product = match key {
+            ProductRef::Slug(slug) => products::get_by_slug(conn, slug).await?,
+            ProductRef::Id(id) => products::get(conn, *id).await?,
+        };
+        if let Some(product) = &product {
+            self.product_cache_put(cache_key, product.clone());
+        }
+        Ok(product)
+    }
+
+    /// Finds the event's service, creating it (and its client) when new;
+    /// also answers the status its queued jobs led to before this event.
     async fn resolve_service(
         &self,
         conn: &mut Conn,
         event: &EventPayload,
-    ) -> Result<(Service, Product), EngineError> {
+    ) -> Result<(Service, Product, ServiceStatus), EngineError> {
         let named = &event.service;
         let found = match (named.id, &named.external_id) {
             (Some(id), external) => {
@@ -264,21 +308,21 @@ impl Engine {
                 services::set_provision_data(conn, service.id, &data).await?;
                 service.provision_data = data;
             }
-            return Ok((service, product));
+            let before = rules::parse_status(&service.projected_status);
+            return Ok((service, product, before));
         }
 
         // A new service.
-        let product = match &named.product {
-            None => {
-                return Err(EngineError::invalid(
-                    "/service/product",
-                    "is required for a new service",
-                ));
-            }
-            Some(ProductRef::Slug(slug)) => products::get_by_slug(conn, slug).await?,
-            Some(ProductRef::Id(id)) => products::get(conn, *id).await?,
-        }
-        .ok_or_else(|| EngineError::invalid("/service/product", "names no product"))?;
+        let Some(product_ref) = &named.product else {
+            return Err(EngineError::invalid(
+                "/service/product",
+                "is required for a new service",
+            ));
+        };
+        let product = self
+            .cached_product(conn, product_ref)
+            .await?
+            .ok_or_else(|| EngineError::invalid("/service/product", "names no product"))?;
         let Some(client) = &named.client else {
             return Err(EngineError::invalid(
                 "/service/client",
@@ -294,11 +338,13 @@ impl Engine {
             }
             None => clients::insert(conn, None, &client.name, client.email.as_str()).await?,
         };
+        let (_, projected) = self.plan(&product, &event.event_type, ServiceStatus::Pending)?;
         let service = services::insert(
             conn,
             named.external_id.as_deref(),
             client.id,
             product.id,
+            projected.as_str(),
             &provision_data,
         )
         .await?;
@@ -311,7 +357,7 @@ impl Engine {
             &format!("Created by event {}", event.id),
         )
         .await?;
-        Ok((service, product))
+        Ok((service, product, ServiceStatus::Pending))
     }
 
     /// Rejects customer fields the setup function would refuse, naming them

@@ -22,10 +22,12 @@ pub mod rules;
 pub mod vault;
 pub mod worker;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use provisio_sdk::Registry;
+use provisio_store::models::Product;
 use provisio_store::{Store, StoreError};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -133,7 +135,12 @@ struct Inner {
     settings: Settings,
     /// Wakes the worker when jobs may be ready.
     wake: Notify,
+    /// Products by `id:N` / `slug:S`, with when they were read.
+    products: RwLock<HashMap<String, (Instant, Product)>>,
 }
+
+/// How long a cached product is trusted (another process may change it).
+const PRODUCT_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +160,7 @@ impl Engine {
                 vault,
                 settings,
                 wake: Notify::new(),
+                products: RwLock::default(),
             }),
         }
     }
@@ -184,6 +192,30 @@ impl Engine {
 
     pub(crate) fn wake_signal(&self) -> &Notify {
         &self.inner.wake
+    }
+
+    pub(crate) fn product_cache_get(&self, key: &str) -> Option<Product> {
+        let cache = self.inner.products.read().expect("product cache lock");
+        cache
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < PRODUCT_CACHE_TTL)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub(crate) fn product_cache_put(&self, key: String, product: Product) {
+        self.inner
+            .products
+            .write()
+            .expect("product cache lock")
+            .insert(key, (Instant::now(), product));
+    }
+
+    pub(crate) fn product_cache_clear(&self) {
+        self.inner
+            .products
+            .write()
+            .expect("product cache lock")
+            .clear();
     }
 }
 

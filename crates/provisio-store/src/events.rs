@@ -38,6 +38,14 @@ pub async fn get_by_external(
         .await?)
 }
 
+/// An event by our id.
+pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Event>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM events WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// A service's events, oldest first.
 pub async fn for_service(conn: &mut Conn, service_id: i64) -> Result<Vec<Event>, StoreError> {
     Ok(

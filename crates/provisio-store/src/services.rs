@@ -5,22 +5,24 @@ use serde_json::Value;
 use crate::models::{HistoryEntry, Service};
 use crate::{Conn, StoreError, now_ms};
 
-/// A new service, `pending`.
+/// A new service, `pending`, with the status its queued jobs will bring.
 pub async fn insert(
     conn: &mut Conn,
     external_id: Option<&str>,
     client_id: i64,
     product_id: i64,
+    projected_status: &str,
     provision_data: &Value,
 ) -> Result<Service, StoreError> {
     let now = now_ms();
     Ok(sqlx::query_as(
         "INSERT INTO services (external_id, client_id, product_id, status, projected_status, provision_data, created_at, updated_at) \
-         VALUES (?, ?, ?, 'pending', 'pending', ?, ?, ?) RETURNING *",
+         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING *",
     )
     .bind(external_id)
     .bind(client_id)
     .bind(product_id)
+    .bind(projected_status)
     .bind(provision_data.to_string())
     .bind(now)
     .bind(now)

@@ -26,7 +26,19 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn spawn(connection: Conn, max_batch: usize) -> Writer {
         let (queue, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(connection, receiver, max_batch));
+        // Its own thread and runtime: every statement is a round trip to
+        // SQLite's thread, and a writer that shares a scheduler with hundreds
+        // of HTTP tasks waits its turn at each one.
+        std::thread::Builder::new()
+            .name("provisio-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("writer runtime");
+                runtime.block_on(run(connection, receiver, max_batch));
+            })
+            .expect("the writer thread starts");
         Writer { queue }
     }
 
@@ -74,17 +86,26 @@ async fn run(mut connection: Conn, mut receiver: mpsc::UnboundedReceiver<Op>, ma
             continue;
         }
         let mut replies = Vec::with_capacity(batch.len());
+        let mut open = false;
         for op in batch.drain(..) {
-            let savepoint = sqlx::query("SAVEPOINT op").execute(&mut connection).await;
-            if let Err(err) = savepoint {
+            // One round trip closes the previous savepoint and opens the next.
+            let statement = if open {
+                "RELEASE op; SAVEPOINT op"
+            } else {
+                "SAVEPOINT op"
+            };
+            if let Err(err) = sqlx::raw_sql(statement).execute(&mut connection).await {
                 tracing::error!(error = %err, "cannot open a savepoint");
+                open = false;
                 continue;
             }
+            open = true;
             let (ok, reply) = op(&mut connection).await;
             if !ok {
-                let _ = sqlx::query("ROLLBACK TO op").execute(&mut connection).await;
+                let _ = sqlx::raw_sql("ROLLBACK TO op")
+                    .execute(&mut connection)
+                    .await;
             }
-            let _ = sqlx::query("RELEASE op").execute(&mut connection).await;
             replies.push(reply);
         }
         let commit = sqlx::query("COMMIT")

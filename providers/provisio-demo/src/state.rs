@@ -80,6 +80,7 @@ impl Created {
 #[derive(Debug, Clone)]
 pub struct State {
     pool: SqlitePool,
+    path: String,
     blueprint: &'static str,
     server: String,
 }
@@ -135,6 +136,7 @@ impl State {
         };
         Ok(State {
             pool,
+            path: path.to_owned(),
             blueprint,
             server: server.to_owned(),
         })
@@ -144,6 +146,24 @@ impl State {
     /// fresh server becomes its key). Answers whether it was accepted.
     pub async fn check_api_key(&self, api_key: Option<&str>) -> Result<bool, ProviderError> {
         let presented = api_key.map(sha256_hex);
+        // Keys accepted before, per state file and server: a real server
+        // keeps sessions too, and it saves a write per call.
+        static ACCEPTED: OnceLock<Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+        let accepted_key = format!(
+            "{}|{}|{}|{}",
+            self.path,
+            self.blueprint,
+            self.server,
+            presented.as_deref().unwrap_or("-")
+        );
+        if ACCEPTED
+            .get_or_init(Default::default)
+            .lock()
+            .expect("accepted keys lock")
+            .contains(&accepted_key)
+        {
+            return Ok(true);
+        }
         let mut tx = self.begin().await?;
         let row =
             sqlx::query("SELECT api_key_sha256 FROM servers WHERE blueprint = ? AND name = ?")
@@ -185,6 +205,13 @@ impl State {
             }
         };
         tx.commit().await.map_err(storage_error)?;
+        if accepted {
+            ACCEPTED
+                .get_or_init(Default::default)
+                .lock()
+                .expect("accepted keys lock")
+                .insert(accepted_key);
+        }
         Ok(accepted)
     }
 
