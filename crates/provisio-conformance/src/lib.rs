@@ -27,45 +27,26 @@ pub struct Harness {
 impl Harness {
     /// A harness with default options and the packages `basic` and `standard`.
     pub fn new(entry: ProviderEntry, config: Value) -> Self {
-        Harness {
-            entry,
-            config,
-            options: CallOptions::default(),
-            packages: ("basic".into(), "standard".into()),
-        }
+        Harness { entry, config, options: CallOptions::default(), packages: ("basic".into(), "standard".into()) }
     }
 
     /// Runs a function; checks that the envelope is well formed and that ok
     /// data validates against the result schema.
     pub async fn call(&self, function: &str, params: Value) -> Envelope {
-        let report =
-            invoke::call(&self.entry, &self.config, function, &params, &self.options).await;
+        let report = invoke::call(&self.entry, &self.config, function, &params, &self.options).await;
         let envelope = report.envelope;
-        let descriptor = self
-            .entry
-            .blueprint()
-            .function(function)
-            .expect("function exists");
+        let descriptor = self.entry.blueprint().function(function).expect("function exists");
         match envelope.status {
             Status::Ok => {
-                assert!(
-                    envelope.error_kind.is_none(),
-                    "{function}: ok envelope with an error kind: {envelope:?}"
-                );
+                assert!(envelope.error_kind.is_none(), "{function}: ok envelope with an error kind: {envelope:?}");
                 let data = envelope.data.as_ref().expect("ok envelope has data");
                 if let Err(errors) = descriptor.result.validate(data, FieldLocation::Result) {
                     panic!("{function}: result breaks the schema: {errors:?}\n{data:#}");
                 }
             }
             Status::Error => {
-                assert!(
-                    envelope.error_kind.is_some(),
-                    "{function}: error envelope without a kind: {envelope:?}"
-                );
-                assert!(
-                    !envelope.message.as_str().is_empty(),
-                    "{function}: error without a message"
-                );
+                assert!(envelope.error_kind.is_some(), "{function}: error envelope without a kind: {envelope:?}");
+                assert!(!envelope.message.as_str().is_empty(), "{function}: error without a message");
             }
         }
         envelope
@@ -81,11 +62,7 @@ impl Harness {
     /// Runs a function that must fail with `kind`.
     pub async fn fails(&self, function: &str, params: Value, kind: ErrorKind) -> Envelope {
         let envelope = self.call(function, params).await;
-        assert_eq!(
-            envelope.error_kind,
-            Some(kind),
-            "{function}: expected {kind}, got {envelope:#?}"
-        );
+        assert_eq!(envelope.error_kind, Some(kind), "{function}: expected {kind}, got {envelope:#?}");
         envelope
     }
 
@@ -93,15 +70,8 @@ impl Harness {
     /// naming `path` among the invalid fields.
     pub async fn rejects(&self, function: &str, params: Value, path: &str) {
         let envelope = self.fails(function, params, ErrorKind::InvalidInput).await;
-        let paths: Vec<String> = envelope
-            .field_errors()
-            .into_iter()
-            .map(|e| e.path)
-            .collect();
-        assert!(
-            paths.iter().any(|p| p == path),
-            "{function}: expected an error at {path}, got {paths:?}"
-        );
+        let paths: Vec<String> = envelope.field_errors().into_iter().map(|e| e.path).collect();
+        assert!(paths.iter().any(|p| p == path), "{function}: expected an error at {path}, got {paths:?}");
     }
 
     /// Runs an optional function: ok data, or `None` if the provider lacks it.
@@ -118,9 +88,7 @@ impl Harness {
 /// A fresh lowercase name: a letter, then `len - 1` letters or digits.
 pub fn unique(len: usize) -> String {
     let mut name = String::from(fastrand::lowercase());
-    name.extend(
-        std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(len - 1),
-    );
+    name.extend(std::iter::repeat_with(|| fastrand::alphanumeric().to_ascii_lowercase()).take(len - 1));
     name
 }
 
@@ -143,7 +111,8 @@ pub async fn shared_hosting(h: &Harness) {
     let (basic, other) = (&h.packages.0, &h.packages.1);
     let username = unique(8);
     let domain = format!("{username}.provisio-test.com");
-    let create = json!({"domain": domain, "username": username, "package_name": basic, "email": "owner@provisio-test.com"});
+    let create =
+        json!({"domain": domain, "username": username, "package_name": basic, "email": "owner@provisio-test.com"});
 
     let account = h.ok("create", create.clone()).await;
     assert_eq!(account["username"], json!(username));
@@ -158,51 +127,30 @@ pub async fn shared_hosting(h: &Harness) {
 
     let info = h.ok("get_info", json!({"username": username})).await;
     assert_eq!(info["domain"], json!(domain));
-    let suspended = h
-        .ok(
-            "suspend",
-            json!({"username": username, "reason": "overdue"}),
-        )
-        .await;
+    let suspended = h.ok("suspend", json!({"username": username, "reason": "overdue"})).await;
     assert_eq!(suspended["state"], "suspended");
+    assert_eq!(h.ok("get_info", json!({"username": username})).await["state"], "suspended");
+    assert_eq!(h.ok("unsuspend", json!({"username": username})).await["state"], "active");
     assert_eq!(
-        h.ok("get_info", json!({"username": username})).await["state"],
-        "suspended"
-    );
-    assert_eq!(
-        h.ok("unsuspend", json!({"username": username})).await["state"],
-        "active"
-    );
-    assert_eq!(
-        h.ok(
-            "change_package",
-            json!({"username": username, "package_name": other})
-        )
-        .await["package_name"],
+        h.ok("change_package", json!({"username": username, "package_name": other})).await["package_name"],
         json!(other)
     );
     if let Some(usage) = h.optional("get_usage", json!({"username": username})).await {
         assert!(usage["disk_mb"]["used"].as_f64().unwrap() >= 0.0);
     }
-    if let Some(login) = h
-        .optional("get_login_url", json!({"username": username}))
-        .await
-    {
+    if let Some(login) = h.optional("get_login_url", json!({"username": username})).await {
         assert!(login["login_url"].as_str().unwrap().starts_with("http"));
     }
-    h.optional(
-        "change_password",
-        json!({"username": username, "password": "N3w-Passw0rd"}),
-    )
-    .await;
+    h.optional("change_password", json!({"username": username, "password": "N3w-Passw0rd"})).await;
 
-    h.rejects("create", json!({"domain": "not a domain", "username": username, "package_name": basic, "email": "a@provisio-test.com"}), "/domain").await;
     h.rejects(
         "create",
-        json!({"domain": domain, "package_name": basic, "email": "a@provisio-test.com"}),
-        "/username",
+        json!({"domain": "not a domain", "username": username, "package_name": basic, "email": "a@provisio-test.com"}),
+        "/domain",
     )
     .await;
+    h.rejects("create", json!({"domain": domain, "package_name": basic, "email": "a@provisio-test.com"}), "/username")
+        .await;
     h.rejects(
         "create",
         json!({"domain": domain, "username": "Bad Name", "package_name": basic, "email": "nope"}),
@@ -211,24 +159,9 @@ pub async fn shared_hosting(h: &Harness) {
     .await;
 
     h.ok("terminate", json!({"username": username})).await;
-    h.fails(
-        "get_info",
-        json!({"username": username}),
-        ErrorKind::NotFound,
-    )
-    .await;
-    h.fails(
-        "terminate",
-        json!({"username": username}),
-        ErrorKind::NotFound,
-    )
-    .await;
-    h.fails(
-        "suspend",
-        json!({"username": unique(8)}),
-        ErrorKind::NotFound,
-    )
-    .await;
+    h.fails("get_info", json!({"username": username}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"username": username}), ErrorKind::NotFound).await;
+    h.fails("suspend", json!({"username": unique(8)}), ErrorKind::NotFound).await;
 }
 
 fn contact(email: &str) -> Value {
@@ -243,9 +176,7 @@ pub async fn domain_names(h: &Harness) {
     let ns = json!(["ns1.provisio-test.com", "ns2.provisio-test.com"]);
     let register = json!({"domain": domain, "years": 1, "contacts": {"registrant": contact("ann@provisio-test.com")}, "nameservers": ns});
 
-    let check = h
-        .ok("check_availability", json!({"domains": [domain]}))
-        .await;
+    let check = h.ok("check_availability", json!({"domains": [domain]})).await;
     assert_eq!(check["domains"][0]["available"], true);
     let info = h.ok("register", register.clone()).await;
     assert_eq!(info["domain"], json!(domain));
@@ -255,95 +186,49 @@ pub async fn domain_names(h: &Harness) {
     let mut other = register.clone();
     other["contacts"]["registrant"] = contact("bob@provisio-test.com");
     h.fails("register", other, ErrorKind::Conflict).await;
-    let check = h
-        .ok("check_availability", json!({"domains": [domain]}))
-        .await;
+    let check = h.ok("check_availability", json!({"domains": [domain]})).await;
     assert_eq!(check["domains"][0]["available"], false);
 
+    assert_eq!(h.ok("get_info", json!({"domain": domain})).await["domain"], json!(domain));
+    let new_ns = json!(["ns1.provisio-test.net", "ns2.provisio-test.net", "ns3.provisio-test.net"]);
     assert_eq!(
-        h.ok("get_info", json!({"domain": domain})).await["domain"],
-        json!(domain)
-    );
-    let new_ns = json!([
-        "ns1.provisio-test.net",
-        "ns2.provisio-test.net",
-        "ns3.provisio-test.net"
-    ]);
-    assert_eq!(
-        h.ok(
-            "update_nameservers",
-            json!({"domain": domain, "nameservers": new_ns})
-        )
-        .await["nameservers"],
+        h.ok("update_nameservers", json!({"domain": domain, "nameservers": new_ns})).await["nameservers"],
         new_ns
     );
     let renewed = h.ok("renew", json!({"domain": domain, "years": 2})).await;
     assert_ne!(renewed["expires_at"], expires);
-    assert_eq!(
-        h.ok("get_status", json!({"domain": domain})).await["status"],
-        "active"
-    );
-    if let Some(locked) = h
-        .optional("set_lock", json!({"domain": domain, "locked": false}))
-        .await
-    {
+    assert_eq!(h.ok("get_status", json!({"domain": domain})).await["status"], "active");
+    if let Some(locked) = h.optional("set_lock", json!({"domain": domain, "locked": false})).await {
         assert_eq!(locked["locked"], false);
     }
     if let Some(code) = h.optional("get_epp_code", json!({"domain": domain})).await {
         assert!(!code["epp_code"].as_str().unwrap().is_empty());
     }
-    h.optional(
-        "set_auto_renew",
-        json!({"domain": domain, "auto_renew": true}),
-    )
-    .await;
-    h.optional(
-        "update_contacts",
-        json!({"domain": domain, "contacts": {"tech": contact("tech@provisio-test.com")}}),
-    )
-    .await;
+    h.optional("set_auto_renew", json!({"domain": domain, "auto_renew": true})).await;
+    h.optional("update_contacts", json!({"domain": domain, "contacts": {"tech": contact("tech@provisio-test.com")}}))
+        .await;
 
     // A transfer reports progress instead of failing.
     let incoming = format!("{}.net", unique(10));
-    if let Some(status) = h
-        .optional(
-            "transfer",
-            json!({"domain": incoming, "epp_code": "Xfer-Code-123"}),
-        )
-        .await
-    {
-        assert!(
-            matches!(
-                status["status"].as_str(),
-                Some("pending_transfer" | "active")
-            ),
-            "{status}"
-        );
+    if let Some(status) = h.optional("transfer", json!({"domain": incoming, "epp_code": "Xfer-Code-123"})).await {
+        assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");
         let status = h.ok("get_status", json!({"domain": incoming})).await;
-        assert!(
-            matches!(
-                status["status"].as_str(),
-                Some("pending_transfer" | "active")
-            ),
-            "{status}"
-        );
+        assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");
     }
 
     let mut bad = register.clone();
     bad["contacts"]["registrant"]["email"] = json!("not-an-email");
-    h.rejects("register", bad, "/contacts/registrant/email")
-        .await;
+    h.rejects("register", bad, "/contacts/registrant/email").await;
     let mut bad = register.clone();
     bad["contacts"]["registrant"]["country_code"] = json!("UK");
-    h.rejects("register", bad, "/contacts/registrant/country_code")
-        .await;
-    h.rejects("register", json!({"domain": "bad domain", "contacts": {"registrant": contact("a@provisio-test.com")}, "nameservers": ns}), "/domain").await;
-    h.fails(
-        "get_info",
-        json!({"domain": format!("{}.com", unique(10))}),
-        ErrorKind::NotFound,
+    h.rejects("register", bad, "/contacts/registrant/country_code").await;
+    h.rejects(
+        "register",
+        json!({"domain": "bad domain", "contacts": {"registrant": contact("a@provisio-test.com")}, "nameservers": ns}),
+        "/domain",
     )
     .await;
+    h.fails("get_info", json!({"domain": format!("{}.com", unique(10))}), ErrorKind::NotFound).await;
 }
 
 /// `dns-hosting`: create_zone, duplicate, records, suspend, unsuspend,
@@ -356,46 +241,18 @@ pub async fn dns_hosting(h: &Harness) {
     let info = h.ok("create_zone", create.clone()).await;
     assert_eq!(info["zone"], json!(zone));
     h.ok("create_zone", create.clone()).await;
-    let different =
-        json!({"zone": zone, "records": [{"name": "www", "type": "A", "records": ["192.0.2.99"]}]});
+    let different = json!({"zone": zone, "records": [{"name": "www", "type": "A", "records": ["192.0.2.99"]}]});
     h.fails("create_zone", different, ErrorKind::Conflict).await;
 
-    let mail =
-        json!({"name": "@", "type": "MX", "ttl": 3600, "records": ["10 mail.provisio-test.com."]});
-    let info = h
-        .ok("set_records", json!({"zone": zone, "records": [mail]}))
-        .await;
+    let mail = json!({"name": "@", "type": "MX", "ttl": 3600, "records": ["10 mail.provisio-test.com."]});
+    let info = h.ok("set_records", json!({"zone": zone, "records": [mail]})).await;
     let records = info["records"].as_array().unwrap();
-    assert!(
-        records.iter().any(|r| r["type"] == "MX") && records.iter().any(|r| r["type"] == "A"),
-        "{info}"
-    );
-    let info = h
-        .ok(
-            "delete_records",
-            json!({"zone": zone, "records": [{"name": "www", "type": "A"}]}),
-        )
-        .await;
-    assert!(
-        !info["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["type"] == "A"),
-        "{info}"
-    );
-    assert_eq!(
-        h.ok("suspend", json!({"zone": zone})).await["state"],
-        "suspended"
-    );
-    assert_eq!(
-        h.ok("get_info", json!({"zone": zone})).await["state"],
-        "suspended"
-    );
-    assert_eq!(
-        h.ok("unsuspend", json!({"zone": zone})).await["state"],
-        "active"
-    );
+    assert!(records.iter().any(|r| r["type"] == "MX") && records.iter().any(|r| r["type"] == "A"), "{info}");
+    let info = h.ok("delete_records", json!({"zone": zone, "records": [{"name": "www", "type": "A"}]})).await;
+    assert!(!info["records"].as_array().unwrap().iter().any(|r| r["type"] == "A"), "{info}");
+    assert_eq!(h.ok("suspend", json!({"zone": zone})).await["state"], "suspended");
+    assert_eq!(h.ok("get_info", json!({"zone": zone})).await["state"], "suspended");
+    assert_eq!(h.ok("unsuspend", json!({"zone": zone})).await["state"], "active");
 
     h.rejects(
         "set_records",
@@ -403,14 +260,11 @@ pub async fn dns_hosting(h: &Harness) {
         "/records/0/type",
     )
     .await;
-    h.rejects("create_zone", json!({"zone": "not a zone"}), "/zone")
-        .await;
+    h.rejects("create_zone", json!({"zone": "not a zone"}), "/zone").await;
 
     h.ok("terminate", json!({"zone": zone})).await;
-    h.fails("get_info", json!({"zone": zone}), ErrorKind::NotFound)
-        .await;
-    h.fails("terminate", json!({"zone": zone}), ErrorKind::NotFound)
-        .await;
+    h.fails("get_info", json!({"zone": zone}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"zone": zone}), ErrorKind::NotFound).await;
 }
 
 /// `databases`: create (password once), duplicate, get_info, suspend,
@@ -419,72 +273,27 @@ pub async fn databases(h: &Harness) {
     let database = format!("db_{}", unique(8));
     let info = h.ok("create", json!({"database": database})).await;
     assert_eq!(info["database"], json!(database));
-    assert!(
-        info["password"].as_str().is_some_and(|p| p.len() >= 12),
-        "a generated password is returned once: {info}"
-    );
+    assert!(info["password"].as_str().is_some_and(|p| p.len() >= 12), "a generated password is returned once: {info}");
     let again = h.ok("create", json!({"database": database})).await;
-    assert!(
-        again.get("password").is_none_or(Value::is_null),
-        "an adopted database answers no password: {again}"
-    );
-    h.fails(
-        "create",
-        json!({"database": database, "username": format!("u_{}", unique(8))}),
-        ErrorKind::Conflict,
-    )
-    .await;
+    assert!(again.get("password").is_none_or(Value::is_null), "an adopted database answers no password: {again}");
+    h.fails("create", json!({"database": database, "username": format!("u_{}", unique(8))}), ErrorKind::Conflict).await;
 
-    assert!(
-        h.ok("get_info", json!({"database": database}))
-            .await
-            .get("password")
-            .is_none_or(Value::is_null)
-    );
-    assert_eq!(
-        h.ok("suspend", json!({"database": database})).await["state"],
-        "suspended"
-    );
-    assert_eq!(
-        h.ok("unsuspend", json!({"database": database})).await["state"],
-        "active"
-    );
+    assert!(h.ok("get_info", json!({"database": database})).await.get("password").is_none_or(Value::is_null));
+    assert_eq!(h.ok("suspend", json!({"database": database})).await["state"], "suspended");
+    assert_eq!(h.ok("unsuspend", json!({"database": database})).await["state"], "active");
     if let Some(usage) = h.optional("get_usage", json!({"database": database})).await {
         assert!(usage["size_mb"]["used"].as_f64().unwrap() >= 0.0);
     }
-    if let Some(credentials) = h
-        .optional("change_password", json!({"database": database}))
-        .await
-    {
+    if let Some(credentials) = h.optional("change_password", json!({"database": database})).await {
         assert!(!credentials["password"].as_str().unwrap().is_empty());
     }
 
-    h.rejects(
-        "create",
-        json!({"database": "x\"; DROP TABLE users; --"}),
-        "/database",
-    )
-    .await;
-    h.rejects(
-        "create",
-        json!({"database": database, "password": "weak"}),
-        "/password",
-    )
-    .await;
+    h.rejects("create", json!({"database": "x\"; DROP TABLE users; --"}), "/database").await;
+    h.rejects("create", json!({"database": database, "password": "weak"}), "/password").await;
 
     h.ok("terminate", json!({"database": database})).await;
-    h.fails(
-        "get_info",
-        json!({"database": database}),
-        ErrorKind::NotFound,
-    )
-    .await;
-    h.fails(
-        "terminate",
-        json!({"database": database}),
-        ErrorKind::NotFound,
-    )
-    .await;
+    h.fails("get_info", json!({"database": database}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"database": database}), ErrorKind::NotFound).await;
 }
 
 /// `software-licenses`: create, idempotent create by reference, get_info,
@@ -496,36 +305,16 @@ pub async fn software_licenses(h: &Harness) {
                         "customer_email": "ann@provisio-test.com", "ip": "192.0.2.7"});
     let license = h.ok("create", create.clone()).await;
     let key = license["license_key"].as_str().unwrap().to_owned();
-    assert_eq!(
-        h.ok("create", create.clone()).await["license_key"],
-        json!(key),
-        "same reference, same licence"
-    );
+    assert_eq!(h.ok("create", create.clone()).await["license_key"], json!(key), "same reference, same licence");
 
+    assert_eq!(h.ok("get_info", json!({"license_key": key})).await["reference"], json!(reference));
+    assert_eq!(h.ok("suspend", json!({"license_key": key})).await["state"], "suspended");
+    assert_eq!(h.ok("unsuspend", json!({"license_key": key})).await["state"], "active");
     assert_eq!(
-        h.ok("get_info", json!({"license_key": key})).await["reference"],
-        json!(reference)
-    );
-    assert_eq!(
-        h.ok("suspend", json!({"license_key": key})).await["state"],
-        "suspended"
-    );
-    assert_eq!(
-        h.ok("unsuspend", json!({"license_key": key})).await["state"],
-        "active"
-    );
-    assert_eq!(
-        h.ok(
-            "change_package",
-            json!({"license_key": key, "package_identifier": other})
-        )
-        .await["package_identifier"],
+        h.ok("change_package", json!({"license_key": key, "package_identifier": other})).await["package_identifier"],
         json!(other)
     );
-    if let Some(reissued) = h
-        .optional("reissue", json!({"license_key": key, "ip": "192.0.2.8"}))
-        .await
-    {
+    if let Some(reissued) = h.optional("reissue", json!({"license_key": key, "ip": "192.0.2.8"})).await {
         assert_eq!(reissued["ip"], "192.0.2.8");
     }
 
@@ -538,61 +327,26 @@ pub async fn software_licenses(h: &Harness) {
     .await;
 
     h.ok("terminate", json!({"license_key": key})).await;
-    h.fails("get_info", json!({"license_key": key}), ErrorKind::NotFound)
-        .await;
-    h.fails(
-        "terminate",
-        json!({"license_key": key}),
-        ErrorKind::NotFound,
-    )
-    .await;
+    h.fails("get_info", json!({"license_key": key}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"license_key": key}), ErrorKind::NotFound).await;
 }
 
 /// `coffee`: brew, the same idempotency key answers the same cup, get_info;
 /// bad sugar named by path.
 pub async fn coffee(h: &Harness) {
-    let cup = h
-        .ok(
-            "brew",
-            json!({"name": "Joe's coffee", "size": "small", "sugar": 1, "milk": "oat"}),
-        )
-        .await;
+    let cup = h.ok("brew", json!({"name": "Joe's coffee", "size": "small", "sugar": 1, "milk": "oat"})).await;
     let order_id = cup["order_id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        h.ok("get_info", json!({"order_id": order_id})).await["name"],
-        "Joe's coffee"
-    );
+    assert_eq!(h.ok("get_info", json!({"order_id": order_id})).await["name"], "Joe's coffee");
 
     let mut keyed = h.clone();
     keyed.options.idempotency_key = Some(format!("brew-{}", unique(8)));
-    let first = keyed
-        .ok("brew", json!({"name": "Ann", "size": "large"}))
-        .await;
-    let second = keyed
-        .ok("brew", json!({"name": "Ann", "size": "large"}))
-        .await;
-    assert_eq!(
-        first["order_id"], second["order_id"],
-        "same idempotency key, same cup"
-    );
+    let first = keyed.ok("brew", json!({"name": "Ann", "size": "large"})).await;
+    let second = keyed.ok("brew", json!({"name": "Ann", "size": "large"})).await;
+    assert_eq!(first["order_id"], second["order_id"], "same idempotency key, same cup");
     let other = h.ok("brew", json!({"name": "Ann", "size": "large"})).await;
-    assert_ne!(
-        first["order_id"], other["order_id"],
-        "every brew without a key is a new cup"
-    );
+    assert_ne!(first["order_id"], other["order_id"], "every brew without a key is a new cup");
 
-    h.rejects(
-        "brew",
-        json!({"name": "Joe", "size": "small", "sugar": 9}),
-        "/sugar",
-    )
-    .await;
-    h.rejects("brew", json!({"name": "Joe", "size": "bucket"}), "/size")
-        .await;
-    h.fails(
-        "get_info",
-        json!({"order_id": "cup_unknown"}),
-        ErrorKind::NotFound,
-    )
-    .await;
+    h.rejects("brew", json!({"name": "Joe", "size": "small", "sugar": 9}), "/sugar").await;
+    h.rejects("brew", json!({"name": "Joe", "size": "bucket"}), "/size").await;
+    h.fails("get_info", json!({"order_id": "cup_unknown"}), ErrorKind::NotFound).await;
 }

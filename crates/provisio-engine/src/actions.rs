@@ -54,70 +54,44 @@ impl Engine {
                 })
             })
             .await?;
-        let blueprint = self
-            .registry()
-            .blueprint(&product.blueprint)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let blueprint =
+            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let descriptor = blueprint
             .function(function)
-            .ok_or_else(|| {
-                EngineError::NotFound(format!("{} has no function {function}", blueprint.id))
-            })?
+            .ok_or_else(|| EngineError::NotFound(format!("{} has no function {function}", blueprint.id)))?
             .clone();
         if !descriptor.callers.contains(&Caller::Staff) {
-            return Err(EngineError::Conflict(format!(
-                "{function} cannot be run on demand by staff"
-            )));
+            return Err(EngineError::Conflict(format!("{function} cannot be run on demand by staff")));
         }
         let status = parse_status(&service.status);
         if !descriptor.statuses.contains(&status) {
             return Err(EngineError::Conflict(format!(
                 "{function} cannot run while the service is {}; it needs {}",
                 status.as_str(),
-                descriptor
-                    .statuses
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" or ")
+                descriptor.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
             )));
         }
         let origin = format!("staff:{actor}");
         if descriptor.kind == FunctionKind::Lifecycle {
-            return self
-                .queue_and_wait(&origin, &service, &product.setup_function, function, args)
-                .await;
+            return self.queue_and_wait(&origin, &service, &product.setup_function, function, args).await;
         }
 
-        let configuration_id = service.configuration_id.ok_or_else(|| {
-            EngineError::Conflict("the service has not been deployed to a configuration yet".into())
-        })?;
+        let configuration_id = service
+            .configuration_id
+            .ok_or_else(|| EngineError::Conflict("the service has not been deployed to a configuration yet".into()))?;
         let configuration = self.configuration(configuration_id).await?;
         let entry = self
             .registry()
-            .provider(&format!(
-                "{}/{}",
-                configuration.blueprint, configuration.provider
-            ))
+            .provider(&format!("{}/{}", configuration.blueprint, configuration.provider))
             .map_err(|e| EngineError::Conflict(e.to_string()))?
             .clone();
         let values = self.configuration_values(&configuration)?;
-        let params = params::build(
-            &descriptor,
-            blueprint.service_identifier,
-            &service,
-            &client,
-            &args,
-        );
+        let params = params::build(&descriptor, blueprint.service_identifier, &service, &client, &args);
         let key = format!("action:{}:{}:{}", service.id, function, now_ms());
         let options = CallOptions {
             timeout: self.settings().call_timeout,
             idempotency_key: Some(key.clone()),
-            provision_data: service
-                .provision_data
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            provision_data: service.provision_data.as_object().cloned().unwrap_or_default(),
             ..CallOptions::default()
         };
         let report = invoke::call(&entry, &values, function, &params, &options).await;
@@ -126,15 +100,8 @@ impl Engine {
         if let Some(data) = stored.data.as_mut().filter(|_| stored.error_kind.is_none()) {
             *data = descriptor.result.mask_secrets(data);
         }
-        let outcome = stored
-            .error_kind
-            .map(|k| k.to_string())
-            .unwrap_or_else(|| "ok".into());
-        let state = if stored.error_kind.is_none() {
-            "succeeded"
-        } else {
-            "failed"
-        };
+        let outcome = stored.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
+        let state = if stored.error_kind.is_none() { "succeeded" } else { "failed" };
         let message = stored.message.to_string();
         let stored = serde_json::to_value(&stored).expect("envelopes serialise");
         let http_log = serde_json::to_value(&report.http_log).expect("logs serialise");
@@ -187,10 +154,7 @@ impl Engine {
                 })
             })
             .await?;
-        Ok(ActionOutcome {
-            job,
-            envelope: Some(envelope),
-        })
+        Ok(ActionOutcome { job, envelope: Some(envelope) })
     }
 
     async fn queue_and_wait(
@@ -203,11 +167,7 @@ impl Engine {
     ) -> Result<ActionOutcome, EngineError> {
         let service_id = service.id;
         let key = format!("action:{service_id}:{function}:{}", now_ms());
-        let (origin, function_name, setup) = (
-            origin.to_owned(),
-            function.to_owned(),
-            setup_function.to_owned(),
-        );
+        let (origin, function_name, setup) = (origin.to_owned(), function.to_owned(), setup_function.to_owned());
         let max_attempts = self.settings().max_attempts;
         let job = self
             .store()
@@ -243,19 +203,13 @@ impl Engine {
             .await?;
         self.wake();
         // Wait for the worker, up to the call deadline and a little more.
-        let deadline =
-            tokio::time::Instant::now() + self.settings().call_timeout + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + self.settings().call_timeout + Duration::from_secs(5);
         loop {
             let (current, attempts) = self.job(job.id).await?;
             let settled = matches!(current.state.as_str(), "succeeded" | "failed" | "skipped");
             if settled || tokio::time::Instant::now() >= deadline {
-                let envelope = attempts
-                    .last()
-                    .and_then(|a| serde_json::from_value(a.envelope.clone()).ok());
-                return Ok(ActionOutcome {
-                    job: current,
-                    envelope,
-                });
+                let envelope = attempts.last().and_then(|a| serde_json::from_value(a.envelope.clone()).ok());
+                return Ok(ActionOutcome { job: current, envelope });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -266,9 +220,8 @@ impl Engine {
         self.store()
             .read(move |conn| {
                 Box::pin(async move {
-                    let job = jobs::get(conn, id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
+                    let job =
+                        jobs::get(conn, id).await?.ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
                     let attempts = jobs::attempts(conn, id).await?;
                     Ok((job, attempts))
                 })
@@ -284,9 +237,8 @@ impl Engine {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let job = jobs::get(conn, id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
+                    let job =
+                        jobs::get(conn, id).await?.ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
                     if job.state != "failed" {
                         return Err(EngineError::Conflict(format!(
                             "job {id} is {}; only failed jobs can be retried",
@@ -294,8 +246,7 @@ impl Engine {
                         )));
                     }
                     jobs::requeue(conn, id, extra).await?;
-                    audit::record(conn, &actor, "job.retry", &format!("job:{id}"), &json!({}))
-                        .await?;
+                    audit::record(conn, &actor, "job.retry", &format!("job:{id}"), &json!({})).await?;
                     Ok::<_, EngineError>(jobs::get(conn, id).await?.expect("exists"))
                 })
             })

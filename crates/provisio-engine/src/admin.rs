@@ -22,15 +22,9 @@ pub fn decode<T: DeserializeOwned + JsonSchema>(
     schema: &'static OnceLock<SchemaDoc>,
 ) -> Result<T, EngineError> {
     let doc = schema.get_or_init(SchemaDoc::of::<T>);
-    doc.validate(body, FieldLocation::Params)
-        .map_err(|errors| {
-            EngineError::Invalid(
-                errors
-                    .into_iter()
-                    .map(|e| Violation::new(e.path, e.message))
-                    .collect(),
-            )
-        })?;
+    doc.validate(body, FieldLocation::Params).map_err(|errors| {
+        EngineError::Invalid(errors.into_iter().map(|e| Violation::new(e.path, e.message)).collect())
+    })?;
     serde_json::from_value(body.clone()).map_err(|err| EngineError::invalid("/", err.to_string()))
 }
 
@@ -90,73 +84,42 @@ pub struct ConfigurationView {
 
 impl Engine {
     fn provider_entry(&self, address: &str, path: &str) -> Result<&ProviderEntry, EngineError> {
-        self.registry()
-            .provider(address)
-            .map_err(|err| EngineError::invalid(path, err.to_string()))
+        self.registry().provider(address).map_err(|err| EngineError::invalid(path, err.to_string()))
     }
 
     /// Full configuration values (secrets opened) for calling the provider.
-    pub fn configuration_values(
-        &self,
-        configuration: &Configuration,
-    ) -> Result<Value, EngineError> {
-        let secrets = self.vault().open_fields(
-            &configuration_aad(configuration.id),
-            configuration.secrets.as_deref(),
-        )?;
+    pub fn configuration_values(&self, configuration: &Configuration) -> Result<Value, EngineError> {
+        let secrets =
+            self.vault().open_fields(&configuration_aad(configuration.id), configuration.secrets.as_deref())?;
         let mut values = configuration.config_values.clone();
         merge_fields(&mut values, &secrets);
         Ok(values)
     }
 
     /// Seals the secret fields of `values`; answers the masked values and the sealed secrets.
-    fn seal_configuration(
-        &self,
-        entry: &ProviderEntry,
-        id: i64,
-        values: &Value,
-    ) -> (Value, Option<Vec<u8>>) {
+    fn seal_configuration(&self, entry: &ProviderEntry, id: i64, values: &Value) -> (Value, Option<Vec<u8>>) {
         let schema = entry.config_schema();
         let secrets: Map<String, Value> = schema.secret_entries(values).into_iter().collect();
-        (
-            schema.mask_secrets(values),
-            self.vault().seal_fields(&configuration_aad(id), &secrets),
-        )
+        (schema.mask_secrets(values), self.vault().seal_fields(&configuration_aad(id), &secrets))
     }
 
-    fn check_configuration(
-        &self,
-        input: &ConfigurationInput,
-    ) -> Result<&ProviderEntry, EngineError> {
+    fn check_configuration(&self, input: &ConfigurationInput) -> Result<&ProviderEntry, EngineError> {
         let entry = self.provider_entry(&input.provider, "/provider")?;
         let values = Value::Object(input.values.clone());
-        if let Err(errors) = entry
-            .config_schema()
-            .validate(&values, FieldLocation::Config)
-        {
+        if let Err(errors) = entry.config_schema().validate(&values, FieldLocation::Config) {
             // Messages never quote values, so secrets cannot leak through them.
             return Err(EngineError::Invalid(
-                errors
-                    .into_iter()
-                    .map(|e| Violation::new(format!("/values{}", e.path), e.message))
-                    .collect(),
+                errors.into_iter().map(|e| Violation::new(format!("/values{}", e.path), e.message)).collect(),
             ));
         }
         if let Some((key, _)) = input.attributes.iter().find(|(_, v)| !v.is_string()) {
-            return Err(EngineError::invalid(
-                format!("/attributes/{key}"),
-                "must be a string",
-            ));
+            return Err(EngineError::invalid(format!("/attributes/{key}"), "must be a string"));
         }
         Ok(entry)
     }
 
     /// Creates a configuration.
-    pub async fn create_configuration(
-        &self,
-        actor: &str,
-        body: &Value,
-    ) -> Result<ConfigurationView, EngineError> {
+    pub async fn create_configuration(&self, actor: &str, body: &Value) -> Result<ConfigurationView, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let input: ConfigurationInput = decode(body, &SCHEMA)?;
         let entry = self.check_configuration(&input)?.clone();
@@ -167,11 +130,9 @@ impl Engine {
             .write(move |conn| {
                 Box::pin(async move {
                     let mut row = row_of(&input, entry.blueprint().id, entry.about().id);
-                    let id = configurations::insert(conn, &row)
-                        .await
-                        .map_err(|err| unique(err, "/name", "is taken"))?;
-                    let (masked, sealed) =
-                        engine.seal_configuration(&entry, id, &Value::Object(input.values.clone()));
+                    let id =
+                        configurations::insert(conn, &row).await.map_err(|err| unique(err, "/name", "is taken"))?;
+                    let (masked, sealed) = engine.seal_configuration(&entry, id, &Value::Object(input.values.clone()));
                     row.config_values = masked;
                     configurations::update(conn, id, &row).await?;
                     configurations::set_secrets(conn, id, sealed.as_deref()).await?;
@@ -219,10 +180,7 @@ impl Engine {
         });
         for (key, value) in patch {
             if key == "provider" && value != &body["provider"] {
-                return Err(EngineError::invalid(
-                    "/provider",
-                    "cannot change; create a new configuration",
-                ));
+                return Err(EngineError::invalid("/provider", "cannot change; create a new configuration"));
             }
             if key != "values" {
                 body[key] = value.clone();
@@ -238,13 +196,9 @@ impl Engine {
             .write(move |conn| {
                 Box::pin(async move {
                     let mut row = row_of(&input, entry.blueprint().id, entry.about().id);
-                    let (masked, sealed) =
-                        engine.seal_configuration(&entry, id, &Value::Object(input.values.clone()));
+                    let (masked, sealed) = engine.seal_configuration(&entry, id, &Value::Object(input.values.clone()));
                     row.config_values = masked;
-                    if !configurations::update(conn, id, &row)
-                        .await
-                        .map_err(|err| unique(err, "/name", "is taken"))?
-                    {
+                    if !configurations::update(conn, id, &row).await.map_err(|err| unique(err, "/name", "is taken"))? {
                         return Err(EngineError::NotFound(format!("no configuration {id}")));
                     }
                     configurations::set_secrets(conn, id, sealed.as_deref()).await?;
@@ -274,21 +228,14 @@ impl Engine {
                             "configuration {id} holds services; disable it instead"
                         )));
                     }
-                    if !configurations::delete(conn, id).await.map_err(|_| {
-                        EngineError::Conflict(format!(
-                            "configuration {id} is used by a product or job"
-                        ))
-                    })? {
+                    if !configurations::delete(conn, id)
+                        .await
+                        .map_err(|_| EngineError::Conflict(format!("configuration {id} is used by a product or job")))?
+                    {
                         return Err(EngineError::NotFound(format!("no configuration {id}")));
                     }
-                    audit::record(
-                        conn,
-                        &actor,
-                        "configuration.delete",
-                        &format!("configuration:{id}"),
-                        &json!({}),
-                    )
-                    .await?;
+                    audit::record(conn, &actor, "configuration.delete", &format!("configuration:{id}"), &json!({}))
+                        .await?;
                     Ok(())
                 })
             })
@@ -298,9 +245,7 @@ impl Engine {
     /// A configuration row.
     pub async fn configuration(&self, id: i64) -> Result<Configuration, EngineError> {
         self.store()
-            .read(move |conn| {
-                Box::pin(async move { Ok::<_, EngineError>(configurations::get(conn, id).await?) })
-            })
+            .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(configurations::get(conn, id).await?) }))
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no configuration {id}")))
     }
@@ -313,19 +258,9 @@ impl Engine {
             .map(|entry| entry.config_schema().secret_paths())
             .unwrap_or_default()
             .into_iter()
-            .filter(|path| {
-                configuration
-                    .config_values
-                    .pointer(path)
-                    .is_some_and(|v| !v.is_null())
-            })
+            .filter(|path| configuration.config_values.pointer(path).is_some_and(|v| !v.is_null()))
             .collect();
-        ConfigurationView {
-            configuration,
-            address,
-            secrets_set,
-            services,
-        }
+        ConfigurationView { configuration, address, secrets_set, services }
     }
 
     /// A configuration as the API shows it.
@@ -333,21 +268,14 @@ impl Engine {
         let configuration = self.configuration(id).await?;
         let counts = self
             .store()
-            .read(|conn| {
-                Box::pin(async move {
-                    Ok::<_, EngineError>(configurations::service_counts(conn).await?)
-                })
-            })
+            .read(|conn| Box::pin(async move { Ok::<_, EngineError>(configurations::service_counts(conn).await?) }))
             .await?;
         let services = counts.get(&id).copied().unwrap_or(0);
         Ok(self.view(configuration, services))
     }
 
     /// Every configuration, optionally of one blueprint.
-    pub async fn configurations(
-        &self,
-        blueprint: Option<String>,
-    ) -> Result<Vec<ConfigurationView>, EngineError> {
+    pub async fn configurations(&self, blueprint: Option<String>) -> Result<Vec<ConfigurationView>, EngineError> {
         let (list, counts) = self
             .store()
             .read(move |conn| {
@@ -367,29 +295,15 @@ impl Engine {
     }
 
     /// Runs the provider's connection test against a stored configuration.
-    pub async fn test_configuration(
-        &self,
-        actor: &str,
-        id: i64,
-    ) -> Result<provisio_sdk::Envelope, EngineError> {
+    pub async fn test_configuration(&self, actor: &str, id: i64) -> Result<provisio_sdk::Envelope, EngineError> {
         let configuration = self.configuration(id).await?;
         let address = format!("{}/{}", configuration.blueprint, configuration.provider);
-        let entry = self
-            .registry()
-            .provider(&address)
-            .map_err(|err| EngineError::Conflict(err.to_string()))?;
+        let entry = self.registry().provider(&address).map_err(|err| EngineError::Conflict(err.to_string()))?;
         let values = self.configuration_values(&configuration)?;
-        let options = provisio_sdk::CallOptions {
-            timeout: self.settings().call_timeout,
-            ..Default::default()
-        };
+        let options = provisio_sdk::CallOptions { timeout: self.settings().call_timeout, ..Default::default() };
         let report = provisio_sdk::invoke::test_connection(entry, &values, &options).await;
         let actor = actor.to_owned();
-        let outcome = report
-            .envelope
-            .error_kind
-            .map(|k| k.to_string())
-            .unwrap_or_else(|| "ok".into());
+        let outcome = report.envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
         self.store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -408,11 +322,7 @@ impl Engine {
     }
 }
 
-fn row_of(
-    input: &ConfigurationInput,
-    blueprint: &str,
-    provider: &str,
-) -> configurations::ConfigurationRow {
+fn row_of(input: &ConfigurationInput, blueprint: &str, provider: &str) -> configurations::ConfigurationRow {
     configurations::ConfigurationRow {
         blueprint: blueprint.to_owned(),
         provider: provider.to_owned(),
@@ -428,11 +338,7 @@ fn row_of(
 
 /// Maps a UNIQUE violation to a field error.
 fn unique(err: provisio_store::StoreError, path: &str, message: &str) -> EngineError {
-    if err.is_unique_violation() {
-        EngineError::invalid(path, message)
-    } else {
-        EngineError::Store(err)
-    }
+    if err.is_unique_violation() { EngineError::invalid(path, message) } else { EngineError::Store(err) }
 }
 
 /// How a dynamic product picks a configuration.
@@ -508,10 +414,7 @@ pub struct ProductInput {
 }
 
 impl Engine {
-    async fn check_product(
-        &self,
-        input: &ProductInput,
-    ) -> Result<products::ProductRow, EngineError> {
+    async fn check_product(&self, input: &ProductInput) -> Result<products::ProductRow, EngineError> {
         let blueprint = self
             .registry()
             .blueprint(&input.blueprint)
@@ -519,10 +422,7 @@ impl Engine {
         if let Some(provider) = &input.provider {
             self.provider_entry(&format!("{}/{provider}", blueprint.id), "/provider")?;
         }
-        let setup = input
-            .setup_function
-            .clone()
-            .unwrap_or_else(|| blueprint.default_setup_function.to_owned());
+        let setup = input.setup_function.clone().unwrap_or_else(|| blueprint.default_setup_function.to_owned());
         match blueprint.function(&setup) {
             Some(f) if f.kind == FunctionKind::Lifecycle => {}
             _ => {
@@ -546,22 +446,14 @@ impl Engine {
                 let configuration = self
                     .store()
                     .read(move |conn| {
-                        Box::pin(async move {
-                            Ok::<_, EngineError>(configurations::get(conn, id).await?)
-                        })
+                        Box::pin(async move { Ok::<_, EngineError>(configurations::get(conn, id).await?) })
                     })
                     .await?
                     .ok_or_else(|| {
-                        EngineError::invalid(
-                            "/deployment/configuration_id",
-                            format!("no configuration {id}"),
-                        )
+                        EngineError::invalid("/deployment/configuration_id", format!("no configuration {id}"))
                     })?;
                 if configuration.blueprint != blueprint.id
-                    || input
-                        .provider
-                        .as_ref()
-                        .is_some_and(|p| *p != configuration.provider)
+                    || input.provider.as_ref().is_some_and(|p| *p != configuration.provider)
                 {
                     return Err(EngineError::invalid(
                         "/deployment/configuration_id",
@@ -573,22 +465,16 @@ impl Engine {
                 }
                 (Some(id), None, Map::new())
             }
-            Deployment::Dynamic {
-                strategy,
-                attributes,
-            } => (None, Some(strategy.as_str().to_owned()), attributes.clone()),
+            Deployment::Dynamic { strategy, attributes } => {
+                (None, Some(strategy.as_str().to_owned()), attributes.clone())
+            }
         };
         Ok(products::ProductRow {
             slug: input.slug.clone(),
             name: input.name.clone(),
             blueprint: blueprint.id.to_owned(),
             provider: input.provider.clone(),
-            deployment: if configuration_id.is_some() {
-                "static"
-            } else {
-                "dynamic"
-            }
-            .to_owned(),
+            deployment: if configuration_id.is_some() { "static" } else { "dynamic" }.to_owned(),
             configuration_id,
             strategy,
             attribute_filters: Value::Object(filters),
@@ -608,17 +494,9 @@ impl Engine {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let id = products::insert(conn, &row)
-                        .await
-                        .map_err(|err| unique(err, "/slug", "is taken"))?;
-                    audit::record(
-                        conn,
-                        &actor,
-                        "product.create",
-                        &format!("product:{id}"),
-                        &json!({"slug": row.slug}),
-                    )
-                    .await?;
+                    let id = products::insert(conn, &row).await.map_err(|err| unique(err, "/slug", "is taken"))?;
+                    audit::record(conn, &actor, "product.create", &format!("product:{id}"), &json!({"slug": row.slug}))
+                        .await?;
                     Ok::<_, EngineError>(id)
                 })
             })
@@ -628,12 +506,7 @@ impl Engine {
     }
 
     /// Changes a product: top-level keys of `patch` replace the current ones.
-    pub async fn update_product(
-        &self,
-        actor: &str,
-        key: &str,
-        patch: &Value,
-    ) -> Result<Product, EngineError> {
+    pub async fn update_product(&self, actor: &str, key: &str, patch: &Value) -> Result<Product, EngineError> {
         let Value::Object(patch) = patch else {
             return Err(EngineError::invalid("/", "must be an object"));
         };
@@ -641,10 +514,7 @@ impl Engine {
         let mut body = product_input(&current);
         for (key, value) in patch {
             if key == "blueprint" && value != &body["blueprint"] {
-                return Err(EngineError::invalid(
-                    "/blueprint",
-                    "cannot change; create a new product",
-                ));
+                return Err(EngineError::invalid("/blueprint", "cannot change; create a new product"));
             }
             body[key] = value.clone();
         }
@@ -657,17 +527,9 @@ impl Engine {
         self.store()
             .write(move |conn| {
                 Box::pin(async move {
-                    products::update(conn, id, &row)
-                        .await
-                        .map_err(|err| unique(err, "/slug", "is taken"))?;
-                    audit::record(
-                        conn,
-                        &actor,
-                        "product.update",
-                        &format!("product:{id}"),
-                        &json!({"fields": fields}),
-                    )
-                    .await?;
+                    products::update(conn, id, &row).await.map_err(|err| unique(err, "/slug", "is taken"))?;
+                    audit::record(conn, &actor, "product.update", &format!("product:{id}"), &json!({"fields": fields}))
+                        .await?;
                     Ok::<_, EngineError>(())
                 })
             })
@@ -698,9 +560,7 @@ impl Engine {
 
     /// Every product.
     pub async fn products(&self) -> Result<Vec<Product>, EngineError> {
-        self.store()
-            .read(|conn| Box::pin(async move { Ok(products::list(conn).await?) }))
-            .await
+        self.store().read(|conn| Box::pin(async move { Ok(products::list(conn).await?) })).await
     }
 
     /// Creates a client.
@@ -711,22 +571,10 @@ impl Engine {
         self.store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let client = clients::insert(
-                        conn,
-                        input.external_id.as_deref(),
-                        &input.name,
-                        input.email.as_str(),
-                    )
-                    .await
-                    .map_err(|err| unique(err, "/external_id", "is taken"))?;
-                    audit::record(
-                        conn,
-                        &actor,
-                        "client.create",
-                        &format!("client:{}", client.id),
-                        &json!({}),
-                    )
-                    .await?;
+                    let client = clients::insert(conn, input.external_id.as_deref(), &input.name, input.email.as_str())
+                        .await
+                        .map_err(|err| unique(err, "/external_id", "is taken"))?;
+                    audit::record(conn, &actor, "client.create", &format!("client:{}", client.id), &json!({})).await?;
                     Ok::<_, EngineError>(client)
                 })
             })
@@ -734,21 +582,14 @@ impl Engine {
     }
 
     /// A client and its services.
-    pub async fn client(
-        &self,
-        id: i64,
-    ) -> Result<(Client, Vec<provisio_store::models::Service>), EngineError> {
+    pub async fn client(&self, id: i64) -> Result<(Client, Vec<provisio_store::models::Service>), EngineError> {
         self.store()
             .read(move |conn| {
                 Box::pin(async move {
                     let client = clients::get(conn, id)
                         .await?
                         .ok_or_else(|| EngineError::NotFound(format!("no client {id}")))?;
-                    let filter = services::ServiceFilter {
-                        client_id: Some(id),
-                        limit: 1000,
-                        ..Default::default()
-                    };
+                    let filter = services::ServiceFilter { client_id: Some(id), limit: 1000, ..Default::default() };
                     Ok((client, services::list(conn, &filter).await?))
                 })
             })
@@ -756,16 +597,8 @@ impl Engine {
     }
 
     /// Clients, newest first.
-    pub async fn clients(
-        &self,
-        limit: i64,
-        before_id: Option<i64>,
-    ) -> Result<Vec<Client>, EngineError> {
-        self.store()
-            .read(move |conn| {
-                Box::pin(async move { Ok(clients::list(conn, limit, before_id).await?) })
-            })
-            .await
+    pub async fn clients(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<Client>, EngineError> {
+        self.store().read(move |conn| Box::pin(async move { Ok(clients::list(conn, limit, before_id).await?) })).await
     }
 }
 

@@ -7,14 +7,8 @@ use serde_json::{Value, json};
 use crate::{Engine, EngineError};
 
 /// The products the seed creates, by slug.
-pub const PRODUCTS: [&str; 6] = [
-    "demo-hosting",
-    "demo-domain",
-    "demo-dns",
-    "demo-database",
-    "demo-license",
-    "demo-coffee",
-];
+pub const PRODUCTS: [&str; 6] =
+    ["demo-hosting", "demo-domain", "demo-dns", "demo-database", "demo-license", "demo-coffee"];
 
 impl Engine {
     /// Seeds demo data once; later calls change nothing. `state_path` is the
@@ -30,35 +24,15 @@ impl Engine {
         };
         let mut ids = Vec::new();
         for body in [
-            configuration(
-                "demo-hosting-eu",
-                "shared-hosting/demo",
-                "hosting-eu1",
-                "eu",
-            ),
-            configuration(
-                "demo-hosting-us",
-                "shared-hosting/demo",
-                "hosting-us1",
-                "us",
-            ),
+            configuration("demo-hosting-eu", "shared-hosting/demo", "hosting-eu1", "eu"),
+            configuration("demo-hosting-us", "shared-hosting/demo", "hosting-us1", "us"),
             configuration("demo-registrar", "domain-names/demo", "registrar", "eu"),
             configuration("demo-dns", "dns-hosting/demo", "dns1", "eu"),
             configuration("demo-database", "databases/demo", "db1", "eu"),
-            configuration(
-                "demo-licensing",
-                "software-licenses/demo",
-                "licensing",
-                "eu",
-            ),
+            configuration("demo-licensing", "software-licenses/demo", "licensing", "eu"),
             configuration("demo-coffee-machine", "coffee/demo", "kitchen", "eu"),
         ] {
-            ids.push(
-                self.create_configuration(actor, &body)
-                    .await?
-                    .configuration
-                    .id,
-            );
+            ids.push(self.create_configuration(actor, &body).await?.configuration.id);
         }
         let fixed = |id: i64| json!({"type": "static", "configuration_id": id});
         let products: [Value; 6] = [
@@ -78,8 +52,11 @@ impl Engine {
         for body in products {
             self.create_product(actor, &body).await?;
         }
-        self.create_client(actor, &json!({"external_id": "demo-client", "name": "Demo Client", "email": "demo@example.com"}))
-            .await?;
+        self.create_client(
+            actor,
+            &json!({"external_id": "demo-client", "name": "Demo Client", "email": "demo@example.com"}),
+        )
+        .await?;
         Ok(true)
     }
 }

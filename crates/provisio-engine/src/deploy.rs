@@ -23,14 +23,9 @@ pub fn has_room(configuration: &Configuration, counts: &HashMap<i64, i64>) -> bo
 fn matches(configuration: &Configuration, product: &Product) -> bool {
     configuration.enabled
         && configuration.blueprint == product.blueprint
-        && product
-            .provider
-            .as_ref()
-            .is_none_or(|p| *p == configuration.provider)
+        && product.provider.as_ref().is_none_or(|p| *p == configuration.provider)
         && match &product.attribute_filters {
-            Value::Object(filters) => filters
-                .iter()
-                .all(|(k, v)| configuration.attributes.get(k) == Some(v)),
+            Value::Object(filters) => filters.iter().all(|(k, v)| configuration.attributes.get(k) == Some(v)),
             _ => true,
         }
 }
@@ -44,16 +39,10 @@ pub fn pick(
     counts: &HashMap<i64, i64>,
     round_robin_cursor: i64,
 ) -> Result<i64, NoCapacity> {
-    if let Some(id) = product
-        .configuration_id
-        .filter(|_| product.deployment == "static")
-    {
+    if let Some(id) = product.configuration_id.filter(|_| product.deployment == "static") {
         let configuration = configurations.iter().find(|c| c.id == id);
         return match configuration {
-            Some(c) if !c.enabled => Err(NoCapacity(format!(
-                "configuration {} ({}) is disabled",
-                c.id, c.name
-            ))),
+            Some(c) if !c.enabled => Err(NoCapacity(format!("configuration {} ({}) is disabled", c.id, c.name))),
             Some(c) if !has_room(c, counts) => Err(NoCapacity(format!(
                 "configuration {} ({}) is full ({} services)",
                 c.id,
@@ -64,10 +53,8 @@ pub fn pick(
             None => Err(NoCapacity(format!("configuration {id} no longer exists"))),
         };
     }
-    let mut candidates: Vec<&Configuration> = configurations
-        .iter()
-        .filter(|c| matches(c, product) && has_room(c, counts))
-        .collect();
+    let mut candidates: Vec<&Configuration> =
+        configurations.iter().filter(|c| matches(c, product) && has_room(c, counts)).collect();
     candidates.sort_by_key(|c| c.id);
     let used = |c: &&Configuration| counts.get(&c.id).copied().unwrap_or(0);
     let chosen = match product.strategy.as_deref().unwrap_or("least_used") {
@@ -81,11 +68,7 @@ pub fn pick(
         NoCapacity(format!(
             "no enabled {} configuration{} matching {} has room for product {}",
             product.blueprint,
-            product
-                .provider
-                .as_ref()
-                .map(|p| format!(" of provider {p}"))
-                .unwrap_or_default(),
+            product.provider.as_ref().map(|p| format!(" of provider {p}")).unwrap_or_default(),
             product.attribute_filters,
             product.slug
         ))
@@ -125,9 +108,7 @@ mod tests {
             deployment: "dynamic".into(),
             configuration_id: None,
             strategy: Some(strategy.into()),
-            attribute_filters: location
-                .map(|l| json!({"location": l}))
-                .unwrap_or(json!({})),
+            attribute_filters: location.map(|l| json!({"location": l})).unwrap_or(json!({})),
             setup_function: "create".into(),
             provision_fields: json!({}),
             rules: json!([]),
@@ -139,33 +120,14 @@ mod tests {
 
     #[test]
     fn strategies() {
-        let configs = [
-            configuration(1, "eu", Some(2)),
-            configuration(2, "eu", None),
-            configuration(3, "us", None),
-        ];
+        let configs = [configuration(1, "eu", Some(2)), configuration(2, "eu", None), configuration(3, "us", None)];
         let counts = HashMap::from([(1, 1), (2, 5)]);
-        assert_eq!(
-            pick(&product("least_used", Some("eu")), &configs, &counts, 0),
-            Ok(1)
-        );
-        assert_eq!(
-            pick(&product("fill", Some("eu")), &configs, &counts, 0),
-            Ok(1)
-        );
-        assert_eq!(
-            pick(&product("round_robin", Some("eu")), &configs, &counts, 1),
-            Ok(2)
-        );
-        assert_eq!(
-            pick(&product("least_used", None), &configs, &counts, 0),
-            Ok(3)
-        );
+        assert_eq!(pick(&product("least_used", Some("eu")), &configs, &counts, 0), Ok(1));
+        assert_eq!(pick(&product("fill", Some("eu")), &configs, &counts, 0), Ok(1));
+        assert_eq!(pick(&product("round_robin", Some("eu")), &configs, &counts, 1), Ok(2));
+        assert_eq!(pick(&product("least_used", None), &configs, &counts, 0), Ok(3));
         let full = HashMap::from([(1, 2), (2, 5)]);
-        assert_eq!(
-            pick(&product("fill", Some("eu")), &configs, &full, 0),
-            Ok(2)
-        );
+        assert_eq!(pick(&product("fill", Some("eu")), &configs, &full, 0), Ok(2));
         assert!(pick(&product("least_used", Some("asia")), &configs, &counts, 0).is_err());
     }
 }

@@ -31,10 +31,7 @@ pub struct EventPayload {
     /// `contract.overdue`, `contract.unsuspended`, `contract.upgraded`,
     /// `contract.cancelled`, or a custom type.
     #[serde(rename = "type")]
-    #[schemars(
-        length(min = 1, max = 100),
-        regex(pattern = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
-    )]
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"))]
     pub event_type: String,
     /// When it happened in billing (RFC 3339).
     #[serde(default)]
@@ -120,60 +117,34 @@ impl Engine {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let event: EventPayload = decode(body, &SCHEMA)?;
         if event.service.id.is_none() && event.service.external_id.is_none() {
-            return Err(EngineError::invalid(
-                "/service",
-                "needs an id or an external_id",
-            ));
+            return Err(EngineError::invalid("/service", "needs an id or an external_id"));
         }
         let engine = self.clone();
-        let accepted = self
-            .store()
-            .write(move |conn| Box::pin(async move { engine.ingest_in(conn, &event).await }))
-            .await?;
+        let accepted =
+            self.store().write(move |conn| Box::pin(async move { engine.ingest_in(conn, &event).await })).await?;
         if !accepted.jobs.is_empty() {
             self.wake();
         }
         Ok(accepted)
     }
 
-    async fn ingest_in(
-        &self,
-        conn: &mut Conn,
-        event: &EventPayload,
-    ) -> Result<Accepted, EngineError> {
+    async fn ingest_in(&self, conn: &mut Conn, event: &EventPayload) -> Result<Accepted, EngineError> {
         if let Some(existing) = events::get_by_external(conn, &event.id).await? {
-            let filter = jobs::JobFilter {
-                event_id: Some(existing.id),
-                limit: 100,
-                ..Default::default()
-            };
+            let filter = jobs::JobFilter { event_id: Some(existing.id), limit: 100, ..Default::default() };
             let mut made = jobs::list(conn, &filter).await?;
             made.reverse();
             return Ok(Accepted {
                 event_id: existing.id,
                 service_id: existing.service_id,
                 duplicate: true,
-                jobs: made
-                    .into_iter()
-                    .map(|j| JobSummary {
-                        id: j.id,
-                        function: j.function,
-                        state: j.state,
-                    })
-                    .collect(),
+                jobs: made.into_iter().map(|j| JobSummary { id: j.id, function: j.function, state: j.state }).collect(),
             });
         }
         let (service, product, before) = self.resolve_service(conn, event).await?;
         let payload = serde_json::to_value(event).expect("events serialise");
-        let event_id = events::insert(
-            conn,
-            &event.id,
-            &event.event_type,
-            service.id,
-            &payload,
-            event.occurred_at.as_deref(),
-        )
-        .await?;
+        let event_id =
+            events::insert(conn, &event.id, &event.event_type, service.id, &payload, event.occurred_at.as_deref())
+                .await?;
 
         let (plan, projected) = self.plan(&product, &event.event_type, before)?;
         let mut made = Vec::new();
@@ -194,21 +165,12 @@ impl Engine {
                 },
             )
             .await?;
-            made.push(JobSummary {
-                id: job.id,
-                function,
-                state: job.state,
-            });
+            made.push(JobSummary { id: job.id, function, state: job.state });
         }
         if projected.as_str() != service.projected_status {
             services::set_projected_status(conn, service.id, projected.as_str()).await?;
         }
-        Ok(Accepted {
-            event_id,
-            service_id: service.id,
-            duplicate: false,
-            jobs: made,
-        })
+        Ok(Accepted { event_id, service_id: service.id, duplicate: false, jobs: made })
     }
 
     /// The jobs an event makes for a service of `product` whose queued jobs
@@ -220,16 +182,11 @@ impl Engine {
         event_type: &str,
         mut projected: ServiceStatus,
     ) -> Result<(Plan, ServiceStatus), EngineError> {
-        let blueprint = self
-            .registry()
-            .blueprint(&product.blueprint)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let blueprint =
+            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
         let mut plan = Vec::new();
-        for rule in rules::effective(blueprint, &own)
-            .iter()
-            .filter(|r| r.event == event_type)
-        {
+        for rule in rules::effective(blueprint, &own).iter().filter(|r| r.event == event_type) {
             if !rule.applies(projected) {
                 continue;
             }
@@ -244,11 +201,7 @@ impl Engine {
 
     /// A product by id or slug, from a short-lived cache (products change
     /// rarely; ingestion reads one per event).
-    async fn cached_product(
-        &self,
-        conn: &mut Conn,
-        key: &ProductRef,
-    ) -> Result<Option<Product>, EngineError> {
+    async fn cached_product(&self, conn: &mut Conn, key: &ProductRef) -> Result<Option<Product>, EngineError> {
         let cache_key = match key {
             ProductRef::Id(id) => format!("id:{id}"),
             ProductRef::Slug(slug) => format!("slug:{slug}"),
@@ -276,17 +229,11 @@ impl Engine {
         let named = &event.service;
         let found = match (named.id, &named.external_id) {
             (Some(id), external) => {
-                let service = services::get(conn, id).await?.ok_or_else(|| {
-                    EngineError::invalid("/service/id", format!("no service {id}"))
-                })?;
-                if external
-                    .as_ref()
-                    .is_some_and(|e| service.external_id.as_ref() != Some(e))
-                {
-                    return Err(EngineError::invalid(
-                        "/service/external_id",
-                        "names another service than /service/id",
-                    ));
+                let service = services::get(conn, id)
+                    .await?
+                    .ok_or_else(|| EngineError::invalid("/service/id", format!("no service {id}")))?;
+                if external.as_ref().is_some_and(|e| service.external_id.as_ref() != Some(e)) {
+                    return Err(EngineError::invalid("/service/external_id", "names another service than /service/id"));
                 }
                 Some(service)
             }
@@ -296,15 +243,9 @@ impl Engine {
         if let Some(mut service) = found {
             let product = products::get(conn, service.product_id)
                 .await?
-                .ok_or_else(|| {
-                    EngineError::Conflict(format!("service {} has no product", service.id))
-                })?;
+                .ok_or_else(|| EngineError::Conflict(format!("service {} has no product", service.id)))?;
             if !named.fields.is_empty() {
-                let data = merge_fields(
-                    &service.provision_data,
-                    &product.provision_fields,
-                    &named.fields,
-                );
+                let data = merge_fields(&service.provision_data, &product.provision_fields, &named.fields);
                 services::set_provision_data(conn, service.id, &data).await?;
                 service.provision_data = data;
             }
@@ -314,28 +255,19 @@ impl Engine {
 
         // A new service.
         let Some(product_ref) = &named.product else {
-            return Err(EngineError::invalid(
-                "/service/product",
-                "is required for a new service",
-            ));
+            return Err(EngineError::invalid("/service/product", "is required for a new service"));
         };
         let product = self
             .cached_product(conn, product_ref)
             .await?
             .ok_or_else(|| EngineError::invalid("/service/product", "names no product"))?;
         let Some(client) = &named.client else {
-            return Err(EngineError::invalid(
-                "/service/client",
-                "is required for a new service",
-            ));
+            return Err(EngineError::invalid("/service/client", "is required for a new service"));
         };
         let provision_data = merge_fields(&json!({}), &product.provision_fields, &named.fields);
         self.check_fields(&product, &named.fields, &provision_data, client)?;
         let client: Client = match &client.external_id {
-            Some(external) => {
-                clients::upsert_external(conn, external, &client.name, client.email.as_str())
-                    .await?
-            }
+            Some(external) => clients::upsert_external(conn, external, &client.name, client.email.as_str()).await?,
             None => clients::insert(conn, None, &client.name, client.email.as_str()).await?,
         };
         let (_, projected) = self.plan(&product, &event.event_type, ServiceStatus::Pending)?;
@@ -348,15 +280,8 @@ impl Engine {
             &provision_data,
         )
         .await?;
-        services::add_history(
-            conn,
-            service.id,
-            None,
-            "pending",
-            None,
-            &format!("Created by event {}", event.id),
-        )
-        .await?;
+        services::add_history(conn, service.id, None, "pending", None, &format!("Created by event {}", event.id))
+            .await?;
         Ok((service, product, ServiceStatus::Pending))
     }
 
@@ -384,32 +309,17 @@ impl Engine {
         }
         let known = setup.params.property_names();
         params.retain(|k, _| known.contains(&k.as_str()));
-        let Err(errors) = setup
-            .params
-            .validate(&Value::Object(params), FieldLocation::Params)
-        else {
+        let Err(errors) = setup.params.validate(&Value::Object(params), FieldLocation::Params) else {
             return Ok(());
         };
         let violations: Vec<Violation> = errors
             .into_iter()
             .filter_map(|e| {
-                let top = e
-                    .path
-                    .trim_start_matches('/')
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                fields
-                    .contains_key(&top)
-                    .then(|| Violation::new(format!("/service/fields{}", e.path), e.message))
+                let top = e.path.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+                fields.contains_key(&top).then(|| Violation::new(format!("/service/fields{}", e.path), e.message))
             })
             .collect();
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(EngineError::Invalid(violations))
-        }
+        if violations.is_empty() { Ok(()) } else { Err(EngineError::Invalid(violations)) }
     }
 }
 

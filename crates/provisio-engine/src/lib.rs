@@ -46,10 +46,7 @@ pub struct Violation {
 impl Violation {
     /// A violation at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Violation {
-            path: path.into(),
-            message: message.into(),
-        }
+        Violation { path: path.into(), message: message.into() }
     }
 }
 
@@ -144,9 +141,7 @@ const PRODUCT_CACHE_TTL: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("settings", &self.inner.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("Engine").field("settings", &self.inner.settings).finish_non_exhaustive()
     }
 }
 
@@ -196,26 +191,15 @@ impl Engine {
 
     pub(crate) fn product_cache_get(&self, key: &str) -> Option<Product> {
         let cache = self.inner.products.read().expect("product cache lock");
-        cache
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < PRODUCT_CACHE_TTL)
-            .map(|(_, p)| p.clone())
+        cache.get(key).filter(|(at, _)| at.elapsed() < PRODUCT_CACHE_TTL).map(|(_, p)| p.clone())
     }
 
     pub(crate) fn product_cache_put(&self, key: String, product: Product) {
-        self.inner
-            .products
-            .write()
-            .expect("product cache lock")
-            .insert(key, (Instant::now(), product));
+        self.inner.products.write().expect("product cache lock").insert(key, (Instant::now(), product));
     }
 
     pub(crate) fn product_cache_clear(&self) {
-        self.inner
-            .products
-            .write()
-            .expect("product cache lock")
-            .clear();
+        self.inner.products.write().expect("product cache lock").clear();
     }
 }
 

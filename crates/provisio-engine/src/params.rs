@@ -13,14 +13,8 @@ use serde_json::{Map, Value, json};
 
 /// Facts every function may use.
 pub fn base(service: &Service, client: &Client) -> Map<String, Value> {
-    let reference = service
-        .external_id
-        .clone()
-        .unwrap_or_else(|| format!("service-{}", service.id));
-    let customer_id = client
-        .external_id
-        .clone()
-        .unwrap_or_else(|| format!("client-{}", client.id));
+    let reference = service.external_id.clone().unwrap_or_else(|| format!("service-{}", service.id));
+    let customer_id = client.external_id.clone().unwrap_or_else(|| format!("client-{}", client.id));
     let Value::Object(map) = json!({
         "email": client.email,
         "customer_email": client.email,
@@ -53,20 +47,12 @@ pub fn build(
         merged.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let known = function.params.property_names();
-    Value::Object(
-        merged
-            .into_iter()
-            .filter(|(key, value)| known.contains(&key.as_str()) && !value.is_null())
-            .collect(),
-    )
+    Value::Object(merged.into_iter().filter(|(key, value)| known.contains(&key.as_str()) && !value.is_null()).collect())
 }
 
 /// Result data to keep in provision data: secret fields (returned once,
 /// e.g. a generated password) are left out and answered separately.
-pub fn split_secrets(
-    function: &FunctionDescriptor,
-    data: &Value,
-) -> (Map<String, Value>, Map<String, Value>) {
+pub fn split_secrets(function: &FunctionDescriptor, data: &Value) -> (Map<String, Value>, Map<String, Value>) {
     let secrets: Map<String, Value> = function.result.secret_entries(data).into_iter().collect();
     let mut kept = data.as_object().cloned().unwrap_or_default();
     for pointer in secrets.keys() {

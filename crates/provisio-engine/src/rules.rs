@@ -35,12 +35,7 @@ pub struct Rule {
 
 impl Rule {
     fn new(event: &str, function: &str, when: &[ServiceStatus]) -> Rule {
-        Rule {
-            event: event.into(),
-            function: function.into(),
-            when_status: when.to_vec(),
-            params: Map::new(),
-        }
+        Rule { event: event.into(), function: function.into(), when_status: when.to_vec(), params: Map::new() }
     }
 
     /// Whether the rule applies to a service in `status`.
@@ -54,11 +49,7 @@ impl Rule {
 
     /// The function it runs, `setup` resolved.
     pub fn function_name<'a>(&'a self, setup_function: &'a str) -> &'a str {
-        if self.function == SETUP {
-            setup_function
-        } else {
-            &self.function
-        }
+        if self.function == SETUP { setup_function } else { &self.function }
     }
 }
 
@@ -66,10 +57,8 @@ impl Rule {
 pub fn defaults(blueprint: &BlueprintDescriptor) -> Vec<Rule> {
     use ServiceStatus::*;
     let has = |name: &str| blueprint.function(name).is_some();
-    let mut rules = vec![
-        Rule::new("order.paid", SETUP, &[Pending, Failed]),
-        Rule::new("invoice.paid", SETUP, &[Pending, Failed]),
-    ];
+    let mut rules =
+        vec![Rule::new("order.paid", SETUP, &[Pending, Failed]), Rule::new("invoice.paid", SETUP, &[Pending, Failed])];
     if has("unsuspend") {
         rules.push(Rule::new("invoice.paid", "unsuspend", &[Suspended]));
     }
@@ -83,18 +72,10 @@ pub fn defaults(blueprint: &BlueprintDescriptor) -> Vec<Rule> {
         rules.push(Rule::new("contract.unsuspended", "unsuspend", &[Suspended]));
     }
     if has("change_package") {
-        rules.push(Rule::new(
-            "contract.upgraded",
-            "change_package",
-            &[Active, Suspended],
-        ));
+        rules.push(Rule::new("contract.upgraded", "change_package", &[Active, Suspended]));
     }
     if has("terminate") {
-        rules.push(Rule::new(
-            "contract.cancelled",
-            "terminate",
-            &[Active, Suspended, Failed],
-        ));
+        rules.push(Rule::new("contract.cancelled", "terminate", &[Active, Suspended, Failed]));
     }
     rules
 }
@@ -102,10 +83,8 @@ pub fn defaults(blueprint: &BlueprintDescriptor) -> Vec<Rule> {
 /// The rules in force for a product: its own replace the defaults for the
 /// event types they name.
 pub fn effective(blueprint: &BlueprintDescriptor, product_rules: &[Rule]) -> Vec<Rule> {
-    let mut rules: Vec<Rule> = defaults(blueprint)
-        .into_iter()
-        .filter(|d| !product_rules.iter().any(|r| r.event == d.event))
-        .collect();
+    let mut rules: Vec<Rule> =
+        defaults(blueprint).into_iter().filter(|d| !product_rules.iter().any(|r| r.event == d.event)).collect();
     rules.extend(product_rules.iter().cloned());
     rules
 }
@@ -125,10 +104,7 @@ pub fn effect(function: &str, setup_function: &str) -> Option<ServiceStatus> {
 
 /// Parses a status name.
 pub fn parse_status(name: &str) -> ServiceStatus {
-    ServiceStatus::ALL
-        .into_iter()
-        .find(|s| s.as_str() == name)
-        .unwrap_or(ServiceStatus::Failed)
+    ServiceStatus::ALL.into_iter().find(|s| s.as_str() == name).unwrap_or(ServiceStatus::Failed)
 }
 
 #[cfg(test)]
@@ -141,11 +117,7 @@ mod tests {
         let events: Vec<&str> = hosting.iter().map(|r| r.event.as_str()).collect();
         assert!(events.contains(&"contract.overdue") && !events.contains(&"contract.renewed"));
         let domains = defaults(provisio_sdk::blueprints::domain_names::descriptor());
-        assert!(
-            domains
-                .iter()
-                .any(|r| r.event == "contract.renewed" && r.function == "renew")
-        );
+        assert!(domains.iter().any(|r| r.event == "contract.renewed" && r.function == "renew"));
         assert!(!domains.iter().any(|r| r.event == "contract.overdue"));
         let coffee = defaults(provisio_sdk::blueprints::coffee::descriptor());
         assert_eq!(coffee.len(), 2);
@@ -154,15 +126,9 @@ mod tests {
     #[test]
     fn product_rules_replace_defaults_per_event() {
         let blueprint = provisio_sdk::blueprints::shared_hosting::descriptor();
-        let own = vec![
-            Rule::new("contract.overdue", "terminate", &[]),
-            Rule::new("custom.ping", "get_info", &[]),
-        ];
+        let own = vec![Rule::new("contract.overdue", "terminate", &[]), Rule::new("custom.ping", "get_info", &[])];
         let rules = effective(blueprint, &own);
-        let overdue: Vec<&Rule> = rules
-            .iter()
-            .filter(|r| r.event == "contract.overdue")
-            .collect();
+        let overdue: Vec<&Rule> = rules.iter().filter(|r| r.event == "contract.overdue").collect();
         assert_eq!(overdue.len(), 1);
         assert_eq!(overdue[0].function, "terminate");
         assert!(rules.iter().any(|r| r.event == "custom.ping"));

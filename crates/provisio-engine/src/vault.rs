@@ -44,9 +44,7 @@ const NONCE_LEN: usize = 24;
 impl Vault {
     /// A vault with this 32-byte key.
     pub fn new(key: &[u8; 32]) -> Self {
-        Vault {
-            cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"),
-        }
+        Vault { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key") }
     }
 
     /// Loads the key from `hex_key` (the environment variable's value) or
@@ -54,9 +52,7 @@ impl Vault {
     pub fn load(hex_key: Option<&str>, key_file: &Path) -> Result<(Vault, KeySource), EngineError> {
         if let Some(hex_key) = hex_key {
             let key = parse_hex_key(hex_key.trim()).ok_or_else(|| {
-                EngineError::Config(
-                    "PROVISIO_SECRET_KEY must be 64 hexadecimal digits (32 bytes)".into(),
-                )
+                EngineError::Config("PROVISIO_SECRET_KEY must be 64 hexadecimal digits (32 bytes)".into())
             })?;
             return Ok((Vault::new(&key), KeySource::Environment));
         }
@@ -73,17 +69,11 @@ impl Vault {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = chacha20poly1305::Key::generate().into();
                 write_key_file(key_file, &key).map_err(|err| {
-                    EngineError::Config(format!(
-                        "cannot create the key file {}: {err}",
-                        key_file.display()
-                    ))
+                    EngineError::Config(format!("cannot create the key file {}: {err}", key_file.display()))
                 })?;
                 Ok((Vault::new(&key), KeySource::Created))
             }
-            Err(err) => Err(EngineError::Config(format!(
-                "cannot read the key file {}: {err}",
-                key_file.display()
-            ))),
+            Err(err) => Err(EngineError::Config(format!("cannot read the key file {}: {err}", key_file.display()))),
         }
     }
 
@@ -92,13 +82,7 @@ impl Vault {
         let nonce = XNonce::generate();
         let ciphertext = self
             .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: aad.as_bytes(),
-                },
-            )
+            .encrypt(&nonce, Payload { msg: plaintext, aad: aad.as_bytes() })
             .expect("encryption of an in-memory buffer cannot fail");
         let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         sealed.extend_from_slice(&nonce);
@@ -109,49 +93,29 @@ impl Vault {
     /// Opens what [`Vault::seal`] sealed for the same `aad`.
     pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, EngineError> {
         if sealed.len() < NONCE_LEN {
-            return Err(EngineError::Secrets(format!(
-                "sealed value for {aad} is truncated"
-            )));
+            return Err(EngineError::Secrets(format!("sealed value for {aad} is truncated")));
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce =
-            XNonce::try_from(nonce).map_err(|_| EngineError::Secrets("bad nonce".into()))?;
-        self.cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: ciphertext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| {
-                EngineError::Secrets(format!(
-                    "cannot decrypt the secrets of {aad}: wrong key or tampered data"
-                ))
-            })
+        let nonce = XNonce::try_from(nonce).map_err(|_| EngineError::Secrets("bad nonce".into()))?;
+        self.cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: aad.as_bytes() }).map_err(|_| {
+            EngineError::Secrets(format!("cannot decrypt the secrets of {aad}: wrong key or tampered data"))
+        })
     }
 
     /// Seals a map of JSON pointer to secret value (`None` when empty).
     pub fn seal_fields(&self, aad: &str, fields: &Map<String, Value>) -> Option<Vec<u8>> {
-        (!fields.is_empty())
-            .then(|| self.seal(aad, Value::Object(fields.clone()).to_string().as_bytes()))
+        (!fields.is_empty()).then(|| self.seal(aad, Value::Object(fields.clone()).to_string().as_bytes()))
     }
 
     /// Opens a sealed map of JSON pointer to secret value.
-    pub fn open_fields(
-        &self,
-        aad: &str,
-        sealed: Option<&[u8]>,
-    ) -> Result<Map<String, Value>, EngineError> {
+    pub fn open_fields(&self, aad: &str, sealed: Option<&[u8]>) -> Result<Map<String, Value>, EngineError> {
         let Some(sealed) = sealed else {
             return Ok(Map::new());
         };
         let plaintext = self.open(aad, sealed)?;
         match serde_json::from_slice(&plaintext) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(EngineError::Secrets(format!(
-                "the secrets of {aad} do not decode"
-            ))),
+            _ => Err(EngineError::Secrets(format!("the secrets of {aad} do not decode"))),
         }
     }
 }
@@ -161,8 +125,7 @@ pub fn merge_fields(values: &mut Value, fields: &Map<String, Value>) {
     for (pointer, secret) in fields {
         if let Some(slot) = values.pointer_mut(pointer) {
             *slot = secret.clone();
-        } else if let (Some(key), Some(object)) =
-            (pointer.strip_prefix('/'), values.as_object_mut())
+        } else if let (Some(key), Some(object)) = (pointer.strip_prefix('/'), values.as_object_mut())
             && !key.contains('/')
         {
             object.insert(key.replace("~1", "/").replace("~0", "~"), secret.clone());
@@ -215,16 +178,8 @@ mod tests {
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
         assert_eq!(vault.open("configuration:1", &sealed).unwrap(), b"hunter2");
         assert!(vault.open("configuration:2", &sealed).is_err());
-        assert!(
-            Vault::new(&[8; 32])
-                .open("configuration:1", &sealed)
-                .is_err()
-        );
-        assert_ne!(
-            sealed,
-            vault.seal("configuration:1", b"hunter2"),
-            "fresh nonce each time"
-        );
+        assert!(Vault::new(&[8; 32]).open("configuration:1", &sealed).is_err());
+        assert_ne!(sealed, vault.seal("configuration:1", b"hunter2"), "fresh nonce each time");
     }
 
     #[test]
@@ -236,20 +191,14 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let (second, source) = Vault::load(None, &path).unwrap();
         assert_eq!(source, KeySource::File);
         let sealed = first.seal("x", b"y");
         assert_eq!(second.open("x", &sealed).unwrap(), b"y");
         assert!(Vault::load(Some("nothex"), &path).is_err());
-        assert_eq!(
-            Vault::load(Some(&"ab".repeat(32)), &path).unwrap().1,
-            KeySource::Environment
-        );
+        assert_eq!(Vault::load(Some(&"ab".repeat(32)), &path).unwrap().1, KeySource::Environment);
     }
 
     #[test]

@@ -19,9 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use provisio_sdk::{
-    BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, invoke,
-};
+use provisio_sdk::{BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, invoke};
 use provisio_store::models::{Client, Configuration, Job, Product, Service};
 use provisio_store::{Conn, clients, configurations, jobs, now_ms, products, services};
 use serde_json::{Map, Value, json};
@@ -73,10 +71,7 @@ impl Engine {
             };
             let idle = claimed.is_empty();
             for claimed in claimed {
-                let permit = permits
-                    .clone()
-                    .try_acquire_owned()
-                    .expect("claimed no more than the free permits");
+                let permit = permits.clone().try_acquire_owned().expect("claimed no more than the free permits");
                 let engine = self.clone();
                 tokio::spawn(async move {
                     engine.run_claimed(claimed).await;
@@ -90,10 +85,7 @@ impl Engine {
                     _ = self.wake_signal().notified() => {}
                     _ = tokio::time::sleep(settings.poll_interval) => {}
                 }
-            } else if tokio::time::timeout(Duration::ZERO, &mut shutdown)
-                .await
-                .is_ok()
-            {
+            } else if tokio::time::timeout(Duration::ZERO, &mut shutdown).await.is_ok() {
                 break;
             }
         }
@@ -133,9 +125,7 @@ impl Engine {
     /// Claims up to `limit` due jobs for this worker.
     pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, EngineError> {
         let engine = self.clone();
-        self.store()
-            .write(move |conn| Box::pin(async move { engine.claim_in(conn, limit).await }))
-            .await
+        self.store().write(move |conn| Box::pin(async move { engine.claim_in(conn, limit).await })).await
     }
 
     async fn claim_in(&self, conn: &mut Conn, limit: usize) -> Result<Vec<Claimed>, EngineError> {
@@ -145,11 +135,8 @@ impl Engine {
             return Ok(Vec::new());
         }
         let settings = self.settings();
-        let configs: HashMap<i64, Configuration> = configurations::list(conn, None)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
+        let configs: HashMap<i64, Configuration> =
+            configurations::list(conn, None).await?.into_iter().map(|c| (c.id, c)).collect();
         let mut running = jobs::running_by_configuration(conn).await?;
         let mut recent = if configs.values().any(|c| c.rate_per_minute.is_some()) {
             jobs::attempts_since_by_configuration(conn, now - 60_000).await?
@@ -184,31 +171,17 @@ impl Engine {
                     conn,
                     job.id,
                     "failed",
-                    Some(&format!(
-                        "{} has no function {}",
-                        blueprint.id, job.function
-                    )),
+                    Some(&format!("{} has no function {}", blueprint.id, job.function)),
                 )
                 .await?;
                 continue;
             };
             let status = parse_status(&service.status);
             if !function.statuses.contains(&status) {
-                let message = format!(
-                    "Skipped: {} does not apply to a {} service",
-                    job.function,
-                    status.as_str()
-                );
+                let message = format!("Skipped: {} does not apply to a {} service", job.function, status.as_str());
                 jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
-                services::add_history(
-                    conn,
-                    service.id,
-                    Some(&service.status),
-                    &service.status,
-                    Some(job.id),
-                    &message,
-                )
-                .await?;
+                services::add_history(conn, service.id, Some(&service.status), &service.status, Some(job.id), &message)
+                    .await?;
                 continue;
             }
             let is_setup = job.function == product.setup_function;
@@ -241,10 +214,7 @@ impl Engine {
                     }
                 }
                 None => {
-                    let message = format!(
-                        "Skipped: the service was never set up, so {} cannot run",
-                        job.function
-                    );
+                    let message = format!("Skipped: the service was never set up, so {} cannot run", job.function);
                     jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
                     continue;
                 }
@@ -255,8 +225,7 @@ impl Engine {
             if !configuration.enabled {
                 continue;
             }
-            if running.get(&configuration_id).copied().unwrap_or(0) >= configuration.max_concurrency
-            {
+            if running.get(&configuration_id).copied().unwrap_or(0) >= configuration.max_concurrency {
                 continue;
             }
             if configuration
@@ -266,30 +235,15 @@ impl Engine {
                 continue;
             }
             let lease_until = now + settings.lease.as_millis() as i64;
-            if !jobs::claim(
-                conn,
-                job.id,
-                &settings.worker_id,
-                lease_until,
-                Some(configuration_id),
-            )
-            .await?
-            {
+            if !jobs::claim(conn, job.id, &settings.worker_id, lease_until, Some(configuration_id)).await? {
                 continue;
             }
             *running.entry(configuration_id).or_insert(0) += 1;
             *recent.entry(configuration_id).or_insert(0) += 1;
             if is_setup && service.status != "provisioning" {
                 let note = format!("Provisioning on {}", configuration.name);
-                services::add_history(
-                    conn,
-                    service.id,
-                    Some(&service.status),
-                    "provisioning",
-                    Some(job.id),
-                    &note,
-                )
-                .await?;
+                services::add_history(conn, service.id, Some(&service.status), "provisioning", Some(job.id), &note)
+                    .await?;
                 let change = services::ServiceChange {
                     status: "provisioning",
                     identifier: None,
@@ -307,13 +261,7 @@ impl Engine {
             job.attempts += 1;
             job.state = "running".into();
             job.configuration_id = Some(configuration_id);
-            claimed.push(Claimed {
-                job,
-                service,
-                product,
-                client,
-                configuration: configuration.clone(),
-            });
+            claimed.push(Claimed { job, service, product, client, configuration: configuration.clone() });
         }
         Ok(claimed)
     }
@@ -328,36 +276,20 @@ impl Engine {
     }
 
     async fn run_claimed_inner(&self, claimed: Claimed) -> Result<(), EngineError> {
-        let address = format!(
-            "{}/{}",
-            claimed.configuration.blueprint, claimed.configuration.provider
-        );
+        let address = format!("{}/{}", claimed.configuration.blueprint, claimed.configuration.provider);
         let entry = match self.registry().provider(&address) {
             Ok(entry) => entry.clone(),
             Err(err) => {
-                let outcome = Outcome::Failed {
-                    message: format!("Provider {address} is not available: {err}"),
-                };
+                let outcome = Outcome::Failed { message: format!("Provider {address} is not available: {err}") };
                 return self.record(&claimed, None, outcome).await;
             }
         };
         let blueprint = entry.blueprint();
-        let function = blueprint
-            .function(&claimed.job.function)
-            .expect("checked at claim")
-            .clone();
+        let function = blueprint.function(&claimed.job.function).expect("checked at claim").clone();
         let values = match self.configuration_values(&claimed.configuration) {
             Ok(values) => values,
             Err(err) => {
-                return self
-                    .record(
-                        &claimed,
-                        None,
-                        Outcome::Failed {
-                            message: err.to_string(),
-                        },
-                    )
-                    .await;
+                return self.record(&claimed, None, Outcome::Failed { message: err.to_string() }).await;
             }
         };
         let params = params::build(
@@ -370,28 +302,18 @@ impl Engine {
         let options = CallOptions {
             timeout: self.settings().call_timeout,
             idempotency_key: Some(claimed.job.idempotency_key.clone()),
-            provision_data: claimed
-                .service
-                .provision_data
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            provision_data: claimed.service.provision_data.as_object().cloned().unwrap_or_default(),
             ..CallOptions::default()
         };
 
         if claimed.job.reconcile
-            && let Some((report, outcome)) = self
-                .reconcile(&claimed, &entry, &values, &params, &options)
-                .await
+            && let Some((report, outcome)) = self.reconcile(&claimed, &entry, &values, &params, &options).await
         {
-            return self
-                .record(&claimed, Some(("get_info", report)), outcome)
-                .await;
+            return self.record(&claimed, Some(("get_info", report)), outcome).await;
         }
         let report = invoke::call(&entry, &values, &claimed.job.function, &params, &options).await;
         let outcome = self.judge(&claimed, &function, &report.envelope);
-        self.record(&claimed, Some((function.name, report)), outcome)
-            .await
+        self.record(&claimed, Some((function.name, report)), outcome).await
     }
 
     /// Before retrying a job whose last attempt may have happened: asks the
@@ -415,39 +337,24 @@ impl Engine {
         let get_info = blueprint.function("get_info")?;
         let identifier = params.get(blueprint.service_identifier)?.clone();
         let query = json!({ blueprint.service_identifier: identifier });
-        let query = params::build(
-            get_info,
-            blueprint.service_identifier,
-            &claimed.service,
-            &claimed.client,
-            &query,
-        );
+        let query = params::build(get_info, blueprint.service_identifier, &claimed.service, &claimed.client, &query);
         let report = invoke::call(entry, values, "get_info", &query, options).await;
         let outcome = match (report.envelope.error_kind, is_setup) {
             (None, true) => Outcome::Succeeded {
                 data: report.envelope.data.clone().unwrap_or(Value::Null),
                 note: "Adopted: the earlier attempt had already succeeded".into(),
             },
-            (Some(ErrorKind::NotFound), false) => Outcome::Succeeded {
-                data: json!({}),
-                note: "Already gone: the earlier attempt had succeeded".into(),
-            },
+            (Some(ErrorKind::NotFound), false) => {
+                Outcome::Succeeded { data: json!({}), note: "Already gone: the earlier attempt had succeeded".into() }
+            }
             // Not there yet (or still there): the call has to be made.
             (Some(ErrorKind::NotFound), true) | (None, false) => return None,
-            (_, _) => Outcome::Retry {
-                reconcile: true,
-                message: report.envelope.message.to_string(),
-            },
+            (_, _) => Outcome::Retry { reconcile: true, message: report.envelope.message.to_string() },
         };
         Some((report, outcome))
     }
 
-    fn judge(
-        &self,
-        claimed: &Claimed,
-        function: &FunctionDescriptor,
-        envelope: &Envelope,
-    ) -> Outcome {
+    fn judge(&self, claimed: &Claimed, function: &FunctionDescriptor, envelope: &Envelope) -> Outcome {
         let out_of_attempts = claimed.job.attempts >= claimed.job.max_attempts;
         let message = envelope.message.to_string();
         match envelope.error_kind {
@@ -455,18 +362,11 @@ impl Engine {
                 data: envelope.data.clone().unwrap_or(Value::Null),
                 note: format!("{} succeeded", function.name),
             },
-            Some(ErrorKind::NotFound) if function.name == "terminate" => Outcome::Succeeded {
-                data: json!({}),
-                note: "Already gone at the provider".into(),
-            },
-            Some(ErrorKind::Transient) if !out_of_attempts => Outcome::Retry {
-                reconcile: false,
-                message,
-            },
-            Some(ErrorKind::OutcomeUnknown) if !out_of_attempts => Outcome::Retry {
-                reconcile: true,
-                message,
-            },
+            Some(ErrorKind::NotFound) if function.name == "terminate" => {
+                Outcome::Succeeded { data: json!({}), note: "Already gone at the provider".into() }
+            }
+            Some(ErrorKind::Transient) if !out_of_attempts => Outcome::Retry { reconcile: false, message },
+            Some(ErrorKind::OutcomeUnknown) if !out_of_attempts => Outcome::Retry { reconcile: true, message },
             Some(ErrorKind::OutcomeUnknown) => Outcome::Failed {
                 message: format!(
                     "{message} (outcome still unknown after {} attempts; check the provider)",
@@ -479,13 +379,8 @@ impl Engine {
 
     fn backoff(&self, attempts: i64) -> i64 {
         let settings = self.settings();
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let delay = settings
-            .retry_base
-            .saturating_mul(2u32.saturating_pow(exponent))
-            .min(settings.retry_cap);
+        let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+        let delay = settings.retry_base.saturating_mul(2u32.saturating_pow(exponent)).min(settings.retry_cap);
         // Equal jitter: half fixed, half random, so retries of many jobs spread out.
         let millis = delay.as_millis() as f64;
         (millis * (0.5 + fastrand::f64() * 0.5)) as i64
@@ -498,10 +393,8 @@ impl Engine {
         attempt: Option<(&str, CallReport)>,
         outcome: Outcome,
     ) -> Result<(), EngineError> {
-        let blueprint = self
-            .registry()
-            .blueprint(&claimed.product.blueprint)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let blueprint =
+            self.registry().blueprint(&claimed.product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let function = blueprint.function(&claimed.job.function).cloned();
         let attempt = attempt.map(|(name, report)| stored_attempt(blueprint, name, report));
         let (result, secrets) = match (&outcome, &function) {
@@ -515,29 +408,20 @@ impl Engine {
             None
         } else {
             let aad = service_aad(claimed.service.id);
-            let mut all = self
-                .vault()
-                .open_fields(&aad, claimed.service.secrets.as_deref())
-                .unwrap_or_default();
+            let mut all = self.vault().open_fields(&aad, claimed.service.secrets.as_deref()).unwrap_or_default();
             all.extend(secrets);
             self.vault().seal_fields(&aad, &all)
         };
         let retry_at = now_ms() + self.backoff(claimed.job.attempts);
         let claimed = claimed.clone();
         let identifier_field = blueprint.service_identifier;
-        let params_identifier = claimed
-            .service
-            .provision_data
-            .get(identifier_field)
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let params_identifier =
+            claimed.service.provision_data.get(identifier_field).and_then(Value::as_str).map(str::to_owned);
         self.store()
             .write(move |conn| {
                 Box::pin(async move {
                     let job = &claimed.job;
-                    if let Some((name, started_at, duration_ms, outcome_name, envelope, http_log)) =
-                        &attempt
-                    {
+                    if let Some((name, started_at, duration_ms, outcome_name, envelope, http_log)) = &attempt {
                         jobs::insert_attempt(
                             conn,
                             &jobs::NewAttempt {
@@ -555,21 +439,14 @@ impl Engine {
                         .await?;
                     }
                     // The service as it is now (this worker held its only running job).
-                    let service = services::get(conn, claimed.service.id)
-                        .await?
-                        .unwrap_or(claimed.service.clone());
+                    let service = services::get(conn, claimed.service.id).await?.unwrap_or(claimed.service.clone());
                     match outcome {
                         Outcome::Succeeded { note, .. } => {
                             jobs::finish(conn, job.id, "succeeded", Some(&note)).await?;
-                            let status =
-                                rules::effect(&job.function, &claimed.product.setup_function)
-                                    .map(|s| s.as_str().to_owned())
-                                    .unwrap_or_else(|| service.status.clone());
-                            let mut data = service
-                                .provision_data
-                                .as_object()
-                                .cloned()
-                                .unwrap_or_default();
+                            let status = rules::effect(&job.function, &claimed.product.setup_function)
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_else(|| service.status.clone());
+                            let mut data = service.provision_data.as_object().cloned().unwrap_or_default();
                             data.extend(result);
                             let identifier = data
                                 .get(identifier_field)
@@ -646,36 +523,21 @@ async fn fail_service(
         last_error: Some(message),
     };
     services::apply(conn, service.id, &change).await?;
-    services::add_history(
-        conn,
-        service.id,
-        Some(&service.status),
-        "failed",
-        job_id,
-        message,
-    )
-    .await?;
+    services::add_history(conn, service.id, Some(&service.status), "failed", job_id, message).await?;
     Ok(())
 }
 
 /// An attempt ready to store: secret result fields masked, log as JSON.
 type StoredAttempt = (String, i64, i64, String, Value, Value);
 
-fn stored_attempt(
-    blueprint: &BlueprintDescriptor,
-    name: &str,
-    report: CallReport,
-) -> StoredAttempt {
+fn stored_attempt(blueprint: &BlueprintDescriptor, name: &str, report: CallReport) -> StoredAttempt {
     let mut envelope = report.envelope;
     if let (Some(function), Some(data)) = (blueprint.function(name), envelope.data.as_mut())
         && envelope.status == provisio_sdk::Status::Ok
     {
         *data = function.result.mask_secrets(data);
     }
-    let outcome = envelope
-        .error_kind
-        .map(|k| k.to_string())
-        .unwrap_or_else(|| "ok".into());
+    let outcome = envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
     let started_at = now_ms() - report.duration_ms as i64;
     (
         name.to_owned(),

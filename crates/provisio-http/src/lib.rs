@@ -26,10 +26,7 @@ pub use problem::Problem;
 /// The digest of a staff token, as stored.
 pub fn token_digest(token: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Clone)]
@@ -45,25 +42,14 @@ struct Actor(String);
 
 /// The API router.
 pub fn router(engine: Engine) -> Router {
-    let state = AppState {
-        engine,
-        known_tokens: Arc::default(),
-    };
+    let state = AppState { engine, known_tokens: Arc::default() };
     let api = Router::new()
         .route("/blueprints", get(blueprints))
         .route("/blueprints/{id}", get(blueprint))
         .route("/providers", get(providers))
         .route("/providers/{blueprint}/{provider}", get(provider))
-        .route(
-            "/configurations",
-            get(configurations).post(create_configuration),
-        )
-        .route(
-            "/configurations/{id}",
-            get(configuration)
-                .patch(update_configuration)
-                .delete(delete_configuration),
-        )
+        .route("/configurations", get(configurations).post(create_configuration))
+        .route("/configurations/{id}", get(configuration).patch(update_configuration).delete(delete_configuration))
         .route("/configurations/{id}/test", post(test_configuration))
         .route("/products", get(list_products).post(create_product))
         .route("/products/{key}", get(product).patch(update_product))
@@ -79,10 +65,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/audit", get(audit))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "No such endpoint") })
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .nest("/api/v1", api)
-        .with_state(state)
+    Router::new().route("/healthz", get(healthz)).nest("/api/v1", api).with_state(state)
 }
 
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -94,18 +77,11 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "A staff token is required (Authorization: Bearer TOKEN)",
-        )
-        .into_response();
+        return Problem::new(StatusCode::UNAUTHORIZED, "A staff token is required (Authorization: Bearer TOKEN)")
+            .into_response();
     };
     let digest = token_digest(token);
-    let known = state
-        .known_tokens
-        .read()
-        .expect("token cache lock")
-        .contains(&digest);
+    let known = state.known_tokens.read().expect("token cache lock").contains(&digest);
     let name = if known {
         Some("staff".to_owned())
     } else {
@@ -113,17 +89,11 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         let found = state
             .engine
             .store()
-            .read(move |conn| {
-                Box::pin(async move { provisio_store::tokens::find(conn, &lookup).await })
-            })
+            .read(move |conn| Box::pin(async move { provisio_store::tokens::find(conn, &lookup).await }))
             .await;
         match found {
             Ok(Some(name)) => {
-                state
-                    .known_tokens
-                    .write()
-                    .expect("token cache lock")
-                    .insert(digest);
+                state.known_tokens.write().expect("token cache lock").insert(digest);
                 Some(name)
             }
             Ok(None) => None,
@@ -132,14 +102,10 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     };
     match name {
         Some(name) => {
-            request
-                .extensions_mut()
-                .insert(Actor(format!("token:{name}")));
+            request.extensions_mut().insert(Actor(format!("token:{name}")));
             next.run(request).await
         }
-        None => {
-            Problem::new(StatusCode::UNAUTHORIZED, "The staff token is not valid").into_response()
-        }
+        None => Problem::new(StatusCode::UNAUTHORIZED, "The staff token is not valid").into_response(),
     }
 }
 
@@ -154,31 +120,20 @@ fn body(bytes: &Bytes, headers: &HeaderMap) -> Result<Value, Problem> {
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     if !content_type.starts_with("application/json") {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "The body must be application/json",
-        ));
+        return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "The body must be application/json"));
     }
     serde_json::from_slice(bytes).map_err(|err| {
         Problem::new(
             StatusCode::BAD_REQUEST,
-            format!(
-                "The body is not valid JSON (line {}, column {})",
-                err.line(),
-                err.column()
-            ),
+            format!("The body is not valid JSON (line {}, column {})", err.line(), err.column()),
         )
     })
 }
 
 fn id(text: &str, what: &str) -> Result<i64, Problem> {
-    text.parse()
-        .map_err(|_| Problem::new(StatusCode::NOT_FOUND, format!("No {what} {text}")))
+    text.parse().map_err(|_| Problem::new(StatusCode::NOT_FOUND, format!("No {what} {text}")))
 }
 
 /// Query parameters: typed, with unknown keys and bad values named.
@@ -197,12 +152,9 @@ impl Params {
 
     fn text(&self, key: &str, choices: Option<&[&str]>) -> Result<Option<String>, Problem> {
         match (self.0.get(key), choices) {
-            (Some(value), Some(choices)) if !choices.contains(&value.as_str()) => {
-                Err(Problem::from(EngineError::invalid(
-                    format!("?{key}"),
-                    format!("must be one of {}", choices.join(", ")),
-                )))
-            }
+            (Some(value), Some(choices)) if !choices.contains(&value.as_str()) => Err(Problem::from(
+                EngineError::invalid(format!("?{key}"), format!("must be one of {}", choices.join(", "))),
+            )),
             (value, _) => Ok(value.cloned()),
         }
     }
@@ -211,12 +163,8 @@ impl Params {
         self.0
             .get(key)
             .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    Problem::from(EngineError::invalid(
-                        format!("?{key}"),
-                        "must be an integer",
-                    ))
-                })
+                v.parse::<i64>()
+                    .map_err(|_| Problem::from(EngineError::invalid(format!("?{key}"), "must be an integer")))
             })
             .transpose()
     }
@@ -224,10 +172,7 @@ impl Params {
     fn limit(&self) -> Result<i64, Problem> {
         let limit = self.number("limit")?.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
-            return Err(Problem::from(EngineError::invalid(
-                "?limit",
-                "must be between 1 and 1000",
-            )));
+            return Err(Problem::from(EngineError::invalid("?limit", "must be between 1 and 1000")));
         }
         Ok(limit)
     }
@@ -238,57 +183,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable"})),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
         }
     }
 }
 
 async fn blueprints(State(state): State<AppState>) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .registry()
-            .blueprints()
-            .iter()
-            .map(|b| b.to_json())
-            .collect::<Vec<_>>(),
-    )
+    ok(StatusCode::OK, state.engine.registry().blueprints().iter().map(|b| b.to_json()).collect::<Vec<_>>())
 }
 
 async fn blueprint(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let blueprint = state
-        .engine
-        .registry()
-        .blueprint(&key)
-        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let blueprint =
+        state.engine.registry().blueprint(&key).map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))?;
     ok(StatusCode::OK, blueprint.to_json())
 }
 
-async fn providers(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn providers(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
     let params = Params::new(query, &["blueprint"])?;
     let blueprint = params.text("blueprint", None)?;
-    let list: Vec<Value> = state
-        .engine
-        .registry()
-        .providers(blueprint.as_deref())
-        .iter()
-        .map(|p| p.to_json())
-        .collect();
+    let list: Vec<Value> =
+        state.engine.registry().providers(blueprint.as_deref()).iter().map(|p| p.to_json()).collect();
     ok(StatusCode::OK, list)
 }
 
-async fn provider(
-    State(state): State<AppState>,
-    Path((blueprint, provider)): Path<(String, String)>,
-) -> ApiResult {
+async fn provider(State(state): State<AppState>, Path((blueprint, provider)): Path<(String, String)>) -> ApiResult {
     let entry = state
         .engine
         .registry()
@@ -297,18 +215,9 @@ async fn provider(
     ok(StatusCode::OK, entry.to_json())
 }
 
-async fn configurations(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn configurations(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
     let params = Params::new(query, &["blueprint"])?;
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .configurations(params.text("blueprint", None)?)
-            .await?,
-    )
+    ok(StatusCode::OK, state.engine.configurations(params.text("blueprint", None)?).await?)
 }
 
 async fn create_configuration(
@@ -317,21 +226,12 @@ async fn create_configuration(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let created = state
-        .engine
-        .create_configuration(&actor.0.0, &body(&bytes, &headers)?)
-        .await?;
+    let created = state.engine.create_configuration(&actor.0.0, &body(&bytes, &headers)?).await?;
     ok(StatusCode::CREATED, created)
 }
 
 async fn configuration(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .configuration_view(id(&key, "configuration")?)
-            .await?,
-    )
+    ok(StatusCode::OK, state.engine.configuration_view(id(&key, "configuration")?).await?)
 }
 
 async fn update_configuration(
@@ -341,14 +241,8 @@ async fn update_configuration(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let updated = state
-        .engine
-        .update_configuration(
-            &actor.0.0,
-            id(&key, "configuration")?,
-            &body(&bytes, &headers)?,
-        )
-        .await?;
+    let updated =
+        state.engine.update_configuration(&actor.0.0, id(&key, "configuration")?, &body(&bytes, &headers)?).await?;
     ok(StatusCode::OK, updated)
 }
 
@@ -357,10 +251,7 @@ async fn delete_configuration(
     actor: axum::Extension<Actor>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    state
-        .engine
-        .delete_configuration(&actor.0.0, id(&key, "configuration")?)
-        .await?;
+    state.engine.delete_configuration(&actor.0.0, id(&key, "configuration")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -369,13 +260,7 @@ async fn test_configuration(
     actor: axum::Extension<Actor>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .test_configuration(&actor.0.0, id(&key, "configuration")?)
-            .await?,
-    )
+    ok(StatusCode::OK, state.engine.test_configuration(&actor.0.0, id(&key, "configuration")?).await?)
 }
 
 async fn list_products(State(state): State<AppState>) -> ApiResult {
@@ -388,13 +273,7 @@ async fn create_product(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(
-        StatusCode::CREATED,
-        state
-            .engine
-            .create_product(&actor.0.0, &body(&bytes, &headers)?)
-            .await?,
-    )
+    ok(StatusCode::CREATED, state.engine.create_product(&actor.0.0, &body(&bytes, &headers)?).await?)
 }
 
 async fn product(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
@@ -408,27 +287,12 @@ async fn update_product(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .update_product(&actor.0.0, &key, &body(&bytes, &headers)?)
-            .await?,
-    )
+    ok(StatusCode::OK, state.engine.update_product(&actor.0.0, &key, &body(&bytes, &headers)?).await?)
 }
 
-async fn clients(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn clients(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .clients(params.limit()?, params.number("before")?)
-            .await?,
-    )
+    ok(StatusCode::OK, state.engine.clients(params.limit()?, params.number("before")?).await?)
 }
 
 async fn create_client(
@@ -437,55 +301,19 @@ async fn create_client(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(
-        StatusCode::CREATED,
-        state
-            .engine
-            .create_client(&actor.0.0, &body(&bytes, &headers)?)
-            .await?,
-    )
+    ok(StatusCode::CREATED, state.engine.create_client(&actor.0.0, &body(&bytes, &headers)?).await?)
 }
 
 async fn client(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (client, services) = state.engine.client(id(&key, "client")?).await?;
-    ok(
-        StatusCode::OK,
-        json!({"client": client, "services": services}),
-    )
+    ok(StatusCode::OK, json!({"client": client, "services": services}))
 }
 
-const SERVICE_STATUSES: &[&str] = &[
-    "pending",
-    "provisioning",
-    "active",
-    "suspended",
-    "terminated",
-    "failed",
-];
-const JOB_STATES: &[&str] = &[
-    "queued",
-    "running",
-    "retrying",
-    "succeeded",
-    "failed",
-    "skipped",
-];
+const SERVICE_STATUSES: &[&str] = &["pending", "provisioning", "active", "suspended", "terminated", "failed"];
+const JOB_STATES: &[&str] = &["queued", "running", "retrying", "succeeded", "failed", "skipped"];
 
-async fn list_services(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
-    let params = Params::new(
-        query,
-        &[
-            "status",
-            "product",
-            "client_id",
-            "configuration_id",
-            "limit",
-            "before",
-        ],
-    )?;
+async fn list_services(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
+    let params = Params::new(query, &["status", "product", "client_id", "configuration_id", "limit", "before"])?;
     let product_id = match params.text("product", None)? {
         Some(key) => Some(state.engine.product(&key).await?.id),
         None => None,
@@ -501,9 +329,7 @@ async fn list_services(
     let list = state
         .engine
         .store()
-        .read(move |conn| {
-            Box::pin(async move { Ok::<_, EngineError>(services::list(conn, &filter).await?) })
-        })
+        .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(services::list(conn, &filter).await?) }))
         .await?;
     ok(StatusCode::OK, list)
 }
@@ -520,11 +346,7 @@ async fn service(State(state): State<AppState>, Path(key): Path<String>) -> ApiR
                     .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
                 let product = products::get(conn, service.product_id).await?;
                 let client = provisio_store::clients::get(conn, service.client_id).await?;
-                let filter = jobs::JobFilter {
-                    service_id: Some(service_id),
-                    limit: 1000,
-                    ..Default::default()
-                };
+                let filter = jobs::JobFilter { service_id: Some(service_id), limit: 1000, ..Default::default() };
                 let mut service_jobs = jobs::list(conn, &filter).await?;
                 service_jobs.reverse();
                 let history = services::history(conn, service_id).await?;
@@ -550,15 +372,7 @@ async fn action(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let outcome = state
-        .engine
-        .run_action(
-            &actor.0.0,
-            id(&key, "service")?,
-            &function,
-            body(&bytes, &headers)?,
-        )
-        .await?;
+    let outcome = state.engine.run_action(&actor.0.0, id(&key, "service")?, &function, body(&bytes, &headers)?).await?;
     ok(StatusCode::OK, outcome)
 }
 
@@ -567,14 +381,8 @@ async fn ingest(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes)
     ok(StatusCode::ACCEPTED, accepted)
 }
 
-async fn list_jobs(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
-    let params = Params::new(
-        query,
-        &["status", "service_id", "event_id", "limit", "before"],
-    )?;
+async fn list_jobs(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
+    let params = Params::new(query, &["status", "service_id", "event_id", "limit", "before"])?;
     let filter = jobs::JobFilter {
         state: params.text("status", Some(JOB_STATES))?,
         service_id: params.number("service_id")?,
@@ -585,9 +393,7 @@ async fn list_jobs(
     let list = state
         .engine
         .store()
-        .read(move |conn| {
-            Box::pin(async move { Ok::<_, EngineError>(jobs::list(conn, &filter).await?) })
-        })
+        .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(jobs::list(conn, &filter).await?) }))
         .await?;
     ok(StatusCode::OK, list)
 }
@@ -597,30 +403,18 @@ async fn job(State(state): State<AppState>, Path(key): Path<String>) -> ApiResul
     ok(StatusCode::OK, json!({"job": job, "attempts": attempts}))
 }
 
-async fn retry_job(
-    State(state): State<AppState>,
-    actor: axum::Extension<Actor>,
-    Path(key): Path<String>,
-) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        state.engine.retry_job(&actor.0.0, id(&key, "job")?).await?,
-    )
+async fn retry_job(State(state): State<AppState>, actor: axum::Extension<Actor>, Path(key): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.retry_job(&actor.0.0, id(&key, "job")?).await?)
 }
 
-async fn audit(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn audit(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
     let (limit, before) = (params.limit()?, params.number("before")?);
     let list = state
         .engine
         .store()
         .read(move |conn| {
-            Box::pin(async move {
-                Ok::<_, EngineError>(provisio_store::audit::list(conn, limit, before).await?)
-            })
+            Box::pin(async move { Ok::<_, EngineError>(provisio_store::audit::list(conn, limit, before).await?) })
         })
         .await?;
     ok(StatusCode::OK, list)

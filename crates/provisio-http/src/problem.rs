@@ -20,10 +20,7 @@ pub struct Problem {
     errors: Vec<Violation>,
 }
 
-fn status_code<S: serde::Serializer>(
-    status: &StatusCode,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn status_code<S: serde::Serializer>(status: &StatusCode, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u16(status.as_u16())
 }
 
@@ -58,10 +55,7 @@ impl From<EngineError> for Problem {
             other => {
                 // Internal causes go to the log, never to the client.
                 tracing::error!(error = %other, "request failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal error; see the server log",
-                )
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error; see the server log")
             }
         }
     }
@@ -71,10 +65,9 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status;
         let mut response = (status, Json(self)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/problem+json"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
         response
     }
 }

@@ -55,12 +55,7 @@ impl Context {
         let deadline = Instant::now() + options.timeout;
         let log: HttpLog = Arc::new(Mutex::new(Vec::new()));
         Context {
-            http: HttpClient::new(
-                redactor.clone(),
-                log.clone(),
-                deadline,
-                options.accept_invalid_certs,
-            ),
+            http: HttpClient::new(redactor.clone(), log.clone(), deadline, options.accept_invalid_certs),
             log,
             deadline,
             idempotency_key: options.idempotency_key.clone(),

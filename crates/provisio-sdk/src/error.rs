@@ -224,19 +224,13 @@ impl ProviderError {
     /// A bug or an unexpected failure: the client sees a generic message and
     /// the cause goes to staff-only debug.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        ProviderError::new(ErrorKind::Internal, "Internal provider error")
-            .with_debug("cause", cause.to_string())
+        ProviderError::new(ErrorKind::Internal, "Internal provider error").with_debug("cause", cause.to_string())
     }
 
     /// Bad configuration or params, one entry per field.
     pub fn invalid_input(field_errors: Vec<FieldError>) -> Self {
         let message = match field_errors.as_slice() {
-            [one] => UserMessage::new(format!(
-                "Invalid {}: {} {}",
-                location_name(one.location),
-                one.path,
-                one.message
-            )),
+            [one] => UserMessage::new(format!("Invalid {}: {} {}", location_name(one.location), one.path, one.message)),
             _ => UserMessage::new(format!("{} fields are invalid", field_errors.len())),
         };
         ProviderError(Box::new(ErrorInner {
@@ -296,12 +290,7 @@ mod tests {
         let err = ProviderError::internal("connection to 10.0.0.1 failed: password=hunter2");
         assert_eq!(err.kind(), ErrorKind::Internal);
         assert_eq!(err.message().as_str(), "Internal provider error");
-        assert!(
-            err.debug().as_map()["cause"]
-                .as_str()
-                .unwrap()
-                .contains("hunter2")
-        );
+        assert!(err.debug().as_map()["cause"].as_str().unwrap().contains("hunter2"));
     }
 
     #[test]
@@ -311,19 +300,13 @@ mod tests {
             path: "/domain".into(),
             message: "must be a domain name".into(),
         }]);
-        assert_eq!(
-            err.message().as_str(),
-            "Invalid params: /domain must be a domain name"
-        );
+        assert_eq!(err.message().as_str(), "Invalid params: /domain must be a domain name");
     }
 
     #[test]
     fn wire_names_match_serde() {
         for kind in ErrorKind::ALL {
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                Value::String(kind.as_str().into())
-            );
+            assert_eq!(serde_json::to_value(kind).unwrap(), Value::String(kind.as_str().into()));
         }
     }
 }

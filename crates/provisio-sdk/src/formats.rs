@@ -39,15 +39,9 @@ pub fn describe(format: &str) -> Option<&'static str> {
         "country-code" => "must be an ISO 3166 alpha-2 country code such as GB",
         "ip" => "must be an IPv4 or IPv6 address",
         "url" => "must be an absolute URL",
-        "username" => {
-            "must be 1-16 characters: a lowercase letter, then lowercase letters or digits"
-        }
-        "password" => {
-            "must be 8-128 characters with a lowercase letter, an uppercase letter and a digit"
-        }
-        "db-identifier" => {
-            "must be 1-63 characters: a lowercase letter, then lowercase letters, digits or _"
-        }
+        "username" => "must be 1-16 characters: a lowercase letter, then lowercase letters or digits",
+        "password" => "must be 8-128 characters with a lowercase letter, an uppercase letter and a digit",
+        "db-identifier" => "must be 1-63 characters: a lowercase letter, then lowercase letters, digits or _",
         "date-time" => "must be an RFC 3339 date-time",
         _ => return None,
     })
@@ -81,9 +75,7 @@ pub fn normalize_domain_name(input: &str) -> Option<String> {
 fn is_ldh_label(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
 }
@@ -108,9 +100,7 @@ pub fn is_email(value: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
+        && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
         && is_domain_name(domain)
 }
 
@@ -119,9 +109,7 @@ pub fn is_phone(value: &str) -> bool {
     let Some(digits) = value.strip_prefix('+') else {
         return false;
     };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 /// An ISO 3166-1 alpha-2 country code (upper case).
@@ -300,11 +288,7 @@ pub struct Password(String);
 impl Password {
     /// Checks a password against the rules.
     pub fn parse(value: &str) -> Result<Self, FormatError> {
-        if is_password(value) {
-            Ok(Password(value.to_owned()))
-        } else {
-            Err(FormatError { format: "password" })
-        }
+        if is_password(value) { Ok(Password(value.to_owned())) } else { Err(FormatError { format: "password" }) }
     }
 
     /// The password itself; call only where it must be sent.
@@ -346,28 +330,10 @@ mod tests {
 
     #[test]
     fn domain_names() {
-        assert_eq!(
-            normalize_domain_name("Example.COM").as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(
-            normalize_domain_name("bücher.de").as_deref(),
-            Some("xn--bcher-kva.de")
-        );
-        assert_eq!(
-            normalize_domain_name("example.com.").as_deref(),
-            Some("example.com")
-        );
-        for bad in [
-            "not a domain",
-            "example",
-            "-bad.com",
-            "bad-.com",
-            "a..b",
-            "",
-            "1.2.3.4",
-            "under_score.com",
-        ] {
+        assert_eq!(normalize_domain_name("Example.COM").as_deref(), Some("example.com"));
+        assert_eq!(normalize_domain_name("bücher.de").as_deref(), Some("xn--bcher-kva.de"));
+        assert_eq!(normalize_domain_name("example.com.").as_deref(), Some("example.com"));
+        for bad in ["not a domain", "example", "-bad.com", "bad-.com", "a..b", "", "1.2.3.4", "under_score.com"] {
             assert!(!is_domain_name(bad), "{bad} accepted");
         }
         assert!(!is_domain_name(&format!("{}.com", "a".repeat(64))));
@@ -380,10 +346,7 @@ mod tests {
         assert!(!is_email("a@b"));
         assert!(!is_email("no-at-sign"));
         assert!(!is_email(".a@example.com"));
-        assert_eq!(
-            Email::parse("ann@BÜCHER.de").unwrap().as_str(),
-            "ann@xn--bcher-kva.de"
-        );
+        assert_eq!(Email::parse("ann@BÜCHER.de").unwrap().as_str(), "ann@xn--bcher-kva.de");
         assert!(is_phone("+442071234567"));
         assert!(!is_phone("442071234567"));
         assert!(!is_phone("+0123"));
@@ -395,17 +358,12 @@ mod tests {
     #[test]
     fn identifiers_and_passwords() {
         assert!(is_username("alice") && is_username("a1"));
-        assert!(
-            !is_username("Alice") && !is_username("1abc") && !is_username("averyveryverylongname")
-        );
+        assert!(!is_username("Alice") && !is_username("1abc") && !is_username("averyveryverylongname"));
         assert!(is_db_identifier("shop_db1"));
         assert!(!is_db_identifier("x\"; drop table users; --"));
         assert!(is_password("Sup3rSecret"));
         assert!(!is_password("short1A") && !is_password("alllowercase1"));
-        assert_eq!(
-            format!("{:?}", Password::parse("Sup3rSecret").unwrap()),
-            "Password([redacted])"
-        );
+        assert_eq!(format!("{:?}", Password::parse("Sup3rSecret").unwrap()), "Password([redacted])");
     }
 
     #[test]

@@ -86,9 +86,7 @@ impl HttpResponse {
         } else {
             ProviderError::provider(crate::UserMessage::new(message.to_owned()))
         };
-        Err(err
-            .with_debug("status", status.as_u16())
-            .with_debug("response_body", truncate(&text)))
+        Err(err.with_debug("status", status.as_u16()).with_debug("response_body", truncate(&text)))
     }
 }
 
@@ -124,11 +122,7 @@ pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
     static STRICT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     static LENIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     install_crypto_provider();
-    let cell = if accept_invalid_certs {
-        &LENIENT
-    } else {
-        &STRICT
-    };
+    let cell = if accept_invalid_certs { &LENIENT } else { &STRICT };
     cell.get_or_init(|| {
         reqwest::Client::builder()
             .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
@@ -141,18 +135,8 @@ pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
 }
 
 impl HttpClient {
-    pub(crate) fn new(
-        redactor: Arc<Redactor>,
-        log: HttpLog,
-        deadline: Instant,
-        accept_invalid_certs: bool,
-    ) -> Self {
-        HttpClient {
-            client: shared_client(accept_invalid_certs),
-            redactor,
-            log,
-            deadline,
-        }
+    pub(crate) fn new(redactor: Arc<Redactor>, log: HttpLog, deadline: Instant, accept_invalid_certs: bool) -> Self {
+        HttpClient { client: shared_client(accept_invalid_certs), redactor, log, deadline }
     }
 
     /// Starts a request; send it with [`HttpClient::send`].
@@ -169,10 +153,8 @@ impl HttpClient {
     pub async fn send(&self, request: RequestBuilder) -> Result<HttpResponse, ProviderError> {
         let request = request.build().map_err(ProviderError::internal)?;
         let mut exchange = self.describe_request(&request);
-        let idempotent = matches!(
-            *request.method(),
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-        );
+        let idempotent =
+            matches!(*request.method(), Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let started = Instant::now();
         let result = tokio::time::timeout(remaining, async {
@@ -188,13 +170,8 @@ impl HttpClient {
             Ok(Ok((status, headers, body))) => {
                 exchange.status = Some(status.as_u16());
                 exchange.response_headers = self.headers(&headers);
-                exchange.response_body =
-                    self.body(&body, headers.get(reqwest::header::CONTENT_TYPE));
-                Ok(HttpResponse {
-                    status,
-                    headers,
-                    body,
-                })
+                exchange.response_body = self.body(&body, headers.get(reqwest::header::CONTENT_TYPE));
+                Ok(HttpResponse { status, headers, body })
             }
             Ok(Err(err)) => {
                 exchange.error = Some(self.redactor.text(&error_chain(&err)));
@@ -222,9 +199,7 @@ impl HttpClient {
             method: request.method().to_string(),
             url: redact_url(&self.redactor, request.url().to_string()),
             request_headers: self.headers(request.headers()),
-            request_body: body.and_then(|bytes| {
-                self.body(bytes, request.headers().get(reqwest::header::CONTENT_TYPE))
-            }),
+            request_body: body.and_then(|bytes| self.body(bytes, request.headers().get(reqwest::header::CONTENT_TYPE))),
             status: None,
             response_headers: Vec::new(),
             response_body: None,
@@ -240,25 +215,18 @@ impl HttpClient {
                 let value = if redact::is_secret_key(name.as_str()) {
                     REDACTED.to_owned()
                 } else {
-                    self.redactor
-                        .text(&String::from_utf8_lossy(value.as_bytes()))
+                    self.redactor.text(&String::from_utf8_lossy(value.as_bytes()))
                 };
                 (name.as_str().to_owned(), value)
             })
             .collect()
     }
 
-    fn body(
-        &self,
-        bytes: &[u8],
-        content_type: Option<&reqwest::header::HeaderValue>,
-    ) -> Option<String> {
+    fn body(&self, bytes: &[u8], content_type: Option<&reqwest::header::HeaderValue>) -> Option<String> {
         if bytes.is_empty() {
             return None;
         }
-        let content_type = content_type
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or_default();
         if let Ok(mut json) = serde_json::from_slice::<Value>(bytes) {
             self.redactor.value_and_keys(&mut json);
             return Some(truncate(&json.to_string()));
@@ -317,9 +285,7 @@ fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
     } else if idempotent {
         ProviderError::transient("The connection to the provider failed; try again later")
     } else {
-        ProviderError::outcome_unknown(
-            "The connection to the provider failed after the request was sent",
-        )
+        ProviderError::outcome_unknown("The connection to the provider failed after the request was sent")
     };
     kind.with_debug("cause", detail)
 }

@@ -64,13 +64,7 @@ pub struct ClientEnvelope {
 impl Envelope {
     /// A success.
     pub fn ok(data: Value, message: UserMessage) -> Self {
-        Envelope {
-            status: Status::Ok,
-            error_kind: None,
-            message,
-            data: Some(data),
-            debug: None,
-        }
+        Envelope { status: Status::Ok, error_kind: None, message, data: Some(data), debug: None }
     }
 
     /// A failure.
@@ -127,9 +121,7 @@ impl Envelope {
     }
 
     fn add_debug(&mut self, key: &str, value: Value) {
-        self.debug
-            .get_or_insert_with(StaffDebug::default)
-            .insert(key, value);
+        self.debug.get_or_insert_with(StaffDebug::default).insert(key, value);
     }
 }
 
@@ -163,35 +155,19 @@ pub async fn call(
     let outcome = AssertUnwindSafe(run(entry, config, function, params, &cx).instrument(span))
         .catch_unwind()
         .await
-        .unwrap_or_else(|panic| {
-            Err(ProviderError::internal(format!(
-                "provider panicked: {}",
-                panic_text(&panic)
-            )))
-        });
+        .unwrap_or_else(|panic| Err(ProviderError::internal(format!("provider panicked: {}", panic_text(&panic)))));
     let mut envelope = match outcome {
-        Ok(data) => Envelope::ok(
-            data,
-            UserMessage::new(format!("{} succeeded", humanize(function))),
-        ),
+        Ok(data) => Envelope::ok(data, UserMessage::new(format!("{} succeeded", humanize(function)))),
         Err(err) => Envelope::from_error(err),
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     envelope.add_debug("execution_time_ms", json!(duration_ms));
     envelope.redact(&redactor);
-    CallReport {
-        envelope,
-        http_log: cx.http_log(),
-        duration_ms,
-    }
+    CallReport { envelope, http_log: cx.http_log(), duration_ms }
 }
 
 /// Runs a provider's `test_connection` with a validated configuration.
-pub async fn test_connection(
-    entry: &ProviderEntry,
-    config: &Value,
-    options: &CallOptions,
-) -> CallReport {
+pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &CallOptions) -> CallReport {
     let started = Instant::now();
     let redactor = Arc::new(Redactor::new(entry.config_schema().secret_values(config)));
     let span = tracing::info_span!("provider_test_connection", provider = %entry.address());
@@ -199,40 +175,25 @@ pub async fn test_connection(
     let run = async {
         validate_config(entry, config)?;
         let instance = entry.build(config.clone()).await?;
-        let test: ConnectionTest =
-            tokio::time::timeout(cx.remaining(), instance.test_connection(&cx))
-                .await
-                .map_err(|_| ProviderError::transient("The provider did not answer in time"))??;
+        let test: ConnectionTest = tokio::time::timeout(cx.remaining(), instance.test_connection(&cx))
+            .await
+            .map_err(|_| ProviderError::transient("The provider did not answer in time"))??;
         encode_result(&test)
     };
     let outcome = AssertUnwindSafe(run.instrument(span))
         .catch_unwind()
         .await
-        .unwrap_or_else(|panic| {
-            Err(ProviderError::internal(format!(
-                "provider panicked: {}",
-                panic_text(&panic)
-            )))
-        });
+        .unwrap_or_else(|panic| Err(ProviderError::internal(format!("provider panicked: {}", panic_text(&panic)))));
     let mut envelope = match outcome {
         Ok(data) => Envelope::ok(data, "Connection test succeeded".into()),
         Err(err) => Envelope::from_error(err),
     };
     envelope.redact(&redactor);
-    CallReport {
-        envelope,
-        http_log: cx.http_log(),
-        duration_ms: started.elapsed().as_millis() as u64,
-    }
+    CallReport { envelope, http_log: cx.http_log(), duration_ms: started.elapsed().as_millis() as u64 }
 }
 
 /// A redactor for the configuration's secret values and the params' secret fields.
-pub fn redactor_for(
-    entry: &ProviderEntry,
-    config: &Value,
-    function: &str,
-    params: &Value,
-) -> Redactor {
+pub fn redactor_for(entry: &ProviderEntry, config: &Value, function: &str, params: &Value) -> Redactor {
     let mut redactor = Redactor::new(entry.config_schema().secret_values(config));
     if let Some(descriptor) = entry.blueprint().function(function) {
         for secret in descriptor.params.secret_values(params) {
@@ -244,10 +205,7 @@ pub fn redactor_for(
 
 /// Checks configuration values against the provider's schema.
 pub fn validate_config(entry: &ProviderEntry, config: &Value) -> Result<(), ProviderError> {
-    entry
-        .config_schema()
-        .validate(config, FieldLocation::Config)
-        .map_err(ProviderError::invalid_input)
+    entry.config_schema().validate(config, FieldLocation::Config).map_err(ProviderError::invalid_input)
 }
 
 async fn run(
@@ -270,33 +228,23 @@ async fn run(
         )
     })?;
     validate_config(entry, config)?;
-    descriptor
-        .params
-        .validate(params, FieldLocation::Params)
-        .map_err(ProviderError::invalid_input)?;
+    descriptor.params.validate(params, FieldLocation::Params).map_err(ProviderError::invalid_input)?;
     let instance = entry.build(config.clone()).await?;
-    let data =
-        match tokio::time::timeout(cx.remaining(), instance.call(cx, function, params.clone()))
-            .await
-        {
-            Ok(result) => result?,
-            // A query changed nothing, so running out of time there is only transient.
-            Err(_) if descriptor.kind == FunctionKind::Query => {
-                return Err(ProviderError::transient(
-                    "The provider did not answer in time",
-                ));
-            }
-            Err(_) => {
-                return Err(ProviderError::outcome_unknown(
-                    "The provider did not answer in time; the operation may have taken effect",
-                ));
-            }
-        };
+    let data = match tokio::time::timeout(cx.remaining(), instance.call(cx, function, params.clone())).await {
+        Ok(result) => result?,
+        // A query changed nothing, so running out of time there is only transient.
+        Err(_) if descriptor.kind == FunctionKind::Query => {
+            return Err(ProviderError::transient("The provider did not answer in time"));
+        }
+        Err(_) => {
+            return Err(ProviderError::outcome_unknown(
+                "The provider did not answer in time; the operation may have taken effect",
+            ));
+        }
+    };
     if let Err(errors) = descriptor.result.validate(&data, FieldLocation::Result) {
-        return Err(ProviderError::internal(
-            "the provider returned data outside the blueprint's result schema",
-        )
-        .with_debug("result_errors", json!(errors)));
+        return Err(ProviderError::internal("the provider returned data outside the blueprint's result schema")
+            .with_debug("result_errors", json!(errors)));
     }
     Ok(data)
 }

@@ -58,10 +58,7 @@ pub trait Provider: Sized + Send + Sync + 'static {
 
     /// Checks that the configured system answers and the credentials work;
     /// says precisely what is wrong otherwise.
-    fn test_connection(
-        &self,
-        cx: &Context,
-    ) -> impl Future<Output = Result<ConnectionTest, ProviderError>> + Send;
+    fn test_connection(&self, cx: &Context) -> impl Future<Output = Result<ConnectionTest, ProviderError>> + Send;
 }
 
 /// A built provider, type-erased, as the engine and the CLI hold it.
@@ -75,19 +72,11 @@ pub trait ProviderInstance: Send + Sync {
     ) -> BoxFuture<'a, Result<Value, ProviderError>>;
 
     /// Runs `test_connection`.
-    fn test_connection<'a>(
-        &'a self,
-        cx: &'a Context,
-    ) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>>;
+    fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>>;
 }
 
-type Dispatch<P> =
-    for<'a> fn(&'a P, &'a Context, &'a str, Value) -> BoxFuture<'a, Result<Value, ProviderError>>;
-type Build = Arc<
-    dyn Fn(Value) -> BoxFuture<'static, Result<Arc<dyn ProviderInstance>, ProviderError>>
-        + Send
-        + Sync,
->;
+type Dispatch<P> = for<'a> fn(&'a P, &'a Context, &'a str, Value) -> BoxFuture<'a, Result<Value, ProviderError>>;
+type Build = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Arc<dyn ProviderInstance>, ProviderError>> + Send + Sync>;
 
 struct Instance<P> {
     provider: P,
@@ -104,10 +93,7 @@ impl<P: Provider> ProviderInstance for Instance<P> {
         (self.dispatch)(&self.provider, cx, function, params)
     }
 
-    fn test_connection<'a>(
-        &'a self,
-        cx: &'a Context,
-    ) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>> {
+    fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>> {
         Box::pin(self.provider.test_connection(cx))
     }
 }
@@ -124,33 +110,22 @@ pub struct ProviderEntry {
 
 impl std::fmt::Debug for ProviderEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderEntry")
-            .field("address", &self.address())
-            .finish_non_exhaustive()
+        f.debug_struct("ProviderEntry").field("address", &self.address()).finish_non_exhaustive()
     }
 }
 
 impl ProviderEntry {
     /// An entry for provider `P` of `blueprint`; written by the `blueprint!` macro.
-    pub fn new<P: Provider>(
-        blueprint: &'static BlueprintDescriptor,
-        dispatch: Dispatch<P>,
-    ) -> Self {
+    pub fn new<P: Provider>(blueprint: &'static BlueprintDescriptor, dispatch: Dispatch<P>) -> Self {
         let build: Build = Arc::new(move |config: Value| {
             Box::pin(async move {
-                let config: P::Config = serde_json::from_value(config).map_err(|err| {
-                    ProviderError::internal(format!("configuration does not decode: {err}"))
-                })?;
+                let config: P::Config = serde_json::from_value(config)
+                    .map_err(|err| ProviderError::internal(format!("configuration does not decode: {err}")))?;
                 let provider = P::new(config).await?;
                 Ok(Arc::new(Instance { provider, dispatch }) as Arc<dyn ProviderInstance>)
             })
         });
-        ProviderEntry {
-            blueprint,
-            about: P::about(),
-            config_schema: SchemaDoc::of::<P::Config>(),
-            build,
-        }
+        ProviderEntry { blueprint, about: P::about(), config_schema: SchemaDoc::of::<P::Config>(), build }
     }
 
     /// `BLUEPRINT/PROVIDER`, e.g. `shared-hosting/demo`.
@@ -216,10 +191,7 @@ pub enum RegistryError {
 impl Registry {
     /// A registry of these blueprints and no providers yet.
     pub fn new(blueprints: Vec<&'static BlueprintDescriptor>) -> Self {
-        Registry {
-            blueprints,
-            providers: Vec::new(),
-        }
+        Registry { blueprints, providers: Vec::new() }
     }
 
     /// Adds a provider.
@@ -234,11 +206,7 @@ impl Registry {
             entry.blueprint.id,
             entry.address()
         );
-        assert!(
-            self.provider(&entry.address()).is_err(),
-            "provider {} registered twice",
-            entry.address()
-        );
+        assert!(self.provider(&entry.address()).is_err(), "provider {} registered twice", entry.address());
         self.providers.push(entry);
     }
 
@@ -249,19 +217,12 @@ impl Registry {
 
     /// A blueprint by id.
     pub fn blueprint(&self, id: &str) -> Result<&'static BlueprintDescriptor, RegistryError> {
-        self.blueprints
-            .iter()
-            .copied()
-            .find(|b| b.id == id)
-            .ok_or_else(|| RegistryError::UnknownBlueprint(id.into()))
+        self.blueprints.iter().copied().find(|b| b.id == id).ok_or_else(|| RegistryError::UnknownBlueprint(id.into()))
     }
 
     /// Every provider, or those of one blueprint.
     pub fn providers(&self, blueprint: Option<&str>) -> Vec<&ProviderEntry> {
-        self.providers
-            .iter()
-            .filter(|p| blueprint.is_none_or(|id| p.blueprint.id == id))
-            .collect()
+        self.providers.iter().filter(|p| blueprint.is_none_or(|id| p.blueprint.id == id)).collect()
     }
 
     /// A provider by `BLUEPRINT/PROVIDER` address.

@@ -39,18 +39,12 @@ impl Redactor {
         let json_escaped = serde_json::to_string(secret).unwrap_or_default();
         let json_escaped = json_escaped.trim_matches('"').to_owned();
         let percent: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        for needle in [
-            secret.to_owned(),
-            json_escaped,
-            percent,
-            percent_encode_all(secret),
-        ] {
+        for needle in [secret.to_owned(), json_escaped, percent, percent_encode_all(secret)] {
             if !needle.is_empty() && !self.needles.contains(&needle) {
                 self.needles.push(needle);
             }
         }
-        self.needles
-            .sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        self.needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
     }
 
     /// Text with every secret value replaced.
@@ -92,23 +86,9 @@ impl Redactor {
 
 /// Whether a field or header name usually holds a credential.
 pub fn is_secret_key(key: &str) -> bool {
-    let key: String = key
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    const EXACT: &[&str] = &[
-        "key",
-        "pass",
-        "passwd",
-        "pwd",
-        "auth",
-        "cookie",
-        "setcookie",
-        "pin",
-        "eppcode",
-        "authcode",
-    ];
+    let key: String = key.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    const EXACT: &[&str] =
+        &["key", "pass", "passwd", "pwd", "auth", "cookie", "setcookie", "pin", "eppcode", "authcode"];
     const CONTAINS: &[&str] = &[
         "password",
         "secret",
@@ -183,10 +163,7 @@ mod tests {
         let redactor = Redactor::new(["s3cr3t/\"key\" +x"]);
         assert_eq!(redactor.text("k=s3cr3t/\"key\" +x"), "k=[REDACTED]");
         assert_eq!(redactor.text("k=s3cr3t%2F%22key%22+%2Bx"), "k=[REDACTED]");
-        assert_eq!(
-            redactor.text(r#"{"k":"s3cr3t/\"key\" +x"}"#),
-            r#"{"k":"[REDACTED]"}"#
-        );
+        assert_eq!(redactor.text(r#"{"k":"s3cr3t/\"key\" +x"}"#), r#"{"k":"[REDACTED]"}"#);
         assert_eq!(redactor.text("k=s3cr3t%2F%22key%22%20%2Bx"), "k=[REDACTED]");
     }
 
@@ -209,23 +186,12 @@ mod tests {
 
     #[test]
     fn secret_key_names() {
-        for key in [
-            "password",
-            "api_key",
-            "X-Api-Key",
-            "Authorization",
-            "access_token",
-            "client_secret",
-            "key",
-        ] {
+        for key in ["password", "api_key", "X-Api-Key", "Authorization", "access_token", "client_secret", "key"] {
             assert!(is_secret_key(key), "{key}");
         }
         for key in ["username", "domain", "keyboard_layout", "package_name"] {
             assert!(!is_secret_key(key), "{key}");
         }
-        assert_eq!(
-            redact_form("user=ann&password=x%20y&token=t"),
-            "user=ann&password=[REDACTED]&token=[REDACTED]"
-        );
+        assert_eq!(redact_form("user=ann&password=x%20y&token=t"), "user=ann&password=[REDACTED]&token=[REDACTED]");
     }
 }

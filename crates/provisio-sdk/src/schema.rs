@@ -22,9 +22,7 @@ pub struct SchemaDoc {
 
 impl std::fmt::Debug for SchemaDoc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaDoc")
-            .field("value", &self.value)
-            .finish_non_exhaustive()
+        f.debug_struct("SchemaDoc").field("value", &self.value).finish_non_exhaustive()
     }
 }
 
@@ -42,10 +40,7 @@ impl SchemaDoc {
             options = options.with_format(*name, *check);
         }
         let validator = options.build(&value).map_err(|err| err.to_string())?;
-        Ok(SchemaDoc {
-            value: Arc::new(value),
-            validator: Arc::new(validator),
-        })
+        Ok(SchemaDoc { value: Arc::new(value), validator: Arc::new(validator) })
     }
 
     /// The schema as JSON.
@@ -56,11 +51,7 @@ impl SchemaDoc {
     /// Checks an instance; every broken field is reported with its JSON pointer.
     ///
     /// Messages never repeat the offending value (it may be a secret).
-    pub fn validate(
-        &self,
-        instance: &Value,
-        location: FieldLocation,
-    ) -> Result<(), Vec<FieldError>> {
+    pub fn validate(&self, instance: &Value, location: FieldLocation) -> Result<(), Vec<FieldError>> {
         let mut errors: Vec<FieldError> = Vec::new();
         for err in self.validator.iter_errors(instance) {
             collect(location, &err, &mut errors);
@@ -76,39 +67,27 @@ impl SchemaDoc {
     /// The secret fields present in `instance`: JSON pointer and value.
     pub fn secret_entries(&self, instance: &Value) -> Vec<(String, Value)> {
         let mut found = Vec::new();
-        walk_secrets(
-            &self.value,
-            &self.value,
-            instance,
-            String::new(),
-            &mut |pointer, value| {
-                if !value.is_null() {
-                    found.push((pointer.to_owned(), value.clone()));
-                }
-            },
-        );
+        walk_secrets(&self.value, &self.value, instance, String::new(), &mut |pointer, value| {
+            if !value.is_null() {
+                found.push((pointer.to_owned(), value.clone()));
+            }
+        });
         found
     }
 
     /// Values found at fields marked secret, as text, for redaction.
     pub fn secret_values(&self, instance: &Value) -> Vec<String> {
         let mut found = Vec::new();
-        walk_secrets(
-            &self.value,
-            &self.value,
-            instance,
-            String::new(),
-            &mut |_, value| {
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    Value::Null => return,
-                    other => other.to_string(),
-                };
-                if !text.is_empty() {
-                    found.push(text);
-                }
-            },
-        );
+        walk_secrets(&self.value, &self.value, instance, String::new(), &mut |_, value| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Null => return,
+                other => other.to_string(),
+            };
+            if !text.is_empty() {
+                found.push(text);
+            }
+        });
         found
     }
 
@@ -139,15 +118,9 @@ impl SchemaDoc {
 /// Turns a validation error into field errors. For `anyOf`/`oneOf` (how an
 /// optional or tagged field is written) it reports the inner errors of the
 /// branch that came closest, so the path names the real field.
-fn collect(
-    location: FieldLocation,
-    err: &jsonschema::ValidationError<'_>,
-    out: &mut Vec<FieldError>,
-) {
+fn collect(location: FieldLocation, err: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
     let branches = match err.kind() {
-        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-            Some(context)
-        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => Some(context),
         _ => None,
     };
     let path = err.instance_path().as_str();
@@ -157,23 +130,14 @@ fn collect(
             // A branch that failed only on the type at this very place (the
             // `null` of an Option, another variant) says nothing useful.
             .filter(|errors| {
-                !errors.iter().all(|e| {
-                    e.instance_path().as_str() == path
-                        && matches!(e.kind(), ValidationErrorKind::Type { .. })
-                })
-            })
-            .max_by_key(|errors| {
-                errors
+                !errors
                     .iter()
-                    .map(|e| e.instance_path().as_str().len())
-                    .max()
-                    .unwrap_or(0)
+                    .all(|e| e.instance_path().as_str() == path && matches!(e.kind(), ValidationErrorKind::Type { .. }))
             })
+            .max_by_key(|errors| errors.iter().map(|e| e.instance_path().as_str().len()).max().unwrap_or(0))
     });
     match closest {
-        Some(errors) if !errors.is_empty() => errors
-            .iter()
-            .for_each(|inner| collect(location, inner, out)),
+        Some(errors) if !errors.is_empty() => errors.iter().for_each(|inner| collect(location, inner, out)),
         _ => out.push(field_error(location, path, err.kind())),
     }
 }
@@ -182,77 +146,40 @@ fn field_error(location: FieldLocation, path: &str, kind: &ValidationErrorKind) 
     let (path, message) = match kind {
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            (
-                format!("{path}/{}", escape_pointer(name)),
-                "is required".to_owned(),
-            )
+            (format!("{path}/{}", escape_pointer(name)), "is required".to_owned())
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let name = unexpected.first().cloned().unwrap_or_default();
-            (
-                format!("{path}/{}", escape_pointer(&name)),
-                "is not a known field".to_owned(),
-            )
+            (format!("{path}/{}", escape_pointer(&name)), "is not a known field".to_owned())
         }
-        ValidationErrorKind::Format { format } => (
-            path.to_owned(),
-            formats::describe(format)
-                .unwrap_or("has the wrong format")
-                .to_owned(),
-        ),
-        ValidationErrorKind::Type { kind } => (
-            path.to_owned(),
-            format!("must be of type {}", type_name(kind)),
-        ),
-        ValidationErrorKind::Enum { options } => {
-            (path.to_owned(), format!("must be one of {options}"))
+        ValidationErrorKind::Format { format } => {
+            (path.to_owned(), formats::describe(format).unwrap_or("has the wrong format").to_owned())
         }
-        ValidationErrorKind::Minimum { limit } => {
-            (path.to_owned(), format!("must be at least {limit}"))
+        ValidationErrorKind::Type { kind } => (path.to_owned(), format!("must be of type {}", type_name(kind))),
+        ValidationErrorKind::Enum { options } => (path.to_owned(), format!("must be one of {options}")),
+        ValidationErrorKind::Minimum { limit } => (path.to_owned(), format!("must be at least {limit}")),
+        ValidationErrorKind::Maximum { limit } => (path.to_owned(), format!("must be at most {limit}")),
+        ValidationErrorKind::MinLength { limit } => {
+            (path.to_owned(), format!("must be at least {limit} characters long"))
         }
-        ValidationErrorKind::Maximum { limit } => {
-            (path.to_owned(), format!("must be at most {limit}"))
+        ValidationErrorKind::MaxLength { limit } => {
+            (path.to_owned(), format!("must be at most {limit} characters long"))
         }
-        ValidationErrorKind::MinLength { limit } => (
-            path.to_owned(),
-            format!("must be at least {limit} characters long"),
-        ),
-        ValidationErrorKind::MaxLength { limit } => (
-            path.to_owned(),
-            format!("must be at most {limit} characters long"),
-        ),
-        ValidationErrorKind::MinItems { limit } => {
-            (path.to_owned(), format!("must have at least {limit} items"))
-        }
-        ValidationErrorKind::MaxItems { limit } => {
-            (path.to_owned(), format!("must have at most {limit} items"))
-        }
-        ValidationErrorKind::Pattern { pattern } => {
-            (path.to_owned(), format!("must match {pattern}"))
-        }
+        ValidationErrorKind::MinItems { limit } => (path.to_owned(), format!("must have at least {limit} items")),
+        ValidationErrorKind::MaxItems { limit } => (path.to_owned(), format!("must have at most {limit} items")),
+        ValidationErrorKind::Pattern { pattern } => (path.to_owned(), format!("must match {pattern}")),
         _ => (path.to_owned(), "is invalid".to_owned()),
     };
-    let path = if path.is_empty() {
-        "/".to_owned()
-    } else {
-        path
-    };
-    FieldError {
-        location,
-        path,
-        message,
-    }
+    let path = if path.is_empty() { "/".to_owned() } else { path };
+    FieldError { location, path, message }
 }
 
 fn type_name(kind: &jsonschema::error::TypeKind) -> String {
     match kind {
         jsonschema::error::TypeKind::Single(t) => t.to_string(),
-        jsonschema::error::TypeKind::Multiple(ts) => ts
-            .iter()
-            .map(|t| t.to_string())
-            .filter(|t| t != "null")
-            .collect::<Vec<_>>()
-            .join(" or "),
+        jsonschema::error::TypeKind::Multiple(ts) => {
+            ts.iter().map(|t| t.to_string()).filter(|t| t != "null").collect::<Vec<_>>().join(" or ")
+        }
     }
 }
 
@@ -273,29 +200,15 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 }
 
 fn is_secret(node: &Value) -> bool {
-    node.get("x-secret")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-        || node
-            .get("writeOnly")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+    node.get("x-secret").and_then(Value::as_bool).unwrap_or(false)
+        || node.get("writeOnly").and_then(Value::as_bool).unwrap_or(false)
 }
 
 fn branches(node: &Value) -> impl Iterator<Item = &Value> {
-    ["anyOf", "oneOf", "allOf"]
-        .into_iter()
-        .filter_map(|key| node.get(key).and_then(Value::as_array))
-        .flatten()
+    ["anyOf", "oneOf", "allOf"].into_iter().filter_map(|key| node.get(key).and_then(Value::as_array)).flatten()
 }
 
-fn walk_secrets(
-    root: &Value,
-    node: &Value,
-    instance: &Value,
-    at: String,
-    found: &mut impl FnMut(&str, &Value),
-) {
+fn walk_secrets(root: &Value, node: &Value, instance: &Value, at: String, found: &mut impl FnMut(&str, &Value)) {
     let node = resolve(root, node);
     if is_secret(node) {
         found(&at, instance);
@@ -309,13 +222,7 @@ fn walk_secrets(
             if let Some(props) = node.get("properties").and_then(Value::as_object) {
                 for (key, value) in map {
                     if let Some(prop) = props.get(key) {
-                        walk_secrets(
-                            root,
-                            prop,
-                            value,
-                            format!("{at}/{}", escape_pointer(key)),
-                            found,
-                        );
+                        walk_secrets(root, prop, value, format!("{at}/{}", escape_pointer(key)), found);
                     }
                 }
             }
@@ -363,13 +270,7 @@ fn mask(root: &Value, node: &Value, instance: &mut Value) {
     }
 }
 
-fn collect_secret_paths(
-    root: &Value,
-    node: &Value,
-    at: String,
-    paths: &mut Vec<String>,
-    depth: usize,
-) {
+fn collect_secret_paths(root: &Value, node: &Value, at: String, paths: &mut Vec<String>, depth: usize) {
     if depth > 16 {
         return;
     }
@@ -383,13 +284,7 @@ fn collect_secret_paths(
     }
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (key, prop) in props {
-            collect_secret_paths(
-                root,
-                prop,
-                format!("{at}/{}", escape_pointer(key)),
-                paths,
-                depth + 1,
-            );
+            collect_secret_paths(root, prop, format!("{at}/{}", escape_pointer(key)), paths, depth + 1);
         }
     }
     if let Some(items) = node.get("items") {
@@ -439,24 +334,14 @@ mod tests {
             )
             .unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "/contacts/0/email",
-                "/domain",
-                "/extra",
-                "/registrant/email"
-            ]
-        );
+        assert_eq!(paths, ["/contacts/0/email", "/domain", "/extra", "/registrant/email"]);
         assert!(errors[1].message.contains("domain name"));
     }
 
     #[test]
     fn missing_fields_are_named() {
         let doc = SchemaDoc::of::<Order>();
-        let errors = doc
-            .validate(&json!({"contacts": []}), FieldLocation::Params)
-            .unwrap_err();
+        let errors = doc.validate(&json!({"contacts": []}), FieldLocation::Params).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/domain", "/registrant"]);
     }
@@ -476,18 +361,11 @@ mod tests {
         let instance = json!({"domain": "example.com", "contacts": [{"email": "a@example.com", "password": "Abcdefg1x"}],
                               "registrant": {"email": "a@example.com", "password": "Zyxwvut9q"}});
         assert_eq!(doc.secret_values(&instance), ["Abcdefg1x", "Zyxwvut9q"]);
-        let entries: Vec<String> = doc
-            .secret_entries(&instance)
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        let entries: Vec<String> = doc.secret_entries(&instance).into_iter().map(|(p, _)| p).collect();
         assert_eq!(entries, ["/contacts/0/password", "/registrant/password"]);
         let masked = doc.mask_secrets(&instance);
         assert_eq!(masked["registrant"]["password"], "[REDACTED]");
         assert_eq!(masked["contacts"][0]["password"], "[REDACTED]");
-        assert_eq!(
-            doc.secret_paths(),
-            ["/contacts/*/password", "/registrant/password"]
-        );
+        assert_eq!(doc.secret_paths(), ["/contacts/*/password", "/registrant/password"]);
     }
 }

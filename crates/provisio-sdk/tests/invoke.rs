@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use provisio_sdk::blueprints::shared_hosting::*;
 use provisio_sdk::{
-    CallOptions, ConnectionTest, Context, Empty, ErrorKind, Provider, ProviderAbout, ProviderError,
-    UserMessage, invoke,
+    CallOptions, ConnectionTest, Context, Empty, ErrorKind, Provider, ProviderAbout, ProviderError, UserMessage, invoke,
 };
 use reqwest::Method;
 use schemars::JsonSchema;
@@ -35,12 +34,7 @@ impl Provider for Careless {
     type Config = CarelessConfig;
 
     fn about() -> ProviderAbout {
-        ProviderAbout {
-            id: "careless",
-            name: "Careless",
-            description: "Leaks secrets on purpose.",
-            logo_url: None,
-        }
+        ProviderAbout { id: "careless", name: "Careless", description: "Leaks secrets on purpose.", logo_url: None }
     }
 
     async fn new(config: CarelessConfig) -> Result<Self, ProviderError> {
@@ -48,70 +42,39 @@ impl Provider for Careless {
     }
 
     async fn test_connection(&self, _cx: &Context) -> Result<ConnectionTest, ProviderError> {
-        Ok(ConnectionTest {
-            message: format!("connected with {}", self.config.token),
-            details: Value::Null,
-        })
+        Ok(ConnectionTest { message: format!("connected with {}", self.config.token), details: Value::Null })
     }
 }
 
 impl SharedHosting for Careless {
-    async fn create(
-        &self,
-        cx: &Context,
-        params: CreateParams,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn create(&self, cx: &Context, params: CreateParams) -> Result<AccountInfo, ProviderError> {
         let token = &self.config.token;
-        let url = format!(
-            "{}/accounts?api_key={}&user={}",
-            self.config.endpoint, token, params.username
-        );
-        let request = cx
-            .http()
-            .request(Method::POST, &url)
-            .bearer_auth(token)
-            .header("X-Custom", format!("key={token}"))
-            .json(&json!({"username": params.username, "password": params.password, "note": format!("token {token}")}));
+        let url = format!("{}/accounts?api_key={}&user={}", self.config.endpoint, token, params.username);
+        let request =
+            cx.http().request(Method::POST, &url).bearer_auth(token).header("X-Custom", format!("key={token}")).json(
+                &json!({"username": params.username, "password": params.password, "note": format!("token {token}")}),
+            );
         let response = cx.http().send(request).await?;
-        Err(ProviderError::provider(UserMessage::new(format!(
-            "Vendor answered: {}",
-            response.text()
-        )))
-        .with_debug("token", token.clone())
-        .with_debug("raw", json!({"echo": response.text()})))
+        Err(ProviderError::provider(UserMessage::new(format!("Vendor answered: {}", response.text())))
+            .with_debug("token", token.clone())
+            .with_debug("raw", json!({"echo": response.text()})))
     }
 
-    async fn get_info(
-        &self,
-        _cx: &Context,
-        _params: AccountRef,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn get_info(&self, _cx: &Context, _params: AccountRef) -> Result<AccountInfo, ProviderError> {
         tokio::time::sleep(Duration::from_secs(5)).await;
         Err(ProviderError::internal("unreachable"))
     }
 
-    async fn suspend(
-        &self,
-        _cx: &Context,
-        _params: SuspendParams,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn suspend(&self, _cx: &Context, _params: SuspendParams) -> Result<AccountInfo, ProviderError> {
         panic!("suspend is broken, token {}", self.config.token);
     }
 
-    async fn unsuspend(
-        &self,
-        _cx: &Context,
-        _params: AccountRef,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn unsuspend(&self, _cx: &Context, _params: AccountRef) -> Result<AccountInfo, ProviderError> {
         tokio::time::sleep(Duration::from_secs(5)).await;
         Err(ProviderError::internal("unreachable"))
     }
 
-    async fn change_package(
-        &self,
-        _cx: &Context,
-        params: ChangePackageParams,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn change_package(&self, _cx: &Context, params: ChangePackageParams) -> Result<AccountInfo, ProviderError> {
         // Out of contract: a domain that is not a domain.
         let mut info: Value = json!({"username": params.username, "domain": "example.com", "package_name": params.package_name,
             "email": "a@example.com", "state": "active", "suspend_reason": null, "server_hostname": "h", "ip": null,
@@ -122,12 +85,7 @@ impl SharedHosting for Careless {
 
     async fn terminate(&self, cx: &Context, _params: AccountRef) -> Result<Empty, ProviderError> {
         // Nothing listens on port 9 (discard) of loopback here: connection refused.
-        cx.http()
-            .send(
-                cx.http()
-                    .request(Method::DELETE, "http://127.0.0.1:9/accounts/x"),
-            )
-            .await?;
+        cx.http().send(cx.http().request(Method::DELETE, "http://127.0.0.1:9/accounts/x")).await?;
         Ok(Empty {})
     }
 }
@@ -165,8 +123,7 @@ async fn echo_server() -> String {
                         break;
                     }
                 }
-                let body =
-                    json!({"echo": String::from_utf8_lossy(&buffer[..received])}).to_string();
+                let body = json!({"echo": String::from_utf8_lossy(&buffer[..received])}).to_string();
                 let response = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nset-cookie: session={SECRET}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -182,26 +139,13 @@ fn entry() -> provisio_sdk::ProviderEntry {
     provisio_sdk::blueprints::shared_hosting::entry::<Careless>()
 }
 
-async fn call(
-    function: &str,
-    params: Value,
-    timeout: Duration,
-) -> (provisio_sdk::CallReport, String) {
+async fn call(function: &str, params: Value, timeout: Duration) -> (provisio_sdk::CallReport, String) {
     let config = json!({"endpoint": echo_server().await, "token": SECRET});
-    let options = CallOptions {
-        timeout,
-        ..CallOptions::default()
-    };
+    let options = CallOptions { timeout, ..CallOptions::default() };
     let report = invoke::call(&entry(), &config, function, &params, &options).await;
     let printed = serde_json::to_string(&report).unwrap();
-    assert!(
-        !printed.contains(SECRET),
-        "{function} leaked the secret:\n{printed}"
-    );
-    assert!(
-        !printed.contains("7Hq"),
-        "{function} leaked part of the secret:\n{printed}"
-    );
+    assert!(!printed.contains(SECRET), "{function} leaked the secret:\n{printed}");
+    assert!(!printed.contains("7Hq"), "{function} leaked part of the secret:\n{printed}");
     (report, printed)
 }
 
@@ -213,113 +157,55 @@ fn create_params() -> Value {
 async fn secrets_are_redacted_from_the_envelope_and_the_http_log() {
     let (report, printed) = call("create", create_params(), Duration::from_secs(10)).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::ProviderError));
-    assert!(
-        !printed.contains("Hunter2-Hunter2"),
-        "a secret param leaked:\n{printed}"
-    );
+    assert!(!printed.contains("Hunter2-Hunter2"), "a secret param leaked:\n{printed}");
     let exchange = &report.http_log[0];
     assert_eq!(exchange.method, "POST");
     assert_eq!(exchange.status, Some(200));
-    assert!(
-        exchange.url.contains("api_key=[REDACTED]") && exchange.url.contains("user=alice"),
-        "{}",
-        exchange.url
-    );
-    let header = |name: &str| {
-        exchange
-            .request_headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
+    assert!(exchange.url.contains("api_key=[REDACTED]") && exchange.url.contains("user=alice"), "{}", exchange.url);
+    let header = |name: &str| exchange.request_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     assert_eq!(header("authorization").as_deref(), Some("[REDACTED]"));
     assert_eq!(header("x-custom").as_deref(), Some("key=[REDACTED]"));
     let body: Value = serde_json::from_str(exchange.request_body.as_ref().unwrap()).unwrap();
     assert_eq!(body["password"], "[REDACTED]");
     assert_eq!(body["username"], "alice");
-    assert!(
-        exchange
-            .response_headers
-            .iter()
-            .any(|(n, v)| n == "set-cookie" && v == "[REDACTED]")
-    );
+    assert!(exchange.response_headers.iter().any(|(n, v)| n == "set-cookie" && v == "[REDACTED]"));
     assert!(report.envelope.message.as_str().contains("[REDACTED]"));
-    assert_eq!(
-        report.envelope.debug.as_ref().unwrap().as_map()["token"],
-        "[REDACTED]"
-    );
+    assert_eq!(report.envelope.debug.as_ref().unwrap().as_map()["token"], "[REDACTED]");
 }
 
 #[tokio::test]
 async fn a_change_past_the_deadline_is_outcome_unknown_and_a_query_transient() {
-    let (report, _) = call(
-        "unsuspend",
-        json!({"username": "alice"}),
-        Duration::from_millis(100),
-    )
-    .await;
+    let (report, _) = call("unsuspend", json!({"username": "alice"}), Duration::from_millis(100)).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::OutcomeUnknown));
-    let (report, _) = call(
-        "get_info",
-        json!({"username": "alice"}),
-        Duration::from_millis(100),
-    )
-    .await;
+    let (report, _) = call("get_info", json!({"username": "alice"}), Duration::from_millis(100)).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::Transient));
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_transient() {
-    let (report, _) = call(
-        "terminate",
-        json!({"username": "alice"}),
-        Duration::from_secs(10),
-    )
-    .await;
-    assert_eq!(
-        report.envelope.error_kind,
-        Some(ErrorKind::Transient),
-        "{report:?}"
-    );
+    let (report, _) = call("terminate", json!({"username": "alice"}), Duration::from_secs(10)).await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::Transient), "{report:?}");
     assert!(report.http_log[0].error.is_some());
 }
 
 #[tokio::test]
 async fn a_result_outside_the_schema_is_internal() {
-    let (report, _) = call(
-        "change_package",
-        json!({"username": "alice", "package_name": "gold"}),
-        Duration::from_secs(10),
-    )
-    .await;
-    assert_eq!(
-        report.envelope.error_kind,
-        Some(ErrorKind::Internal),
-        "{report:?}"
-    );
+    let (report, _) =
+        call("change_package", json!({"username": "alice", "package_name": "gold"}), Duration::from_secs(10)).await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::Internal), "{report:?}");
     assert_eq!(report.envelope.message.as_str(), "Internal provider error");
 }
 
 #[tokio::test]
 async fn a_panic_is_internal_and_redacted() {
-    let (report, printed) = call(
-        "suspend",
-        json!({"username": "alice"}),
-        Duration::from_secs(10),
-    )
-    .await;
+    let (report, printed) = call("suspend", json!({"username": "alice"}), Duration::from_secs(10)).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::Internal));
     assert!(printed.contains("suspend is broken"), "{printed}");
 }
 
 #[tokio::test]
 async fn a_missing_optional_function_is_unsupported() {
-    let (report, _) = call(
-        "get_usage",
-        json!({"username": "alice"}),
-        Duration::from_secs(10),
-    )
-    .await;
+    let (report, _) = call("get_usage", json!({"username": "alice"}), Duration::from_secs(10)).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::Unsupported));
 }
 

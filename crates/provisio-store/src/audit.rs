@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::models::AuditEntry;
-use crate::{Conn, StoreError, now_ms};
+use crate::{Conn, StoreError, all, exec, now_ms};
 
 /// Records one action.
 pub async fn record(
@@ -13,30 +13,20 @@ pub async fn record(
     subject: &str,
     details: &Value,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    exec(
+        conn,
         "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(now_ms())
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(details.to_string())
-    .execute(conn)
-    .await?;
+        rusqlite::params![now_ms(), actor, action, subject, details.to_string()],
+    )?;
     Ok(())
 }
 
 /// Entries, newest first.
-pub async fn list(
-    conn: &mut Conn,
-    limit: i64,
-    before_id: Option<i64>,
-) -> Result<Vec<AuditEntry>, StoreError> {
-    Ok(sqlx::query_as(
+pub async fn list(conn: &mut Conn, limit: i64, before_id: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
+    all(
+        conn,
         "SELECT * FROM audit_log WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        rusqlite::params![before_id, limit],
+        AuditEntry::from_row,
     )
-    .bind(before_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::models::{Attempt, Job};
-use crate::{Conn, StoreError, now_ms};
+use crate::{Conn, StoreError, all, exec, maybe, now_ms, one};
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -22,30 +22,29 @@ pub struct NewJob<'a> {
 /// Enqueues a job, ready now.
 pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError> {
     let now = now_ms();
-    Ok(sqlx::query_as(
-        "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, idempotency_key, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
+    one(
+        conn,
+        "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, \
+         idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
+        rusqlite::params![
+            job.service_id,
+            job.event_id,
+            job.function,
+            job.args.to_string(),
+            job.origin,
+            job.max_attempts,
+            now,
+            job.idempotency_key,
+            now,
+            now
+        ],
+        Job::from_row,
     )
-    .bind(job.service_id)
-    .bind(job.event_id)
-    .bind(job.function)
-    .bind(job.args.to_string())
-    .bind(job.origin)
-    .bind(job.max_attempts)
-    .bind(now)
-    .bind(job.idempotency_key)
-    .bind(now)
-    .bind(now)
-    .fetch_one(conn)
-    .await?)
 }
 
 /// A job by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Job>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    maybe(conn, "SELECT * FROM jobs WHERE id = ?", [id], Job::from_row)
 }
 
 /// Filters for [`list`].
@@ -60,32 +59,27 @@ pub struct JobFilter {
 
 /// Jobs, newest first.
 pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-    Ok(sqlx::query_as(
+    all(
+        conn,
         "SELECT * FROM jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR service_id = ?2) \
          AND (?3 IS NULL OR event_id = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+        rusqlite::params![filter.state, filter.service_id, filter.event_id, filter.before_id, filter.limit],
+        Job::from_row,
     )
-    .bind(&filter.state)
-    .bind(filter.service_id)
-    .bind(filter.event_id)
-    .bind(filter.before_id)
-    .bind(filter.limit)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// Jobs ready to run: due, and first among their service's unfinished jobs
 /// (one at a time per service, in event order).
 pub async fn ready(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
-    Ok(sqlx::query_as(
+    all(
+        conn,
         "SELECT j.* FROM jobs j WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
                          AND p.state IN ('queued', 'retrying', 'running')) \
          ORDER BY j.run_at, j.id LIMIT ?2",
+        rusqlite::params![now, limit],
+        Job::from_row,
     )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// Takes a job for a worker until `lease_until`; false if someone else took it.
@@ -96,65 +90,48 @@ pub async fn claim(
     lease_until: i64,
     configuration_id: Option<i64>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let changed = exec(
+        conn,
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, lease_until = ?, \
          configuration_id = COALESCE(?, configuration_id), updated_at = ? WHERE id = ? AND state IN ('queued', 'retrying')",
-    )
-    .bind(worker)
-    .bind(lease_until)
-    .bind(configuration_id)
-    .bind(now_ms())
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+        rusqlite::params![worker, lease_until, configuration_id, now_ms(), id],
+    )?;
+    Ok(changed == 1)
 }
 
 /// Jobs running per configuration.
 pub async fn running_by_configuration(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreError> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT configuration_id, COUNT(*) FROM jobs WHERE state = 'running' AND configuration_id IS NOT NULL GROUP BY configuration_id",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows = all(
+        conn,
+        "SELECT configuration_id, COUNT(*) FROM jobs WHERE state = 'running' AND configuration_id IS NOT NULL \
+         GROUP BY configuration_id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok(rows.into_iter().collect())
 }
 
 /// Attempts started per configuration since `since` (for rate limits).
-pub async fn attempts_since_by_configuration(
-    conn: &mut Conn,
-    since: i64,
-) -> Result<HashMap<i64, i64>, StoreError> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT configuration_id, COUNT(*) FROM jobs WHERE configuration_id IS NOT NULL AND updated_at >= ? \
-         AND (state = 'running' OR finished_at >= ?) GROUP BY configuration_id",
-    )
-    .bind(since)
-    .bind(since)
-    .fetch_all(conn)
-    .await?;
+pub async fn attempts_since_by_configuration(conn: &mut Conn, since: i64) -> Result<HashMap<i64, i64>, StoreError> {
+    let rows = all(
+        conn,
+        "SELECT configuration_id, COUNT(*) FROM job_attempts WHERE configuration_id IS NOT NULL AND started_at >= ?1 \
+         GROUP BY configuration_id",
+        [since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok(rows.into_iter().collect())
 }
 
 /// Ends a job: `succeeded`, `failed` or `skipped`.
-pub async fn finish(
-    conn: &mut Conn,
-    id: i64,
-    state: &str,
-    message: Option<&str>,
-) -> Result<(), StoreError> {
+pub async fn finish(conn: &mut Conn, id: i64, state: &str, message: Option<&str>) -> Result<(), StoreError> {
     let now = now_ms();
-    sqlx::query(
+    exec(
+        conn,
         "UPDATE jobs SET state = ?, message = ?, locked_by = NULL, lease_until = NULL, reconcile = 0, \
          updated_at = ?, finished_at = ? WHERE id = ?",
-    )
-    .bind(state)
-    .bind(message)
-    .bind(now)
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?;
+        rusqlite::params![state, message, now, now, id],
+    )?;
     Ok(())
 }
 
@@ -166,62 +143,47 @@ pub async fn reschedule(
     reconcile: bool,
     message: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    exec(
+        conn,
         "UPDATE jobs SET state = 'retrying', run_at = ?, reconcile = ?, message = ?, locked_by = NULL, \
          lease_until = NULL, updated_at = ? WHERE id = ?",
-    )
-    .bind(run_at)
-    .bind(reconcile)
-    .bind(message)
-    .bind(now_ms())
-    .bind(id)
-    .execute(conn)
-    .await?;
+        rusqlite::params![run_at, reconcile, message, now_ms(), id],
+    )?;
     Ok(())
 }
 
 /// Extends the leases of a worker's running jobs.
-pub async fn extend_leases(
-    conn: &mut Conn,
-    worker: &str,
-    lease_until: i64,
-) -> Result<u64, StoreError> {
-    let done =
-        sqlx::query("UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ?")
-            .bind(lease_until)
-            .bind(worker)
-            .execute(conn)
-            .await?;
-    Ok(done.rows_affected())
+pub async fn extend_leases(conn: &mut Conn, worker: &str, lease_until: i64) -> Result<usize, StoreError> {
+    exec(
+        conn,
+        "UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ?",
+        rusqlite::params![lease_until, worker],
+    )
 }
 
 /// Takes back running jobs whose lease expired (their worker died): they
 /// will be reconciled before anything is retried. Answers their ids.
 pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+    all(
+        conn,
         "UPDATE jobs SET state = 'retrying', reconcile = 1, run_at = ?1, locked_by = NULL, lease_until = NULL, \
          message = 'The worker running this job stopped; checking the outcome before retrying', updated_at = ?1 \
          WHERE state = 'running' AND lease_until < ?1 RETURNING id",
+        [now],
+        |r| r.get(0),
     )
-    .bind(now)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// Queues a failed job again (staff retry), with `extra_attempts` more tries.
 pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bool, StoreError> {
     let now = now_ms();
-    let done = sqlx::query(
+    let changed = exec(
+        conn,
         "UPDATE jobs SET state = 'queued', run_at = ?, max_attempts = attempts + ?, finished_at = NULL, \
          message = 'Retry requested', updated_at = ? WHERE id = ? AND state = 'failed'",
-    )
-    .bind(now)
-    .bind(extra_attempts)
-    .bind(now)
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+        rusqlite::params![now, extra_attempts, now, id],
+    )?;
+    Ok(changed == 1)
 }
 
 /// One try to record.
@@ -240,40 +202,32 @@ pub struct NewAttempt<'a> {
 
 /// Records an attempt.
 pub async fn insert_attempt(conn: &mut Conn, attempt: &NewAttempt<'_>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO job_attempts (job_id, number, function, configuration_id, started_at, finished_at, duration_ms, outcome, envelope, http_log) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(attempt.job_id)
-    .bind(attempt.number)
-    .bind(attempt.function)
-    .bind(attempt.configuration_id)
-    .bind(attempt.started_at)
-    .bind(attempt.started_at + attempt.duration_ms)
-    .bind(attempt.duration_ms)
-    .bind(attempt.outcome)
-    .bind(attempt.envelope.to_string())
-    .bind(attempt.http_log.to_string())
-    .execute(conn)
-    .await?;
+    exec(
+        conn,
+        "INSERT INTO job_attempts (job_id, number, function, configuration_id, started_at, finished_at, duration_ms, \
+         outcome, envelope, http_log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rusqlite::params![
+            attempt.job_id,
+            attempt.number,
+            attempt.function,
+            attempt.configuration_id,
+            attempt.started_at,
+            attempt.started_at + attempt.duration_ms,
+            attempt.duration_ms,
+            attempt.outcome,
+            attempt.envelope.to_string(),
+            attempt.http_log.to_string()
+        ],
+    )?;
     Ok(())
 }
 
 /// A job's attempts, first to last.
 pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id")
-            .bind(job_id)
-            .fetch_all(conn)
-            .await?,
-    )
+    all(conn, "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id", [job_id], Attempt::from_row)
 }
 
 /// How many jobs exist per state.
 pub async fn count_by_state(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
-            .fetch_all(conn)
-            .await?,
-    )
+    all(conn, "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state", [], |r| Ok((r.get(0)?, r.get(1)?)))
 }

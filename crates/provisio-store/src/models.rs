@@ -1,7 +1,15 @@
 //! Rows as the rest of Provisio sees them.
 
+use rusqlite::Row;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
+
+/// A JSON column.
+fn json(row: &Row<'_>, column: &str) -> rusqlite::Result<Value> {
+    let text: String = row.get(column)?;
+    serde_json::from_str(&text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err)))
+}
 
 /// Serialises Unix milliseconds as RFC 3339.
 pub fn timestamp<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
@@ -10,10 +18,7 @@ pub fn timestamp<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Err
 }
 
 /// Serialises optional Unix milliseconds as RFC 3339 or null.
-pub fn optional_timestamp<S: Serializer>(
-    ms: &Option<i64>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+pub fn optional_timestamp<S: Serializer>(ms: &Option<i64>, serializer: S) -> Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => timestamp(ms, serializer),
         None => serializer.serialize_none(),
@@ -21,20 +26,18 @@ pub fn optional_timestamp<S: Serializer>(
 }
 
 /// A provision configuration: one concrete system and its credentials.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Configuration {
     pub id: i64,
     pub blueprint: String,
     pub provider: String,
     pub name: String,
     /// Values with every secret field replaced by `"[REDACTED]"`.
-    #[sqlx(json)]
     pub config_values: Value,
     /// The encrypted secret fields.
     #[serde(skip)]
     pub secrets: Option<Vec<u8>>,
     /// Routing attributes, e.g. `{"location": "eu"}`.
-    #[sqlx(json)]
     pub attributes: Value,
     pub max_services: Option<i64>,
     pub max_concurrency: i64,
@@ -47,7 +50,7 @@ pub struct Configuration {
 }
 
 /// A product and its provisioning options.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Product {
     pub id: i64,
     pub slug: String,
@@ -60,12 +63,9 @@ pub struct Product {
     pub configuration_id: Option<i64>,
     /// `least_used`, `round_robin` or `fill` (dynamic only).
     pub strategy: Option<String>,
-    #[sqlx(json)]
     pub attribute_filters: Value,
     pub setup_function: String,
-    #[sqlx(json)]
     pub provision_fields: Value,
-    #[sqlx(json)]
     pub rules: Value,
     #[serde(skip)]
     pub round_robin_cursor: i64,
@@ -76,7 +76,7 @@ pub struct Product {
 }
 
 /// A client of the business.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Client {
     pub id: i64,
     pub external_id: Option<String>,
@@ -87,7 +87,7 @@ pub struct Client {
 }
 
 /// A service (contract product): one thing a client bought.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
     pub id: i64,
     pub external_id: Option<String>,
@@ -98,7 +98,6 @@ pub struct Service {
     pub identifier: Option<String>,
     pub configuration_id: Option<i64>,
     /// Customer fields, preset fields and earlier results (secret result fields masked).
-    #[sqlx(json)]
     pub provision_data: Value,
     #[serde(skip)]
     pub secrets: Option<Vec<u8>>,
@@ -110,7 +109,7 @@ pub struct Service {
 }
 
 /// One change in a service's life.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
     pub id: i64,
     pub service_id: i64,
@@ -123,15 +122,13 @@ pub struct HistoryEntry {
 }
 
 /// A billing event as received.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     pub id: i64,
     pub external_id: String,
-    #[sqlx(rename = "type")]
     #[serde(rename = "type")]
     pub event_type: String,
     pub service_id: i64,
-    #[sqlx(json)]
     pub payload: Value,
     pub occurred_at: Option<String>,
     #[serde(serialize_with = "timestamp")]
@@ -139,13 +136,12 @@ pub struct Event {
 }
 
 /// A durable call of one function for one service.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
     pub id: i64,
     pub service_id: i64,
     pub event_id: Option<i64>,
     pub function: String,
-    #[sqlx(json)]
     pub args: Value,
     /// What made it: `event:<type>`, `staff:<actor>`, `retry`.
     pub origin: String,
@@ -172,7 +168,7 @@ pub struct Job {
 }
 
 /// One try of a job: the redacted envelope and HTTP log.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attempt {
     pub id: i64,
     pub job_id: i64,
@@ -186,14 +182,12 @@ pub struct Attempt {
     pub duration_ms: i64,
     /// `ok` or the error kind.
     pub outcome: String,
-    #[sqlx(json)]
     pub envelope: Value,
-    #[sqlx(json)]
     pub http_log: Value,
 }
 
 /// Who did what.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(serialize_with = "timestamp")]
@@ -201,6 +195,164 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub subject: String,
-    #[sqlx(json)]
     pub details: Value,
+}
+
+impl Configuration {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Configuration {
+            id: row.get("id")?,
+            blueprint: row.get("blueprint")?,
+            provider: row.get("provider")?,
+            name: row.get("name")?,
+            config_values: json(row, "config_values")?,
+            secrets: row.get("secrets")?,
+            attributes: json(row, "attributes")?,
+            max_services: row.get("max_services")?,
+            max_concurrency: row.get("max_concurrency")?,
+            rate_per_minute: row.get("rate_per_minute")?,
+            enabled: row.get("enabled")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+impl Product {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Product {
+            id: row.get("id")?,
+            slug: row.get("slug")?,
+            name: row.get("name")?,
+            blueprint: row.get("blueprint")?,
+            provider: row.get("provider")?,
+            deployment: row.get("deployment")?,
+            configuration_id: row.get("configuration_id")?,
+            strategy: row.get("strategy")?,
+            attribute_filters: json(row, "attribute_filters")?,
+            setup_function: row.get("setup_function")?,
+            provision_fields: json(row, "provision_fields")?,
+            rules: json(row, "rules")?,
+            round_robin_cursor: row.get("round_robin_cursor")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+impl Client {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Client {
+            id: row.get("id")?,
+            external_id: row.get("external_id")?,
+            name: row.get("name")?,
+            email: row.get("email")?,
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
+impl Service {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Service {
+            id: row.get("id")?,
+            external_id: row.get("external_id")?,
+            client_id: row.get("client_id")?,
+            product_id: row.get("product_id")?,
+            status: row.get("status")?,
+            projected_status: row.get("projected_status")?,
+            identifier: row.get("identifier")?,
+            configuration_id: row.get("configuration_id")?,
+            provision_data: json(row, "provision_data")?,
+            secrets: row.get("secrets")?,
+            last_error: row.get("last_error")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+impl HistoryEntry {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(HistoryEntry {
+            id: row.get("id")?,
+            service_id: row.get("service_id")?,
+            at: row.get("at")?,
+            from_status: row.get("from_status")?,
+            to_status: row.get("to_status")?,
+            job_id: row.get("job_id")?,
+            note: row.get("note")?,
+        })
+    }
+}
+
+impl Event {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Event {
+            id: row.get("id")?,
+            external_id: row.get("external_id")?,
+            event_type: row.get("type")?,
+            service_id: row.get("service_id")?,
+            payload: json(row, "payload")?,
+            occurred_at: row.get("occurred_at")?,
+            received_at: row.get("received_at")?,
+        })
+    }
+}
+
+impl Job {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Job {
+            id: row.get("id")?,
+            service_id: row.get("service_id")?,
+            event_id: row.get("event_id")?,
+            function: row.get("function")?,
+            args: json(row, "args")?,
+            origin: row.get("origin")?,
+            state: row.get("state")?,
+            attempts: row.get("attempts")?,
+            max_attempts: row.get("max_attempts")?,
+            run_at: row.get("run_at")?,
+            lease_until: row.get("lease_until")?,
+            locked_by: row.get("locked_by")?,
+            reconcile: row.get("reconcile")?,
+            configuration_id: row.get("configuration_id")?,
+            idempotency_key: row.get("idempotency_key")?,
+            message: row.get("message")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+            finished_at: row.get("finished_at")?,
+        })
+    }
+}
+
+impl Attempt {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Attempt {
+            id: row.get("id")?,
+            job_id: row.get("job_id")?,
+            number: row.get("number")?,
+            function: row.get("function")?,
+            configuration_id: row.get("configuration_id")?,
+            started_at: row.get("started_at")?,
+            finished_at: row.get("finished_at")?,
+            duration_ms: row.get("duration_ms")?,
+            outcome: row.get("outcome")?,
+            envelope: json(row, "envelope")?,
+            http_log: json(row, "http_log")?,
+        })
+    }
+}
+
+impl AuditEntry {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(AuditEntry {
+            id: row.get("id")?,
+            at: row.get("at")?,
+            actor: row.get("actor")?,
+            action: row.get("action")?,
+            subject: row.get("subject")?,
+            details: json(row, "details")?,
+        })
+    }
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::models::{HistoryEntry, Service};
-use crate::{Conn, StoreError, now_ms};
+use crate::{Conn, StoreError, all, exec, maybe, now_ms, one};
 
 /// A new service, `pending`, with the status its queued jobs will bring.
 pub async fn insert(
@@ -15,40 +15,23 @@ pub async fn insert(
     provision_data: &Value,
 ) -> Result<Service, StoreError> {
     let now = now_ms();
-    Ok(sqlx::query_as(
-        "INSERT INTO services (external_id, client_id, product_id, status, projected_status, provision_data, created_at, updated_at) \
-         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING *",
+    one(
+        conn,
+        "INSERT INTO services (external_id, client_id, product_id, status, projected_status, provision_data, \
+         created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING *",
+        rusqlite::params![external_id, client_id, product_id, projected_status, provision_data.to_string(), now, now],
+        Service::from_row,
     )
-    .bind(external_id)
-    .bind(client_id)
-    .bind(product_id)
-    .bind(projected_status)
-    .bind(provision_data.to_string())
-    .bind(now)
-    .bind(now)
-    .fetch_one(conn)
-    .await?)
 }
 
 /// A service by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM services WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    maybe(conn, "SELECT * FROM services WHERE id = ?", [id], Service::from_row)
 }
 
 /// A service by the billing system's id.
-pub async fn get_by_external(
-    conn: &mut Conn,
-    external_id: &str,
-) -> Result<Option<Service>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM services WHERE external_id = ?")
-            .bind(external_id)
-            .fetch_optional(conn)
-            .await?,
-    )
+pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Service>, StoreError> {
+    maybe(conn, "SELECT * FROM services WHERE external_id = ?", [external_id], Service::from_row)
 }
 
 /// Filters for [`list`].
@@ -64,62 +47,46 @@ pub struct ServiceFilter {
 
 /// Services, newest first.
 pub async fn list(conn: &mut Conn, filter: &ServiceFilter) -> Result<Vec<Service>, StoreError> {
-    Ok(sqlx::query_as(
+    all(
+        conn,
         "SELECT * FROM services WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR product_id = ?2) \
          AND (?3 IS NULL OR client_id = ?3) AND (?4 IS NULL OR configuration_id = ?4) AND (?5 IS NULL OR id < ?5) \
          ORDER BY id DESC LIMIT ?6",
+        rusqlite::params![
+            filter.status,
+            filter.product_id,
+            filter.client_id,
+            filter.configuration_id,
+            filter.before_id,
+            filter.limit
+        ],
+        Service::from_row,
     )
-    .bind(&filter.status)
-    .bind(filter.product_id)
-    .bind(filter.client_id)
-    .bind(filter.configuration_id)
-    .bind(filter.before_id)
-    .bind(filter.limit)
-    .fetch_all(conn)
-    .await?)
 }
 
 /// Sets the status rules are matched against.
-pub async fn set_projected_status(
-    conn: &mut Conn,
-    id: i64,
-    status: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE services SET projected_status = ? WHERE id = ?")
-        .bind(status)
-        .bind(id)
-        .execute(conn)
-        .await?;
+pub async fn set_projected_status(conn: &mut Conn, id: i64, status: &str) -> Result<(), StoreError> {
+    exec(conn, "UPDATE services SET projected_status = ? WHERE id = ?", rusqlite::params![status, id])?;
     Ok(())
 }
 
 /// Replaces a service's provision data.
-pub async fn set_provision_data(
-    conn: &mut Conn,
-    id: i64,
-    provision_data: &Value,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE services SET provision_data = ?, updated_at = ? WHERE id = ?")
-        .bind(provision_data.to_string())
-        .bind(now_ms())
-        .bind(id)
-        .execute(conn)
-        .await?;
+pub async fn set_provision_data(conn: &mut Conn, id: i64, provision_data: &Value) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "UPDATE services SET provision_data = ?, updated_at = ? WHERE id = ?",
+        rusqlite::params![provision_data.to_string(), now_ms(), id],
+    )?;
     Ok(())
 }
 
 /// Assigns the configuration a service is deployed to.
-pub async fn set_configuration(
-    conn: &mut Conn,
-    id: i64,
-    configuration_id: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE services SET configuration_id = ?, updated_at = ? WHERE id = ?")
-        .bind(configuration_id)
-        .bind(now_ms())
-        .bind(id)
-        .execute(conn)
-        .await?;
+pub async fn set_configuration(conn: &mut Conn, id: i64, configuration_id: i64) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "UPDATE services SET configuration_id = ?, updated_at = ? WHERE id = ?",
+        rusqlite::params![configuration_id, now_ms(), id],
+    )?;
     Ok(())
 }
 
@@ -135,19 +102,20 @@ pub struct ServiceChange<'a> {
 
 /// Writes a service's new status, identifier, provision data and last error.
 pub async fn apply(conn: &mut Conn, id: i64, change: &ServiceChange<'_>) -> Result<(), StoreError> {
-    sqlx::query(
+    exec(
+        conn,
         "UPDATE services SET status = ?, identifier = COALESCE(?, identifier), provision_data = ?, \
          secrets = COALESCE(?, secrets), last_error = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(change.status)
-    .bind(change.identifier)
-    .bind(change.provision_data.to_string())
-    .bind(change.secrets)
-    .bind(change.last_error)
-    .bind(now_ms())
-    .bind(id)
-    .execute(conn)
-    .await?;
+        rusqlite::params![
+            change.status,
+            change.identifier,
+            change.provision_data.to_string(),
+            change.secrets,
+            change.last_error,
+            now_ms(),
+            id
+        ],
+    )?;
     Ok(())
 }
 
@@ -160,33 +128,22 @@ pub async fn add_history(
     job_id: Option<i64>,
     note: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO service_history (service_id, at, from_status, to_status, job_id, note) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(service_id)
-        .bind(now_ms())
-        .bind(from_status)
-        .bind(to_status)
-        .bind(job_id)
-        .bind(note)
-        .execute(conn)
-        .await?;
+    exec(
+        conn,
+        "INSERT INTO service_history (service_id, at, from_status, to_status, job_id, note) VALUES (?, ?, ?, ?, ?, ?)",
+        rusqlite::params![service_id, now_ms(), from_status, to_status, job_id, note],
+    )?;
     Ok(())
 }
 
 /// A service's history, oldest first.
 pub async fn history(conn: &mut Conn, service_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM service_history WHERE service_id = ? ORDER BY id")
-            .bind(service_id)
-            .fetch_all(conn)
-            .await?,
-    )
+    all(conn, "SELECT * FROM service_history WHERE service_id = ? ORDER BY id", [service_id], HistoryEntry::from_row)
 }
 
 /// How many services exist per status.
 pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status")
-            .fetch_all(conn)
-            .await?,
-    )
+    all(conn, "SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
 }

@@ -1,6 +1,6 @@
-//! The group-commit writer: one task owns the only writing connection.
+//! The group-commit writer: one thread owns the only writing connection.
 //!
-//! Callers send a closure; the task drains its queue into a batch, runs the
+//! Callers send a closure; the thread drains its queue into a batch, runs the
 //! batch in one `BEGIN IMMEDIATE` transaction with a savepoint per closure,
 //! commits, then sends each caller its result. One fsync serves the whole
 //! batch, which is what makes thousands of durable writes per second possible
@@ -26,16 +26,13 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn spawn(connection: Conn, max_batch: usize) -> Writer {
         let (queue, receiver) = mpsc::unbounded_channel();
-        // Its own thread and runtime: every statement is a round trip to
-        // SQLite's thread, and a writer that shares a scheduler with hundreds
-        // of HTTP tasks waits its turn at each one.
+        // Its own thread: SQLite calls block, and the writer must not wait
+        // for a turn behind hundreds of HTTP tasks between batches.
         std::thread::Builder::new()
             .name("provisio-writer".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("writer runtime");
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("writer runtime");
                 runtime.block_on(run(connection, receiver, max_batch));
             })
             .expect("the writer thread starts");
@@ -64,58 +61,38 @@ impl Writer {
                 (ok, reply)
             })
         });
-        self.queue
-            .send(op)
-            .map_err(|_| E::from(StoreError::WriterUnavailable))?;
+        self.queue.send(op).map_err(|_| E::from(StoreError::WriterUnavailable))?;
         // A dropped sender means the batch could not even begin.
-        receiver
-            .await
-            .map_err(|_| E::from(StoreError::WriterUnavailable))?
+        receiver.await.map_err(|_| E::from(StoreError::WriterUnavailable))?
     }
 }
 
-async fn run(mut connection: Conn, mut receiver: mpsc::UnboundedReceiver<Op>, max_batch: usize) {
+async fn run(connection: Conn, mut receiver: mpsc::UnboundedReceiver<Op>, max_batch: usize) {
+    let mut connection = connection;
     let mut batch = Vec::with_capacity(max_batch);
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        if let Err(err) = sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut connection)
-            .await
-        {
+        if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %err, size = batch.len(), "cannot begin a write batch");
             batch.clear();
             continue;
         }
         let mut replies = Vec::with_capacity(batch.len());
-        let mut open = false;
         for op in batch.drain(..) {
-            // One round trip closes the previous savepoint and opens the next.
-            let statement = if open {
-                "RELEASE op; SAVEPOINT op"
-            } else {
-                "SAVEPOINT op"
-            };
-            if let Err(err) = sqlx::raw_sql(statement).execute(&mut connection).await {
+            if let Err(err) = connection.execute_batch("SAVEPOINT op") {
                 tracing::error!(error = %err, "cannot open a savepoint");
-                open = false;
                 continue;
             }
-            open = true;
             let (ok, reply) = op(&mut connection).await;
-            if !ok {
-                let _ = sqlx::raw_sql("ROLLBACK TO op")
-                    .execute(&mut connection)
-                    .await;
+            let end = if ok { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+            if let Err(err) = connection.execute_batch(end) {
+                tracing::error!(error = %err, "cannot close a savepoint");
             }
             replies.push(reply);
         }
-        let commit = sqlx::query("COMMIT")
-            .execute(&mut connection)
-            .await
-            .map(|_| ())
-            .map_err(StoreError::from);
+        let commit = connection.execute_batch("COMMIT").map_err(StoreError::from);
         if let Err(err) = &commit {
             tracing::error!(error = %err, "a write batch failed to commit");
-            let _ = sqlx::query("ROLLBACK").execute(&mut connection).await;
+            let _ = connection.execute_batch("ROLLBACK");
         }
         for reply in replies {
             reply(commit.clone());

@@ -25,10 +25,7 @@ struct Bench {
 }
 
 fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("PROVISIO_BENCH_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
+    let scale: f64 = std::env::var("PROVISIO_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     ((n as f64) * scale).max(1.0) as usize
 }
 
@@ -37,25 +34,16 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
     let store = Store::open(StoreOptions::new(url)).await.unwrap();
-    let engine = Engine::new(
-        store,
-        provisio_providers::registry(),
-        Vault::new(&[3; 32]),
-        settings,
-    );
+    let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[3; 32]), settings);
     let digest = provisio_http::token_digest(TOKEN);
     engine
         .store()
-        .write(move |conn| {
-            Box::pin(async move { provisio_store::tokens::insert(conn, "bench", &digest).await })
-        })
+        .write(move |conn| Box::pin(async move { provisio_store::tokens::insert(conn, "bench", &digest).await }))
         .await
         .unwrap();
     let state = dir.path().join("demo.sqlite").display().to_string();
     engine.seed_demo(&state).await.unwrap();
-    let machine = engine.configurations(Some("coffee".into())).await.unwrap()[0]
-        .configuration
-        .id;
+    let machine = engine.configurations(Some("coffee".into())).await.unwrap()[0].configuration.id;
     engine
         .update_configuration(
             "bench",
@@ -72,16 +60,8 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = provisio_http::router(engine.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
-    Bench {
-        base,
-        client,
-        engine,
-        _dir: dir,
-    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    Bench { base, client, engine, _dir: dir }
 }
 
 fn order(run: &str, n: usize) -> Value {
@@ -92,13 +72,7 @@ fn order(run: &str, n: usize) -> Value {
 }
 
 /// Posts `count` events with `concurrency` requests in flight; answers the elapsed time.
-async fn post_events(
-    bench: &Bench,
-    run: &str,
-    count: usize,
-    concurrency: usize,
-    pace: Option<Duration>,
-) -> Duration {
+async fn post_events(bench: &Bench, run: &str, count: usize, concurrency: usize, pace: Option<Duration>) -> Duration {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(count);
@@ -108,25 +82,10 @@ async fn post_events(
             tokio::time::sleep_until(due.into()).await;
         }
         let permit = permits.clone().acquire_owned().await.unwrap();
-        let (client, url, body) = (
-            bench.client.clone(),
-            format!("{}/api/v1/events", bench.base),
-            order(run, n),
-        );
+        let (client, url, body) = (bench.client.clone(), format!("{}/api/v1/events", bench.base), order(run, n));
         tasks.push(tokio::spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(
-                response.status().as_u16(),
-                202,
-                "{}",
-                response.text().await.unwrap()
-            );
+            let response = client.post(url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 202, "{}", response.text().await.unwrap());
             drop(permit);
         }));
     }
@@ -173,10 +132,7 @@ async fn event_to_call_ms(bench: &Bench) -> Vec<i64> {
         .read(|conn| {
             Box::pin(async move {
                 let mut delays = Vec::new();
-                let filter = provisio_store::jobs::JobFilter {
-                    limit: 100_000,
-                    ..Default::default()
-                };
+                let filter = provisio_store::jobs::JobFilter { limit: 100_000, ..Default::default() };
                 for job in provisio_store::jobs::list(conn, &filter).await? {
                     let attempts = provisio_store::jobs::attempts(conn, job.id).await?;
                     if let (Some(first), Some(event)) = (attempts.first(), job.event_id)
@@ -211,84 +167,101 @@ fn fast_settings(concurrency: usize) -> Settings {
 
 /// Whether a scenario runs (`PROVISIO_BENCH_ONLY=ingest,slow` picks some).
 fn wanted(name: &str) -> bool {
-    std::env::var("PROVISIO_BENCH_ONLY")
-        .map(|only| only.split(',').any(|o| o == name))
-        .unwrap_or(true)
+    std::env::var("PROVISIO_BENCH_ONLY").map(|only| only.split(',').any(|o| o == name)).unwrap_or(true)
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        println!("provisio engine benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!(
+            "provisio engine benchmark ({} cores)",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
 
         // 1. Ingest: POST /api/v1/events, durable before 202, no worker.
         if wanted("ingest") {
-        let bench = setup(fast_settings(256), false, 0, 64).await;
-        let count = scaled(20_000);
-        post_events(&bench, "warm", 500, 64, None).await;
-        let elapsed = post_events(&bench, "ingest", count, 64, None).await;
-        println!(
-            "ingest: {count} events, 64 concurrent requests: {:.0} events/s ({:.2} s)",
-            count as f64 / elapsed.as_secs_f64(),
-            elapsed.as_secs_f64()
-        );
+            let bench = setup(fast_settings(256), false, 0, 64).await;
+            let count = scaled(20_000);
+            post_events(&bench, "warm", 500, 64, None).await;
+            let elapsed = post_events(&bench, "ingest", count, 64, None).await;
+            println!(
+                "ingest: {count} events, 64 concurrent requests: {:.0} events/s ({:.2} s)",
+                count as f64 / elapsed.as_secs_f64(),
+                elapsed.as_secs_f64()
+            );
+        }
 
+        // 1b. The same events straight into the engine (no HTTP), for comparison.
+        if wanted("ingest-direct") {
+            let bench = setup(fast_settings(256), false, 0, 64).await;
+            let count = scaled(20_000);
+            let started = Instant::now();
+            let permits = Arc::new(Semaphore::new(64));
+            let mut tasks = Vec::new();
+            for n in 0..count {
+                let permit = permits.clone().acquire_owned().await.unwrap();
+                let engine = bench.engine.clone();
+                tasks.push(tokio::spawn(async move {
+                    engine.ingest(&order("direct", n)).await.unwrap();
+                    drop(permit);
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let elapsed = started.elapsed();
+            println!("ingest without HTTP: {count} events: {:.0} events/s", count as f64 / elapsed.as_secs_f64());
         }
 
         // 2. End to end with a no-latency provider: events in, services active.
         if wanted("e2e") {
-        let bench = setup(fast_settings(256), true, 0, 256).await;
-        let count = scaled(5_000);
-        let started = Instant::now();
-        post_events(&bench, "e2e", count, 64, None).await;
-        wait_active(&bench, count).await;
-        let elapsed = started.elapsed();
-        println!(
-            "end to end: {count} orders to active, no provider latency: {:.0} jobs/s ({:.2} s)",
-            count as f64 / elapsed.as_secs_f64(),
-            elapsed.as_secs_f64()
-        );
-
+            let bench = setup(fast_settings(256), true, 0, 256).await;
+            let count = scaled(5_000);
+            let started = Instant::now();
+            post_events(&bench, "e2e", count, 64, None).await;
+            wait_active(&bench, count).await;
+            let elapsed = started.elapsed();
+            println!(
+                "end to end: {count} orders to active, no provider latency: {:.0} jobs/s ({:.2} s)",
+                count as f64 / elapsed.as_secs_f64(),
+                elapsed.as_secs_f64()
+            );
         }
 
         // 3. Latency at moderate load: 200 events/s for 10 s.
         if wanted("latency") {
-        let bench = setup(fast_settings(256), true, 0, 256).await;
-        let count = scaled(2_000);
-        post_events(&bench, "latency", count, 32, Some(Duration::from_millis(5))).await;
-        wait_active(&bench, count).await;
-        let mut delays = event_to_call_ms(&bench).await;
-        delays.sort_unstable();
-        println!(
-            "event accepted to provider call started at 200 events/s ({} events): p50 {} ms, p99 {} ms, max {} ms",
-            delays.len(),
-            percentile(&delays, 0.50),
-            percentile(&delays, 0.99),
-            delays.last().copied().unwrap_or(0)
-        );
-
+            let bench = setup(fast_settings(256), true, 0, 256).await;
+            let count = scaled(2_000);
+            post_events(&bench, "latency", count, 32, Some(Duration::from_millis(5))).await;
+            wait_active(&bench, count).await;
+            let mut delays = event_to_call_ms(&bench).await;
+            delays.sort_unstable();
+            println!(
+                "event accepted to provider call started at 200 events/s ({} events): p50 {} ms, p99 {} ms, max {} ms",
+                delays.len(),
+                percentile(&delays, 0.50),
+                percentile(&delays, 0.99),
+                delays.last().copied().unwrap_or(0)
+            );
         }
 
         // 4. 10,000 services whose provider takes 1 s per call.
         if wanted("slow") {
-        let count = scaled(10_000);
-        let bench = setup(fast_settings(count), false, 1000, count as i64).await;
-        let ingest = post_events(&bench, "slow", count, 64, None).await;
-        let before = now_ms();
-        let worker = bench.engine.clone();
-        tokio::spawn(async move { worker.run_worker(std::future::pending()).await });
-        wait_active(&bench, count).await;
-        let burn = Duration::from_millis((now_ms() - before) as u64);
-        println!(
-            "slow provider (1 s per call): {count} services active {:.2} s after the worker started \
+            let count = scaled(10_000);
+            let bench = setup(fast_settings(count), false, 1000, count as i64).await;
+            let ingest = post_events(&bench, "slow", count, 64, None).await;
+            let before = now_ms();
+            let worker = bench.engine.clone();
+            tokio::spawn(async move { worker.run_worker(std::future::pending()).await });
+            wait_active(&bench, count).await;
+            let burn = Duration::from_millis((now_ms() - before) as u64);
+            println!(
+                "slow provider (1 s per call): {count} services active {:.2} s after the worker started \
              (events ingested beforehand in {:.2} s); peak RSS of the whole process {:.0} MiB",
-            burn.as_secs_f64(),
-            ingest.as_secs_f64(),
-            peak_rss_mib()
-        );
+                burn.as_secs_f64(),
+                ingest.as_secs_f64(),
+                peak_rss_mib()
+            );
         }
     });
 }

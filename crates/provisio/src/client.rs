@@ -12,12 +12,7 @@ use serde_json::Value;
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// The server's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "PROVISIO_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "PROVISIO_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// A staff token.
     #[arg(long, global = true, env = "PROVISIO_TOKEN", hide_env_values = true)]
@@ -87,24 +82,16 @@ fn request(
     query: &[(&str, String)],
     body: Option<Value>,
 ) -> anyhow::Result<ExitCode> {
-    let token = server
-        .token
-        .as_deref()
-        .context("a staff token is needed: --token or PROVISIO_TOKEN")?;
+    let token = server.token.as_deref().context("a staff token is needed: --token or PROVISIO_TOKEN")?;
     let url = format!("{}/api/v1{path}", server.server.trim_end_matches('/'));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = reqwest::Client::new();
         let mut builder = client.request(method, &url).bearer_auth(token).query(query);
         if let Some(body) = body {
             builder = builder.json(&body);
         }
-        let response = builder
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
+        let response = builder.send().await.with_context(|| format!("cannot reach {url}"))?;
         let status = response.status();
         let text = response.text().await?;
         let pretty = serde_json::from_str::<Value>(&text)
@@ -131,41 +118,25 @@ pub fn events(command: EventsCommand, server: &ServerArgs) -> anyhow::Result<Exi
 
 pub fn services(command: ServicesCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
     match command {
-        ServicesCommand::List {
-            status,
-            product,
-            limit,
-        } => {
+        ServicesCommand::List { status, product, limit } => {
             let mut query = vec![("limit", limit.to_string())];
             query.extend(status.map(|s| ("status", s)));
             query.extend(product.map(|p| ("product", p)));
             request(server, Method::GET, "/services", &query, None)
         }
-        ServicesCommand::Show { id } => {
-            request(server, Method::GET, &format!("/services/{id}"), &[], None)
-        }
+        ServicesCommand::Show { id } => request(server, Method::GET, &format!("/services/{id}"), &[], None),
     }
 }
 
 pub fn jobs(command: JobsCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
     match command {
-        JobsCommand::List {
-            status,
-            service_id,
-            limit,
-        } => {
+        JobsCommand::List { status, service_id, limit } => {
             let mut query = vec![("limit", limit.to_string())];
             query.extend(status.map(|s| ("status", s)));
             query.extend(service_id.map(|s| ("service_id", s.to_string())));
             request(server, Method::GET, "/jobs", &query, None)
         }
         JobsCommand::Show { id } => request(server, Method::GET, &format!("/jobs/{id}"), &[], None),
-        JobsCommand::Retry { id } => request(
-            server,
-            Method::POST,
-            &format!("/jobs/{id}/retry"),
-            &[],
-            None,
-        ),
+        JobsCommand::Retry { id } => request(server, Method::POST, &format!("/jobs/{id}/retry"), &[], None),
     }
 }

@@ -131,10 +131,7 @@ fn main() -> ExitCode {
     // A provider's panic message may quote a credential; the payload reaches
     // the (redacted) envelope, so the hook prints only where it happened.
     std::panic::set_hook(Box::new(|info| {
-        let at = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("internal error: a panic at {at} (details, redacted, are in the result's debug)");
     }));
     provisio_sdk::http::install_crypto_provider();
@@ -170,9 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let providers = registry.providers(blueprint.as_deref());
             if json {
-                render::json(&Value::Array(
-                    providers.iter().map(|p| p.to_json()).collect(),
-                ));
+                render::json(&Value::Array(providers.iter().map(|p| p.to_json()).collect()));
             } else {
                 render::providers(&providers);
             }
@@ -212,24 +207,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 provision_data,
                 ..CallOptions::default()
             };
-            let report = tokio_runtime()?
-                .block_on(invoke::call(entry, &config, &function, &params, &options));
+            let report = tokio_runtime()?.block_on(invoke::call(entry, &config, &function, &params, &options));
             render::report(&report, json, verbose);
             return Ok(exit_code(report.envelope.error_kind));
         }
-        Command::TestConnection {
-            provider,
-            config,
-            json,
-            verbose,
-        } => {
+        Command::TestConnection { provider, config, json, verbose } => {
             let entry = registry.provider(&provider)?;
             let config = read_json("--config", &config.config)?;
-            let report = tokio_runtime()?.block_on(invoke::test_connection(
-                entry,
-                &config,
-                &CallOptions::default(),
-            ));
+            let report = tokio_runtime()?.block_on(invoke::test_connection(entry, &config, &CallOptions::default()));
             render::report(&report, json, verbose);
             return Ok(exit_code(report.envelope.error_kind));
         }
@@ -253,10 +238,7 @@ fn timeout_from(seconds: f64) -> anyhow::Result<Duration> {
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 /// Reads a JSON argument given inline, as a file path, or as `-` (stdin).
@@ -275,12 +257,7 @@ pub(crate) fn read_json(flag: &str, arg: &str) -> anyhow::Result<Value> {
         std::fs::read_to_string(arg).with_context(|| format!("cannot read {flag} file {arg}"))?
     };
     serde_json::from_str(&text).map_err(|err| {
-        anyhow::anyhow!(
-            "{flag} is not valid JSON (line {}, column {}: {:?})",
-            err.line(),
-            err.column(),
-            err.classify()
-        )
+        anyhow::anyhow!("{flag} is not valid JSON (line {}, column {}: {:?})", err.line(), err.column(), err.classify())
     })
 }
 
@@ -290,9 +267,7 @@ mod tests {
 
     #[test]
     fn json_errors_do_not_quote_the_input() {
-        let err = read_json("--config", r#"{"api_key": "hunter2" "#)
-            .unwrap_err()
-            .to_string();
+        let err = read_json("--config", r#"{"api_key": "hunter2" "#).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("--config"), "{err}");
     }

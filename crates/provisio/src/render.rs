@@ -5,10 +5,7 @@ use serde_json::{Value, json};
 
 /// Pretty JSON on standard output.
 pub fn json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialise")
-    );
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialise"));
 }
 
 /// Rows of `label  value`, values indented under their label when multi-line.
@@ -33,37 +30,22 @@ pub fn blueprints(blueprints: &[&BlueprintDescriptor]) {
         for function in &blueprint.functions {
             let optional = if function.optional { ", optional" } else { "" };
             let kind = serde_json::to_value(function.kind).expect("kind serialises");
-            println!(
-                "  - {:<20} {}{optional}",
-                function.name,
-                kind.as_str().unwrap_or_default()
-            );
+            println!("  - {:<20} {}{optional}", function.name, kind.as_str().unwrap_or_default());
         }
     }
 }
 
 pub fn providers(providers: &[&ProviderEntry]) {
-    let width = providers
-        .iter()
-        .map(|p| p.address().len())
-        .max()
-        .unwrap_or(0);
+    let width = providers.iter().map(|p| p.address().len()).max().unwrap_or(0);
     for provider in providers {
-        println!(
-            "{:width$}  {}: {}",
-            provider.address(),
-            provider.about().name,
-            provider.about().description
-        );
+        println!("{:width$}  {}: {}", provider.address(), provider.about().name, provider.about().description);
     }
 }
 
 /// One line per top-level field of a schema: name, type, default, marks.
 fn fields(schema: &Value) -> String {
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let required: Vec<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     let Some(properties) = schema["properties"].as_object() else {
         return "(none)".into();
     };
@@ -74,19 +56,14 @@ fn fields(schema: &Value) -> String {
         .iter()
         .map(|(name, prop)| {
             let prop = match prop.get("$ref").and_then(Value::as_str) {
-                Some(reference) => schema
-                    .pointer(reference.trim_start_matches('#'))
-                    .unwrap_or(prop),
+                Some(reference) => schema.pointer(reference.trim_start_matches('#')).unwrap_or(prop),
                 None => prop,
             };
             let mut ty = match &prop["type"] {
                 Value::String(t) => t.clone(),
-                Value::Array(ts) => ts
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .filter(|t| *t != "null")
-                    .collect::<Vec<_>>()
-                    .join("|"),
+                Value::Array(ts) => {
+                    ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join("|")
+                }
                 _ if prop.get("enum").is_some() || prop.get("oneOf").is_some() => "enum".into(),
                 _ => "object".into(),
             };
@@ -103,12 +80,7 @@ fn fields(schema: &Value) -> String {
             if let Some(default) = prop.get("default") {
                 marks.push(format!("default {default}"));
             }
-            let description = prop["description"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default();
+            let description = prop["description"].as_str().unwrap_or_default().lines().next().unwrap_or_default();
             format!("{name}: {ty}  [{}]  {description}", marks.join(", "))
         })
         .collect::<Vec<_>>()
@@ -121,10 +93,7 @@ pub fn describe(entry: &ProviderEntry) {
         ("provider", entry.address()),
         ("name", entry.about().name.to_owned()),
         ("description", entry.about().description.to_owned()),
-        (
-            "blueprint",
-            format!("{} ({})", blueprint.id, blueprint.name),
-        ),
+        ("blueprint", format!("{} ({})", blueprint.id, blueprint.name)),
         ("configuration", fields(entry.config_schema().value())),
     ]);
     for function in &blueprint.functions {
@@ -132,23 +101,9 @@ pub fn describe(entry: &ProviderEntry) {
         let kind = serde_json::to_value(function.kind).expect("kind serialises");
         let callers = serde_json::to_value(function.callers).expect("callers serialise");
         table(&[
-            (
-                "function",
-                format!(
-                    "{}{}",
-                    function.name,
-                    if function.optional { " (optional)" } else { "" }
-                ),
-            ),
+            ("function", format!("{}{}", function.name, if function.optional { " (optional)" } else { "" })),
             ("description", function.description.clone()),
-            (
-                "kind",
-                format!(
-                    "{}; on demand by {}",
-                    kind.as_str().unwrap_or_default(),
-                    callers
-                ),
-            ),
+            ("kind", format!("{}; on demand by {}", kind.as_str().unwrap_or_default(), callers)),
             ("params", fields(function.params.value())),
             ("result", fields(function.result.value())),
         ]);
@@ -169,26 +124,17 @@ pub fn report(report: &CallReport, as_json: bool, verbose: bool) {
         None => "ok".to_owned(),
         Some(kind) => format!("error ({kind})"),
     };
-    let mut rows = vec![
-        ("status", status),
-        ("message", envelope.message.to_string()),
-    ];
+    let mut rows = vec![("status", status), ("message", envelope.message.to_string())];
     for error in envelope.field_errors() {
         rows.push(("field", format!("{} {}", error.path, error.message)));
     }
     if envelope.is_ok()
         && let Some(data) = &envelope.data
     {
-        rows.push((
-            "data",
-            serde_json::to_string_pretty(data).expect("data serialises"),
-        ));
+        rows.push(("data", serde_json::to_string_pretty(data).expect("data serialises")));
     }
     if let Some(debug) = &envelope.debug {
-        rows.push((
-            "debug",
-            serde_json::to_string_pretty(debug).expect("debug serialises"),
-        ));
+        rows.push(("debug", serde_json::to_string_pretty(debug).expect("debug serialises")));
     }
     table(&rows);
     if verbose {
@@ -201,11 +147,7 @@ pub fn report(report: &CallReport, as_json: bool, verbose: bool) {
                 "{} {} -> {} ({} ms)",
                 exchange.method,
                 exchange.url,
-                exchange
-                    .status
-                    .map(|s| s.to_string())
-                    .or(exchange.error.clone())
-                    .unwrap_or_default(),
+                exchange.status.map(|s| s.to_string()).or(exchange.error.clone()).unwrap_or_default(),
                 exchange.duration_ms
             );
             for (name, value) in &exchange.request_headers {

@@ -65,11 +65,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PROVISIO_DEMO")]
     demo: bool,
     /// The demo providers' state file (with --demo).
-    #[arg(
-        long,
-        env = "PROVISIO_DEMO_STATE",
-        default_value = "provisio-demo.sqlite"
-    )]
+    #[arg(long, env = "PROVISIO_DEMO_STATE", default_value = "provisio-demo.sqlite")]
     demo_state: String,
     /// Serve the API only; run workers with `provisio worker`.
     #[arg(long, env = "PROVISIO_NO_WORKER")]
@@ -86,10 +82,7 @@ pub struct WorkerOnlyArgs {
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    anyhow::ensure!(
-        value.is_finite() && value > 0.0,
-        "{flag} must be a positive number of seconds"
-    );
+    anyhow::ensure!(value.is_finite() && value > 0.0, "{flag} must be a positive number of seconds");
     Ok(Duration::from_secs_f64(value))
 }
 
@@ -109,10 +102,7 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROVISIO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyhow::Result<Engine> {
@@ -134,28 +124,17 @@ async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyho
 /// Makes sure a staff token exists: PROVISIO_ADMIN_TOKEN, or a new one
 /// printed once when the store has none.
 async fn ensure_token(engine: &Engine) -> anyhow::Result<()> {
-    let from_env = std::env::var("PROVISIO_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty());
-    let count = engine
-        .store()
-        .read(|conn| Box::pin(async move { provisio_store::tokens::count(conn).await }))
-        .await?;
+    let from_env = std::env::var("PROVISIO_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let count = engine.store().read(|conn| Box::pin(async move { provisio_store::tokens::count(conn).await })).await?;
     let (token, name, show) = match from_env {
         Some(token) => (token.trim().to_owned(), "environment", false),
-        None if count == 0 => (
-            provisio_engine::vault::random_token("prv_"),
-            "initial",
-            true,
-        ),
+        None if count == 0 => (provisio_engine::vault::random_token("prv_"), "initial", true),
         None => return Ok(()),
     };
     let digest = provisio_http::token_digest(&token);
     engine
         .store()
-        .write(move |conn| {
-            Box::pin(async move { provisio_store::tokens::insert(conn, name, &digest).await })
-        })
+        .write(move |conn| Box::pin(async move { provisio_store::tokens::insert(conn, name, &digest).await }))
         .await?;
     if show {
         // Shown once: only its digest is stored.
@@ -170,9 +149,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             signal.recv().await;
         }
     };
@@ -186,10 +163,7 @@ async fn shutdown_signal() {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
 /// `provisio serve`.
@@ -218,9 +192,7 @@ pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
                     .await
             })
         });
-        axum::serve(listener, provisio_http::router(engine))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(listener, provisio_http::router(engine)).with_graceful_shutdown(shutdown_signal()).await?;
         let _ = stop.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;

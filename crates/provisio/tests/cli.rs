@@ -17,24 +17,17 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("stdout is not JSON ({err}):\n{}", self.stdout))
     }
 }
 
 impl Workbench {
     fn new() -> Self {
-        Workbench {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Workbench { dir: tempfile::tempdir().unwrap() }
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_provisio"))
             .args(args)
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
@@ -47,19 +40,10 @@ impl Workbench {
         }
     }
 
-    fn call(
-        &self,
-        provider: &str,
-        function: &str,
-        config: &Value,
-        params: &Value,
-        extra: &[&str],
-    ) -> Run {
+    fn call(&self, provider: &str, function: &str, config: &Value, params: &Value, extra: &[&str]) -> Run {
         let config = config.to_string();
         let params = params.to_string();
-        let mut args = vec![
-            "call", provider, function, "--config", &config, "--params", &params,
-        ];
+        let mut args = vec!["call", provider, function, "--config", &config, "--params", &params];
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -74,53 +58,19 @@ fn blueprints_json_lists_six_blueprints_with_function_schemas() {
     let run = Workbench::new().run(&["blueprints", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let blueprints = run.json();
-    let ids: Vec<&str> = blueprints
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            "shared-hosting",
-            "domain-names",
-            "dns-hosting",
-            "databases",
-            "software-licenses",
-            "coffee"
-        ]
-    );
+    let ids: Vec<&str> = blueprints.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["shared-hosting", "domain-names", "dns-hosting", "databases", "software-licenses", "coffee"]);
     for blueprint in blueprints.as_array().unwrap() {
         let functions = blueprint["functions"].as_array().unwrap();
         assert!(!functions.is_empty());
         for function in functions {
-            assert_eq!(
-                function["params_schema"]["type"], "object",
-                "{}",
-                function["name"]
-            );
-            assert!(
-                function["result_schema"].is_object(),
-                "{}",
-                function["name"]
-            );
-            assert!(
-                function["name"]
-                    .as_str()
-                    .unwrap()
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_')
-            );
+            assert_eq!(function["params_schema"]["type"], "object", "{}", function["name"]);
+            assert!(function["result_schema"].is_object(), "{}", function["name"]);
+            assert!(function["name"].as_str().unwrap().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         }
     }
     let hosting = &blueprints[0]["functions"];
-    let names: Vec<&str> = hosting
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = hosting.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     for name in [
         "create",
         "get_info",
@@ -139,58 +89,28 @@ fn blueprints_json_lists_six_blueprints_with_function_schemas() {
 #[test]
 fn create_then_duplicate_then_invalid_domain() {
     let bench = Workbench::new();
-    let first = bench.call(
-        "shared-hosting/demo",
-        "create",
-        &json!({}),
-        &alice(),
-        &["--json"],
-    );
+    let first = bench.call("shared-hosting/demo", "create", &json!({}), &alice(), &["--json"]);
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
     let envelope = first.json();
     assert_eq!(envelope["status"], "ok");
     assert_eq!(envelope["data"]["username"], "alice");
     assert_eq!(envelope["data"]["package_name"], "basic");
-    assert!(
-        bench.dir.path().join("provisio-demo.sqlite").exists(),
-        "state lives in the current directory"
-    );
+    assert!(bench.dir.path().join("provisio-demo.sqlite").exists(), "state lives in the current directory");
 
     // Documented: an identical create adopts the existing account.
-    let again = bench.call(
-        "shared-hosting/demo",
-        "create",
-        &json!({}),
-        &alice(),
-        &["--json"],
-    );
+    let again = bench.call("shared-hosting/demo", "create", &json!({}), &alice(), &["--json"]);
     assert_eq!(again.code, 0);
-    assert_eq!(
-        again.json()["data"]["created_at"],
-        envelope["data"]["created_at"]
-    );
+    assert_eq!(again.json()["data"]["created_at"], envelope["data"]["created_at"]);
     // A different account under the same username is a conflict, exit 1.
     let mut other = alice();
     other["email"] = json!("other@example.com");
-    let conflict = bench.call(
-        "shared-hosting/demo",
-        "create",
-        &json!({}),
-        &other,
-        &["--json"],
-    );
+    let conflict = bench.call("shared-hosting/demo", "create", &json!({}), &other, &["--json"]);
     assert_eq!(conflict.code, 1);
     assert_eq!(conflict.json()["error_kind"], "conflict");
 
     let mut bad = alice();
     bad["domain"] = json!("not a domain");
-    let invalid = bench.call(
-        "shared-hosting/demo",
-        "create",
-        &json!({}),
-        &bad,
-        &["--json"],
-    );
+    let invalid = bench.call("shared-hosting/demo", "create", &json!({}), &bad, &["--json"]);
     assert_eq!(invalid.code, 2);
     let envelope = invalid.json();
     assert_eq!(envelope["error_kind"], "invalid_input");
@@ -202,44 +122,12 @@ fn create_then_duplicate_then_invalid_domain() {
 fn lifecycle_from_the_command_line() {
     let bench = Workbench::new();
     let config = json!({"server": "cli"});
-    assert_eq!(
-        bench
-            .call("shared-hosting/demo", "create", &config, &alice(), &[])
-            .code,
-        0
-    );
-    let table = bench.call(
-        "shared-hosting/demo",
-        "suspend",
-        &config,
-        &json!({"username": "alice"}),
-        &[],
-    );
+    assert_eq!(bench.call("shared-hosting/demo", "create", &config, &alice(), &[]).code, 0);
+    let table = bench.call("shared-hosting/demo", "suspend", &config, &json!({"username": "alice"}), &[]);
     assert_eq!(table.code, 0);
-    assert!(
-        table.stdout.contains("status") && table.stdout.contains("\"suspended\""),
-        "{}",
-        table.stdout
-    );
-    assert_eq!(
-        bench
-            .call(
-                "shared-hosting/demo",
-                "terminate",
-                &config,
-                &json!({"username": "alice"}),
-                &[]
-            )
-            .code,
-        0
-    );
-    let gone = bench.call(
-        "shared-hosting/demo",
-        "get_info",
-        &config,
-        &json!({"username": "alice"}),
-        &["--json"],
-    );
+    assert!(table.stdout.contains("status") && table.stdout.contains("\"suspended\""), "{}", table.stdout);
+    assert_eq!(bench.call("shared-hosting/demo", "terminate", &config, &json!({"username": "alice"}), &[]).code, 0);
+    let gone = bench.call("shared-hosting/demo", "get_info", &config, &json!({"username": "alice"}), &["--json"]);
     assert_eq!(gone.code, 1);
     assert_eq!(gone.json()["error_kind"], "not_found");
 }
@@ -249,34 +137,11 @@ fn usage_errors_exit_2() {
     let bench = Workbench::new();
     let unknown = bench.call("shared-hosting/nope", "create", &json!({}), &alice(), &[]);
     assert_eq!(unknown.code, 2);
-    assert!(
-        unknown.stderr.contains("unknown provider"),
-        "{}",
-        unknown.stderr
-    );
-    let function = bench.call(
-        "shared-hosting/demo",
-        "explode",
-        &json!({}),
-        &json!({}),
-        &["--json"],
-    );
+    assert!(unknown.stderr.contains("unknown provider"), "{}", unknown.stderr);
+    let function = bench.call("shared-hosting/demo", "explode", &json!({}), &json!({}), &["--json"]);
     assert_eq!(function.code, 2);
-    assert!(
-        function.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("Unknown function")
-    );
-    let bad_json = bench.run(&[
-        "call",
-        "coffee/demo",
-        "brew",
-        "--config",
-        "{nope",
-        "--params",
-        "{}",
-    ]);
+    assert!(function.json()["message"].as_str().unwrap().contains("Unknown function"));
+    let bad_json = bench.run(&["call", "coffee/demo", "brew", "--config", "{nope", "--params", "{}"]);
     assert_eq!(bad_json.code, 2);
     assert!(bad_json.stderr.contains("--config"), "{}", bad_json.stderr);
     assert_eq!(bench.run(&["call"]).code, 2);
@@ -291,16 +156,9 @@ fn providers_and_describe() {
     let run = bench.run(&["describe", "shared-hosting/demo", "--json"]);
     let described = run.json();
     assert_eq!(described["secret_fields"], json!(["/api_key"]));
-    assert_eq!(
-        described["config_schema"]["properties"]["api_key"]["writeOnly"],
-        true
-    );
+    assert_eq!(described["config_schema"]["properties"]["api_key"]["writeOnly"], true);
     let text = bench.run(&["describe", "shared-hosting/demo"]);
-    assert!(
-        text.stdout.contains("api_key") && text.stdout.contains("secret"),
-        "{}",
-        text.stdout
-    );
+    assert!(text.stdout.contains("api_key") && text.stdout.contains("secret"), "{}", text.stdout);
     assert!(bench.run(&["blueprints"]).stdout.contains("shared-hosting"));
     assert_eq!(bench.run(&["providers", "--blueprint", "nope"]).code, 2);
 }
@@ -316,17 +174,9 @@ fn a_secret_configuration_value_never_appears_in_output() {
     let cases: Vec<(Value, &str, Value)> = vec![
         // Success: the secret becomes the simulated server's key.
         (config.clone(), "create", alice()),
-        (
-            config.clone(),
-            "get_login_url",
-            json!({"username": "alice"}),
-        ),
+        (config.clone(), "get_login_url", json!({"username": "alice"})),
         // Wrong key: the simulator echoes what it received, as vendors do.
-        (
-            json!({"server": "vault", "api_key": OTHER_SECRET}),
-            "get_info",
-            json!({"username": "alice"}),
-        ),
+        (json!({"server": "vault", "api_key": OTHER_SECRET}), "get_info", json!({"username": "alice"})),
         // Invalid params, with the secret as the offending value.
         (
             config.clone(),
@@ -334,22 +184,14 @@ fn a_secret_configuration_value_never_appears_in_output() {
             json!({"domain": SECRET, "username": SECRET, "package_name": "basic", "email": SECRET}),
         ),
         // Invalid configuration next to the secret.
-        (
-            json!({"server": "vault", "api_key": SECRET, "latency_ms": "slow"}),
-            "get_info",
-            json!({"username": "alice"}),
-        ),
+        (json!({"server": "vault", "api_key": SECRET, "latency_ms": "slow"}), "get_info", json!({"username": "alice"})),
         (
             json!({"server": "vault", "api_key": SECRET, "unknown_field": SECRET}),
             "get_info",
             json!({"username": "alice"}),
         ),
         // Injected failures.
-        (
-            json!({"server": "vault", "api_key": SECRET, "transient_rate": 1.0}),
-            "suspend",
-            json!({"username": "alice"}),
-        ),
+        (json!({"server": "vault", "api_key": SECRET, "transient_rate": 1.0}), "suspend", json!({"username": "alice"})),
         (
             json!({"server": "vault", "api_key": SECRET, "outcome_unknown_rate": 1.0}),
             "suspend",
@@ -364,21 +206,9 @@ fn a_secret_configuration_value_never_appears_in_output() {
         for mode in [&["--json", "--verbose"][..], &["--verbose"][..]] {
             let run = bench.call("shared-hosting/demo", function, config, params, mode);
             for secret in [SECRET, OTHER_SECRET] {
-                assert!(
-                    !run.stdout.contains(secret),
-                    "{function} {mode:?} leaked on stdout:\n{}",
-                    run.stdout
-                );
-                assert!(
-                    !run.stderr.contains(secret),
-                    "{function} {mode:?} leaked on stderr:\n{}",
-                    run.stderr
-                );
-                assert!(
-                    !run.stdout.contains("S3cret"),
-                    "{function} {mode:?} leaked a part:\n{}",
-                    run.stdout
-                );
+                assert!(!run.stdout.contains(secret), "{function} {mode:?} leaked on stdout:\n{}", run.stdout);
+                assert!(!run.stderr.contains(secret), "{function} {mode:?} leaked on stderr:\n{}", run.stderr);
+                assert!(!run.stdout.contains("S3cret"), "{function} {mode:?} leaked a part:\n{}", run.stdout);
             }
             codes.push(run.code);
         }
@@ -386,38 +216,13 @@ fn a_secret_configuration_value_never_appears_in_output() {
     // The cases really took the paths they name: ok, provider error, invalid input.
     assert_eq!(&codes[0..4], [0, 0, 0, 0]);
     assert_eq!(&codes[4..6], [1, 1]);
-    assert_eq!(
-        &codes[6..],
-        [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2],
-        "{codes:?}"
-    );
-    let rejected = bench.call(
-        "shared-hosting/demo",
-        "get_info",
-        &cases[2].0,
-        &cases[2].2,
-        &["--json", "--verbose"],
-    );
-    assert!(
-        rejected.stdout.contains("[REDACTED]"),
-        "the echoed key is replaced:\n{}",
-        rejected.stdout
-    );
+    assert_eq!(&codes[6..], [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 2, 2], "{codes:?}");
+    let rejected = bench.call("shared-hosting/demo", "get_info", &cases[2].0, &cases[2].2, &["--json", "--verbose"]);
+    assert!(rejected.stdout.contains("[REDACTED]"), "the echoed key is replaced:\n{}", rejected.stdout);
 
     // The test-connection command too.
     let config = json!({"server": "vault", "api_key": OTHER_SECRET}).to_string();
-    let run = bench.run(&[
-        "test-connection",
-        "shared-hosting/demo",
-        "--config",
-        &config,
-        "--json",
-        "--verbose",
-    ]);
+    let run = bench.run(&["test-connection", "shared-hosting/demo", "--config", &config, "--json", "--verbose"]);
     assert_eq!(run.code, 1);
-    assert!(
-        !run.stdout.contains(OTHER_SECRET) && !run.stderr.contains(OTHER_SECRET),
-        "{}",
-        run.stdout
-    );
+    assert!(!run.stdout.contains(OTHER_SECRET) && !run.stderr.contains(OTHER_SECRET), "{}", run.stdout);
 }

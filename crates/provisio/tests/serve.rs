@@ -17,11 +17,7 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start(dir: &Path, port: u16) -> Server {
@@ -37,10 +33,7 @@ fn start(dir: &Path, port: u16) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("provisio starts");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    }
+    Server { child, base: format!("http://127.0.0.1:{port}") }
 }
 
 impl Server {
@@ -53,35 +46,18 @@ impl Server {
         }
         self.child.wait().unwrap();
         let mut text = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
+        self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
         text
     }
 }
 
 /// SIGTERM through the `kill` command (no unsafe code, no extra crate).
 fn unsafe_free_terminate(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
 }
 
-async fn call(
-    client: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> (u16, Value) {
+async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
     let mut request = client.request(method, url).bearer_auth(TOKEN);
     if let Some(body) = body {
         request = request.json(&body);
@@ -97,37 +73,15 @@ async fn call(
 
 async fn wait_healthy(client: &reqwest::Client, base: &str) {
     let started = Instant::now();
-    while client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
+    while client.get(format!("{base}/healthz")).send().await.map(|r| r.status().is_success()).ok() != Some(true) {
+        assert!(started.elapsed() < Duration::from_secs(20), "server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn configuration_id(client: &reqwest::Client, base: &str, name: &str) -> i64 {
-    let (_, list) = call(
-        client,
-        reqwest::Method::GET,
-        format!("{base}/api/v1/configurations"),
-        None,
-    )
-    .await;
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap()
+    let (_, list) = call(client, reqwest::Method::GET, format!("{base}/api/v1/configurations"), None).await;
+    list.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"].as_i64().unwrap()
 }
 
 fn order(n: usize, product: &str) -> Value {
@@ -143,9 +97,7 @@ fn order(n: usize, product: &str) -> Value {
 }
 
 fn file_contains(path: &Path, needle: &str) -> bool {
-    std::fs::read(path)
-        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        .unwrap_or(false)
+    std::fs::read(path).map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())).unwrap_or(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,48 +114,26 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     for name in ["demo-hosting-eu", "demo-coffee-machine"] {
         let id = configuration_id(&client, &base, name).await;
         let patch = json!({"values": {"latency_ms": 1500, "api_key": SECRET}});
-        let (status, body) = call(
-            &client,
-            reqwest::Method::PATCH,
-            format!("{base}/api/v1/configurations/{id}"),
-            Some(patch),
-        )
-        .await;
+        let (status, body) =
+            call(&client, reqwest::Method::PATCH, format!("{base}/api/v1/configurations/{id}"), Some(patch)).await;
         assert_eq!(status, 200, "{body}");
     }
     const ORDERS: usize = 40;
     for n in 0..ORDERS {
-        let product = if n % 2 == 0 {
-            "demo-hosting"
-        } else {
-            "demo-coffee"
-        };
-        let (status, body) = call(
-            &client,
-            reqwest::Method::POST,
-            format!("{base}/api/v1/events"),
-            Some(order(n, product)),
-        )
-        .await;
+        let product = if n % 2 == 0 { "demo-hosting" } else { "demo-coffee" };
+        let (status, body) =
+            call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(n, product))).await;
         assert_eq!(status, 202, "{body}");
     }
     // Wait until calls are in flight, then pull the plug.
     let started = Instant::now();
     loop {
-        let (_, running) = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{base}/api/v1/jobs?status=running"),
-            None,
-        )
-        .await;
+        let (_, running) =
+            call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs?status=running"), None).await;
         if running.as_array().is_some_and(|r| !r.is_empty()) {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no job ever ran"
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "no job ever ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -214,67 +144,32 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     wait_healthy(&client, &second.base).await;
     let started = Instant::now();
     loop {
-        let (_, active) = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{base}/api/v1/services?status=active&limit=1000"),
-            None,
-        )
-        .await;
+        let (_, active) =
+            call(&client, reqwest::Method::GET, format!("{base}/api/v1/services?status=active&limit=1000"), None).await;
         let active = active.as_array().map(Vec::len).unwrap_or(0);
         if active == ORDERS {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "only {active} of {ORDERS} services became active"
-        );
+        assert!(started.elapsed() < Duration::from_secs(90), "only {active} of {ORDERS} services became active");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, failed) = call(
-        &client,
-        reqwest::Method::GET,
-        format!("{base}/api/v1/jobs?status=failed"),
-        None,
-    )
-    .await;
+    let (_, failed) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs?status=failed"), None).await;
     assert_eq!(failed, json!([]));
     logs.push_str(&second.output(false));
 
     // Counted at the provider: exactly one account and one cup per order.
-    let census =
-        provisio_demo::state::census(dir.path().join("provisio-demo.sqlite").to_str().unwrap())
-            .await
-            .unwrap();
-    assert_eq!(
-        census.services[&("shared-hosting".into(), "hosting-eu1".into())],
-        (ORDERS / 2) as i64
-    );
-    assert_eq!(
-        census.services[&("coffee".into(), "kitchen".into())],
-        (ORDERS / 2) as i64
-    );
+    let census = provisio_demo::state::census(dir.path().join("provisio-demo.sqlite").to_str().unwrap()).await.unwrap();
+    assert_eq!(census.services[&("shared-hosting".into(), "hosting-eu1".into())], (ORDERS / 2) as i64);
+    assert_eq!(census.services[&("coffee".into(), "kitchen".into())], (ORDERS / 2) as i64);
     assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
-    assert!(
-        logs.contains("took back jobs"),
-        "the restart reclaimed the dead worker's jobs"
-    );
+    assert!(logs.contains("took back jobs"), "the restart reclaimed the dead worker's jobs");
 
     // The secret is in no log line and not in the database files.
     assert!(!logs.contains(SECRET), "a log line holds the secret");
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("provisio.db")
-        {
-            assert!(
-                !file_contains(&path, SECRET),
-                "{} holds the secret",
-                path.display()
-            );
+        if path.file_name().unwrap().to_string_lossy().starts_with("provisio.db") {
+            assert!(!file_contains(&path, SECRET), "{} holds the secret", path.display());
         }
     }
 }
@@ -294,40 +189,19 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
                     "product": "demo-hosting", "fields": {"domain": "example.com", "username": "annlee"}},
         "data": {}});
     let sent = Instant::now();
-    let (status, accepted) = call(
-        &client,
-        reqwest::Method::POST,
-        format!("{base}/api/v1/events"),
-        Some(event),
-    )
-    .await;
+    let (status, accepted) = call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(event)).await;
     assert_eq!(status, 202, "{accepted}");
     let service = accepted["service_id"].as_i64().unwrap();
     loop {
-        let (_, detail) = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{base}/api/v1/services/{service}"),
-            None,
-        )
-        .await;
+        let (_, detail) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}"), None).await;
         if detail["service"]["status"] == "active" {
             assert_eq!(detail["service"]["provision_data"]["username"], "annlee");
             let job = detail["jobs"][0]["id"].as_i64().unwrap();
-            let (_, job) = call(
-                &client,
-                reqwest::Method::GET,
-                format!("{base}/api/v1/jobs/{job}"),
-                None,
-            )
-            .await;
+            let (_, job) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{job}"), None).await;
             assert_eq!(job["attempts"][0]["outcome"], "ok", "{job}");
             break;
         }
-        assert!(
-            sent.elapsed() < Duration::from_secs(1),
-            "not active within a second: {detail}"
-        );
+        assert!(sent.elapsed() < Duration::from_secs(1), "not active within a second: {detail}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.output(false);

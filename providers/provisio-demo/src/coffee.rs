@@ -51,8 +51,7 @@ impl Coffee for DemoCoffee {
                 return with_status(record.data, record.created_at);
             }
             let now = Utc::now();
-            let millis =
-                (f64::from(demo.config.operation_secs) * 1000.0 * brew_share(params.size)) as i64;
+            let millis = (f64::from(demo.config.operation_secs) * 1000.0 * brew_share(params.size)) as i64;
             let cup = Cup {
                 order_id: format!("cup_{}", token(12)),
                 name: params.name,
@@ -63,15 +62,7 @@ impl Coffee for DemoCoffee {
                 ready_at: now + chrono::Duration::milliseconds(millis),
             };
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
-            demo.state
-                .create(
-                    &cup.order_id,
-                    json!(cup),
-                    &keys,
-                    |_| false,
-                    "Order id collision",
-                )
-                .await?;
+            demo.state.create(&cup.order_id, json!(cup), &keys, |_| false, "Order id collision").await?;
             Ok(cup)
         })
         .await

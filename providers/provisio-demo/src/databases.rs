@@ -30,25 +30,14 @@ fn package_connections(package: Option<&str>) -> Option<u32> {
 }
 
 impl Databases for DemoDatabases {
-    async fn create(
-        &self,
-        cx: &Context,
-        params: CreateDatabaseParams,
-    ) -> Result<DatabaseInfo, ProviderError> {
+    async fn create(&self, cx: &Context, params: CreateDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             if let Some(package) = &params.package_name {
                 demo.check_package(package)?;
             }
-            let username = params
-                .username
-                .clone()
-                .unwrap_or_else(|| params.database.clone());
-            if demo
-                .state
-                .field_taken("username", username.as_str(), params.database.as_str())
-                .await?
-            {
+            let username = params.username.clone().unwrap_or_else(|| params.database.clone());
+            if demo.state.field_taken("username", username.as_str(), params.database.as_str()).await? {
                 return Err(ProviderError::conflict(UserMessage::new(format!(
                     "Login {username} already owns another database on this server"
                 ))));
@@ -61,9 +50,7 @@ impl Databases for DemoDatabases {
                 port: 5432,
                 state: State::Active,
                 package_name: params.package_name.clone(),
-                connection_limit: params
-                    .connection_limit
-                    .or(package_connections(params.package_name.as_deref())),
+                connection_limit: params.connection_limit.or(package_connections(params.package_name.as_deref())),
                 password: None,
                 created_at: Some(Utc::now()),
             };
@@ -75,10 +62,7 @@ impl Databases for DemoDatabases {
                     json!(info),
                     &keys,
                     |existing| existing["username"] == json!(username),
-                    &format!(
-                        "Database {} already exists on this server with another owner",
-                        params.database
-                    ),
+                    &format!("Database {} already exists on this server with another owner", params.database),
                 )
                 .await?;
             match created {
@@ -94,49 +78,27 @@ impl Databases for DemoDatabases {
         .await
     }
 
-    async fn get_info(
-        &self,
-        _cx: &Context,
-        params: DatabaseRef,
-    ) -> Result<DatabaseInfo, ProviderError> {
-        self.0
-            .read(params.database.as_str(), &missing(&params.database))
-            .await
+    async fn get_info(&self, _cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        self.0.read(params.database.as_str(), &missing(&params.database)).await
     }
 
-    async fn suspend(
-        &self,
-        _cx: &Context,
-        params: SuspendDatabaseParams,
-    ) -> Result<DatabaseInfo, ProviderError> {
+    async fn suspend(&self, _cx: &Context, params: SuspendDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
         self.set_state(&params.database, State::Suspended).await
     }
 
-    async fn unsuspend(
-        &self,
-        _cx: &Context,
-        params: DatabaseRef,
-    ) -> Result<DatabaseInfo, ProviderError> {
+    async fn unsuspend(&self, _cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
         self.set_state(&params.database, State::Active).await
     }
 
     async fn terminate(&self, _cx: &Context, params: DatabaseRef) -> Result<Empty, ProviderError> {
-        self.0
-            .remove(params.database.as_str(), &missing(&params.database))
-            .await
+        self.0.remove(params.database.as_str(), &missing(&params.database)).await
     }
 
-    async fn get_usage(
-        &self,
-        _cx: &Context,
-        params: DatabaseRef,
-    ) -> Result<DatabaseUsage, ProviderError> {
+    async fn get_usage(&self, _cx: &Context, params: DatabaseRef) -> Result<DatabaseUsage, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Reads, async {
             let Some(record) = demo.state.get(params.database.as_str()).await? else {
-                return Err(ProviderError::not_found(UserMessage::new(missing(
-                    &params.database,
-                ))));
+                return Err(ProviderError::not_found(UserMessage::new(missing(&params.database))));
             };
             let info: DatabaseInfo = typed(record.data)?;
             let minutes = (Utc::now() - record.created_at).num_seconds().max(0) as f64 / 60.0;
@@ -147,14 +109,8 @@ impl Databases for DemoDatabases {
                 0
             };
             Ok(DatabaseUsage {
-                size_mb: Units {
-                    used: ((8.0 + minutes * 0.25) * 10.0).round() / 10.0,
-                    limit: None,
-                },
-                connections: Units {
-                    used: f64::from(open),
-                    limit,
-                },
+                size_mb: Units { used: ((8.0 + minutes * 0.25) * 10.0).round() / 10.0, limit: None },
+                connections: Units { used: f64::from(open), limit },
             })
         })
         .await
@@ -173,31 +129,20 @@ impl Databases for DemoDatabases {
             };
             let data = demo
                 .state
-                .update(
-                    params.database.as_str(),
-                    &missing(&params.database),
-                    |data, _| {
-                        data["password_changed_at"] = json!(Utc::now());
-                        Ok(())
-                    },
-                )
+                .update(params.database.as_str(), &missing(&params.database), |data, _| {
+                    data["password_changed_at"] = json!(Utc::now());
+                    Ok(())
+                })
                 .await?;
             let info: DatabaseInfo = typed(data)?;
-            Ok(DatabaseCredentials {
-                username: info.username,
-                password,
-            })
+            Ok(DatabaseCredentials { username: info.username, password })
         })
         .await
     }
 }
 
 impl DemoDatabases {
-    async fn set_state(
-        &self,
-        database: &DbIdentifier,
-        state: State,
-    ) -> Result<DatabaseInfo, ProviderError> {
+    async fn set_state(&self, database: &DbIdentifier, state: State) -> Result<DatabaseInfo, ProviderError> {
         self.0
             .change(database.as_str(), &missing(database), |data, _| {
                 data["state"] = json!(state);

@@ -32,9 +32,9 @@ fn check_records(sets: &[RecordSet]) -> Result<(), ProviderError> {
                 RecordType::A => content.parse::<Ipv4Addr>().is_ok(),
                 RecordType::Aaaa => content.parse::<Ipv6Addr>().is_ok(),
                 RecordType::Cname | RecordType::Ns => Hostname::parse(content).is_ok(),
-                RecordType::Mx => content.split_once(' ').is_some_and(|(prio, host)| {
-                    prio.parse::<u16>().is_ok() && Hostname::parse(host).is_ok()
-                }),
+                RecordType::Mx => content
+                    .split_once(' ')
+                    .is_some_and(|(prio, host)| prio.parse::<u16>().is_ok() && Hostname::parse(host).is_ok()),
                 RecordType::Srv => content.split(' ').count() == 4,
                 RecordType::Caa => content.split(' ').count() >= 3,
                 RecordType::Txt => content.len() <= 4096,
@@ -64,14 +64,8 @@ fn merge(current: &mut Vec<RecordSet>, changes: &[RecordSet]) -> Result<(), Prov
         current.push(change.clone());
     }
     current.sort();
-    for set in current
-        .iter()
-        .filter(|set| set.record_type == RecordType::Cname)
-    {
-        if current
-            .iter()
-            .any(|other| other.name == set.name && other.record_type != RecordType::Cname)
-        {
+    for set in current.iter().filter(|set| set.record_type == RecordType::Cname) {
+        if current.iter().any(|other| other.name == set.name && other.record_type != RecordType::Cname) {
             return Err(ProviderError::provider(UserMessage::new(format!(
                 "{} has a CNAME record and other records",
                 set.name
@@ -87,11 +81,7 @@ fn bump_serial(data: &mut serde_json::Value) {
 }
 
 impl DnsHosting for DemoDns {
-    async fn create_zone(
-        &self,
-        cx: &Context,
-        params: CreateZoneParams,
-    ) -> Result<ZoneInfo, ProviderError> {
+    async fn create_zone(&self, cx: &Context, params: CreateZoneParams) -> Result<ZoneInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             check_records(&params.records)?;
@@ -99,10 +89,7 @@ impl DnsHosting for DemoDns {
             merge(&mut records, &params.records)?;
             let nameservers = ["ns1", "ns2"]
                 .iter()
-                .map(|ns| {
-                    Hostname::parse(&format!("{ns}.{}", demo.hostname()))
-                        .map_err(ProviderError::internal)
-                })
+                .map(|ns| Hostname::parse(&format!("{ns}.{}", demo.hostname())).map_err(ProviderError::internal))
                 .collect::<Result<Vec<_>, _>>()?;
             let zone = ZoneInfo {
                 zone: params.zone.clone(),
@@ -121,10 +108,7 @@ impl DnsHosting for DemoDns {
                     doc,
                     &keys,
                     |existing| existing["records"] == json!(records),
-                    &format!(
-                        "Zone {} already exists on this server with other records",
-                        params.zone
-                    ),
+                    &format!("Zone {} already exists on this server with other records", params.zone),
                 )
                 .await?;
             typed(created.into_data())
@@ -133,45 +117,25 @@ impl DnsHosting for DemoDns {
     }
 
     async fn get_info(&self, _cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
-        self.0
-            .read(params.zone.as_str(), &missing(&params.zone))
-            .await
+        self.0.read(params.zone.as_str(), &missing(&params.zone)).await
     }
 
-    async fn set_records(
-        &self,
-        _cx: &Context,
-        params: SetRecordsParams,
-    ) -> Result<ZoneInfo, ProviderError> {
+    async fn set_records(&self, _cx: &Context, params: SetRecordsParams) -> Result<ZoneInfo, ProviderError> {
         check_records(&params.records)?;
-        self.change(&params.zone, |zone| {
-            merge(&mut zone.records, &params.records)
-        })
-        .await
+        self.change(&params.zone, |zone| merge(&mut zone.records, &params.records)).await
     }
 
-    async fn delete_records(
-        &self,
-        _cx: &Context,
-        params: DeleteRecordsParams,
-    ) -> Result<ZoneInfo, ProviderError> {
+    async fn delete_records(&self, _cx: &Context, params: DeleteRecordsParams) -> Result<ZoneInfo, ProviderError> {
         self.change(&params.zone, |zone| {
             zone.records.retain(|set| {
-                !params
-                    .records
-                    .iter()
-                    .any(|key| key.name == set.name && key.record_type == set.record_type)
+                !params.records.iter().any(|key| key.name == set.name && key.record_type == set.record_type)
             });
             Ok(())
         })
         .await
     }
 
-    async fn suspend(
-        &self,
-        _cx: &Context,
-        params: SuspendZoneParams,
-    ) -> Result<ZoneInfo, ProviderError> {
+    async fn suspend(&self, _cx: &Context, params: SuspendZoneParams) -> Result<ZoneInfo, ProviderError> {
         self.set_state(&params.zone, State::Suspended).await
     }
 
@@ -180,9 +144,7 @@ impl DnsHosting for DemoDns {
     }
 
     async fn terminate(&self, _cx: &Context, params: ZoneRef) -> Result<Empty, ProviderError> {
-        self.0
-            .remove(params.zone.as_str(), &missing(&params.zone))
-            .await
+        self.0.remove(params.zone.as_str(), &missing(&params.zone)).await
     }
 }
 
@@ -208,9 +170,7 @@ impl DemoDns {
             .change(zone.as_str(), &missing(zone), |data, _| {
                 let mut info: ZoneInfo = typed(data.clone())?;
                 if info.state == State::Suspended {
-                    return Err(ProviderError::provider(
-                        "The zone is suspended; its records cannot be changed",
-                    ));
+                    return Err(ProviderError::provider("The zone is suspended; its records cannot be changed"));
                 }
                 change(&mut info)?;
                 if json!(info.records) != data["records"] {
@@ -228,12 +188,7 @@ mod tests {
     use super::*;
 
     fn set(name: &str, record_type: RecordType, records: &[&str]) -> RecordSet {
-        RecordSet {
-            name: name.into(),
-            record_type,
-            ttl: 300,
-            records: records.iter().map(|r| r.to_string()).collect(),
-        }
+        RecordSet { name: name.into(), record_type, ttl: 300, records: records.iter().map(|r| r.to_string()).collect() }
     }
 
     #[test]
@@ -247,13 +202,7 @@ mod tests {
     #[test]
     fn cname_stands_alone() {
         let mut zone = vec![set("www", RecordType::A, &["192.0.2.1"])];
-        assert!(
-            merge(
-                &mut zone,
-                &[set("www", RecordType::Cname, &["example.com"])]
-            )
-            .is_err()
-        );
+        assert!(merge(&mut zone, &[set("www", RecordType::Cname, &["example.com"])]).is_err());
         let mut zone = vec![set("www", RecordType::A, &["192.0.2.1"])];
         merge(&mut zone, &[set("www", RecordType::A, &["192.0.2.2"])]).unwrap();
         assert_eq!(zone, [set("www", RecordType::A, &["192.0.2.2"])]);

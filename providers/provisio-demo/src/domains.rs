@@ -29,11 +29,7 @@ fn held_elsewhere(domain: &DomainName) -> bool {
 }
 
 fn premium(domain: &DomainName) -> bool {
-    domain
-        .as_str()
-        .split('.')
-        .next()
-        .is_some_and(|sld| sld.len() <= 3)
+    domain.as_str().split('.').next().is_some_and(|sld| sld.len() <= 3)
 }
 
 fn years_from(start: DateTime<Utc>, years: u8) -> DateTime<Utc> {
@@ -62,22 +58,13 @@ impl DemoDomains {
                 let started: DateTime<Utc> = typed(data["transfer_started_at"].clone())?;
                 let elapsed = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
                 let pct = ((elapsed / operation.max(1) as f64) * 100.0).min(99.0) as u8;
-                (
-                    Some(pct),
-                    Some("Transfer pending approval by the losing registrar".to_owned()),
-                )
+                (Some(pct), Some("Transfer pending approval by the losing registrar".to_owned()))
             }
             _ => (None, None),
         };
         Ok((
             data,
-            StatusResult {
-                domain: info.domain,
-                status: info.status,
-                progress,
-                message,
-                expires_at: info.expires_at,
-            },
+            StatusResult { domain: info.domain, status: info.status, progress, message, expires_at: info.expires_at },
         ))
     }
 }
@@ -100,23 +87,14 @@ impl DomainNames for DemoDomains {
                 } else {
                     None
                 };
-                domains.push(Availability {
-                    available: reason.is_none(),
-                    premium: premium(&domain),
-                    reason,
-                    domain,
-                });
+                domains.push(Availability { available: reason.is_none(), premium: premium(&domain), reason, domain });
             }
             Ok(AvailabilityResult { domains })
         })
         .await
     }
 
-    async fn register(
-        &self,
-        cx: &Context,
-        params: RegisterParams,
-    ) -> Result<DomainInfo, ProviderError> {
+    async fn register(&self, cx: &Context, params: RegisterParams) -> Result<DomainInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             if held_elsewhere(&params.domain) {
@@ -146,13 +124,8 @@ impl DomainNames for DemoDomains {
                     params.domain.as_str(),
                     doc,
                     &keys,
-                    |existing| {
-                        existing["registrant"]["email"] == json!(params.contacts.registrant.email)
-                    },
-                    &format!(
-                        "Domain {} is already registered with this account for another registrant",
-                        params.domain
-                    ),
+                    |existing| existing["registrant"]["email"] == json!(params.contacts.registrant.email),
+                    &format!("Domain {} is already registered with this account for another registrant", params.domain),
                 )
                 .await?;
             typed(created.into_data())
@@ -163,39 +136,26 @@ impl DomainNames for DemoDomains {
     async fn renew(&self, cx: &Context, params: RenewParams) -> Result<DomainInfo, ProviderError> {
         let key = key_of(cx).map(str::to_owned);
         self.0
-            .change(
-                params.domain.as_str(),
-                &missing(&params.domain),
-                |data, _| {
-                    // A retried renew (same idempotency key) is done once, like EPP's curExpDate guard.
-                    if key.is_some() && data["last_renew_key"].as_str() == key.as_deref() {
-                        return Ok(());
-                    }
-                    let expires: DateTime<Utc> = typed(data["expires_at"].clone())?;
-                    let renewed = years_from(expires, params.years);
-                    if renewed > years_from(Utc::now(), 10) {
-                        return Err(ProviderError::provider(
-                            "A domain cannot be registered for more than 10 years ahead",
-                        ));
-                    }
-                    data["expires_at"] = json!(renewed);
-                    data["last_renew_key"] = json!(key);
-                    Ok(())
-                },
-            )
+            .change(params.domain.as_str(), &missing(&params.domain), |data, _| {
+                // A retried renew (same idempotency key) is done once, like EPP's curExpDate guard.
+                if key.is_some() && data["last_renew_key"].as_str() == key.as_deref() {
+                    return Ok(());
+                }
+                let expires: DateTime<Utc> = typed(data["expires_at"].clone())?;
+                let renewed = years_from(expires, params.years);
+                if renewed > years_from(Utc::now(), 10) {
+                    return Err(ProviderError::provider("A domain cannot be registered for more than 10 years ahead"));
+                }
+                data["expires_at"] = json!(renewed);
+                data["last_renew_key"] = json!(key);
+                Ok(())
+            })
             .await
     }
 
-    async fn get_info(
-        &self,
-        _cx: &Context,
-        params: DomainRef,
-    ) -> Result<DomainInfo, ProviderError> {
+    async fn get_info(&self, _cx: &Context, params: DomainRef) -> Result<DomainInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            typed(self.status(&params.domain).await?.0)
-        })
-        .await
+        demo.around(Effect::Reads, async { typed(self.status(&params.domain).await?.0) }).await
     }
 
     async fn update_nameservers(
@@ -210,29 +170,16 @@ impl DomainNames for DemoDomains {
         .await
     }
 
-    async fn get_status(
-        &self,
-        _cx: &Context,
-        params: DomainRef,
-    ) -> Result<StatusResult, ProviderError> {
+    async fn get_status(&self, _cx: &Context, params: DomainRef) -> Result<StatusResult, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            Ok(self.status(&params.domain).await?.1)
-        })
-        .await
+        demo.around(Effect::Reads, async { Ok(self.status(&params.domain).await?.1) }).await
     }
 
-    async fn transfer(
-        &self,
-        cx: &Context,
-        params: TransferParams,
-    ) -> Result<StatusResult, ProviderError> {
+    async fn transfer(&self, cx: &Context, params: TransferParams) -> Result<StatusResult, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             if params.epp_code.len() < 8 {
-                return Err(ProviderError::provider(
-                    "The authorisation code was rejected by the registry",
-                ));
+                return Err(ProviderError::provider("The authorisation code was rejected by the registry"));
             }
             let now = Utc::now();
             let info = DomainInfo {
@@ -251,19 +198,13 @@ impl DomainNames for DemoDomains {
             doc["epp_code"] = json!(format!("Demo-{}", token(12)));
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
             // Calling transfer again while it runs reports its progress.
-            demo.state
-                .create(params.domain.as_str(), doc, &keys, |_| true, "")
-                .await?;
+            demo.state.create(params.domain.as_str(), doc, &keys, |_| true, "").await?;
             Ok(self.status(&params.domain).await?.1)
         })
         .await
     }
 
-    async fn update_contacts(
-        &self,
-        _cx: &Context,
-        params: UpdateContactsParams,
-    ) -> Result<DomainInfo, ProviderError> {
+    async fn update_contacts(&self, _cx: &Context, params: UpdateContactsParams) -> Result<DomainInfo, ProviderError> {
         self.change(&params.domain, |data| {
             if let Some(registrant) = &params.contacts.registrant {
                 data["registrant"] = json!(registrant);
@@ -282,11 +223,7 @@ impl DomainNames for DemoDomains {
         .await
     }
 
-    async fn set_lock(
-        &self,
-        _cx: &Context,
-        params: SetLockParams,
-    ) -> Result<DomainInfo, ProviderError> {
+    async fn set_lock(&self, _cx: &Context, params: SetLockParams) -> Result<DomainInfo, ProviderError> {
         self.change(&params.domain, |data| {
             data["locked"] = json!(params.locked);
             Ok(())
@@ -294,11 +231,7 @@ impl DomainNames for DemoDomains {
         .await
     }
 
-    async fn set_auto_renew(
-        &self,
-        _cx: &Context,
-        params: SetAutoRenewParams,
-    ) -> Result<DomainInfo, ProviderError> {
+    async fn set_auto_renew(&self, _cx: &Context, params: SetAutoRenewParams) -> Result<DomainInfo, ProviderError> {
         self.change(&params.domain, |data| {
             data["auto_renew"] = json!(params.auto_renew);
             Ok(())
@@ -306,22 +239,14 @@ impl DomainNames for DemoDomains {
         .await
     }
 
-    async fn get_epp_code(
-        &self,
-        _cx: &Context,
-        params: DomainRef,
-    ) -> Result<EppCode, ProviderError> {
+    async fn get_epp_code(&self, _cx: &Context, params: DomainRef) -> Result<EppCode, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Reads, async {
             let (data, status) = self.status(&params.domain).await?;
             if status.status != DomainStatus::Active {
-                return Err(ProviderError::provider(
-                    "The authorisation code is available once the domain is active",
-                ));
+                return Err(ProviderError::provider("The authorisation code is available once the domain is active"));
             }
-            Ok(EppCode {
-                epp_code: data["epp_code"].as_str().unwrap_or_default().to_owned(),
-            })
+            Ok(EppCode { epp_code: data["epp_code"].as_str().unwrap_or_default().to_owned() })
         })
         .await
     }
@@ -337,9 +262,7 @@ impl DemoDomains {
         self.0
             .change(domain.as_str(), &missing(domain), |data, _| {
                 if data["status"] != json!(DomainStatus::Active) {
-                    return Err(ProviderError::provider(
-                        "The domain cannot be changed until its transfer completes",
-                    ));
+                    return Err(ProviderError::provider("The domain cannot be changed until its transfer completes"));
                 }
                 change(data)
             })

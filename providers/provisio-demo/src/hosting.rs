@@ -31,20 +31,12 @@ fn disk_limit(package: &str) -> Option<f64> {
 }
 
 impl SharedHosting for DemoHosting {
-    async fn create(
-        &self,
-        cx: &Context,
-        params: CreateParams,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn create(&self, cx: &Context, params: CreateParams) -> Result<AccountInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             demo.check_package(&params.package_name)?;
             let username = params.username.as_str();
-            if demo
-                .state
-                .field_taken("domain", params.domain.as_str(), username)
-                .await?
-            {
+            if demo.state.field_taken("domain", params.domain.as_str(), username).await? {
                 return Err(ProviderError::conflict(UserMessage::new(format!(
                     "Domain {} is already hosted by another account on this server",
                     params.domain
@@ -81,20 +73,12 @@ impl SharedHosting for DemoHosting {
         .await
     }
 
-    async fn get_info(
-        &self,
-        _cx: &Context,
-        params: AccountRef,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn get_info(&self, _cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
         self.0.read(username, &missing(username)).await
     }
 
-    async fn suspend(
-        &self,
-        _cx: &Context,
-        params: SuspendParams,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn suspend(&self, _cx: &Context, params: SuspendParams) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
         self.0
             .change(username, &missing(username), |data, _| {
@@ -105,11 +89,7 @@ impl SharedHosting for DemoHosting {
             .await
     }
 
-    async fn unsuspend(
-        &self,
-        _cx: &Context,
-        params: AccountRef,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn unsuspend(&self, _cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
         self.0
             .change(username, &missing(username), |data, _| {
@@ -120,11 +100,7 @@ impl SharedHosting for DemoHosting {
             .await
     }
 
-    async fn change_package(
-        &self,
-        _cx: &Context,
-        params: ChangePackageParams,
-    ) -> Result<AccountInfo, ProviderError> {
+    async fn change_package(&self, _cx: &Context, params: ChangePackageParams) -> Result<AccountInfo, ProviderError> {
         self.0.check_package(&params.package_name)?;
         let username = params.username.as_str();
         self.0
@@ -140,71 +116,39 @@ impl SharedHosting for DemoHosting {
         self.0.remove(username, &missing(username)).await
     }
 
-    async fn get_usage(
-        &self,
-        _cx: &Context,
-        params: AccountRef,
-    ) -> Result<AccountUsage, ProviderError> {
+    async fn get_usage(&self, _cx: &Context, params: AccountRef) -> Result<AccountUsage, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Reads, async {
             let username = params.username.as_str();
             let Some(record) = demo.state.get(username).await? else {
-                return Err(ProviderError::not_found(UserMessage::new(missing(
-                    username,
-                ))));
+                return Err(ProviderError::not_found(UserMessage::new(missing(username))));
             };
-            let package = record.data["package_name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let package = record.data["package_name"].as_str().unwrap_or_default().to_owned();
             // Usage grows with the account's age, with a little noise, like a real site.
             let minutes = (Utc::now() - record.created_at).num_seconds().max(0) as f64 / 60.0;
-            let disk = (5.0 + minutes * 0.5 + fastrand::f64())
-                .min(disk_limit(&package).unwrap_or(f64::MAX));
+            let disk = (5.0 + minutes * 0.5 + fastrand::f64()).min(disk_limit(&package).unwrap_or(f64::MAX));
             Ok(AccountUsage {
-                disk_mb: Units {
-                    used: round(disk),
-                    limit: disk_limit(&package),
-                },
-                bandwidth_mb: Units {
-                    used: round(minutes * 2.0 + fastrand::f64() * 3.0),
-                    limit: None,
-                },
-                inodes: Units {
-                    used: (120.0 + minutes).floor(),
-                    limit: Some(250_000.0),
-                },
-                mailboxes: Units {
-                    used: 1.0,
-                    limit: Some(100.0),
-                },
-                databases: Units {
-                    used: 1.0,
-                    limit: Some(10.0),
-                },
+                disk_mb: Units { used: round(disk), limit: disk_limit(&package) },
+                bandwidth_mb: Units { used: round(minutes * 2.0 + fastrand::f64() * 3.0), limit: None },
+                inodes: Units { used: (120.0 + minutes).floor(), limit: Some(250_000.0) },
+                mailboxes: Units { used: 1.0, limit: Some(100.0) },
+                databases: Units { used: 1.0, limit: Some(10.0) },
             })
         })
         .await
     }
 
-    async fn get_login_url(
-        &self,
-        _cx: &Context,
-        params: GetLoginUrlParams,
-    ) -> Result<LoginUrl, ProviderError> {
+    async fn get_login_url(&self, _cx: &Context, params: GetLoginUrlParams) -> Result<LoginUrl, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             let username = params.username.as_str();
             let session = token(32);
-            let expires_at =
-                Utc::now() + chrono::Duration::seconds(i64::from(demo.config.login_ttl_secs));
+            let expires_at = Utc::now() + chrono::Duration::seconds(i64::from(demo.config.login_ttl_secs));
             let data = demo
                 .state
                 .update(username, &missing(username), |data, _| {
                     if data["state"] == json!(State::Suspended) {
-                        return Err(ProviderError::provider(
-                            "The account is suspended; logging in is not possible",
-                        ));
+                        return Err(ProviderError::provider("The account is suspended; logging in is not possible"));
                     }
                     data["login_session"] = json!({ "token": session, "expires_at": expires_at });
                     Ok(())
@@ -223,11 +167,7 @@ impl SharedHosting for DemoHosting {
         .await
     }
 
-    async fn change_password(
-        &self,
-        _cx: &Context,
-        params: ChangePasswordParams,
-    ) -> Result<Empty, ProviderError> {
+    async fn change_password(&self, _cx: &Context, params: ChangePasswordParams) -> Result<Empty, ProviderError> {
         let username = params.username.as_str();
         // Only the time is kept; the simulator, like a panel, never stores the password.
         let _: Value = self

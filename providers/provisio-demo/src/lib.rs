@@ -132,38 +132,25 @@ impl Demo {
         let half = Duration::from_millis(self.config.latency_ms / 2);
         tokio::time::sleep(half).await;
         if fastrand::f64() < self.config.transient_rate {
-            return Err(
-                ProviderError::transient("The server is busy; try again later").with_debug(
-                    "simulated",
-                    "transient failure before the request was handled",
-                ),
-            );
+            return Err(ProviderError::transient("The server is busy; try again later")
+                .with_debug("simulated", "transient failure before the request was handled"));
         }
-        let unknown =
-            effect == Effect::Changes && fastrand::f64() < self.config.outcome_unknown_rate;
+        let unknown = effect == Effect::Changes && fastrand::f64() < self.config.outcome_unknown_rate;
         if unknown && fastrand::bool() {
-            return Err(
-                ProviderError::outcome_unknown("The connection to the server was lost")
-                    .with_debug("simulated", "outcome_unknown; the change was NOT made"),
-            );
+            return Err(ProviderError::outcome_unknown("The connection to the server was lost")
+                .with_debug("simulated", "outcome_unknown; the change was NOT made"));
         }
         let result = work.await;
         tokio::time::sleep(half).await;
         if unknown {
-            return Err(
-                ProviderError::outcome_unknown("The connection to the server was lost")
-                    .with_debug("simulated", "outcome_unknown; the change WAS made"),
-            );
+            return Err(ProviderError::outcome_unknown("The connection to the server was lost")
+                .with_debug("simulated", "outcome_unknown; the change WAS made"));
         }
         result
     }
 
     async fn authenticate(&self) -> Result<(), ProviderError> {
-        if self
-            .state
-            .check_api_key(self.config.api_key.as_deref())
-            .await?
-        {
+        if self.state.check_api_key(self.config.api_key.as_deref()).await? {
             return Ok(());
         }
         // Like many vendors, the simulator echoes what it received; the SDK
@@ -180,21 +167,14 @@ impl Demo {
     async fn test_connection(&self) -> Result<ConnectionTest, ProviderError> {
         self.authenticate().await?;
         Ok(ConnectionTest {
-            message: format!(
-                "Connected to simulated server {} and authenticated",
-                self.config.server
-            ),
+            message: format!("Connected to simulated server {} and authenticated", self.config.server),
             details: json!({ "server": self.config.server, "services": self.state.count().await?,
                              "state_path": self.config.state_path }),
         })
     }
 
     /// Reads a service (`not_found` with `missing` if absent).
-    async fn read<T: serde::de::DeserializeOwned>(
-        &self,
-        identifier: &str,
-        missing: &str,
-    ) -> Result<T, ProviderError> {
+    async fn read<T: serde::de::DeserializeOwned>(&self, identifier: &str, missing: &str) -> Result<T, ProviderError> {
         self.around(Effect::Reads, async {
             match self.state.get(identifier).await? {
                 Some(record) => typed(record.data),
@@ -211,18 +191,11 @@ impl Demo {
         missing: &str,
         change: impl FnOnce(&mut serde_json::Value, &state::Record) -> Result<(), ProviderError>,
     ) -> Result<T, ProviderError> {
-        self.around(Effect::Changes, async {
-            typed(self.state.update(identifier, missing, change).await?)
-        })
-        .await
+        self.around(Effect::Changes, async { typed(self.state.update(identifier, missing, change).await?) }).await
     }
 
     /// Removes a service (`not_found` with `missing` if absent).
-    async fn remove(
-        &self,
-        identifier: &str,
-        missing: &str,
-    ) -> Result<provisio_sdk::Empty, ProviderError> {
+    async fn remove(&self, identifier: &str, missing: &str) -> Result<provisio_sdk::Empty, ProviderError> {
         self.around(Effect::Changes, async {
             self.state.delete(identifier, missing).await?;
             Ok(provisio_sdk::Empty {})
@@ -243,17 +216,12 @@ impl Demo {
 
 /// A random token of lowercase letters and digits.
 fn token(len: usize) -> String {
-    std::iter::repeat_with(fastrand::alphanumeric)
-        .take(len)
-        .collect::<String>()
-        .to_ascii_lowercase()
+    std::iter::repeat_with(fastrand::alphanumeric).take(len).collect::<String>().to_ascii_lowercase()
 }
 
 /// A random password that satisfies the SDK's password rules.
 fn generate_password() -> String {
-    let mut password: String = std::iter::repeat_with(fastrand::alphanumeric)
-        .take(17)
-        .collect();
+    let mut password: String = std::iter::repeat_with(fastrand::alphanumeric).take(17).collect();
     password.push(fastrand::lowercase());
     password.push(fastrand::uppercase());
     password.push(fastrand::digit(10));
@@ -262,8 +230,7 @@ fn generate_password() -> String {
 
 /// Converts a stored document into a typed result.
 fn typed<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, ProviderError> {
-    serde_json::from_value(data)
-        .map_err(|err| ProviderError::internal(format!("demo state does not decode: {err}")))
+    serde_json::from_value(data).map_err(|err| ProviderError::internal(format!("demo state does not decode: {err}")))
 }
 
 /// Implements [`provisio_sdk::Provider`] for a demo provider.
@@ -277,12 +244,7 @@ macro_rules! demo_provider {
             type Config = crate::DemoConfig;
 
             fn about() -> provisio_sdk::ProviderAbout {
-                provisio_sdk::ProviderAbout {
-                    id: "demo",
-                    name: $name,
-                    description: $description,
-                    logo_url: None,
-                }
+                provisio_sdk::ProviderAbout { id: "demo", name: $name, description: $description, logo_url: None }
             }
 
             async fn new(config: crate::DemoConfig) -> Result<Self, provisio_sdk::ProviderError> {

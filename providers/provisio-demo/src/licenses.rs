@@ -25,11 +25,7 @@ fn new_key() -> String {
 }
 
 impl SoftwareLicenses for DemoLicenses {
-    async fn create(
-        &self,
-        cx: &Context,
-        params: CreateLicenseParams,
-    ) -> Result<LicenseInfo, ProviderError> {
+    async fn create(&self, cx: &Context, params: CreateLicenseParams) -> Result<LicenseInfo, ProviderError> {
         let demo = &self.0;
         demo.around(Effect::Changes, async {
             demo.check_package(&params.package_identifier)?;
@@ -59,29 +55,15 @@ impl SoftwareLicenses for DemoLicenses {
             };
             let mut keys = vec![reference_key.as_str()];
             keys.extend(key_of(cx));
-            let created = demo
-                .state
-                .create(
-                    &info.license_key,
-                    json!(info),
-                    &keys,
-                    |_| false,
-                    "Licence key collision",
-                )
-                .await?;
+            let created =
+                demo.state.create(&info.license_key, json!(info), &keys, |_| false, "Licence key collision").await?;
             typed(created.into_data())
         })
         .await
     }
 
-    async fn get_info(
-        &self,
-        _cx: &Context,
-        params: LicenseRef,
-    ) -> Result<LicenseInfo, ProviderError> {
-        self.0
-            .read(&params.license_key, &missing(&params.license_key))
-            .await
+    async fn get_info(&self, _cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
+        self.0.read(&params.license_key, &missing(&params.license_key)).await
     }
 
     async fn change_package(
@@ -97,11 +79,7 @@ impl SoftwareLicenses for DemoLicenses {
         .await
     }
 
-    async fn suspend(
-        &self,
-        _cx: &Context,
-        params: SuspendLicenseParams,
-    ) -> Result<LicenseInfo, ProviderError> {
+    async fn suspend(&self, _cx: &Context, params: SuspendLicenseParams) -> Result<LicenseInfo, ProviderError> {
         self.change(&params.license_key, |data| {
             data["state"] = json!(State::Suspended);
             Ok(())
@@ -109,11 +87,7 @@ impl SoftwareLicenses for DemoLicenses {
         .await
     }
 
-    async fn unsuspend(
-        &self,
-        _cx: &Context,
-        params: LicenseRef,
-    ) -> Result<LicenseInfo, ProviderError> {
+    async fn unsuspend(&self, _cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
         self.change(&params.license_key, |data| {
             data["state"] = json!(State::Active);
             Ok(())
@@ -122,21 +96,13 @@ impl SoftwareLicenses for DemoLicenses {
     }
 
     async fn terminate(&self, _cx: &Context, params: LicenseRef) -> Result<Empty, ProviderError> {
-        self.0
-            .remove(&params.license_key, &missing(&params.license_key))
-            .await
+        self.0.remove(&params.license_key, &missing(&params.license_key)).await
     }
 
-    async fn reissue(
-        &self,
-        _cx: &Context,
-        params: ReissueParams,
-    ) -> Result<LicenseInfo, ProviderError> {
+    async fn reissue(&self, _cx: &Context, params: ReissueParams) -> Result<LicenseInfo, ProviderError> {
         self.change(&params.license_key, |data| {
             if data["state"] == json!(State::Suspended) {
-                return Err(ProviderError::provider(
-                    "A suspended licence cannot be reissued",
-                ));
+                return Err(ProviderError::provider("A suspended licence cannot be reissued"));
             }
             data["ip"] = json!(params.ip);
             data["domain"] = json!(params.domain);
@@ -153,8 +119,6 @@ impl DemoLicenses {
         license_key: &str,
         change: impl FnOnce(&mut Value) -> Result<(), ProviderError>,
     ) -> Result<LicenseInfo, ProviderError> {
-        self.0
-            .change(license_key, &missing(license_key), |data, _| change(data))
-            .await
+        self.0.change(license_key, &missing(license_key), |data, _| change(data)).await
     }
 }

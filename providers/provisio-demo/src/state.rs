@@ -13,9 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use provisio_sdk::ProviderError;
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, Transaction};
 
 const SCHEMA: &str = "
@@ -96,11 +94,7 @@ fn storage_error(err: sqlx::Error) -> ProviderError {
 
 impl State {
     /// Opens (creating if needed) the state file; pools are shared per path.
-    pub async fn open(
-        path: &str,
-        blueprint: &'static str,
-        server: &str,
-    ) -> Result<State, ProviderError> {
+    pub async fn open(path: &str, blueprint: &'static str, server: &str) -> Result<State, ProviderError> {
         let existing = pools().lock().expect("pool map lock").get(path).cloned();
         let pool = match existing {
             Some(pool) => pool,
@@ -119,27 +113,12 @@ impl State {
                     .acquire_timeout(Duration::from_secs(300))
                     .connect_with(options)
                     .await
-                    .map_err(|err| {
-                        ProviderError::internal(format!("cannot open demo state {path}: {err}"))
-                    })?;
-                sqlx::raw_sql(SCHEMA)
-                    .execute(&pool)
-                    .await
-                    .map_err(storage_error)?;
-                pools()
-                    .lock()
-                    .expect("pool map lock")
-                    .entry(path.to_owned())
-                    .or_insert(pool)
-                    .clone()
+                    .map_err(|err| ProviderError::internal(format!("cannot open demo state {path}: {err}")))?;
+                sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
+                pools().lock().expect("pool map lock").entry(path.to_owned()).or_insert(pool).clone()
             }
         };
-        Ok(State {
-            pool,
-            path: path.to_owned(),
-            blueprint,
-            server: server.to_owned(),
-        })
+        Ok(State { pool, path: path.to_owned(), blueprint, server: server.to_owned() })
     }
 
     /// Checks the API key against the server's (the first key presented to a
@@ -149,40 +128,27 @@ impl State {
         // Keys accepted before, per state file and server: a real server
         // keeps sessions too, and it saves a write per call.
         static ACCEPTED: OnceLock<Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-        let accepted_key = format!(
-            "{}|{}|{}|{}",
-            self.path,
-            self.blueprint,
-            self.server,
-            presented.as_deref().unwrap_or("-")
-        );
-        if ACCEPTED
-            .get_or_init(Default::default)
-            .lock()
-            .expect("accepted keys lock")
-            .contains(&accepted_key)
-        {
+        let accepted_key =
+            format!("{}|{}|{}|{}", self.path, self.blueprint, self.server, presented.as_deref().unwrap_or("-"));
+        if ACCEPTED.get_or_init(Default::default).lock().expect("accepted keys lock").contains(&accepted_key) {
             return Ok(true);
         }
         let mut tx = self.begin().await?;
-        let row =
-            sqlx::query("SELECT api_key_sha256 FROM servers WHERE blueprint = ? AND name = ?")
-                .bind(self.blueprint)
-                .bind(&self.server)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+        let row = sqlx::query("SELECT api_key_sha256 FROM servers WHERE blueprint = ? AND name = ?")
+            .bind(self.blueprint)
+            .bind(&self.server)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage_error)?;
         let accepted = match row {
             None => {
-                sqlx::query(
-                    "INSERT INTO servers (blueprint, name, api_key_sha256) VALUES (?, ?, ?)",
-                )
-                .bind(self.blueprint)
-                .bind(&self.server)
-                .bind(&presented)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+                sqlx::query("INSERT INTO servers (blueprint, name, api_key_sha256) VALUES (?, ?, ?)")
+                    .bind(self.blueprint)
+                    .bind(&self.server)
+                    .bind(&presented)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage_error)?;
                 true
             }
             Some(row) => {
@@ -206,20 +172,13 @@ impl State {
         };
         tx.commit().await.map_err(storage_error)?;
         if accepted {
-            ACCEPTED
-                .get_or_init(Default::default)
-                .lock()
-                .expect("accepted keys lock")
-                .insert(accepted_key);
+            ACCEPTED.get_or_init(Default::default).lock().expect("accepted keys lock").insert(accepted_key);
         }
         Ok(accepted)
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, ProviderError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)
     }
 
     /// A service by identifier.
@@ -233,29 +192,26 @@ impl State {
         connection: &mut sqlx::SqliteConnection,
         identifier: &str,
     ) -> Result<Option<Record>, ProviderError> {
-        let row = sqlx::query(
-            "SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
-        )
-        .bind(self.blueprint)
-        .bind(&self.server)
-        .bind(identifier)
-        .fetch_optional(connection)
-        .await
-        .map_err(storage_error)?;
+        let row =
+            sqlx::query("SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?")
+                .bind(self.blueprint)
+                .bind(&self.server)
+                .bind(identifier)
+                .fetch_optional(connection)
+                .await
+                .map_err(storage_error)?;
         row.map(record).transpose()
     }
 
     /// The identifier an idempotency key was used for, if any.
     pub async fn identifier_for_key(&self, key: &str) -> Result<Option<String>, ProviderError> {
-        sqlx::query_scalar(
-            "SELECT identifier FROM idempotency WHERE blueprint = ? AND server = ? AND key = ?",
-        )
-        .bind(self.blueprint)
-        .bind(&self.server)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(storage_error)
+        sqlx::query_scalar("SELECT identifier FROM idempotency WHERE blueprint = ? AND server = ? AND key = ?")
+            .bind(self.blueprint)
+            .bind(&self.server)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)
     }
 
     /// Creates a service unless it exists. An existing one is adopted when
@@ -273,33 +229,31 @@ impl State {
         let created = match self.fetch(&mut tx, identifier).await? {
             Some(existing) => {
                 if !same(&existing.data) {
-                    return Err(ProviderError::conflict(provisio_sdk::UserMessage::new(
-                        conflict_message,
-                    )));
+                    return Err(ProviderError::conflict(provisio_sdk::UserMessage::new(conflict_message)));
                 }
                 Created::Adopted(existing.data)
             }
             None => {
                 let now = Utc::now().to_rfc3339();
-                sqlx::query("INSERT INTO services (blueprint, server, identifier, data, created_at) VALUES (?, ?, ?, ?, ?)")
-                    .bind(self.blueprint)
-                    .bind(&self.server)
-                    .bind(identifier)
-                    .bind(data.to_string())
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(storage_error)?;
                 sqlx::query(
-                    "INSERT INTO creations (blueprint, server, identifier, at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO services (blueprint, server, identifier, data, created_at) VALUES (?, ?, ?, ?, ?)",
                 )
                 .bind(self.blueprint)
                 .bind(&self.server)
                 .bind(identifier)
+                .bind(data.to_string())
                 .bind(&now)
                 .execute(&mut *tx)
                 .await
                 .map_err(storage_error)?;
+                sqlx::query("INSERT INTO creations (blueprint, server, identifier, at) VALUES (?, ?, ?, ?)")
+                    .bind(self.blueprint)
+                    .bind(&self.server)
+                    .bind(identifier)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage_error)?;
                 Created::New(data)
             }
         };
@@ -326,9 +280,7 @@ impl State {
     ) -> Result<Value, ProviderError> {
         let mut tx = self.begin().await?;
         let Some(current) = self.fetch(&mut tx, identifier).await? else {
-            return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(
-                missing,
-            )));
+            return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(missing)));
         };
         let mut data = current.data.clone();
         change(&mut data, &current)?;
@@ -349,42 +301,31 @@ impl State {
     /// Deletes a service; `not_found` with `missing` if absent.
     pub async fn delete(&self, identifier: &str, missing: &str) -> Result<(), ProviderError> {
         let mut tx = self.begin().await?;
-        let deleted = sqlx::query(
-            "DELETE FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
-        )
-        .bind(self.blueprint)
-        .bind(&self.server)
-        .bind(identifier)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage_error)?
-        .rows_affected();
-        sqlx::query(
-            "DELETE FROM idempotency WHERE blueprint = ? AND server = ? AND identifier = ?",
-        )
-        .bind(self.blueprint)
-        .bind(&self.server)
-        .bind(identifier)
-        .execute(&mut *tx)
-        .await
-        .map_err(storage_error)?;
+        let deleted = sqlx::query("DELETE FROM services WHERE blueprint = ? AND server = ? AND identifier = ?")
+            .bind(self.blueprint)
+            .bind(&self.server)
+            .bind(identifier)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?
+            .rows_affected();
+        sqlx::query("DELETE FROM idempotency WHERE blueprint = ? AND server = ? AND identifier = ?")
+            .bind(self.blueprint)
+            .bind(&self.server)
+            .bind(identifier)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
         tx.commit().await.map_err(storage_error)?;
         if deleted == 0 {
-            return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(
-                missing,
-            )));
+            return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(missing)));
         }
         Ok(())
     }
 
     /// Whether any service of this server has `value` at a top-level `field`
     /// (other than `except`).
-    pub async fn field_taken(
-        &self,
-        field: &str,
-        value: &str,
-        except: &str,
-    ) -> Result<bool, ProviderError> {
+    pub async fn field_taken(&self, field: &str, value: &str, except: &str) -> Result<bool, ProviderError> {
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM services WHERE blueprint = ? AND server = ? AND identifier <> ? \
              AND json_extract(data, '$.' || ?) = ?",
@@ -416,19 +357,14 @@ fn record(row: sqlx::sqlite::SqliteRow) -> Result<Record, ProviderError> {
     let created_at: String = row.get(1);
     Ok(Record {
         data: serde_json::from_str(&data).map_err(ProviderError::internal)?,
-        created_at: DateTime::parse_from_rfc3339(&created_at)
-            .map_err(ProviderError::internal)?
-            .with_timezone(&Utc),
+        created_at: DateTime::parse_from_rfc3339(&created_at).map_err(ProviderError::internal)?.with_timezone(&Utc),
     })
 }
 
 /// Hex SHA-256, so the simulated server never stores a key in clear.
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the simulated servers in a state file hold, for tests and benchmarks.
@@ -443,36 +379,26 @@ pub struct Census {
 impl Census {
     /// Identifiers created more than once (a duplicate, unless the service was terminated in between).
     pub fn duplicates(&self) -> Vec<(String, String, String)> {
-        self.creations
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.creations.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k.clone()).collect()
     }
 }
 
 /// Reads the census of a state file.
 pub async fn census(path: &str) -> Result<Census, ProviderError> {
     let state = State::open(path, "any", "any").await?;
-    let services =
-        sqlx::query("SELECT blueprint, server, COUNT(*) FROM services GROUP BY blueprint, server")
-            .fetch_all(&state.pool)
-            .await
-            .map_err(storage_error)?
-            .into_iter()
-            .map(|row| ((row.get(0), row.get(1)), row.get(2)))
-            .collect();
-    let creations = sqlx::query(
-        "SELECT blueprint, server, identifier, COUNT(*) FROM creations GROUP BY 1, 2, 3",
-    )
-    .fetch_all(&state.pool)
-    .await
-    .map_err(storage_error)?
-    .into_iter()
-    .map(|row| ((row.get(0), row.get(1), row.get(2)), row.get(3)))
-    .collect();
-    Ok(Census {
-        services,
-        creations,
-    })
+    let services = sqlx::query("SELECT blueprint, server, COUNT(*) FROM services GROUP BY blueprint, server")
+        .fetch_all(&state.pool)
+        .await
+        .map_err(storage_error)?
+        .into_iter()
+        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
+        .collect();
+    let creations = sqlx::query("SELECT blueprint, server, identifier, COUNT(*) FROM creations GROUP BY 1, 2, 3")
+        .fetch_all(&state.pool)
+        .await
+        .map_err(storage_error)?
+        .into_iter()
+        .map(|row| ((row.get(0), row.get(1), row.get(2)), row.get(3)))
+        .collect();
+    Ok(Census { services, creations })
 }

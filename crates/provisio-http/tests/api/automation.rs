@@ -8,19 +8,9 @@ use crate::helpers::*;
 
 /// Runs an event for a service and answers the function of the job it made
 /// (or None) and the service's status once settled.
-async fn step(
-    app: &TestApp,
-    id: &str,
-    event_type: &str,
-    service: i64,
-    data: Value,
-) -> (Option<String>, Value) {
+async fn step(app: &TestApp, id: &str, event_type: &str, service: i64, data: Value) -> (Option<String>, Value) {
     let accepted = app.event(later(id, event_type, service, data)).await;
-    let function = accepted["jobs"]
-        .as_array()
-        .unwrap()
-        .first()
-        .map(|j| j["function"].as_str().unwrap().to_owned());
+    let function = accepted["jobs"].as_array().unwrap().first().map(|j| j["function"].as_str().unwrap().to_owned());
     let detail = app.settled(service).await;
     for job in detail["jobs"].as_array().unwrap() {
         assert_eq!(job["state"], "succeeded", "{job:#}");
@@ -33,84 +23,37 @@ async fn default_rules_of_every_blueprint() {
     let app = spawn_app().await;
     for (n, product) in provisio_engine::demo::PRODUCTS.iter().enumerate() {
         let contract = format!("contract-{product}");
-        let accepted = app
-            .event(order(
-                &format!("{product}-paid"),
-                &contract,
-                product,
-                fields_for(product, n),
-            ))
-            .await;
+        let accepted = app.event(order(&format!("{product}-paid"), &contract, product, fields_for(product, n))).await;
         let service = accepted["service_id"].as_i64().unwrap();
         let setup = app.engine.product(product).await.unwrap().setup_function;
         assert_eq!(accepted["jobs"][0]["function"], json!(setup), "{product}");
         let detail = app.settled(service).await;
-        assert_eq!(
-            detail["service"]["status"], "active",
-            "{product}: {detail:#}"
-        );
-        assert!(
-            detail["service"]["identifier"].is_string(),
-            "{product}: the identifier is recorded"
-        );
+        assert_eq!(detail["service"]["status"], "active", "{product}: {detail:#}");
+        assert!(detail["service"]["identifier"].is_string(), "{product}: the identifier is recorded");
         assert!(detail["service"]["configuration_id"].is_i64());
 
-        let blueprint = app
-            .engine
-            .registry()
-            .blueprint(&app.engine.product(product).await.unwrap().blueprint)
-            .unwrap();
+        let blueprint = app.engine.registry().blueprint(&app.engine.product(product).await.unwrap().blueprint).unwrap();
         let has = |f: &str| blueprint.function(f).is_some();
         if has("suspend") {
-            let (function, detail) = step(
-                &app,
-                &format!("{product}-overdue"),
-                "contract.overdue",
-                service,
-                json!({}),
-            )
-            .await;
+            let (function, detail) =
+                step(&app, &format!("{product}-overdue"), "contract.overdue", service, json!({})).await;
             assert_eq!(function.as_deref(), Some("suspend"), "{product}");
             assert_eq!(detail["service"]["status"], "suspended", "{product}");
             // invoice.paid on a suspended service lifts the suspension.
-            let (function, detail) = step(
-                &app,
-                &format!("{product}-invoice"),
-                "invoice.paid",
-                service,
-                json!({}),
-            )
-            .await;
+            let (function, detail) =
+                step(&app, &format!("{product}-invoice"), "invoice.paid", service, json!({})).await;
             assert_eq!(function.as_deref(), Some("unsuspend"), "{product}");
             assert_eq!(detail["service"]["status"], "active", "{product}");
-            app.event(later(
-                &format!("{product}-overdue-2"),
-                "contract.overdue",
-                service,
-                json!({}),
-            ))
-            .await;
-            let (function, detail) = step(
-                &app,
-                &format!("{product}-unsuspended"),
-                "contract.unsuspended",
-                service,
-                json!({}),
-            )
-            .await;
+            app.event(later(&format!("{product}-overdue-2"), "contract.overdue", service, json!({}))).await;
+            let (function, detail) =
+                step(&app, &format!("{product}-unsuspended"), "contract.unsuspended", service, json!({})).await;
             assert_eq!(function.as_deref(), Some("unsuspend"), "{product}");
             assert_eq!(detail["service"]["status"], "active", "{product}");
         }
         if has("change_package") {
             let package = json!({"package_name": "standard", "package_identifier": "standard"});
-            let (function, detail) = step(
-                &app,
-                &format!("{product}-upgraded"),
-                "contract.upgraded",
-                service,
-                package,
-            )
-            .await;
+            let (function, detail) =
+                step(&app, &format!("{product}-upgraded"), "contract.upgraded", service, package).await;
             assert_eq!(function.as_deref(), Some("change_package"), "{product}");
             let data = &detail["service"]["provision_data"];
             assert!(
@@ -120,52 +63,26 @@ async fn default_rules_of_every_blueprint() {
         }
         if has("renew") {
             let before = detail["service"]["provision_data"]["expires_at"].clone();
-            let (function, detail) = step(
-                &app,
-                &format!("{product}-renewed"),
-                "contract.renewed",
-                service,
-                json!({"years": 1}),
-            )
-            .await;
+            let (function, detail) =
+                step(&app, &format!("{product}-renewed"), "contract.renewed", service, json!({"years": 1})).await;
             assert_eq!(function.as_deref(), Some("renew"), "{product}");
-            assert_ne!(
-                detail["service"]["provision_data"]["expires_at"], before,
-                "{product}"
-            );
+            assert_ne!(detail["service"]["provision_data"]["expires_at"], before, "{product}");
         }
         if has("terminate") {
-            let (function, detail) = step(
-                &app,
-                &format!("{product}-cancelled"),
-                "contract.cancelled",
-                service,
-                json!({}),
-            )
-            .await;
+            let (function, detail) =
+                step(&app, &format!("{product}-cancelled"), "contract.cancelled", service, json!({})).await;
             assert_eq!(function.as_deref(), Some("terminate"), "{product}");
             assert_eq!(detail["service"]["status"], "terminated", "{product}");
         } else {
             // No terminate in the blueprint: cancelling makes no job.
-            let accepted = app
-                .event(later(
-                    &format!("{product}-cancelled"),
-                    "contract.cancelled",
-                    service,
-                    json!({}),
-                ))
-                .await;
+            let accepted =
+                app.event(later(&format!("{product}-cancelled"), "contract.cancelled", service, json!({}))).await;
             assert_eq!(accepted["jobs"], json!([]), "{product}");
         }
     }
     // Terminated at the provider too: the demo state holds no hosting account any more.
     let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
-    assert_eq!(
-        census
-            .services
-            .get(&("shared-hosting".into(), "hosting-eu1".into())),
-        None
-    );
+    assert_eq!(census.services.get(&("shared-hosting".into(), "hosting-eu1".into())), None);
     assert!(census.duplicates().is_empty());
 }
 
@@ -187,17 +104,8 @@ async fn a_duplicate_event_makes_no_second_job() {
 
 #[tokio::test]
 async fn invalid_events_get_422_with_field_paths_and_change_nothing() {
-    let app = spawn_app_with(AppOptions {
-        worker: false,
-        ..AppOptions::default()
-    })
-    .await;
-    let good = order(
-        "evt-1",
-        "contract-1",
-        "demo-hosting",
-        json!({"domain": "a.example.net", "username": "ann"}),
-    );
+    let app = spawn_app_with(AppOptions { worker: false, ..AppOptions::default() }).await;
+    let good = order("evt-1", "contract-1", "demo-hosting", json!({"domain": "a.example.net", "username": "ann"}));
     let mut cases: Vec<(Value, &str)> = Vec::new();
     let mut broken = good.clone();
     broken.as_object_mut().unwrap().remove("id");
@@ -227,17 +135,9 @@ async fn invalid_events_get_422_with_field_paths_and_change_nothing() {
 
     for (body, path) in cases {
         let (status, problem) = app.post("/api/v1/events", body).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{path}: {problem}"
-        );
-        let paths: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["path"].as_str().unwrap())
-            .collect();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {problem}");
+        let paths: Vec<&str> =
+            problem["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
         assert!(paths.contains(&path), "expected {path} in {paths:?}");
         assert_eq!(problem["status"], 422);
     }
@@ -252,23 +152,9 @@ async fn invalid_events_get_422_with_field_paths_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
 
-    assert_eq!(
-        app.count_jobs(&[
-            "queued",
-            "running",
-            "retrying",
-            "succeeded",
-            "failed",
-            "skipped"
-        ])
-        .await,
-        0
-    );
+    assert_eq!(app.count_jobs(&["queued", "running", "retrying", "succeeded", "failed", "skipped"]).await, 0);
     let services = app.get("/api/v1/services").await;
     assert_eq!(services, json!([]), "no service was created");
     let clients = app.get("/api/v1/clients").await;
@@ -280,61 +166,26 @@ async fn invalid_events_get_422_with_field_paths_and_change_nothing() {
 #[tokio::test]
 async fn events_in_order_one_job_at_a_time_per_service() {
     let app = spawn_app().await;
-    app.tune("demo-hosting-eu", json!({"latency_ms": 100}))
-        .await;
-    let accepted = app
-        .event(order(
-            "o-1",
-            "c-1",
-            "demo-hosting",
-            fields_for("demo-hosting", 1),
-        ))
-        .await;
+    app.tune("demo-hosting-eu", json!({"latency_ms": 100})).await;
+    let accepted = app.event(order("o-1", "c-1", "demo-hosting", fields_for("demo-hosting", 1))).await;
     let service = accepted["service_id"].as_i64().unwrap();
     // Sent at once, before the create has finished: they must run after it, in order.
-    app.event(later("o-2", "contract.overdue", service, json!({})))
-        .await;
-    app.event(later("o-3", "contract.unsuspended", service, json!({})))
-        .await;
-    app.event(later("o-4", "contract.cancelled", service, json!({})))
-        .await;
+    app.event(later("o-2", "contract.overdue", service, json!({}))).await;
+    app.event(later("o-3", "contract.unsuspended", service, json!({}))).await;
+    app.event(later("o-4", "contract.cancelled", service, json!({}))).await;
     let detail = app.settled(service).await;
-    let functions: Vec<&str> = detail["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["function"].as_str().unwrap())
-        .collect();
+    let functions: Vec<&str> =
+        detail["jobs"].as_array().unwrap().iter().map(|j| j["function"].as_str().unwrap()).collect();
     assert_eq!(functions, ["create", "suspend", "unsuspend", "terminate"]);
-    let statuses: Vec<&str> = detail["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["to_status"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            "pending",
-            "provisioning",
-            "active",
-            "suspended",
-            "active",
-            "terminated"
-        ]
-    );
+    let statuses: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["to_status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["pending", "provisioning", "active", "suspended", "active", "terminated"]);
     // Finished one after another, never overlapping.
     let jobs = detail["jobs"].as_array().unwrap();
     for pair in jobs.windows(2) {
         let (first, second) = (&pair[0], &pair[1]);
         let attempts = app.get(&format!("/api/v1/jobs/{}", second["id"])).await;
-        let started = attempts["attempts"][0]["started_at"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert!(
-            first["finished_at"].as_str().unwrap() <= started.as_str(),
-            "{first:#}\n{second:#}"
-        );
+        let started = attempts["attempts"][0]["started_at"].as_str().unwrap().to_owned();
+        assert!(first["finished_at"].as_str().unwrap() <= started.as_str(), "{first:#}\n{second:#}");
     }
 }

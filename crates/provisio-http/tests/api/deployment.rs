@@ -10,11 +10,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn dynamic_deployment_spreads_by_least_used_and_respects_capacity_and_attributes() {
-    let app = spawn_app_with(AppOptions {
-        demo: false,
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_app_with(AppOptions { demo: false, ..AppOptions::default() }).await;
     let state = app.demo_state.clone();
     let mut ids = HashMap::new();
     for (name, location, max) in [("eu-a", "eu", 2), ("eu-b", "eu", 3), ("us-a", "us", 10)] {
@@ -32,14 +28,8 @@ async fn dynamic_deployment_spreads_by_least_used_and_respects_capacity_and_attr
 
     let mut services = Vec::new();
     for n in 0..6 {
-        let accepted = app
-            .event(order(
-                &format!("e{n}"),
-                &format!("c{n}"),
-                "eu-hosting",
-                fields_for("demo-hosting", n),
-            ))
-            .await;
+        let accepted =
+            app.event(order(&format!("e{n}"), &format!("c{n}"), "eu-hosting", fields_for("demo-hosting", n))).await;
         let service = accepted["service_id"].as_i64().unwrap();
         services.push(service);
         app.settled(service).await;
@@ -48,50 +38,29 @@ async fn dynamic_deployment_spreads_by_least_used_and_respects_capacity_and_attr
     for service in &services[..5] {
         let detail = app.service(*service).await;
         assert_eq!(detail["service"]["status"], "active", "{detail:#}");
-        *placed
-            .entry(detail["service"]["configuration_id"].as_i64().unwrap())
-            .or_default() += 1;
+        *placed.entry(detail["service"]["configuration_id"].as_i64().unwrap()).or_default() += 1;
     }
     // Least used first: a, b, a, b, then a is full (2) and b takes the fifth.
     assert_eq!(placed.get(&ids["eu-a"]), Some(&2));
     assert_eq!(placed.get(&ids["eu-b"]), Some(&3));
-    assert_eq!(
-        placed.get(&ids["us-a"]),
-        None,
-        "attributes keep services out of us"
-    );
+    assert_eq!(placed.get(&ids["us-a"]), None, "attributes keep services out of us");
     let census = provisio_demo::state::census(&state).await.unwrap();
-    assert_eq!(
-        census.services[&("shared-hosting".into(), "eu-a".into())],
-        2
-    );
-    assert_eq!(
-        census.services[&("shared-hosting".into(), "eu-b".into())],
-        3
-    );
+    assert_eq!(census.services[&("shared-hosting".into(), "eu-a".into())], 2);
+    assert_eq!(census.services[&("shared-hosting".into(), "eu-b".into())], 3);
 
     // The sixth found no room: the job failed with a clear message.
     let sixth = app.service(services[5]).await;
     assert_eq!(sixth["service"]["status"], "failed");
     let job = &sixth["jobs"][0];
     assert_eq!(job["state"], "failed");
-    assert!(
-        job["message"].as_str().unwrap().contains("No capacity"),
-        "{job}"
-    );
+    assert!(job["message"].as_str().unwrap().contains("No capacity"), "{job}");
 
     // Staff add capacity, retry the job, and it succeeds.
     let (status, body) = app
-        .request(
-            Method::PATCH,
-            &format!("/api/v1/configurations/{}", ids["eu-a"]),
-            Some(json!({"max_services": 3})),
-        )
+        .request(Method::PATCH, &format!("/api/v1/configurations/{}", ids["eu-a"]), Some(json!({"max_services": 3})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = app
-        .post(&format!("/api/v1/jobs/{}/retry", job["id"]), json!({}))
-        .await;
+    let (status, body) = app.post(&format!("/api/v1/jobs/{}/retry", job["id"]), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let detail = app.settled(services[5]).await;
     assert_eq!(detail["service"]["status"], "active", "{detail:#}");
@@ -100,41 +69,23 @@ async fn dynamic_deployment_spreads_by_least_used_and_respects_capacity_and_attr
 
 #[tokio::test]
 async fn round_robin_and_fill() {
-    let app = spawn_app_with(AppOptions {
-        demo: false,
-        ..AppOptions::default()
-    })
-    .await;
+    let app = spawn_app_with(AppOptions { demo: false, ..AppOptions::default() }).await;
     let state = app.demo_state.clone();
     let mut ids = Vec::new();
     for name in ["one", "two", "three"] {
         let body = json!({"name": name, "provider": "coffee/demo", "max_services": 10, "values": {"state_path": state, "server": name}});
-        ids.push(
-            app.post("/api/v1/configurations", body).await.1["id"]
-                .as_i64()
-                .unwrap(),
-        );
+        ids.push(app.post("/api/v1/configurations", body).await.1["id"].as_i64().unwrap());
     }
     for (slug, strategy) in [("rr", "round_robin"), ("fill", "fill")] {
         let body = json!({"slug": slug, "name": slug, "blueprint": "coffee", "provision_fields": {"size": "small"},
                           "deployment": {"type": "dynamic", "strategy": strategy}});
-        assert_eq!(
-            app.post("/api/v1/products", body).await.0,
-            StatusCode::CREATED
-        );
+        assert_eq!(app.post("/api/v1/products", body).await.0, StatusCode::CREATED);
     }
     let mut rr = Vec::new();
     let mut fill = Vec::new();
     for n in 0..6 {
         for (slug, placed) in [("rr", &mut rr), ("fill", &mut fill)] {
-            let accepted = app
-                .event(order(
-                    &format!("{slug}{n}"),
-                    &format!("{slug}-c{n}"),
-                    slug,
-                    json!({}),
-                ))
-                .await;
+            let accepted = app.event(order(&format!("{slug}{n}"), &format!("{slug}-c{n}"), slug, json!({}))).await;
             let detail = app.settled(accepted["service_id"].as_i64().unwrap()).await;
             placed.push(detail["service"]["configuration_id"].as_i64().unwrap());
         }

@@ -19,33 +19,16 @@ async fn five_hundred_orders_against_a_flaky_provider_end_active_without_duplica
     // Half hosting (reconciled by get_info), half coffee (deduplicated by the
     // job's idempotency key alone: a second brew would be a second cup).
     for n in 0..500 {
-        let product = if n % 2 == 0 {
-            "demo-hosting"
-        } else {
-            "demo-coffee"
-        };
-        app.event(order(
-            &format!("evt-{n}"),
-            &format!("contract-{n}"),
-            product,
-            fields_for(product, n),
-        ))
-        .await;
+        let product = if n % 2 == 0 { "demo-hosting" } else { "demo-coffee" };
+        app.event(order(&format!("evt-{n}"), &format!("contract-{n}"), product, fields_for(product, n))).await;
     }
     app.drained(Duration::from_secs(120)).await;
 
     assert_eq!(app.count_services("active").await, 500);
     assert_eq!(app.count_jobs(&["failed", "skipped"]).await, 0);
     let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
-    assert_eq!(
-        census.services[&("shared-hosting".into(), "hosting-eu1".into())],
-        250
-    );
-    assert_eq!(
-        census.services[&("coffee".into(), "kitchen".into())],
-        250,
-        "one cup per order"
-    );
+    assert_eq!(census.services[&("shared-hosting".into(), "hosting-eu1".into())], 250);
+    assert_eq!(census.services[&("coffee".into(), "kitchen".into())], 250, "one cup per order");
     assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
 
     // The faults really happened, and unknown outcomes were reconciled.
@@ -65,13 +48,6 @@ async fn five_hundred_orders_against_a_flaky_provider_end_active_without_duplica
         .unwrap();
     let count = |outcome: &str| attempts.iter().filter(|a| a.outcome == outcome).count();
     assert!(count("transient") > 50, "transient {}", count("transient"));
-    assert!(
-        count("outcome_unknown") > 5,
-        "outcome_unknown {}",
-        count("outcome_unknown")
-    );
-    assert!(
-        attempts.iter().any(|a| a.function == "get_info"),
-        "some unknown outcomes were reconciled with get_info"
-    );
+    assert!(count("outcome_unknown") > 5, "outcome_unknown {}", count("outcome_unknown"));
+    assert!(attempts.iter().any(|a| a.function == "get_info"), "some unknown outcomes were reconciled with get_info");
 }

@@ -51,18 +51,11 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
     let store = Store::open(StoreOptions::new(url)).await.unwrap();
-    let engine = Engine::new(
-        store,
-        provisio_providers::registry(),
-        Vault::new(&[42; 32]),
-        options.settings,
-    );
+    let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[42; 32]), options.settings);
     let digest = provisio_http::token_digest(TOKEN);
     engine
         .store()
-        .write(move |conn| {
-            Box::pin(async move { provisio_store::tokens::insert(conn, "test", &digest).await })
-        })
+        .write(move |conn| Box::pin(async move { provisio_store::tokens::insert(conn, "test", &digest).await }))
         .await
         .unwrap();
     let demo_state = dir.path().join("demo.sqlite").display().to_string();
@@ -77,13 +70,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let router = provisio_http::router(engine.clone());
     tokio::spawn(async move { axum_serve(listener, router).await });
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        engine,
-        dir,
-        demo_state,
-    }
+    TestApp { address, client: reqwest::Client::new(), engine, dir, demo_state }
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
@@ -91,26 +78,15 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
 }
 
 impl TestApp {
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.address))
-            .bearer_auth(TOKEN);
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(TOKEN);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn get(&self, path: &str) -> Value {
@@ -139,17 +115,15 @@ impl TestApp {
         let started = Instant::now();
         loop {
             let detail = self.service(id).await;
-            let open =
-                detail["jobs"].as_array().unwrap().iter().any(|j| {
-                    matches!(j["state"].as_str(), Some("queued" | "running" | "retrying"))
-                });
+            let open = detail["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| matches!(j["state"].as_str(), Some("queued" | "running" | "retrying")));
             if !open {
                 return detail;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "service {id} did not settle: {detail:#}"
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "service {id} did not settle: {detail:#}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -174,47 +148,25 @@ impl TestApp {
             .read(|conn| Box::pin(async move { provisio_store::jobs::count_by_state(conn).await }))
             .await
             .unwrap();
-        counts
-            .into_iter()
-            .filter(|(s, _)| states.contains(&s.as_str()))
-            .map(|(_, n)| n)
-            .sum()
+        counts.into_iter().filter(|(s, _)| states.contains(&s.as_str())).map(|(_, n)| n).sum()
     }
 
     pub async fn count_services(&self, status: &str) -> i64 {
         let counts = self
             .engine
             .store()
-            .read(|conn| {
-                Box::pin(async move { provisio_store::services::count_by_status(conn).await })
-            })
+            .read(|conn| Box::pin(async move { provisio_store::services::count_by_status(conn).await }))
             .await
             .unwrap();
-        counts
-            .into_iter()
-            .filter(|(s, _)| s == status)
-            .map(|(_, n)| n)
-            .sum()
+        counts.into_iter().filter(|(s, _)| s == status).map(|(_, n)| n).sum()
     }
 
     /// Changes a demo configuration's values through the API.
     pub async fn tune(&self, configuration: &str, values: Value) {
         let list = self.get("/api/v1/configurations").await;
-        let id = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == configuration)
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap();
-        let (status, body) = self
-            .request(
-                Method::PATCH,
-                &format!("/api/v1/configurations/{id}"),
-                Some(json!({"values": values})),
-            )
-            .await;
+        let id = list.as_array().unwrap().iter().find(|c| c["name"] == configuration).unwrap()["id"].as_i64().unwrap();
+        let (status, body) =
+            self.request(Method::PATCH, &format!("/api/v1/configurations/{id}"), Some(json!({"values": values}))).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 }

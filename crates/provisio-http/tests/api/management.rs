@@ -20,9 +20,7 @@ async fn configuration_secrets_are_write_only_and_not_in_the_database_file() {
     assert_eq!(created["secrets_set"], json!(["/api_key"]));
 
     // It works: the test uses the real key (the simulator requires it from now on).
-    let (status, tested) = app
-        .post(&format!("/api/v1/configurations/{id}/test"), json!({}))
-        .await;
+    let (status, tested) = app.post(&format!("/api/v1/configurations/{id}/test"), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tested["status"], "ok", "{tested}");
 
@@ -35,37 +33,17 @@ async fn configuration_secrets_are_write_only_and_not_in_the_database_file() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, tested) = app
-        .post(&format!("/api/v1/configurations/{id}/test"), json!({}))
-        .await;
-    assert_eq!(
-        tested["status"], "ok",
-        "the key survived the patch: {tested}"
-    );
+    let (_, tested) = app.post(&format!("/api/v1/configurations/{id}/test"), json!({})).await;
+    assert_eq!(tested["status"], "ok", "the key survived the patch: {tested}");
 
     // A product on it, a service, an action: nothing answers the secret.
     let product = json!({"slug": "vault-hosting", "name": "v", "blueprint": "shared-hosting",
                          "deployment": {"type": "static", "configuration_id": id}, "provision_fields": {"package_name": "basic"}});
-    assert_eq!(
-        app.post("/api/v1/products", product).await.0,
-        StatusCode::CREATED
-    );
-    let accepted = app
-        .event(order(
-            "v1",
-            "vc1",
-            "vault-hosting",
-            fields_for("demo-hosting", 1),
-        ))
-        .await;
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    let accepted = app.event(order("v1", "vc1", "vault-hosting", fields_for("demo-hosting", 1))).await;
     let service = accepted["service_id"].as_i64().unwrap();
     app.settled(service).await;
-    let (_, login) = app
-        .post(
-            &format!("/api/v1/services/{service}/actions/get_login_url"),
-            json!({}),
-        )
-        .await;
+    let (_, login) = app.post(&format!("/api/v1/services/{service}/actions/get_login_url"), json!({})).await;
     assert_eq!(login["envelope"]["status"], "ok", "{login}");
 
     // A wrong key: the simulator echoes it in its error, which must be redacted.
@@ -77,16 +55,8 @@ async fn configuration_secrets_are_write_only_and_not_in_the_database_file() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, failed) = app
-        .post(
-            &format!("/api/v1/services/{service}/actions/get_info"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        failed["envelope"]["error_kind"], "provider_error",
-        "{failed}"
-    );
+    let (_, failed) = app.post(&format!("/api/v1/services/{service}/actions/get_info"), json!({})).await;
+    assert_eq!(failed["envelope"]["error_kind"], "provider_error", "{failed}");
 
     let mut everything = String::new();
     for path in [
@@ -98,43 +68,22 @@ async fn configuration_secrets_are_write_only_and_not_in_the_database_file() {
     ] {
         everything.push_str(&app.get(path).await.to_string());
     }
-    for job in app
-        .get(&format!("/api/v1/jobs?service_id={service}"))
-        .await
-        .as_array()
-        .unwrap()
-    {
-        everything.push_str(
-            &app.get(&format!("/api/v1/jobs/{}", job["id"]))
-                .await
-                .to_string(),
-        );
+    for job in app.get(&format!("/api/v1/jobs?service_id={service}")).await.as_array().unwrap() {
+        everything.push_str(&app.get(&format!("/api/v1/jobs/{}", job["id"])).await.to_string());
     }
     everything.push_str(&failed.to_string());
     assert!(everything.contains("[REDACTED]"));
     for secret in [SECRET, "Wrong-Key-0000"] {
-        assert!(
-            !everything.contains(secret),
-            "{secret} leaked through the API"
-        );
+        assert!(!everything.contains(secret), "{secret} leaked through the API");
     }
 
     // Not in the database files either (WAL included).
     for file in std::fs::read_dir(app.dir.path()).unwrap() {
         let path = file.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("provisio.db")
-        {
+        if path.file_name().unwrap().to_string_lossy().starts_with("provisio.db") {
             let bytes = std::fs::read(&path).unwrap();
             for secret in [SECRET, "Wrong-Key-0000"] {
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "{secret} in {}",
-                    path.display()
-                );
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in {}", path.display());
             }
         }
     }
@@ -144,21 +93,13 @@ async fn configuration_secrets_are_write_only_and_not_in_the_database_file() {
 async fn invalid_configurations_and_products_name_the_field() {
     let app = spawn_app().await;
     let cases = [
-        (
-            "/api/v1/configurations",
-            json!({"name": "x", "provider": "shared-hosting/nope"}),
-            "/provider",
-        ),
+        ("/api/v1/configurations", json!({"name": "x", "provider": "shared-hosting/nope"}), "/provider"),
         (
             "/api/v1/configurations",
             json!({"name": "x", "provider": "shared-hosting/demo", "values": {"latency_ms": "slow"}}),
             "/values/latency_ms",
         ),
-        (
-            "/api/v1/configurations",
-            json!({"name": "demo-dns", "provider": "dns-hosting/demo"}),
-            "/name",
-        ),
+        ("/api/v1/configurations", json!({"name": "demo-dns", "provider": "dns-hosting/demo"}), "/name"),
         (
             "/api/v1/products",
             json!({"slug": "Bad Slug", "name": "x", "blueprint": "coffee", "deployment": {"type": "dynamic", "strategy": "fill"}}),
@@ -187,25 +128,12 @@ async fn invalid_configurations_and_products_name_the_field() {
     ];
     for (path, body, field) in cases {
         let (status, problem) = app.post(path, body).await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}: {problem}"
-        );
-        let paths: Vec<&str> = problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["path"].as_str().unwrap())
-            .collect();
-        assert!(
-            paths.iter().any(|p| p.starts_with(field)),
-            "expected {field} in {paths:?}"
-        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {problem}");
+        let paths: Vec<&str> =
+            problem["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+        assert!(paths.iter().any(|p| p.starts_with(field)), "expected {field} in {paths:?}");
     }
-    let (status, problem) = app
-        .request(Method::GET, "/api/v1/jobs?status=exploded", None)
-        .await;
+    let (status, problem) = app.request(Method::GET, "/api/v1/jobs?status=exploded", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["path"], "?status");
 }
@@ -214,167 +142,73 @@ async fn invalid_configurations_and_products_name_the_field() {
 async fn product_rules_override_the_defaults() {
     let app = spawn_app().await;
     let (status, body) = app
-        .request(Method::PATCH, "/api/v1/products/demo-hosting", Some(json!({"rules": [
-            {"event": "contract.overdue", "function": "terminate", "when_status": ["active"]},
-            {"event": "support.reset", "function": "change_package", "params": {"package_name": "premium"}}
-        ]})))
+        .request(
+            Method::PATCH,
+            "/api/v1/products/demo-hosting",
+            Some(json!({"rules": [
+                {"event": "contract.overdue", "function": "terminate", "when_status": ["active"]},
+                {"event": "support.reset", "function": "change_package", "params": {"package_name": "premium"}}
+            ]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let service = app
-        .event(order(
-            "r1",
-            "rc1",
-            "demo-hosting",
-            fields_for("demo-hosting", 1),
-        ))
-        .await["service_id"]
+    let service = app.event(order("r1", "rc1", "demo-hosting", fields_for("demo-hosting", 1))).await["service_id"]
         .as_i64()
         .unwrap();
     app.settled(service).await;
-    let accepted = app
-        .event(later("r2", "support.reset", service, json!({})))
-        .await;
+    let accepted = app.event(later("r2", "support.reset", service, json!({}))).await;
     assert_eq!(accepted["jobs"][0]["function"], "change_package");
-    assert_eq!(
-        app.settled(service).await["service"]["provision_data"]["package_name"],
-        "premium"
-    );
-    let accepted = app
-        .event(later("r3", "contract.overdue", service, json!({})))
-        .await;
+    assert_eq!(app.settled(service).await["service"]["provision_data"]["package_name"], "premium");
+    let accepted = app.event(later("r3", "contract.overdue", service, json!({}))).await;
     assert_eq!(accepted["jobs"][0]["function"], "terminate");
-    assert_eq!(
-        app.settled(service).await["service"]["status"],
-        "terminated"
-    );
+    assert_eq!(app.settled(service).await["service"]["status"], "terminated");
 }
 
 #[tokio::test]
 async fn staff_actions_jobs_and_auth() {
     let app = spawn_app().await;
-    let service = app
-        .event(order(
-            "a1",
-            "ac1",
-            "demo-database",
-            fields_for("demo-database", 1),
-        ))
-        .await["service_id"]
+    let service = app.event(order("a1", "ac1", "demo-database", fields_for("demo-database", 1))).await["service_id"]
         .as_i64()
         .unwrap();
     let detail = app.settled(service).await;
     assert_eq!(detail["service"]["status"], "active");
     // The generated password was returned once; it is not kept in provision data.
-    assert!(
-        detail["service"]["provision_data"]
-            .get("password")
-            .is_none(),
-        "{detail:#}"
-    );
-    let (_, create) = app
-        .request(
-            Method::GET,
-            &format!("/api/v1/jobs/{}", detail["jobs"][0]["id"]),
-            None,
-        )
-        .await;
-    assert_eq!(
-        create["attempts"][0]["envelope"]["data"]["password"], "[REDACTED]",
-        "{create}"
-    );
+    assert!(detail["service"]["provision_data"].get("password").is_none(), "{detail:#}");
+    let (_, create) = app.request(Method::GET, &format!("/api/v1/jobs/{}", detail["jobs"][0]["id"]), None).await;
+    assert_eq!(create["attempts"][0]["envelope"]["data"]["password"], "[REDACTED]", "{create}");
 
     // A query runs at once; a lifecycle function goes through the queue.
-    let (status, usage) = app
-        .post(
-            &format!("/api/v1/services/{service}/actions/get_usage"),
-            json!({}),
-        )
-        .await;
+    let (status, usage) = app.post(&format!("/api/v1/services/{service}/actions/get_usage"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{usage}");
     assert_eq!(usage["envelope"]["status"], "ok");
-    let (status, suspended) = app
-        .post(
-            &format!("/api/v1/services/{service}/actions/suspend"),
-            json!({"reason": "abuse"}),
-        )
-        .await;
+    let (status, suspended) =
+        app.post(&format!("/api/v1/services/{service}/actions/suspend"), json!({"reason": "abuse"})).await;
     assert_eq!(status, StatusCode::OK, "{suspended}");
     assert_eq!(suspended["job"]["state"], "succeeded");
     assert_eq!(app.service(service).await["service"]["status"], "suspended");
     // Not allowed in this status.
-    let (status, problem) = app
-        .post(
-            &format!("/api/v1/services/{service}/actions/change_password"),
-            json!({}),
-        )
-        .await;
+    let (status, problem) = app.post(&format!("/api/v1/services/{service}/actions/change_password"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
-    let (status, _) = app
-        .post(
-            &format!("/api/v1/services/{service}/actions/explode"),
-            json!({}),
-        )
-        .await;
+    let (status, _) = app.post(&format!("/api/v1/services/{service}/actions/explode"), json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let jobs = app
-        .get(&format!(
-            "/api/v1/jobs?status=succeeded&service_id={service}"
-        ))
-        .await;
-    let functions: Vec<&str> = jobs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["function"].as_str().unwrap())
-        .collect();
+    let jobs = app.get(&format!("/api/v1/jobs?status=succeeded&service_id={service}")).await;
+    let functions: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["function"].as_str().unwrap()).collect();
     assert_eq!(functions, ["suspend", "get_usage", "create"]);
-    let (status, problem) = app
-        .post(&format!("/api/v1/jobs/{}/retry", jobs[0]["id"]), json!({}))
-        .await;
+    let (status, problem) = app.post(&format!("/api/v1/jobs/{}/retry", jobs[0]["id"]), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "only failed jobs: {problem}");
 
     // Every staff change is in the audit log.
     let audit = app.get("/api/v1/audit").await;
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["action"].as_str().unwrap())
-        .collect();
-    assert!(
-        actions.contains(&"service.action") && actions.contains(&"product.create"),
-        "{actions:?}"
-    );
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"service.action") && actions.contains(&"product.create"), "{actions:?}");
 
     // No token, a wrong token.
-    let response = app
-        .client
-        .get(format!("{}/api/v1/services", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(format!("{}/api/v1/services", app.address)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let response = app
-        .client
-        .get(format!("{}/api/v1/services", app.address))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let response = app.client.get(format!("{}/api/v1/services", app.address)).bearer_auth("nope").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let health: Value = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
 }

@@ -12,9 +12,7 @@ use crate::blueprint::Empty;
 use crate::formats::{DomainName, Hostname};
 
 /// DNS record types.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RecordType {
     /// IPv4 address.
