@@ -101,7 +101,7 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROVISIO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 

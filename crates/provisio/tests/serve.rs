@@ -28,7 +28,7 @@ fn start(dir: &Path, port: u16) -> Server {
         .env("PROVISIO_LEASE_SECS", "2")
         .env("PROVISIO_RETRY_BASE_MS", "50")
         .env("PROVISIO_POLL_MS", "50")
-        .env("PROVISIO_LOG", "debug,sqlx=info")
+        .env("PROVISIO_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -4,17 +4,20 @@
 //! Each service is a JSON document keyed by blueprint, server and service
 //! identifier. Every create that really creates something is also appended
 //! to `creations`, so tests can count what the "third party" did.
+//!
+//! One connection per state file, behind an async mutex: the simulator
+//! serialises its writes like a single control panel would, each operation
+//! takes microseconds, and several processes may share the file (WAL and a
+//! busy timeout).
 
-use std::collections::HashMap;
-use std::str::FromStr;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use provisio_sdk::ProviderError;
+use provisio_sdk::{ProviderError, UserMessage};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, Transaction};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS servers (
@@ -74,51 +77,48 @@ impl Created {
     }
 }
 
+type Shared = Arc<tokio::sync::Mutex<Connection>>;
+
 /// The state of one blueprint's simulated server inside a state file.
 #[derive(Debug, Clone)]
 pub struct State {
-    pool: SqlitePool,
+    connection: Shared,
     path: String,
     blueprint: &'static str,
     server: String,
 }
 
-fn pools() -> &'static Mutex<HashMap<String, SqlitePool>> {
-    static POOLS: OnceLock<Mutex<HashMap<String, SqlitePool>>> = OnceLock::new();
-    POOLS.get_or_init(Default::default)
+fn connections() -> &'static Mutex<HashMap<String, Shared>> {
+    static CONNECTIONS: OnceLock<Mutex<HashMap<String, Shared>>> = OnceLock::new();
+    CONNECTIONS.get_or_init(Default::default)
 }
 
-fn storage_error(err: sqlx::Error) -> ProviderError {
+fn storage_error(err: rusqlite::Error) -> ProviderError {
     ProviderError::internal(format!("demo state: {err}"))
 }
 
+fn open_connection(path: &str) -> Result<Connection, rusqlite::Error> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(connection)
+}
+
 impl State {
-    /// Opens (creating if needed) the state file; pools are shared per path.
+    /// Opens (creating if needed) the state file; one connection per path.
     pub async fn open(path: &str, blueprint: &'static str, server: &str) -> Result<State, ProviderError> {
-        let existing = pools().lock().expect("pool map lock").get(path).cloned();
-        let pool = match existing {
-            Some(pool) => pool,
+        let existing = connections().lock().expect("connection map lock").get(path).cloned();
+        let connection = match existing {
+            Some(connection) => connection,
             None => {
-                let options = SqliteConnectOptions::from_str("sqlite:")
-                    .map_err(storage_error)?
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(30));
-                // One connection: the simulator serialises its writes like a
-                // single control panel would, and never sees SQLITE_BUSY.
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(300))
-                    .connect_with(options)
-                    .await
+                let connection = open_connection(path)
                     .map_err(|err| ProviderError::internal(format!("cannot open demo state {path}: {err}")))?;
-                sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
-                pools().lock().expect("pool map lock").entry(path.to_owned()).or_insert(pool).clone()
+                let shared = Arc::new(tokio::sync::Mutex::new(connection));
+                connections().lock().expect("connection map lock").entry(path.to_owned()).or_insert(shared).clone()
             }
         };
-        Ok(State { pool, path: path.to_owned(), blueprint, server: server.to_owned() })
+        Ok(State { connection, path: path.to_owned(), blueprint, server: server.to_owned() })
     }
 
     /// Checks the API key against the server's (the first key presented to a
@@ -127,90 +127,78 @@ impl State {
         let presented = api_key.map(sha256_hex);
         // Keys accepted before, per state file and server: a real server
         // keeps sessions too, and it saves a write per call.
-        static ACCEPTED: OnceLock<Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+        static ACCEPTED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
         let accepted_key =
             format!("{}|{}|{}|{}", self.path, self.blueprint, self.server, presented.as_deref().unwrap_or("-"));
         if ACCEPTED.get_or_init(Default::default).lock().expect("accepted keys lock").contains(&accepted_key) {
             return Ok(true);
         }
-        let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT api_key_sha256 FROM servers WHERE blueprint = ? AND name = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .fetch_optional(&mut *tx)
-            .await
+        let mut connection = self.connection.lock().await;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        let stored: Option<Option<String>> = tx
+            .query_row(
+                "SELECT api_key_sha256 FROM servers WHERE blueprint = ? AND name = ?",
+                params![self.blueprint, self.server],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(storage_error)?;
-        let accepted = match row {
+        let accepted = match stored {
             None => {
-                sqlx::query("INSERT INTO servers (blueprint, name, api_key_sha256) VALUES (?, ?, ?)")
-                    .bind(self.blueprint)
-                    .bind(&self.server)
-                    .bind(&presented)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(storage_error)?;
+                tx.execute(
+                    "INSERT INTO servers (blueprint, name, api_key_sha256) VALUES (?, ?, ?)",
+                    params![self.blueprint, self.server, presented],
+                )
+                .map_err(storage_error)?;
                 true
             }
-            Some(row) => {
-                let stored: Option<String> = row.get(0);
-                match (stored, presented) {
-                    (None, None) => true,
-                    (None, Some(presented)) => {
-                        sqlx::query("UPDATE servers SET api_key_sha256 = ? WHERE blueprint = ? AND name = ?")
-                            .bind(presented)
-                            .bind(self.blueprint)
-                            .bind(&self.server)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(storage_error)?;
-                        true
-                    }
-                    (Some(_), None) => false,
-                    (Some(stored), Some(presented)) => stored == presented,
+            Some(None) => {
+                if presented.is_some() {
+                    tx.execute(
+                        "UPDATE servers SET api_key_sha256 = ? WHERE blueprint = ? AND name = ?",
+                        params![presented, self.blueprint, self.server],
+                    )
+                    .map_err(storage_error)?;
                 }
+                true
             }
+            Some(Some(stored)) => presented.as_deref() == Some(stored.as_str()),
         };
-        tx.commit().await.map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
         if accepted {
             ACCEPTED.get_or_init(Default::default).lock().expect("accepted keys lock").insert(accepted_key);
         }
         Ok(accepted)
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, ProviderError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)
+    fn fetch(&self, connection: &Connection, identifier: &str) -> Result<Option<Record>, ProviderError> {
+        let row: Option<(String, String)> = connection
+            .prepare_cached(
+                "SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![self.blueprint, self.server, identifier], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(storage_error)?;
+        row.map(|(data, created_at)| record(&data, &created_at)).transpose()
     }
 
     /// A service by identifier.
     pub async fn get(&self, identifier: &str) -> Result<Option<Record>, ProviderError> {
-        let mut connection = self.pool.acquire().await.map_err(storage_error)?;
-        self.fetch(&mut connection, identifier).await
-    }
-
-    async fn fetch(
-        &self,
-        connection: &mut sqlx::SqliteConnection,
-        identifier: &str,
-    ) -> Result<Option<Record>, ProviderError> {
-        let row =
-            sqlx::query("SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?")
-                .bind(self.blueprint)
-                .bind(&self.server)
-                .bind(identifier)
-                .fetch_optional(connection)
-                .await
-                .map_err(storage_error)?;
-        row.map(record).transpose()
+        let connection = self.connection.lock().await;
+        self.fetch(&connection, identifier)
     }
 
     /// The identifier an idempotency key was used for, if any.
     pub async fn identifier_for_key(&self, key: &str) -> Result<Option<String>, ProviderError> {
-        sqlx::query_scalar("SELECT identifier FROM idempotency WHERE blueprint = ? AND server = ? AND key = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
+        let connection = self.connection.lock().await;
+        connection
+            .prepare_cached("SELECT identifier FROM idempotency WHERE blueprint = ? AND server = ? AND key = ?")
+            .and_then(|mut statement| {
+                statement.query_row(params![self.blueprint, self.server, key], |r| r.get(0)).optional()
+            })
             .map_err(storage_error)
     }
 
@@ -225,49 +213,38 @@ impl State {
         same: impl FnOnce(&Value) -> bool,
         conflict_message: &str,
     ) -> Result<Created, ProviderError> {
-        let mut tx = self.begin().await?;
-        let created = match self.fetch(&mut tx, identifier).await? {
+        let mut connection = self.connection.lock().await;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        let created = match self.fetch(&tx, identifier)? {
             Some(existing) => {
                 if !same(&existing.data) {
-                    return Err(ProviderError::conflict(provisio_sdk::UserMessage::new(conflict_message)));
+                    return Err(ProviderError::conflict(UserMessage::new(conflict_message)));
                 }
                 Created::Adopted(existing.data)
             }
             None => {
                 let now = Utc::now().to_rfc3339();
-                sqlx::query(
+                tx.execute(
                     "INSERT INTO services (blueprint, server, identifier, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                    params![self.blueprint, self.server, identifier, data.to_string(), now],
                 )
-                .bind(self.blueprint)
-                .bind(&self.server)
-                .bind(identifier)
-                .bind(data.to_string())
-                .bind(&now)
-                .execute(&mut *tx)
-                .await
                 .map_err(storage_error)?;
-                sqlx::query("INSERT INTO creations (blueprint, server, identifier, at) VALUES (?, ?, ?, ?)")
-                    .bind(self.blueprint)
-                    .bind(&self.server)
-                    .bind(identifier)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(storage_error)?;
+                tx.execute(
+                    "INSERT INTO creations (blueprint, server, identifier, at) VALUES (?, ?, ?, ?)",
+                    params![self.blueprint, self.server, identifier, now],
+                )
+                .map_err(storage_error)?;
                 Created::New(data)
             }
         };
         for key in keys {
-            sqlx::query("INSERT OR IGNORE INTO idempotency (blueprint, server, key, identifier) VALUES (?, ?, ?, ?)")
-                .bind(self.blueprint)
-                .bind(&self.server)
-                .bind(key)
-                .bind(identifier)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO idempotency (blueprint, server, key, identifier) VALUES (?, ?, ?, ?)",
+                params![self.blueprint, self.server, key, identifier],
+            )
+            .map_err(storage_error)?;
         }
-        tx.commit().await.map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
         Ok(created)
     }
 
@@ -278,47 +255,42 @@ impl State {
         missing: &str,
         change: impl FnOnce(&mut Value, &Record) -> Result<(), ProviderError>,
     ) -> Result<Value, ProviderError> {
-        let mut tx = self.begin().await?;
-        let Some(current) = self.fetch(&mut tx, identifier).await? else {
-            return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(missing)));
+        let mut connection = self.connection.lock().await;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        let Some(current) = self.fetch(&tx, identifier)? else {
+            return Err(ProviderError::not_found(UserMessage::new(missing)));
         };
         let mut data = current.data.clone();
         change(&mut data, &current)?;
         if data != current.data {
-            sqlx::query("UPDATE services SET data = ? WHERE blueprint = ? AND server = ? AND identifier = ?")
-                .bind(data.to_string())
-                .bind(self.blueprint)
-                .bind(&self.server)
-                .bind(identifier)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+            tx.execute(
+                "UPDATE services SET data = ? WHERE blueprint = ? AND server = ? AND identifier = ?",
+                params![data.to_string(), self.blueprint, self.server, identifier],
+            )
+            .map_err(storage_error)?;
         }
-        tx.commit().await.map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
         Ok(data)
     }
 
     /// Deletes a service; `not_found` with `missing` if absent.
     pub async fn delete(&self, identifier: &str, missing: &str) -> Result<(), ProviderError> {
-        let mut tx = self.begin().await?;
-        let deleted = sqlx::query("DELETE FROM services WHERE blueprint = ? AND server = ? AND identifier = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .bind(identifier)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?
-            .rows_affected();
-        sqlx::query("DELETE FROM idempotency WHERE blueprint = ? AND server = ? AND identifier = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .bind(identifier)
-            .execute(&mut *tx)
-            .await
+        let mut connection = self.connection.lock().await;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        let deleted = tx
+            .execute(
+                "DELETE FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
+                params![self.blueprint, self.server, identifier],
+            )
             .map_err(storage_error)?;
-        tx.commit().await.map_err(storage_error)?;
+        tx.execute(
+            "DELETE FROM idempotency WHERE blueprint = ? AND server = ? AND identifier = ?",
+            params![self.blueprint, self.server, identifier],
+        )
+        .map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
         if deleted == 0 {
-            return Err(ProviderError::not_found(provisio_sdk::UserMessage::new(missing)));
+            return Err(ProviderError::not_found(UserMessage::new(missing)));
         }
         Ok(())
     }
@@ -326,38 +298,34 @@ impl State {
     /// Whether any service of this server has `value` at a top-level `field`
     /// (other than `except`).
     pub async fn field_taken(&self, field: &str, value: &str, except: &str) -> Result<bool, ProviderError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM services WHERE blueprint = ? AND server = ? AND identifier <> ? \
-             AND json_extract(data, '$.' || ?) = ?",
-        )
-        .bind(self.blueprint)
-        .bind(&self.server)
-        .bind(except)
-        .bind(field)
-        .bind(value)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(storage_error)?;
+        let connection = self.connection.lock().await;
+        let count: i64 = connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM services WHERE blueprint = ? AND server = ? AND identifier <> ? \
+                 AND json_extract(data, '$.' || ?) = ?",
+            )
+            .and_then(|mut s| s.query_row(params![self.blueprint, self.server, except, field, value], |r| r.get(0)))
+            .map_err(storage_error)?;
         Ok(count > 0)
     }
 
     /// How many services this server holds.
     pub async fn count(&self) -> Result<i64, ProviderError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM services WHERE blueprint = ? AND server = ?")
-            .bind(self.blueprint)
-            .bind(&self.server)
-            .fetch_one(&self.pool)
-            .await
+        let connection = self.connection.lock().await;
+        connection
+            .query_row(
+                "SELECT COUNT(*) FROM services WHERE blueprint = ? AND server = ?",
+                params![self.blueprint, self.server],
+                |r| r.get(0),
+            )
             .map_err(storage_error)
     }
 }
 
-fn record(row: sqlx::sqlite::SqliteRow) -> Result<Record, ProviderError> {
-    let data: String = row.get(0);
-    let created_at: String = row.get(1);
+fn record(data: &str, created_at: &str) -> Result<Record, ProviderError> {
     Ok(Record {
-        data: serde_json::from_str(&data).map_err(ProviderError::internal)?,
-        created_at: DateTime::parse_from_rfc3339(&created_at).map_err(ProviderError::internal)?.with_timezone(&Utc),
+        data: serde_json::from_str(data).map_err(ProviderError::internal)?,
+        created_at: DateTime::parse_from_rfc3339(created_at).map_err(ProviderError::internal)?.with_timezone(&Utc),
     })
 }
 
@@ -386,19 +354,25 @@ impl Census {
 /// Reads the census of a state file.
 pub async fn census(path: &str) -> Result<Census, ProviderError> {
     let state = State::open(path, "any", "any").await?;
-    let services = sqlx::query("SELECT blueprint, server, COUNT(*) FROM services GROUP BY blueprint, server")
-        .fetch_all(&state.pool)
-        .await
-        .map_err(storage_error)?
-        .into_iter()
-        .map(|row| ((row.get(0), row.get(1)), row.get(2)))
-        .collect();
-    let creations = sqlx::query("SELECT blueprint, server, identifier, COUNT(*) FROM creations GROUP BY 1, 2, 3")
-        .fetch_all(&state.pool)
-        .await
-        .map_err(storage_error)?
-        .into_iter()
-        .map(|row| ((row.get(0), row.get(1), row.get(2)), row.get(3)))
-        .collect();
+    let connection = state.connection.lock().await;
+    let mut services = HashMap::new();
+    let mut statement = connection
+        .prepare("SELECT blueprint, server, COUNT(*) FROM services GROUP BY blueprint, server")
+        .map_err(storage_error)?;
+    let rows = statement.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?))).map_err(storage_error)?;
+    for row in rows {
+        let (key, n) = row.map_err(storage_error)?;
+        services.insert(key, n);
+    }
+    let mut creations = HashMap::new();
+    let mut statement = connection
+        .prepare("SELECT blueprint, server, identifier, COUNT(*) FROM creations GROUP BY 1, 2, 3")
+        .map_err(storage_error)?;
+    let rows =
+        statement.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?))).map_err(storage_error)?;
+    for row in rows {
+        let (key, n) = row.map_err(storage_error)?;
+        creations.insert(key, n);
+    }
     Ok(Census { services, creations })
 }
