@@ -170,14 +170,28 @@ fn wanted(name: &str) -> bool {
     std::env::var("PROVISIO_BENCH_ONLY").map(|only| only.split(',').any(|o| o == name)).unwrap_or(true)
 }
 
+const SCENARIOS: [&str; 5] = ["ingest", "ingest-direct", "e2e", "latency", "slow"];
+
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
+    // Each scenario runs in a fresh process, so one's memory and caches do
+    // not count against the next (peak RSS is per process).
+    if std::env::var("PROVISIO_BENCH_ONLY").is_err() {
         println!(
             "provisio engine benchmark ({} cores)",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         );
-
+        let me = std::env::current_exe().expect("own path");
+        for scenario in SCENARIOS {
+            let status = std::process::Command::new(&me)
+                .env("PROVISIO_BENCH_ONLY", scenario)
+                .status()
+                .expect("the scenario runs");
+            assert!(status.success(), "scenario {scenario} failed");
+        }
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
         // 1. Ingest: POST /api/v1/events, durable before 202, no worker.
         if wanted("ingest") {
             let bench = setup(fast_settings(256), false, 0, 64).await;
@@ -257,7 +271,7 @@ fn main() {
             let burn = Duration::from_millis((now_ms() - before) as u64);
             println!(
                 "slow provider (1 s per call): {count} services active {:.2} s after the worker started \
-             (events ingested beforehand in {:.2} s); peak RSS of the whole process {:.0} MiB",
+             (events ingested beforehand in {:.2} s); peak RSS of the process (server and load generator) {:.0} MiB",
                 burn.as_secs_f64(),
                 ingest.as_secs_f64(),
                 peak_rss_mib()
