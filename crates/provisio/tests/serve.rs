@@ -204,5 +204,44 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
         assert!(sent.elapsed() < Duration::from_secs(1), "not active within a second: {detail}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+
+    // The operator commands, against the same server.
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_provisio"))
+            .args(args)
+            .args(["--server", &base, "--token", TOKEN])
+            .output()
+            .expect("provisio runs");
+        (
+            output.status.code().unwrap(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, out, err) = cli(&["services", "list", "--status", "active"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("contract-42"), "{out}");
+    let overdue = json!({"id": "evt_124", "type": "contract.overdue", "service": {"id": service}}).to_string();
+    let (code, out, err) = cli(&["events", "emit", &overdue]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("suspend"), "{out}");
+    let (code, _, err) = cli(&["events", "emit", r#"{"id": "bad"}"#]);
+    assert_eq!(code, 2, "a 422 exits 2: {err}");
+    assert!(err.contains("/type"), "{err}");
+    let started = Instant::now();
+    loop {
+        let (_, out, _) = cli(&["services", "show", &service.to_string()]);
+        if out.contains("\"status\": \"suspended\"") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "not suspended: {out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out, _) = cli(&["jobs", "list", "--service-id", &service.to_string(), "--status", "succeeded"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"suspend\"") && out.contains("\"create\""), "{out}");
+    let (code, _, err) = cli(&["jobs", "retry", "1"]);
+    assert_eq!(code, 1, "only failed jobs can be retried: {err}");
+    assert!(err.contains("only failed jobs"), "{err}");
     server.output(false);
 }
