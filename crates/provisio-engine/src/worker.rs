@@ -138,7 +138,7 @@ impl Engine {
         let configs: HashMap<i64, Configuration> =
             configurations::list(conn, None).await?.into_iter().map(|c| (c.id, c)).collect();
         let mut running = jobs::running_by_configuration(conn).await?;
-        let mut recent = if configs.values().any(|c| c.rate_per_minute.is_some()) {
+        let recent = if configs.values().any(|c| c.rate_per_minute.is_some()) {
             jobs::attempts_since_by_configuration(conn, now - 60_000).await?
         } else {
             HashMap::new()
@@ -228,10 +228,11 @@ impl Engine {
             if running.get(&configuration_id).copied().unwrap_or(0) >= configuration.max_concurrency {
                 continue;
             }
-            if configuration
-                .rate_per_minute
-                .is_some_and(|rate| recent.get(&configuration_id).copied().unwrap_or(0) >= rate)
-            {
+            // Calls in the window: attempts recorded in the last minute, plus
+            // running ones (recorded as attempts only when they finish).
+            let started = recent.get(&configuration_id).copied().unwrap_or(0)
+                + running.get(&configuration_id).copied().unwrap_or(0);
+            if configuration.rate_per_minute.is_some_and(|rate| started >= rate) {
                 continue;
             }
             let lease_until = now + settings.lease.as_millis() as i64;
@@ -239,7 +240,6 @@ impl Engine {
                 continue;
             }
             *running.entry(configuration_id).or_insert(0) += 1;
-            *recent.entry(configuration_id).or_insert(0) += 1;
             if is_setup && service.status != "provisioning" {
                 let note = format!("Provisioning on {}", configuration.name);
                 services::add_history(conn, service.id, Some(&service.status), "provisioning", Some(job.id), &note)

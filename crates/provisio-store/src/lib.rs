@@ -130,14 +130,18 @@ fn path_of(url: &str) -> Option<PathBuf> {
     (!rest.is_empty() && !rest.starts_with(":memory")).then(|| PathBuf::from(rest))
 }
 
-fn connect(path: &PathBuf) -> Result<Conn, rusqlite::Error> {
+/// Opens a connection. Only the writer switches the file to WAL (a
+/// persistent setting); readers opened later find it so.
+fn connect(path: &PathBuf, writer: bool) -> Result<Conn, rusqlite::Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Conn::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(30))?;
+    if writer {
+        conn.execute_batch("PRAGMA journal_mode = WAL")?;
+    }
     // A 202 means durable: every commit reaches the disk.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;",
     )?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
@@ -167,7 +171,7 @@ impl Store {
         let url = options.url.clone();
         let open_error = |reason: String| StoreError::Open { url: url.clone(), reason };
         let path = path_of(&options.url).ok_or_else(|| open_error("expected sqlite://PATH".into()))?;
-        let mut writer_connection = connect(&path).map_err(|e| open_error(e.to_string()))?;
+        let mut writer_connection = connect(&path, true).map_err(|e| open_error(e.to_string()))?;
         migrate(&mut writer_connection).map_err(|e| open_error(format!("migration failed: {e}")))?;
         let readers = Arc::new(Readers { path, idle: Mutex::new(Vec::new()), keep: options.read_connections.max(1) });
         let writer = writer::Writer::spawn(writer_connection, options.max_batch.max(1));
@@ -195,7 +199,7 @@ impl Store {
         let idle = self.readers.idle.lock().expect("reader pool lock").pop();
         let mut conn = match idle {
             Some(conn) => conn,
-            None => connect(&self.readers.path).map_err(StoreError::from)?,
+            None => connect(&self.readers.path, false).map_err(StoreError::from)?,
         };
         let result = work(&mut conn).await;
         let mut idle = self.readers.idle.lock().expect("reader pool lock");

@@ -108,14 +108,19 @@ fn open_connection(path: &str) -> Result<Connection, rusqlite::Error> {
 impl State {
     /// Opens (creating if needed) the state file; one connection per path.
     pub async fn open(path: &str, blueprint: &'static str, server: &str) -> Result<State, ProviderError> {
-        let existing = connections().lock().expect("connection map lock").get(path).cloned();
-        let connection = match existing {
-            Some(connection) => connection,
-            None => {
-                let connection = open_connection(path)
-                    .map_err(|err| ProviderError::internal(format!("cannot open demo state {path}: {err}")))?;
-                let shared = Arc::new(tokio::sync::Mutex::new(connection));
-                connections().lock().expect("connection map lock").entry(path.to_owned()).or_insert(shared).clone()
+        // Opened under the map's lock: two first calls at once must not both
+        // switch the file to WAL (the loser would see "database is locked").
+        let connection = {
+            let mut map = connections().lock().expect("connection map lock");
+            match map.get(path) {
+                Some(connection) => connection.clone(),
+                None => {
+                    let connection = open_connection(path)
+                        .map_err(|err| ProviderError::internal(format!("cannot open demo state {path}: {err}")))?;
+                    let shared = Arc::new(tokio::sync::Mutex::new(connection));
+                    map.insert(path.to_owned(), shared.clone());
+                    shared
+                }
             }
         };
         Ok(State { connection, path: path.to_owned(), blueprint, server: server.to_owned() })

@@ -94,3 +94,27 @@ async fn round_robin_and_fill() {
     // fill keeps to the first until it is full (10 services, shared with round robin's).
     assert!(fill.iter().all(|id| *id == ids[0]), "{fill:?}");
 }
+
+#[tokio::test]
+async fn rate_limits_and_concurrency_per_configuration() {
+    let app = spawn_app_with(AppOptions { demo: false, ..AppOptions::default() }).await;
+    let state = app.demo_state.clone();
+    let body = json!({"name": "slow-lane", "provider": "coffee/demo", "rate_per_minute": 2,
+                      "values": {"state_path": state, "server": "slow-lane"}});
+    let id = app.post("/api/v1/configurations", body).await.1["id"].as_i64().unwrap();
+    let product = json!({"slug": "limited", "name": "limited", "blueprint": "coffee", "provision_fields": {"size": "small"},
+                         "deployment": {"type": "static", "configuration_id": id}});
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    // order.placed only records the service; order.paid sets it up.
+    let placed = app
+        .event(json!({"id": "p0", "type": "order.placed", "service": {"external_id": "l0", "product": "limited",
+                      "client": {"name": "Ann", "email": "ann@example.com"}}}))
+        .await;
+    assert_eq!(placed["jobs"], json!([]));
+    for n in 0..4 {
+        app.event(order(&format!("l{n}-paid"), &format!("l{n}"), "limited", json!({}))).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.count_services("active").await, 2, "two calls per minute");
+    assert_eq!(app.count_jobs(&["queued", "retrying"]).await, 2, "the rest wait for the window");
+}

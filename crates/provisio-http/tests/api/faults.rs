@@ -24,7 +24,19 @@ async fn five_hundred_orders_against_a_flaky_provider_end_active_without_duplica
     }
     app.drained(Duration::from_secs(120)).await;
 
-    assert_eq!(app.count_services("active").await, 500);
+    let active = app.count_services("active").await;
+    if active != 500 {
+        for service in app.get("/api/v1/services?limit=1000").await.as_array().unwrap() {
+            if service["status"] != "active" {
+                let detail = app.service(service["id"].as_i64().unwrap()).await;
+                for job in detail["jobs"].as_array().unwrap() {
+                    eprintln!("{:#}", app.get(&format!("/api/v1/jobs/{}", job["id"])).await);
+                }
+                eprintln!("{detail:#}");
+            }
+        }
+    }
+    assert_eq!(active, 500);
     assert_eq!(app.count_jobs(&["failed", "skipped"]).await, 0);
     let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
     assert_eq!(census.services[&("shared-hosting".into(), "hosting-eu1".into())], 250);
