@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::rules::{self, parse_status};
+use crate::worker::stored_attempt;
 use crate::{Engine, EngineError, params};
 
 /// What an action answered.
@@ -96,18 +97,11 @@ impl Engine {
         };
         let report = invoke::call(&entry, &values, function, &params, &options).await;
         let envelope = report.envelope.clone();
-        let mut stored = report.envelope.clone();
-        if let Some(data) = stored.data.as_mut().filter(|_| stored.error_kind.is_none()) {
-            *data = descriptor.result.mask_secrets(data);
-        }
-        let outcome = stored.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
-        let state = if stored.error_kind.is_none() { "succeeded" } else { "failed" };
-        let message = stored.message.to_string();
-        let stored = serde_json::to_value(&stored).expect("envelopes serialise");
-        let http_log = serde_json::to_value(&report.http_log).expect("logs serialise");
-        let function = function.to_owned();
+        let state = if envelope.is_ok() { "succeeded" } else { "failed" };
+        let message = envelope.message.to_string();
+        // Stored like a worker's attempt: secret result fields masked.
+        let (function, started_at, duration, outcome, stored, http_log) = stored_attempt(blueprint, function, report);
         let actor = actor.to_owned();
-        let duration = report.duration_ms as i64;
         let job = self
             .store()
             .write(move |conn| {
@@ -133,7 +127,7 @@ impl Engine {
                             number: 1,
                             function: &function,
                             configuration_id: Some(configuration_id),
-                            started_at: now_ms() - duration,
+                            started_at,
                             duration_ms: duration,
                             outcome: &outcome,
                             envelope: &stored,

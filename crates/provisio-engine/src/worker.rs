@@ -527,10 +527,11 @@ async fn fail_service(
     Ok(())
 }
 
-/// An attempt ready to store: secret result fields masked, log as JSON.
-type StoredAttempt = (String, i64, i64, String, Value, Value);
+/// An attempt ready to store (function, started at, duration, outcome,
+/// envelope, log): secret result fields masked, log as JSON.
+pub(crate) type StoredAttempt = (String, i64, i64, String, Value, Value);
 
-fn stored_attempt(blueprint: &BlueprintDescriptor, name: &str, report: CallReport) -> StoredAttempt {
+pub(crate) fn stored_attempt(blueprint: &BlueprintDescriptor, name: &str, report: CallReport) -> StoredAttempt {
     let mut envelope = report.envelope;
     if let (Some(function), Some(data)) = (blueprint.function(name), envelope.data.as_mut())
         && envelope.status == provisio_sdk::Status::Ok
