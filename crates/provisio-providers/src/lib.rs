@@ -11,6 +11,7 @@ pub fn registry() -> Registry {
     for entry in provisio_demo::entries() {
         registry.register(entry);
     }
+    registry.register(provisio_postgresql::entry());
     registry
 }
 

@@ -280,6 +280,27 @@ formatted_string!(
     DbIdentifier, "db-identifier", |value| keep_if(is_db_identifier)(value)
 );
 
+/// A random password from the operating system's CSPRNG that meets the
+/// password rules: `len` (at least 12) letters and digits, with at least
+/// one lowercase, one uppercase letter and one digit. Safe to quote in SQL.
+pub fn generate_password(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let len = len.max(12);
+    loop {
+        let mut bytes = vec![0u8; len];
+        getrandom::fill(&mut bytes).expect("the operating system's random source works");
+        // 256 is not a multiple of the alphabet: drop the biased top values.
+        let password: String = bytes
+            .iter()
+            .filter(|b| (**b as usize) < 256 - 256 % ALPHABET.len())
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect();
+        if password.len() >= 12 && is_password(&password) {
+            return password;
+        }
+    }
+}
+
 /// A password chosen by a client: never printed by `Debug`, marked secret in schemas.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -364,6 +385,9 @@ mod tests {
         assert!(is_password("Sup3rSecret"));
         assert!(!is_password("short1A") && !is_password("alllowercase1"));
         assert_eq!(format!("{:?}", Password::parse("Sup3rSecret").unwrap()), "Password([redacted])");
+        let generated = generate_password(20);
+        assert!(is_password(&generated) && generated.len() >= 12, "{generated}");
+        assert_ne!(generated, generate_password(20));
     }
 
     #[test]

@@ -221,11 +221,7 @@ fn token(len: usize) -> String {
 
 /// A random password that satisfies the SDK's password rules.
 fn generate_password() -> String {
-    let mut password: String = std::iter::repeat_with(fastrand::alphanumeric).take(17).collect();
-    password.push(fastrand::lowercase());
-    password.push(fastrand::uppercase());
-    password.push(fastrand::digit(10));
-    password
+    provisio_sdk::formats::generate_password(20)
 }
 
 /// Converts a stored document into a typed result.

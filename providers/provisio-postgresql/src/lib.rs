@@ -1,0 +1,459 @@
+//! `databases/postgresql`: a database and its owner role on a PostgreSQL
+//! server, managed with an administrative role that has CREATEROLE and
+//! CREATEDB.
+//!
+//! - create: `CREATE ROLE … LOGIN PASSWORD … CONNECTION LIMIT n`,
+//!   `CREATE DATABASE … OWNER`, `REVOKE ALL ON DATABASE … FROM PUBLIC`;
+//! - suspend: `ALTER ROLE … NOLOGIN` and its sessions are ended; unsuspend: `LOGIN`;
+//! - terminate: `DROP DATABASE … WITH (FORCE)`, `DROP ROLE`.
+//!
+//! Names are checked by the blueprint's `db-identifier` format and quoted
+//! anyway; passwords are quoted literals (generated ones are letters and
+//! digits only). Every statement is recorded in the call's log with any
+//! password replaced by `[REDACTED]`.
+
+use std::time::Instant;
+
+use provisio_sdk::blueprints::databases::*;
+use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::formats::{DbIdentifier, generate_password};
+use provisio_sdk::http::HttpExchange;
+use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+
+/// The registry entry.
+pub fn entry() -> provisio_sdk::ProviderEntry {
+    provisio_sdk::blueprints::databases::entry::<Postgres>()
+}
+
+fn default_port() -> u16 {
+    5432
+}
+
+fn default_database() -> String {
+    "postgres".into()
+}
+
+fn default_connection_limit() -> u32 {
+    20
+}
+
+/// How to reach the server and as whom.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Server host name or address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// Server port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Administrative role (needs CREATEROLE and CREATEDB).
+    #[schemars(length(min = 1, max = 63))]
+    pub username: String,
+    /// Its password.
+    #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+    pub password: String,
+    /// Database to connect to for administration.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Host name customers connect to (defaults to `host`).
+    #[serde(default)]
+    pub client_host: Option<String>,
+    /// Require TLS to the server.
+    #[serde(default)]
+    pub require_tls: bool,
+    /// Connection limit when neither the params nor the package set one.
+    #[serde(default = "default_connection_limit")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub default_connection_limit: u32,
+}
+
+/// The PostgreSQL provider for one server.
+#[derive(Debug)]
+pub struct Postgres {
+    config: PostgresConfig,
+}
+
+/// Quotes an identifier (`"name"`, inner quotes doubled).
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal (`'text'`, inner quotes doubled; backslashes are
+/// literal under standard_conforming_strings, which the connection sets).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Connection limits per package, when the params give none.
+fn package_limit(package: Option<&str>) -> Option<u32> {
+    match package {
+        Some("basic") => Some(10),
+        Some("standard") => Some(50),
+        Some("premium") => Some(200),
+        _ => None,
+    }
+}
+
+/// Maps a driver error to the blueprint's error kinds, with a precise message.
+fn classify(err: sqlx::Error, what: &str) -> ProviderError {
+    let debug = err.to_string();
+    let error = match &err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+            ProviderError::transient(UserMessage::new(format!("The database server could not be reached ({what})")))
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("28P01" | "28000") => {
+                ProviderError::provider("The database server rejected the administrative credentials")
+            }
+            Some("42501") => ProviderError::provider(UserMessage::new(format!(
+                "The administrative role lacks a privilege needed to {what}"
+            ))),
+            Some("53300") => ProviderError::transient("The database server has too many connections; try again later"),
+            Some("57P01" | "57P02" | "57P03") => ProviderError::transient("The database server is restarting"),
+            Some("42710" | "42P04") => ProviderError::conflict(UserMessage::new(format!("It already exists ({what})"))),
+            _ => ProviderError::internal(format!("{what}: {debug}")),
+        },
+        _ => ProviderError::internal(format!("{what}: {debug}")),
+    };
+    error.with_debug("postgres", debug)
+}
+
+impl Postgres {
+    fn client_host(&self) -> String {
+        self.config.client_host.clone().unwrap_or_else(|| self.config.host.clone())
+    }
+
+    async fn connect(&self, cx: &Context) -> Result<PgConnection, ProviderError> {
+        let options = PgConnectOptions::new()
+            .host(&self.config.host)
+            .port(self.config.port)
+            .username(&self.config.username)
+            .password(&self.config.password)
+            .database(&self.config.database)
+            .ssl_mode(if self.config.require_tls { PgSslMode::Require } else { PgSslMode::Prefer })
+            .options([("standard_conforming_strings", "on")])
+            .application_name("provisio")
+            .disable_statement_logging();
+        let started = Instant::now();
+        let result = tokio_timeout(cx, options.connect()).await;
+        cx.record(exchange(
+            "CONNECT",
+            &format!(
+                "postgres://{}@{}:{}/{}",
+                self.config.username, self.config.host, self.config.port, self.config.database
+            ),
+            started,
+            result.as_ref().err().map(|e| e.to_string()),
+        ));
+        result.map_err(|err| classify(err, "connect"))
+    }
+
+    /// Runs one statement; `shown` is what the log records (passwords masked).
+    async fn execute(
+        &self,
+        cx: &Context,
+        conn: &mut PgConnection,
+        sql: &str,
+        shown: &str,
+        what: &str,
+    ) -> Result<u64, ProviderError> {
+        let started = Instant::now();
+        let result = tokio_timeout(cx, sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut *conn)).await;
+        cx.record(exchange("SQL", shown, started, result.as_ref().err().map(|e| e.to_string())));
+        result.map(|done| done.rows_affected()).map_err(|err| classify(err, what))
+    }
+
+    async fn info(
+        &self,
+        cx: &Context,
+        conn: &mut PgConnection,
+        database: &DbIdentifier,
+    ) -> Result<Option<DatabaseInfo>, ProviderError> {
+        let started = Instant::now();
+        let row = tokio_timeout(
+            cx,
+            sqlx::query(
+                "SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, d.oid IS NOT NULL AS exists, \
+                 (SELECT description FROM pg_shdescription s WHERE s.objoid = d.oid) AS package \
+                 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
+            )
+            .bind(database.as_str())
+            .fetch_optional(&mut *conn),
+        )
+        .await;
+        cx.record(exchange("SQL", &format!("SELECT … FROM pg_database WHERE datname = '{database}'"), started, None));
+        let Some(row) = row.map_err(|err| classify(err, "read the database"))? else {
+            return Ok(None);
+        };
+        let username: String = row.get("rolname");
+        let limit: i32 = row.get("rolconnlimit");
+        let package: Option<String> = row.get("package");
+        Ok(Some(DatabaseInfo {
+            database: database.clone(),
+            username: DbIdentifier::parse(&username).map_err(ProviderError::internal)?,
+            host: self.client_host(),
+            port: self.config.port,
+            state: if row.get::<bool, _>("rolcanlogin") { State::Active } else { State::Suspended },
+            package_name: package.and_then(|p| p.strip_prefix("provisio package: ").map(str::to_owned)),
+            connection_limit: u32::try_from(limit).ok(),
+            password: None,
+            created_at: None,
+        }))
+    }
+
+    async fn require(
+        &self,
+        cx: &Context,
+        conn: &mut PgConnection,
+        database: &DbIdentifier,
+    ) -> Result<DatabaseInfo, ProviderError> {
+        self.info(cx, conn, database).await?.ok_or_else(|| {
+            ProviderError::not_found(UserMessage::new(format!("Database {database} does not exist on this server")))
+        })
+    }
+
+    async fn set_login(
+        &self,
+        cx: &Context,
+        database: &DbIdentifier,
+        login: bool,
+    ) -> Result<DatabaseInfo, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, database).await?;
+        let role = ident(info.username.as_str());
+        let sql = format!("ALTER ROLE {role} {}", if login { "LOGIN" } else { "NOLOGIN" });
+        self.execute(cx, &mut conn, &sql, &sql, "change the login").await?;
+        if !login {
+            // Sessions already open would outlive the suspension.
+            let sql = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {}",
+                literal(info.username.as_str())
+            );
+            self.execute(cx, &mut conn, &sql, &sql, "end the sessions").await?;
+        }
+        self.require(cx, &mut conn, database).await
+    }
+}
+
+async fn tokio_timeout<T>(
+    cx: &Context,
+    future: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(cx.remaining(), future).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    }
+}
+
+fn exchange(method: &str, what: &str, started: Instant, error: Option<String>) -> HttpExchange {
+    HttpExchange {
+        method: method.into(),
+        url: what.into(),
+        request_headers: Vec::new(),
+        request_body: None,
+        status: None,
+        response_headers: Vec::new(),
+        response_body: None,
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+impl Provider for Postgres {
+    type Config = PostgresConfig;
+
+    fn about() -> ProviderAbout {
+        ProviderAbout {
+            id: "postgresql",
+            name: "PostgreSQL",
+            description: "Databases and their owner roles on a PostgreSQL server.",
+            logo_url: Some("https://www.postgresql.org/media/img/about/press/elephant.png"),
+        }
+    }
+
+    async fn new(config: PostgresConfig) -> Result<Self, ProviderError> {
+        Ok(Postgres { config })
+    }
+
+    async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let row = sqlx::query(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, current_setting('server_version') AS version \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|err| classify(err, "read the administrative role"))?;
+        let (superuser, create_role, create_db): (bool, bool, bool) =
+            (row.get("rolsuper"), row.get("rolcreaterole"), row.get("rolcreatedb"));
+        let version: String = row.get("version");
+        let mut missing = Vec::new();
+        if !superuser && !create_role {
+            missing.push("CREATEROLE");
+        }
+        if !superuser && !create_db {
+            missing.push("CREATEDB");
+        }
+        if !missing.is_empty() {
+            return Err(ProviderError::provider(UserMessage::new(format!(
+                "Connected as {}, but the role lacks {}",
+                self.config.username,
+                missing.join(" and ")
+            ))));
+        }
+        let _ = conn.close().await;
+        Ok(ConnectionTest {
+            message: format!(
+                "Connected to PostgreSQL {version} as {} with the privileges needed",
+                self.config.username
+            ),
+            details: json!({"version": version, "superuser": superuser}),
+        })
+    }
+}
+
+impl Databases for Postgres {
+    async fn create(&self, cx: &Context, params: CreateDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
+        let username = params.username.clone().unwrap_or_else(|| params.database.clone());
+        let mut conn = self.connect(cx).await?;
+        if let Some(existing) = self.info(cx, &mut conn, &params.database).await? {
+            if existing.username == username {
+                // The same database and owner: adopted, no password handed out again.
+                return Ok(existing);
+            }
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Database {} already exists on this server with another owner",
+                params.database
+            ))));
+        }
+        let role_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(username.as_str())
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|err| classify(err, "look up the login"))?;
+        if role_exists {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Login {username} already exists on this server"
+            ))));
+        }
+        let generated = params.password.is_none().then(|| generate_password(24));
+        let password =
+            params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
+        let limit = params
+            .connection_limit
+            .or(package_limit(params.package_name.as_deref()))
+            .unwrap_or(self.config.default_connection_limit);
+        let (role, database) = (ident(username.as_str()), ident(params.database.as_str()));
+        let create_role = format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit} PASSWORD ");
+        self.execute(
+            cx,
+            &mut conn,
+            &format!("{create_role}{}", literal(&password)),
+            &format!("{create_role}'[REDACTED]'"),
+            "create the login",
+        )
+        .await?;
+        let create_database = format!("CREATE DATABASE {database} OWNER {role}");
+        if let Err(err) = self.execute(cx, &mut conn, &create_database, &create_database, "create the database").await {
+            // Leave nothing half made.
+            let drop = format!("DROP ROLE IF EXISTS {role}");
+            let _ = self.execute(cx, &mut conn, &drop, &drop, "clean up").await;
+            return Err(err);
+        }
+        let revoke = format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC");
+        self.execute(cx, &mut conn, &revoke, &revoke, "restrict the database").await?;
+        if let Some(package) = &params.package_name {
+            let comment =
+                format!("COMMENT ON DATABASE {database} IS {}", literal(&format!("provisio package: {package}")));
+            self.execute(cx, &mut conn, &comment, &comment, "label the database").await?;
+        }
+        let mut info = self.require(cx, &mut conn, &params.database).await?;
+        info.password = generated;
+        info.created_at = Some(chrono::Utc::now());
+        let _ = conn.close().await;
+        Ok(info)
+    }
+
+    async fn get_info(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        self.require(cx, &mut conn, &params.database).await
+    }
+
+    async fn suspend(&self, cx: &Context, params: SuspendDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
+        self.set_login(cx, &params.database, false).await
+    }
+
+    async fn unsuspend(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        self.set_login(cx, &params.database, true).await
+    }
+
+    async fn terminate(&self, cx: &Context, params: DatabaseRef) -> Result<Empty, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let drop_database = format!("DROP DATABASE {} WITH (FORCE)", ident(params.database.as_str()));
+        self.execute(cx, &mut conn, &drop_database, &drop_database, "drop the database").await?;
+        let drop_role = format!("DROP ROLE IF EXISTS {}", ident(info.username.as_str()));
+        self.execute(cx, &mut conn, &drop_role, &drop_role, "drop the login").await?;
+        Ok(Empty {})
+    }
+
+    async fn get_usage(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseUsage, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let row = sqlx::query(
+            "SELECT pg_database_size($1) AS size, \
+             (SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1) AS connections",
+        )
+        .bind(params.database.as_str())
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|err| classify(err, "read the usage"))?;
+        let size: i64 = row.get("size");
+        let connections: i64 = row.get("connections");
+        Ok(DatabaseUsage {
+            size_mb: Units { used: (size as f64 / 1_048_576.0 * 100.0).round() / 100.0, limit: None },
+            connections: Units { used: connections as f64, limit: info.connection_limit.map(f64::from) },
+        })
+    }
+
+    async fn change_password(
+        &self,
+        cx: &Context,
+        params: ChangeDatabasePasswordParams,
+    ) -> Result<DatabaseCredentials, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let password = match &params.password {
+            Some(password) => password.expose().to_owned(),
+            None => generate_password(24),
+        };
+        let alter = format!("ALTER ROLE {} PASSWORD ", ident(info.username.as_str()));
+        self.execute(
+            cx,
+            &mut conn,
+            &format!("{alter}{}", literal(&password)),
+            &format!("{alter}'[REDACTED]'"),
+            "change the password",
+        )
+        .await?;
+        Ok(DatabaseCredentials { username: info.username, password })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_neutralises_hostile_text() {
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("x'; DROP ROLE postgres; --"), "'x''; DROP ROLE postgres; --'");
+    }
+}
