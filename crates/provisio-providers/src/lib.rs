@@ -12,6 +12,7 @@ pub fn registry() -> Registry {
         registry.register(entry);
     }
     registry.register(provisio_postgresql::entry());
+    registry.register(provisio_mariadb::entry());
     registry
 }
 

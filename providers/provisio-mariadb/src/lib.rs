@@ -1,0 +1,483 @@
+//! `databases/mariadb`: a database and its owner account on a MariaDB server
+//! (10.5 or later), managed with an account that may create users and grant.
+//!
+//! - create: `CREATE USER … IDENTIFIED BY … WITH MAX_USER_CONNECTIONS n`,
+//!   `CREATE DATABASE`, `GRANT ALL ON db.* TO user`;
+//! - suspend: `ALTER USER … ACCOUNT LOCK` and its sessions are killed;
+//!   unsuspend: `ACCOUNT UNLOCK`;
+//! - terminate: `DROP DATABASE`, `DROP USER`.
+//!
+//! Names are checked by the blueprint's `db-identifier` format and quoted
+//! anyway; passwords are escaped literals. Every statement is recorded in the
+//! call's log with any password replaced by `[REDACTED]`.
+
+use std::time::Instant;
+
+use provisio_sdk::blueprints::databases::*;
+use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::formats::{DbIdentifier, generate_password};
+use provisio_sdk::http::HttpExchange;
+use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+use sqlx::{ConnectOptions, Connection, MySqlConnection, Row};
+
+/// The registry entry.
+pub fn entry() -> provisio_sdk::ProviderEntry {
+    provisio_sdk::blueprints::databases::entry::<MariaDb>()
+}
+
+fn default_port() -> u16 {
+    3306
+}
+
+fn default_connection_limit() -> u32 {
+    20
+}
+
+fn default_account_host() -> String {
+    "%".into()
+}
+
+/// How to reach the server and as whom.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MariaDbConfig {
+    /// Server host name or address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// Server port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Administrative account (needs CREATE USER and GRANT OPTION).
+    #[schemars(length(min = 1, max = 80))]
+    pub username: String,
+    /// Its password.
+    #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+    pub password: String,
+    /// Host part of the accounts created for customers (`%` = anywhere).
+    #[serde(default = "default_account_host")]
+    #[schemars(length(min = 1, max = 255))]
+    pub account_host: String,
+    /// Host name customers connect to (defaults to `host`).
+    #[serde(default)]
+    pub client_host: Option<String>,
+    /// Require TLS to the server.
+    #[serde(default)]
+    pub require_tls: bool,
+    /// Connection limit when neither the params nor the package set one.
+    #[serde(default = "default_connection_limit")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub default_connection_limit: u32,
+}
+
+/// The MariaDB provider for one server.
+#[derive(Debug)]
+pub struct MariaDb {
+    config: MariaDbConfig,
+}
+
+/// Quotes an identifier (`` `name` ``, inner backticks doubled).
+fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Quotes a string literal; backslashes escape by default in MariaDB, so
+/// both they and quotes are doubled.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A database name as a GRANT pattern: `_` and `%` are wildcards there, so a
+/// grant on `db_a` would also cover `dbXa`; they are escaped.
+fn grant_pattern(name: &str) -> String {
+    name.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%")
+}
+
+fn package_limit(package: Option<&str>) -> Option<u32> {
+    match package {
+        Some("basic") => Some(10),
+        Some("standard") => Some(50),
+        Some("premium") => Some(200),
+        _ => None,
+    }
+}
+
+/// Maps a driver error to the blueprint's error kinds, with a precise message.
+fn classify(err: sqlx::Error, what: &str) -> ProviderError {
+    let debug = err.to_string();
+    let error = match &err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+            ProviderError::transient(UserMessage::new(format!("The database server could not be reached ({what})")))
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // ER_ACCESS_DENIED_ERROR and friends.
+            Some("28000") => ProviderError::provider("The database server rejected the administrative credentials"),
+            Some("42000") if debug.contains("denied") => ProviderError::provider(UserMessage::new(format!(
+                "The administrative account lacks a privilege needed to {what}"
+            ))),
+            Some("HY000") if debug.contains("Operation CREATE USER failed") => {
+                ProviderError::conflict(UserMessage::new(format!("It already exists ({what})")))
+            }
+            Some("08004") => ProviderError::transient("The database server has too many connections; try again later"),
+            _ => ProviderError::internal(format!("{what}: {debug}")),
+        },
+        _ => ProviderError::internal(format!("{what}: {debug}")),
+    };
+    error.with_debug("mariadb", debug)
+}
+
+async fn timeout<T>(cx: &Context, future: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(cx.remaining(), future).await {
+        Ok(result) => result,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    }
+}
+
+fn exchange(method: &str, what: &str, started: Instant, error: Option<String>) -> HttpExchange {
+    HttpExchange {
+        method: method.into(),
+        url: what.into(),
+        request_headers: Vec::new(),
+        request_body: None,
+        status: None,
+        response_headers: Vec::new(),
+        response_body: None,
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+impl MariaDb {
+    fn client_host(&self) -> String {
+        self.config.client_host.clone().unwrap_or_else(|| self.config.host.clone())
+    }
+
+    fn account(&self, user: &str) -> String {
+        format!("{}@{}", literal(user), literal(&self.config.account_host))
+    }
+
+    async fn connect(&self, cx: &Context) -> Result<MySqlConnection, ProviderError> {
+        let options = MySqlConnectOptions::new()
+            .host(&self.config.host)
+            .port(self.config.port)
+            .username(&self.config.username)
+            .password(&self.config.password)
+            .ssl_mode(if self.config.require_tls { MySqlSslMode::Required } else { MySqlSslMode::Preferred })
+            .disable_statement_logging();
+        let started = Instant::now();
+        let result = timeout(cx, options.connect()).await;
+        cx.record(exchange(
+            "CONNECT",
+            &format!("mysql://{}@{}:{}", self.config.username, self.config.host, self.config.port),
+            started,
+            result.as_ref().err().map(|e| e.to_string()),
+        ));
+        result.map_err(|err| classify(err, "connect"))
+    }
+
+    async fn execute(
+        &self,
+        cx: &Context,
+        conn: &mut MySqlConnection,
+        sql: &str,
+        shown: &str,
+        what: &str,
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let result = timeout(cx, sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut *conn)).await;
+        cx.record(exchange("SQL", shown, started, result.as_ref().err().map(|e| e.to_string())));
+        result.map(|_| ()).map_err(|err| classify(err, what))
+    }
+
+    /// The database, its owner account (the one holding its grants), lock and limit.
+    async fn info(
+        &self,
+        cx: &Context,
+        conn: &mut MySqlConnection,
+        database: &DbIdentifier,
+    ) -> Result<Option<DatabaseInfo>, ProviderError> {
+        let started = Instant::now();
+        let row = timeout(
+            cx,
+            sqlx::query(
+                "SELECT s.SCHEMA_COMMENT AS package, d.User AS owner, \
+                 JSON_VALUE(g.Priv, '$.account_locked') AS locked, \
+                 JSON_VALUE(g.Priv, '$.max_user_connections') AS max_connections \
+                 FROM information_schema.SCHEMATA s \
+                 LEFT JOIN mysql.db d ON d.Db = ? AND d.Host = ? \
+                 LEFT JOIN mysql.global_priv g ON g.User = d.User AND g.Host = d.Host \
+                 WHERE s.SCHEMA_NAME = ? LIMIT 1",
+            )
+            .bind(grant_pattern(database.as_str()))
+            .bind(&self.config.account_host)
+            .bind(database.as_str())
+            .fetch_optional(&mut *conn),
+        )
+        .await;
+        cx.record(exchange(
+            "SQL",
+            &format!("SELECT … FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{database}'"),
+            started,
+            None,
+        ));
+        let Some(row) = row.map_err(|err| classify(err, "read the database"))? else {
+            return Ok(None);
+        };
+        let owner: Option<String> = row.try_get("owner").ok().flatten();
+        let Some(owner) = owner else {
+            // A database nobody was granted: not one this provider made.
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Database {database} exists on this server but has no owner account"
+            ))));
+        };
+        let locked: Option<String> = row.try_get("locked").ok().flatten();
+        let max: Option<String> = row.try_get("max_connections").ok().flatten();
+        let package: Option<String> = row.try_get("package").ok().flatten();
+        Ok(Some(DatabaseInfo {
+            database: database.clone(),
+            username: DbIdentifier::parse(&owner).map_err(ProviderError::internal)?,
+            host: self.client_host(),
+            port: self.config.port,
+            state: if matches!(locked.as_deref(), Some("1" | "true")) { State::Suspended } else { State::Active },
+            package_name: package.and_then(|p| p.strip_prefix("provisio package: ").map(str::to_owned)),
+            connection_limit: max.and_then(|m| m.parse::<u32>().ok()).filter(|m| *m > 0),
+            password: None,
+            created_at: None,
+        }))
+    }
+
+    async fn require(
+        &self,
+        cx: &Context,
+        conn: &mut MySqlConnection,
+        database: &DbIdentifier,
+    ) -> Result<DatabaseInfo, ProviderError> {
+        self.info(cx, conn, database).await?.ok_or_else(|| {
+            ProviderError::not_found(UserMessage::new(format!("Database {database} does not exist on this server")))
+        })
+    }
+
+    async fn set_lock(&self, cx: &Context, database: &DbIdentifier, lock: bool) -> Result<DatabaseInfo, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, database).await?;
+        let sql = format!(
+            "ALTER USER {} ACCOUNT {}",
+            self.account(info.username.as_str()),
+            if lock { "LOCK" } else { "UNLOCK" }
+        );
+        self.execute(cx, &mut conn, &sql, &sql, "change the login").await?;
+        if lock {
+            // Sessions already open would outlive the lock.
+            let ids: Vec<u64> = sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?")
+                .bind(info.username.as_str())
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|err| classify(err, "list the sessions"))?;
+            for id in ids {
+                let sql = format!("KILL CONNECTION {id}");
+                let _ = self.execute(cx, &mut conn, &sql, &sql, "end a session").await;
+            }
+        }
+        self.require(cx, &mut conn, database).await
+    }
+}
+
+impl Provider for MariaDb {
+    type Config = MariaDbConfig;
+
+    fn about() -> ProviderAbout {
+        ProviderAbout {
+            id: "mariadb",
+            name: "MariaDB",
+            description: "Databases and their owner accounts on a MariaDB server.",
+            logo_url: Some("https://mariadb.com/wp-content/uploads/2019/11/mariadb-logo-vert_blue-transparent.png"),
+        }
+    }
+
+    async fn new(config: MariaDbConfig) -> Result<Self, ProviderError> {
+        Ok(MariaDb { config })
+    }
+
+    async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|err| classify(err, "read the version"))?;
+        let grants: Vec<String> = sqlx::query_scalar("SHOW GRANTS")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(|err| classify(err, "read the grants"))?;
+        let all = grants.join("\n").to_ascii_uppercase();
+        let can_create_users = all.contains("ALL PRIVILEGES ON *.*") || all.contains("CREATE USER");
+        let can_grant = all.contains("WITH GRANT OPTION");
+        let mut missing = Vec::new();
+        if !can_create_users {
+            missing.push("CREATE USER");
+        }
+        if !can_grant {
+            missing.push("GRANT OPTION");
+        }
+        if !missing.is_empty() {
+            return Err(ProviderError::provider(UserMessage::new(format!(
+                "Connected as {}, but the account lacks {}",
+                self.config.username,
+                missing.join(" and ")
+            ))));
+        }
+        let _ = conn.close().await;
+        Ok(ConnectionTest {
+            message: format!("Connected to MariaDB {version} as {} with the privileges needed", self.config.username),
+            details: json!({"version": version}),
+        })
+    }
+}
+
+impl Databases for MariaDb {
+    async fn create(&self, cx: &Context, params: CreateDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
+        let username = params.username.clone().unwrap_or_else(|| params.database.clone());
+        let mut conn = self.connect(cx).await?;
+        if let Some(existing) = self.info(cx, &mut conn, &params.database).await? {
+            if existing.username == username {
+                return Ok(existing);
+            }
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Database {} already exists on this server with another owner",
+                params.database
+            ))));
+        }
+        let user_exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mysql.global_priv WHERE User = ? AND Host = ?")
+            .bind(username.as_str())
+            .bind(&self.config.account_host)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|err| classify(err, "look up the account"))?;
+        if user_exists > 0 {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Account {username} already exists on this server"
+            ))));
+        }
+        let generated = params.password.is_none().then(|| generate_password(24));
+        let password =
+            params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
+        let limit = params
+            .connection_limit
+            .or(package_limit(params.package_name.as_deref()))
+            .unwrap_or(self.config.default_connection_limit);
+        let account = self.account(username.as_str());
+        let database = ident(params.database.as_str());
+        let create_user = format!("CREATE USER {account} IDENTIFIED BY ");
+        let limits = format!(" WITH MAX_USER_CONNECTIONS {limit}");
+        self.execute(
+            cx,
+            &mut conn,
+            &format!("{create_user}{}{limits}", literal(&password)),
+            &format!("{create_user}'[REDACTED]'{limits}"),
+            "create the account",
+        )
+        .await?;
+        let comment =
+            params.package_name.as_ref().map(|p| format!(" COMMENT {}", literal(&format!("provisio package: {p}"))));
+        let create_database = format!("CREATE DATABASE {database}{}", comment.unwrap_or_default());
+        let grant =
+            format!("GRANT ALL PRIVILEGES ON {}.* TO {account}", ident(&grant_pattern(params.database.as_str())));
+        for (sql, what) in [(&create_database, "create the database"), (&grant, "grant the database")] {
+            if let Err(err) = self.execute(cx, &mut conn, sql, sql, what).await {
+                // Leave nothing half made.
+                for cleanup in [format!("DROP DATABASE IF EXISTS {database}"), format!("DROP USER IF EXISTS {account}")]
+                {
+                    let _ = self.execute(cx, &mut conn, &cleanup, &cleanup, "clean up").await;
+                }
+                return Err(err);
+            }
+        }
+        let mut info = self.require(cx, &mut conn, &params.database).await?;
+        info.password = generated;
+        info.created_at = Some(chrono::Utc::now());
+        let _ = conn.close().await;
+        Ok(info)
+    }
+
+    async fn get_info(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        self.require(cx, &mut conn, &params.database).await
+    }
+
+    async fn suspend(&self, cx: &Context, params: SuspendDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
+        self.set_lock(cx, &params.database, true).await
+    }
+
+    async fn unsuspend(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        self.set_lock(cx, &params.database, false).await
+    }
+
+    async fn terminate(&self, cx: &Context, params: DatabaseRef) -> Result<Empty, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let drop_database = format!("DROP DATABASE {}", ident(params.database.as_str()));
+        self.execute(cx, &mut conn, &drop_database, &drop_database, "drop the database").await?;
+        let drop_user = format!("DROP USER IF EXISTS {}", self.account(info.username.as_str()));
+        self.execute(cx, &mut conn, &drop_user, &drop_user, "drop the account").await?;
+        Ok(Empty {})
+    }
+
+    async fn get_usage(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseUsage, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS SIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+        )
+        .bind(params.database.as_str())
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|err| classify(err, "read the size"))?;
+        let connections: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?")
+            .bind(info.username.as_str())
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|err| classify(err, "count the sessions"))?;
+        Ok(DatabaseUsage {
+            size_mb: Units { used: (size.unwrap_or(0) as f64 / 1_048_576.0 * 100.0).round() / 100.0, limit: None },
+            connections: Units { used: connections as f64, limit: info.connection_limit.map(f64::from) },
+        })
+    }
+
+    async fn change_password(
+        &self,
+        cx: &Context,
+        params: ChangeDatabasePasswordParams,
+    ) -> Result<DatabaseCredentials, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let password = match &params.password {
+            Some(password) => password.expose().to_owned(),
+            None => generate_password(24),
+        };
+        let alter = format!("ALTER USER {} IDENTIFIED BY ", self.account(info.username.as_str()));
+        self.execute(
+            cx,
+            &mut conn,
+            &format!("{alter}{}", literal(&password)),
+            &format!("{alter}'[REDACTED]'"),
+            "change the password",
+        )
+        .await?;
+        Ok(DatabaseCredentials { username: info.username, password })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_neutralises_hostile_text() {
+        assert_eq!(ident("a`b"), "`a``b`");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("a\\' OR 1=1 --"), "'a\\\\'' OR 1=1 --'");
+        assert_eq!(grant_pattern("shop_db"), "shop\\_db");
+    }
+}
