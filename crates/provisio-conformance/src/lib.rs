@@ -92,6 +92,27 @@ pub fn unique(len: usize) -> String {
     name
 }
 
+/// Asks a DNS server at `server` (`host:port`) with `dig`; answers the
+/// records (`+short` form, comma-separated), or the status (`REFUSED`...)
+/// when there are none. Proves from the customer's side what a DNS provider did.
+pub fn dig(server: &str, name: &str, record_type: &str) -> String {
+    let (host, port) = server.split_once(':').expect("host:port");
+    let run = |extra: &[&str]| {
+        let output = std::process::Command::new("dig")
+            .args([&format!("@{host}"), "-p", port, name, record_type, "+tries=1", "+time=2", "+norecurse"])
+            .args(extra)
+            .output()
+            .expect("dig runs (apt-get install dnsutils)");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let answers: Vec<String> = run(&["+short"]).lines().map(str::to_owned).collect();
+    if !answers.is_empty() {
+        return answers.join(",");
+    }
+    let full = run(&[]);
+    full.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("NONE").to_owned()
+}
+
 /// Runs the suite of the entry's blueprint.
 pub async fn run(harness: &Harness) {
     match harness.entry.blueprint().id {

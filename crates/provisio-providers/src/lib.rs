@@ -13,6 +13,7 @@ pub fn registry() -> Registry {
     }
     registry.register(provisio_postgresql::entry());
     registry.register(provisio_mariadb::entry());
+    registry.register(provisio_powerdns::entry());
     registry
 }
 

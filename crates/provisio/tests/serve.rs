@@ -245,3 +245,88 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     assert!(err.contains("only failed jobs"), "{err}");
     server.output(false);
 }
+
+/// `order.paid` for a DNS product provisions a real PowerDNS zone,
+/// `contract.overdue` suspends it, `contract.cancelled` removes it: checked
+/// with DNS queries. Needs the PowerDNS of `scripts/test-servers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_events_drive_a_real_powerdns_zone() {
+    let (Ok(api), Ok(key), Ok(dns)) = (
+        std::env::var("PROVISIO_TEST_PDNS_API"),
+        std::env::var("PROVISIO_TEST_PDNS_API_KEY"),
+        std::env::var("PROVISIO_TEST_PDNS_DNS"),
+    ) else {
+        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_PDNS_* are not set in CI: .ci/run starts PowerDNS");
+        eprintln!("skipped: PROVISIO_TEST_PDNS_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
+        return;
+    };
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let server = start(dir.path(), port);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+
+    let (status, configuration) = post(
+        "/configurations",
+        json!({"name": "pdns-1", "provider": "dns-hosting/powerdns",
+        "values": {"api_url": api, "api_key": key, "nameservers": ["ns1.provisio-test.net", "ns2.provisio-test.net"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{configuration}");
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "zone", "name": "DNS zone", "blueprint": "dns-hosting",
+        "deployment": {"type": "static", "configuration_id": configuration["id"]},
+        "provision_fields": {"records": [{"name": "www", "type": "A", "records": ["192.0.2.80"]}]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+
+    let zone = format!("{}.com", provisio_conformance::unique(10));
+    let www = format!("www.{zone}");
+    let event = |id: &str, kind: &str, service: Value| json!({"id": id, "type": kind, "service": service});
+    let (status, accepted) = post(
+        "/events",
+        event(
+            "z1",
+            "order.paid",
+            json!({"external_id": "zone-1", "product": "zone",
+        "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"}, "fields": {"zone": zone}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let wait_for = |status: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let (_, detail) =
+                    call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}"), None).await;
+                if detail["service"]["status"] == status {
+                    return detail;
+                }
+                assert!(started.elapsed() < Duration::from_secs(15), "not {status}: {detail}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let detail = wait_for("active").await;
+    assert_eq!(detail["service"]["identifier"], json!(zone));
+    assert_eq!(provisio_conformance::dig(&dns, &www, "A"), "192.0.2.80");
+
+    post("/events", event("z2", "contract.overdue", json!({"id": service}))).await;
+    wait_for("suspended").await;
+    assert_eq!(provisio_conformance::dig(&dns, &www, "A"), "REFUSED");
+
+    post("/events", event("z3", "contract.cancelled", json!({"id": service}))).await;
+    wait_for("terminated").await;
+    assert_eq!(provisio_conformance::dig(&dns, &www, "A"), "REFUSED");
+    let logs = server.output(false);
+    assert!(!logs.contains(&key), "the API key is in no log line");
+}
