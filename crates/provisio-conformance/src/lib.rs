@@ -122,6 +122,7 @@ pub async fn run(harness: &Harness) {
         "databases" => databases(harness).await,
         "software-licenses" => software_licenses(harness).await,
         "coffee" => coffee(harness).await,
+        "message-queues" => message_queues(harness).await,
         other => panic!("no conformance suite for blueprint {other}"),
     }
 }
@@ -370,4 +371,34 @@ pub async fn coffee(h: &Harness) {
     h.rejects("brew", json!({"name": "Joe", "size": "small", "sugar": 9}), "/sugar").await;
     h.rejects("brew", json!({"name": "Joe", "size": "bucket"}), "/size").await;
     h.fails("get_info", json!({"order_id": "cup_unknown"}), ErrorKind::NotFound).await;
+}
+
+/// `message-queues`: create (password once), duplicate, get_info, suspend,
+/// unsuspend, usage, change_password, terminate, then `not_found`.
+pub async fn message_queues(h: &Harness) {
+    let vhost = format!("vh_{}", unique(8));
+    let info = h.ok("create", json!({"vhost": vhost, "package_name": h.packages.0})).await;
+    assert_eq!(info["vhost"], json!(vhost));
+    assert!(info["password"].as_str().is_some_and(|p| p.len() >= 12), "a generated password is returned once: {info}");
+    let again = h.ok("create", json!({"vhost": vhost})).await;
+    assert!(again.get("password").is_none_or(Value::is_null), "an adopted account answers no password: {again}");
+    h.fails("create", json!({"vhost": vhost, "username": format!("u_{}", unique(8))}), ErrorKind::Conflict).await;
+
+    assert_eq!(h.ok("get_info", json!({"vhost": vhost})).await["state"], "active");
+    assert_eq!(h.ok("suspend", json!({"vhost": vhost})).await["state"], "suspended");
+    assert_eq!(h.ok("get_info", json!({"vhost": vhost})).await["state"], "suspended");
+    assert_eq!(h.ok("unsuspend", json!({"vhost": vhost})).await["state"], "active");
+    if let Some(usage) = h.optional("get_usage", json!({"vhost": vhost})).await {
+        assert!(usage["queues"]["used"].as_f64().unwrap() >= 0.0);
+    }
+    if let Some(credentials) = h.optional("change_password", json!({"vhost": vhost})).await {
+        assert!(!credentials["password"].as_str().unwrap().is_empty());
+    }
+
+    h.rejects("create", json!({"vhost": "bad/vhost"}), "/vhost").await;
+    h.rejects("create", json!({"vhost": vhost, "max_connections": 0}), "/max_connections").await;
+
+    h.ok("terminate", json!({"vhost": vhost})).await;
+    h.fails("get_info", json!({"vhost": vhost}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"vhost": vhost}), ErrorKind::NotFound).await;
 }

@@ -31,11 +31,12 @@ impl Engine {
             configuration("demo-database", "databases/demo", "db1", "eu"),
             configuration("demo-licensing", "software-licenses/demo", "licensing", "eu"),
             configuration("demo-coffee-machine", "coffee/demo", "kitchen", "eu"),
+            configuration("demo-broker", "message-queues/demo", "broker1", "eu"),
         ] {
             ids.push(self.create_configuration(actor, &body).await?.configuration.id);
         }
         let fixed = |id: i64| json!({"type": "static", "configuration_id": id});
-        let products: [Value; 6] = [
+        let products: [Value; 7] = [
             json!({"slug": "demo-hosting", "name": "Demo web hosting", "blueprint": "shared-hosting", "provider": "demo",
                    "deployment": {"type": "dynamic", "strategy": "least_used", "attributes": {"location": "eu"}},
                    "provision_fields": {"package_name": "basic"}}),
@@ -48,6 +49,8 @@ impl Engine {
                    "provision_fields": {"package_identifier": "basic"}}),
             json!({"slug": "demo-coffee", "name": "Demo coffee", "blueprint": "coffee", "deployment": fixed(ids[6]),
                    "provision_fields": {"size": "medium"}}),
+            json!({"slug": "demo-queue", "name": "Demo message queue", "blueprint": "message-queues", "deployment": fixed(ids[7]),
+                   "provision_fields": {"package_name": "basic"}}),
         ];
         for body in products {
             self.create_product(actor, &body).await?;

@@ -54,12 +54,15 @@ fn alice() -> Value {
 }
 
 #[test]
-fn blueprints_json_lists_six_blueprints_with_function_schemas() {
+fn blueprints_json_lists_the_blueprints_with_function_schemas() {
     let run = Workbench::new().run(&["blueprints", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let blueprints = run.json();
     let ids: Vec<&str> = blueprints.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["shared-hosting", "domain-names", "dns-hosting", "databases", "software-licenses", "coffee"]);
+    assert_eq!(
+        ids,
+        ["shared-hosting", "domain-names", "dns-hosting", "databases", "software-licenses", "coffee", "message-queues"]
+    );
     for blueprint in blueprints.as_array().unwrap() {
         let functions = blueprint["functions"].as_array().unwrap();
         assert!(!functions.is_empty());

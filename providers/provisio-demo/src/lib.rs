@@ -8,6 +8,7 @@
 //! latency and failures (`transient`, `outcome_unknown`) for tests and
 //! benchmarks.
 
+mod brokers;
 mod coffee;
 mod databases;
 mod dns;
@@ -23,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use brokers::DemoBroker;
 pub use coffee::DemoCoffee;
 pub use databases::DemoDatabases;
 pub use dns::DemoDns;
@@ -40,6 +42,7 @@ pub fn entries() -> Vec<ProviderEntry> {
         databases::entry::<DemoDatabases>(),
         software_licenses::entry::<DemoLicenses>(),
         coffee::entry::<DemoCoffee>(),
+        message_queues::entry::<DemoBroker>(),
     ]
 }
 

@@ -54,6 +54,11 @@ async fn coffee_demo_conforms() {
 }
 
 #[tokio::test]
+async fn message_queues_demo_conforms() {
+    conformance("message-queues").await;
+}
+
+#[tokio::test]
 async fn an_empty_configuration_works() {
     let dir = tempfile::tempdir().unwrap();
     let previous = std::env::current_dir().unwrap();

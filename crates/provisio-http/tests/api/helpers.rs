@@ -200,6 +200,7 @@ pub fn fields_for(product: &str, n: usize) -> Value {
         "demo-database" => json!({"database": format!("db{n}")}),
         "demo-license" => json!({"ip": "192.0.2.7"}),
         "demo-coffee" => json!({"sugar": 1, "milk": "oat"}),
+        "demo-queue" => json!({"vhost": format!("vhost{n}")}),
         other => panic!("unknown product {other}"),
     }
 }

@@ -10,6 +10,7 @@ pub mod coffee;
 pub mod databases;
 pub mod dns_hosting;
 pub mod domain_names;
+pub mod message_queues;
 pub mod shared_hosting;
 pub mod software_licenses;
 
@@ -27,6 +28,7 @@ pub fn all() -> Vec<&'static BlueprintDescriptor> {
         databases::descriptor(),
         software_licenses::descriptor(),
         coffee::descriptor(),
+        message_queues::descriptor(),
     ]
 }
 

@@ -1,0 +1,350 @@
+//! `message-queues/rabbitmq`: virtual hosts and their owner users on a
+//! RabbitMQ server, through the management plugin's HTTP API.
+//!
+//! - create: `PUT /api/vhosts/{v}` (its description records the owner and
+//!   package), `PUT /api/users/{u}`, `PUT /api/permissions/{v}/{u}` (all),
+//!   `PUT /api/vhost-limits/{v}/max-connections|max-queues`;
+//! - suspend: `DELETE /api/permissions/{v}/{u}` and the user's connections
+//!   are closed; unsuspend grants again;
+//! - terminate: `DELETE /api/users/{u}`, `DELETE /api/vhosts/{v}`.
+
+use provisio_sdk::blueprints::message_queues::*;
+use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::formats::{DbIdentifier, generate_password};
+use provisio_sdk::http::HttpResponse;
+use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
+use reqwest::Method;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The registry entry.
+pub fn entry() -> provisio_sdk::ProviderEntry {
+    provisio_sdk::blueprints::message_queues::entry::<RabbitMq>()
+}
+
+fn default_amqp_port() -> u16 {
+    5672
+}
+
+/// How to reach the management API, and what customers are told.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitMqConfig {
+    /// Base address of the management API, e.g. `http://127.0.0.1:15672`.
+    #[schemars(length(min = 1), extend("format" = "url"))]
+    pub api_url: String,
+    /// Administrative user (tag `administrator`).
+    #[schemars(length(min = 1, max = 255))]
+    pub username: String,
+    /// Its password.
+    #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+    pub password: String,
+    /// Host name customers connect to over AMQP.
+    #[schemars(length(min = 1, max = 253))]
+    pub amqp_host: String,
+    /// AMQP port customers connect to.
+    #[serde(default = "default_amqp_port")]
+    pub amqp_port: u16,
+}
+
+/// The RabbitMQ provider for one server.
+#[derive(Debug)]
+pub struct RabbitMq {
+    config: RabbitMqConfig,
+}
+
+const OWNER: &str = "provisio owner=";
+
+fn limits(package: Option<&str>) -> (Option<u32>, Option<u32>) {
+    match package {
+        Some("basic") => (Some(10), Some(50)),
+        Some("standard") => (Some(50), Some(500)),
+        Some("premium") => (Some(200), Some(5000)),
+        _ => (None, None),
+    }
+}
+
+impl RabbitMq {
+    fn url(&self, path: &str) -> String {
+        format!("{}/api{path}", self.config.api_url.trim_end_matches('/'))
+    }
+
+    async fn send(
+        &self,
+        cx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<HttpResponse, ProviderError> {
+        let mut request =
+            cx.http().request(method, &self.url(path)).basic_auth(&self.config.username, Some(&self.config.password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = cx.http().send(request).await?;
+        match response.status.as_u16() {
+            401 => Err(ProviderError::provider("The message broker rejected the administrative credentials")),
+            403 => Err(ProviderError::provider("The administrative user lacks the administrator tag")),
+            _ => Ok(response),
+        }
+    }
+
+    async fn ok(
+        &self,
+        cx: &Context,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        what: &str,
+    ) -> Result<HttpResponse, ProviderError> {
+        let response = self.send(cx, method, path, body).await?;
+        response.error_for_status(&format!("The message broker could not {what}"))
+    }
+
+    /// The virtual host's owner, package and limits, if it exists.
+    async fn info(&self, cx: &Context, vhost: &DbIdentifier) -> Result<Option<BrokerInfo>, ProviderError> {
+        let response = self.send(cx, Method::GET, &format!("/vhosts/{vhost}"), None).await?;
+        if response.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        let found: Value = response.error_for_status("The message broker could not read the virtual host")?.json()?;
+        let description = found["description"].as_str().unwrap_or_default();
+        let Some(rest) = description.strip_prefix(OWNER) else {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Virtual host {vhost} exists on this broker but was not made by Provisio"
+            ))));
+        };
+        let mut parts = rest.split(" package=");
+        let owner = parts.next().unwrap_or_default();
+        let package = parts.next().filter(|p| !p.is_empty()).map(str::to_owned);
+        let username = DbIdentifier::parse(owner).map_err(ProviderError::internal)?;
+        let permissions = self.send(cx, Method::GET, &format!("/permissions/{vhost}/{owner}"), None).await?;
+        let state = if permissions.status.is_success() { State::Active } else { State::Suspended };
+        let limits: Value =
+            self.ok(cx, Method::GET, &format!("/vhost-limits/{vhost}"), None, "read the limits").await?.json()?;
+        let limit = |name: &str| {
+            limits
+                .as_array()
+                .and_then(|l| l.first())
+                .and_then(|l| l["value"][name].as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+        };
+        Ok(Some(BrokerInfo {
+            vhost: vhost.clone(),
+            username,
+            host: self.config.amqp_host.clone(),
+            port: self.config.amqp_port,
+            state,
+            package_name: package,
+            max_connections: limit("max-connections"),
+            max_queues: limit("max-queues"),
+            password: None,
+        }))
+    }
+
+    async fn require(&self, cx: &Context, vhost: &DbIdentifier) -> Result<BrokerInfo, ProviderError> {
+        self.info(cx, vhost).await?.ok_or_else(|| {
+            ProviderError::not_found(UserMessage::new(format!("Virtual host {vhost} does not exist on this broker")))
+        })
+    }
+
+    async fn grant(&self, cx: &Context, vhost: &DbIdentifier, user: &DbIdentifier) -> Result<(), ProviderError> {
+        let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
+        self.ok(cx, Method::PUT, &format!("/permissions/{vhost}/{user}"), Some(all), "grant the permissions").await?;
+        Ok(())
+    }
+}
+
+impl Provider for RabbitMq {
+    type Config = RabbitMqConfig;
+
+    fn about() -> ProviderAbout {
+        ProviderAbout {
+            id: "rabbitmq",
+            name: "RabbitMQ",
+            description: "Virtual hosts and their owner users on RabbitMQ, through the management API.",
+            logo_url: Some("https://www.rabbitmq.com/img/rabbitmq-logo.svg"),
+        }
+    }
+
+    async fn new(config: RabbitMqConfig) -> Result<Self, ProviderError> {
+        Ok(RabbitMq { config })
+    }
+
+    async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {
+        let whoami: Value = self.ok(cx, Method::GET, "/whoami", None, "say who we are").await?.json()?;
+        let tags = match &whoami["tags"] {
+            Value::Array(tags) => tags.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            Value::String(tags) => tags.clone(),
+            _ => String::new(),
+        };
+        if !tags.contains("administrator") {
+            return Err(ProviderError::provider(UserMessage::new(format!(
+                "Connected as {}, but the user lacks the administrator tag",
+                self.config.username
+            ))));
+        }
+        let overview: Value = self.ok(cx, Method::GET, "/overview", None, "describe itself").await?.json()?;
+        let version = overview["rabbitmq_version"].as_str().unwrap_or("unknown").to_owned();
+        Ok(ConnectionTest {
+            message: format!("Connected to RabbitMQ {version} as administrator {}", self.config.username),
+            details: json!({"version": version}),
+        })
+    }
+}
+
+impl MessageQueues for RabbitMq {
+    async fn create(&self, cx: &Context, params: CreateBrokerParams) -> Result<BrokerInfo, ProviderError> {
+        let vhost = &params.vhost;
+        let username = params.username.clone().unwrap_or_else(|| vhost.clone());
+        if let Some(existing) = self.info(cx, vhost).await? {
+            if existing.username == username {
+                return Ok(existing);
+            }
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Virtual host {vhost} already exists on this broker with another owner"
+            ))));
+        }
+        if self.send(cx, Method::GET, &format!("/users/{username}"), None).await?.status.is_success() {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "User {username} already exists on this broker"
+            ))));
+        }
+        let description = format!("{OWNER}{username} package={}", params.package_name.clone().unwrap_or_default());
+        self.ok(
+            cx,
+            Method::PUT,
+            &format!("/vhosts/{vhost}"),
+            Some(json!({"description": description, "tags": "provisio"})),
+            "create the virtual host",
+        )
+        .await?;
+        let generated = params.password.is_none().then(|| generate_password(24));
+        let password =
+            params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
+        let made = async {
+            self.ok(
+                cx,
+                Method::PUT,
+                &format!("/users/{username}"),
+                Some(json!({"password": password, "tags": ""})),
+                "create the user",
+            )
+            .await?;
+            self.grant(cx, vhost, &username).await?;
+            let (connections, queues) = limits(params.package_name.as_deref());
+            for (name, value) in [
+                ("max-connections", params.max_connections.or(connections)),
+                ("max-queues", params.max_queues.or(queues)),
+            ] {
+                if let Some(value) = value {
+                    self.ok(
+                        cx,
+                        Method::PUT,
+                        &format!("/vhost-limits/{vhost}/{name}"),
+                        Some(json!({"value": value})),
+                        "set a limit",
+                    )
+                    .await?;
+                }
+            }
+            Ok::<_, ProviderError>(())
+        }
+        .await;
+        if let Err(err) = made {
+            // Leave nothing half made.
+            let _ = self.send(cx, Method::DELETE, &format!("/users/{username}"), None).await;
+            let _ = self.send(cx, Method::DELETE, &format!("/vhosts/{vhost}"), None).await;
+            return Err(err);
+        }
+        let mut info = self.require(cx, vhost).await?;
+        info.password = generated;
+        Ok(info)
+    }
+
+    async fn get_info(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
+        self.require(cx, &params.vhost).await
+    }
+
+    async fn suspend(&self, cx: &Context, params: SuspendBrokerParams) -> Result<BrokerInfo, ProviderError> {
+        let info = self.require(cx, &params.vhost).await?;
+        let response =
+            self.send(cx, Method::DELETE, &format!("/permissions/{}/{}", params.vhost, info.username), None).await?;
+        if response.status.as_u16() != 404 {
+            response.error_for_status("The message broker could not revoke the permissions")?;
+        }
+        // Connections already open would outlive the suspension.
+        let connections: Value = self
+            .ok(cx, Method::GET, &format!("/vhosts/{}/connections", params.vhost), None, "list the connections")
+            .await?
+            .json()?;
+        for connection in connections.as_array().into_iter().flatten() {
+            if connection["user"] == json!(info.username)
+                && let Some(name) = connection["name"].as_str()
+            {
+                let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+                let path = format!("/connections/{name}");
+                let _ = self.send(cx, Method::DELETE, &path, None).await;
+            }
+        }
+        self.require(cx, &params.vhost).await
+    }
+
+    async fn unsuspend(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
+        let info = self.require(cx, &params.vhost).await?;
+        self.grant(cx, &params.vhost, &info.username).await?;
+        self.require(cx, &params.vhost).await
+    }
+
+    async fn terminate(&self, cx: &Context, params: VhostRef) -> Result<Empty, ProviderError> {
+        let info = self.require(cx, &params.vhost).await?;
+        let user = self.send(cx, Method::DELETE, &format!("/users/{}", info.username), None).await?;
+        if user.status.as_u16() != 404 {
+            user.error_for_status("The message broker could not delete the user")?;
+        }
+        self.ok(cx, Method::DELETE, &format!("/vhosts/{}", params.vhost), None, "delete the virtual host").await?;
+        Ok(Empty {})
+    }
+
+    async fn get_usage(&self, cx: &Context, params: VhostRef) -> Result<BrokerUsage, ProviderError> {
+        let info = self.require(cx, &params.vhost).await?;
+        let queues: Value =
+            self.ok(cx, Method::GET, &format!("/queues/{}", params.vhost), None, "list the queues").await?.json()?;
+        let connections: Value = self
+            .ok(cx, Method::GET, &format!("/vhosts/{}/connections", params.vhost), None, "list the connections")
+            .await?
+            .json()?;
+        let queues = queues.as_array().cloned().unwrap_or_default();
+        let messages: u64 = queues.iter().filter_map(|q| q["messages"].as_u64()).sum();
+        Ok(BrokerUsage {
+            queues: Units { used: queues.len() as f64, limit: info.max_queues.map(f64::from) },
+            connections: Units {
+                used: connections.as_array().map(Vec::len).unwrap_or(0) as f64,
+                limit: info.max_connections.map(f64::from),
+            },
+            messages: Units { used: messages as f64, limit: None },
+        })
+    }
+
+    async fn change_password(
+        &self,
+        cx: &Context,
+        params: ChangeBrokerPasswordParams,
+    ) -> Result<BrokerCredentials, ProviderError> {
+        let info = self.require(cx, &params.vhost).await?;
+        let password = match &params.password {
+            Some(password) => password.expose().to_owned(),
+            None => generate_password(24),
+        };
+        self.ok(
+            cx,
+            Method::PUT,
+            &format!("/users/{}", info.username),
+            Some(json!({"password": password, "tags": ""})),
+            "change the password",
+        )
+        .await?;
+        Ok(BrokerCredentials { username: info.username, password })
+    }
+}

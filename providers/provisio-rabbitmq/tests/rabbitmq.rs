@@ -1,0 +1,107 @@
+//! `message-queues/rabbitmq` against a real RabbitMQ: the conformance
+//! suite, then the customer's side over AMQP: it publishes in its virtual
+//! host, is refused in another, is refused while suspended, and is gone
+//! after terminate.
+//!
+//! The management API comes from `PROVISIO_TEST_RABBITMQ_API` (a URL with
+//! the administrator's credentials) and AMQP from `PROVISIO_TEST_RABBITMQ_AMQP`
+//! (`host:port`), which `scripts/test-servers start` prints. Without them the
+//! tests say so and pass outside CI, and fail in CI.
+
+use std::time::Duration;
+
+use amqprs::BasicProperties;
+use amqprs::channel::{BasicPublishArguments, QueueDeclareArguments};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use provisio_conformance::Harness;
+use provisio_sdk::{CallOptions, ErrorKind, invoke};
+use serde_json::{Value, json};
+
+fn server() -> Option<(Value, String, u16)> {
+    let (Ok(api), Ok(amqp)) =
+        (std::env::var("PROVISIO_TEST_RABBITMQ_API"), std::env::var("PROVISIO_TEST_RABBITMQ_AMQP"))
+    else {
+        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_RABBITMQ_* are not set in CI: .ci/run prepares RabbitMQ");
+        eprintln!("skipped: PROVISIO_TEST_RABBITMQ_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
+        return None;
+    };
+    let url = reqwest::Url::parse(&api).expect("a URL");
+    let (host, port) = amqp.split_once(':').expect("host:port");
+    let config = json!({
+        "api_url": format!("{}://{}:{}", url.scheme(), url.host_str().unwrap(), url.port().unwrap_or(15672)),
+        "username": url.username(), "password": url.password().unwrap_or_default(),
+        "amqp_host": host, "amqp_port": port.parse::<u16>().unwrap(),
+    });
+    Some((config, host.to_owned(), port.parse().unwrap()))
+}
+
+/// Connects as the customer and publishes one message; answers the error text if refused.
+async fn publish(host: &str, port: u16, user: &str, password: &str, vhost: &str) -> Result<(), String> {
+    let mut args = OpenConnectionArguments::new(host, port, user, password);
+    args.virtual_host(vhost);
+    let connection = tokio::time::timeout(Duration::from_secs(5), Connection::open(&args))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let channel = connection.open_channel(None).await.map_err(|e| e.to_string())?;
+    channel.queue_declare(QueueDeclareArguments::new("orders")).await.map_err(|e| e.to_string())?;
+    channel
+        .basic_publish(BasicProperties::default(), b"hello".to_vec(), BasicPublishArguments::new("", "orders"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = channel.close().await;
+    let _ = connection.close().await;
+    Ok(())
+}
+
+async fn call(config: &Value, function: &str, params: Value) -> provisio_sdk::Envelope {
+    let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
+    invoke::call(&provisio_rabbitmq::entry(), config, function, &params, &options).await.envelope
+}
+
+#[tokio::test]
+async fn passes_the_message_queues_conformance_suite() {
+    let Some((config, _, _)) = server() else { return };
+    provisio_conformance::run(&Harness::new(provisio_rabbitmq::entry(), config)).await;
+}
+
+#[tokio::test]
+async fn the_customer_publishes_in_its_vhost_and_nowhere_else() {
+    let Some((config, host, port)) = server() else { return };
+    let (mine, other) =
+        (format!("shop_{}", provisio_conformance::unique(6)), format!("other_{}", provisio_conformance::unique(6)));
+    let created = call(&config, "create", json!({"vhost": mine, "package_name": "basic"})).await;
+    assert!(created.is_ok(), "{created:?}");
+    let data = created.data.unwrap();
+    assert_eq!(data["max_connections"], 10);
+    let password = data["password"].as_str().unwrap().to_owned();
+    assert!(call(&config, "create", json!({"vhost": other})).await.is_ok());
+
+    publish(&host, port, &mine, &password, &mine).await.expect("publishes in its own virtual host");
+    assert!(publish(&host, port, &mine, &password, &other).await.is_err(), "refused in another virtual host");
+    let usage = call(&config, "get_usage", json!({"vhost": mine})).await;
+    assert!(usage.data.unwrap()["queues"]["used"].as_f64().unwrap() >= 1.0);
+
+    assert!(call(&config, "suspend", json!({"vhost": mine})).await.is_ok());
+    assert!(publish(&host, port, &mine, &password, &mine).await.is_err(), "refused while suspended");
+    assert!(call(&config, "unsuspend", json!({"vhost": mine})).await.is_ok());
+    publish(&host, port, &mine, &password, &mine).await.expect("publishes again");
+
+    for vhost in [&mine, &other] {
+        assert!(call(&config, "terminate", json!({"vhost": vhost})).await.is_ok());
+    }
+    assert!(publish(&host, port, &mine, &password, &mine).await.is_err(), "gone after terminate");
+    assert_eq!(call(&config, "get_info", json!({"vhost": mine})).await.error_kind, Some(ErrorKind::NotFound));
+}
+
+#[tokio::test]
+async fn test_connection_and_wrong_credentials() {
+    let Some((config, _, _)) = server() else { return };
+    let report = invoke::test_connection(&provisio_rabbitmq::entry(), &config, &CallOptions::default()).await;
+    assert!(report.envelope.is_ok(), "{report:?}");
+    let mut wrong = config.clone();
+    wrong["password"] = json!("not-the-password");
+    let report = invoke::test_connection(&provisio_rabbitmq::entry(), &wrong, &CallOptions::default()).await;
+    assert_eq!(report.envelope.error_kind, Some(ErrorKind::ProviderError), "{report:?}");
+    assert!(!serde_json::to_string(&report).unwrap().contains("not-the-password"));
+}
