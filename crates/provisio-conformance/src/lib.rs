@@ -123,6 +123,7 @@ pub async fn run(harness: &Harness) {
         "software-licenses" => software_licenses(harness).await,
         "coffee" => coffee(harness).await,
         "message-queues" => message_queues(harness).await,
+        "mqtt-hosting" => mqtt_hosting(harness).await,
         other => panic!("no conformance suite for blueprint {other}"),
     }
 }
@@ -401,4 +402,32 @@ pub async fn message_queues(h: &Harness) {
     h.ok("terminate", json!({"vhost": vhost})).await;
     h.fails("get_info", json!({"vhost": vhost}), ErrorKind::NotFound).await;
     h.fails("terminate", json!({"vhost": vhost}), ErrorKind::NotFound).await;
+}
+
+/// `mqtt-hosting`: create (password once), duplicate, get_info, suspend,
+/// unsuspend, change_password, terminate, then `not_found`.
+pub async fn mqtt_hosting(h: &Harness) {
+    let username = format!("dev_{}", unique(8));
+    let prefix = format!("devices/{username}");
+    let info = h.ok("create", json!({"username": username, "topic_prefix": prefix})).await;
+    assert_eq!(info["topic_prefix"], json!(prefix));
+    assert!(info["password"].as_str().is_some_and(|p| p.len() >= 12), "a generated password is returned once: {info}");
+    let again = h.ok("create", json!({"username": username, "topic_prefix": prefix})).await;
+    assert!(again.get("password").is_none_or(Value::is_null), "an adopted account answers no password: {again}");
+    h.fails("create", json!({"username": username, "topic_prefix": "elsewhere"}), ErrorKind::Conflict).await;
+
+    assert_eq!(h.ok("get_info", json!({"username": username})).await["state"], "active");
+    assert_eq!(h.ok("suspend", json!({"username": username})).await["state"], "suspended");
+    assert_eq!(h.ok("get_info", json!({"username": username})).await["state"], "suspended");
+    assert_eq!(h.ok("unsuspend", json!({"username": username})).await["state"], "active");
+    if let Some(credentials) = h.optional("change_password", json!({"username": username})).await {
+        assert!(!credentials["password"].as_str().unwrap().is_empty());
+    }
+
+    h.rejects("create", json!({"username": username, "topic_prefix": "a/#"}), "/topic_prefix").await;
+    h.rejects("create", json!({"username": "Bad Name"}), "/username").await;
+
+    h.ok("terminate", json!({"username": username})).await;
+    h.fails("get_info", json!({"username": username}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"username": username}), ErrorKind::NotFound).await;
 }

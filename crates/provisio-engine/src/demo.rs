@@ -32,11 +32,12 @@ impl Engine {
             configuration("demo-licensing", "software-licenses/demo", "licensing", "eu"),
             configuration("demo-coffee-machine", "coffee/demo", "kitchen", "eu"),
             configuration("demo-broker", "message-queues/demo", "broker1", "eu"),
+            configuration("demo-mqtt-broker", "mqtt-hosting/demo", "mqtt1", "eu"),
         ] {
             ids.push(self.create_configuration(actor, &body).await?.configuration.id);
         }
         let fixed = |id: i64| json!({"type": "static", "configuration_id": id});
-        let products: [Value; 7] = [
+        let products: [Value; 8] = [
             json!({"slug": "demo-hosting", "name": "Demo web hosting", "blueprint": "shared-hosting", "provider": "demo",
                    "deployment": {"type": "dynamic", "strategy": "least_used", "attributes": {"location": "eu"}},
                    "provision_fields": {"package_name": "basic"}}),
@@ -51,6 +52,7 @@ impl Engine {
                    "provision_fields": {"size": "medium"}}),
             json!({"slug": "demo-queue", "name": "Demo message queue", "blueprint": "message-queues", "deployment": fixed(ids[7]),
                    "provision_fields": {"package_name": "basic"}}),
+            json!({"slug": "demo-mqtt", "name": "Demo MQTT account", "blueprint": "mqtt-hosting", "deployment": fixed(ids[8])}),
         ];
         for body in products {
             self.create_product(actor, &body).await?;

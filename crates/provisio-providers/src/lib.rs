@@ -23,7 +23,7 @@ mod tests {
     #[test]
     fn every_blueprint_has_a_demo_provider() {
         let registry = super::registry();
-        assert_eq!(registry.blueprints().len(), 7);
+        assert_eq!(registry.blueprints().len(), 8);
         for blueprint in registry.blueprints() {
             let address = format!("{}/demo", blueprint.id);
             assert!(registry.provider(&address).is_ok(), "{address} missing");

@@ -61,7 +61,16 @@ fn blueprints_json_lists_the_blueprints_with_function_schemas() {
     let ids: Vec<&str> = blueprints.as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["shared-hosting", "domain-names", "dns-hosting", "databases", "software-licenses", "coffee", "message-queues"]
+        [
+            "shared-hosting",
+            "domain-names",
+            "dns-hosting",
+            "databases",
+            "software-licenses",
+            "coffee",
+            "message-queues",
+            "mqtt-hosting"
+        ]
     );
     for blueprint in blueprints.as_array().unwrap() {
         let functions = blueprint["functions"].as_array().unwrap();

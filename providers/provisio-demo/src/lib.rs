@@ -15,6 +15,7 @@ mod dns;
 mod domains;
 mod hosting;
 mod licenses;
+mod mqtt;
 pub mod state;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use dns::DemoDns;
 pub use domains::DemoDomains;
 pub use hosting::DemoHosting;
 pub use licenses::DemoLicenses;
+pub use mqtt::DemoMqtt;
 
 /// Every demo provider's registry entry.
 pub fn entries() -> Vec<ProviderEntry> {
@@ -43,6 +45,7 @@ pub fn entries() -> Vec<ProviderEntry> {
         software_licenses::entry::<DemoLicenses>(),
         coffee::entry::<DemoCoffee>(),
         message_queues::entry::<DemoBroker>(),
+        mqtt_hosting::entry::<DemoMqtt>(),
     ]
 }
 

@@ -59,6 +59,11 @@ async fn message_queues_demo_conforms() {
 }
 
 #[tokio::test]
+async fn mqtt_hosting_demo_conforms() {
+    conformance("mqtt-hosting").await;
+}
+
+#[tokio::test]
 async fn an_empty_configuration_works() {
     let dir = tempfile::tempdir().unwrap();
     let previous = std::env::current_dir().unwrap();

@@ -201,6 +201,7 @@ pub fn fields_for(product: &str, n: usize) -> Value {
         "demo-license" => json!({"ip": "192.0.2.7"}),
         "demo-coffee" => json!({"sugar": 1, "milk": "oat"}),
         "demo-queue" => json!({"vhost": format!("vhost{n}")}),
+        "demo-mqtt" => json!({"username": format!("device{n}")}),
         other => panic!("unknown product {other}"),
     }
 }

@@ -11,6 +11,7 @@ pub mod databases;
 pub mod dns_hosting;
 pub mod domain_names;
 pub mod message_queues;
+pub mod mqtt_hosting;
 pub mod shared_hosting;
 pub mod software_licenses;
 
@@ -29,6 +30,7 @@ pub fn all() -> Vec<&'static BlueprintDescriptor> {
         software_licenses::descriptor(),
         coffee::descriptor(),
         message_queues::descriptor(),
+        mqtt_hosting::descriptor(),
     ]
 }
 
