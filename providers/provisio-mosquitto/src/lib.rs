@@ -1,0 +1,322 @@
+//! `mqtt-hosting/mosquitto`: broker accounts on Mosquitto 2, through its
+//! dynamic security plugin, which is itself driven over MQTT: commands are
+//! published to `$CONTROL/dynamic-security/v1` and answered on
+//! `…/response` (matched by `correlationData`).
+//!
+//! - create: a role `pv_USER` with publish and subscribe ACLs on
+//!   `PREFIX/#`, and a client `USER` holding it (its description records the
+//!   prefix);
+//! - suspend: `disableClient` (the broker drops and refuses its
+//!   connections); unsuspend: `enableClient`;
+//! - terminate: `deleteClient`, `deleteRole`.
+
+use std::time::{Duration, Instant};
+
+use provisio_sdk::blueprints::State;
+use provisio_sdk::blueprints::mqtt_hosting::*;
+use provisio_sdk::formats::{DbIdentifier, generate_password};
+use provisio_sdk::http::HttpExchange;
+use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
+use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The registry entry.
+pub fn entry() -> provisio_sdk::ProviderEntry {
+    provisio_sdk::blueprints::mqtt_hosting::entry::<Mosquitto>()
+}
+
+fn default_port() -> u16 {
+    1883
+}
+
+/// How to reach the broker, as an account with the dynamic security admin role.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MosquittoConfig {
+    /// Broker host name or address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// Broker port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Account with the dynamic security admin role.
+    #[schemars(length(min = 1, max = 255))]
+    pub username: String,
+    /// Its password.
+    #[schemars(extend("x-secret" = true, "writeOnly" = true))]
+    pub password: String,
+    /// Host name devices connect to (defaults to `host`).
+    #[serde(default)]
+    pub client_host: Option<String>,
+}
+
+/// The Mosquitto provider for one broker.
+#[derive(Debug)]
+pub struct Mosquitto {
+    config: MosquittoConfig,
+}
+
+const CONTROL: &str = "$CONTROL/dynamic-security/v1";
+const PREFIX_MARK: &str = "provisio prefix=";
+
+fn role_of(username: &str) -> String {
+    format!("pv_{username}")
+}
+
+impl Mosquitto {
+    /// Sends one dynamic security command and answers its response's data,
+    /// or its error text.
+    async fn command(&self, cx: &Context, command: Value) -> Result<Result<Value, String>, ProviderError> {
+        let correlation = format!("pv-{}", generate_password(12));
+        let mut command = command;
+        command["correlationData"] = json!(correlation);
+        let body = json!({"commands": [command.clone()]});
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(cx.remaining(), self.exchange(&body, &correlation)).await;
+        // The log shows the command with its password fields masked.
+        let mut shown = body.clone();
+        provisio_sdk::redact::redact_keys(&mut shown);
+        let (response, error) = match &outcome {
+            Ok(Ok(response)) => (Some(response.to_string()), None),
+            Ok(Err(err)) => (None, Some(err.to_string())),
+            Err(_) => (None, Some("deadline exceeded".to_owned())),
+        };
+        cx.record(HttpExchange {
+            method: "MQTT PUBLISH".into(),
+            url: format!("mqtt://{}:{}/{CONTROL}", self.config.host, self.config.port),
+            request_headers: Vec::new(),
+            request_body: Some(shown.to_string()),
+            status: None,
+            response_headers: Vec::new(),
+            response_body: response,
+            error,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        let reads = matches!(command["command"].as_str(), Some("getClient" | "listClients" | "getRole"));
+        let response = match outcome {
+            Ok(result) => result.map_err(|err| self.classify(err, reads))?,
+            Err(_) if reads => return Err(ProviderError::transient("The broker did not answer in time")),
+            Err(_) => {
+                return Err(ProviderError::outcome_unknown(
+                    "The broker did not answer in time; the change may have been made",
+                ));
+            }
+        };
+        Ok(match response["error"].as_str() {
+            Some(error) => Err(error.to_owned()),
+            None => Ok(response["data"].clone()),
+        })
+    }
+
+    fn classify(&self, err: ConnectionError, reads: bool) -> ProviderError {
+        let debug = err.to_string();
+        let error = match &err {
+            ConnectionError::ConnectionRefused(
+                ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+            ) => ProviderError::provider("The broker rejected the administrative credentials"),
+            ConnectionError::Io(_) | ConnectionError::NetworkTimeout => {
+                ProviderError::transient("The broker could not be reached")
+            }
+            _ if reads => ProviderError::transient("The connection to the broker failed"),
+            _ => ProviderError::outcome_unknown("The connection to the broker failed; the change may have been made"),
+        };
+        error.with_debug("mqtt", debug)
+    }
+
+    /// Connects, subscribes to the responses, publishes the command and
+    /// waits for the response with the same correlation data.
+    async fn exchange(&self, body: &Value, correlation: &str) -> Result<Value, ConnectionError> {
+        let mut options = MqttOptions::new(format!("provisio-{correlation}"), &self.config.host, self.config.port);
+        options.set_credentials(&self.config.username, &self.config.password);
+        options.set_keep_alive(Duration::from_secs(10));
+        options.set_clean_session(true);
+        let (client, mut events) = AsyncClient::new(options, 10);
+        let response_topic = format!("{CONTROL}/response");
+        let mut sent = false;
+        loop {
+            match events.poll().await? {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    client
+                        .subscribe(&response_topic, QoS::AtLeastOnce)
+                        .await
+                        .map_err(|_| ConnectionError::RequestsDone)?;
+                }
+                Event::Incoming(Packet::SubAck(_)) if !sent => {
+                    client
+                        .publish(CONTROL, QoS::AtLeastOnce, false, body.to_string())
+                        .await
+                        .map_err(|_| ConnectionError::RequestsDone)?;
+                    sent = true;
+                }
+                Event::Incoming(Packet::Publish(publish)) if publish.topic == response_topic => {
+                    let answer: Value = serde_json::from_slice(&publish.payload).unwrap_or(Value::Null);
+                    let found = answer["responses"]
+                        .as_array()
+                        .and_then(|all| all.iter().find(|r| r["correlationData"] == json!(correlation)).cloned());
+                    if let Some(found) = found {
+                        let _ = client.disconnect().await;
+                        return Ok(found);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn info(&self, cx: &Context, username: &DbIdentifier) -> Result<Option<MqttInfo>, ProviderError> {
+        let data = match self.command(cx, json!({"command": "getClient", "username": username.as_str()})).await? {
+            Ok(data) => data,
+            Err(error) if error.contains("not found") => return Ok(None),
+            Err(error) => {
+                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
+            }
+        };
+        let client = &data["client"];
+        let description = client["textdescription"].as_str().unwrap_or_default();
+        let Some(prefix) = description.strip_prefix(PREFIX_MARK) else {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Account {username} exists on this broker but was not made by Provisio"
+            ))));
+        };
+        Ok(Some(MqttInfo {
+            username: username.clone(),
+            topic_prefix: prefix.to_owned(),
+            host: self.config.client_host.clone().unwrap_or_else(|| self.config.host.clone()),
+            port: self.config.port,
+            state: if client["disabled"].as_bool().unwrap_or(false) { State::Suspended } else { State::Active },
+            password: None,
+        }))
+    }
+
+    async fn require(&self, cx: &Context, username: &DbIdentifier) -> Result<MqttInfo, ProviderError> {
+        self.info(cx, username).await?.ok_or_else(|| {
+            ProviderError::not_found(UserMessage::new(format!("Account {username} does not exist on this broker")))
+        })
+    }
+
+    /// Runs a changing command; its error text becomes a provider error.
+    async fn change(&self, cx: &Context, command: Value) -> Result<(), ProviderError> {
+        self.command(cx, command)
+            .await?
+            .map(|_| ())
+            .map_err(|error| ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))))
+    }
+}
+
+impl Provider for Mosquitto {
+    type Config = MosquittoConfig;
+
+    fn about() -> ProviderAbout {
+        ProviderAbout {
+            id: "mosquitto",
+            name: "Eclipse Mosquitto",
+            description: "Accounts limited to a topic prefix, through Mosquitto's dynamic security plugin.",
+            logo_url: Some("https://mosquitto.org/images/mosquitto-text-side-28.png"),
+        }
+    }
+
+    async fn new(config: MosquittoConfig) -> Result<Self, ProviderError> {
+        Ok(Mosquitto { config })
+    }
+
+    async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {
+        let listed = self.command(cx, json!({"command": "listClients", "count": -1})).await.map_err(|err| {
+            if err.kind() == provisio_sdk::ErrorKind::Transient && err.message().as_str().contains("in time") {
+                // Connected, but nobody answered on the control topic.
+                ProviderError::provider(
+                    "Connected, but the dynamic security plugin did not answer: is it loaded, and does the account have its admin role?",
+                )
+            } else {
+                err
+            }
+        })?;
+        let data = listed
+            .map_err(|error| ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))))?;
+        Ok(ConnectionTest {
+            message: format!(
+                "Connected to the broker as {} with dynamic security administration",
+                self.config.username
+            ),
+            details: json!({"clients": data["totalCount"]}),
+        })
+    }
+}
+
+impl MqttHosting for Mosquitto {
+    async fn create(&self, cx: &Context, params: CreateMqttParams) -> Result<MqttInfo, ProviderError> {
+        let username = &params.username;
+        let prefix = params.topic_prefix.clone().unwrap_or_else(|| username.to_string());
+        if let Some(existing) = self.info(cx, username).await? {
+            if existing.topic_prefix == prefix {
+                return Ok(existing);
+            }
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Account {username} already exists on this broker with another prefix"
+            ))));
+        }
+        let role = role_of(username.as_str());
+        let topic = format!("{prefix}/#");
+        let acls: Vec<Value> = ["publishClientSend", "publishClientReceive", "subscribePattern", "unsubscribePattern"]
+            .iter()
+            .map(|acltype| json!({"acltype": acltype, "topic": topic, "priority": 0, "allow": true}))
+            .collect();
+        // A role left over from an interrupted create is reused.
+        let _ = self.command(cx, json!({"command": "createRole", "rolename": role, "acls": acls})).await?;
+        let generated = params.password.is_none().then(|| generate_password(24));
+        let password =
+            params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
+        self.change(
+            cx,
+            json!({"command": "createClient", "username": username.as_str(), "password": password,
+                   "textdescription": format!("{PREFIX_MARK}{prefix}"), "roles": [{"rolename": role}]}),
+        )
+        .await?;
+        let mut info = self.require(cx, username).await?;
+        info.password = generated;
+        Ok(info)
+    }
+
+    async fn get_info(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
+        self.require(cx, &params.username).await
+    }
+
+    async fn suspend(&self, cx: &Context, params: SuspendMqttParams) -> Result<MqttInfo, ProviderError> {
+        self.require(cx, &params.username).await?;
+        self.change(cx, json!({"command": "disableClient", "username": params.username.as_str()})).await?;
+        self.require(cx, &params.username).await
+    }
+
+    async fn unsuspend(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
+        self.require(cx, &params.username).await?;
+        self.change(cx, json!({"command": "enableClient", "username": params.username.as_str()})).await?;
+        self.require(cx, &params.username).await
+    }
+
+    async fn terminate(&self, cx: &Context, params: MqttRef) -> Result<Empty, ProviderError> {
+        self.require(cx, &params.username).await?;
+        self.change(cx, json!({"command": "deleteClient", "username": params.username.as_str()})).await?;
+        let _ =
+            self.command(cx, json!({"command": "deleteRole", "rolename": role_of(params.username.as_str())})).await?;
+        Ok(Empty {})
+    }
+
+    async fn change_password(
+        &self,
+        cx: &Context,
+        params: ChangeMqttPasswordParams,
+    ) -> Result<MqttCredentials, ProviderError> {
+        self.require(cx, &params.username).await?;
+        let password = match &params.password {
+            Some(password) => password.expose().to_owned(),
+            None => generate_password(24),
+        };
+        self.change(
+            cx,
+            json!({"command": "setClientPassword", "username": params.username.as_str(), "password": password}),
+        )
+        .await?;
+        Ok(MqttCredentials { username: params.username, password })
+    }
+}
