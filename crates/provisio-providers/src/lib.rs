@@ -16,6 +16,7 @@ pub fn registry() -> Registry {
     registry.register(provisio_powerdns::entry());
     registry.register(provisio_rabbitmq::entry());
     registry.register(provisio_mosquitto::entry());
+    registry.register(provisio_coffee_mqtt::entry());
     registry
 }
 
