@@ -43,6 +43,26 @@ pub struct HttpExchange {
     pub duration_ms: u64,
 }
 
+impl HttpExchange {
+    /// An exchange over another protocol (SQL, MQTT) for the same log:
+    /// `method` says what (`SQL`, `MQTT PUBLISH`), `target` where or what,
+    /// `started` when it began. Record it with [`crate::Context::record`],
+    /// which redacts it.
+    pub fn other(method: &str, target: &str, started: Instant) -> Self {
+        HttpExchange {
+            method: method.into(),
+            url: target.into(),
+            request_headers: Vec::new(),
+            request_body: None,
+            status: None,
+            response_headers: Vec::new(),
+            response_body: None,
+            error: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
 /// The shared, append-only list of exchanges made during one call.
 pub type HttpLog = Arc<Mutex<Vec<HttpExchange>>>;
 

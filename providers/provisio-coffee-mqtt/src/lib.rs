@@ -148,15 +148,14 @@ impl MqttCoffee {
             Err(_) => (None, Some("no answer before the deadline".to_owned())),
         };
         cx.record(HttpExchange {
-            method: "MQTT PUBLISH".into(),
-            url: format!("mqtt://{}:{}/{topic}", self.config.host, self.config.port),
-            request_headers: Vec::new(),
             request_body: Some(message.to_string()),
-            status: None,
-            response_headers: Vec::new(),
             response_body: response,
             error,
-            duration_ms: started.elapsed().as_millis() as u64,
+            ..HttpExchange::other(
+                "MQTT PUBLISH",
+                &format!("mqtt://{}:{}/{topic}", self.config.host, self.config.port),
+                started,
+            )
         });
         match outcome {
             Ok(Ok(reply)) => Ok(reply),

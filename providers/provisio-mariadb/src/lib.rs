@@ -37,6 +37,10 @@ fn default_connection_limit() -> u32 {
     20
 }
 
+fn default_package_limits() -> std::collections::BTreeMap<String, u32> {
+    [("basic", 10), ("standard", 50), ("premium", 200)].into_iter().map(|(p, n)| (p.to_owned(), n)).collect()
+}
+
 fn default_account_host() -> String {
     "%".into()
 }
@@ -71,6 +75,9 @@ pub struct MariaDbConfig {
     #[serde(default = "default_connection_limit")]
     #[schemars(range(min = 1, max = 10000))]
     pub default_connection_limit: u32,
+    /// Connection limit per package name.
+    #[serde(default = "default_package_limits")]
+    pub package_connection_limits: std::collections::BTreeMap<String, u32>,
 }
 
 /// The MariaDB provider for one server.
@@ -94,15 +101,6 @@ fn literal(text: &str) -> String {
 /// grant on `db_a` would also cover `dbXa`; they are escaped.
 fn grant_pattern(name: &str) -> String {
     name.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%")
-}
-
-fn package_limit(package: Option<&str>) -> Option<u32> {
-    match package {
-        Some("basic") => Some(10),
-        Some("standard") => Some(50),
-        Some("premium") => Some(200),
-        _ => None,
-    }
 }
 
 /// Maps a driver error to the blueprint's error kinds, with a precise message.
@@ -137,17 +135,7 @@ async fn timeout<T>(cx: &Context, future: impl Future<Output = Result<T, sqlx::E
 }
 
 fn exchange(method: &str, what: &str, started: Instant, error: Option<String>) -> HttpExchange {
-    HttpExchange {
-        method: method.into(),
-        url: what.into(),
-        request_headers: Vec::new(),
-        request_body: None,
-        status: None,
-        response_headers: Vec::new(),
-        response_body: None,
-        error,
-        duration_ms: started.elapsed().as_millis() as u64,
-    }
+    HttpExchange { error, ..HttpExchange::other(method, what, started) }
 }
 
 impl MariaDb {
@@ -365,7 +353,7 @@ impl Databases for MariaDb {
             params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
         let limit = params
             .connection_limit
-            .or(package_limit(params.package_name.as_deref()))
+            .or(params.package_name.as_ref().and_then(|p| self.config.package_connection_limits.get(p).copied()))
             .unwrap_or(self.config.default_connection_limit);
         let account = self.account(username.as_str());
         let database = ident(params.database.as_str());

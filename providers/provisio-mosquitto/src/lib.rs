@@ -84,15 +84,14 @@ impl Mosquitto {
             Err(_) => (None, Some("deadline exceeded".to_owned())),
         };
         cx.record(HttpExchange {
-            method: "MQTT PUBLISH".into(),
-            url: format!("mqtt://{}:{}/{CONTROL}", self.config.host, self.config.port),
-            request_headers: Vec::new(),
             request_body: Some(shown.to_string()),
-            status: None,
-            response_headers: Vec::new(),
             response_body: response,
             error,
-            duration_ms: started.elapsed().as_millis() as u64,
+            ..HttpExchange::other(
+                "MQTT PUBLISH",
+                &format!("mqtt://{}:{}/{CONTROL}", self.config.host, self.config.port),
+                started,
+            )
         });
         let reads = matches!(command["command"].as_str(), Some("getClient" | "listClients" | "getRole"));
         let response = match outcome {

@@ -42,6 +42,10 @@ fn default_connection_limit() -> u32 {
     20
 }
 
+fn default_package_limits() -> std::collections::BTreeMap<String, u32> {
+    [("basic", 10), ("standard", 50), ("premium", 200)].into_iter().map(|(p, n)| (p.to_owned(), n)).collect()
+}
+
 /// How to reach the server and as whom.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +75,9 @@ pub struct PostgresConfig {
     #[serde(default = "default_connection_limit")]
     #[schemars(range(min = 1, max = 10000))]
     pub default_connection_limit: u32,
+    /// Connection limit per package name.
+    #[serde(default = "default_package_limits")]
+    pub package_connection_limits: std::collections::BTreeMap<String, u32>,
 }
 
 /// The PostgreSQL provider for one server.
@@ -88,16 +95,6 @@ fn ident(name: &str) -> String {
 /// literal under standard_conforming_strings, which the connection sets).
 fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Connection limits per package, when the params give none.
-fn package_limit(package: Option<&str>) -> Option<u32> {
-    match package {
-        Some("basic") => Some(10),
-        Some("standard") => Some(50),
-        Some("premium") => Some(200),
-        _ => None,
-    }
 }
 
 /// Maps a driver error to the blueprint's error kinds, with a precise message.
@@ -252,17 +249,7 @@ async fn tokio_timeout<T>(
 }
 
 fn exchange(method: &str, what: &str, started: Instant, error: Option<String>) -> HttpExchange {
-    HttpExchange {
-        method: method.into(),
-        url: what.into(),
-        request_headers: Vec::new(),
-        request_body: None,
-        status: None,
-        response_headers: Vec::new(),
-        response_body: None,
-        error,
-        duration_ms: started.elapsed().as_millis() as u64,
-    }
+    HttpExchange { error, ..HttpExchange::other(method, what, started) }
 }
 
 impl Provider for Postgres {
@@ -347,7 +334,7 @@ impl Databases for Postgres {
             params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
         let limit = params
             .connection_limit
-            .or(package_limit(params.package_name.as_deref()))
+            .or(params.package_name.as_ref().and_then(|p| self.config.package_connection_limits.get(p).copied()))
             .unwrap_or(self.config.default_connection_limit);
         let (role, database) = (ident(username.as_str()), ident(params.database.as_str()));
         let create_role = format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit} PASSWORD ");

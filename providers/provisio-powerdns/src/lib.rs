@@ -56,9 +56,6 @@ pub struct PowerDnsConfig {
     /// TTL of the NS records of new zones.
     #[serde(default = "default_ttl")]
     pub default_ttl: u32,
-    /// Accept a TLS certificate that does not verify (self-signed API).
-    #[serde(default)]
-    pub accept_invalid_certs: bool,
 }
 
 /// The PowerDNS provider for one server.
