@@ -33,10 +33,6 @@ fn default_server_id() -> String {
     "localhost".into()
 }
 
-fn default_ttl() -> u32 {
-    3600
-}
-
 /// How to reach the PowerDNS API.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,9 +49,6 @@ pub struct PowerDnsConfig {
     /// Name servers put in every new zone's NS record set.
     #[schemars(length(min = 1, max = 13))]
     pub nameservers: Vec<Hostname>,
-    /// TTL of the NS records of new zones.
-    #[serde(default = "default_ttl")]
-    pub default_ttl: u32,
 }
 
 /// The PowerDNS provider for one server.
