@@ -417,7 +417,10 @@ impl Engine {
         let identifier_field = blueprint.service_identifier;
         let params_identifier =
             claimed.service.provision_data.get(identifier_field).and_then(Value::as_str).map(str::to_owned);
-        self.store()
+        let worker = self.settings().worker_id.clone();
+        let job_id = claimed.job.id;
+        let held = self
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     let job = &claimed.job;
@@ -437,6 +440,12 @@ impl Engine {
                             },
                         )
                         .await?;
+                    }
+                    // A worker whose lease was taken back (it stalled past it) keeps
+                    // its attempt on record but changes nothing: the job is
+                    // another worker's now, and will be reconciled first.
+                    if !jobs::held_by(conn, job.id, &worker).await? {
+                        return Ok(false);
                     }
                     // The service as it is now (this worker held its only running job).
                     let service = services::get(conn, claimed.service.id).await?.unwrap_or(claimed.service.clone());
@@ -501,10 +510,14 @@ impl Engine {
                             }
                         }
                     }
-                    Ok::<_, EngineError>(())
+                    Ok::<_, EngineError>(true)
                 })
             })
-            .await
+            .await?;
+        if !held {
+            tracing::warn!(job = job_id, "the job's lease was taken back while it ran; its outcome was not applied");
+        }
+        Ok(())
     }
 }
 

@@ -99,6 +99,17 @@ pub async fn claim(
     Ok(changed == 1)
 }
 
+/// Whether `worker` still holds the running job (its lease was not taken back).
+pub async fn held_by(conn: &mut Conn, id: i64, worker: &str) -> Result<bool, StoreError> {
+    Ok(maybe(
+        conn,
+        "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?",
+        rusqlite::params![id, worker],
+        |r| r.get::<_, i64>(0),
+    )?
+    .is_some())
+}
+
 /// Jobs running per configuration.
 pub async fn running_by_configuration(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreError> {
     let rows = all(

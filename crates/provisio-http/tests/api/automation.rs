@@ -189,3 +189,42 @@ async fn events_in_order_one_job_at_a_time_per_service() {
         assert!(first["finished_at"].as_str().unwrap() <= started.as_str(), "{first:#}\n{second:#}");
     }
 }
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_changes_nothing_and_the_job_is_reconciled() {
+    let app = spawn_app_with(AppOptions { worker: false, ..AppOptions::default() }).await;
+    let accepted = app.event(order("lease-1", "lease-c1", "demo-hosting", fields_for("demo-hosting", 1))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    let claimed = app.engine.claim(10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    // The worker stalls past its lease: another takes the job back.
+    let taken = app
+        .engine
+        .store()
+        .write(|conn| {
+            Box::pin(async move {
+                conn.execute("UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])?;
+                provisio_store::jobs::take_back_expired(conn, provisio_store::now_ms()).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    // The stalled worker finishes its call: its attempt is kept, nothing else changes.
+    app.engine.run_claimed(claimed.into_iter().next().unwrap()).await;
+    let job = app.get(&format!("/api/v1/jobs/{}", accepted["jobs"][0]["id"])).await;
+    assert_eq!(job["job"]["state"], "retrying");
+    assert_eq!(job["job"]["reconcile"], true);
+    assert_eq!(job["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(app.service(service).await["service"]["status"], "provisioning");
+    // The next worker reconciles: the account exists, so it is adopted, not created again.
+    let next = app.engine.claim(10).await.unwrap();
+    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    let detail = app.service(service).await;
+    assert_eq!(detail["service"]["status"], "active");
+    let job = app.get(&format!("/api/v1/jobs/{}", accepted["jobs"][0]["id"])).await;
+    assert_eq!(job["attempts"][1]["function"], "get_info", "{job:#}");
+    assert!(job["job"]["message"].as_str().unwrap().contains("Adopted"));
+    let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
+    assert!(census.duplicates().is_empty());
+}
