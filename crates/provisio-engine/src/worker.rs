@@ -54,7 +54,8 @@ impl Engine {
     pub async fn run_worker(&self, shutdown: impl Future<Output = ()>) {
         let settings = self.settings().clone();
         let permits = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
-        let heartbeat = tokio::spawn(self.clone().heartbeat());
+        let in_flight = InFlight::default();
+        let heartbeat = tokio::spawn(self.clone().heartbeat(in_flight.clone()));
         tokio::pin!(shutdown);
         loop {
             let free = permits.available_permits();
@@ -73,8 +74,12 @@ impl Engine {
             for claimed in claimed {
                 let permit = permits.clone().try_acquire_owned().expect("claimed no more than the free permits");
                 let engine = self.clone();
+                // Only jobs a task is really running get their leases renewed;
+                // the guard forgets the job even if the task panics.
+                let guard = in_flight.track(claimed.job.id);
                 tokio::spawn(async move {
                     engine.run_claimed(claimed).await;
+                    drop(guard);
                     drop(permit);
                     engine.wake();
                 });
@@ -89,24 +94,27 @@ impl Engine {
                 break;
             }
         }
-        heartbeat.abort();
+        // Calls in flight finish (their leases still renewed) before the worker stops.
         let all = u32::try_from(settings.worker_concurrency.max(1)).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(settings.lease, permits.acquire_many(all)).await;
+        let _ = tokio::time::timeout(settings.call_timeout.max(settings.lease), permits.acquire_many(all)).await;
+        heartbeat.abort();
     }
 
-    /// Keeps this worker's leases alive and takes back jobs of dead workers.
-    async fn heartbeat(self) {
+    /// Keeps the leases of the jobs in flight alive and takes back jobs of
+    /// workers that stopped.
+    async fn heartbeat(self, in_flight: InFlight) {
         let every = self.settings().lease / 3;
         loop {
             tokio::time::sleep(every).await;
             let worker = self.settings().worker_id.clone();
             let lease = self.settings().lease.as_millis() as i64;
+            let ids = in_flight.ids();
             let result = self
                 .store()
                 .write(move |conn| {
                     Box::pin(async move {
                         let now = now_ms();
-                        jobs::extend_leases(conn, &worker, now + lease).await?;
+                        jobs::extend_leases(conn, &worker, &ids, now + lease).await?;
                         jobs::take_back_expired(conn, now).await
                     })
                 })
@@ -153,6 +161,8 @@ impl Engine {
             let Some(mut service) = services::get(conn, job.service_id).await? else {
                 continue;
             };
+            // Everything the job needs is read before it is claimed.
+            let Some(client) = clients::get(conn, service.client_id).await? else { continue };
             let product = match products_by_id.get(&service.product_id) {
                 Some(product) => product.clone(),
                 None => {
@@ -182,6 +192,7 @@ impl Engine {
                 jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
                 services::add_history(conn, service.id, Some(&service.status), &service.status, Some(job.id), &message)
                     .await?;
+                settle_projection(conn, service.id).await?;
                 continue;
             }
             let is_setup = job.function == product.setup_function;
@@ -209,6 +220,7 @@ impl Engine {
                             let message = format!("No capacity: {why}");
                             jobs::finish(conn, job.id, "failed", Some(&message)).await?;
                             fail_service(conn, &service, Some(job.id), &message).await?;
+                            settle_projection(conn, service.id).await?;
                             continue;
                         }
                     }
@@ -216,6 +228,7 @@ impl Engine {
                 None => {
                     let message = format!("Skipped: the service was never set up, so {} cannot run", job.function);
                     jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
+                    settle_projection(conn, service.id).await?;
                     continue;
                 }
             };
@@ -254,9 +267,6 @@ impl Engine {
                 services::apply(conn, service.id, &change).await?;
                 service.status = "provisioning".into();
             }
-            let Some(client) = clients::get(conn, service.client_id).await? else {
-                continue;
-            };
             let mut job = job;
             job.attempts += 1;
             job.state = "running".into();
@@ -349,6 +359,12 @@ impl Engine {
             }
             // Not there yet (or still there): the call has to be made.
             (Some(ErrorKind::NotFound), true) | (None, false) => return None,
+            (_, _) if claimed.job.attempts >= claimed.job.max_attempts => Outcome::Failed {
+                message: format!(
+                    "The outcome of an earlier attempt is still unknown after {} attempts; check the provider",
+                    claimed.job.attempts
+                ),
+            },
             (_, _) => Outcome::Retry { reconcile: true, message: report.envelope.message.to_string() },
         };
         Some((report, outcome))
@@ -408,7 +424,8 @@ impl Engine {
             None
         } else {
             let aad = service_aad(claimed.service.id);
-            let mut all = self.vault().open_fields(&aad, claimed.service.secrets.as_deref()).unwrap_or_default();
+            // A seal that cannot be opened is kept as it is, never overwritten.
+            let mut all = self.vault().open_fields(&aad, claimed.service.secrets.as_deref())?;
             all.extend(secrets);
             self.vault().seal_fields(&aad, &all)
         };
@@ -444,7 +461,7 @@ impl Engine {
                     // A worker whose lease was taken back (it stalled past it) keeps
                     // its attempt on record but changes nothing: the job is
                     // another worker's now, and will be reconciled first.
-                    if !jobs::held_by(conn, job.id, &worker).await? {
+                    if !jobs::held_by(conn, job.id, &worker, job.attempts).await? {
                         return Ok(false);
                     }
                     // The service as it is now (this worker held its only running job).
@@ -510,6 +527,7 @@ impl Engine {
                             }
                         }
                     }
+                    settle_projection(conn, claimed.service.id).await?;
                     Ok::<_, EngineError>(true)
                 })
             })
@@ -518,6 +536,43 @@ impl Engine {
             tracing::warn!(job = job_id, "the job's lease was taken back while it ran; its outcome was not applied");
         }
         Ok(())
+    }
+}
+
+/// Once a service has no unfinished job, the status rules are matched
+/// against is its real status again (a failed setup leaves it `failed`, so a
+/// later `order.paid` can set it up).
+async fn settle_projection(conn: &mut Conn, service_id: i64) -> Result<(), EngineError> {
+    if jobs::open_for_service(conn, service_id).await? == 0
+        && let Some(service) = services::get(conn, service_id).await?
+        && service.projected_status != service.status
+    {
+        services::set_projected_status(conn, service_id, &service.status).await?;
+    }
+    Ok(())
+}
+
+/// The ids of the jobs this process is running, for the heartbeat.
+#[derive(Debug, Clone, Default)]
+struct InFlight(Arc<std::sync::Mutex<std::collections::HashSet<i64>>>);
+
+/// Removes a job from [`InFlight`] when dropped.
+struct Tracked(InFlight, i64);
+
+impl InFlight {
+    fn track(&self, id: i64) -> Tracked {
+        self.0.lock().expect("in-flight lock").insert(id);
+        Tracked(self.clone(), id)
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.0.lock().expect("in-flight lock").iter().copied().collect()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.0.lock().expect("in-flight lock").remove(&self.1);
     }
 }
 

@@ -99,12 +99,13 @@ pub async fn claim(
     Ok(changed == 1)
 }
 
-/// Whether `worker` still holds the running job (its lease was not taken back).
-pub async fn held_by(conn: &mut Conn, id: i64, worker: &str) -> Result<bool, StoreError> {
+/// Whether `worker` still holds the running job from the claim that made
+/// attempt `attempt` (a lease taken back and claimed again is another claim).
+pub async fn held_by(conn: &mut Conn, id: i64, worker: &str, attempt: i64) -> Result<bool, StoreError> {
     Ok(maybe(
         conn,
-        "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ?",
-        rusqlite::params![id, worker],
+        "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?",
+        rusqlite::params![id, worker, attempt],
         |r| r.get::<_, i64>(0),
     )?
     .is_some())
@@ -163,12 +164,17 @@ pub async fn reschedule(
     Ok(())
 }
 
-/// Extends the leases of a worker's running jobs.
-pub async fn extend_leases(conn: &mut Conn, worker: &str, lease_until: i64) -> Result<usize, StoreError> {
+/// Extends the leases of the jobs a worker is running right now (by id, so a
+/// job it lost track of still expires and is taken back).
+pub async fn extend_leases(conn: &mut Conn, worker: &str, ids: &[i64], lease_until: i64) -> Result<usize, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     exec(
         conn,
-        "UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ?",
-        rusqlite::params![lease_until, worker],
+        "UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ? \
+         AND id IN (SELECT value FROM json_each(?))",
+        rusqlite::params![lease_until, worker, serde_json::to_string(ids).expect("ids serialise")],
     )
 }
 
@@ -185,14 +191,17 @@ pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, St
     )
 }
 
-/// Queues a failed job again (staff retry), with `extra_attempts` more tries.
+/// Queues a failed job again (staff retry), with `extra_attempts` more
+/// tries; if its last attempt's outcome was unknown it is reconciled first.
 pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bool, StoreError> {
     let now = now_ms();
     let changed = exec(
         conn,
-        "UPDATE jobs SET state = 'queued', run_at = ?, max_attempts = attempts + ?, finished_at = NULL, \
-         message = 'Retry requested', updated_at = ? WHERE id = ? AND state = 'failed'",
-        rusqlite::params![now, extra_attempts, now, id],
+        "UPDATE jobs SET state = 'queued', run_at = ?1, max_attempts = attempts + ?2, finished_at = NULL, \
+         message = 'Retry requested', updated_at = ?1, reconcile = COALESCE((SELECT outcome = 'outcome_unknown' \
+         FROM job_attempts WHERE job_id = ?3 ORDER BY number DESC, id DESC LIMIT 1), 0) \
+         WHERE id = ?3 AND state = 'failed'",
+        rusqlite::params![now, extra_attempts, id],
     )?;
     Ok(changed == 1)
 }
@@ -236,6 +245,16 @@ pub async fn insert_attempt(conn: &mut Conn, attempt: &NewAttempt<'_>) -> Result
 /// A job's attempts, first to last.
 pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, StoreError> {
     all(conn, "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id", [job_id], Attempt::from_row)
+}
+
+/// How many unfinished jobs a service has.
+pub async fn open_for_service(conn: &mut Conn, service_id: i64) -> Result<i64, StoreError> {
+    one(
+        conn,
+        "SELECT COUNT(*) FROM jobs WHERE service_id = ? AND state IN ('queued', 'retrying', 'running')",
+        [service_id],
+        |r| r.get(0),
+    )
 }
 
 /// How many jobs exist per state.
