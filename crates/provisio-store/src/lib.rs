@@ -58,6 +58,9 @@ pub enum StoreError {
     /// The writer stopped (the process is shutting down or the batch could not begin).
     #[error("the store's writer is unavailable")]
     WriterUnavailable,
+    /// SQLite rolled back the whole batch this write was in (disk full, I/O error).
+    #[error("the write was rolled back with its batch")]
+    BatchAborted,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -209,9 +212,11 @@ impl Store {
         result
     }
 
-    /// Checks that the database answers (for health checks).
+    /// Checks that the database answers, reads and writes (for health checks).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Box::pin(async move { Ok::<_, StoreError>(conn.query_row("SELECT 1", [], |_| Ok(()))?) }))
+            .await?;
+        self.write(|conn| Box::pin(async move { Ok::<_, StoreError>(conn.query_row("SELECT 1", [], |_| Ok(()))?) }))
             .await
     }
 }
@@ -296,6 +301,37 @@ mod tests {
         let stored = store.read(|conn| Box::pin(async move { clients::list(conn, 1000, None).await })).await.unwrap();
         assert_eq!(stored.len(), 180);
         assert!(stored.iter().all(|c| c.name == "Ann"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_rolled_back_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let panicked = store
+            .write(|conn| {
+                Box::pin(async move {
+                    clients::insert(conn, Some("doomed"), "Ann", "a@example.com").await?;
+                    if conn.is_autocommit() {
+                        return Ok::<_, StoreError>(());
+                    }
+                    panic!("a bug in a write");
+                })
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::WriterUnavailable)), "{panicked:?}");
+        store
+            .write(|conn| Box::pin(async move { clients::insert(conn, Some("kept"), "Bob", "b@example.com").await }))
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .read(|conn| Box::pin(async move { clients::list(conn, 10, None).await }))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["Bob"]);
+        store.ping().await.unwrap();
     }
 
     #[tokio::test]

@@ -6,6 +6,9 @@
 //! batch, which is what makes thousands of durable writes per second possible
 //! on a disk that does about a thousand fsyncs per second.
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
@@ -82,12 +85,33 @@ async fn run(connection: Conn, mut receiver: mpsc::UnboundedReceiver<Op>, max_ba
                 tracing::error!(error = %err, "cannot open a savepoint");
                 continue;
             }
-            let (ok, reply) = op(&mut connection).await;
+            // A panicking op must not take the writer down with it.
+            let outcome = AssertUnwindSafe(op(&mut connection)).catch_unwind().await;
+            let Ok((ok, reply)) = outcome else {
+                tracing::error!("a write panicked; it is rolled back");
+                let _ = connection.execute_batch("ROLLBACK TO op; RELEASE op");
+                continue;
+            };
+            if connection.is_autocommit() {
+                // SQLite rolled the whole transaction back (disk full, I/O
+                // error): nothing of this batch is on disk, so every caller
+                // hears so, and the rest of the queue starts a new batch.
+                tracing::error!("the write batch was rolled back by SQLite");
+                replies.push(reply);
+                for reply in replies.drain(..) {
+                    reply(Err(StoreError::BatchAborted));
+                }
+                break;
+            }
             let end = if ok { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
             if let Err(err) = connection.execute_batch(end) {
                 tracing::error!(error = %err, "cannot close a savepoint");
             }
             replies.push(reply);
+        }
+        // Ops left unrun after an abort were dropped: their callers hear the writer is unavailable.
+        if connection.is_autocommit() {
+            continue;
         }
         let commit = connection.execute_batch("COMMIT").map_err(StoreError::from);
         if let Err(err) = &commit {
