@@ -245,7 +245,14 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::Conflict(format!("service {} has no product", service.id)))?;
             if !named.fields.is_empty() {
-                let data = merge_fields(&service.provision_data, &product.provision_fields, &named.fields);
+                // Fields of an existing service never rename it.
+                let mut fields = named.fields.clone();
+                if service.identifier.is_some()
+                    && let Ok(blueprint) = self.registry().blueprint(&product.blueprint)
+                {
+                    fields.remove(blueprint.service_identifier);
+                }
+                let data = merge_fields(&service.provision_data, &product.provision_fields, &fields);
                 services::set_provision_data(conn, service.id, &data).await?;
                 service.provision_data = data;
             }

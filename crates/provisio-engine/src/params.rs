@@ -3,9 +3,9 @@
 //!
 //! Lowest to highest precedence: facts about the client and service
 //! (`email`, `customer_name`, `reference`...), the service's provision data
-//! (preset fields, customer fields, earlier results), the service
-//! identifier, then the job's own args (rule params and event data). Only
-//! keys the function's params schema knows are kept.
+//! (preset fields, customer fields, earlier results), then the job's own
+//! args (rule params and event data), and last the service identifier, which
+//! nothing overrides. Only keys the function's params schema knows are kept.
 
 use provisio_sdk::FunctionDescriptor;
 use provisio_store::models::{Client, Service};
@@ -40,11 +40,13 @@ pub fn build(
     if let Value::Object(data) = &service.provision_data {
         merged.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    if let Some(identifier) = &service.identifier {
-        merged.insert(identifier_field.to_owned(), json!(identifier));
-    }
     if let Value::Object(args) = args {
         merged.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    // Once a service has its identifier nothing overrides it: an event's data
+    // must not point a suspend or a terminate at somebody else's account.
+    if let Some(identifier) = &service.identifier {
+        merged.insert(identifier_field.to_owned(), json!(identifier));
     }
     let known = function.params.property_names();
     Value::Object(merged.into_iter().filter(|(key, value)| known.contains(&key.as_str()) && !value.is_null()).collect())

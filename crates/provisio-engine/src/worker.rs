@@ -432,8 +432,9 @@ impl Engine {
         let retry_at = now_ms() + self.backoff(claimed.job.attempts);
         let claimed = claimed.clone();
         let identifier_field = blueprint.service_identifier;
-        let params_identifier =
-            claimed.service.provision_data.get(identifier_field).and_then(Value::as_str).map(str::to_owned);
+        let params_identifier = (claimed.job.function == claimed.product.setup_function)
+            .then(|| claimed.service.provision_data.get(identifier_field).and_then(Value::as_str).map(str::to_owned))
+            .flatten();
         let worker = self.settings().worker_id.clone();
         let job_id = claimed.job.id;
         let held = self
@@ -474,10 +475,10 @@ impl Engine {
                                 .unwrap_or_else(|| service.status.clone());
                             let mut data = service.provision_data.as_object().cloned().unwrap_or_default();
                             data.extend(result);
-                            let identifier = data
-                                .get(identifier_field)
-                                .and_then(Value::as_str)
-                                .map(str::to_owned)
+                            // The identifier is set by the setup function only.
+                            let identifier = (job.function == claimed.product.setup_function)
+                                .then(|| data.get(identifier_field).and_then(Value::as_str).map(str::to_owned))
+                                .flatten()
                                 .or(params_identifier);
                             let provision_data = Value::Object(data);
                             let change = services::ServiceChange {

@@ -228,3 +228,27 @@ async fn a_worker_that_lost_its_lease_changes_nothing_and_the_job_is_reconciled(
     let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
     assert!(census.duplicates().is_empty());
 }
+
+#[tokio::test]
+async fn event_data_cannot_point_a_job_at_another_account() {
+    let app = spawn_app().await;
+    let mine = app.event(order("mine", "c-mine", "demo-hosting", fields_for("demo-hosting", 1))).await["service_id"]
+        .as_i64()
+        .unwrap();
+    let theirs =
+        app.event(order("theirs", "c-theirs", "demo-hosting", fields_for("demo-hosting", 2))).await["service_id"]
+            .as_i64()
+            .unwrap();
+    app.settled(mine).await;
+    app.settled(theirs).await;
+    // An overdue event for my service that names their username, in data and fields.
+    let event = json!({"id": "sneaky", "type": "contract.overdue",
+                       "service": {"id": mine, "fields": {"username": "user2"}}, "data": {"username": "user2"}});
+    app.event(event).await;
+    let detail = app.settled(mine).await;
+    assert_eq!(detail["service"]["status"], "suspended");
+    assert_eq!(detail["service"]["identifier"], "user1");
+    assert_eq!(app.service(theirs).await["service"]["identifier"], "user2");
+    let theirs_at_provider = app.post(&format!("/api/v1/services/{theirs}/actions/get_info"), json!({})).await.1;
+    assert_eq!(theirs_at_provider["envelope"]["data"]["state"], "active", "{theirs_at_provider}");
+}
