@@ -44,6 +44,18 @@ pub struct HttpExchange {
 }
 
 impl HttpExchange {
+    /// Replaces more secret values (learnt after the exchange, such as a
+    /// password the vendor generated and answered).
+    pub fn redact(&mut self, redactor: &Redactor) {
+        self.url = redactor.text(&self.url);
+        for (_, value) in self.request_headers.iter_mut().chain(self.response_headers.iter_mut()) {
+            *value = redactor.text(value);
+        }
+        for body in [&mut self.request_body, &mut self.response_body, &mut self.error].into_iter().flatten() {
+            *body = redactor.text(body);
+        }
+    }
+
     /// An exchange over another protocol (SQL, MQTT) for the same log:
     /// `method` says what (`SQL`, `MQTT PUBLISH`), `target` where or what,
     /// `started` when it began. Record it with [`crate::Context::record`],

@@ -163,7 +163,16 @@ pub async fn call(
     let duration_ms = started.elapsed().as_millis() as u64;
     envelope.add_debug("execution_time_ms", json!(duration_ms));
     envelope.redact(&redactor);
-    CallReport { envelope, http_log: cx.http_log(), duration_ms }
+    let mut http_log = cx.http_log();
+    // Secret result fields (a password the vendor generated) are the
+    // caller's to see in the result, never in the log.
+    if let (Some(descriptor), Some(data)) = (entry.blueprint().function(function), envelope.data.as_ref())
+        && envelope.is_ok()
+    {
+        let learnt = Redactor::new(descriptor.result.secret_values(data));
+        http_log.iter_mut().for_each(|exchange| exchange.redact(&learnt));
+    }
+    CallReport { envelope, http_log, duration_ms }
 }
 
 /// Runs a provider's `test_connection` with a validated configuration.

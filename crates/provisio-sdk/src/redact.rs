@@ -109,7 +109,8 @@ pub fn redact_keys(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, item) in map.iter_mut() {
-                if is_secret_key(key) && !item.is_null() && !item.is_object() && !item.is_array() {
+                // Everything under a secret key goes, lists and objects included.
+                if is_secret_key(key) && !item.is_null() {
                     *item = Value::String(REDACTED.to_owned());
                 } else {
                     redact_keys(item);
@@ -171,12 +172,12 @@ mod tests {
     fn redacts_json_values_and_secret_keys() {
         let redactor = Redactor::new(["hunter22"]);
         let mut doc = json!({"note": "pw is hunter22", "nested": [{"Password": "other"}], "api_key": "zzz", "user": "ann",
-                              "n": 12345});
+                              "n": 12345, "tokens": ["a", "b"], "secret": {"value": "x"}});
         redactor.value_and_keys(&mut doc);
         assert_eq!(
             doc,
             json!({"note": "pw is [REDACTED]", "nested": [{"Password": "[REDACTED]"}], "api_key": "[REDACTED]",
-                   "user": "ann", "n": 12345})
+                   "user": "ann", "n": 12345, "tokens": "[REDACTED]", "secret": "[REDACTED]"})
         );
         let numeric = Redactor::new(["12345"]);
         let mut doc = json!({"n": 12345});

@@ -83,6 +83,18 @@ impl SharedHosting for Careless {
         serde_json::from_value(info).map_err(ProviderError::internal)
     }
 
+    async fn get_login_url(&self, cx: &Context, _params: GetLoginUrlParams) -> Result<LoginUrl, ProviderError> {
+        // The vendor answers a one-time link; the echo server answers our own request, so send the link out first.
+        let link = "https://panel.example.com/login?session=one-time-7f3a9c";
+        let url = format!("{}/sessions?next={link}", self.config.endpoint);
+        cx.http().send(cx.http().request(Method::POST, &url)).await?;
+        Ok(LoginUrl {
+            login_url: provisio_sdk::formats::Url::parse(link).unwrap(),
+            expires_at: chrono::Utc::now(),
+            for_ip: None,
+        })
+    }
+
     async fn terminate(&self, cx: &Context, _params: AccountRef) -> Result<Empty, ProviderError> {
         // Nothing listens on port 9 (discard) of loopback here: connection refused.
         cx.http().send(cx.http().request(Method::DELETE, "http://127.0.0.1:9/accounts/x")).await?;
@@ -229,4 +241,13 @@ async fn test_connection_is_redacted() {
     let report = invoke::test_connection(&entry(), &config, &CallOptions::default()).await;
     assert!(report.envelope.is_ok());
     assert!(!serde_json::to_string(&report).unwrap().contains(SECRET));
+}
+
+#[tokio::test]
+async fn secret_result_fields_are_shown_to_the_caller_but_not_logged() {
+    let (report, _) = call("get_login_url", json!({"username": "alice"}), Duration::from_secs(10)).await;
+    assert!(report.envelope.is_ok(), "{report:?}");
+    assert!(report.envelope.data.as_ref().unwrap()["login_url"].as_str().unwrap().contains("one-time-7f3a9c"));
+    let log = serde_json::to_string(&report.http_log).unwrap();
+    assert!(!log.contains("one-time-7f3a9c"), "{log}");
 }
