@@ -73,8 +73,10 @@ impl Engine {
             )));
         }
         let origin = format!("staff:{actor}");
+        let secret_keys = params::secret_keys(blueprint);
         if descriptor.kind == FunctionKind::Lifecycle {
-            return self.queue_and_wait(&origin, &service, &product.setup_function, function, args).await;
+            let (public, secret) = params::split_keys(args.as_object().expect("checked above"), &secret_keys);
+            return self.queue_and_wait(&origin, &service, &product.setup_function, function, public, secret).await;
         }
 
         let configuration_id = service
@@ -87,7 +89,17 @@ impl Engine {
             .map_err(|e| EngineError::Conflict(e.to_string()))?
             .clone();
         let values = self.configuration_values(&configuration)?;
-        let params = params::build(&descriptor, blueprint.service_identifier, &service, &client, &args);
+        let service_secrets = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
+        let params = params::build(
+            &descriptor,
+            blueprint.service_identifier,
+            &service,
+            &client,
+            &params::fields_of(&service_secrets),
+            &args,
+        );
+        // The job records what was asked, secret params masked.
+        let args = params::mask_keys(&args, &secret_keys);
         let key = format!("action:{}:{}:{}", service.id, function, now_ms());
         let options = CallOptions {
             timeout: self.settings().call_timeout,
@@ -116,6 +128,7 @@ impl Engine {
                             origin: &origin,
                             max_attempts: 1,
                             idempotency_key: &key,
+                            secrets: None,
                         },
                     )
                     .await?;
@@ -157,10 +170,13 @@ impl Engine {
         service: &provisio_store::models::Service,
         setup_function: &str,
         function: &str,
-        args: Value,
+        args: serde_json::Map<String, Value>,
+        secret_args: serde_json::Map<String, Value>,
     ) -> Result<ActionOutcome, EngineError> {
         let service_id = service.id;
         let key = format!("action:{service_id}:{function}:{}", now_ms());
+        let sealed = self.vault().seal_fields(&crate::job_aad(service_id, &key), &secret_args);
+        let args = Value::Object(args);
         let (origin, function_name, setup) = (origin.to_owned(), function.to_owned(), setup_function.to_owned());
         let max_attempts = self.settings().max_attempts;
         let job = self
@@ -177,6 +193,7 @@ impl Engine {
                             origin: &origin,
                             max_attempts,
                             idempotency_key: &key,
+                            secrets: sealed.as_deref(),
                         },
                     )
                     .await?;

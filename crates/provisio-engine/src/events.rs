@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::admin::decode;
 use crate::rules::{self, Rule};
-use crate::{Engine, EngineError, Violation};
+use crate::{Engine, EngineError, Violation, job_aad, params};
 
 /// The jobs an event makes: function and rule params, in order.
 type Plan = Vec<(String, Map<String, Value>)>;
@@ -141,7 +141,11 @@ impl Engine {
             });
         }
         let (service, product, before) = self.resolve_service(conn, event).await?;
-        let payload = serde_json::to_value(event).expect("events serialise");
+        let secret_keys = self.secret_keys_of(&product);
+        // The event is kept as received, but for secret values (a password, an EPP code).
+        let mut payload = serde_json::to_value(event).expect("events serialise");
+        payload["data"] = params::mask_keys(&payload["data"], &secret_keys);
+        payload["service"]["fields"] = params::mask_keys(&payload["service"]["fields"], &secret_keys);
         let event_id =
             events::insert(conn, &event.id, &event.event_type, service.id, &payload, event.occurred_at.as_deref())
                 .await?;
@@ -152,6 +156,8 @@ impl Engine {
             let mut args = rule_params;
             args.extend(event.data.iter().map(|(k, v)| (k.clone(), v.clone())));
             let key = format!("{}:{}:{}", event.id, function, made.len());
+            let (args, secret_args) = params::split_keys(&args, &secret_keys);
+            let sealed = self.vault().seal_fields(&job_aad(service.id, &key), &secret_args);
             let job = jobs::insert(
                 conn,
                 &jobs::NewJob {
@@ -162,6 +168,7 @@ impl Engine {
                     origin: &format!("event:{}", event.event_type),
                     max_attempts: self.settings().max_attempts,
                     idempotency_key: &key,
+                    secrets: sealed.as_deref(),
                 },
             )
             .await?;
@@ -252,9 +259,13 @@ impl Engine {
                 {
                     fields.remove(blueprint.service_identifier);
                 }
+                let (fields, secret_fields) = params::split_keys(&fields, &self.secret_keys_of(&product));
                 let data = merge_fields(&service.provision_data, &product.provision_fields, &fields);
                 services::set_provision_data(conn, service.id, &data).await?;
                 service.provision_data = data;
+                if !secret_fields.is_empty() {
+                    service.secrets = self.seal_secret_fields(conn, &service, secret_fields).await?;
+                }
             }
             let before = rules::parse_status(&service.projected_status);
             return Ok((service, product, before));
@@ -273,6 +284,9 @@ impl Engine {
         };
         let provision_data = merge_fields(&json!({}), &product.provision_fields, &named.fields);
         self.check_fields(&product, &named.fields, &provision_data, client)?;
+        // Secret fields (a chosen password) are sealed apart from provision data.
+        let (public_fields, secret_fields) = params::split_keys(&named.fields, &self.secret_keys_of(&product));
+        let provision_data = merge_fields(&json!({}), &product.provision_fields, &public_fields);
         let client: Client = match &client.external_id {
             Some(external) => clients::upsert_external(conn, external, &client.name, client.email.as_str()).await?,
             None => clients::insert(conn, None, &client.name, client.email.as_str()).await?,
@@ -289,7 +303,31 @@ impl Engine {
         .await?;
         services::add_history(conn, service.id, None, "pending", None, &format!("Created by event {}", event.id))
             .await?;
+        let mut service = service;
+        if !secret_fields.is_empty() {
+            service.secrets = self.seal_secret_fields(conn, &service, secret_fields).await?;
+        }
         Ok((service, product, ServiceStatus::Pending))
+    }
+
+    /// Names of the product's blueprint's secret params.
+    fn secret_keys_of(&self, product: &Product) -> std::collections::BTreeSet<String> {
+        self.registry().blueprint(&product.blueprint).map(params::secret_keys).unwrap_or_default()
+    }
+
+    /// Adds the customer's secret fields to the service's sealed secrets.
+    async fn seal_secret_fields(
+        &self,
+        conn: &mut Conn,
+        service: &Service,
+        fields: Map<String, Value>,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let aad = crate::service_aad(service.id);
+        let mut secrets = self.vault().open_fields(&aad, service.secrets.as_deref())?;
+        secrets.extend(fields.into_iter().map(|(k, v)| (format!("{}{k}", params::FIELD), v)));
+        let sealed = self.vault().seal_fields(&aad, &secrets);
+        services::set_secrets(conn, service.id, sealed.as_deref()).await?;
+        Ok(sealed)
     }
 
     /// Rejects customer fields the setup function would refuse, naming them

@@ -208,7 +208,12 @@ pub(crate) fn configuration_aad(id: i64) -> String {
     format!("configuration:{id}")
 }
 
-/// The `AAD` that binds a service's sealed result secrets to its row.
+/// The `AAD` that binds a service's sealed secrets to its row.
 pub(crate) fn service_aad(id: i64) -> String {
     format!("service:{id}")
+}
+
+/// The `AAD` that binds a job's sealed params to it (its idempotency key is unique).
+pub(crate) fn job_aad(service_id: i64, idempotency_key: &str) -> String {
+    format!("job:{service_id}:{idempotency_key}")
 }

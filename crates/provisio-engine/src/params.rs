@@ -7,7 +7,9 @@
 //! args (rule params and event data), and last the service identifier, which
 //! nothing overrides. Only keys the function's params schema knows are kept.
 
-use provisio_sdk::FunctionDescriptor;
+use std::collections::BTreeSet;
+
+use provisio_sdk::{BlueprintDescriptor, FunctionDescriptor};
 use provisio_store::models::{Client, Service};
 use serde_json::{Map, Value, json};
 
@@ -28,18 +30,21 @@ pub fn base(service: &Service, client: &Client) -> Map<String, Value> {
     map
 }
 
-/// The params of `function` for a service.
+/// The params of `function` for a service. `secret_fields` are the
+/// customer's secret fields (kept sealed, apart from provision data).
 pub fn build(
     function: &FunctionDescriptor,
     identifier_field: &str,
     service: &Service,
     client: &Client,
+    secret_fields: &Map<String, Value>,
     args: &Value,
 ) -> Value {
     let mut merged = base(service, client);
     if let Value::Object(data) = &service.provision_data {
         merged.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+    merged.extend(secret_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
     if let Value::Object(args) = args {
         merged.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
@@ -63,4 +68,43 @@ pub fn split_secrets(function: &FunctionDescriptor, data: &Value) -> (Map<String
         }
     }
     (kept, secrets)
+}
+
+/// Names of params some function of the blueprint marks secret (`password`,
+/// `epp_code`...): such values from events and actions are sealed, never
+/// stored in clear.
+pub fn secret_keys(blueprint: &BlueprintDescriptor) -> BTreeSet<String> {
+    blueprint
+        .functions
+        .iter()
+        .flat_map(|f| f.params.secret_paths())
+        .filter_map(|path| path.strip_prefix('/').filter(|p| !p.contains('/')).map(str::to_owned))
+        .collect()
+}
+
+/// Splits values into (public, secret) by key.
+pub fn split_keys(values: &Map<String, Value>, keys: &BTreeSet<String>) -> (Map<String, Value>, Map<String, Value>) {
+    values.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(k, _)| !keys.contains(k))
+}
+
+/// A copy with the values of `keys` (at the top level) masked.
+pub fn mask_keys(values: &Value, keys: &BTreeSet<String>) -> Value {
+    let mut masked = values.clone();
+    if let Value::Object(map) = &mut masked {
+        for (key, value) in map.iter_mut() {
+            if keys.contains(key) && !value.is_null() {
+                *value = Value::String(provisio_sdk::redact::REDACTED.to_owned());
+            }
+        }
+    }
+    masked
+}
+
+/// Prefix of the customer's secret fields among a service's sealed secrets
+/// (result secrets are keyed by JSON pointer, `/password`).
+pub const FIELD: &str = "field:";
+
+/// The customer's secret fields among a service's opened secrets.
+pub fn fields_of(secrets: &Map<String, Value>) -> Map<String, Value> {
+    secrets.iter().filter_map(|(k, v)| k.strip_prefix(FIELD).map(|k| (k.to_owned(), v.clone()))).collect()
 }

@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use crate::deploy;
 use crate::params;
 use crate::rules::{self, parse_status};
-use crate::{Engine, EngineError, service_aad};
+use crate::{Engine, EngineError, job_aad, service_aad};
 
 /// A job this worker holds, with everything needed to run it.
 #[derive(Debug, Clone)]
@@ -302,12 +302,30 @@ impl Engine {
                 return self.record(&claimed, None, Outcome::Failed { message: err.to_string() }).await;
             }
         };
+        // Sealed secrets: the customer's secret fields, and the job's own secret params.
+        let unsealed = self
+            .vault()
+            .open_fields(&service_aad(claimed.service.id), claimed.service.secrets.as_deref())
+            .and_then(|service_secrets| {
+                let aad = job_aad(claimed.service.id, &claimed.job.idempotency_key);
+                Ok((
+                    params::fields_of(&service_secrets),
+                    self.vault().open_fields(&aad, claimed.job.secrets.as_deref())?,
+                ))
+            });
+        let (secret_fields, job_secrets) = match unsealed {
+            Ok(unsealed) => unsealed,
+            Err(err) => return self.record(&claimed, None, Outcome::Failed { message: err.to_string() }).await,
+        };
+        let mut args = claimed.job.args.as_object().cloned().unwrap_or_default();
+        args.extend(job_secrets);
         let params = params::build(
             &function,
             blueprint.service_identifier,
             &claimed.service,
             &claimed.client,
-            &claimed.job.args,
+            &secret_fields,
+            &Value::Object(args),
         );
         let options = CallOptions {
             timeout: self.settings().call_timeout,
@@ -347,7 +365,14 @@ impl Engine {
         let get_info = blueprint.function("get_info")?;
         let identifier = params.get(blueprint.service_identifier)?.clone();
         let query = json!({ blueprint.service_identifier: identifier });
-        let query = params::build(get_info, blueprint.service_identifier, &claimed.service, &claimed.client, &query);
+        let query = params::build(
+            get_info,
+            blueprint.service_identifier,
+            &claimed.service,
+            &claimed.client,
+            &Map::new(),
+            &query,
+        );
         let report = invoke::call(entry, values, "get_info", &query, options).await;
         let outcome = match (report.envelope.error_kind, is_setup) {
             (None, true) => Outcome::Succeeded {

@@ -17,6 +17,8 @@ pub struct NewJob<'a> {
     pub origin: &'a str,
     pub max_attempts: i64,
     pub idempotency_key: &'a str,
+    /// Secret params, sealed by the caller.
+    pub secrets: Option<&'a [u8]>,
 }
 
 /// Enqueues a job, ready now.
@@ -25,7 +27,7 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
     one(
         conn,
         "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, \
-         idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
+         idempotency_key, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING *",
         rusqlite::params![
             job.service_id,
             job.event_id,
@@ -35,6 +37,7 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
             job.max_attempts,
             now,
             job.idempotency_key,
+            job.secrets,
             now,
             now
         ],

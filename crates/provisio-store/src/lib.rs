@@ -106,7 +106,8 @@ impl StoreOptions {
 }
 
 /// The migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_job_secrets.sql"))];
 
 /// The store: a group-committing writer and a pool of readers.
 #[derive(Clone)]

@@ -157,6 +157,9 @@ pub struct Job {
     pub reconcile: bool,
     pub configuration_id: Option<i64>,
     pub idempotency_key: String,
+    /// Secret params, sealed.
+    #[serde(skip)]
+    pub secrets: Option<Vec<u8>>,
     /// The last user-safe message.
     pub message: Option<String>,
     #[serde(serialize_with = "timestamp")]
@@ -318,6 +321,7 @@ impl Job {
             reconcile: row.get("reconcile")?,
             configuration_id: row.get("configuration_id")?,
             idempotency_key: row.get("idempotency_key")?,
+            secrets: row.get("secrets")?,
             message: row.get("message")?,
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,

@@ -80,6 +80,12 @@ pub async fn set_provision_data(conn: &mut Conn, id: i64, provision_data: &Value
     Ok(())
 }
 
+/// Replaces a service's sealed secrets.
+pub async fn set_secrets(conn: &mut Conn, id: i64, secrets: Option<&[u8]>) -> Result<(), StoreError> {
+    exec(conn, "UPDATE services SET secrets = ? WHERE id = ?", rusqlite::params![secrets, id])?;
+    Ok(())
+}
+
 /// Assigns the configuration a service is deployed to.
 pub async fn set_configuration(conn: &mut Conn, id: i64, configuration_id: i64) -> Result<(), StoreError> {
     exec(

@@ -212,3 +212,56 @@ async fn staff_actions_jobs_and_auth() {
     let health: Value = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
 }
+
+/// Secret params from events and staff actions (a chosen password) reach
+/// the provider but are stored only sealed: not in jobs, events, provision
+/// data, API answers or the database file.
+#[tokio::test]
+async fn secret_params_from_events_and_actions_are_sealed() {
+    let app = spawn_app().await;
+    const CHOSEN: &str = "Chosen-Passw0rd-4711";
+    const NEW: &str = "Staff-Set-Passw0rd-4712";
+    let mut event = order("s1", "sc1", "demo-database", json!({"database": "sealed_db", "password": CHOSEN}));
+    event["data"] = json!({"note": "hello"});
+    let service = app.event(event).await["service_id"].as_i64().unwrap();
+    let detail = app.settled(service).await;
+    assert_eq!(detail["service"]["status"], "active", "{detail:#}");
+    let created = app.get(&format!("/api/v1/jobs/{}", detail["jobs"][0]["id"])).await;
+    // A chosen password is not generated, so none comes back.
+    assert!(created["attempts"][0]["envelope"]["data"].get("password").is_none_or(Value::is_null), "{created}");
+
+    let hosting = app.event(order("s2", "sc2", "demo-hosting", fields_for("demo-hosting", 7))).await["service_id"]
+        .as_i64()
+        .unwrap();
+    app.settled(hosting).await;
+    let (status, changed) =
+        app.post(&format!("/api/v1/services/{hosting}/actions/change_password"), json!({"password": NEW})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["envelope"]["status"], "ok");
+    assert_eq!(changed["job"]["args"]["password"], "[REDACTED]");
+
+    let mut everything = String::new();
+    for path in [
+        format!("/api/v1/services/{service}"),
+        format!("/api/v1/services/{hosting}"),
+        "/api/v1/jobs".into(),
+        "/api/v1/audit".into(),
+    ] {
+        everything.push_str(&app.get(&path).await.to_string());
+    }
+    for job in app.get("/api/v1/jobs?limit=1000").await.as_array().unwrap() {
+        everything.push_str(&app.get(&format!("/api/v1/jobs/{}", job["id"])).await.to_string());
+    }
+    for secret in [CHOSEN, NEW] {
+        assert!(!everything.contains(secret), "{secret} answered by the API");
+    }
+    for file in std::fs::read_dir(app.dir.path()).unwrap() {
+        let path = file.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("provisio.db") {
+            let bytes = std::fs::read(&path).unwrap();
+            for secret in [CHOSEN, NEW] {
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in {}", path.display());
+            }
+        }
+    }
+}
