@@ -183,7 +183,7 @@ pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &Ca
     let cx = Context::new(options, redactor.clone(), span.clone());
     let run = async {
         validate_config(entry, config)?;
-        let instance = entry.build(config.clone()).await?;
+        let instance = build_within(entry, config, &cx).await?;
         let test: ConnectionTest = tokio::time::timeout(cx.remaining(), instance.test_connection(&cx))
             .await
             .map_err(|_| ProviderError::transient("The provider did not answer in time"))??;
@@ -238,7 +238,7 @@ async fn run(
     })?;
     validate_config(entry, config)?;
     descriptor.params.validate(params, FieldLocation::Params).map_err(ProviderError::invalid_input)?;
-    let instance = entry.build(config.clone()).await?;
+    let instance = build_within(entry, config, cx).await?;
     let data = match tokio::time::timeout(cx.remaining(), instance.call(cx, function, params.clone())).await {
         Ok(result) => result?,
         // A query changed nothing, so running out of time there is only transient.
@@ -256,6 +256,18 @@ async fn run(
             .with_debug("result_errors", json!(errors)));
     }
     Ok(data)
+}
+
+/// Builds the provider within the call's deadline (a provider may connect
+/// while it is built); nothing was sent yet, so running out of time is transient.
+async fn build_within(
+    entry: &ProviderEntry,
+    config: &Value,
+    cx: &Context,
+) -> Result<std::sync::Arc<dyn crate::ProviderInstance>, ProviderError> {
+    tokio::time::timeout(cx.remaining(), entry.build(config.clone()))
+        .await
+        .map_err(|_| ProviderError::transient("The provider could not be prepared in time"))?
 }
 
 /// Decodes JSON params into the function's typed params (already schema-checked).
