@@ -5,6 +5,7 @@
 //! Secrets never appear in an answer: configurations show secret fields as
 //! `"[REDACTED]"`, and stored attempts are redacted before they are stored.
 
+pub mod openapi;
 mod problem;
 
 use std::collections::{HashMap, HashSet};
@@ -65,7 +66,11 @@ pub fn router(engine: Engine) -> Router {
         .route("/audit", get(audit))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "No such endpoint") })
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new().route("/healthz", get(healthz)).nest("/api/v1", api).with_state(state)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_document))
+        .nest("/api/v1", api)
+        .with_state(state)
 }
 
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -186,6 +191,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
         }
     }
+}
+
+async fn openapi_document(State(state): State<AppState>) -> Response {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(|| openapi::document(state.engine.registry())).clone()).into_response()
 }
 
 async fn blueprints(State(state): State<AppState>) -> ApiResult {

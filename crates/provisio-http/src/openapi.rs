@@ -1,0 +1,236 @@
+//! The OpenAPI 3.1 document of the staff API, generated from the same
+//! schemas that validate requests and provider calls: the event format,
+//! configuration and product inputs, and every blueprint function's params
+//! and result.
+
+use std::collections::BTreeMap;
+
+use provisio_engine::admin::{ConfigurationInput, ProductInput};
+use provisio_engine::events::{EventClient, EventPayload};
+use provisio_sdk::{Registry, SchemaDoc};
+use serde_json::{Map, Value, json};
+
+/// Collects schemas into `components/schemas`, hoisting each schema's
+/// `$defs` (renamed with a prefix) and rewriting its references.
+#[derive(Default)]
+struct Components(BTreeMap<String, Value>);
+
+impl Components {
+    /// Adds `schema` as `name`; answers a reference to it.
+    fn add(&mut self, name: &str, schema: &Value) -> Value {
+        let mut schema = schema.clone();
+        let defs = schema.as_object_mut().and_then(|s| s.remove("$defs")).and_then(|d| d.as_object().cloned());
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("$schema");
+        }
+        let prefix = format!("{name}.");
+        rewrite_refs(&mut schema, &prefix);
+        for (def_name, mut def) in defs.unwrap_or_default() {
+            rewrite_refs(&mut def, &prefix);
+            self.0.insert(format!("{prefix}{def_name}"), def);
+        }
+        self.0.insert(name.to_owned(), schema);
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+}
+
+fn rewrite_refs(value: &mut Value, prefix: &str) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get_mut("$ref")
+                && let Some(name) = reference.strip_prefix("#/$defs/")
+            {
+                *reference = format!("#/components/schemas/{prefix}{name}");
+            }
+            map.values_mut().for_each(|v| rewrite_refs(v, prefix));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_refs(v, prefix)),
+        _ => {}
+    }
+}
+
+fn pascal(text: &str) -> String {
+    text.split(['-', '_'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect::<String>()).unwrap_or_default()
+        })
+        .collect()
+}
+
+fn problem() -> Value {
+    json!({"description": "An RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+fn json_body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn answer(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// The whole document.
+pub fn document(registry: &Registry) -> Value {
+    let mut components = Components::default();
+    let event = components.add("EventPayload", SchemaDoc::of::<EventPayload>().value());
+    let configuration = components.add("ConfigurationInput", SchemaDoc::of::<ConfigurationInput>().value());
+    let product = components.add("ProductInput", SchemaDoc::of::<ProductInput>().value());
+    let client = components.add("ClientInput", SchemaDoc::of::<EventClient>().value());
+    components.0.insert(
+        "Problem".into(),
+        json!({"type": "object", "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "path": {"type": "string", "description": "JSON pointer to the field"}, "message": {"type": "string"}}}}}}),
+    );
+    components.0.insert(
+        "Accepted".into(),
+        json!({"type": "object", "properties": {
+            "event_id": {"type": "integer"}, "service_id": {"type": "integer"}, "duplicate": {"type": "boolean"},
+            "jobs": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "function": {"type": "string"}, "state": {"type": "string"}}}}}}),
+    );
+    components.0.insert("Object".into(), json!({"type": "object"}));
+    let object = json!({"$ref": "#/components/schemas/Object"});
+    let list = json!({"type": "array", "items": {"$ref": "#/components/schemas/Object"}});
+
+    // One action path per function name; its body is any of the blueprints' params for it.
+    // Per function name: params schemas, result schemas, and the blueprints that have it.
+    type Action = (Vec<Value>, Vec<Value>, Vec<String>);
+    let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
+    for blueprint in registry.blueprints() {
+        for function in &blueprint.functions {
+            let base = format!("{}{}", pascal(blueprint.id), pascal(function.name));
+            let params = components.add(&format!("{base}Params"), function.params.value());
+            let result = components.add(&format!("{base}Result"), function.result.value());
+            let entry = actions.entry(function.name).or_default();
+            entry.0.push(params);
+            entry.1.push(result);
+            entry.2.push(blueprint.id.to_owned());
+        }
+    }
+
+    let id = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer"}});
+    let mut paths = Map::new();
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"summary": "Health", "security": [], "responses": {"200": {"description": "ok"}}}}),
+    );
+    paths.insert("/openapi.json".into(), json!({"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
+    paths.insert(
+        "/api/v1/events".into(),
+        json!({"post": {"summary": "Ingest a billing event", "description": "Durable before 202. The same event id twice makes jobs once.",
+            "requestBody": json_body(event), "responses": {"202": answer("Accepted", json!({"$ref": "#/components/schemas/Accepted"})), "422": problem()}}}),
+    );
+    paths.insert("/api/v1/blueprints".into(), json!({"get": {"summary": "Blueprints with their function schemas", "responses": {"200": answer("Blueprints", list.clone())}}}));
+    paths.insert("/api/v1/providers".into(), json!({"get": {"summary": "Compiled-in providers", "parameters": [{"name": "blueprint", "in": "query", "schema": {"type": "string"}}], "responses": {"200": answer("Providers", list.clone())}}}));
+    paths.insert(
+        "/api/v1/configurations".into(),
+        json!({"get": {"summary": "Provision configurations (secrets shown as [REDACTED])", "responses": {"200": answer("Configurations", list.clone())}},
+               "post": {"summary": "Create a provision configuration", "requestBody": json_body(configuration.clone()),
+                        "responses": {"201": answer("Created", object.clone()), "422": problem()}}}),
+    );
+    paths.insert(
+        "/api/v1/configurations/{id}".into(),
+        json!({"parameters": [id("id")],
+               "get": {"summary": "A configuration", "responses": {"200": answer("Configuration", object.clone()), "404": problem()}},
+               "patch": {"summary": "Change a configuration (secrets left out are kept)", "requestBody": json_body(object.clone()),
+                         "responses": {"200": answer("Changed", object.clone()), "422": problem()}},
+               "delete": {"summary": "Delete an unused configuration", "responses": {"204": {"description": "Deleted"}, "409": problem()}}}),
+    );
+    paths.insert("/api/v1/configurations/{id}/test".into(), json!({"parameters": [id("id")], "post": {"summary": "Run the provider's connection test", "responses": {"200": answer("Envelope", object.clone())}}}));
+    paths.insert(
+        "/api/v1/products".into(),
+        json!({"get": {"summary": "Products", "responses": {"200": answer("Products", list.clone())}},
+               "post": {"summary": "Create a product", "requestBody": json_body(product), "responses": {"201": answer("Created", object.clone()), "422": problem()}}}),
+    );
+    paths.insert(
+        "/api/v1/products/{key}".into(),
+        json!({"parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}, "description": "id or slug"}],
+               "get": {"summary": "A product", "responses": {"200": answer("Product", object.clone()), "404": problem()}},
+               "patch": {"summary": "Change a product", "requestBody": json_body(object.clone()), "responses": {"200": answer("Changed", object.clone()), "422": problem()}}}),
+    );
+    paths.insert(
+        "/api/v1/clients".into(),
+        json!({"get": {"summary": "Clients", "responses": {"200": answer("Clients", list.clone())}},
+               "post": {"summary": "Create a client", "requestBody": json_body(client), "responses": {"201": answer("Created", object.clone()), "422": problem()}}}),
+    );
+    paths.insert("/api/v1/clients/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A client and its services", "responses": {"200": answer("Client", object.clone())}}}));
+    let filters = ["status", "product", "client_id", "configuration_id", "limit", "before"]
+        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}));
+    paths.insert("/api/v1/services".into(), json!({"get": {"summary": "Services", "parameters": filters, "responses": {"200": answer("Services", list.clone())}}}));
+    paths.insert("/api/v1/services/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A service with its jobs, history and events", "responses": {"200": answer("Service", object.clone()), "404": problem()}}}));
+    for (function, (params, results, blueprints)) in actions {
+        paths.insert(
+            format!("/api/v1/services/{{id}}/actions/{function}"),
+            json!({"parameters": [id("id")], "post": {
+                "summary": format!("Run {function} on demand"),
+                "description": format!("Blueprints: {}. Lifecycle functions go through the queue; the answer holds the job and the provider's envelope.", blueprints.join(", ")),
+                "requestBody": json_body(json!({"oneOf": params})),
+                "responses": {"200": answer("The job and the envelope", json!({"type": "object", "properties": {
+                    "job": {"$ref": "#/components/schemas/Object"},
+                    "envelope": {"type": "object", "properties": {"data": {"oneOf": results}}}}})),
+                    "404": problem(), "409": problem()}}}),
+        );
+    }
+    let job_filters = ["status", "service_id", "event_id", "limit", "before"]
+        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}));
+    paths.insert("/api/v1/jobs".into(), json!({"get": {"summary": "Jobs", "parameters": job_filters, "responses": {"200": answer("Jobs", list.clone())}}}));
+    paths.insert("/api/v1/jobs/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A job and its attempts (redacted logs)", "responses": {"200": answer("Job", object.clone())}}}));
+    paths.insert("/api/v1/jobs/{id}/retry".into(), json!({"parameters": [id("id")], "post": {"summary": "Queue a failed job again", "responses": {"200": answer("Job", object.clone()), "409": problem()}}}));
+    paths.insert(
+        "/api/v1/audit".into(),
+        json!({"get": {"summary": "Who did what", "responses": {"200": answer("Entries", list)}}}),
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Provisio staff API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": components.0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    found.push(reference);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_and_every_function_has_a_path() {
+        let document = document(&Registry::new(provisio_sdk::blueprints::all()));
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 50);
+        for reference in found {
+            let pointer = reference.strip_prefix('#').expect("local reference");
+            assert!(document.pointer(pointer).is_some(), "{reference} does not resolve");
+        }
+        for blueprint in provisio_sdk::blueprints::all() {
+            for function in &blueprint.functions {
+                let path = format!("/api/v1/services/{{id}}/actions/{}", function.name);
+                assert!(document["paths"].get(&path).is_some(), "{path}");
+            }
+        }
+        assert!(document["components"]["schemas"]["EventPayload"]["properties"]["service"].is_object());
+    }
+}
