@@ -22,12 +22,21 @@ pub struct Harness {
     pub options: CallOptions,
     /// Two packages the configured system offers (for `change_package`).
     pub packages: (String, String),
+    /// A zone the provider may prove control of (`ssl-certificates`): the
+    /// suite certifies fresh names under it.
+    pub domain: String,
 }
 
 impl Harness {
     /// A harness with default options and the packages `basic` and `standard`.
     pub fn new(entry: ProviderEntry, config: Value) -> Self {
-        Harness { entry, config, options: CallOptions::default(), packages: ("basic".into(), "standard".into()) }
+        Harness {
+            entry,
+            config,
+            options: CallOptions::default(),
+            packages: ("basic".into(), "standard".into()),
+            domain: "provisio-test.net".into(),
+        }
     }
 
     /// Runs a function; checks that the envelope is well formed and that ok
@@ -124,6 +133,9 @@ pub async fn run(harness: &Harness) {
         "coffee" => coffee(harness).await,
         "message-queues" => message_queues(harness).await,
         "mqtt-hosting" => mqtt_hosting(harness).await,
+        "ssl-certificates" => {
+            ssl_certificates(harness).await;
+        }
         other => panic!("no conformance suite for blueprint {other}"),
     }
 }
@@ -430,4 +442,67 @@ pub async fn mqtt_hosting(h: &Harness) {
     h.ok("terminate", json!({"username": username})).await;
     h.fails("get_info", json!({"username": username}), ErrorKind::NotFound).await;
     h.fails("terminate", json!({"username": username}), ErrorKind::NotFound).await;
+}
+
+/// Follows a certificate order with `get_info` until it leaves validation
+/// (issuance is long: create may answer `pending_validation`).
+async fn until_settled(h: &Harness, mut info: Value) -> Value {
+    for _ in 0..60 {
+        if !matches!(info["status"].as_str(), Some("pending_validation" | "processing")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let key = info["private_key_pem"].clone();
+        info = h.ok("get_info", json!({"certificate_id": info["certificate_id"]})).await;
+        if !key.is_null() {
+            info["private_key_pem"] = key;
+        }
+    }
+    info
+}
+
+/// `ssl-certificates`: create (issued, at once or through get_info, with
+/// the private key answered once), get_info, download, renew (a new order),
+/// revoke, bad names rejected, unknown orders `not_found`. Answers the
+/// first certificate's info so provider tests can check the chain further.
+pub async fn ssl_certificates(h: &Harness) -> Value {
+    let common_name = format!("{}.{}", unique(8), h.domain);
+    let alt_name = format!("www.{common_name}");
+    let created = h.ok("create", json!({"common_name": common_name, "alt_names": [alt_name]})).await;
+    assert_eq!(created["common_name"], json!(common_name));
+    let issued = until_settled(h, created).await;
+    assert_eq!(issued["status"], "issued", "{issued:#}");
+    let id = issued["certificate_id"].as_str().expect("certificate_id").to_owned();
+    let chain = issued["certificate_pem"].as_str().expect("an issued certificate has its chain");
+    assert!(chain.starts_with("-----BEGIN CERTIFICATE-----"), "{chain}");
+    let key = issued["private_key_pem"].as_str().expect("the private key is answered once, at issuance");
+    assert!(key.contains("PRIVATE KEY-----"));
+    assert!(issued["not_after"].as_str().is_some(), "an issued certificate says when it expires: {issued}");
+
+    let info = h.ok("get_info", json!({"certificate_id": id})).await;
+    assert_eq!(info["status"], "issued");
+    assert!(info.get("private_key_pem").is_none_or(Value::is_null), "the key is not answered twice: {info}");
+    // An authority may not keep the names in the order asked: compare the sets.
+    let mut names: Vec<Value> = info["alt_names"].as_array().cloned().unwrap_or_default();
+    names.push(info["common_name"].clone());
+    names.sort_by_key(|n| n.to_string());
+    let mut asked = vec![json!(common_name), json!(alt_name)];
+    asked.sort_by_key(|n| n.to_string());
+    assert_eq!(names, asked, "{info}");
+    let download = h.ok("download", json!({"certificate_id": id})).await;
+    assert_eq!(download["certificate_pem"], issued["certificate_pem"]);
+
+    let renewed =
+        h.ok("renew", json!({"certificate_id": id, "common_name": common_name, "alt_names": [alt_name]})).await;
+    let renewed = until_settled(h, renewed).await;
+    assert_eq!(renewed["status"], "issued", "{renewed:#}");
+    assert_ne!(renewed["certificate_id"], json!(id), "renew is a new order");
+    assert_ne!(renewed["certificate_pem"], issued["certificate_pem"]);
+
+    h.ok("revoke", json!({"certificate_id": renewed["certificate_id"]})).await;
+
+    h.rejects("create", json!({"common_name": "not a name"}), "/common_name").await;
+    h.rejects("download", json!({"certificate_id": ""}), "/certificate_id").await;
+    h.fails("get_info", json!({"certificate_id": "no-such-order"}), ErrorKind::NotFound).await;
+    issued
 }

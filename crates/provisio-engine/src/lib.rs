@@ -18,6 +18,7 @@ pub mod demo;
 pub mod deploy;
 pub mod events;
 pub mod params;
+pub mod peers;
 pub mod rules;
 pub mod vault;
 pub mod worker;

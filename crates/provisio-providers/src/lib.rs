@@ -14,6 +14,7 @@ pub fn registry() -> Registry {
     registry.register(provisio_postgresql::entry());
     registry.register(provisio_mariadb::entry());
     registry.register(provisio_powerdns::entry());
+    registry.register(provisio_acme::entry());
     registry.register(provisio_rabbitmq::entry());
     registry.register(provisio_mosquitto::entry());
     registry.register(provisio_coffee_mqtt::entry());
@@ -25,7 +26,7 @@ mod tests {
     #[test]
     fn every_blueprint_has_a_demo_provider() {
         let registry = super::registry();
-        assert_eq!(registry.blueprints().len(), 8);
+        assert_eq!(registry.blueprints().len(), 9);
         for blueprint in registry.blueprints() {
             let address = format!("{}/demo", blueprint.id);
             assert!(registry.provider(&address).is_ok(), "{address} missing");

@@ -7,8 +7,34 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use crate::error::{ProviderError, UserMessage};
 use crate::http::{HttpClient, HttpExchange, HttpLog};
+use crate::invoke::Envelope;
+use crate::provider::BoxFuture;
 use crate::redact::Redactor;
+
+/// Other provision configurations a provider may use, through whoever runs
+/// it (the engine): an ACME provider writes its DNS-01 records through a
+/// `dns-hosting` configuration without knowing that provider's code.
+pub trait Peers: Send + Sync {
+    /// Runs `function` of the configuration named `configuration`.
+    fn call<'a>(
+        &'a self,
+        configuration: &'a str,
+        function: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Envelope, String>>;
+}
+
+/// [`Peers`], shareable in [`CallOptions`].
+#[derive(Clone)]
+pub struct PeerAccess(pub Arc<dyn Peers>);
+
+impl std::fmt::Debug for PeerAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerAccess")
+    }
+}
 
 /// How one call is run.
 #[derive(Debug, Clone)]
@@ -24,6 +50,8 @@ pub struct CallOptions {
     /// Accept TLS certificates that do not verify (for panels with
     /// self-signed certificates; set from a configuration's own flag).
     pub accept_invalid_certs: bool,
+    /// Other configurations the provider may call (given by the engine).
+    pub peers: Option<PeerAccess>,
 }
 
 impl Default for CallOptions {
@@ -33,6 +61,7 @@ impl Default for CallOptions {
             idempotency_key: None,
             provision_data: Map::new(),
             accept_invalid_certs: false,
+            peers: None,
         }
     }
 }
@@ -47,6 +76,7 @@ pub struct Context {
     provision_data: Map<String, Value>,
     span: tracing::Span,
     redactor: Arc<Redactor>,
+    peers: Option<PeerAccess>,
 }
 
 impl Context {
@@ -62,6 +92,27 @@ impl Context {
             provision_data: options.provision_data.clone(),
             span,
             redactor,
+            peers: options.peers.clone(),
+        }
+    }
+
+    /// Runs `function` of another provision configuration (by name) and
+    /// answers its result data. Its failure becomes this call's, with the
+    /// same kind and client-safe message.
+    pub async fn call_peer(&self, configuration: &str, function: &str, params: Value) -> Result<Value, ProviderError> {
+        let Some(peers) = &self.peers else {
+            return Err(ProviderError::provider(UserMessage::new(format!(
+                "This needs the provision configuration {configuration}, which only a Provisio server can reach"
+            ))));
+        };
+        let envelope = peers.0.call(configuration, function, params).await.map_err(|why| {
+            ProviderError::provider(UserMessage::new(format!(
+                "The configuration {configuration} cannot be used: {why}"
+            )))
+        })?;
+        match envelope.error_kind {
+            None => Ok(envelope.data.unwrap_or(Value::Null)),
+            Some(kind) => Err(ProviderError::new(kind, envelope.message).with_debug("peer", configuration.to_owned())),
         }
     }
 

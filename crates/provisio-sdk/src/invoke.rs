@@ -151,7 +151,7 @@ pub async fn call(
     let started = Instant::now();
     let redactor = Arc::new(redactor_for(entry, config, function, params));
     let span = tracing::info_span!("provider_call", provider = %entry.address(), function);
-    let cx = Context::new(options, redactor.clone(), span.clone());
+    let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone());
     let outcome = AssertUnwindSafe(run(entry, config, function, params, &cx).instrument(span))
         .catch_unwind()
         .await
@@ -175,12 +175,21 @@ pub async fn call(
     CallReport { envelope, http_log, duration_ms }
 }
 
+/// The options of one call: a configuration with a true
+/// `accept_invalid_certs` field (a panel with a self-signed certificate, a
+/// test ACME authority) gets an HTTP client that accepts such certificates.
+fn options_for(config: &Value, options: &CallOptions) -> CallOptions {
+    let mut options = options.clone();
+    options.accept_invalid_certs |= config.get("accept_invalid_certs") == Some(&Value::Bool(true));
+    options
+}
+
 /// Runs a provider's `test_connection` with a validated configuration.
 pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &CallOptions) -> CallReport {
     let started = Instant::now();
     let redactor = Arc::new(Redactor::new(entry.config_schema().secret_values(config)));
     let span = tracing::info_span!("provider_test_connection", provider = %entry.address());
-    let cx = Context::new(options, redactor.clone(), span.clone());
+    let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone());
     let run = async {
         validate_config(entry, config)?;
         let instance = build_within(entry, config, &cx).await?;

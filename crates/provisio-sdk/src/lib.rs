@@ -22,7 +22,7 @@ pub mod redact;
 pub mod schema;
 
 pub use blueprint::{BlueprintDescriptor, Caller, Empty, FunctionDescriptor, FunctionKind, ServiceStatus};
-pub use context::{CallOptions, Context};
+pub use context::{CallOptions, Context, PeerAccess, Peers};
 pub use error::{ErrorKind, FieldError, FieldLocation, ProviderError, StaffDebug, UserMessage};
 pub use invoke::{CallReport, ClientEnvelope, Envelope, Status};
 pub use provider::{BoxFuture, ConnectionTest, Provider, ProviderAbout, ProviderEntry, ProviderInstance, Registry};

@@ -69,7 +69,8 @@ fn blueprints_json_lists_the_blueprints_with_function_schemas() {
             "software-licenses",
             "coffee",
             "message-queues",
-            "mqtt-hosting"
+            "mqtt-hosting",
+            "ssl-certificates"
         ]
     );
     for blueprint in blueprints.as_array().unwrap() {

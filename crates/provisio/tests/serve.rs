@@ -330,3 +330,112 @@ async fn billing_events_drive_a_real_powerdns_zone() {
     let logs = server.output(false);
     assert!(!logs.contains(&key), "the API key is in no log line");
 }
+
+/// Through `provisio serve`: an `order.paid` event for a certificate product
+/// runs `ssl-certificates/acme`, which writes its DNS-01 records through the
+/// PowerDNS configuration the engine manages (one provider using another by
+/// configuration name). pebble issues; the chain lands in provision data and
+/// the private key is sealed, in no log or API answer. `contract.renewed`
+/// orders a new certificate. Needs the PowerDNS and pebble of `scripts/test-servers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages() {
+    let vars = ["PROVISIO_TEST_PDNS_API", "PROVISIO_TEST_PDNS_API_KEY", "PROVISIO_TEST_ACME_DIRECTORY"];
+    let [Ok(api), Ok(key), Ok(directory)] = vars.map(std::env::var) else {
+        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_PDNS_*/ACME_* are not set in CI: .ci/run starts them");
+        eprintln!("skipped: PROVISIO_TEST_PDNS_*/ACME_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
+        return;
+    };
+    provisio_sdk::http::install_crypto_provider();
+    let account_key = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .output()
+        .expect("openssl runs");
+    let account_key = String::from_utf8(account_key.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let server = start(dir.path(), port);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+
+    let (status, dns) = post(
+        "/configurations",
+        json!({"name": "pdns-acme", "provider": "dns-hosting/powerdns",
+        "values": {"api_url": api, "api_key": key, "nameservers": ["ns1.provisio-test.net"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{dns}");
+    let (status, acme) = post(
+        "/configurations",
+        json!({"name": "pebble", "provider": "ssl-certificates/acme",
+        "values": {"directory_url": directory, "account_key_pem": account_key, "dns_configuration": "pdns-acme",
+                   "accept_invalid_certs": true}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{acme}");
+    for (slug, blueprint, configuration) in [("zone", "dns-hosting", &dns), ("tls", "ssl-certificates", &acme)] {
+        let (status, product) = post(
+            "/products",
+            json!({"slug": slug, "name": slug, "blueprint": blueprint,
+            "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{product}");
+    }
+
+    let zone = format!("{}.com", provisio_conformance::unique(10));
+    let common_name = format!("shop.{zone}");
+    let client_of = json!({"external_id": "c9", "name": "Bo Chen", "email": "bo@example.com"});
+    let order = |id: &str, external: &str, product: &str, fields: Value| {
+        json!({"id": id, "type": "order.paid",
+               "service": {"external_id": external, "product": product, "client": client_of, "fields": fields}})
+    };
+    let wait_for = |service: i64, check: fn(&Value) -> bool| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let (_, detail) =
+                    call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}"), None).await;
+                if check(&detail) {
+                    return detail;
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "still waiting: {detail}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (_, accepted) = post("/events", order("t1", "zone-9", "zone", json!({"zone": zone}))).await;
+    wait_for(accepted["service_id"].as_i64().unwrap(), |d| d["service"]["status"] == "active").await;
+
+    let (status, accepted) = post("/events", order("t2", "tls-9", "tls", json!({"common_name": common_name}))).await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let detail =
+        wait_for(service, |d| d["service"]["status"] != "pending" && d["service"]["status"] != "provisioning").await;
+    assert_eq!(detail["service"]["status"], "active", "{detail:#}");
+    assert_eq!(detail["service"]["identifier"], json!(common_name));
+    let data = &detail["service"]["provision_data"];
+    assert_eq!(data["status"], "issued", "{detail:#}");
+    assert!(data["certificate_pem"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    let first_order = data["certificate_id"].clone();
+    let everything = detail.to_string();
+    assert!(!everything.contains("PRIVATE KEY"), "the private key is sealed, not answered: {everything}");
+
+    post("/events", json!({"id": "t3", "type": "contract.renewed", "service": {"id": service}})).await;
+    let renewed = wait_for(service, |d| {
+        d["service"]["provision_data"]["certificate_id"] != Value::Null
+            && d["service"]["provision_data"]["status"] == "issued"
+            && d["jobs"]
+                .as_array()
+                .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "renew" && j["state"] == "succeeded"))
+    })
+    .await;
+    assert_ne!(renewed["service"]["provision_data"]["certificate_id"], first_order, "renew is a new order");
+
+    let logs = server.output(false);
+    assert!(!logs.contains("PRIVATE KEY"), "no key in any log line");
+    assert!(logs.contains("a provider calls another configuration"), "the peer call is logged");
+}

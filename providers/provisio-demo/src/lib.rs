@@ -9,6 +9,7 @@
 //! benchmarks.
 
 mod brokers;
+mod certificates;
 mod coffee;
 mod databases;
 mod dns;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use brokers::DemoBroker;
+pub use certificates::DemoCertificates;
 pub use coffee::DemoCoffee;
 pub use databases::DemoDatabases;
 pub use dns::DemoDns;
@@ -46,6 +48,7 @@ pub fn entries() -> Vec<ProviderEntry> {
         coffee::entry::<DemoCoffee>(),
         message_queues::entry::<DemoBroker>(),
         mqtt_hosting::entry::<DemoMqtt>(),
+        ssl_certificates::entry::<DemoCertificates>(),
     ]
 }
 

@@ -131,3 +131,8 @@ async fn census_counts_what_the_simulator_created() {
     assert_eq!(census.services[&("software-licenses".to_owned(), "alpha".to_owned())], 1);
     assert!(census.duplicates().is_empty());
 }
+
+#[tokio::test]
+async fn ssl_certificates_demo_conforms() {
+    conformance("ssl-certificates").await;
+}

@@ -14,6 +14,7 @@ pub mod message_queues;
 pub mod mqtt_hosting;
 pub mod shared_hosting;
 pub mod software_licenses;
+pub mod ssl_certificates;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub fn all() -> Vec<&'static BlueprintDescriptor> {
         coffee::descriptor(),
         message_queues::descriptor(),
         mqtt_hosting::descriptor(),
+        ssl_certificates::descriptor(),
     ]
 }
 

@@ -1,0 +1,148 @@
+//! `ssl-certificates/acme` against pebble (Let's Encrypt's test authority),
+//! which validates the DNS-01 records against a real PowerDNS server that
+//! the provider writes to through a `dns-hosting` peer configuration.
+//!
+//! Servers come from `PROVISIO_TEST_ACME_DIRECTORY`, `PROVISIO_TEST_ACME_ROOTS`
+//! and `PROVISIO_TEST_PDNS_*`, which `scripts/test-servers start` prints.
+//! Without them the tests say so and pass outside CI, and fail in CI.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use provisio_conformance::{Harness, dig, unique};
+use provisio_sdk::{BoxFuture, CallOptions, Envelope, ErrorKind, PeerAccess, Peers, invoke};
+use serde_json::{Value, json};
+
+struct Servers {
+    directory: String,
+    roots: String,
+    pdns: Value,
+    dns: String,
+}
+
+fn servers() -> Option<Servers> {
+    let vars = ["PROVISIO_TEST_ACME_DIRECTORY", "PROVISIO_TEST_ACME_ROOTS", "PROVISIO_TEST_PDNS_API"];
+    let vars: Vec<Option<String>> = vars.iter().map(|v| std::env::var(v).ok()).collect();
+    let (Some(directory), Some(roots), Some(api), Ok(key), Ok(dns)) = (
+        vars[0].clone(),
+        vars[1].clone(),
+        vars[2].clone(),
+        std::env::var("PROVISIO_TEST_PDNS_API_KEY"),
+        std::env::var("PROVISIO_TEST_PDNS_DNS"),
+    ) else {
+        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_ACME_* are not set in CI: .ci/run starts pebble");
+        eprintln!("skipped: PROVISIO_TEST_ACME_* / PDNS_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
+        return None;
+    };
+    let pdns = json!({"api_url": api, "api_key": key, "nameservers": ["ns1.provisio-test.net"]});
+    Some(Servers { directory, roots, pdns, dns })
+}
+
+/// What the engine does for a provider: runs another configuration's
+/// function. Here the only peer is the PowerDNS configuration "dns-main".
+struct TestPeers(Value);
+
+impl Peers for TestPeers {
+    fn call<'a>(
+        &'a self,
+        configuration: &'a str,
+        function: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Envelope, String>> {
+        Box::pin(async move {
+            if configuration != "dns-main" {
+                return Err("no provision configuration has this name".into());
+            }
+            let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
+            Ok(invoke::call(&provisio_powerdns::entry(), &self.0, function, &params, &options).await.envelope)
+        })
+    }
+}
+
+fn openssl(args: &[&str]) -> String {
+    let output =
+        std::process::Command::new("openssl").args(args).output().expect("openssl runs (apt-get install openssl)");
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A fresh zone on PowerDNS and a harness whose provider may certify names in it.
+async fn setup(servers: &Servers) -> Harness {
+    let zone = format!("{}.com", unique(10));
+    let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
+    let created =
+        invoke::call(&provisio_powerdns::entry(), &servers.pdns, "create_zone", &json!({"zone": zone}), &options).await;
+    assert!(created.envelope.is_ok(), "{:?}", created.envelope);
+    let account_key = openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let config = json!({"directory_url": servers.directory, "account_key_pem": account_key,
+        "dns_configuration": "dns-main", "issue_wait_secs": 15,
+        // pebble's HTTPS certificate is self-signed; what it issues chains to its own roots.
+        "accept_invalid_certs": true});
+    let mut harness = Harness::new(provisio_acme::entry(), config);
+    harness.options = CallOptions {
+        timeout: Duration::from_secs(60),
+        peers: Some(PeerAccess(Arc::new(TestPeers(servers.pdns.clone())))),
+        ..CallOptions::default()
+    };
+    harness.domain = zone;
+    harness
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite_and_the_certificate_chains_to_pebbles_root() {
+    let Some(servers) = servers() else { return };
+    let harness = setup(&servers).await;
+    let issued = provisio_conformance::ssl_certificates(&harness).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let chain_path = dir.path().join("chain.pem");
+    let key_path = dir.path().join("key.pem");
+    let root_path = dir.path().join("root.pem");
+    std::fs::write(&chain_path, issued["certificate_pem"].as_str().unwrap()).unwrap();
+    std::fs::write(&key_path, issued["private_key_pem"].as_str().unwrap()).unwrap();
+    let root = std::process::Command::new("curl").args(["-fsk", &servers.roots]).output().expect("curl runs");
+    assert!(root.status.success(), "pebble's management API answers its root");
+    std::fs::write(&root_path, &root.stdout).unwrap();
+    let (chain, key, root) = (chain_path.to_str().unwrap(), key_path.to_str().unwrap(), root_path.to_str().unwrap());
+
+    // The chain verifies against pebble's root, for the names ordered...
+    let verified = openssl(&["verify", "-CAfile", root, "-untrusted", chain, chain]);
+    assert!(verified.trim_end().ends_with("OK"), "{verified}");
+    let names = openssl(&["x509", "-in", chain, "-noout", "-ext", "subjectAltName"]);
+    let common_name = issued["common_name"].as_str().unwrap();
+    assert!(
+        names.contains(&format!("DNS:{common_name}")) && names.contains(&format!("DNS:www.{common_name}")),
+        "{names}"
+    );
+    // ...and the private key answered is the certificate's.
+    let certificate_key = openssl(&["x509", "-in", chain, "-noout", "-pubkey"]);
+    assert_eq!(certificate_key, openssl(&["pkey", "-in", key, "-pubout"]));
+
+    // The challenge records served their purpose and are gone.
+    let challenge = dig(&servers.dns, &format!("_acme-challenge.{common_name}"), "TXT");
+    assert!(matches!(challenge.as_str(), "NXDOMAIN" | "NOERROR"), "no TXT record is left: {challenge}");
+}
+
+#[tokio::test]
+async fn a_name_outside_the_dns_configurations_zones_is_refused_plainly() {
+    let Some(servers) = servers() else { return };
+    let harness = setup(&servers).await;
+    let name = format!("{}.org", unique(12));
+    let refused = harness.fails("create", json!({"common_name": name}), ErrorKind::ProviderError).await;
+    assert!(refused.message.as_str().contains("No zone of the DNS configuration dns-main holds"), "{refused:?}");
+
+    let mut elsewhere = harness.clone();
+    elsewhere.config["dns_configuration"] = json!("dns-other");
+    let refused = elsewhere.fails("create", json!({"common_name": harness.domain}), ErrorKind::ProviderError).await;
+    assert!(refused.message.as_str().contains("dns-other cannot be used"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_bad_account_key_is_named() {
+    let Some(servers) = servers() else { return };
+    let mut harness = setup(&servers).await;
+    harness.config["account_key_pem"] = json!("not a key");
+    let refused =
+        harness.fails("get_info", json!({"certificate_id": "https://x/order/1"}), ErrorKind::ProviderError).await;
+    assert!(refused.message.as_str().contains("account_key_pem"), "{refused:?}");
+}
