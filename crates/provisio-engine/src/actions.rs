@@ -105,7 +105,7 @@ impl Engine {
             timeout: self.settings().call_timeout,
             idempotency_key: Some(key.clone()),
             provision_data: service.provision_data.as_object().cloned().unwrap_or_default(),
-            peers: Some(self.peers()),
+            peers: Some(self.peers_for(client.id)),
             ..CallOptions::default()
         };
         let report = invoke::call(&entry, &values, function, &params, &options).await;

@@ -1,15 +1,31 @@
 //! What providers may call of other configurations: the engine runs the
 //! function of the named configuration, with its own secrets, and answers
-//! the envelope (an ACME provider writes DNS-01 records this way).
+//! the report (an ACME provider writes DNS-01 records this way).
+//!
+//! A provider acts for one service, so it may reach only what that
+//! service's client owns: a live service of the same client on the named
+//! configuration, named by the blueprint's identifier field in the params.
+//! Lifecycle functions (create, suspend, terminate) are never run this way,
+//! and peer calls do not chain.
 
 use std::sync::Arc;
 
-use provisio_sdk::{BoxFuture, CallOptions, Envelope, PeerAccess, Peers, invoke};
+use provisio_sdk::blueprint::FunctionKind;
+use provisio_sdk::invoke::CallReport;
+use provisio_sdk::{BoxFuture, CallOptions, PeerAccess, Peers, ProviderError, UserMessage, invoke};
+use provisio_store::services;
 use serde_json::Value;
 
 use crate::Engine;
 
-struct EnginePeers(Engine);
+struct EnginePeers {
+    engine: Engine,
+    client_id: i64,
+}
+
+fn refused(text: String) -> ProviderError {
+    ProviderError::provider(UserMessage::new(text))
+}
 
 impl Peers for EnginePeers {
     fn call<'a>(
@@ -17,30 +33,65 @@ impl Peers for EnginePeers {
         configuration: &'a str,
         function: &'a str,
         params: Value,
-    ) -> BoxFuture<'a, Result<Envelope, String>> {
+    ) -> BoxFuture<'a, Result<CallReport, ProviderError>> {
         Box::pin(async move {
-            let engine = &self.0;
-            let views = engine.configurations(None).await.map_err(|e| e.to_string())?;
-            let view = views
-                .into_iter()
-                .find(|v| v.configuration.name == configuration)
-                .ok_or_else(|| "no provision configuration has this name".to_owned())?;
+            let engine = &self.engine;
+            let internal = |err: crate::EngineError| ProviderError::internal(err);
+            let views = engine.configurations(None).await.map_err(internal)?;
+            let Some(view) = views.into_iter().find(|v| v.configuration.name == configuration) else {
+                return Err(refused(format!(
+                    "The configuration {configuration} cannot be used: no configuration has this name"
+                )));
+            };
             if !view.configuration.enabled {
-                return Err("it is disabled".into());
+                return Err(refused(format!("The configuration {configuration} cannot be used: it is disabled")));
             }
-            let entry = engine.registry().provider(&view.address).map_err(|e| e.to_string())?;
-            let values = engine.configuration_values(&view.configuration).map_err(|e| e.to_string())?;
-            // No peers for the peer: calls do not chain.
+            let entry = engine.registry().provider(&view.address).map_err(ProviderError::internal)?;
+            let blueprint = entry.blueprint();
+            let Some(descriptor) = blueprint.function(function) else {
+                return Err(ProviderError::unsupported(function));
+            };
+            if descriptor.kind == FunctionKind::Lifecycle {
+                return Err(refused(format!("{function} of {configuration} runs only from billing events")));
+            }
+            let identifier = params
+                .get(blueprint.service_identifier)
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .ok_or_else(|| {
+                    refused(format!("{function} of {configuration} needs {}", blueprint.service_identifier))
+                })?;
+            let (configuration_id, client_id) = (view.configuration.id, self.client_id);
+            let lookup = identifier.clone();
+            let owned = engine
+                .store()
+                .read(move |conn| {
+                    Box::pin(async move {
+                        Ok::<_, crate::EngineError>(
+                            services::owned_on_configuration(conn, configuration_id, client_id, &lookup).await?,
+                        )
+                    })
+                })
+                .await
+                .map_err(internal)?;
+            if owned.is_none() {
+                // not_found: "not one of yours" and "does not exist" look the same to the caller.
+                return Err(ProviderError::not_found(UserMessage::new(format!(
+                    "{identifier} is not a live service of this client on {configuration}"
+                ))));
+            }
+            let values = engine.configuration_values(&view.configuration).map_err(internal)?;
             let options = CallOptions { timeout: engine.settings().call_timeout, ..CallOptions::default() };
-            tracing::info!(configuration, function, "a provider calls another configuration");
-            Ok(invoke::call(entry, &values, function, &params, &options).await.envelope)
+            tracing::info!(configuration, function, identifier, "a provider calls another configuration");
+            Ok(invoke::call(entry, &values, function, &params, &options).await)
         })
     }
 }
 
 impl Engine {
-    /// Access to the other configurations, for the providers this engine runs.
-    pub fn peers(&self) -> PeerAccess {
-        PeerAccess(Arc::new(EnginePeers(self.clone())))
+    /// Access to the other configurations, for a provider acting for a
+    /// service of `client_id`.
+    pub fn peers_for(&self, client_id: i64) -> PeerAccess {
+        PeerAccess(Arc::new(EnginePeers { engine: self.clone(), client_id }))
     }
 }

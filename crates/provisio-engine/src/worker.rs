@@ -331,7 +331,7 @@ impl Engine {
             timeout: self.settings().call_timeout,
             idempotency_key: Some(claimed.job.idempotency_key.clone()),
             provision_data: claimed.service.provision_data.as_object().cloned().unwrap_or_default(),
-            peers: Some(self.peers()),
+            peers: Some(self.peers_for(claimed.client.id)),
             ..CallOptions::default()
         };
 

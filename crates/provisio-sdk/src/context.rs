@@ -9,21 +9,24 @@ use serde_json::{Map, Value};
 
 use crate::error::{ProviderError, UserMessage};
 use crate::http::{HttpClient, HttpExchange, HttpLog};
-use crate::invoke::Envelope;
+use crate::invoke::CallReport;
 use crate::provider::BoxFuture;
 use crate::redact::Redactor;
 
 /// Other provision configurations a provider may use, through whoever runs
 /// it (the engine): an ACME provider writes its DNS-01 records through a
-/// `dns-hosting` configuration without knowing that provider's code.
+/// `dns-hosting` configuration without knowing that provider's code. The
+/// engine decides what is allowed (the calling service's client's own
+/// services, no lifecycle functions).
 pub trait Peers: Send + Sync {
-    /// Runs `function` of the configuration named `configuration`.
+    /// Runs `function` of the configuration named `configuration`; answers
+    /// its report (envelope and redacted exchanges), or why it may not run.
     fn call<'a>(
         &'a self,
         configuration: &'a str,
         function: &'a str,
         params: Value,
-    ) -> BoxFuture<'a, Result<Envelope, String>>;
+    ) -> BoxFuture<'a, Result<CallReport, ProviderError>>;
 }
 
 /// [`Peers`], shareable in [`CallOptions`].
@@ -97,19 +100,20 @@ impl Context {
     }
 
     /// Runs `function` of another provision configuration (by name) and
-    /// answers its result data. Its failure becomes this call's, with the
-    /// same kind and client-safe message.
+    /// answers its result data. Its exchanges join this call's log; its
+    /// failure becomes this call's, with the same kind and client-safe
+    /// message (its staff-only details stay with it).
     pub async fn call_peer(&self, configuration: &str, function: &str, params: Value) -> Result<Value, ProviderError> {
         let Some(peers) = &self.peers else {
             return Err(ProviderError::provider(UserMessage::new(format!(
                 "This needs the provision configuration {configuration}, which only a Provisio server can reach"
             ))));
         };
-        let envelope = peers.0.call(configuration, function, params).await.map_err(|why| {
-            ProviderError::provider(UserMessage::new(format!(
-                "The configuration {configuration} cannot be used: {why}"
-            )))
-        })?;
+        let report = peers.0.call(configuration, function, params).await?;
+        for exchange in report.http_log {
+            self.record(exchange);
+        }
+        let envelope = report.envelope;
         match envelope.error_kind {
             None => Ok(envelope.data.unwrap_or(Value::Null)),
             Some(kind) => Err(ProviderError::new(kind, envelope.message).with_debug("peer", configuration.to_owned())),

@@ -45,6 +45,24 @@ pub struct ServiceFilter {
     pub limit: i64,
 }
 
+/// The live service of `client_id` named `identifier` on a configuration
+/// (what a provider may act on through another configuration).
+pub async fn owned_on_configuration(
+    conn: &mut Conn,
+    configuration_id: i64,
+    client_id: i64,
+    identifier: &str,
+) -> Result<Option<Service>, StoreError> {
+    let found = all(
+        conn,
+        "SELECT * FROM services WHERE configuration_id = ?1 AND client_id = ?2 AND identifier = ?3 \
+         AND status IN ('active', 'suspended') ORDER BY id DESC LIMIT 1",
+        rusqlite::params![configuration_id, client_id, identifier],
+        Service::from_row,
+    )?;
+    Ok(found.into_iter().next())
+}
+
 /// Services, newest first.
 pub async fn list(conn: &mut Conn, filter: &ServiceFilter) -> Result<Vec<Service>, StoreError> {
     all(

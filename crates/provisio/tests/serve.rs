@@ -435,6 +435,15 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
     .await;
     assert_ne!(renewed["service"]["provision_data"]["certificate_id"], first_order, "renew is a new order");
 
+    // Another client cannot have a certificate for a zone it does not own:
+    // the engine refuses the DNS writes, and nothing is ordered.
+    let intruder = json!({"id": "t4", "type": "order.paid",
+        "service": {"external_id": "tls-10", "product": "tls", "fields": {"common_name": format!("evil.{zone}")},
+                    "client": {"external_id": "c10", "name": "Eve", "email": "eve@example.com"}}});
+    let (_, accepted) = post("/events", intruder).await;
+    let refused = wait_for(accepted["service_id"].as_i64().unwrap(), |d| d["service"]["status"] == "failed").await;
+    assert!(refused.to_string().contains("No zone of the DNS configuration pdns-acme holds"), "{refused:#}");
+
     let logs = server.output(false);
     assert!(!logs.contains("PRIVATE KEY"), "no key in any log line");
     assert!(logs.contains("a provider calls another configuration"), "the peer call is logged");

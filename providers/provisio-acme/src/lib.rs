@@ -6,14 +6,16 @@
 //! Provisio manages (`dns_configuration`), through [`Context::call_peer`].
 //! The zone is the longest suffix of the name that configuration hosts.
 //!
-//! - create / renew / reissue: a new order; the `_acme-challenge` TXT records
-//!   are written, the challenges answered, and the call waits up to
-//!   `issue_wait_secs` for the authority. Issued in time: the chain and the
-//!   private key (generated here, answered once) come back. Otherwise the
-//!   answer is `pending_validation` or `processing`, and `get_info` carries
-//!   on later (finalising, and answering the key, when the order is ready);
+//! - create / renew / reissue: the zones are found first (nothing is ordered
+//!   for a name no zone holds); a private key and signing request are
+//!   generated here; a new order; the `_acme-challenge` TXT records are
+//!   written, the challenges answered, and the call waits up to
+//!   `issue_wait_secs` for the authority. The key is answered once, whatever
+//!   the order's state (the engine seals it); issued in time, the chain too.
+//!   Otherwise the answer is `pending_validation`, and `get_info` (given the
+//!   stored signing request) finalises the order once validated;
 //! - get_info / download: the order's state and chain (the order URL is the
-//!   `certificate_id`);
+//!   `certificate_id`; only URLs of the configured authority are followed);
 //! - revoke: revokes the order's certificate, signed by the account key.
 //!
 //! Every request to the authority goes through the SDK's HTTP client, so
@@ -21,7 +23,7 @@
 
 mod transport;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use instant_acme::{
@@ -32,7 +34,7 @@ use provisio_sdk::blueprints::ssl_certificates::*;
 use provisio_sdk::formats::DomainName;
 use provisio_sdk::{ConnectionTest, Context, Empty, ErrorKind, Provider, ProviderAbout, ProviderError, UserMessage};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -47,7 +49,7 @@ fn default_issue_wait() -> u32 {
 }
 
 /// One ACME account at one authority.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeConfig {
     /// The authority's directory, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
@@ -73,11 +75,26 @@ pub struct AcmeConfig {
     pub accept_invalid_certs: bool,
 }
 
+impl std::fmt::Debug for AcmeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the account key (Debug would escape its newlines past the redactor).
+        f.debug_struct("AcmeConfig")
+            .field("directory_url", &self.directory_url)
+            .field("dns_configuration", &self.dns_configuration)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The ACME provider for one account.
-#[derive(Debug)]
 pub struct Acme {
     config: AcmeConfig,
     key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for Acme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acme").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 /// Maps the ACME client's failures: problem documents from the authority
@@ -95,6 +112,11 @@ fn acme_error(err: instant_acme::Error) -> ProviderError {
                 .with_debug("problem_type", problem.r#type.unwrap_or_default())
         }
         instant_acme::Error::Timeout(_) => ProviderError::transient("The certificate authority did not finish in time"),
+        instant_acme::Error::Other(inner) => match inner.downcast::<ProviderError>() {
+            Ok(sent) => *sent,
+            Err(other) => ProviderError::transient("The certificate authority could not be reached")
+                .with_debug("cause", other.to_string()),
+        },
         other => ProviderError::transient("The certificate authority could not be reached")
             .with_debug("cause", other.to_string()),
     }
@@ -138,11 +160,17 @@ impl SslCertificates for Acme {
         self.order_certificate(cx, params.common_name, params.alt_names).await
     }
 
-    async fn get_info(&self, cx: &Context, params: CertificateRef) -> Result<CertificateInfo, ProviderError> {
+    async fn get_info(&self, cx: &Context, params: CertificateQuery) -> Result<CertificateInfo, ProviderError> {
+        let Some(certificate_id) = params.certificate_id else {
+            return Err(ProviderError::not_found(UserMessage::new(
+                "No certificate order is recorded for this service",
+            )));
+        };
         let account = self.account(cx).await?;
-        let mut order = self.existing_order(&account, &params.certificate_id).await?;
+        let mut order = self.existing_order(&account, &certificate_id).await?;
         let names = order_names(&mut order).await?;
-        self.progress(cx, order, names, None, Duration::ZERO).await
+        let asked_first = params.common_name.map(|n| n.to_string());
+        self.progress(cx, order, names, asked_first, params.csr_pem.as_deref(), Instant::now()).await
     }
 
     async fn download(&self, cx: &Context, params: CertificateRef) -> Result<CertificateDownload, ProviderError> {
@@ -169,6 +197,17 @@ impl SslCertificates for Acme {
     async fn reissue(&self, cx: &Context, params: RenewCertificateParams) -> Result<CertificateInfo, ProviderError> {
         self.order_certificate(cx, params.common_name, params.alt_names).await
     }
+}
+
+/// A fresh private key (ECDSA P-256) and a signing request for `names`
+/// (the first is the subject's common name): (key PEM, request PEM).
+fn signing_request(names: &[String]) -> Result<(String, String), ProviderError> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(ProviderError::internal)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, names[0].clone());
+    let key = rcgen::KeyPair::generate().map_err(ProviderError::internal)?;
+    let request = params.serialize_request(&key).map_err(ProviderError::internal)?;
+    Ok((key.serialize_pem(), request.pem().map_err(ProviderError::internal)?))
 }
 
 /// The `_acme-challenge` record of a name, relative to its zone.
@@ -228,8 +267,14 @@ impl Acme {
     }
 
     async fn existing_order(&self, account: &Account, certificate_id: &str) -> Result<Order, ProviderError> {
-        if !certificate_id.starts_with("http") {
-            return Err(ProviderError::not_found(UserMessage::new(format!("No certificate order {certificate_id}"))));
+        // Only the configured authority's URLs are followed (with a signed request).
+        let origin = |url: &str| {
+            url.parse::<http::Uri>().ok().and_then(|u| Some((u.scheme_str()?.to_owned(), u.authority()?.to_string())))
+        };
+        if origin(certificate_id).is_none() || origin(certificate_id) != origin(&self.config.directory_url) {
+            return Err(ProviderError::not_found(UserMessage::new(format!(
+                "No certificate order {certificate_id} at this authority"
+            ))));
         }
         account.order(certificate_id.to_owned()).await.map_err(|err| match acme_error(err) {
             e if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::ProviderError => {
@@ -270,24 +315,63 @@ impl Acme {
                 names.push(name.to_string());
             }
         }
+        // Every name's zone first: nothing is ordered for a name no zone holds.
+        let mut zones = Vec::new();
+        for name in &names {
+            zones.push(self.zone_of(cx, name).await?);
+        }
+        let (private_key_pem, csr_pem) = signing_request(&names)?;
         let account = self.account(cx).await?;
         let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let mut order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(acme_error)?;
+        // Half the call's time at most: the rest is for finishing and cleaning up.
+        let deadline =
+            Instant::now() + Duration::from_secs(self.config.issue_wait_secs.into()).min(cx.remaining().mul_f32(0.5));
+        let progress = match self.answer_challenges(cx, &mut order, &names, &zones).await {
+            Ok(()) => {
+                let first = names.first().cloned();
+                self.progress(cx, order, names.clone(), first, Some(&csr_pem), deadline).await
+            }
+            Err(err) => Err(err),
+        };
+        let mut info = match progress {
+            Ok(info) => info,
+            Err(err) => {
+                self.clean_challenges(cx, &names).await;
+                return Err(err);
+            }
+        };
+        info.private_key_pem = Some(private_key_pem);
+        info.csr_pem = Some(csr_pem);
+        Ok(info)
+    }
 
-        // Answer the DNS-01 challenges: every value of a name in one record set.
+    /// Writes the DNS-01 records (every value of a name in one record set)
+    /// and tells the authority they are there.
+    async fn answer_challenges(
+        &self,
+        cx: &Context,
+        order: &mut Order,
+        names: &[String],
+        zones: &[String],
+    ) -> Result<(), ProviderError> {
         let mut records: Vec<(String, String, Vec<String>)> = Vec::new(); // (zone, name, values)
         let mut ready = Vec::new();
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.map_err(acme_error)?;
             if authorization.status != AuthorizationStatus::Pending {
-                continue;
+                continue; // already valid (the authority reuses recent validations)
             }
             let name = authorization.identifier().to_string();
+            let zone = names
+                .iter()
+                .position(|n| *n == name)
+                .map(|i| zones[i].clone())
+                .ok_or_else(|| ProviderError::internal("the authority asks about a name not ordered"))?;
             let challenge = authorization.challenge(ChallengeType::Dns01).ok_or_else(|| {
                 ProviderError::provider(UserMessage::new("The certificate authority offers no DNS-01 challenge"))
             })?;
-            let zone = self.zone_of(cx, &name).await?;
             let record = challenge_name(&name, &zone);
             let value = challenge.key_authorization().dns_value();
             match records.iter_mut().find(|(z, r, _)| *z == zone && *r == record) {
@@ -309,40 +393,50 @@ impl Acme {
                 challenge.set_ready().await.map_err(acme_error)?;
             }
         }
-        let wait = Duration::from_secs(self.config.issue_wait_secs.into()).min(cx.remaining().mul_f32(0.7));
-        let first = names.first().cloned();
-        self.progress(cx, order, names, first, wait).await
+        Ok(())
     }
 
-    /// Moves the order on as far as it goes within `wait`: finalises it when
-    /// ready (generating the key) and fetches the chain once issued.
+    /// Moves the order on as far as it goes by `deadline`: finalises it with
+    /// the signing request once validated, and fetches the chain once issued.
     async fn progress(
         &self,
         cx: &Context,
         mut order: Order,
         names: Vec<String>,
         asked_first: Option<String>,
-        wait: Duration,
+        csr_pem: Option<&str>,
+        deadline: Instant,
     ) -> Result<CertificateInfo, ProviderError> {
         let certificate_id = order.url().to_owned();
+        let left = || deadline.saturating_duration_since(Instant::now());
         let mut status = order.refresh().await.map_err(acme_error)?.status;
-        if status == OrderStatus::Pending && !wait.is_zero() {
-            let policy = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(wait);
+        let mut problem = None;
+        if status == OrderStatus::Pending && !left().is_zero() {
+            let policy = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(left());
             status = match order.poll_ready(&policy).await {
                 Ok(status) => status,
                 Err(instant_acme::Error::Timeout(_)) => OrderStatus::Pending,
+                // An order that failed validation comes back as its problem.
+                Err(instant_acme::Error::Api(failed)) => {
+                    problem = failed.detail;
+                    OrderStatus::Invalid
+                }
                 Err(err) => return Err(acme_error(err)),
             };
         }
-        let mut private_key_pem = None;
-        if status == OrderStatus::Ready {
-            private_key_pem = Some(order.finalize().await.map_err(acme_error)?);
+        if status == OrderStatus::Ready
+            && let Some(csr_pem) = csr_pem
+        {
+            let csr = CertificateSigningRequestDer::from_pem_slice(csr_pem.as_bytes())
+                .map_err(|_| ProviderError::provider(UserMessage::new("csr_pem is not a PEM signing request")))?;
+            order.finalize_csr(csr.as_ref()).await.map_err(acme_error)?;
             status = order.refresh().await.map_err(acme_error)?.status;
         }
         let mut certificate_pem = None;
         if status == OrderStatus::Processing || status == OrderStatus::Valid {
-            let policy =
-                RetryPolicy::new().initial_delay(Duration::from_millis(250)).timeout(wait.max(Duration::from_secs(2)));
+            let policy = RetryPolicy::new()
+                .initial_delay(Duration::from_millis(250))
+                .timeout(left().max(Duration::from_secs(1)));
             match order.poll_certificate(&policy).await {
                 Ok(chain) => {
                     certificate_pem = Some(chain);
@@ -355,10 +449,13 @@ impl Acme {
         if status == OrderStatus::Valid || status == OrderStatus::Invalid {
             self.clean_challenges(cx, &names).await;
         }
-        let problem = order.state().error.as_ref().and_then(|p| p.detail.clone());
+        let problem = problem.or_else(|| order.state().error.as_ref().and_then(|p| p.detail.clone()));
         let (status, message) = match status {
             OrderStatus::Pending => {
                 (CertificateStatus::PendingValidation, "Waiting for the authority to validate the names")
+            }
+            OrderStatus::Ready if csr_pem.is_none() => {
+                (CertificateStatus::Processing, "Validated; finalised when asked with the signing request")
             }
             OrderStatus::Ready | OrderStatus::Processing => {
                 (CertificateStatus::Processing, "Validated; the authority is issuing")
@@ -388,7 +485,8 @@ impl Acme {
             message: Some(problem.map_or_else(|| message.to_owned(), |detail| format!("{message}: {detail}"))),
             not_after: certificate_pem.as_deref().and_then(not_after),
             certificate_pem,
-            private_key_pem,
+            csr_pem: None,
+            private_key_pem: None,
         })
     }
 

@@ -33,10 +33,9 @@ impl HttpClient for Recorded {
             if !body.is_empty() {
                 builder = builder.body(body.to_vec());
             }
-            let response = client
-                .send(builder)
-                .await
-                .map_err(|err| instant_acme::Error::Other(err.message().as_str().to_owned().into()))?;
+            // The SDK's classification (transient, outcome_unknown) rides
+            // through instant-acme and is taken back out by `acme_error`.
+            let response = client.send(builder).await.map_err(|err| instant_acme::Error::Other(Box::new(err)))?;
             let mut head = http::Response::builder().status(response.status);
             if let Some(headers) = head.headers_mut() {
                 *headers = response.headers.clone();

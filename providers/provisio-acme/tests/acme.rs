@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provisio_conformance::{Harness, dig, unique};
-use provisio_sdk::{BoxFuture, CallOptions, Envelope, ErrorKind, PeerAccess, Peers, invoke};
+use provisio_sdk::invoke::CallReport;
+use provisio_sdk::{BoxFuture, CallOptions, ErrorKind, PeerAccess, Peers, ProviderError, UserMessage, invoke};
 use serde_json::{Value, json};
 
 struct Servers {
@@ -48,13 +49,15 @@ impl Peers for TestPeers {
         configuration: &'a str,
         function: &'a str,
         params: Value,
-    ) -> BoxFuture<'a, Result<Envelope, String>> {
+    ) -> BoxFuture<'a, Result<CallReport, ProviderError>> {
         Box::pin(async move {
             if configuration != "dns-main" {
-                return Err("no provision configuration has this name".into());
+                return Err(ProviderError::provider(UserMessage::new(format!(
+                    "The configuration {configuration} cannot be used: no configuration has this name"
+                ))));
             }
             let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
-            Ok(invoke::call(&provisio_powerdns::entry(), &self.0, function, &params, &options).await.envelope)
+            Ok(invoke::call(&provisio_powerdns::entry(), &self.0, function, &params, &options).await)
         })
     }
 }
@@ -145,4 +148,21 @@ async fn a_bad_account_key_is_named() {
     let refused =
         harness.fails("get_info", json!({"certificate_id": "https://x/order/1"}), ErrorKind::ProviderError).await;
     assert!(refused.message.as_str().contains("account_key_pem"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn the_attempt_log_shows_the_authority_and_the_dns_writes_but_no_key() {
+    let Some(servers) = servers() else { return };
+    let harness = setup(&servers).await;
+    let name = format!("log.{}", harness.domain);
+    let report =
+        invoke::call(&harness.entry, &harness.config, "create", &json!({"common_name": name}), &harness.options).await;
+    assert!(report.envelope.is_ok(), "{:?}", report.envelope);
+    let log = serde_json::to_string(&report.http_log).unwrap();
+    assert!(log.contains("/order-plz") || log.contains("new-order"), "the order request is logged: {log}");
+    assert!(log.contains("_acme-challenge"), "the DNS write through the peer is logged: {log}");
+    assert!(!log.contains("PRIVATE KEY"), "no key in the log");
+    let account_key = harness.config["account_key_pem"].as_str().unwrap();
+    let key_body = account_key.lines().nth(1).unwrap();
+    assert!(!log.contains(key_body), "no account key in the log");
 }

@@ -42,8 +42,13 @@ impl SslCertificates for DemoCertificates {
         self.issue(cx, params.common_name, params.alt_names).await
     }
 
-    async fn get_info(&self, _cx: &Context, params: CertificateRef) -> Result<CertificateInfo, ProviderError> {
-        self.0.read(&params.certificate_id, &missing(&params.certificate_id)).await
+    async fn get_info(&self, _cx: &Context, params: CertificateQuery) -> Result<CertificateInfo, ProviderError> {
+        let Some(id) = params.certificate_id else {
+            return Err(ProviderError::not_found(UserMessage::new(
+                "No certificate order is recorded for this service",
+            )));
+        };
+        self.0.read(&id, &missing(&id)).await
     }
 
     async fn download(&self, _cx: &Context, params: CertificateRef) -> Result<CertificateDownload, ProviderError> {

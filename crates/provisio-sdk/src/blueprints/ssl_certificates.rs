@@ -1,10 +1,12 @@
 //! `ssl-certificates`: TLS certificates from a certificate authority.
 //!
-//! Issuance is long: `create` places the order and starts domain
-//! validation, answering `pending_validation`; `get_info` reports progress
-//! and, once the authority has issued, answers `issued` with the chain (and,
-//! that one time, the private key it generated). The service identifier is
-//! the common name; `certificate_id` (the order) changes on renew and reissue.
+//! Issuance is long: `create` generates the private key and the signing
+//! request, places the order and starts domain validation. It answers the
+//! key once (the engine seals it with the service's secrets) and, if the
+//! authority was quick, `issued` with the chain; otherwise
+//! `pending_validation`, and `get_info` (given the order and the stored
+//! signing request) carries the order on. The service identifier is the
+//! common name; `certificate_id` (the order) changes on renew and reissue.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -34,6 +36,25 @@ pub struct CertificateRef {
     pub certificate_id: String,
 }
 
+/// Params of `get_info`: the order, and the signing request `create`
+/// answered (to finalise the order once validated). Without an order (a
+/// `create` whose outcome is unknown), the answer is `not_found`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateQuery {
+    /// The order, as `create`, `renew` or `reissue` answered it.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 2048))]
+    pub certificate_id: Option<String>,
+    /// The main name.
+    #[serde(default)]
+    pub common_name: Option<DomainName>,
+    /// The signing request (PEM) the order is to be finalised with.
+    #[serde(default)]
+    #[schemars(length(max = 16384))]
+    pub csr_pem: Option<String>,
+}
+
 /// Params of `renew` and `reissue`: a new order for the same names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +66,7 @@ pub struct RenewCertificateParams {
     pub common_name: DomainName,
     /// Further names.
     #[serde(default)]
+    #[schemars(length(max = 99))]
     pub alt_names: Vec<DomainName>,
 }
 
@@ -77,11 +99,17 @@ pub struct CertificateInfo {
     pub status: CertificateStatus,
     /// A sentence about the progress.
     pub message: Option<String>,
-    /// End of validity, once issued.
+    /// End of validity, once issued (absent before: a pending renewal
+    /// leaves the current certificate's in provision data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<DateTime<Utc>>,
-    /// The chain, PEM, once issued.
+    /// The chain, PEM, once issued (absent before, like `not_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_pem: Option<String>,
-    /// The private key, PEM: present once, when the certificate was just issued.
+    /// The signing request (PEM, public) the order is finalised with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr_pem: Option<String>,
+    /// The private key, PEM: answered once, by the call that generated it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-secret" = true))]
     pub private_key_pem: Option<String>,
@@ -103,10 +131,10 @@ crate::blueprint! {
         description: "TLS certificates from a certificate authority, identified by their common name.",
     }
     required {
-        /// Orders a certificate and starts validation; answers `pending_validation`.
+        /// Generates the key, orders a certificate and starts validation; answers the key once.
         fn create(CreateCertificateParams) -> CertificateInfo { kind: Lifecycle, callers: [Staff], statuses: [Pending, Provisioning, Failed] }
-        /// Reports progress; issues when validation is done (the private key is answered that once).
-        fn get_info(CertificateRef) -> CertificateInfo { kind: Query, callers: [Client, Staff], statuses: [Active, Provisioning, Suspended, Failed] }
+        /// Reports progress; finalises the order (with the stored signing request) once validated.
+        fn get_info(CertificateQuery) -> CertificateInfo { kind: Query, callers: [Client, Staff], statuses: [Active, Provisioning, Suspended, Failed] }
         /// The issued chain; `provider_error` while not issued.
         fn download(CertificateRef) -> CertificateDownload { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
         /// Orders a new certificate for the same names.
