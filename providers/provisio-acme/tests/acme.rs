@@ -166,3 +166,18 @@ async fn the_attempt_log_shows_the_authority_and_the_dns_writes_but_no_key() {
     let key_body = account_key.lines().nth(1).unwrap();
     assert!(!log.contains(key_body), "no account key in the log");
 }
+
+#[tokio::test]
+async fn test_connection_finds_the_account_or_says_the_authority_is_unreachable() {
+    let Some(servers) = servers() else { return };
+    let harness = setup(&servers).await;
+    let found = invoke::test_connection(&harness.entry, &harness.config, &harness.options).await.envelope;
+    assert!(found.is_ok(), "{found:?}");
+    assert!(found.data.unwrap()["message"].as_str().unwrap().contains("knows the account"));
+
+    let mut away = harness.config.clone();
+    away["directory_url"] = json!("https://127.0.0.1:9/dir");
+    let unreachable = invoke::test_connection(&harness.entry, &away, &harness.options).await.envelope;
+    assert_eq!(unreachable.error_kind, Some(ErrorKind::Transient), "{unreachable:?}");
+    assert!(unreachable.message.as_str().contains("could not be reached"), "{unreachable:?}");
+}
