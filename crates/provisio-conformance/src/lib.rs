@@ -94,6 +94,20 @@ impl Harness {
     }
 }
 
+/// The values of the environment variables `vars` that name a test server
+/// (`scripts/test-servers start` prints them), or `None` when one is unset:
+/// outside CI the test says so and passes; in CI it fails, since `.ci/run`
+/// starts every server.
+pub fn test_servers<const N: usize>(vars: [&str; N]) -> Option<[String; N]> {
+    let values = vars.map(|v| std::env::var(v).ok());
+    if values.iter().all(Option::is_some) {
+        return Some(values.map(Option::unwrap));
+    }
+    assert!(std::env::var("CI").is_err(), "{vars:?} are not set in CI: .ci/run starts their servers");
+    eprintln!("skipped: {vars:?} are not set (run `eval \"$(scripts/test-servers start)\"`)");
+    None
+}
+
 /// A fresh lowercase name: a letter, then `len - 1` letters or digits.
 pub fn unique(len: usize) -> String {
     let mut name = String::from(fastrand::lowercase());

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use provisio_sdk::blueprint::FunctionKind;
 use provisio_sdk::invoke::CallReport;
 use provisio_sdk::{BoxFuture, CallOptions, PeerAccess, Peers, ProviderError, UserMessage, invoke};
-use provisio_store::services;
+use provisio_store::{configurations, services};
 use serde_json::Value;
 
 use crate::Engine;
@@ -37,16 +37,26 @@ impl Peers for EnginePeers {
         Box::pin(async move {
             let engine = &self.engine;
             let internal = |err: crate::EngineError| ProviderError::internal(err);
-            let views = engine.configurations(None).await.map_err(internal)?;
-            let Some(view) = views.into_iter().find(|v| v.configuration.name == configuration) else {
+            let name = configuration.to_owned();
+            let found = engine
+                .store()
+                .read(move |conn| {
+                    Box::pin(
+                        async move { Ok::<_, crate::EngineError>(configurations::get_by_name(conn, &name).await?) },
+                    )
+                })
+                .await
+                .map_err(internal)?;
+            let Some(found) = found else {
                 return Err(refused(format!(
                     "The configuration {configuration} cannot be used: no configuration has this name"
                 )));
             };
-            if !view.configuration.enabled {
+            if !found.enabled {
                 return Err(refused(format!("The configuration {configuration} cannot be used: it is disabled")));
             }
-            let entry = engine.registry().provider(&view.address).map_err(ProviderError::internal)?;
+            let address = format!("{}/{}", found.blueprint, found.provider);
+            let entry = engine.registry().provider(&address).map_err(ProviderError::internal)?;
             let blueprint = entry.blueprint();
             let Some(descriptor) = blueprint.function(function) else {
                 return Err(ProviderError::unsupported(function));
@@ -61,7 +71,7 @@ impl Peers for EnginePeers {
                 .ok_or_else(|| {
                     refused(format!("{function} of {configuration} needs {}", blueprint.service_identifier))
                 })?;
-            let (configuration_id, client_id) = (view.configuration.id, self.client_id);
+            let (configuration_id, client_id) = (found.id, self.client_id);
             let lookup = identifier.clone();
             let owned = engine
                 .store()
@@ -80,7 +90,7 @@ impl Peers for EnginePeers {
                     "{identifier} is not a live service of this client on {configuration}"
                 ))));
             }
-            let values = engine.configuration_values(&view.configuration).map_err(internal)?;
+            let values = engine.configuration_values(&found).map_err(internal)?;
             let options = CallOptions { timeout: engine.settings().call_timeout, ..CallOptions::default() };
             tracing::info!(configuration, function, identifier, "a provider calls another configuration");
             Ok(invoke::call(entry, &values, function, &params, &options).await)

@@ -78,6 +78,11 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Configuration>, Stor
     maybe(conn, "SELECT * FROM configurations WHERE id = ?", [id], Configuration::from_row)
 }
 
+/// One configuration, by its (unique) name.
+pub async fn get_by_name(conn: &mut Conn, name: &str) -> Result<Option<Configuration>, StoreError> {
+    maybe(conn, "SELECT * FROM configurations WHERE name = ?", [name], Configuration::from_row)
+}
+
 /// Every configuration, optionally of one blueprint.
 pub async fn list(conn: &mut Conn, blueprint: Option<&str>) -> Result<Vec<Configuration>, StoreError> {
     all(

@@ -96,6 +96,19 @@ fn order(n: usize, product: &str) -> Value {
                        "product": product, "fields": fields}})
 }
 
+/// Polls a service's detail until `check` holds (30 s at most).
+async fn wait_for_service(client: &reqwest::Client, base: &str, service: i64, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, detail) = call(client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}"), None).await;
+        if check(&detail) {
+            return detail;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "still waiting: {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn file_contains(path: &Path, needle: &str) -> bool {
     std::fs::read(path).map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())).unwrap_or(false)
 }
@@ -251,13 +264,11 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
 /// with DNS queries. Needs the PowerDNS of `scripts/test-servers`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_real_powerdns_zone() {
-    let (Ok(api), Ok(key), Ok(dns)) = (
-        std::env::var("PROVISIO_TEST_PDNS_API"),
-        std::env::var("PROVISIO_TEST_PDNS_API_KEY"),
-        std::env::var("PROVISIO_TEST_PDNS_DNS"),
-    ) else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_PDNS_* are not set in CI: .ci/run starts PowerDNS");
-        eprintln!("skipped: PROVISIO_TEST_PDNS_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
+    let Some([api, key, dns]) = provisio_conformance::test_servers([
+        "PROVISIO_TEST_PDNS_API",
+        "PROVISIO_TEST_PDNS_API_KEY",
+        "PROVISIO_TEST_PDNS_DNS",
+    ]) else {
         return;
     };
     provisio_sdk::http::install_crypto_provider();
@@ -301,21 +312,8 @@ async fn billing_events_drive_a_real_powerdns_zone() {
     .await;
     assert_eq!(status, 202, "{accepted}");
     let service = accepted["service_id"].as_i64().unwrap();
-    let wait_for = |status: &'static str| {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let started = Instant::now();
-            loop {
-                let (_, detail) =
-                    call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}"), None).await;
-                if detail["service"]["status"] == status {
-                    return detail;
-                }
-                assert!(started.elapsed() < Duration::from_secs(15), "not {status}: {detail}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let wait_for =
+        |status: &'static str| wait_for_service(&client, &base, service, move |d| d["service"]["status"] == status);
     let detail = wait_for("active").await;
     assert_eq!(detail["service"]["identifier"], json!(zone));
     assert_eq!(provisio_conformance::dig(&dns, &www, "A"), "192.0.2.80");
@@ -339,10 +337,11 @@ async fn billing_events_drive_a_real_powerdns_zone() {
 /// orders a new certificate. Needs the PowerDNS and pebble of `scripts/test-servers`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages() {
-    let vars = ["PROVISIO_TEST_PDNS_API", "PROVISIO_TEST_PDNS_API_KEY", "PROVISIO_TEST_ACME_DIRECTORY"];
-    let [Ok(api), Ok(key), Ok(directory)] = vars.map(std::env::var) else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_PDNS_*/ACME_* are not set in CI: .ci/run starts them");
-        eprintln!("skipped: PROVISIO_TEST_PDNS_*/ACME_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
+    let Some([api, key, directory]) = provisio_conformance::test_servers([
+        "PROVISIO_TEST_PDNS_API",
+        "PROVISIO_TEST_PDNS_API_KEY",
+        "PROVISIO_TEST_ACME_DIRECTORY",
+    ]) else {
         return;
     };
     provisio_sdk::http::install_crypto_provider();
@@ -392,21 +391,7 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
         json!({"id": id, "type": "order.paid",
                "service": {"external_id": external, "product": product, "client": client_of, "fields": fields}})
     };
-    let wait_for = |service: i64, check: fn(&Value) -> bool| {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let started = Instant::now();
-            loop {
-                let (_, detail) =
-                    call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}"), None).await;
-                if check(&detail) {
-                    return detail;
-                }
-                assert!(started.elapsed() < Duration::from_secs(30), "still waiting: {detail}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let wait_for = |service: i64, check: fn(&Value) -> bool| wait_for_service(&client, &base, service, check);
     let (_, accepted) = post("/events", order("t1", "zone-9", "zone", json!({"zone": zone}))).await;
     wait_for(accepted["service_id"].as_i64().unwrap(), |d| d["service"]["status"] == "active").await;
 

@@ -22,19 +22,13 @@ struct Servers {
 }
 
 fn servers() -> Option<Servers> {
-    let vars = ["PROVISIO_TEST_ACME_DIRECTORY", "PROVISIO_TEST_ACME_ROOTS", "PROVISIO_TEST_PDNS_API"];
-    let vars: Vec<Option<String>> = vars.iter().map(|v| std::env::var(v).ok()).collect();
-    let (Some(directory), Some(roots), Some(api), Ok(key), Ok(dns)) = (
-        vars[0].clone(),
-        vars[1].clone(),
-        vars[2].clone(),
-        std::env::var("PROVISIO_TEST_PDNS_API_KEY"),
-        std::env::var("PROVISIO_TEST_PDNS_DNS"),
-    ) else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_ACME_* are not set in CI: .ci/run starts pebble");
-        eprintln!("skipped: PROVISIO_TEST_ACME_* / PDNS_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
-        return None;
-    };
+    let [directory, roots, api, key, dns] = provisio_conformance::test_servers([
+        "PROVISIO_TEST_ACME_DIRECTORY",
+        "PROVISIO_TEST_ACME_ROOTS",
+        "PROVISIO_TEST_PDNS_API",
+        "PROVISIO_TEST_PDNS_API_KEY",
+        "PROVISIO_TEST_PDNS_DNS",
+    ])?;
     let pdns = json!({"api_url": api, "api_key": key, "nameservers": ["ns1.provisio-test.net"]});
     Some(Servers { directory, roots, pdns, dns })
 }

@@ -24,11 +24,7 @@ type Orders = Arc<Mutex<HashMap<String, Value>>>;
 /// configuration, the machine's orders (as the machine saw them), and starts
 /// the machine.
 async fn setup(machine: &str) -> Option<(Value, Orders)> {
-    let Ok(text) = std::env::var("PROVISIO_TEST_MOSQUITTO") else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_MOSQUITTO is not set in CI: .ci/run starts Mosquitto");
-        eprintln!("skipped: PROVISIO_TEST_MOSQUITTO is not set (run `eval \"$(scripts/test-servers start)\"`)");
-        return None;
-    };
+    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MOSQUITTO"])?;
     let url = url::Url::parse(&text).unwrap();
     let (host, port) = (url.host_str().unwrap().to_owned(), url.port().unwrap_or(1883));
     let admin = json!({"host": host, "port": port, "username": url.username(), "password": url.password().unwrap()});

@@ -14,11 +14,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, MySqlConnection};
 
 fn server() -> Option<(url::Url, Value)> {
-    let Ok(text) = std::env::var("PROVISIO_TEST_MARIADB") else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_MARIADB is not set in CI: .ci/run starts the server");
-        eprintln!("skipped: PROVISIO_TEST_MARIADB is not set (run `eval \"$(scripts/test-servers start)\"`)");
-        return None;
-    };
+    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MARIADB"])?;
     let url = url::Url::parse(&text).expect("PROVISIO_TEST_MARIADB is a URL");
     let config = json!({
         "host": url.host_str().unwrap(), "port": url.port().unwrap_or(3306),

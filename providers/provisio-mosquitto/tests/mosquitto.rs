@@ -15,11 +15,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
 fn server() -> Option<(Value, String, u16)> {
-    let Ok(text) = std::env::var("PROVISIO_TEST_MOSQUITTO") else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_MOSQUITTO is not set in CI: .ci/run starts Mosquitto");
-        eprintln!("skipped: PROVISIO_TEST_MOSQUITTO is not set (run `eval \"$(scripts/test-servers start)\"`)");
-        return None;
-    };
+    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MOSQUITTO"])?;
     let url = url::Url::parse(&text).expect("a URL");
     let (host, port) = (url.host_str().unwrap().to_owned(), url.port().unwrap_or(1883));
     let config =

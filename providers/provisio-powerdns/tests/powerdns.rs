@@ -14,15 +14,11 @@ use provisio_sdk::{CallOptions, ErrorKind, invoke};
 use serde_json::{Value, json};
 
 fn server() -> Option<(Value, String)> {
-    let (Ok(api), Ok(key), Ok(dns)) = (
-        std::env::var("PROVISIO_TEST_PDNS_API"),
-        std::env::var("PROVISIO_TEST_PDNS_API_KEY"),
-        std::env::var("PROVISIO_TEST_PDNS_DNS"),
-    ) else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_PDNS_* are not set in CI: .ci/run starts PowerDNS");
-        eprintln!("skipped: PROVISIO_TEST_PDNS_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
-        return None;
-    };
+    let [api, key, dns] = provisio_conformance::test_servers([
+        "PROVISIO_TEST_PDNS_API",
+        "PROVISIO_TEST_PDNS_API_KEY",
+        "PROVISIO_TEST_PDNS_DNS",
+    ])?;
     let config =
         json!({"api_url": api, "api_key": key, "nameservers": ["ns1.provisio-test.net", "ns2.provisio-test.net"]});
     Some((config, dns))

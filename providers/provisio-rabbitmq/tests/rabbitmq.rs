@@ -18,13 +18,8 @@ use provisio_sdk::{CallOptions, ErrorKind, invoke};
 use serde_json::{Value, json};
 
 fn server() -> Option<(Value, String, u16)> {
-    let (Ok(api), Ok(amqp)) =
-        (std::env::var("PROVISIO_TEST_RABBITMQ_API"), std::env::var("PROVISIO_TEST_RABBITMQ_AMQP"))
-    else {
-        assert!(std::env::var("CI").is_err(), "PROVISIO_TEST_RABBITMQ_* are not set in CI: .ci/run prepares RabbitMQ");
-        eprintln!("skipped: PROVISIO_TEST_RABBITMQ_* are not set (run `eval \"$(scripts/test-servers start)\"`)");
-        return None;
-    };
+    let [api, amqp] =
+        provisio_conformance::test_servers(["PROVISIO_TEST_RABBITMQ_API", "PROVISIO_TEST_RABBITMQ_AMQP"])?;
     let url = reqwest::Url::parse(&api).expect("a URL");
     let (host, port) = amqp.split_once(':').expect("host:port");
     let config = json!({
