@@ -28,12 +28,14 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A harness with default options and the packages `basic` and `standard`.
+    /// A harness acting for the service marked [`OWNER_A`], with the packages
+    /// `basic` and `standard`.
     pub fn new(entry: ProviderEntry, config: Value) -> Self {
         Harness {
             entry,
             config,
-            options: CallOptions::default(),
+            // Like the engine: every call acts for one service.
+            options: CallOptions { owner: Some(OWNER_A.into()), ..CallOptions::default() },
             packages: ("basic".into(), "standard".into()),
             domain: "provisio-test.net".into(),
         }
@@ -152,6 +154,77 @@ pub async fn run(harness: &Harness) {
         }
         other => panic!("no conformance suite for blueprint {other}"),
     }
+    ownership(harness).await;
+}
+
+/// The owner marks every test call carries unless a test says otherwise.
+pub const OWNER_A: &str = "prv-conformance-owner-a";
+/// Another service's owner mark.
+pub const OWNER_B: &str = "prv-conformance-owner-b";
+
+impl Harness {
+    /// The same harness acting for the service with owner mark `owner`
+    /// (`None`: an operator by hand).
+    pub fn with_owner(&self, owner: Option<&str>) -> Harness {
+        let mut harness = self.clone();
+        harness.options.owner = owner.map(str::to_owned);
+        harness
+    }
+}
+
+/// A create of a fresh resource and the params naming it, for blueprints
+/// whose identifier the customer chooses; `None` for the others.
+fn ownership_case(h: &Harness) -> Option<(&'static str, Value, Value)> {
+    let name = unique(10);
+    Some(match h.entry.blueprint().id {
+        "shared-hosting" => (
+            "create",
+            json!({"domain": format!("{name}.provisio-test.com"), "username": name, "package_name": h.packages.0,
+                   "email": "owner@provisio-test.com"}),
+            json!({"username": name}),
+        ),
+        "dns-hosting" => {
+            ("create_zone", json!({"zone": format!("{name}.com")}), json!({"zone": format!("{name}.com")}))
+        }
+        "databases" => ("create", json!({"database": format!("db_{name}")}), json!({"database": format!("db_{name}")})),
+        "message-queues" => ("create", json!({"vhost": format!("vh_{name}")}), json!({"vhost": format!("vh_{name}")})),
+        "mqtt-hosting" => (
+            "create",
+            json!({"username": format!("dev_{name}"), "topic_prefix": format!("owners/{name}")}),
+            json!({"username": format!("dev_{name}")}),
+        ),
+        _ => return None,
+    })
+}
+
+/// Ownership, as every blueprint with customer-chosen identifiers documents
+/// it: a resource is adopted, read, changed or removed only by the service
+/// whose owner mark it carries; another service's, or one made without a
+/// mark (outside Provisio), is `conflict` and stays as it was.
+pub async fn ownership(h: &Harness) {
+    let Some((setup, create, named)) = ownership_case(h) else {
+        return;
+    };
+    let (a, b, operator) = (h.with_owner(Some(OWNER_A)), h.with_owner(Some(OWNER_B)), h.with_owner(None));
+    a.ok(setup, create.clone()).await;
+    a.ok(setup, create.clone()).await;
+    b.fails(setup, create.clone(), ErrorKind::Conflict).await;
+    b.fails("get_info", named.clone(), ErrorKind::Conflict).await;
+    if h.entry.blueprint().function("suspend").is_some() {
+        b.fails("suspend", named.clone(), ErrorKind::Conflict).await;
+        assert_eq!(a.ok("get_info", named.clone()).await["state"], "active", "another service's suspend changed it");
+    }
+    b.fails("terminate", named.clone(), ErrorKind::Conflict).await;
+    a.ok("get_info", named.clone()).await;
+    a.ok("terminate", named.clone()).await;
+    a.fails("get_info", named.clone(), ErrorKind::NotFound).await;
+
+    // Made by hand (no mark): no service adopts or touches it.
+    operator.ok(setup, create.clone()).await;
+    a.fails(setup, create.clone(), ErrorKind::Conflict).await;
+    a.fails("terminate", named.clone(), ErrorKind::Conflict).await;
+    operator.ok("get_info", named.clone()).await;
+    operator.ok("terminate", named.clone()).await;
 }
 
 /// `shared-hosting`: create, duplicate, get_info, suspend, unsuspend,

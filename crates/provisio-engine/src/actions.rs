@@ -9,13 +9,23 @@ use std::time::Duration;
 
 use provisio_sdk::{CallOptions, Caller, Envelope, FunctionKind, invoke};
 use provisio_store::models::{Attempt, Job};
-use provisio_store::{audit, clients, jobs, now_ms, products, services};
+use provisio_store::{audit, clients, configurations, jobs, now_ms, products, services};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::rules::{self, parse_status};
 use crate::worker::stored_attempt;
 use crate::{Engine, EngineError, params};
+
+/// How long an on-demand action waits for its service and configuration to
+/// have room before answering `busy`.
+const ON_DEMAND_WAIT: Duration = Duration::from_secs(5);
+
+/// An idempotency key no other job has: random, not a timestamp (two
+/// actions in one millisecond must not share one).
+fn unique_key(service_id: i64, function: &str) -> String {
+    format!("action:{service_id}:{function}:{}", &crate::vault::random_token("")[..32])
+}
 
 /// What an action answered.
 #[derive(Debug, Clone, Serialize)]
@@ -89,23 +99,19 @@ impl Engine {
             .map_err(|e| EngineError::Conflict(e.to_string()))?
             .clone();
         let values = self.configuration_values(&configuration)?;
-        let service_secrets = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
-        let params = params::build(
-            &descriptor,
-            blueprint.service_identifier,
-            &service,
-            &client,
-            &params::fields_of(&service_secrets),
-            &args,
-        );
+        // Order-time secret fields belong to the setup only; an on-demand
+        // function gets what its own call supplies.
+        let params = params::build(&descriptor, blueprint.service_identifier, &service, &client, &Map::new(), &args);
         // The job records what was asked, secret params masked.
         let args = params::mask_keys(&args, &secret_keys);
-        let key = format!("action:{}:{}:{}", service.id, function, now_ms());
+        let key = unique_key(service.id, function);
+        let job = self.start_on_demand(&service, &configuration, function, &origin, args, &key).await?;
         let options = CallOptions {
             timeout: self.settings().call_timeout,
             idempotency_key: Some(key.clone()),
             provision_data: service.provision_data.as_object().cloned().unwrap_or_default(),
             peers: Some(self.peers_for(client.id)),
+            owner: Some(service.owner_mark.clone()),
             ..CallOptions::default()
         };
         let report = invoke::call(&entry, &values, function, &params, &options).await;
@@ -115,29 +121,15 @@ impl Engine {
         // Stored like a worker's attempt: secret result fields masked.
         let (function, started_at, duration, outcome, stored, http_log) = stored_attempt(blueprint, function, report);
         let actor = actor.to_owned();
+        let job_id = job.id;
         let job = self
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let job = jobs::insert(
-                        conn,
-                        &jobs::NewJob {
-                            service_id,
-                            event_id: None,
-                            function: &function,
-                            args: &args,
-                            origin: &origin,
-                            max_attempts: 1,
-                            idempotency_key: &key,
-                            secrets: None,
-                        },
-                    )
-                    .await?;
-                    jobs::claim(conn, job.id, &origin, now_ms(), Some(configuration_id)).await?;
                     jobs::insert_attempt(
                         conn,
                         &jobs::NewAttempt {
-                            job_id: job.id,
+                            job_id,
                             number: 1,
                             function: &function,
                             configuration_id: Some(configuration_id),
@@ -149,20 +141,105 @@ impl Engine {
                         },
                     )
                     .await?;
-                    jobs::finish(conn, job.id, state, Some(&message)).await?;
+                    jobs::finish(conn, job_id, state, Some(&message)).await?;
                     audit::record(
                         conn,
                         &actor,
                         "service.action",
                         &format!("service:{service_id}"),
-                        &json!({"function": function, "outcome": outcome}),
+                        &json!({"function": function, "outcome": outcome, "job": job_id}),
                     )
                     .await?;
-                    Ok::<_, EngineError>(jobs::get(conn, job.id).await?.expect("just written"))
+                    Ok::<_, EngineError>(jobs::get(conn, job_id).await?.expect("just written"))
                 })
             })
             .await?;
+        self.wake();
         Ok(ActionOutcome { job, envelope: Some(envelope) })
+    }
+
+    /// Records an on-demand job as running, once the service has no job
+    /// running and its configuration has room under its concurrency and rate
+    /// limits (the same limits the worker keeps). It may go ahead of queued
+    /// jobs, never beside a running one. Waits a little for room, then
+    /// answers `busy`.
+    async fn start_on_demand(
+        &self,
+        service: &provisio_store::models::Service,
+        configuration: &provisio_store::models::Configuration,
+        function: &str,
+        origin: &str,
+        args: Value,
+        key: &str,
+    ) -> Result<Job, EngineError> {
+        let deadline = tokio::time::Instant::now() + ON_DEMAND_WAIT;
+        // The lease outlives the call: no worker may take it back while it runs.
+        let lease = self.settings().call_timeout + Duration::from_secs(30);
+        loop {
+            let (service_id, configuration_id) = (service.id, configuration.id);
+            let (function, origin, args, key) = (function.to_owned(), origin.to_owned(), args.clone(), key.to_owned());
+            let worker = format!("{}/on-demand", self.settings().worker_id);
+            let started = self
+                .store()
+                .write(move |conn| {
+                    Box::pin(async move {
+                        if jobs::running_for_service(conn, service_id).await? {
+                            return Ok::<_, EngineError>(Err("a job of this service is running"));
+                        }
+                        let Some(configuration) = configurations::get(conn, configuration_id).await? else {
+                            return Err(EngineError::NotFound(format!("no configuration {configuration_id}")));
+                        };
+                        if !configuration.enabled {
+                            return Err(EngineError::Conflict(format!(
+                                "the configuration {} is disabled",
+                                configuration.name
+                            )));
+                        }
+                        let now = now_ms();
+                        let running =
+                            jobs::running_by_configuration(conn).await?.get(&configuration_id).copied().unwrap_or(0);
+                        if running >= configuration.max_concurrency {
+                            return Ok(Err("its configuration is at its concurrency limit"));
+                        }
+                        if let Some(rate) = configuration.rate_per_minute {
+                            let recent = jobs::attempts_since_by_configuration(conn, now - 60_000)
+                                .await?
+                                .get(&configuration_id)
+                                .copied()
+                                .unwrap_or(0);
+                            if recent + running >= rate {
+                                return Ok(Err("its configuration is at its rate limit"));
+                            }
+                        }
+                        let job = jobs::insert_on_demand(
+                            conn,
+                            &jobs::NewJob {
+                                service_id,
+                                event_id: None,
+                                function: &function,
+                                args: &args,
+                                origin: &origin,
+                                max_attempts: 1,
+                                idempotency_key: &key,
+                                secrets: None,
+                            },
+                            configuration_id,
+                            &worker,
+                            now + lease.as_millis() as i64,
+                        )
+                        .await?;
+                        Ok(Ok(job))
+                    })
+                })
+                .await?;
+            match started {
+                Ok(job) => return Ok(job),
+                Err(why) if tokio::time::Instant::now() >= deadline => {
+                    return Err(EngineError::Busy(format!("The service is busy ({why}); try again shortly")));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
     }
 
     async fn queue_and_wait(
@@ -175,7 +252,7 @@ impl Engine {
         secret_args: serde_json::Map<String, Value>,
     ) -> Result<ActionOutcome, EngineError> {
         let service_id = service.id;
-        let key = format!("action:{service_id}:{function}:{}", now_ms());
+        let key = unique_key(service_id, function);
         let sealed = self.vault().seal_fields(&crate::job_aad(service_id, &key), &secret_args);
         let args = Value::Object(args);
         let (origin, function_name, setup) = (origin.to_owned(), function.to_owned(), setup_function.to_owned());

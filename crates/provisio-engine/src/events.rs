@@ -9,14 +9,14 @@ use std::sync::OnceLock;
 use provisio_sdk::formats::Email;
 use provisio_sdk::{FieldLocation, SchemaDoc, ServiceStatus};
 use provisio_store::models::{Client, Product, Service};
-use provisio_store::{Conn, clients, events, jobs, products, services};
+use provisio_store::{Conn, clients, configurations, events, jobs, products, services};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::admin::decode;
 use crate::rules::{self, Rule};
-use crate::{Engine, EngineError, Violation, job_aad, params};
+use crate::{Engine, EngineError, Violation, job_aad, ownership, params};
 
 /// The jobs an event makes: function and rule params, in order.
 type Plan = Vec<(String, Map<String, Value>)>;
@@ -292,18 +292,38 @@ impl Engine {
             None => clients::insert(conn, None, &client.name, client.email.as_str()).await?,
         };
         let (_, projected) = self.plan(&product, &event.event_type, ServiceStatus::Pending)?;
-        let service = services::insert(
+        let owner_mark = ownership::new_owner_mark();
+        let mut service = services::insert(
             conn,
-            named.external_id.as_deref(),
-            client.id,
-            product.id,
-            projected.as_str(),
-            &provision_data,
+            &services::NewService {
+                external_id: named.external_id.as_deref(),
+                client_id: client.id,
+                product_id: product.id,
+                projected_status: projected.as_str(),
+                provision_data: &provision_data,
+                owner_mark: &owner_mark,
+            },
         )
         .await?;
+        // A static product's configuration is known now: the identifier is
+        // reserved in this transaction, or the order is refused whole.
+        // (A full configuration is left to the setup job, which says so.)
+        if let (Some(configuration_id), Ok(blueprint)) = (
+            product.configuration_id.filter(|_| product.deployment == "static"),
+            self.registry().blueprint(&product.blueprint),
+        ) && let Some(identifier) = ownership::identifier_in(blueprint, &provision_data)
+            && let Some(configuration) = configurations::get(conn, configuration_id).await?
+            && match configuration.max_services {
+                None => true,
+                Some(max) => configurations::service_count(conn, configuration_id).await? < max,
+            }
+        {
+            ownership::reserve(conn, blueprint, &service, configuration_id, &identifier).await?;
+            service.configuration_id = Some(configuration_id);
+            service.identifier = Some(identifier);
+        }
         services::add_history(conn, service.id, None, "pending", None, &format!("Created by event {}", event.id))
             .await?;
-        let mut service = service;
         if !secret_fields.is_empty() {
             service.secrets = self.seal_secret_fields(conn, &service, secret_fields).await?;
         }

@@ -17,6 +17,7 @@ pub mod admin;
 pub mod demo;
 pub mod deploy;
 pub mod events;
+pub mod ownership;
 pub mod params;
 pub mod peers;
 pub mod rules;
@@ -69,6 +70,9 @@ pub enum EngineError {
     /// Stored secrets cannot be opened.
     #[error("{0}")]
     Secrets(String),
+    /// Not now: the service or its configuration has no room; try again shortly.
+    #[error("{0}")]
+    Busy(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

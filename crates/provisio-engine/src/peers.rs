@@ -84,14 +84,19 @@ impl Peers for EnginePeers {
                 })
                 .await
                 .map_err(internal)?;
-            if owned.is_none() {
+            let Some(owned) = owned else {
                 // not_found: "not one of yours" and "does not exist" look the same to the caller.
                 return Err(ProviderError::not_found(UserMessage::new(format!(
                     "{identifier} is not a live service of this client on {configuration}"
                 ))));
-            }
+            };
             let values = engine.configuration_values(&found).map_err(internal)?;
-            let options = CallOptions { timeout: engine.settings().call_timeout, ..CallOptions::default() };
+            // The peer acts for the service it found: only its own resource.
+            let options = CallOptions {
+                timeout: engine.settings().call_timeout,
+                owner: Some(owned.owner_mark.clone()),
+                ..CallOptions::default()
+            };
             tracing::info!(configuration, function, identifier, "a provider calls another configuration");
             Ok(invoke::call(entry, &values, function, &params, &options).await)
         })

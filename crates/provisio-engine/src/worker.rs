@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use crate::deploy;
 use crate::params;
 use crate::rules::{self, parse_status};
-use crate::{Engine, EngineError, job_aad, service_aad};
+use crate::{Engine, EngineError, job_aad, ownership, service_aad};
 
 /// A job this worker holds, with everything needed to run it.
 #[derive(Debug, Clone)]
@@ -38,6 +38,14 @@ pub struct Claimed {
     pub product: Product,
     pub client: Client,
     pub configuration: Configuration,
+}
+
+/// What reconciling an earlier attempt found.
+enum Reconciled {
+    /// The check settles the job (adopted, already gone, still unknown...).
+    Settled(CallReport, Outcome),
+    /// The call has to be made; the check made, if any, is recorded before it.
+    Proceed(Option<CallReport>),
 }
 
 /// How an attempt ended, as the job sees it.
@@ -138,11 +146,6 @@ impl Engine {
 
     async fn claim_in(&self, conn: &mut Conn, limit: usize) -> Result<Vec<Claimed>, EngineError> {
         let now = now_ms();
-        let ready = jobs::ready(conn, now, (limit * 4) as i64).await?;
-        if ready.is_empty() {
-            return Ok(Vec::new());
-        }
-        let settings = self.settings();
         let configs: HashMap<i64, Configuration> =
             configurations::list(conn, None).await?.into_iter().map(|c| (c.id, c)).collect();
         let mut running = jobs::running_by_configuration(conn).await?;
@@ -151,129 +154,203 @@ impl Engine {
         } else {
             HashMap::new()
         };
+        // A configuration that can take no call now (disabled, at its
+        // concurrency, or out of its rate) is left out of the query itself, so
+        // its backlog never hides another configuration's work.
+        let saturated = |configuration: &Configuration, running: &HashMap<i64, i64>| {
+            let in_flight = running.get(&configuration.id).copied().unwrap_or(0);
+            // Calls in the window: attempts recorded in the last minute, plus
+            // running ones (recorded as attempts only when they finish).
+            let started = recent.get(&configuration.id).copied().unwrap_or(0) + in_flight;
+            !configuration.enabled
+                || in_flight >= configuration.max_concurrency
+                || configuration.rate_per_minute.is_some_and(|rate| started >= rate)
+        };
+        let mut blocked: Vec<i64> = configs.values().filter(|c| saturated(c, &running)).map(|c| c.id).collect();
         let mut counts: Option<HashMap<i64, i64>> = None;
         let mut products_by_id: HashMap<i64, Product> = HashMap::new();
         let mut claimed = Vec::new();
-        for job in ready {
-            if claimed.len() >= limit {
+        // A few rounds: a configuration that fills up while claiming joins
+        // `blocked`, and the next round finds other work in its place.
+        for _round in 0..4 {
+            let wanted = (limit - claimed.len()) * 2 + 8;
+            let ready = jobs::ready(conn, now, &blocked, wanted as i64).await?;
+            let exhausted = ready.len() < wanted;
+            for job in ready {
+                if claimed.len() >= limit {
+                    break;
+                }
+                let Some(found) =
+                    self.claim_one(conn, job, &configs, &mut counts, &mut products_by_id, &blocked, now).await?
+                else {
+                    continue;
+                };
+                let configuration_id = found.configuration.id;
+                *running.entry(configuration_id).or_insert(0) += 1;
+                if saturated(&found.configuration, &running) && !blocked.contains(&configuration_id) {
+                    blocked.push(configuration_id);
+                }
+                claimed.push(found);
+            }
+            if exhausted || claimed.len() >= limit {
                 break;
             }
-            let Some(mut service) = services::get(conn, job.service_id).await? else {
-                continue;
-            };
-            // Everything the job needs is read before it is claimed.
-            let Some(client) = clients::get(conn, service.client_id).await? else { continue };
-            let product = match products_by_id.get(&service.product_id) {
-                Some(product) => product.clone(),
-                None => {
-                    let Some(product) = products::get(conn, service.product_id).await? else {
-                        continue;
-                    };
-                    products_by_id.insert(product.id, product.clone());
-                    product
-                }
-            };
-            let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else {
-                continue;
-            };
-            let Some(function) = blueprint.function(&job.function) else {
-                jobs::finish(
-                    conn,
-                    job.id,
-                    "failed",
-                    Some(&format!("{} has no function {}", blueprint.id, job.function)),
-                )
-                .await?;
-                continue;
-            };
-            let status = parse_status(&service.status);
-            if !function.statuses.contains(&status) {
-                let message = format!("Skipped: {} does not apply to a {} service", job.function, status.as_str());
-                jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
-                services::add_history(conn, service.id, Some(&service.status), &service.status, Some(job.id), &message)
-                    .await?;
-                settle_projection(conn, service.id).await?;
-                continue;
-            }
-            let is_setup = job.function == product.setup_function;
-            let configuration_id = match service.configuration_id {
-                Some(id) => id,
-                None if is_setup => {
-                    let counts = match &mut counts {
-                        Some(counts) => counts,
-                        None => counts.insert(configurations::service_counts(conn).await?),
-                    };
-                    let cursor = if product.strategy.as_deref() == Some("round_robin") {
-                        products::next_round_robin(conn, product.id).await?
-                    } else {
-                        0
-                    };
-                    let all: Vec<Configuration> = configs.values().cloned().collect();
-                    match deploy::pick(&product, &all, counts, cursor) {
-                        Ok(id) => {
-                            *counts.entry(id).or_insert(0) += 1;
-                            services::set_configuration(conn, service.id, id).await?;
-                            service.configuration_id = Some(id);
-                            id
-                        }
-                        Err(deploy::NoCapacity(why)) => {
-                            let message = format!("No capacity: {why}");
-                            jobs::finish(conn, job.id, "failed", Some(&message)).await?;
-                            fail_service(conn, &service, Some(job.id), &message).await?;
-                            settle_projection(conn, service.id).await?;
-                            continue;
-                        }
-                    }
-                }
-                None => {
-                    let message = format!("Skipped: the service was never set up, so {} cannot run", job.function);
-                    jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
-                    settle_projection(conn, service.id).await?;
-                    continue;
-                }
-            };
-            let Some(configuration) = configs.get(&configuration_id) else {
-                continue;
-            };
-            if !configuration.enabled {
-                continue;
-            }
-            if running.get(&configuration_id).copied().unwrap_or(0) >= configuration.max_concurrency {
-                continue;
-            }
-            // Calls in the window: attempts recorded in the last minute, plus
-            // running ones (recorded as attempts only when they finish).
-            let started = recent.get(&configuration_id).copied().unwrap_or(0)
-                + running.get(&configuration_id).copied().unwrap_or(0);
-            if configuration.rate_per_minute.is_some_and(|rate| started >= rate) {
-                continue;
-            }
-            let lease_until = now + settings.lease.as_millis() as i64;
-            if !jobs::claim(conn, job.id, &settings.worker_id, lease_until, Some(configuration_id)).await? {
-                continue;
-            }
-            *running.entry(configuration_id).or_insert(0) += 1;
-            if is_setup && service.status != "provisioning" {
-                let note = format!("Provisioning on {}", configuration.name);
-                services::add_history(conn, service.id, Some(&service.status), "provisioning", Some(job.id), &note)
-                    .await?;
-                let change = services::ServiceChange {
-                    status: "provisioning",
-                    identifier: None,
-                    provision_data: &service.provision_data,
-                    secrets: None,
-                    last_error: None,
-                };
-                services::apply(conn, service.id, &change).await?;
-                service.status = "provisioning".into();
-            }
-            let mut job = job;
-            job.attempts += 1;
-            job.state = "running".into();
-            job.configuration_id = Some(configuration_id);
-            claimed.push(Claimed { job, service, product, client, configuration: configuration.clone() });
         }
         Ok(claimed)
+    }
+
+    /// Claims one ready job if it can run now (settling it instead when it
+    /// cannot run at all). `None`: not claimed.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_one(
+        &self,
+        conn: &mut Conn,
+        job: Job,
+        configs: &HashMap<i64, Configuration>,
+        counts: &mut Option<HashMap<i64, i64>>,
+        products_by_id: &mut HashMap<i64, Product>,
+        blocked: &[i64],
+        now: i64,
+    ) -> Result<Option<Claimed>, EngineError> {
+        let settings = self.settings();
+        let Some(mut service) = services::get(conn, job.service_id).await? else {
+            return Ok(None);
+        };
+        // Everything the job needs is read before it is claimed.
+        let Some(client) = clients::get(conn, service.client_id).await? else { return Ok(None) };
+        let product = match products_by_id.get(&service.product_id) {
+            Some(product) => product.clone(),
+            None => {
+                let Some(product) = products::get(conn, service.product_id).await? else {
+                    return Ok(None);
+                };
+                products_by_id.insert(product.id, product.clone());
+                product
+            }
+        };
+        let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else {
+            return Ok(None);
+        };
+        let Some(function) = blueprint.function(&job.function) else {
+            let message = format!("{} has no function {}", blueprint.id, job.function);
+            jobs::finish(conn, job.id, "failed", Some(&message)).await?;
+            return Ok(None);
+        };
+        let status = parse_status(&service.status);
+        if !function.statuses.contains(&status) {
+            let message = format!("Skipped: {} does not apply to a {} service", job.function, status.as_str());
+            jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
+            services::add_history(conn, service.id, Some(&service.status), &service.status, Some(job.id), &message)
+                .await?;
+            settle_projection(conn, service.id).await?;
+            return Ok(None);
+        }
+        let is_setup = job.function == product.setup_function;
+        if !is_setup && service.configuration_id.is_none() {
+            let message = format!("Skipped: the service was never set up, so {} cannot run", job.function);
+            jobs::finish(conn, job.id, "skipped", Some(&message)).await?;
+            settle_projection(conn, service.id).await?;
+            return Ok(None);
+        }
+        // A setup reserves the service's identifier on its configuration
+        // (picking one first for a dynamic product) before any call is made.
+        let wanted = if is_setup && service.identifier.is_none() {
+            ownership::identifier_in(blueprint, &service.provision_data)
+        } else {
+            None
+        };
+        let configuration_id = match service.configuration_id {
+            Some(id) => id,
+            None => {
+                let counts = match counts {
+                    Some(counts) => counts,
+                    None => counts.insert(configurations::service_counts(conn).await?),
+                };
+                let cursor = if product.strategy.as_deref() == Some("round_robin") {
+                    products::next_round_robin(conn, product.id).await?
+                } else {
+                    0
+                };
+                // Configurations where the name is taken are no choice for it.
+                let mut choices: Vec<Configuration> = Vec::with_capacity(configs.len());
+                for configuration in configs.values() {
+                    let taken = match &wanted {
+                        Some(identifier) => {
+                            ownership::refusal(conn, blueprint, &service, configuration.id, identifier).await?.is_some()
+                        }
+                        None => false,
+                    };
+                    if !taken {
+                        choices.push(configuration.clone());
+                    }
+                }
+                // Busy configurations are a choice later, not now.
+                let (free, busy): (Vec<Configuration>, Vec<Configuration>) =
+                    choices.into_iter().partition(|c| !blocked.contains(&c.id));
+                let picked = match deploy::pick(&product, &free, counts, cursor) {
+                    Err(_) if deploy::pick(&product, &busy, counts, cursor).is_ok() => return Ok(None),
+                    picked => picked,
+                };
+                match picked {
+                    Ok(id) => {
+                        *counts.entry(id).or_insert(0) += 1;
+                        id
+                    }
+                    Err(deploy::NoCapacity(why)) => {
+                        let message = match &wanted {
+                            Some(identifier) => format!("No capacity for {identifier}: {why}"),
+                            None => format!("No capacity: {why}"),
+                        };
+                        jobs::finish(conn, job.id, "failed", Some(&message)).await?;
+                        fail_service(conn, &service, Some(job.id), &message).await?;
+                        settle_projection(conn, service.id).await?;
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let Some(configuration) = configs.get(&configuration_id) else {
+            return Ok(None);
+        };
+        if blocked.contains(&configuration_id) {
+            return Ok(None);
+        }
+        if let Some(identifier) = &wanted {
+            if let Err(refused) = ownership::reserve(conn, blueprint, &service, configuration_id, identifier).await {
+                let EngineError::Conflict(message) = refused else { return Err(refused) };
+                let message = format!("Refused: {message}");
+                jobs::finish(conn, job.id, "failed", Some(&message)).await?;
+                fail_service(conn, &service, Some(job.id), &message).await?;
+                settle_projection(conn, service.id).await?;
+                return Ok(None);
+            }
+            service.identifier = Some(identifier.clone());
+        } else if service.configuration_id.is_none() {
+            services::set_configuration(conn, service.id, configuration_id).await?;
+        }
+        service.configuration_id = Some(configuration_id);
+        let lease_until = now + settings.lease.as_millis() as i64;
+        if !jobs::claim(conn, job.id, &settings.worker_id, lease_until, Some(configuration_id)).await? {
+            return Ok(None);
+        }
+        if is_setup && service.status != "provisioning" {
+            let note = format!("Provisioning on {}", configuration.name);
+            services::add_history(conn, service.id, Some(&service.status), "provisioning", Some(job.id), &note).await?;
+            let change = services::ServiceChange {
+                status: "provisioning",
+                identifier: None,
+                provision_data: &service.provision_data,
+                secrets: None,
+                last_error: None,
+            };
+            services::apply(conn, service.id, &change).await?;
+            service.status = "provisioning".into();
+        }
+        let mut job = job;
+        job.attempts += 1;
+        job.state = "running".into();
+        job.configuration_id = Some(configuration_id);
+        Ok(Some(Claimed { job, service, product, client, configuration: configuration.clone() }))
     }
 
     /// Runs one claimed job to its next state.
@@ -291,7 +368,7 @@ impl Engine {
             Ok(entry) => entry.clone(),
             Err(err) => {
                 let outcome = Outcome::Failed { message: format!("Provider {address} is not available: {err}") };
-                return self.record(&claimed, None, outcome).await;
+                return self.record(&claimed, Vec::new(), outcome).await;
             }
         };
         let blueprint = entry.blueprint();
@@ -299,7 +376,7 @@ impl Engine {
         let values = match self.configuration_values(&claimed.configuration) {
             Ok(values) => values,
             Err(err) => {
-                return self.record(&claimed, None, Outcome::Failed { message: err.to_string() }).await;
+                return self.record(&claimed, Vec::new(), Outcome::Failed { message: err.to_string() }).await;
             }
         };
         // Sealed secrets: the customer's secret fields, and the job's own secret params.
@@ -315,10 +392,14 @@ impl Engine {
             });
         let (secret_fields, job_secrets) = match unsealed {
             Ok(unsealed) => unsealed,
-            Err(err) => return self.record(&claimed, None, Outcome::Failed { message: err.to_string() }).await,
+            Err(err) => return self.record(&claimed, Vec::new(), Outcome::Failed { message: err.to_string() }).await,
         };
         let mut args = claimed.job.args.as_object().cloned().unwrap_or_default();
         args.extend(job_secrets);
+        // Secret fields of the order (a chosen password) are for the setup
+        // only: a later change_password {} must generate a new one.
+        let secret_fields =
+            if claimed.job.function == claimed.product.setup_function { secret_fields } else { Map::new() };
         let params = params::build(
             &function,
             blueprint.service_identifier,
@@ -332,22 +413,29 @@ impl Engine {
             idempotency_key: Some(claimed.job.idempotency_key.clone()),
             provision_data: claimed.service.provision_data.as_object().cloned().unwrap_or_default(),
             peers: Some(self.peers_for(claimed.client.id)),
+            owner: Some(claimed.service.owner_mark.clone()),
             ..CallOptions::default()
         };
 
-        if claimed.job.reconcile
-            && let Some((report, outcome)) = self.reconcile(&claimed, &entry, &values, &params, &options).await
-        {
-            return self.record(&claimed, Some(("get_info", report)), outcome).await;
+        let mut reports = Vec::new();
+        if claimed.job.reconcile {
+            match self.reconcile(&claimed, &entry, &values, &params, &options).await {
+                Reconciled::Settled(report, outcome) => {
+                    return self.record(&claimed, vec![("get_info", report)], outcome).await;
+                }
+                // The check is kept in the job's record ("not there, so created").
+                Reconciled::Proceed(check) => reports.extend(check.map(|report| ("get_info", report))),
+            }
         }
         let report = invoke::call(&entry, &values, &claimed.job.function, &params, &options).await;
         let outcome = self.judge(&claimed, &function, &report.envelope);
-        self.record(&claimed, Some((function.name, report)), outcome).await
+        reports.push((function.name, report));
+        self.record(&claimed, reports, outcome).await
     }
 
     /// Before retrying a job whose last attempt may have happened: asks the
-    /// provider. Answers an outcome if that settles the job; `None` to go on
-    /// with the call.
+    /// provider. Answers an outcome if that settles the job, or the check
+    /// made (if any) to go on with the call.
     async fn reconcile(
         &self,
         claimed: &Claimed,
@@ -355,16 +443,19 @@ impl Engine {
         values: &Value,
         params: &Value,
         options: &CallOptions,
-    ) -> Option<(CallReport, Outcome)> {
+    ) -> Reconciled {
         let blueprint = entry.blueprint();
         let function = &claimed.job.function;
         let is_setup = *function == claimed.product.setup_function;
         if !is_setup && function != "terminate" {
             // Every other function is idempotent, or keyed by the job's idempotency key.
-            return None;
+            return Reconciled::Proceed(None);
         }
-        let get_info = blueprint.function("get_info")?;
-        let identifier = params.get(blueprint.service_identifier)?.clone();
+        let (Some(get_info), Some(identifier)) =
+            (blueprint.function("get_info"), params.get(blueprint.service_identifier).cloned())
+        else {
+            return Reconciled::Proceed(None);
+        };
         let query = json!({ blueprint.service_identifier: identifier });
         let query = params::build(
             get_info,
@@ -384,7 +475,10 @@ impl Engine {
                 Outcome::Succeeded { data: json!({}), note: "Already gone: the earlier attempt had succeeded".into() }
             }
             // Not there yet (or still there): the call has to be made.
-            (Some(ErrorKind::NotFound), true) | (None, false) => return None,
+            (Some(ErrorKind::NotFound), true) | (None, false) => return Reconciled::Proceed(Some(report)),
+            // There, but not this service's (another owner mark, or none):
+            // never adopted, never acted on.
+            (Some(ErrorKind::Conflict), _) => Outcome::Failed { message: report.envelope.message.to_string() },
             (_, _) if claimed.job.attempts >= claimed.job.max_attempts => Outcome::Failed {
                 message: format!(
                     "The outcome of an earlier attempt is still unknown after {} attempts; check the provider",
@@ -393,7 +487,7 @@ impl Engine {
             },
             (_, _) => Outcome::Retry { reconcile: true, message: report.envelope.message.to_string() },
         };
-        Some((report, outcome))
+        Reconciled::Settled(report, outcome)
     }
 
     fn judge(&self, claimed: &Claimed, function: &FunctionDescriptor, envelope: &Envelope) -> Outcome {
@@ -432,13 +526,14 @@ impl Engine {
     async fn record(
         &self,
         claimed: &Claimed,
-        attempt: Option<(&str, CallReport)>,
+        reports: Vec<(&str, CallReport)>,
         outcome: Outcome,
     ) -> Result<(), EngineError> {
         let blueprint =
             self.registry().blueprint(&claimed.product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let function = blueprint.function(&claimed.job.function).cloned();
-        let attempt = attempt.map(|(name, report)| stored_attempt(blueprint, name, report));
+        let attempts: Vec<StoredAttempt> =
+            reports.into_iter().map(|(name, report)| stored_attempt(blueprint, name, report)).collect();
         let (result, secrets) = match (&outcome, &function) {
             (Outcome::Succeeded { data, .. }, Some(function)) => {
                 let (kept, secrets) = params::split_secrets(function, data);
@@ -457,9 +552,8 @@ impl Engine {
         };
         let retry_at = now_ms() + self.backoff(claimed.job.attempts);
         let claimed = claimed.clone();
-        let identifier_field = blueprint.service_identifier;
         let params_identifier = (claimed.job.function == claimed.product.setup_function)
-            .then(|| claimed.service.provision_data.get(identifier_field).and_then(Value::as_str).map(str::to_owned))
+            .then(|| ownership::identifier_in(blueprint, &claimed.service.provision_data))
             .flatten();
         let worker = self.settings().worker_id.clone();
         let job_id = claimed.job.id;
@@ -468,7 +562,7 @@ impl Engine {
             .write(move |conn| {
                 Box::pin(async move {
                     let job = &claimed.job;
-                    if let Some((name, started_at, duration_ms, outcome_name, envelope, http_log)) = &attempt {
+                    for (name, started_at, duration_ms, outcome_name, envelope, http_log) in &attempts {
                         jobs::insert_attempt(
                             conn,
                             &jobs::NewAttempt {
@@ -502,10 +596,19 @@ impl Engine {
                             let mut data = service.provision_data.as_object().cloned().unwrap_or_default();
                             data.extend(result);
                             // The identifier is set by the setup function only.
-                            let identifier = (job.function == claimed.product.setup_function)
-                                .then(|| data.get(identifier_field).and_then(Value::as_str).map(str::to_owned))
+                            let mut identifier = (job.function == claimed.product.setup_function)
+                                .then(|| ownership::identifier_in(blueprint, &Value::Object(data.clone())))
                                 .flatten()
                                 .or(params_identifier);
+                            // A vendor that answers another name than the one reserved
+                            // (or issues one) cannot take a name another service holds.
+                            if let (Some(name), Some(configuration_id)) = (&identifier, service.configuration_id)
+                                && service.identifier.as_ref() != Some(name)
+                                && services::holder(conn, configuration_id, name, service.id).await?.is_some()
+                            {
+                                tracing::error!(service = service.id, identifier = %name, "the setup answered an identifier another service holds; keeping the reserved one");
+                                identifier = None;
+                            }
                             let provision_data = Value::Object(data);
                             let change = services::ServiceChange {
                                 status: &status,
@@ -627,12 +730,7 @@ async fn fail_service(
 pub(crate) type StoredAttempt = (String, i64, i64, String, Value, Value);
 
 pub(crate) fn stored_attempt(blueprint: &BlueprintDescriptor, name: &str, report: CallReport) -> StoredAttempt {
-    let mut envelope = report.envelope;
-    if let (Some(function), Some(data)) = (blueprint.function(name), envelope.data.as_mut())
-        && envelope.status == provisio_sdk::Status::Ok
-    {
-        *data = function.result.mask_secrets(data);
-    }
+    let envelope = report.logged_envelope(blueprint.function(name));
     let outcome = envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
     let started_at = now_ms() - report.duration_ms as i64;
     (

@@ -52,6 +52,7 @@ impl From<EngineError> for Problem {
             },
             EngineError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
+            EngineError::Busy(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
             other => {
                 // Internal causes go to the log, never to the client.
                 tracing::error!(error = %other, "request failed");
@@ -65,9 +66,11 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status;
         let mut response = (status, Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         response
     }
 }

@@ -135,6 +135,18 @@ impl FunctionDescriptor {
     }
 }
 
+/// How service identifiers of a blueprint relate to each other on one
+/// configuration. Either way at most one live service holds an identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierScope {
+    /// Names are independent (`shop` and `shop2` are unrelated).
+    Flat,
+    /// Names nest like DNS names: `www.example.com` lies inside
+    /// `example.com`, so both must belong to the same client.
+    Hierarchical,
+}
+
 /// A blueprint: a category of product and the functions its providers implement.
 #[derive(Debug, Clone)]
 pub struct BlueprintDescriptor {
@@ -149,6 +161,10 @@ pub struct BlueprintDescriptor {
     /// The params and result field that names a service on its
     /// configuration (`username`, `domain`, `zone`...).
     pub service_identifier: &'static str,
+    /// How identifiers relate on one configuration.
+    pub identifiers: IdentifierScope,
+    /// What makes an existing resource this service's (adoption, conflicts).
+    pub ownership: &'static str,
     /// The function run when a service is activated, unless the product says otherwise.
     pub default_setup_function: &'static str,
     /// Its functions, in declaration order.
@@ -169,6 +185,8 @@ impl BlueprintDescriptor {
             "description": self.description,
             "icon": self.icon,
             "service_identifier": self.service_identifier,
+            "identifiers": self.identifiers,
+            "ownership": self.ownership,
             "default_setup_function": self.default_setup_function,
             "functions": self.functions.iter().map(FunctionDescriptor::to_json).collect::<Vec<_>>(),
         })
@@ -186,7 +204,7 @@ pub struct Empty {}
 ///     /// Doc of the trait.
 ///     pub trait Coffee {
 ///         id: "coffee", name: "Coffee", icon: "coffee", identifier: "order_id", setup: brew,
-///         description: "...",
+///         description: "...", identifiers: Flat, ownership: "...",
 ///     }
 ///     required {
 ///         /// Doc of the function.
@@ -202,7 +220,9 @@ macro_rules! blueprint {
         pub trait $Trait:ident {
             id: $id:literal, name: $name:literal, icon: $icon:literal,
             identifier: $identifier:literal, setup: $setup:ident,
-            description: $description:literal $(,)?
+            description: $description:literal,
+            identifiers: $scope:ident,
+            ownership: $ownership:literal $(,)?
         }
         required {
             $(
@@ -255,6 +275,8 @@ macro_rules! blueprint {
                 description: $description.to_owned(),
                 icon: $icon,
                 service_identifier: $identifier,
+                identifiers: $crate::blueprint::IdentifierScope::$scope,
+                ownership: $ownership,
                 default_setup_function: stringify!($setup),
                 functions: vec![
                     $(

@@ -55,6 +55,9 @@ pub struct CallOptions {
     pub accept_invalid_certs: bool,
     /// Other configurations the provider may call (given by the engine).
     pub peers: Option<PeerAccess>,
+    /// The owner mark of the service the call acts for (see
+    /// [`Context::owner`]); `None` when an operator calls by hand.
+    pub owner: Option<String>,
 }
 
 impl Default for CallOptions {
@@ -65,6 +68,7 @@ impl Default for CallOptions {
             provision_data: Map::new(),
             accept_invalid_certs: false,
             peers: None,
+            owner: None,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Context {
     span: tracing::Span,
     redactor: Arc<Redactor>,
     peers: Option<PeerAccess>,
+    owner: Option<String>,
+    function: String,
 }
 
 impl Context {
@@ -96,6 +102,45 @@ impl Context {
             span,
             redactor,
             peers: options.peers.clone(),
+            owner: options.owner.clone(),
+            function: String::new(),
+        }
+    }
+
+    /// The same context, for a call of `function`.
+    pub(crate) fn for_function(mut self, function: &str) -> Self {
+        self.function = function.to_owned();
+        self
+    }
+
+    /// The function being called (empty for a connection test).
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The owner mark of the service this call acts for: a stable reference
+    /// the engine gives each service. Providers record it at the vendor
+    /// where the vendor has a place for it (a comment, an account field, a
+    /// description) when they create a resource, and act on an existing
+    /// resource only if it carries the same mark: see [`Context::check_owner`].
+    /// `None` when an operator runs a function by hand (the workbench).
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// Whether this call may act on a resource that carries `found` as its
+    /// owner mark (`None`: it carries none). With an owner set, only the same
+    /// mark passes; anything else is `conflict`, so a service never adopts,
+    /// changes or removes another service's resource (or one made outside
+    /// Provisio). Without an owner (an operator by hand) everything passes.
+    pub fn check_owner(&self, what: &str, found: Option<&str>) -> Result<(), ProviderError> {
+        match (self.owner(), found) {
+            (None, _) => Ok(()),
+            (Some(owner), Some(found)) if owner == found => Ok(()),
+            (Some(_), _) => Err(ProviderError::conflict(UserMessage::new(format!(
+                "{what} exists but belongs to another service (or was not made by Provisio)"
+            )))
+            .with_debug("owner_mark_found", found.unwrap_or("(none)").to_owned())),
         }
     }
 

@@ -159,6 +159,10 @@ pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
         reqwest::Client::builder()
             .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
+            // A redirect must never carry a credential elsewhere: none are
+            // followed unless a provider asks, per request, for same-origin
+            // ones (`send_following_redirects`).
+            .redirect(reqwest::redirect::Policy::none())
             .tls_danger_accept_invalid_certs(accept_invalid_certs)
             .build()
             .expect("the HTTP client builds")
@@ -223,6 +227,41 @@ impl HttpClient {
         let url = exchange.url.clone();
         self.log.lock().expect("http log lock").push(exchange);
         outcome.map_err(|err| err.with_debug("url", url))
+    }
+
+    /// Like [`HttpClient::send`], following up to `max` redirects of a GET
+    /// or HEAD, but only to the same origin (scheme, host and port: never to
+    /// another host, never from HTTPS to HTTP), so the request's credentials
+    /// go nowhere else. A redirect elsewhere is answered as it came (a 3xx).
+    pub async fn send_following_redirects(
+        &self,
+        request: RequestBuilder,
+        max: usize,
+    ) -> Result<HttpResponse, ProviderError> {
+        let mut request = request.build().map_err(ProviderError::internal)?;
+        for _ in 0..=max {
+            let next = request.try_clone();
+            let url = request.url().clone();
+            let response = self.send(RequestBuilder::from_parts(self.client.clone(), request)).await?;
+            let Some(mut next) = next.filter(|_| response.status.is_redirection()) else {
+                return Ok(response);
+            };
+            let location = response
+                .headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|location| url.join(location).ok());
+            match location {
+                Some(target)
+                    if matches!(*next.method(), Method::GET | Method::HEAD) && target.origin() == url.origin() =>
+                {
+                    *next.url_mut() = target;
+                    request = next;
+                }
+                _ => return Ok(response),
+            }
+        }
+        Err(ProviderError::provider("The provider redirected too many times"))
     }
 
     fn describe_request(&self, request: &reqwest::Request) -> HttpExchange {

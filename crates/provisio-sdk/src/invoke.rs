@@ -104,13 +104,12 @@ impl Envelope {
         }
     }
 
-    /// Replaces secrets everywhere: values in message, data and debug, and
-    /// secret-looking keys in debug.
+    /// Replaces secrets in what people read: values in the message and
+    /// debug, and secret-looking keys in debug. Result data is left as it is:
+    /// the engine acts on it (see [`CallReport::logged_envelope`] for the
+    /// form kept in logs).
     pub fn redact(&mut self, redactor: &Redactor) {
         self.message.map(|text| redactor.text(text));
-        if let Some(data) = &mut self.data {
-            redactor.value(data);
-        }
         if let Some(debug) = &mut self.debug {
             let mut value = Value::Object(std::mem::take(debug.as_map_mut()));
             redactor.value_and_keys(&mut value);
@@ -128,12 +127,34 @@ impl Envelope {
 /// An envelope and the redacted traffic behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallReport {
-    /// The result.
+    /// The result: message and debug redacted, result data as the provider
+    /// answered it (secret result fields included, for the caller only).
     pub envelope: Envelope,
     /// Every HTTP (or other) exchange the provider made, redacted.
     pub http_log: Vec<HttpExchange>,
     /// Wall time of the whole call.
     pub duration_ms: u64,
+    /// The call's secrets, to redact what is kept of the result.
+    #[serde(skip)]
+    pub redactor: Arc<Redactor>,
+}
+
+impl CallReport {
+    /// The envelope as logs and attempt records keep it: secret result
+    /// fields (by the function's result schema) masked, and configured
+    /// secret values redacted from the data too.
+    pub fn logged_envelope(&self, function: Option<&crate::FunctionDescriptor>) -> Envelope {
+        let mut envelope = self.envelope.clone();
+        if let Some(data) = envelope.data.as_mut() {
+            if let Some(function) = function
+                && envelope.status == Status::Ok
+            {
+                *data = function.result.mask_secrets(data);
+            }
+            self.redactor.value(data);
+        }
+        envelope
+    }
 }
 
 /// Runs `function` of the provider `entry` with `config` and `params`.
@@ -151,7 +172,7 @@ pub async fn call(
     let started = Instant::now();
     let redactor = Arc::new(redactor_for(entry, config, function, params));
     let span = tracing::info_span!("provider_call", provider = %entry.address(), function);
-    let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone());
+    let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone()).for_function(function);
     let outcome = AssertUnwindSafe(run(entry, config, function, params, &cx).instrument(span))
         .catch_unwind()
         .await
@@ -172,7 +193,7 @@ pub async fn call(
         let learnt = Redactor::new(descriptor.result.secret_values(data));
         http_log.iter_mut().for_each(|exchange| exchange.redact(&learnt));
     }
-    CallReport { envelope, http_log, duration_ms }
+    CallReport { envelope, http_log, duration_ms, redactor }
 }
 
 /// The options of one call: a configuration with a true
@@ -207,7 +228,12 @@ pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &Ca
         Err(err) => Envelope::from_error(err),
     };
     envelope.redact(&redactor);
-    CallReport { envelope, http_log: cx.http_log(), duration_ms: started.elapsed().as_millis() as u64 }
+    // A connection test's data is only ever read by people.
+    if let Some(data) = envelope.data.as_mut() {
+        redactor.value(data);
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    CallReport { envelope, http_log: cx.http_log(), duration_ms, redactor }
 }
 
 /// A redactor for the configuration's secret values and the params' secret fields.

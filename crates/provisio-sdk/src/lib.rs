@@ -21,7 +21,9 @@ pub mod provider;
 pub mod redact;
 pub mod schema;
 
-pub use blueprint::{BlueprintDescriptor, Caller, Empty, FunctionDescriptor, FunctionKind, ServiceStatus};
+pub use blueprint::{
+    BlueprintDescriptor, Caller, Empty, FunctionDescriptor, FunctionKind, IdentifierScope, ServiceStatus,
+};
 pub use context::{CallOptions, Context, PeerAccess, Peers};
 pub use error::{ErrorKind, FieldError, FieldLocation, ProviderError, StaffDebug, UserMessage};
 pub use invoke::{CallReport, ClientEnvelope, Envelope, Status};

@@ -4,17 +4,31 @@
 //! it appears (also percent- and JSON-escaped), and values under
 //! secret-looking keys (`password`, `api_key`, `Authorization`, ...) are
 //! replaced in logged requests and debug data.
+//!
+//! Redaction is for what people read (logs, attempt records, messages,
+//! debug), never for data the engine acts on: a database named
+//! `postgres_fan` on a server whose admin password is `postgres` must stay
+//! `postgres_fan` in the result. Secret values shorter than
+//! [`MIN_SUBSTRING_SECRET`] are replaced only where they stand alone (a whole
+//! token, not part of a longer name), so a one-letter password does
+//! not shred every log line.
 
 use serde_json::Value;
 
 /// What replaces a secret.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Secret values at least this long (in bytes) are replaced wherever they
+/// appear; shorter ones only where they stand alone.
+pub const MIN_SUBSTRING_SECRET: usize = 6;
+
 /// Replaces secrets in text and JSON.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Redactor {
     /// Secret values and their escaped forms, longest first.
     needles: Vec<String>,
+    /// Short secret values (and escaped forms), replaced only as whole tokens.
+    short: Vec<String>,
 }
 
 impl Redactor {
@@ -39,12 +53,13 @@ impl Redactor {
         let json_escaped = serde_json::to_string(secret).unwrap_or_default();
         let json_escaped = json_escaped.trim_matches('"').to_owned();
         let percent: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let list = if secret.len() < MIN_SUBSTRING_SECRET { &mut self.short } else { &mut self.needles };
         for needle in [secret.to_owned(), json_escaped, percent, percent_encode_all(secret)] {
-            if !needle.is_empty() && !self.needles.contains(&needle) {
-                self.needles.push(needle);
+            if !needle.is_empty() && !list.contains(&needle) {
+                list.push(needle);
             }
         }
-        self.needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        list.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
     }
 
     /// Text with every secret value replaced.
@@ -53,6 +68,11 @@ impl Redactor {
         for needle in &self.needles {
             if out.contains(needle.as_str()) {
                 out = out.replace(needle.as_str(), REDACTED);
+            }
+        }
+        for needle in &self.short {
+            if out.contains(needle.as_str()) {
+                out = replace_standalone(&out, needle);
             }
         }
         out
@@ -69,7 +89,7 @@ impl Redactor {
             }
             Value::Array(items) => items.iter_mut().for_each(|item| self.value(item)),
             Value::Object(map) => map.values_mut().for_each(|item| self.value(item)),
-            Value::Number(n) if self.needles.iter().any(|needle| *needle == n.to_string()) => {
+            Value::Number(n) if self.needles.iter().chain(&self.short).any(|needle| *needle == n.to_string()) => {
                 *value = Value::String(REDACTED.to_owned());
             }
             _ => {}
@@ -82,6 +102,30 @@ impl Redactor {
         redact_keys(value);
         self.value(value);
     }
+}
+
+/// `text` with `needle` replaced where it is a whole token: not touching a
+/// letter, digit, `_` or `-` (parts of names) on either side.
+fn replace_standalone(text: &str, needle: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(needle) {
+        let prefix = &rest[..at];
+        let previous = prefix.chars().next_back().or(before);
+        let after = rest[at + needle.len()..].chars().next();
+        out.push_str(prefix);
+        if word(previous) || word(after) {
+            out.push_str(needle);
+        } else {
+            out.push_str(REDACTED);
+        }
+        before = needle.chars().next_back();
+        rest = &rest[at + needle.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether a field or header name usually holds a credential.
@@ -183,6 +227,19 @@ mod tests {
         let mut doc = json!({"n": 12345});
         numeric.value(&mut doc);
         assert_eq!(doc, json!({"n": "[REDACTED]"}));
+    }
+
+    #[test]
+    fn short_secrets_are_replaced_only_where_they_stand_alone() {
+        let redactor = Redactor::new(["x", "pg1"]);
+        assert_eq!(redactor.text("password x for box"), "password [REDACTED] for box");
+        assert_eq!(redactor.text(r#"{"p":"pg1","db":"pg1_shop"}"#), r#"{"p":"[REDACTED]","db":"pg1_shop"}"#);
+        assert_eq!(redactor.text("user:x@host"), "user:[REDACTED]@host");
+        let mut doc = json!({"database": "xylophone", "password": "x"});
+        redactor.value(&mut doc);
+        assert_eq!(doc, json!({"database": "xylophone", "password": "[REDACTED]"}));
+        // Long ones go wherever they appear, as before.
+        assert_eq!(Redactor::new(["postgres"]).text("postgres_fan"), "[REDACTED]_fan");
     }
 
     #[test]

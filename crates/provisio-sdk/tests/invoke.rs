@@ -251,3 +251,67 @@ async fn secret_result_fields_are_shown_to_the_caller_but_not_logged() {
     let log = serde_json::to_string(&report.http_log).unwrap();
     assert!(!log.contains("one-time-7f3a9c"), "{log}");
 }
+
+/// A loopback server that answers every request with `response` and keeps what it received.
+async fn fixed_server(response: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (seen, response) = (kept.clone(), response.replace("{self}", &format!("http://{address}")));
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                let mut received = 0;
+                while !String::from_utf8_lossy(&buffer[..received]).contains("\r\n\r\n") {
+                    match socket.read(&mut buffer[received..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => received += n,
+                    }
+                }
+                seen.lock().unwrap().push(String::from_utf8_lossy(&buffer[..received]).into_owned());
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{address}"), seen)
+}
+
+fn redirect_to(location: &str) -> String {
+    format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn a_redirect_never_carries_a_credential_to_another_origin() {
+    let (elsewhere, elsewhere_seen) = fixed_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".into(),
+    )
+    .await;
+    let (vendor, vendor_seen) = fixed_server(redirect_to(&format!("{elsewhere}/steal"))).await;
+    let cx = Context::new(
+        &CallOptions::default(),
+        std::sync::Arc::new(provisio_sdk::redact::Redactor::new([SECRET])),
+        tracing::Span::none(),
+    );
+    let http = cx.http();
+    // Plain send: the 307 is the answer; nothing goes to the other server.
+    let answer = http.send(http.request(Method::GET, &format!("{vendor}/zones")).header("X-API-Key", SECRET)).await;
+    assert_eq!(answer.unwrap().status.as_u16(), 307);
+    // Even when a provider opts in to redirects, another origin is not followed.
+    let answer = http
+        .send_following_redirects(http.request(Method::GET, &format!("{vendor}/zones")).header("X-API-Key", SECRET), 5)
+        .await;
+    assert_eq!(answer.unwrap().status.as_u16(), 307);
+    assert_eq!(vendor_seen.lock().unwrap().len(), 2);
+    assert!(elsewhere_seen.lock().unwrap().is_empty(), "the other origin was called: {:?}", elsewhere_seen);
+
+    // A same-origin redirect is followed when asked for.
+    let (target, target_seen) = fixed_server(redirect_to("/final")).await;
+    let answer =
+        http.send_following_redirects(http.request(Method::GET, &format!("{target}/start")), 1).await.unwrap_err();
+    assert_eq!(answer.kind(), ErrorKind::ProviderError, "too many redirects");
+    let seen = target_seen.lock().unwrap();
+    assert!(seen[0].starts_with("GET /start") && seen[1].starts_with("GET /final"), "{seen:?}");
+    assert!(!serde_json::to_string(&cx.http_log()).unwrap().contains(SECRET));
+}

@@ -110,6 +110,11 @@ pub async fn service_counts(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreE
     Ok(rows.into_iter().collect())
 }
 
+/// How many services (not terminated) one configuration holds.
+pub async fn service_count(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
+    one(conn, "SELECT COUNT(*) FROM services WHERE configuration_id = ? AND status <> 'terminated'", [id], |r| r.get(0))
+}
+
 /// How many services reference a configuration at all.
 pub async fn references(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
     one(conn, "SELECT COUNT(*) FROM services WHERE configuration_id = ?", [id], |r| r.get(0))

@@ -71,16 +71,64 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
     )
 }
 
-/// Jobs ready to run: due, and first among their service's unfinished jobs
-/// (one at a time per service, in event order).
-pub async fn ready(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
+/// Jobs ready to run: due, first among their service's unfinished jobs (one
+/// at a time per service, in event order), of a service with no job running
+/// (a staff retry of an older job must not start beside a later one), and
+/// not of a configuration in `blocked` (saturated or disabled: its backlog
+/// must not hide every other configuration's work).
+pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Result<Vec<Job>, StoreError> {
     all(
         conn,
-        "SELECT j.* FROM jobs j WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
+        "SELECT j.* FROM jobs j JOIN services s ON s.id = j.service_id \
+         WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
-                         AND p.state IN ('queued', 'retrying', 'running')) \
-         ORDER BY j.run_at, j.id LIMIT ?2",
-        rusqlite::params![now, limit],
+                         AND p.state IN ('queued', 'retrying')) \
+         AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') \
+         AND (s.configuration_id IS NULL OR s.configuration_id NOT IN (SELECT value FROM json_each(?2))) \
+         ORDER BY j.run_at, j.id LIMIT ?3",
+        rusqlite::params![now, serde_json::to_string(blocked).expect("ids serialise"), limit],
+        Job::from_row,
+    )
+}
+
+/// Whether a job of the service is running now.
+pub async fn running_for_service(conn: &mut Conn, service_id: i64) -> Result<bool, StoreError> {
+    Ok(maybe(conn, "SELECT 1 FROM jobs WHERE service_id = ? AND state = 'running' LIMIT 1", [service_id], |r| {
+        r.get::<_, i64>(0)
+    })?
+    .is_some())
+}
+
+/// Records an on-demand job already running for its caller (an action run
+/// at once), leased until `lease_until`.
+pub async fn insert_on_demand(
+    conn: &mut Conn,
+    job: &NewJob<'_>,
+    configuration_id: i64,
+    worker: &str,
+    lease_until: i64,
+) -> Result<Job, StoreError> {
+    let now = now_ms();
+    one(
+        conn,
+        "INSERT INTO jobs (service_id, event_id, function, args, origin, state, attempts, max_attempts, run_at, \
+         lease_until, locked_by, configuration_id, idempotency_key, secrets, on_demand, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, 'running', 1, 1, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING *",
+        rusqlite::params![
+            job.service_id,
+            job.event_id,
+            job.function,
+            job.args.to_string(),
+            job.origin,
+            now,
+            lease_until,
+            worker,
+            configuration_id,
+            job.idempotency_key,
+            job.secrets,
+            now,
+            now
+        ],
         Job::from_row,
     )
 }
@@ -184,6 +232,15 @@ pub async fn extend_leases(conn: &mut Conn, worker: &str, ids: &[i64], lease_unt
 /// Takes back running jobs whose lease expired (their worker died): they
 /// will be reconciled before anything is retried. Answers their ids.
 pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, StoreError> {
+    // An on-demand job whose caller died is not run again by anyone: its
+    // caller is gone, and a second change_password nobody sees helps no one.
+    exec(
+        conn,
+        "UPDATE jobs SET state = 'failed', locked_by = NULL, lease_until = NULL, finished_at = ?1, updated_at = ?1, \
+         message = 'The process running this action stopped; its outcome is unknown' \
+         WHERE state = 'running' AND on_demand = 1 AND lease_until < ?1",
+        [now],
+    )?;
     all(
         conn,
         "UPDATE jobs SET state = 'retrying', reconcile = 1, run_at = ?1, locked_by = NULL, lease_until = NULL, \

@@ -106,8 +106,11 @@ impl StoreOptions {
 }
 
 /// The migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_job_secrets.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_job_secrets.sql")),
+    (3, include_str!("../migrations/0003_ownership.sql")),
+];
 
 /// The store: a group-committing writer and a pool of readers.
 #[derive(Clone)]

@@ -102,6 +102,8 @@ pub struct Service {
     #[serde(skip)]
     pub secrets: Option<Vec<u8>>,
     pub last_error: Option<String>,
+    /// The stable reference providers record at the vendor as this service's.
+    pub owner_mark: String,
     #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
     #[serde(serialize_with = "timestamp")]
@@ -155,6 +157,8 @@ pub struct Job {
     pub lease_until: Option<i64>,
     pub locked_by: Option<String>,
     pub reconcile: bool,
+    /// Run at once by its caller (an on-demand action), never by a worker.
+    pub on_demand: bool,
     pub configuration_id: Option<i64>,
     pub idempotency_key: String,
     /// Secret params, sealed.
@@ -269,6 +273,7 @@ impl Service {
             provision_data: json(row, "provision_data")?,
             secrets: row.get("secrets")?,
             last_error: row.get("last_error")?,
+            owner_mark: row.get::<_, Option<String>>("owner_mark")?.unwrap_or_default(),
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,
         })
@@ -319,6 +324,7 @@ impl Job {
             lease_until: row.get("lease_until")?,
             locked_by: row.get("locked_by")?,
             reconcile: row.get("reconcile")?,
+            on_demand: row.get("on_demand")?,
             configuration_id: row.get("configuration_id")?,
             idempotency_key: row.get("idempotency_key")?,
             secrets: row.get("secrets")?,

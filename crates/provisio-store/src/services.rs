@@ -5,23 +5,91 @@ use serde_json::Value;
 use crate::models::{HistoryEntry, Service};
 use crate::{Conn, StoreError, all, exec, maybe, now_ms, one};
 
-/// A new service, `pending`, with the status its queued jobs will bring.
-pub async fn insert(
-    conn: &mut Conn,
-    external_id: Option<&str>,
-    client_id: i64,
-    product_id: i64,
-    projected_status: &str,
-    provision_data: &Value,
-) -> Result<Service, StoreError> {
+/// A new service.
+#[derive(Debug, Clone)]
+pub struct NewService<'a> {
+    pub external_id: Option<&'a str>,
+    pub client_id: i64,
+    pub product_id: i64,
+    /// The status its queued jobs will bring.
+    pub projected_status: &'a str,
+    pub provision_data: &'a Value,
+    /// The stable reference providers record at the vendor.
+    pub owner_mark: &'a str,
+}
+
+/// Inserts a `pending` service.
+pub async fn insert(conn: &mut Conn, service: &NewService<'_>) -> Result<Service, StoreError> {
     let now = now_ms();
     one(
         conn,
         "INSERT INTO services (external_id, client_id, product_id, status, projected_status, provision_data, \
-         created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING *",
-        rusqlite::params![external_id, client_id, product_id, projected_status, provision_data.to_string(), now, now],
+         owner_mark, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING *",
+        rusqlite::params![
+            service.external_id,
+            service.client_id,
+            service.product_id,
+            service.projected_status,
+            service.provision_data.to_string(),
+            service.owner_mark,
+            now,
+            now
+        ],
         Service::from_row,
     )
+}
+
+/// The live (not terminated) service other than `except` holding
+/// `identifier` on a configuration.
+pub async fn holder(
+    conn: &mut Conn,
+    configuration_id: i64,
+    identifier: &str,
+    except: i64,
+) -> Result<Option<Service>, StoreError> {
+    maybe(
+        conn,
+        "SELECT * FROM services WHERE configuration_id = ? AND identifier = ? AND status <> 'terminated' AND id <> ?",
+        rusqlite::params![configuration_id, identifier, except],
+        Service::from_row,
+    )
+}
+
+/// A live service of another client than `client_id` on a configuration
+/// whose identifier lies inside `identifier` (`*.identifier`) or is one of
+/// `parents` (the names `identifier` lies inside).
+pub async fn nested_of_other_client(
+    conn: &mut Conn,
+    configuration_id: i64,
+    identifier: &str,
+    parents: &[String],
+    client_id: i64,
+) -> Result<Option<Service>, StoreError> {
+    let suffix = format!(".{identifier}");
+    maybe(
+        conn,
+        "SELECT * FROM services WHERE configuration_id = ?1 AND status <> 'terminated' AND client_id <> ?2 \
+         AND identifier IS NOT NULL AND ((length(identifier) > length(?3) AND substr(identifier, -length(?3)) = ?3) \
+         OR identifier IN (SELECT value FROM json_each(?4))) LIMIT 1",
+        rusqlite::params![
+            configuration_id,
+            client_id,
+            suffix,
+            serde_json::to_string(parents).expect("names serialise")
+        ],
+        Service::from_row,
+    )
+}
+
+/// Reserves `identifier` on a configuration for a service (the partial
+/// UNIQUE index refuses a second live holder, whatever the caller checked).
+pub async fn reserve(conn: &mut Conn, id: i64, configuration_id: i64, identifier: &str) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "UPDATE services SET configuration_id = ?, identifier = ?, updated_at = ? WHERE id = ?",
+        rusqlite::params![configuration_id, identifier, now_ms(), id],
+    )?;
+    Ok(())
 }
 
 /// A service by id.

@@ -31,7 +31,7 @@ fn limits(package: Option<&str>) -> (Option<u32>, Option<u32>) {
 impl MessageQueues for DemoBroker {
     async fn create(&self, cx: &Context, params: CreateBrokerParams) -> Result<BrokerInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             if let Some(package) = &params.package_name {
                 demo.check_package(package)?;
             }
@@ -57,6 +57,7 @@ impl MessageQueues for DemoBroker {
             let created = demo
                 .state
                 .create(
+                    cx,
                     params.vhost.as_str(),
                     json!(info),
                     &keys,
@@ -76,24 +77,24 @@ impl MessageQueues for DemoBroker {
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
-        self.0.read(params.vhost.as_str(), &missing(&params.vhost)).await
+    async fn get_info(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
+        self.0.read(cx, params.vhost.as_str(), &missing(&params.vhost)).await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendBrokerParams) -> Result<BrokerInfo, ProviderError> {
-        self.set_state(&params.vhost, State::Suspended).await
+    async fn suspend(&self, cx: &Context, params: SuspendBrokerParams) -> Result<BrokerInfo, ProviderError> {
+        self.set_state(cx, &params.vhost, State::Suspended).await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
-        self.set_state(&params.vhost, State::Active).await
+    async fn unsuspend(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
+        self.set_state(cx, &params.vhost, State::Active).await
     }
 
-    async fn terminate(&self, _cx: &Context, params: VhostRef) -> Result<Empty, ProviderError> {
-        self.0.remove(params.vhost.as_str(), &missing(&params.vhost)).await
+    async fn terminate(&self, cx: &Context, params: VhostRef) -> Result<Empty, ProviderError> {
+        self.0.remove(cx, params.vhost.as_str(), &missing(&params.vhost)).await
     }
 
-    async fn get_usage(&self, _cx: &Context, params: VhostRef) -> Result<BrokerUsage, ProviderError> {
-        let info: BrokerInfo = self.0.read(params.vhost.as_str(), &missing(&params.vhost)).await?;
+    async fn get_usage(&self, cx: &Context, params: VhostRef) -> Result<BrokerUsage, ProviderError> {
+        let info: BrokerInfo = self.0.read(cx, params.vhost.as_str(), &missing(&params.vhost)).await?;
         Ok(BrokerUsage {
             queues: Units { used: f64::from(fastrand::u32(0..5)), limit: info.max_queues.map(f64::from) },
             connections: Units { used: f64::from(fastrand::u32(0..3)), limit: info.max_connections.map(f64::from) },
@@ -103,19 +104,19 @@ impl MessageQueues for DemoBroker {
 
     async fn change_password(
         &self,
-        _cx: &Context,
+        cx: &Context,
         params: ChangeBrokerPasswordParams,
     ) -> Result<BrokerCredentials, ProviderError> {
-        let info: BrokerInfo = self.0.read(params.vhost.as_str(), &missing(&params.vhost)).await?;
+        let info: BrokerInfo = self.0.read(cx, params.vhost.as_str(), &missing(&params.vhost)).await?;
         let password = params.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_else(generate_password);
         Ok(BrokerCredentials { username: info.username, password })
     }
 }
 
 impl DemoBroker {
-    async fn set_state(&self, vhost: &DbIdentifier, state: State) -> Result<BrokerInfo, ProviderError> {
+    async fn set_state(&self, cx: &Context, vhost: &DbIdentifier, state: State) -> Result<BrokerInfo, ProviderError> {
         self.0
-            .change(vhost.as_str(), &missing(vhost), |data, _| {
+            .change(cx, vhost.as_str(), &missing(vhost), |data, _| {
                 data["state"] = json!(state);
                 Ok(())
             })

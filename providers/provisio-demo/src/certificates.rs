@@ -42,17 +42,17 @@ impl SslCertificates for DemoCertificates {
         self.issue(cx, params.common_name, params.alt_names).await
     }
 
-    async fn get_info(&self, _cx: &Context, params: CertificateQuery) -> Result<CertificateInfo, ProviderError> {
+    async fn get_info(&self, cx: &Context, params: CertificateQuery) -> Result<CertificateInfo, ProviderError> {
         let Some(id) = params.certificate_id else {
             return Err(ProviderError::not_found(UserMessage::new(
                 "No certificate order is recorded for this service",
             )));
         };
-        self.0.read(&id, &missing(&id)).await
+        self.0.read(cx, &id, &missing(&id)).await
     }
 
-    async fn download(&self, _cx: &Context, params: CertificateRef) -> Result<CertificateDownload, ProviderError> {
-        let info: CertificateInfo = self.0.read(&params.certificate_id, &missing(&params.certificate_id)).await?;
+    async fn download(&self, cx: &Context, params: CertificateRef) -> Result<CertificateDownload, ProviderError> {
+        let info: CertificateInfo = self.0.read(cx, &params.certificate_id, &missing(&params.certificate_id)).await?;
         match (info.status, info.certificate_pem) {
             (CertificateStatus::Issued, Some(certificate_pem)) => {
                 Ok(CertificateDownload { certificate_id: info.certificate_id, certificate_pem })
@@ -62,14 +62,14 @@ impl SslCertificates for DemoCertificates {
     }
 
     async fn renew(&self, cx: &Context, params: RenewCertificateParams) -> Result<CertificateInfo, ProviderError> {
-        self.0.read::<CertificateInfo>(&params.certificate_id, &missing(&params.certificate_id)).await?;
+        self.0.read::<CertificateInfo>(cx, &params.certificate_id, &missing(&params.certificate_id)).await?;
         self.issue(cx, params.common_name, params.alt_names).await
     }
 
-    async fn revoke(&self, _cx: &Context, params: CertificateRef) -> Result<Empty, ProviderError> {
+    async fn revoke(&self, cx: &Context, params: CertificateRef) -> Result<Empty, ProviderError> {
         let _: CertificateInfo = self
             .0
-            .change(&params.certificate_id, &missing(&params.certificate_id), |data, _| {
+            .change(cx, &params.certificate_id, &missing(&params.certificate_id), |data, _| {
                 if data["status"] != json!(CertificateStatus::Issued) {
                     return Err(ProviderError::conflict(UserMessage::new("Only an issued certificate can be revoked")));
                 }
@@ -94,11 +94,11 @@ impl DemoCertificates {
         alt_names: Vec<DomainName>,
     ) -> Result<CertificateInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             // A retried call (same idempotency key) answers the first order, without the key.
             if let Some(key) = key_of(cx)
                 && let Some(id) = demo.state.identifier_for_key(key).await?
-                && let Some(record) = demo.state.get(&id).await?
+                && let Some(record) = demo.state.get_owned(cx, &id).await?
             {
                 return typed(record.data);
             }
@@ -110,8 +110,9 @@ impl DemoCertificates {
                 "not_after": not_after, "certificate_pem": chain,
             });
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
-            demo.state.create(&certificate_id, data, &keys, |_| false, "The order id is taken").await?;
-            let mut info: CertificateInfo = typed(demo.state.get(&certificate_id).await?.expect("just created").data)?;
+            demo.state.create(cx, &certificate_id, data, &keys, |_| false, "The order id is taken").await?;
+            let mut info: CertificateInfo =
+                typed(demo.state.get_owned(cx, &certificate_id).await?.expect("just created").data)?;
             info.private_key_pem = Some(private_key);
             Ok(info)
         })

@@ -43,10 +43,10 @@ fn with_status(data: serde_json::Value, ordered_at: DateTime<Utc>) -> Result<Cup
 impl Coffee for DemoCoffee {
     async fn brew(&self, cx: &Context, params: BrewParams) -> Result<Cup, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             if let Some(key) = key_of(cx)
                 && let Some(order_id) = demo.state.identifier_for_key(key).await?
-                && let Some(record) = demo.state.get(&order_id).await?
+                && let Some(record) = demo.state.get_owned(cx, &order_id).await?
             {
                 return with_status(record.data, record.created_at);
             }
@@ -62,16 +62,16 @@ impl Coffee for DemoCoffee {
                 ready_at: now + chrono::Duration::milliseconds(millis),
             };
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
-            demo.state.create(&cup.order_id, json!(cup), &keys, |_| false, "Order id collision").await?;
+            demo.state.create(cx, &cup.order_id, json!(cup), &keys, |_| false, "Order id collision").await?;
             Ok(cup)
         })
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: CupRef) -> Result<Cup, ProviderError> {
+    async fn get_info(&self, cx: &Context, params: CupRef) -> Result<Cup, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            match demo.state.get(&params.order_id).await? {
+        demo.around(cx, Effect::Reads, async {
+            match demo.state.get_owned(cx, &params.order_id).await? {
                 Some(record) => with_status(record.data, record.created_at),
                 None => Err(ProviderError::not_found(UserMessage::new(format!(
                     "No order {} on this machine",

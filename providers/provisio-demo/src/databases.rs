@@ -32,7 +32,7 @@ fn package_connections(package: Option<&str>) -> Option<u32> {
 impl Databases for DemoDatabases {
     async fn create(&self, cx: &Context, params: CreateDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             if let Some(package) = &params.package_name {
                 demo.check_package(package)?;
             }
@@ -58,6 +58,7 @@ impl Databases for DemoDatabases {
             let created = demo
                 .state
                 .create(
+                    cx,
                     params.database.as_str(),
                     json!(info),
                     &keys,
@@ -78,26 +79,26 @@ impl Databases for DemoDatabases {
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
-        self.0.read(params.database.as_str(), &missing(&params.database)).await
+    async fn get_info(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        self.0.read(cx, params.database.as_str(), &missing(&params.database)).await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
-        self.set_state(&params.database, State::Suspended).await
+    async fn suspend(&self, cx: &Context, params: SuspendDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
+        self.set_state(cx, &params.database, State::Suspended).await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
-        self.set_state(&params.database, State::Active).await
+    async fn unsuspend(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        self.set_state(cx, &params.database, State::Active).await
     }
 
-    async fn terminate(&self, _cx: &Context, params: DatabaseRef) -> Result<Empty, ProviderError> {
-        self.0.remove(params.database.as_str(), &missing(&params.database)).await
+    async fn terminate(&self, cx: &Context, params: DatabaseRef) -> Result<Empty, ProviderError> {
+        self.0.remove(cx, params.database.as_str(), &missing(&params.database)).await
     }
 
-    async fn get_usage(&self, _cx: &Context, params: DatabaseRef) -> Result<DatabaseUsage, ProviderError> {
+    async fn get_usage(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseUsage, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            let Some(record) = demo.state.get(params.database.as_str()).await? else {
+        demo.around(cx, Effect::Reads, async {
+            let Some(record) = demo.state.get_owned(cx, params.database.as_str()).await? else {
                 return Err(ProviderError::not_found(UserMessage::new(missing(&params.database))));
             };
             let info: DatabaseInfo = typed(record.data)?;
@@ -118,18 +119,18 @@ impl Databases for DemoDatabases {
 
     async fn change_password(
         &self,
-        _cx: &Context,
+        cx: &Context,
         params: ChangeDatabasePasswordParams,
     ) -> Result<DatabaseCredentials, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             let password = match &params.password {
                 Some(password) => password.expose().to_owned(),
                 None => generate_password(),
             };
             let data = demo
                 .state
-                .update(params.database.as_str(), &missing(&params.database), |data, _| {
+                .update(cx, params.database.as_str(), &missing(&params.database), |data, _| {
                     data["password_changed_at"] = json!(Utc::now());
                     Ok(())
                 })
@@ -142,9 +143,14 @@ impl Databases for DemoDatabases {
 }
 
 impl DemoDatabases {
-    async fn set_state(&self, database: &DbIdentifier, state: State) -> Result<DatabaseInfo, ProviderError> {
+    async fn set_state(
+        &self,
+        cx: &Context,
+        database: &DbIdentifier,
+        state: State,
+    ) -> Result<DatabaseInfo, ProviderError> {
         self.0
-            .change(database.as_str(), &missing(database), |data, _| {
+            .change(cx, database.as_str(), &missing(database), |data, _| {
                 data["state"] = json!(state);
                 Ok(())
             })

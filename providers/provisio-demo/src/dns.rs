@@ -83,7 +83,7 @@ fn bump_serial(data: &mut serde_json::Value) {
 impl DnsHosting for DemoDns {
     async fn create_zone(&self, cx: &Context, params: CreateZoneParams) -> Result<ZoneInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             check_records(&params.records)?;
             let mut records = Vec::new();
             merge(&mut records, &params.records)?;
@@ -104,6 +104,7 @@ impl DnsHosting for DemoDns {
             let created = demo
                 .state
                 .create(
+                    cx,
                     params.zone.as_str(),
                     doc,
                     &keys,
@@ -116,17 +117,17 @@ impl DnsHosting for DemoDns {
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
-        self.0.read(params.zone.as_str(), &missing(&params.zone)).await
+    async fn get_info(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
+        self.0.read(cx, params.zone.as_str(), &missing(&params.zone)).await
     }
 
-    async fn set_records(&self, _cx: &Context, params: SetRecordsParams) -> Result<ZoneInfo, ProviderError> {
+    async fn set_records(&self, cx: &Context, params: SetRecordsParams) -> Result<ZoneInfo, ProviderError> {
         check_records(&params.records)?;
-        self.change(&params.zone, |zone| merge(&mut zone.records, &params.records)).await
+        self.change(cx, &params.zone, |zone| merge(&mut zone.records, &params.records)).await
     }
 
-    async fn delete_records(&self, _cx: &Context, params: DeleteRecordsParams) -> Result<ZoneInfo, ProviderError> {
-        self.change(&params.zone, |zone| {
+    async fn delete_records(&self, cx: &Context, params: DeleteRecordsParams) -> Result<ZoneInfo, ProviderError> {
+        self.change(cx, &params.zone, |zone| {
             zone.records.retain(|set| {
                 !params.records.iter().any(|key| key.name == set.name && key.record_type == set.record_type)
             });
@@ -135,23 +136,23 @@ impl DnsHosting for DemoDns {
         .await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendZoneParams) -> Result<ZoneInfo, ProviderError> {
-        self.set_state(&params.zone, State::Suspended).await
+    async fn suspend(&self, cx: &Context, params: SuspendZoneParams) -> Result<ZoneInfo, ProviderError> {
+        self.set_state(cx, &params.zone, State::Suspended).await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
-        self.set_state(&params.zone, State::Active).await
+    async fn unsuspend(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
+        self.set_state(cx, &params.zone, State::Active).await
     }
 
-    async fn terminate(&self, _cx: &Context, params: ZoneRef) -> Result<Empty, ProviderError> {
-        self.0.remove(params.zone.as_str(), &missing(&params.zone)).await
+    async fn terminate(&self, cx: &Context, params: ZoneRef) -> Result<Empty, ProviderError> {
+        self.0.remove(cx, params.zone.as_str(), &missing(&params.zone)).await
     }
 }
 
 impl DemoDns {
-    async fn set_state(&self, zone: &DomainName, state: State) -> Result<ZoneInfo, ProviderError> {
+    async fn set_state(&self, cx: &Context, zone: &DomainName, state: State) -> Result<ZoneInfo, ProviderError> {
         self.0
-            .change(zone.as_str(), &missing(zone), |data, _| {
+            .change(cx, zone.as_str(), &missing(zone), |data, _| {
                 if data["state"] != json!(state) {
                     data["state"] = json!(state);
                     bump_serial(data);
@@ -163,11 +164,12 @@ impl DemoDns {
 
     async fn change(
         &self,
+        cx: &Context,
         zone: &DomainName,
         change: impl FnOnce(&mut ZoneInfo) -> Result<(), ProviderError>,
     ) -> Result<ZoneInfo, ProviderError> {
         self.0
-            .change(zone.as_str(), &missing(zone), |data, _| {
+            .change(cx, zone.as_str(), &missing(zone), |data, _| {
                 let mut info: ZoneInfo = typed(data.clone())?;
                 if info.state == State::Suspended {
                     return Err(ProviderError::provider("The zone is suspended; its records cannot be changed"));

@@ -38,12 +38,12 @@ fn years_from(start: DateTime<Utc>, years: u8) -> DateTime<Utc> {
 
 impl DemoDomains {
     /// Moves a finished transfer to `active`, then answers the status.
-    async fn status(&self, domain: &DomainName) -> Result<(Value, StatusResult), ProviderError> {
+    async fn status(&self, cx: &Context, domain: &DomainName) -> Result<(Value, StatusResult), ProviderError> {
         let demo = &self.0;
         let operation = i64::from(demo.config.operation_secs);
         let data = demo
             .state
-            .update(domain.as_str(), &missing(domain), |data, record| {
+            .update(cx, domain.as_str(), &missing(domain), |data, record| {
                 if data["status"] == json!(DomainStatus::PendingTransfer)
                     && (Utc::now() - record.created_at).num_seconds() >= operation
                 {
@@ -72,14 +72,14 @@ impl DemoDomains {
 impl DomainNames for DemoDomains {
     async fn check_availability(
         &self,
-        _cx: &Context,
+        cx: &Context,
         params: CheckAvailabilityParams,
     ) -> Result<AvailabilityResult, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
+        demo.around(cx, Effect::Reads, async {
             let mut domains = Vec::new();
             for domain in params.domains {
-                let here = demo.state.get(domain.as_str()).await?.is_some();
+                let here = demo.state.get_owned(cx, domain.as_str()).await?.is_some();
                 let reason = if here {
                     Some("Registered with this account".to_owned())
                 } else if held_elsewhere(&domain) {
@@ -96,7 +96,7 @@ impl DomainNames for DemoDomains {
 
     async fn register(&self, cx: &Context, params: RegisterParams) -> Result<DomainInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             if held_elsewhere(&params.domain) {
                 return Err(ProviderError::conflict(UserMessage::new(format!(
                     "Domain {} is already registered elsewhere",
@@ -121,6 +121,7 @@ impl DomainNames for DemoDomains {
             let created = demo
                 .state
                 .create(
+                    cx,
                     params.domain.as_str(),
                     doc,
                     &keys,
@@ -136,7 +137,7 @@ impl DomainNames for DemoDomains {
     async fn renew(&self, cx: &Context, params: RenewParams) -> Result<DomainInfo, ProviderError> {
         let key = key_of(cx).map(str::to_owned);
         self.0
-            .change(params.domain.as_str(), &missing(&params.domain), |data, _| {
+            .change(cx, params.domain.as_str(), &missing(&params.domain), |data, _| {
                 // A retried renew (same idempotency key) is done once, like EPP's curExpDate guard.
                 if key.is_some() && data["last_renew_key"].as_str() == key.as_deref() {
                     return Ok(());
@@ -153,31 +154,31 @@ impl DomainNames for DemoDomains {
             .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: DomainRef) -> Result<DomainInfo, ProviderError> {
+    async fn get_info(&self, cx: &Context, params: DomainRef) -> Result<DomainInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async { typed(self.status(&params.domain).await?.0) }).await
+        demo.around(cx, Effect::Reads, async { typed(self.status(cx, &params.domain).await?.0) }).await
     }
 
     async fn update_nameservers(
         &self,
-        _cx: &Context,
+        cx: &Context,
         params: UpdateNameserversParams,
     ) -> Result<DomainInfo, ProviderError> {
-        self.change(&params.domain, |data| {
+        self.change(cx, &params.domain, |data| {
             data["nameservers"] = json!(params.nameservers);
             Ok(())
         })
         .await
     }
 
-    async fn get_status(&self, _cx: &Context, params: DomainRef) -> Result<StatusResult, ProviderError> {
+    async fn get_status(&self, cx: &Context, params: DomainRef) -> Result<StatusResult, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async { Ok(self.status(&params.domain).await?.1) }).await
+        demo.around(cx, Effect::Reads, async { Ok(self.status(cx, &params.domain).await?.1) }).await
     }
 
     async fn transfer(&self, cx: &Context, params: TransferParams) -> Result<StatusResult, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             if params.epp_code.len() < 8 {
                 return Err(ProviderError::provider("The authorisation code was rejected by the registry"));
             }
@@ -198,14 +199,14 @@ impl DomainNames for DemoDomains {
             doc["epp_code"] = json!(format!("Demo-{}", token(12)));
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
             // Calling transfer again while it runs reports its progress.
-            demo.state.create(params.domain.as_str(), doc, &keys, |_| true, "").await?;
-            Ok(self.status(&params.domain).await?.1)
+            demo.state.create(cx, params.domain.as_str(), doc, &keys, |_| true, "").await?;
+            Ok(self.status(cx, &params.domain).await?.1)
         })
         .await
     }
 
-    async fn update_contacts(&self, _cx: &Context, params: UpdateContactsParams) -> Result<DomainInfo, ProviderError> {
-        self.change(&params.domain, |data| {
+    async fn update_contacts(&self, cx: &Context, params: UpdateContactsParams) -> Result<DomainInfo, ProviderError> {
+        self.change(cx, &params.domain, |data| {
             if let Some(registrant) = &params.contacts.registrant {
                 data["registrant"] = json!(registrant);
             }
@@ -223,26 +224,26 @@ impl DomainNames for DemoDomains {
         .await
     }
 
-    async fn set_lock(&self, _cx: &Context, params: SetLockParams) -> Result<DomainInfo, ProviderError> {
-        self.change(&params.domain, |data| {
+    async fn set_lock(&self, cx: &Context, params: SetLockParams) -> Result<DomainInfo, ProviderError> {
+        self.change(cx, &params.domain, |data| {
             data["locked"] = json!(params.locked);
             Ok(())
         })
         .await
     }
 
-    async fn set_auto_renew(&self, _cx: &Context, params: SetAutoRenewParams) -> Result<DomainInfo, ProviderError> {
-        self.change(&params.domain, |data| {
+    async fn set_auto_renew(&self, cx: &Context, params: SetAutoRenewParams) -> Result<DomainInfo, ProviderError> {
+        self.change(cx, &params.domain, |data| {
             data["auto_renew"] = json!(params.auto_renew);
             Ok(())
         })
         .await
     }
 
-    async fn get_epp_code(&self, _cx: &Context, params: DomainRef) -> Result<EppCode, ProviderError> {
+    async fn get_epp_code(&self, cx: &Context, params: DomainRef) -> Result<EppCode, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
-            let (data, status) = self.status(&params.domain).await?;
+        demo.around(cx, Effect::Reads, async {
+            let (data, status) = self.status(cx, &params.domain).await?;
             if status.status != DomainStatus::Active {
                 return Err(ProviderError::provider("The authorisation code is available once the domain is active"));
             }
@@ -256,11 +257,12 @@ impl DemoDomains {
     /// Changes an active domain's record.
     async fn change(
         &self,
+        cx: &Context,
         domain: &DomainName,
         change: impl FnOnce(&mut Value) -> Result<(), ProviderError>,
     ) -> Result<DomainInfo, ProviderError> {
         self.0
-            .change(domain.as_str(), &missing(domain), |data, _| {
+            .change(cx, domain.as_str(), &missing(domain), |data, _| {
                 if data["status"] != json!(DomainStatus::Active) {
                     return Err(ProviderError::provider("The domain cannot be changed until its transfer completes"));
                 }

@@ -33,7 +33,7 @@ fn disk_limit(package: &str) -> Option<f64> {
 impl SharedHosting for DemoHosting {
     async fn create(&self, cx: &Context, params: CreateParams) -> Result<AccountInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             demo.check_package(&params.package_name)?;
             let username = params.username.as_str();
             if demo.state.field_taken("domain", params.domain.as_str(), username).await? {
@@ -57,6 +57,7 @@ impl SharedHosting for DemoHosting {
             let created = demo
                 .state
                 .create(
+                    cx,
                     username,
                     json!(account),
                     &keys,
@@ -73,15 +74,15 @@ impl SharedHosting for DemoHosting {
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+    async fn get_info(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
-        self.0.read(username, &missing(username)).await
+        self.0.read(cx, username, &missing(username)).await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendParams) -> Result<AccountInfo, ProviderError> {
+    async fn suspend(&self, cx: &Context, params: SuspendParams) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
         self.0
-            .change(username, &missing(username), |data, _| {
+            .change(cx, username, &missing(username), |data, _| {
                 data["state"] = json!(State::Suspended);
                 data["suspend_reason"] = json!(params.reason);
                 Ok(())
@@ -89,10 +90,10 @@ impl SharedHosting for DemoHosting {
             .await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+    async fn unsuspend(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
         self.0
-            .change(username, &missing(username), |data, _| {
+            .change(cx, username, &missing(username), |data, _| {
                 data["state"] = json!(State::Active);
                 data["suspend_reason"] = Value::Null;
                 Ok(())
@@ -100,27 +101,27 @@ impl SharedHosting for DemoHosting {
             .await
     }
 
-    async fn change_package(&self, _cx: &Context, params: ChangePackageParams) -> Result<AccountInfo, ProviderError> {
+    async fn change_package(&self, cx: &Context, params: ChangePackageParams) -> Result<AccountInfo, ProviderError> {
         self.0.check_package(&params.package_name)?;
         let username = params.username.as_str();
         self.0
-            .change(username, &missing(username), |data, _| {
+            .change(cx, username, &missing(username), |data, _| {
                 data["package_name"] = json!(params.package_name);
                 Ok(())
             })
             .await
     }
 
-    async fn terminate(&self, _cx: &Context, params: AccountRef) -> Result<Empty, ProviderError> {
+    async fn terminate(&self, cx: &Context, params: AccountRef) -> Result<Empty, ProviderError> {
         let username = params.username.as_str();
-        self.0.remove(username, &missing(username)).await
+        self.0.remove(cx, username, &missing(username)).await
     }
 
-    async fn get_usage(&self, _cx: &Context, params: AccountRef) -> Result<AccountUsage, ProviderError> {
+    async fn get_usage(&self, cx: &Context, params: AccountRef) -> Result<AccountUsage, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Reads, async {
+        demo.around(cx, Effect::Reads, async {
             let username = params.username.as_str();
-            let Some(record) = demo.state.get(username).await? else {
+            let Some(record) = demo.state.get_owned(cx, username).await? else {
                 return Err(ProviderError::not_found(UserMessage::new(missing(username))));
             };
             let package = record.data["package_name"].as_str().unwrap_or_default().to_owned();
@@ -138,15 +139,15 @@ impl SharedHosting for DemoHosting {
         .await
     }
 
-    async fn get_login_url(&self, _cx: &Context, params: GetLoginUrlParams) -> Result<LoginUrl, ProviderError> {
+    async fn get_login_url(&self, cx: &Context, params: GetLoginUrlParams) -> Result<LoginUrl, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             let username = params.username.as_str();
             let session = token(32);
             let expires_at = Utc::now() + chrono::Duration::seconds(i64::from(demo.config.login_ttl_secs));
             let data = demo
                 .state
-                .update(username, &missing(username), |data, _| {
+                .update(cx, username, &missing(username), |data, _| {
                     if data["state"] == json!(State::Suspended) {
                         return Err(ProviderError::provider("The account is suspended; logging in is not possible"));
                     }
@@ -167,12 +168,12 @@ impl SharedHosting for DemoHosting {
         .await
     }
 
-    async fn change_password(&self, _cx: &Context, params: ChangePasswordParams) -> Result<Empty, ProviderError> {
+    async fn change_password(&self, cx: &Context, params: ChangePasswordParams) -> Result<Empty, ProviderError> {
         let username = params.username.as_str();
         // Only the time is kept; the simulator, like a panel, never stores the password.
         let _: Value = self
             .0
-            .change(username, &missing(username), |data, _| {
+            .change(cx, username, &missing(username), |data, _| {
                 data["password_changed_at"] = json!(Utc::now());
                 Ok(())
             })

@@ -134,10 +134,16 @@ impl Demo {
     /// failures around the real work.
     async fn around<T>(
         &self,
+        cx: &Context,
         effect: Effect,
         work: impl Future<Output = Result<T, ProviderError>>,
     ) -> Result<T, ProviderError> {
         self.authenticate().await?;
+        // What the server was asked, whatever it then did: tests count
+        // these to prove nothing was sent twice.
+        if effect == Effect::Changes {
+            self.state.count_call(cx.function()).await?;
+        }
         let half = Duration::from_millis(self.config.latency_ms / 2);
         tokio::time::sleep(half).await;
         if fastrand::f64() < self.config.transient_rate {
@@ -182,10 +188,16 @@ impl Demo {
         })
     }
 
-    /// Reads a service (`not_found` with `missing` if absent).
-    async fn read<T: serde::de::DeserializeOwned>(&self, identifier: &str, missing: &str) -> Result<T, ProviderError> {
-        self.around(Effect::Reads, async {
-            match self.state.get(identifier).await? {
+    /// Reads a service (`not_found` with `missing` if absent, `conflict` if
+    /// another service's).
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        cx: &Context,
+        identifier: &str,
+        missing: &str,
+    ) -> Result<T, ProviderError> {
+        self.around(cx, Effect::Reads, async {
+            match self.state.get_owned(cx, identifier).await? {
                 Some(record) => typed(record.data),
                 None => Err(ProviderError::not_found(UserMessage::new(missing))),
             }
@@ -196,17 +208,24 @@ impl Demo {
     /// Changes a service's document (`not_found` with `missing` if absent).
     async fn change<T: serde::de::DeserializeOwned>(
         &self,
+        cx: &Context,
         identifier: &str,
         missing: &str,
         change: impl FnOnce(&mut serde_json::Value, &state::Record) -> Result<(), ProviderError>,
     ) -> Result<T, ProviderError> {
-        self.around(Effect::Changes, async { typed(self.state.update(identifier, missing, change).await?) }).await
+        self.around(cx, Effect::Changes, async { typed(self.state.update(cx, identifier, missing, change).await?) })
+            .await
     }
 
     /// Removes a service (`not_found` with `missing` if absent).
-    async fn remove(&self, identifier: &str, missing: &str) -> Result<provisio_sdk::Empty, ProviderError> {
-        self.around(Effect::Changes, async {
-            self.state.delete(identifier, missing).await?;
+    async fn remove(
+        &self,
+        cx: &Context,
+        identifier: &str,
+        missing: &str,
+    ) -> Result<provisio_sdk::Empty, ProviderError> {
+        self.around(cx, Effect::Changes, async {
+            self.state.delete(cx, identifier, missing).await?;
             Ok(provisio_sdk::Empty {})
         })
         .await

@@ -27,7 +27,7 @@ fn new_key() -> String {
 impl SoftwareLicenses for DemoLicenses {
     async fn create(&self, cx: &Context, params: CreateLicenseParams) -> Result<LicenseInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             demo.check_package(&params.package_identifier)?;
             // The reference (and the idempotency key) find a licence issued before.
             let reference_key = format!("reference:{}", params.reference);
@@ -38,7 +38,7 @@ impl SoftwareLicenses for DemoLicenses {
                 known = demo.state.identifier_for_key(key).await?;
             }
             if let Some(license_key) = known
-                && let Some(record) = demo.state.get(&license_key).await?
+                && let Some(record) = demo.state.get_owned(cx, &license_key).await?
             {
                 return typed(record.data);
             }
@@ -55,52 +55,54 @@ impl SoftwareLicenses for DemoLicenses {
             };
             let mut keys = vec![reference_key.as_str()];
             keys.extend(key_of(cx));
-            let created =
-                demo.state.create(&info.license_key, json!(info), &keys, |_| false, "Licence key collision").await?;
+            let created = demo
+                .state
+                .create(cx, &info.license_key, json!(info), &keys, |_| false, "Licence key collision")
+                .await?;
             typed(created.into_data())
         })
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
-        self.0.read(&params.license_key, &missing(&params.license_key)).await
+    async fn get_info(&self, cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
+        self.0.read(cx, &params.license_key, &missing(&params.license_key)).await
     }
 
     async fn change_package(
         &self,
-        _cx: &Context,
+        cx: &Context,
         params: ChangeLicensePackageParams,
     ) -> Result<LicenseInfo, ProviderError> {
         self.0.check_package(&params.package_identifier)?;
-        self.change(&params.license_key, |data| {
+        self.change(cx, &params.license_key, |data| {
             data["package_identifier"] = json!(params.package_identifier);
             Ok(())
         })
         .await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendLicenseParams) -> Result<LicenseInfo, ProviderError> {
-        self.change(&params.license_key, |data| {
+    async fn suspend(&self, cx: &Context, params: SuspendLicenseParams) -> Result<LicenseInfo, ProviderError> {
+        self.change(cx, &params.license_key, |data| {
             data["state"] = json!(State::Suspended);
             Ok(())
         })
         .await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
-        self.change(&params.license_key, |data| {
+    async fn unsuspend(&self, cx: &Context, params: LicenseRef) -> Result<LicenseInfo, ProviderError> {
+        self.change(cx, &params.license_key, |data| {
             data["state"] = json!(State::Active);
             Ok(())
         })
         .await
     }
 
-    async fn terminate(&self, _cx: &Context, params: LicenseRef) -> Result<Empty, ProviderError> {
-        self.0.remove(&params.license_key, &missing(&params.license_key)).await
+    async fn terminate(&self, cx: &Context, params: LicenseRef) -> Result<Empty, ProviderError> {
+        self.0.remove(cx, &params.license_key, &missing(&params.license_key)).await
     }
 
-    async fn reissue(&self, _cx: &Context, params: ReissueParams) -> Result<LicenseInfo, ProviderError> {
-        self.change(&params.license_key, |data| {
+    async fn reissue(&self, cx: &Context, params: ReissueParams) -> Result<LicenseInfo, ProviderError> {
+        self.change(cx, &params.license_key, |data| {
             if data["state"] == json!(State::Suspended) {
                 return Err(ProviderError::provider("A suspended licence cannot be reissued"));
             }
@@ -116,9 +118,10 @@ impl SoftwareLicenses for DemoLicenses {
 impl DemoLicenses {
     async fn change(
         &self,
+        cx: &Context,
         license_key: &str,
         change: impl FnOnce(&mut Value) -> Result<(), ProviderError>,
     ) -> Result<LicenseInfo, ProviderError> {
-        self.0.change(license_key, &missing(license_key), |data, _| change(data)).await
+        self.0.change(cx, license_key, &missing(license_key), |data, _| change(data)).await
     }
 }

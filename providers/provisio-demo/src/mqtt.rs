@@ -22,7 +22,7 @@ fn missing(username: &DbIdentifier) -> String {
 impl MqttHosting for DemoMqtt {
     async fn create(&self, cx: &Context, params: CreateMqttParams) -> Result<MqttInfo, ProviderError> {
         let demo = &self.0;
-        demo.around(Effect::Changes, async {
+        demo.around(cx, Effect::Changes, async {
             let prefix = params.topic_prefix.clone().unwrap_or_else(|| params.username.to_string());
             let info = MqttInfo {
                 username: params.username.clone(),
@@ -36,6 +36,7 @@ impl MqttHosting for DemoMqtt {
             let created = demo
                 .state
                 .create(
+                    cx,
                     params.username.as_str(),
                     json!(info),
                     &keys,
@@ -55,37 +56,37 @@ impl MqttHosting for DemoMqtt {
         .await
     }
 
-    async fn get_info(&self, _cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
-        self.0.read(params.username.as_str(), &missing(&params.username)).await
+    async fn get_info(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
+        self.0.read(cx, params.username.as_str(), &missing(&params.username)).await
     }
 
-    async fn suspend(&self, _cx: &Context, params: SuspendMqttParams) -> Result<MqttInfo, ProviderError> {
-        self.set_state(&params.username, State::Suspended).await
+    async fn suspend(&self, cx: &Context, params: SuspendMqttParams) -> Result<MqttInfo, ProviderError> {
+        self.set_state(cx, &params.username, State::Suspended).await
     }
 
-    async fn unsuspend(&self, _cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
-        self.set_state(&params.username, State::Active).await
+    async fn unsuspend(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
+        self.set_state(cx, &params.username, State::Active).await
     }
 
-    async fn terminate(&self, _cx: &Context, params: MqttRef) -> Result<Empty, ProviderError> {
-        self.0.remove(params.username.as_str(), &missing(&params.username)).await
+    async fn terminate(&self, cx: &Context, params: MqttRef) -> Result<Empty, ProviderError> {
+        self.0.remove(cx, params.username.as_str(), &missing(&params.username)).await
     }
 
     async fn change_password(
         &self,
-        _cx: &Context,
+        cx: &Context,
         params: ChangeMqttPasswordParams,
     ) -> Result<MqttCredentials, ProviderError> {
-        let info: MqttInfo = self.0.read(params.username.as_str(), &missing(&params.username)).await?;
+        let info: MqttInfo = self.0.read(cx, params.username.as_str(), &missing(&params.username)).await?;
         let password = params.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_else(generate_password);
         Ok(MqttCredentials { username: info.username, password })
     }
 }
 
 impl DemoMqtt {
-    async fn set_state(&self, username: &DbIdentifier, state: State) -> Result<MqttInfo, ProviderError> {
+    async fn set_state(&self, cx: &Context, username: &DbIdentifier, state: State) -> Result<MqttInfo, ProviderError> {
         self.0
-            .change(username.as_str(), &missing(username), |data, _| {
+            .change(cx, username.as_str(), &missing(username), |data, _| {
                 data["state"] = json!(state);
                 Ok(())
             })

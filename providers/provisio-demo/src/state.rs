@@ -2,8 +2,11 @@
 //! provider, so services survive between calls and processes.
 //!
 //! Each service is a JSON document keyed by blueprint, server and service
-//! identifier. Every create that really creates something is also appended
-//! to `creations`, so tests can count what the "third party" did.
+//! identifier, with the owner mark of the Provisio service that made it (the
+//! simulated vendor's place for it). Every create that really creates
+//! something is also appended to `creations`, and every changing call the
+//! server receives to `calls`, so tests can count what the "third party" was
+//! asked and did.
 //!
 //! One connection per state file, behind an async mutex: the simulator
 //! serialises its writes like a single control panel would, each operation
@@ -15,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use provisio_sdk::{ProviderError, UserMessage};
+use provisio_sdk::{Context, ProviderError, UserMessage};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
@@ -32,6 +35,7 @@ CREATE TABLE IF NOT EXISTS services (
     identifier TEXT NOT NULL,
     data TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    owner TEXT,
     PRIMARY KEY (blueprint, server, identifier)
 );
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -48,6 +52,13 @@ CREATE TABLE IF NOT EXISTS creations (
     identifier TEXT NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    blueprint TEXT NOT NULL,
+    server TEXT NOT NULL,
+    function TEXT NOT NULL,
+    at TEXT NOT NULL
+);
 ";
 
 /// One stored service.
@@ -57,6 +68,8 @@ pub struct Record {
     pub data: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The owner mark it was created with, if any.
+    pub owner: Option<String>,
 }
 
 /// What a create did.
@@ -102,6 +115,12 @@ fn open_connection(path: &str) -> Result<Connection, rusqlite::Error> {
     connection.busy_timeout(Duration::from_secs(30))?;
     connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
     connection.execute_batch(SCHEMA)?;
+    // State files from before owner marks gain the column.
+    let has_owner: bool =
+        connection.prepare("SELECT 1 FROM pragma_table_info('services') WHERE name = 'owner'")?.exists([])?;
+    if !has_owner {
+        connection.execute_batch("ALTER TABLE services ADD COLUMN owner TEXT")?;
+    }
     Ok(connection)
 }
 
@@ -177,17 +196,38 @@ impl State {
     }
 
     fn fetch(&self, connection: &Connection, identifier: &str) -> Result<Option<Record>, ProviderError> {
-        let row: Option<(String, String)> = connection
+        let row: Option<(String, String, Option<String>)> = connection
             .prepare_cached(
-                "SELECT data, created_at FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
+                "SELECT data, created_at, owner FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
             )
             .and_then(|mut statement| {
                 statement
-                    .query_row(params![self.blueprint, self.server, identifier], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(params![self.blueprint, self.server, identifier], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
                     .optional()
             })
             .map_err(storage_error)?;
-        row.map(|(data, created_at)| record(&data, &created_at)).transpose()
+        row.map(|(data, created_at, owner)| record(&data, &created_at, owner)).transpose()
+    }
+
+    /// Counts one changing call the simulated server received.
+    pub async fn count_call(&self, function: &str) -> Result<(), ProviderError> {
+        let connection = self.connection.lock().await;
+        connection
+            .prepare_cached("INSERT INTO calls (blueprint, server, function, at) VALUES (?, ?, ?, ?)")
+            .and_then(|mut s| s.execute(params![self.blueprint, self.server, function, Utc::now().to_rfc3339()]))
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    /// A service by identifier, if this call may see it (its owner mark).
+    pub async fn get_owned(&self, cx: &Context, identifier: &str) -> Result<Option<Record>, ProviderError> {
+        let record = self.get(identifier).await?;
+        if let Some(record) = &record {
+            cx.check_owner(identifier, record.owner.as_deref())?;
+        }
+        Ok(record)
     }
 
     /// A service by identifier.
@@ -212,6 +252,7 @@ impl State {
     /// key given is bound to the identifier.
     pub async fn create(
         &self,
+        cx: &Context,
         identifier: &str,
         data: Value,
         keys: &[&str],
@@ -222,6 +263,8 @@ impl State {
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
         let created = match self.fetch(&tx, identifier)? {
             Some(existing) => {
+                // Adopted only if it is provably this service's.
+                cx.check_owner(identifier, existing.owner.as_deref())?;
                 if !same(&existing.data) {
                     return Err(ProviderError::conflict(UserMessage::new(conflict_message)));
                 }
@@ -230,8 +273,9 @@ impl State {
             None => {
                 let now = Utc::now().to_rfc3339();
                 tx.execute(
-                    "INSERT INTO services (blueprint, server, identifier, data, created_at) VALUES (?, ?, ?, ?, ?)",
-                    params![self.blueprint, self.server, identifier, data.to_string(), now],
+                    "INSERT INTO services (blueprint, server, identifier, data, created_at, owner) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    params![self.blueprint, self.server, identifier, data.to_string(), now, cx.owner()],
                 )
                 .map_err(storage_error)?;
                 tx.execute(
@@ -256,6 +300,7 @@ impl State {
     /// Changes a service's document; `not_found` with `missing` if absent.
     pub async fn update(
         &self,
+        cx: &Context,
         identifier: &str,
         missing: &str,
         change: impl FnOnce(&mut Value, &Record) -> Result<(), ProviderError>,
@@ -265,6 +310,7 @@ impl State {
         let Some(current) = self.fetch(&tx, identifier)? else {
             return Err(ProviderError::not_found(UserMessage::new(missing)));
         };
+        cx.check_owner(identifier, current.owner.as_deref())?;
         let mut data = current.data.clone();
         change(&mut data, &current)?;
         if data != current.data {
@@ -279,9 +325,12 @@ impl State {
     }
 
     /// Deletes a service; `not_found` with `missing` if absent.
-    pub async fn delete(&self, identifier: &str, missing: &str) -> Result<(), ProviderError> {
+    pub async fn delete(&self, cx: &Context, identifier: &str, missing: &str) -> Result<(), ProviderError> {
         let mut connection = self.connection.lock().await;
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        if let Some(current) = self.fetch(&tx, identifier)? {
+            cx.check_owner(identifier, current.owner.as_deref())?;
+        }
         let deleted = tx
             .execute(
                 "DELETE FROM services WHERE blueprint = ? AND server = ? AND identifier = ?",
@@ -327,10 +376,11 @@ impl State {
     }
 }
 
-fn record(data: &str, created_at: &str) -> Result<Record, ProviderError> {
+fn record(data: &str, created_at: &str, owner: Option<String>) -> Result<Record, ProviderError> {
     Ok(Record {
         data: serde_json::from_str(data).map_err(ProviderError::internal)?,
         created_at: DateTime::parse_from_rfc3339(created_at).map_err(ProviderError::internal)?.with_timezone(&Utc),
+        owner,
     })
 }
 
@@ -347,6 +397,8 @@ pub struct Census {
     pub services: HashMap<(String, String), i64>,
     /// How many times each identifier was really created (not adopted).
     pub creations: HashMap<(String, String, String), i64>,
+    /// Changing calls received, per blueprint and function (whatever they did).
+    pub calls: HashMap<(String, String), i64>,
 }
 
 impl Census {
@@ -379,5 +431,13 @@ pub async fn census(path: &str) -> Result<Census, ProviderError> {
         let (key, n) = row.map_err(storage_error)?;
         creations.insert(key, n);
     }
-    Ok(Census { services, creations })
+    let mut calls = HashMap::new();
+    let mut statement =
+        connection.prepare("SELECT blueprint, function, COUNT(*) FROM calls GROUP BY 1, 2").map_err(storage_error)?;
+    let rows = statement.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?))).map_err(storage_error)?;
+    for row in rows {
+        let (key, n) = row.map_err(storage_error)?;
+        calls.insert(key, n);
+    }
+    Ok(Census { services, creations, calls })
 }

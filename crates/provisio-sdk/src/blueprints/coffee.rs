@@ -98,6 +98,8 @@ crate::blueprint! {
     pub trait Coffee {
         id: "coffee", name: "Coffee", icon: "coffee", identifier: "order_id", setup: brew,
         description: "A cup of coffee brewed by a coffee machine, identified by its order id.",
+        identifiers: Flat,
+        ownership: "A cup is its order's: the order id derives from the idempotency key, so a retried brew is the same cup, never a second one; another order's cup is never reported as this one.",
     }
     required {
         /// Brews a cup. The same idempotency key answers the same cup.

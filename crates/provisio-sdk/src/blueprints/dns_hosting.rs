@@ -148,6 +148,8 @@ crate::blueprint! {
     pub trait DnsHosting {
         id: "dns-hosting", name: "DNS Hosting", icon: "sitemap", identifier: "zone", setup: create_zone,
         description: "DNS zones on an authoritative name server, identified by the zone name.",
+        identifiers: Hierarchical,
+        ownership: "A zone is this service's only if it carries the service's owner mark (PowerDNS: the zone's `account`). `create_zone` adopts an existing zone only with the same mark and records; anything else is `conflict`, and so is every other function on it. The engine also refuses a zone inside (or around) another client's live zone on the same configuration.",
     }
     required {
         /// Creates the zone with its initial records. Identical existing zone:

@@ -287,6 +287,8 @@ crate::blueprint! {
     pub trait DomainNames {
         id: "domain-names", name: "Domain Names", icon: "world", identifier: "domain", setup: register,
         description: "Domain registrations at a registrar, identified by the domain name.",
+        identifiers: Flat,
+        ownership: "A registration is this service's only if the registrar account records the service's owner mark for it; `register` of a domain already in the account with another mark (or none) is `conflict`, and so is every other function on it.",
     }
     required {
         /// Says which domains can be registered.

@@ -95,6 +95,8 @@ crate::blueprint! {
     pub trait MqttHosting {
         id: "mqtt-hosting", name: "MQTT Hosting", icon: "wifi", identifier: "username", setup: create,
         description: "An MQTT broker account limited to its own topic prefix, identified by its username.",
+        identifiers: Flat,
+        ownership: "An account is this service's only if it carries the service's owner mark (Mosquitto: the client's `textname`). `create` adopts an existing account only with the same prefix and mark; anything else is `conflict`, and so is every other function on it. A topic prefix overlapping another live account's prefix is refused.",
     }
     required {
         /// Creates the account and its access to `PREFIX/#`. The same account

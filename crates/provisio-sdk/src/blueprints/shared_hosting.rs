@@ -140,6 +140,8 @@ crate::blueprint! {
     pub trait SharedHosting {
         id: "shared-hosting", name: "Shared Web Hosting", icon: "laptop", identifier: "username", setup: create,
         description: "Web hosting accounts on a control panel server, identified by username.",
+        identifiers: Flat,
+        ownership: "An account is this service's only if it carries the service's owner mark at the panel. `create` adopts an existing account only with the same domain and mark; anything else is `conflict`, and so is every other function on it.",
     }
     required {
         /// Creates the account. An identical existing account is adopted (ok);

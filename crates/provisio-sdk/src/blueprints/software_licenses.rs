@@ -112,6 +112,8 @@ crate::blueprint! {
     pub trait SoftwareLicenses {
         id: "software-licenses", name: "Software Licenses", icon: "ticket", identifier: "license_key", setup: create,
         description: "Licence keys issued by a software vendor, identified by the licence key.",
+        identifiers: Flat,
+        ownership: "A licence is its order's: `create` deduplicates by the billing `reference`, and licence keys are issued by the vendor, so no service can name another's key at setup.",
     }
     required {
         /// Issues a licence; a `reference` seen before answers its existing licence.

@@ -129,6 +129,8 @@ crate::blueprint! {
     pub trait SslCertificates {
         id: "ssl-certificates", name: "SSL Certificates", icon: "lock", identifier: "common_name", setup: create,
         description: "TLS certificates from a certificate authority, identified by their common name.",
+        identifiers: Flat,
+        ownership: "A certificate is this service's order's; names are proved through DNS zones that must be live services of the same client, so no client can obtain a certificate for another client's zone.",
     }
     required {
         /// Generates the key, orders a certificate and starts validation; answers the key once.
