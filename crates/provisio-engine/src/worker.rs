@@ -732,7 +732,7 @@ pub(crate) type StoredAttempt = (String, i64, i64, String, Value, Value);
 pub(crate) fn stored_attempt(blueprint: &BlueprintDescriptor, name: &str, report: CallReport) -> StoredAttempt {
     let envelope = report.logged_envelope(blueprint.function(name));
     let outcome = envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
-    let started_at = now_ms() - report.duration_ms as i64;
+    let started_at = if report.started_at_ms > 0 { report.started_at_ms } else { now_ms() - report.duration_ms as i64 };
     (
         name.to_owned(),
         started_at,

@@ -177,6 +177,16 @@ impl BlueprintDescriptor {
         self.functions.iter().find(|f| f.name == name)
     }
 
+    /// Whether the customer names the service (the setup function takes its
+    /// identifier: a domain, a database) rather than the vendor issuing it
+    /// (a licence key, a cup's order id). An unknown outcome of a setup is
+    /// reconciled with `get_info` by that name; an issued one can only be
+    /// deduplicated by the call's idempotency key.
+    pub fn customer_names_services(&self) -> bool {
+        self.function(self.default_setup_function)
+            .is_some_and(|setup| setup.params.property_names().contains(&self.service_identifier))
+    }
+
     /// The descriptor as JSON, functions and schemas included.
     pub fn to_json(&self) -> Value {
         json!({

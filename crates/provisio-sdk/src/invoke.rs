@@ -134,6 +134,9 @@ pub struct CallReport {
     pub http_log: Vec<HttpExchange>,
     /// Wall time of the whole call.
     pub duration_ms: u64,
+    /// When the call started (Unix milliseconds).
+    #[serde(default)]
+    pub started_at_ms: i64,
     /// The call's secrets, to redact what is kept of the result.
     #[serde(skip)]
     pub redactor: Arc<Redactor>,
@@ -170,6 +173,7 @@ pub async fn call(
     options: &CallOptions,
 ) -> CallReport {
     let started = Instant::now();
+    let started_at_ms = unix_ms();
     let redactor = Arc::new(redactor_for(entry, config, function, params));
     let span = tracing::info_span!("provider_call", provider = %entry.address(), function);
     let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone()).for_function(function);
@@ -193,7 +197,11 @@ pub async fn call(
         let learnt = Redactor::new(descriptor.result.secret_values(data));
         http_log.iter_mut().for_each(|exchange| exchange.redact(&learnt));
     }
-    CallReport { envelope, http_log, duration_ms, redactor }
+    CallReport { envelope, http_log, duration_ms, started_at_ms, redactor }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The options of one call: a configuration with a true
@@ -208,6 +216,7 @@ fn options_for(config: &Value, options: &CallOptions) -> CallOptions {
 /// Runs a provider's `test_connection` with a validated configuration.
 pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &CallOptions) -> CallReport {
     let started = Instant::now();
+    let started_at_ms = unix_ms();
     let redactor = Arc::new(Redactor::new(entry.config_schema().secret_values(config)));
     let span = tracing::info_span!("provider_test_connection", provider = %entry.address());
     let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone());
@@ -233,7 +242,7 @@ pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &Ca
         redactor.value(data);
     }
     let duration_ms = started.elapsed().as_millis() as u64;
-    CallReport { envelope, http_log: cx.http_log(), duration_ms, redactor }
+    CallReport { envelope, http_log: cx.http_log(), duration_ms, started_at_ms, redactor }
 }
 
 /// A redactor for the configuration's secret values and the params' secret fields.

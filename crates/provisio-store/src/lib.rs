@@ -21,6 +21,7 @@ pub mod audit;
 pub mod clients;
 pub mod configurations;
 pub mod events;
+pub mod invariants;
 pub mod jobs;
 pub mod models;
 pub mod products;

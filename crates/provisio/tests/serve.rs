@@ -149,21 +149,58 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
         assert!(started.elapsed() < Duration::from_secs(10), "no job ever ran");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Orders keep arriving while the plug is pulled.
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let poster = {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for n in ORDERS.. {
+                if *stopped.borrow_and_update() {
+                    break;
+                }
+                let product = if n % 2 == 0 { "demo-hosting" } else { "demo-coffee" };
+                let (status, _) =
+                    call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(n, product)))
+                        .await;
+                answered.push((n, status));
+                if status == 0 {
+                    break;
+                }
+            }
+            answered
+        })
+    };
     tokio::time::sleep(Duration::from_millis(900)).await;
     let mut logs = first.output(true);
+    let _ = stop.send(true);
+    let posted = poster.await.unwrap();
+    assert!(posted.iter().any(|(_, status)| *status == 202), "orders were accepted while the server ran");
 
     // Restart on the same files: expired leases are taken back and reconciled.
     let second = start(dir.path(), port);
     wait_healthy(&client, &second.base).await;
+    // Billing sends again what it has no answer for: an accepted order is a
+    // duplicate now (never lost), an unanswered one is new or a duplicate.
+    for (n, status) in &posted {
+        let product = if n % 2 == 0 { "demo-hosting" } else { "demo-coffee" };
+        let (again, body) =
+            call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(*n, product))).await;
+        assert_eq!(again, 202, "{body}");
+        if *status == 202 {
+            assert_eq!(body["duplicate"], true, "order {n} was accepted before the crash and lost");
+        }
+    }
+    let orders = ORDERS + posted.len();
     let started = Instant::now();
     loop {
         let (_, active) =
             call(&client, reqwest::Method::GET, format!("{base}/api/v1/services?status=active&limit=1000"), None).await;
         let active = active.as_array().map(Vec::len).unwrap_or(0);
-        if active == ORDERS {
+        if active == orders {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "only {active} of {ORDERS} services became active");
+        assert!(started.elapsed() < Duration::from_secs(90), "only {active} of {orders} services became active");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (_, failed) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs?status=failed"), None).await;
@@ -172,9 +209,29 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
 
     // Counted at the provider: exactly one account and one cup per order.
     let census = provisio_demo::state::census(dir.path().join("provisio-demo.sqlite").to_str().unwrap()).await.unwrap();
-    assert_eq!(census.services[&("shared-hosting".into(), "hosting-eu1".into())], (ORDERS / 2) as i64);
-    assert_eq!(census.services[&("coffee".into(), "kitchen".into())], (ORDERS / 2) as i64);
+    let hosting = (0..orders).filter(|n| n % 2 == 0).count() as i64;
+    assert_eq!(census.services[&("shared-hosting".into(), "hosting-eu1".into())], hosting);
+    assert_eq!(census.services[&("coffee".into(), "kitchen".into())], orders as i64 - hosting);
     assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
+    // And from the database: one holder per name, one running job per
+    // service, and every job the dead worker held was checked before it was sent again.
+    let store = provisio_store::Store::open(provisio_store::StoreOptions::new(format!(
+        "sqlite://{}",
+        dir.path().join("provisio.db").display()
+    )))
+    .await
+    .unwrap();
+    let keyed: Vec<&str> = provisio_providers::registry()
+        .blueprints()
+        .iter()
+        .filter(|b| !b.customer_names_services())
+        .map(|b| b.id)
+        .collect();
+    let violations = store
+        .read(move |conn| Box::pin(async move { provisio_store::invariants::violations(conn, &keyed).await }))
+        .await
+        .unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
     assert!(logs.contains("took back jobs"), "the restart reclaimed the dead worker's jobs");
 
     // The secret is in no log line and not in the database files.

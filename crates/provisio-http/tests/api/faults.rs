@@ -62,4 +62,13 @@ async fn five_hundred_orders_against_a_flaky_provider_end_active_without_duplica
     assert!(count("transient") > 50, "transient {}", count("transient"));
     assert!(count("outcome_unknown") > 5, "outcome_unknown {}", count("outcome_unknown"));
     assert!(attempts.iter().any(|a| a.function == "get_info"), "some unknown outcomes were reconciled with get_info");
+    // Every create the simulated panel received is an attempt on record (none
+    // sent blindly), and every unknown outcome was checked before the next try.
+    let creates = attempts.iter().filter(|a| a.function == "create").count() as i64;
+    assert_eq!(census.calls[&("shared-hosting".into(), "create".into())], creates);
+    assert_eq!(
+        census.calls[&("coffee".into(), "brew".into())],
+        attempts.iter().filter(|a| a.function == "brew").count() as i64
+    );
+    assert_invariants(&app).await;
 }

@@ -205,3 +205,27 @@ pub fn fields_for(product: &str, n: usize) -> Value {
         other => panic!("unknown product {other}"),
     }
 }
+
+/// An `order.paid` event for a new service of another client.
+pub fn order_for(client: &str, event_id: &str, contract: &str, product: &str, fields: Value) -> Value {
+    let mut event = order(event_id, contract, product, fields);
+    event["service"]["client"] =
+        json!({"external_id": client, "name": format!("Client {client}"), "email": format!("{client}@example.com")});
+    event
+}
+
+/// The invariants no fault may break (see `provisio_store::invariants`).
+pub async fn assert_invariants(app: &TestApp) {
+    let violations = app
+        .engine
+        .store()
+        .read(|conn| Box::pin(async move { provisio_store::invariants::violations(conn, &keyed_blueprints()).await }))
+        .await
+        .unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// Blueprints whose services the vendor names (reconciled by idempotency key).
+pub fn keyed_blueprints() -> Vec<&'static str> {
+    provisio_providers::registry().blueprints().iter().filter(|b| !b.customer_names_services()).map(|b| b.id).collect()
+}

@@ -7,3 +7,4 @@ mod automation;
 mod deployment;
 mod faults;
 mod management;
+mod trust;

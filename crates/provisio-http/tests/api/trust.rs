@@ -1,0 +1,251 @@
+//! What no client, retry or backlog may break: one live service per name on
+//! a configuration, nested zones of one client only, one running job per
+//! service, no configuration starving the others, order-time secrets for
+//! the setup only, and redaction that never rewrites data.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_second_client_cannot_order_a_database_another_client_holds() {
+    let app = spawn_app().await;
+    let first = app.event(order_for("alice", "e1", "c1", "demo-database", json!({"database": "shop"}))).await;
+    let first = first["service_id"].as_i64().unwrap();
+    assert_eq!(app.settled(first).await["service"]["status"], "active");
+
+    let (status, problem) = app
+        .post("/api/v1/events", order_for("mallory", "e2", "c2", "demo-database", json!({"database": "shop"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("already in use"), "{problem}");
+    // Refused whole: no service, no event, no job for the second client.
+    let services = app.get("/api/v1/services").await;
+    assert_eq!(services.as_array().unwrap().len(), 1, "{services:#}");
+    assert_eq!(app.count_jobs(&["queued", "running", "retrying", "succeeded", "failed", "skipped"]).await, 1);
+
+    // The first client's database is untouched, and once it is cancelled the name is free again.
+    app.event(later("e3", "contract.cancelled", first, json!({}))).await;
+    assert_eq!(app.settled(first).await["service"]["status"], "terminated");
+    let again = app.event(order_for("mallory", "e4", "c2", "demo-database", json!({"database": "shop"}))).await;
+    let again = again["service_id"].as_i64().unwrap();
+    assert_eq!(app.settled(again).await["service"]["status"], "active");
+    assert_invariants(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_orders_of_one_name_make_exactly_one_live_service() {
+    let app = spawn_app().await;
+    let mut orders = Vec::new();
+    for n in 0..40 {
+        let event = order_for(
+            &format!("client{n}"),
+            &format!("e{n}"),
+            &format!("c{n}"),
+            "demo-database",
+            json!({"database": "race"}),
+        );
+        let (client, address) = (app.client.clone(), app.address.clone());
+        orders.push(tokio::spawn(async move {
+            client
+                .post(format!("{address}/api/v1/events"))
+                .bearer_auth(TOKEN)
+                .json(&event)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for order in orders {
+        statuses.push(order.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::ACCEPTED).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), 39, "{statuses:?}");
+    app.drained(Duration::from_secs(30)).await;
+    assert_eq!(app.count_services("active").await, 1);
+    assert_invariants(&app).await;
+}
+
+#[tokio::test]
+async fn a_dynamic_product_refuses_a_taken_name_at_setup_and_creates_nothing() {
+    let app = spawn_app().await;
+    // demo-hosting picks its configuration at setup (dynamic): the name is reserved then.
+    let fields = json!({"domain": "shop.example.net", "username": "shopuser"});
+    let first = app.event(order_for("alice", "e1", "c1", "demo-hosting", fields.clone())).await;
+    let first = first["service_id"].as_i64().unwrap();
+    assert_eq!(app.settled(first).await["service"]["status"], "active");
+    let second = app.event(order_for("mallory", "e2", "c2", "demo-hosting", fields)).await;
+    let second = second["service_id"].as_i64().unwrap();
+    let detail = app.settled(second).await;
+    assert_eq!(detail["service"]["status"], "failed", "{detail:#}");
+    assert!(detail["service"]["configuration_id"].is_null(), "no configuration was given to the refused service");
+    assert!(detail["service"]["last_error"].as_str().unwrap().contains("No capacity for shopuser"), "{detail:#}");
+    // Its cancellation reaches nothing of the first client's.
+    app.event(later("e3", "contract.cancelled", second, json!({}))).await;
+    app.settled(second).await;
+    assert_eq!(app.service(first).await["service"]["status"], "active");
+    let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
+    assert_eq!(census.calls.get(&("shared-hosting".into(), "create".into())), Some(&1), "{census:?}");
+    assert_eq!(census.calls.get(&("shared-hosting".into(), "terminate".into())), None, "{census:?}");
+    assert_invariants(&app).await;
+}
+
+#[tokio::test]
+async fn a_zone_inside_another_clients_zone_is_refused() {
+    let app = spawn_app().await;
+    let victim = app.event(order_for("alice", "e1", "c1", "demo-dns", json!({"zone": "victim.example.com"}))).await;
+    app.settled(victim["service_id"].as_i64().unwrap()).await;
+    for (n, zone) in ["www.victim.example.com", "WWW.Victim.Example.Com.", "example.com"].iter().enumerate() {
+        let (status, problem) = app
+            .post(
+                "/api/v1/events",
+                order_for("mallory", &format!("m{n}"), &format!("cm{n}"), "demo-dns", json!({"zone": zone})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{zone}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("another client"), "{problem}");
+    }
+    // The same client may nest its own zones.
+    let own = app.event(order_for("alice", "e2", "c2", "demo-dns", json!({"zone": "shop.victim.example.com"}))).await;
+    assert_eq!(app.settled(own["service_id"].as_i64().unwrap()).await["service"]["status"], "active");
+    assert_invariants(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_retry_never_runs_beside_a_running_job_of_the_service() {
+    let app = spawn_app().await;
+    let accepted = app.event(order("e1", "c1", "demo-database", json!({"database": "slow"}))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    app.settled(service).await;
+    // A job that fails for good (no such package), then a slow one.
+    app.event(later("e2", "custom.bad", service, json!({}))).await;
+    let (status, _) = app
+        .request(
+            Method::PATCH,
+            "/api/v1/products/demo-database",
+            Some(json!({"rules": [{"event": "custom.bad", "function": "suspend", "params": {"reason": 42}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let failed = app.event(later("e3", "custom.bad", service, json!({}))).await;
+    let failed_job = failed["jobs"][0]["id"].as_i64().unwrap();
+    app.settled(service).await;
+    assert_eq!(app.get(&format!("/api/v1/jobs/{failed_job}")).await["job"]["state"], "failed");
+
+    app.tune("demo-database", json!({"latency_ms": 1500})).await;
+    let slow = app.event(later("e4", "contract.overdue", service, json!({}))).await;
+    let slow_job = slow["jobs"][0]["id"].as_i64().unwrap();
+    let started = Instant::now();
+    while app.get(&format!("/api/v1/jobs/{slow_job}")).await["job"]["state"] != "running" {
+        assert!(started.elapsed() < Duration::from_secs(10), "the slow job never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = app.post(&format!("/api/v1/jobs/{failed_job}/retry"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // While the slow job runs, the retried one waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.get(&format!("/api/v1/jobs/{slow_job}")).await["job"]["state"], "running");
+    assert_ne!(app.get(&format!("/api/v1/jobs/{failed_job}")).await["job"]["state"], "running");
+    app.settled(service).await;
+    assert_invariants(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_backlog_does_not_delay_another_configuration() {
+    let app = spawn_app().await;
+    let (status, configuration) = app
+        .post(
+            "/api/v1/configurations",
+            json!({"name": "slow-db", "provider": "databases/demo", "rate_per_minute": 1,
+                   "values": {"state_path": app.demo_state, "server": "slow1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{configuration}");
+    let product = json!({"slug": "slow-database", "name": "Slow", "blueprint": "databases",
+        "deployment": {"type": "static", "configuration_id": configuration["id"]}});
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    for n in 0..1000 {
+        let event = order_for(
+            "bulk",
+            &format!("bulk{n}"),
+            &format!("bulk{n}"),
+            "slow-database",
+            json!({"database": format!("bulk{n}")}),
+        );
+        app.engine.ingest(&event).await.unwrap();
+    }
+    // Let the worker take the one call the rate allows and meet the backlog.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let other = app.event(order_for("alice", "o1", "o1", "demo-database", json!({"database": "elsewhere"}))).await;
+    let other = other["service_id"].as_i64().unwrap();
+    loop {
+        if app.service(other).await["service"]["status"] == "active" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "another configuration's job waited behind the backlog");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(app.count_jobs(&["queued"]).await >= 998, "the rate limit held");
+}
+
+#[tokio::test]
+async fn change_password_without_a_password_generates_a_new_one() {
+    let app = spawn_app().await;
+    let fields = json!({"database": "secretive", "password": "Chosen-Password-1"});
+    let accepted = app.event(order("e1", "c1", "demo-database", fields)).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    app.settled(service).await;
+    let (status, outcome) = app.post(&format!("/api/v1/services/{service}/actions/change_password"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    let password = outcome["envelope"]["data"]["password"].as_str().unwrap();
+    assert_ne!(password, "Chosen-Password-1", "the order-time password was reused");
+    assert!(password.len() >= 12);
+    // A password given with the call is used.
+    let given = json!({"password": "Given-Password-22"});
+    let (_, outcome) = app.post(&format!("/api/v1/services/{service}/actions/change_password"), given).await;
+    assert_eq!(outcome["envelope"]["data"]["password"], "Given-Password-22");
+}
+
+#[tokio::test]
+async fn a_secret_inside_a_name_never_rewrites_the_name() {
+    let app = spawn_app().await;
+    let (status, configuration) = app
+        .post(
+            "/api/v1/configurations",
+            json!({"name": "keyed-db", "provider": "databases/demo",
+                   "values": {"state_path": app.demo_state, "server": "keyed1", "api_key": "fanshop"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{configuration}");
+    let product = json!({"slug": "keyed-database", "name": "Keyed", "blueprint": "databases",
+        "deployment": {"type": "static", "configuration_id": configuration["id"]}});
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    let accepted = app.event(order("e1", "c1", "keyed-database", json!({"database": "fanshop_db"}))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    let detail = app.settled(service).await;
+    assert_eq!(detail["service"]["status"], "active", "{detail:#}");
+    assert_eq!(detail["service"]["identifier"], "fanshop_db");
+    assert_eq!(detail["service"]["provision_data"]["database"], "fanshop_db");
+    for (n, (event, status)) in
+        [("contract.overdue", "suspended"), ("contract.unsuspended", "active"), ("contract.cancelled", "terminated")]
+            .iter()
+            .enumerate()
+    {
+        app.event(later(&format!("k{n}"), event, service, json!({}))).await;
+        let detail = app.settled(service).await;
+        assert_eq!(detail["service"]["status"], *status, "{event}: {detail:#}");
+        for job in detail["jobs"].as_array().unwrap() {
+            assert_eq!(job["state"], "succeeded", "{job:#}");
+        }
+    }
+    // Logs still hide the key itself.
+    let job = app.service(service).await["jobs"][0]["id"].as_i64().unwrap();
+    let attempts = app.get(&format!("/api/v1/jobs/{job}")).await.to_string();
+    assert!(!attempts.contains("\"fanshop\""), "{attempts}");
+}

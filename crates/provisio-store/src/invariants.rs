@@ -1,0 +1,66 @@
+//! The invariants no crash, retry or fault may break, read back from the
+//! database (crash and fault tests run this after the dust settles):
+//! - per (configuration, identifier) at most one live service;
+//! - per service at most one job running at a time: attempts of different
+//!   jobs never overlap in time;
+//! - a setup or terminate attempt that follows an `outcome_unknown` one, or
+//!   a job's first recorded attempt after its worker died (its earlier
+//!   claim left no record), starts with a reconciling `get_info` (unless its
+//!   blueprint's services are named by the vendor, in `keyed`: those are
+//!   deduplicated by the job's idempotency key alone).
+
+use crate::{Conn, StoreError, all};
+
+/// One row of the attempt history: service, job, attempt number, function,
+/// outcome, start, end, and whether the job is a setup or terminate.
+type Row = (i64, i64, i64, String, String, i64, i64, bool);
+
+/// Every broken invariant, described; empty when all hold.
+pub async fn violations(conn: &mut Conn, keyed: &[&str]) -> Result<Vec<String>, StoreError> {
+    let mut found = Vec::new();
+    let holders: Vec<(i64, String, i64)> = all(
+        conn,
+        "SELECT configuration_id, identifier, COUNT(*) FROM services WHERE status <> 'terminated' \
+         AND identifier IS NOT NULL AND configuration_id IS NOT NULL GROUP BY 1, 2 HAVING COUNT(*) > 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    for (configuration, identifier, count) in holders {
+        found.push(format!("{identifier} is held by {count} live services on configuration {configuration}"));
+    }
+    let attempts: Vec<Row> = all(
+        conn,
+        "SELECT j.service_id, j.id, a.number, a.function, a.outcome, a.started_at, a.finished_at, \
+         ((j.function = p.setup_function AND p.blueprint NOT IN (SELECT value FROM json_each(?1))) \
+          OR j.function = 'terminate') \
+         FROM job_attempts a JOIN jobs j ON j.id = a.job_id JOIN services s ON s.id = j.service_id \
+         JOIN products p ON p.id = s.product_id ORDER BY j.service_id, a.started_at, a.id",
+        [serde_json::to_string(keyed).expect("names serialise")],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+    )?;
+    for pair in attempts.windows(2) {
+        let ((service, job_a, _, _, _, _, end_a, _), (service_b, job_b, _, _, _, start_b, _, _)) = (&pair[0], &pair[1]);
+        if service == service_b && job_a != job_b && end_a > start_b {
+            found.push(format!("jobs {job_a} and {job_b} of service {service} ran at the same time"));
+        }
+    }
+    let mut by_job: std::collections::BTreeMap<i64, Vec<&Row>> = Default::default();
+    for row in &attempts {
+        by_job.entry(row.1).or_default().push(row);
+    }
+    for (job, mut rows) in by_job {
+        rows.sort_by_key(|r| (r.2, r.5));
+        let Some(first) = rows.first() else { continue };
+        let reconciled = first.7;
+        if reconciled && first.2 > 1 && first.3 != "get_info" {
+            found.push(format!("job {job}: its first recorded attempt ({}) was not a reconciling get_info", first.2));
+        }
+        for pair in rows.windows(2) {
+            let (before, next) = (pair[0], pair[1]);
+            if reconciled && before.4 == "outcome_unknown" && next.2 > before.2 && next.3 != "get_info" {
+                found.push(format!("job {job}: attempt {} after an unknown outcome was not a check", next.2));
+            }
+        }
+    }
+    Ok(found)
+}
