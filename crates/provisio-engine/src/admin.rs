@@ -165,14 +165,20 @@ impl Engine {
         };
         let current = self.configuration(id).await?;
         let mut values = self.configuration_values(&current)?;
+        let before = values.clone();
+        let mut changed_values = Vec::new();
         if let Some(Value::Object(changes)) = patch.get("values") {
             let object = values.as_object_mut().expect("values are an object");
             for (key, value) in changes {
                 if value != provisio_sdk::redact::REDACTED {
+                    if object.get(key) != Some(value) {
+                        changed_values.push(key.clone());
+                    }
                     object.insert(key.clone(), value.clone());
                 }
             }
         }
+        self.check_endpoint_change(&current, &before, patch.get("values"), &changed_values)?;
         let mut body = json!({
             "name": current.name, "provider": format!("{}/{}", current.blueprint, current.provider), "values": values,
             "attributes": current.attributes, "max_services": current.max_services, "max_concurrency": current.max_concurrency,
@@ -192,6 +198,7 @@ impl Engine {
         let engine = self.clone();
         let actor = actor.to_owned();
         let changed: Vec<String> = patch.keys().cloned().collect();
+        changed_values.sort();
         self.store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -207,7 +214,7 @@ impl Engine {
                         &actor,
                         "configuration.update",
                         &format!("configuration:{id}"),
-                        &json!({"fields": changed}),
+                        &json!({"fields": changed, "values": changed_values}),
                     )
                     .await?;
                     Ok::<_, EngineError>(())
@@ -215,6 +222,42 @@ impl Engine {
             })
             .await?;
         self.configuration_view(id).await
+    }
+
+    /// A change of where the credentials go (an `x-endpoint` field: URL,
+    /// host, port, server) must bring every stored secret again in the same
+    /// request: otherwise whoever may edit configurations could point a
+    /// stored password at their own listener and `test` it there.
+    fn check_endpoint_change(
+        &self,
+        current: &Configuration,
+        before: &Value,
+        supplied: Option<&Value>,
+        changed: &[String],
+    ) -> Result<(), EngineError> {
+        let address = format!("{}/{}", current.blueprint, current.provider);
+        let Ok(entry) = self.registry().provider(&address) else { return Ok(()) };
+        let schema = entry.config_schema();
+        let Some(endpoint) = schema.endpoint_names().into_iter().find(|name| changed.iter().any(|c| c == name)) else {
+            return Ok(());
+        };
+        let missing: Vec<Violation> = schema
+            .secret_paths()
+            .into_iter()
+            .filter(|path| before.pointer(path).is_some_and(|v| !v.is_null()))
+            .filter(|path| {
+                supplied
+                    .and_then(|values| values.pointer(path))
+                    .is_none_or(|v| v.is_null() || v == provisio_sdk::redact::REDACTED)
+            })
+            .map(|path| {
+                Violation::new(
+                    format!("/values{path}"),
+                    format!("must be given again when /values/{endpoint} changes (the stored one is never sent to a new place)"),
+                )
+            })
+            .collect();
+        if missing.is_empty() { Ok(()) } else { Err(EngineError::Invalid(missing)) }
     }
 
     /// Deletes a configuration no service was ever deployed to.

@@ -105,6 +105,25 @@ impl SchemaDoc {
         paths
     }
 
+    /// Top-level properties marked `"x-endpoint": true`: the fields that say
+    /// where the credentials go (a URL, a host, a port, a server). Changing
+    /// one of a stored configuration needs its secrets supplied again, so a
+    /// stored secret can never be sent somewhere new by whoever edits the
+    /// address.
+    pub fn endpoint_names(&self) -> Vec<&str> {
+        self.value
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|props| {
+                props
+                    .iter()
+                    .filter(|(_, node)| node.get("x-endpoint").and_then(Value::as_bool).unwrap_or(false))
+                    .map(|(name, _)| name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Top-level property names.
     pub fn property_names(&self) -> Vec<&str> {
         self.value

@@ -58,11 +58,11 @@ pub fn entries() -> Vec<ProviderEntry> {
 #[serde(default, deny_unknown_fields)]
 pub struct DemoConfig {
     /// The SQLite file that holds the simulated servers' state.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("x-endpoint" = true))]
     pub state_path: String,
     /// The simulated server's name: configurations with different names are
     /// different servers with separate services.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9-]*$"))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9-]*$"), extend("x-endpoint" = true))]
     pub server: String,
     /// API key. When set, the simulated server requires it: the first key a
     /// fresh server sees becomes its key.

@@ -249,3 +249,38 @@ async fn a_secret_inside_a_name_never_rewrites_the_name() {
     let attempts = app.get(&format!("/api/v1/jobs/{job}")).await.to_string();
     assert!(!attempts.contains("\"fanshop\""), "{attempts}");
 }
+
+#[tokio::test]
+async fn moving_a_configuration_needs_its_secret_again() {
+    let app = spawn_app().await;
+    let (status, configuration) = app
+        .post(
+            "/api/v1/configurations",
+            json!({"name": "keyed", "provider": "databases/demo",
+                   "values": {"state_path": app.demo_state, "server": "keyed1", "api_key": "Stored-Key-123"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{configuration}");
+    let path = format!("/api/v1/configurations/{}", configuration["id"]);
+    // Pointing the stored key at another server without giving it again is refused, and changes nothing.
+    let (status, problem) = app.request(Method::PATCH, &path, Some(json!({"values": {"server": "attacker"}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["path"], "/values/api_key", "{problem}");
+    assert_eq!(app.get(&path).await["config_values"]["server"], "keyed1");
+    let (status, _) = app
+        .request(Method::PATCH, &path, Some(json!({"values": {"server": "attacker", "api_key": "[REDACTED]"}})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Other fields change freely; with the key given again, so does the server.
+    let (status, body) = app.request(Method::PATCH, &path, Some(json!({"values": {"latency_ms": 5}}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .request(Method::PATCH, &path, Some(json!({"values": {"server": "keyed2", "api_key": "Another-Key-456"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let audit = app.get("/api/v1/audit").await;
+    let last = &audit[0];
+    assert_eq!(last["action"], "configuration.update");
+    assert_eq!(last["details"]["values"], json!(["api_key", "server"]), "{last:#}");
+    assert!(!audit.to_string().contains("Another-Key-456"));
+}
