@@ -7,6 +7,7 @@
 
 pub mod openapi;
 mod problem;
+pub mod server;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -58,6 +59,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/clients/{id}", get(client))
         .route("/services", get(list_services))
         .route("/services/{id}", get(service))
+        .route("/services/{id}/events", get(service_events))
+        .route("/services/{id}/history", get(service_history))
         .route("/services/{id}/actions/{function}", post(action))
         .route("/events", post(ingest))
         .route("/jobs", get(list_jobs))
@@ -70,7 +73,37 @@ pub fn router(engine: Engine) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_document))
         .nest("/api/v1", api)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(problems_only))
         .with_state(state)
+}
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Every error answer is a problem document, also those axum makes itself
+/// (413 body too large, 405 method not allowed, 400 bad path).
+async fn problems_only(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("The body is larger than {} KiB", MAX_BODY / 1024),
+        StatusCode::METHOD_NOT_ALLOWED => "This endpoint does not answer that method".to_owned(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "The body must be application/json".to_owned(),
+        other => other.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    let mut problem = Problem::new(status, detail).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
 }
 
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -78,8 +111,10 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         return Problem::new(StatusCode::UNAUTHORIZED, "A staff token is required (Authorization: Bearer TOKEN)")
@@ -175,16 +210,21 @@ impl Params {
     }
 
     fn limit(&self) -> Result<i64, Problem> {
-        let limit = self.number("limit")?.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(Problem::from(EngineError::invalid("?limit", "must be between 1 and 1000")));
+        self.limit_at_most(1000)
+    }
+
+    fn limit_at_most(&self, most: i64) -> Result<i64, Problem> {
+        let limit = self.number("limit")?.unwrap_or(most.min(100));
+        if !(1..=most).contains(&limit) {
+            return Err(Problem::from(EngineError::invalid("?limit", format!("must be between 1 and {most}"))));
         }
         Ok(limit)
     }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.engine.store().ping().await {
+    // Read-only: a health probe never queues behind (or adds to) the writer's work.
+    match state.engine.store().check().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");
@@ -344,6 +384,13 @@ async fn list_services(State(state): State<AppState>, Query(query): Query<HashMa
     ok(StatusCode::OK, list)
 }
 
+/// How much of a service's jobs, history and events its detail shows; the
+/// rest is paged (`/services/{id}/events`, `/history`, `/jobs?service_id=`),
+/// so one service's past never makes an answer unbounded.
+const DETAIL_JOBS: i64 = 50;
+const DETAIL_HISTORY: i64 = 50;
+const DETAIL_EVENTS: i64 = 20;
+
 async fn service(State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let service_id = id(&key, "service")?;
     let detail = state
@@ -356,23 +403,87 @@ async fn service(State(state): State<AppState>, Path(key): Path<String>) -> ApiR
                     .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
                 let product = products::get(conn, service.product_id).await?;
                 let client = provisio_store::clients::get(conn, service.client_id).await?;
-                let filter = jobs::JobFilter { service_id: Some(service_id), limit: 1000, ..Default::default() };
+                let filter =
+                    jobs::JobFilter { service_id: Some(service_id), limit: DETAIL_JOBS + 1, ..Default::default() };
                 let mut service_jobs = jobs::list(conn, &filter).await?;
+                let more_jobs = service_jobs.len() as i64 > DETAIL_JOBS;
+                service_jobs.truncate(DETAIL_JOBS as usize);
                 service_jobs.reverse();
-                let history = services::history(conn, service_id).await?;
-                let service_events = events::for_service(conn, service_id).await?;
+                let mut history = services::history_page(conn, service_id, None, DETAIL_HISTORY + 1).await?;
+                let more_history = history.len() as i64 > DETAIL_HISTORY;
+                history.truncate(DETAIL_HISTORY as usize);
+                history.reverse();
+                let mut recent = events::page_for_service(conn, service_id, None, DETAIL_EVENTS + 1).await?;
+                let more_events = recent.len() as i64 > DETAIL_EVENTS;
+                recent.truncate(DETAIL_EVENTS as usize);
+                recent.reverse();
+                // Payloads are fetched one page at a time from /events.
+                let recent: Vec<Value> = recent
+                    .into_iter()
+                    .map(|e| {
+                        json!({"id": e.id, "external_id": e.external_id, "type": e.event_type,
+                               "occurred_at": e.occurred_at, "received_at": e.received_at})
+                    })
+                    .collect();
                 Ok::<_, EngineError>(json!({
                     "service": service,
                     "product": product.map(|p| p.slug),
                     "client": client,
                     "jobs": service_jobs,
                     "history": history,
-                    "events": service_events,
+                    "events": recent,
+                    "more": {"jobs": more_jobs, "history": more_history, "events": more_events},
                 }))
             })
         })
         .await?;
     ok(StatusCode::OK, detail)
+}
+
+async fn service_events(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let service_id = id(&key, "service")?;
+    let params = Params::new(query, &["limit", "before"])?;
+    let (before, limit) = (params.number("before")?, params.limit_at_most(100)?);
+    let page = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                services::get(conn, service_id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                Ok::<_, EngineError>(events::page_for_service(conn, service_id, before, limit).await?)
+            })
+        })
+        .await?;
+    ok(StatusCode::OK, page)
+}
+
+async fn service_history(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let service_id = id(&key, "service")?;
+    let params = Params::new(query, &["limit", "before"])?;
+    let (before, limit) = (params.number("before")?, params.limit()?);
+    let page = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                services::get(conn, service_id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                Ok::<_, EngineError>(services::history_page(conn, service_id, before, limit).await?)
+            })
+        })
+        .await?;
+    ok(StatusCode::OK, page)
 }
 
 async fn action(

@@ -33,6 +33,21 @@ pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Optio
     maybe(conn, "SELECT * FROM events WHERE external_id = ?", [external_id], Event::from_row)
 }
 
+/// A page of a service's events, newest first: at most `limit`, older than `before`.
+pub async fn page_for_service(
+    conn: &mut Conn,
+    service_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>, StoreError> {
+    all(
+        conn,
+        "SELECT * FROM events WHERE service_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+        rusqlite::params![service_id, before, limit],
+        Event::from_row,
+    )
+}
+
 /// A service's events, oldest first.
 pub async fn for_service(conn: &mut Conn, service_id: i64) -> Result<Vec<Event>, StoreError> {
     all(conn, "SELECT * FROM events WHERE service_id = ? ORDER BY id", [service_id], Event::from_row)

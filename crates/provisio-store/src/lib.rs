@@ -217,7 +217,18 @@ impl Store {
         result
     }
 
-    /// Checks that the database answers, reads and writes (for health checks).
+    /// Checks, without writing, that the database answers a read and that
+    /// the writer is still running (for health checks: a probe must not
+    /// queue behind the writer's work).
+    pub async fn check(&self) -> Result<(), StoreError> {
+        if !self.writer.is_alive() {
+            return Err(StoreError::WriterUnavailable);
+        }
+        self.read(|conn| Box::pin(async move { Ok::<_, StoreError>(conn.query_row("SELECT 1", [], |_| Ok(()))?) }))
+            .await
+    }
+
+    /// Checks that the database answers, reads and writes.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| Box::pin(async move { Ok::<_, StoreError>(conn.query_row("SELECT 1", [], |_| Ok(()))?) }))
             .await?;

@@ -228,6 +228,21 @@ pub async fn add_history(
     Ok(())
 }
 
+/// A page of a service's history, newest first: at most `limit`, older than `before`.
+pub async fn history_page(
+    conn: &mut Conn,
+    service_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    all(
+        conn,
+        "SELECT * FROM service_history WHERE service_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+        rusqlite::params![service_id, before, limit],
+        HistoryEntry::from_row,
+    )
+}
+
 /// A service's history, oldest first.
 pub async fn history(conn: &mut Conn, service_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
     all(conn, "SELECT * FROM service_history WHERE service_id = ? ORDER BY id", [service_id], HistoryEntry::from_row)

@@ -42,6 +42,11 @@ impl Writer {
         Writer { queue }
     }
 
+    /// Whether the writer thread still takes work.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     pub(crate) async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,

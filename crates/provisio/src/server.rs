@@ -70,6 +70,19 @@ pub struct ServeArgs {
     /// Serve the API only; run workers with `provisio worker`.
     #[arg(long, env = "PROVISIO_NO_WORKER")]
     no_worker: bool,
+    /// Connections open at once (capped by the open-files limit); past it the
+    /// longest-idle connection makes room.
+    #[arg(long, env = "PROVISIO_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "PROVISIO_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    header_timeout_secs: f64,
+    /// Seconds a request may take, body included.
+    #[arg(long, env = "PROVISIO_REQUEST_TIMEOUT_SECS", default_value_t = 120.0)]
+    request_timeout_secs: f64,
+    /// Seconds a connection may stay open between requests.
+    #[arg(long, env = "PROVISIO_IDLE_TIMEOUT_SECS", default_value_t = 60.0)]
+    idle_timeout_secs: f64,
 }
 
 /// `provisio worker`.
@@ -192,7 +205,14 @@ pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
                     .await
             })
         });
-        axum::serve(listener, provisio_http::router(engine)).with_graceful_shutdown(shutdown_signal()).await?;
+        let limits = provisio_http::server::Limits {
+            max_connections: provisio_http::server::connections_allowed_by_the_system(args.max_connections.max(1)),
+            header_timeout: seconds(args.header_timeout_secs, "--header-timeout-secs")?,
+            request_timeout: seconds(args.request_timeout_secs, "--request-timeout-secs")?,
+            idle_timeout: seconds(args.idle_timeout_secs, "--idle-timeout-secs")?,
+        };
+        tracing::info!(max_connections = limits.max_connections, "connection limits");
+        provisio_http::server::serve(listener, provisio_http::router(engine), limits, shutdown_signal()).await?;
         let _ = stop.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;

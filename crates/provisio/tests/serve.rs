@@ -21,8 +21,13 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &Path, port: u16) -> Server {
+    start_with(dir, port, &[])
+}
+
+fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .current_dir(dir)
         .env("PROVISIO_ADMIN_TOKEN", TOKEN)
         .env("PROVISIO_LEASE_SECS", "2")
@@ -489,4 +494,66 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
     let logs = server.output(false);
     assert!(!logs.contains("PRIVATE KEY"), "no key in any log line");
     assert!(logs.contains("a provider calls another configuration"), "the peer call is logged");
+}
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_half_open_connections_do_not_take_the_api_down() {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let server = start_with(dir.path(), port, &["--max-connections", "500", "--header-timeout-secs", "5"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let before = rss_kib(server.child.id());
+
+    // 3,000 loopback connections that never finish their headers, held for at most 6 s.
+    const ATTACKERS: usize = 3000;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        attackers.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let Ok(mut socket) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return };
+            let _ = socket.write_all(b"GET /api/v1/services HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
+            tokio::time::sleep_until(deadline.into()).await;
+            drop(socket);
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Meanwhile the health check and a staff request still answer within a second, repeatedly.
+    for _ in 0..5 {
+        let started = Instant::now();
+        let health = client.get(format!("{base}/healthz")).timeout(Duration::from_secs(1)).send().await;
+        assert!(health.is_ok_and(|r| r.status() == 200), "healthz did not answer within a second");
+        let (status, _) = tokio::time::timeout(
+            Duration::from_secs(1),
+            call(&client, reqwest::Method::GET, format!("{base}/api/v1/services"), None),
+        )
+        .await
+        .expect("an authenticated request answered within a second");
+        assert_eq!(status, 200);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(server.child.id());
+    assert!(after < before + 100 * 1024, "memory grew from {before} KiB to {after} KiB");
+    let (status, _) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/services"), None).await;
+    assert_eq!(status, 200);
+    server.output(false);
 }

@@ -7,6 +7,9 @@
 //!   unsuspend: `ACCOUNT UNLOCK`;
 //! - terminate: `DROP DATABASE`, `DROP USER`.
 //!
+//! The service's owner mark is in the database comment (`provisio owner: …;
+//! package: …`); every function acts only on a database carrying the caller's mark.
+//!
 //! Names are checked by the blueprint's `db-identifier` format and quoted
 //! anyway; passwords are escaped literals. Every statement is recorded in the
 //! call's log with any password replaced by `[REDACTED]`.
@@ -97,6 +100,32 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
+/// How the database comment starts.
+const COMMENT_MARK: &str = "provisio ";
+
+/// The database comment recording the owner mark and the package, if either is set.
+fn comment(owner: Option<&str>, package: Option<&str>) -> Option<String> {
+    let parts: Vec<String> = [owner.map(|o| format!("owner: {o}")), package.map(|p| format!("package: {p}"))]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| format!("{COMMENT_MARK}{}", parts.join("; ")))
+}
+
+/// The owner mark and package of a database comment (also the older
+/// `provisio package: …`). A mark has no `;`; the package is the rest.
+fn parse_comment(text: &str) -> (Option<&str>, Option<&str>) {
+    let Some(rest) = text.strip_prefix(COMMENT_MARK) else { return (None, None) };
+    let (owner, rest) = match rest.strip_prefix("owner: ") {
+        Some(marked) => match marked.split_once("; ") {
+            Some((owner, rest)) => (Some(owner), rest),
+            None => (Some(marked), ""),
+        },
+        None => (None, rest),
+    };
+    (owner.filter(|o| !o.is_empty()), rest.strip_prefix("package: "))
+}
+
 /// A database name as a GRANT pattern: `_` and `%` are wildcards there, so a
 /// grant on `db_a` would also cover `dbXa`; they are escaped.
 fn grant_pattern(name: &str) -> String {
@@ -180,7 +209,9 @@ impl MariaDb {
         result.map(|_| ()).map_err(|err| classify(err, what))
     }
 
-    /// The database, its owner account (the one holding its grants), lock and limit.
+    /// The database, its owner account (the one holding its grants), lock and
+    /// limit, if it exists and this call may act on it: one carrying another
+    /// owner mark (or none) is `conflict`.
     async fn info(
         &self,
         cx: &Context,
@@ -191,7 +222,7 @@ impl MariaDb {
         let row = timeout(
             cx,
             sqlx::query(
-                "SELECT s.SCHEMA_COMMENT AS package, d.User AS owner, \
+                "SELECT s.SCHEMA_COMMENT AS comment, d.User AS owner, \
                  JSON_VALUE(g.Priv, '$.account_locked') AS locked, \
                  JSON_VALUE(g.Priv, '$.max_user_connections') AS max_connections \
                  FROM information_schema.SCHEMATA s \
@@ -214,6 +245,9 @@ impl MariaDb {
         let Some(row) = row.map_err(|err| classify(err, "read the database"))? else {
             return Ok(None);
         };
+        let comment: Option<String> = row.try_get("comment").ok().flatten();
+        let (mark, package) = parse_comment(comment.as_deref().unwrap_or_default());
+        cx.check_owner(&format!("Database {database}"), mark)?;
         let owner: Option<String> = row.try_get("owner").ok().flatten();
         let Some(owner) = owner else {
             // A database nobody was granted: not one this provider made.
@@ -223,14 +257,13 @@ impl MariaDb {
         };
         let locked: Option<String> = row.try_get("locked").ok().flatten();
         let max: Option<String> = row.try_get("max_connections").ok().flatten();
-        let package: Option<String> = row.try_get("package").ok().flatten();
         Ok(Some(DatabaseInfo {
             database: database.clone(),
             username: DbIdentifier::parse(&owner).map_err(ProviderError::internal)?,
             host: self.client_host(),
             port: self.config.port,
             state: if matches!(locked.as_deref(), Some("1" | "true")) { State::Suspended } else { State::Active },
-            package_name: package.and_then(|p| p.strip_prefix("provisio package: ").map(str::to_owned)),
+            package_name: package.map(str::to_owned),
             connection_limit: max.and_then(|m| m.parse::<u32>().ok()).filter(|m| *m > 0),
             password: None,
             created_at: None,
@@ -328,6 +361,8 @@ impl Databases for MariaDb {
     async fn create(&self, cx: &Context, params: CreateDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
         let username = params.username.clone().unwrap_or_else(|| params.database.clone());
         let mut conn = self.connect(cx).await?;
+        // An existing database is answered only if it carries this call's
+        // owner mark (`info` checks it), and adopted only if it matches.
         if let Some(existing) = self.info(cx, &mut conn, &params.database).await? {
             if existing.username == username {
                 return Ok(existing);
@@ -367,8 +402,7 @@ impl Databases for MariaDb {
             "create the account",
         )
         .await?;
-        let comment =
-            params.package_name.as_ref().map(|p| format!(" COMMENT {}", literal(&format!("provisio package: {p}"))));
+        let comment = comment(cx.owner(), params.package_name.as_deref()).map(|c| format!(" COMMENT {}", literal(&c)));
         let create_database = format!("CREATE DATABASE {database}{}", comment.unwrap_or_default());
         let grant =
             format!("GRANT ALL PRIVILEGES ON {}.* TO {account}", ident(&grant_pattern(params.database.as_str())));
@@ -467,5 +501,21 @@ mod tests {
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal("a\\' OR 1=1 --"), "'a\\\\'' OR 1=1 --'");
         assert_eq!(grant_pattern("shop_db"), "shop\\_db");
+    }
+
+    #[test]
+    fn comments_carry_the_owner_mark_and_the_package() {
+        assert_eq!(comment(None, None), None);
+        for (owner, package) in
+            [(Some("prv-0123abcd"), Some("basic")), (Some("prv-0123abcd"), None), (None, Some("a; package: b"))]
+        {
+            let text = comment(owner, package).unwrap();
+            assert_eq!(parse_comment(&text), (owner, package), "{text}");
+        }
+        assert_eq!(comment(Some("prv-1"), Some("basic")).unwrap(), "provisio owner: prv-1; package: basic");
+        // Databases labelled before owner marks, and comments Provisio did not write.
+        assert_eq!(parse_comment("provisio package: basic"), (None, Some("basic")));
+        assert_eq!(parse_comment("made by hand; owner: prv-1"), (None, None));
+        assert_eq!(parse_comment(""), (None, None));
     }
 }

@@ -135,3 +135,59 @@ async fn an_owner_reaches_its_own_database_and_no_other() {
         assert!(call(&config, "terminate", json!({"database": database})).await.is_ok());
     }
 }
+
+#[tokio::test]
+async fn an_admin_password_inside_a_database_name_leaves_the_results_intact() {
+    let Some((url, config)) = server() else { return };
+    // A second administrative account whose password is part of the database's name.
+    let (admin, password, database) =
+        (format!("fan_admin_{}", provisio_conformance::unique(6)), "pgadmin1", "pgadmin1_fan");
+    let admin_account = format!("'{admin}'@'{}'", url.host_str().unwrap());
+    let mut root = MySqlConnection::connect(url.as_str()).await.expect("the test server's administrator connects");
+    let setup = [
+        // Whatever an interrupted run left.
+        format!("DROP DATABASE IF EXISTS `{database}`"),
+        format!("DROP USER IF EXISTS '{database}'@'%'"),
+        format!("CREATE USER {admin_account} IDENTIFIED BY '{password}'"),
+        format!("GRANT ALL PRIVILEGES ON *.* TO {admin_account} WITH GRANT OPTION"),
+    ];
+    for sql in setup {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut root).await.unwrap();
+    }
+    let mut admin_config = config.clone();
+    admin_config["username"] = json!(admin);
+    admin_config["password"] = json!(password);
+
+    let options =
+        CallOptions { timeout: Duration::from_secs(20), owner: Some("prv-fan-test".into()), ..CallOptions::default() };
+    let entry = provisio_mariadb::entry();
+    let created = invoke::call(
+        &entry,
+        &admin_config,
+        "create",
+        &json!({"database": database, "package_name": "basic"}),
+        &options,
+    )
+    .await
+    .envelope;
+    assert!(created.is_ok(), "{created:#?}");
+    assert_eq!(created.data.as_ref().unwrap()["database"], json!(database), "{created:#?}");
+    // The package is read back beside the owner mark.
+    assert_eq!(created.data.as_ref().unwrap()["package_name"], "basic", "{created:#?}");
+    for function in ["create", "suspend", "unsuspend", "get_info"] {
+        let envelope =
+            invoke::call(&entry, &admin_config, function, &json!({"database": database}), &options).await.envelope;
+        assert!(envelope.is_ok(), "{function}: {envelope:#?}");
+        assert_eq!(envelope.data.as_ref().unwrap()["database"], json!(database), "{function}: {envelope:#?}");
+        assert_eq!(envelope.data.as_ref().unwrap()["username"], json!(database), "{function}: {envelope:#?}");
+    }
+    let report = invoke::call(&entry, &admin_config, "terminate", &json!({"database": database}), &options).await;
+    assert!(report.envelope.is_ok(), "{:#?}", report.envelope);
+    // The logs still hide the administrative password, wherever it appears.
+    assert!(!serde_json::to_string(&report.http_log).unwrap().contains(password), "{:?}", report.http_log);
+    let gone = invoke::call(&entry, &admin_config, "get_info", &json!({"database": database}), &options).await;
+    assert_eq!(gone.envelope.error_kind, Some(ErrorKind::NotFound));
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP USER {admin_account}"))).execute(&mut root).await.unwrap();
+    root.close().await.unwrap();
+}

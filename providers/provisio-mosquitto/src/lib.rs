@@ -5,10 +5,12 @@
 //!
 //! - create: a role `pv_USER` with publish and subscribe ACLs on
 //!   `PREFIX/#`, and a client `USER` holding it (its description records the
-//!   prefix);
+//!   prefix, its `textname` the service's owner mark);
 //! - suspend: `disableClient` (the broker drops and refuses its
 //!   connections); unsuspend: `enableClient`;
 //! - terminate: `deleteClient`, `deleteRole`.
+//!
+//! Every function acts only on a client whose `textname` is the caller's owner mark.
 
 use std::time::{Duration, Instant};
 
@@ -164,6 +166,8 @@ impl Mosquitto {
         }
     }
 
+    /// The account, if it exists and this call may act on it: one whose
+    /// `textname` is another owner mark (or none) is `conflict`.
     async fn info(&self, cx: &Context, username: &DbIdentifier) -> Result<Option<MqttInfo>, ProviderError> {
         let data = match self.command(cx, json!({"command": "getClient", "username": username.as_str()})).await? {
             Ok(data) => data,
@@ -179,6 +183,8 @@ impl Mosquitto {
                 "Account {username} exists on this broker but was not made by Provisio"
             ))));
         };
+        let mark = client["textname"].as_str().filter(|m| !m.is_empty());
+        cx.check_owner(&format!("Account {username}"), mark)?;
         Ok(Some(MqttInfo {
             username: username.clone(),
             topic_prefix: prefix.to_owned(),
@@ -247,6 +253,8 @@ impl MqttHosting for Mosquitto {
     async fn create(&self, cx: &Context, params: CreateMqttParams) -> Result<MqttInfo, ProviderError> {
         let username = &params.username;
         let prefix = params.topic_prefix.clone().unwrap_or_else(|| username.to_string());
+        // An existing account is answered only if it carries this call's
+        // owner mark (`info` checks it), and adopted only if it matches.
         if let Some(existing) = self.info(cx, username).await? {
             if existing.topic_prefix == prefix {
                 return Ok(existing);
@@ -266,12 +274,12 @@ impl MqttHosting for Mosquitto {
         let generated = params.password.is_none().then(|| generate_password(24));
         let password =
             params.password.as_ref().map(|p| p.expose().to_owned()).or(generated.clone()).expect("one is set");
-        self.change(
-            cx,
-            json!({"command": "createClient", "username": username.as_str(), "password": password,
-                   "textdescription": format!("{PREFIX_MARK}{prefix}"), "roles": [{"rolename": role}]}),
-        )
-        .await?;
+        let mut create = json!({"command": "createClient", "username": username.as_str(), "password": password,
+                                "textdescription": format!("{PREFIX_MARK}{prefix}"), "roles": [{"rolename": role}]});
+        if let Some(owner) = cx.owner() {
+            create["textname"] = json!(owner);
+        }
+        self.change(cx, create).await?;
         let mut info = self.require(cx, username).await?;
         info.password = generated;
         Ok(info)

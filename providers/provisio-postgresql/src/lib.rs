@@ -3,9 +3,14 @@
 //! CREATEDB.
 //!
 //! - create: `CREATE ROLE … LOGIN PASSWORD … CONNECTION LIMIT n`,
+//!   `GRANT role TO CURRENT_USER` (a non-superuser administrator must be a
+//!   member to give it a database, drop that database and end its sessions),
 //!   `CREATE DATABASE … OWNER`, `REVOKE ALL ON DATABASE … FROM PUBLIC`;
 //! - suspend: `ALTER ROLE … NOLOGIN` and its sessions are ended; unsuspend: `LOGIN`;
 //! - terminate: `DROP DATABASE … WITH (FORCE)`, `DROP ROLE`.
+//!
+//! The service's owner mark is the owner role's comment (`provisio owner: …`);
+//! every function acts only on a database whose role carries the caller's mark.
 //!
 //! Names are checked by the blueprint's `db-identifier` format and quoted
 //! anyway; passwords are quoted literals (generated ones are letters and
@@ -85,6 +90,11 @@ pub struct PostgresConfig {
 pub struct Postgres {
     config: PostgresConfig,
 }
+
+/// How the owner role's comment starts; the owner mark follows.
+const OWNER_MARK: &str = "provisio owner: ";
+/// How the database's comment starts; the package name follows.
+const PACKAGE_MARK: &str = "provisio package: ";
 
 /// Quotes an identifier (`"name"`, inner quotes doubled).
 fn ident(name: &str) -> String {
@@ -166,6 +176,8 @@ impl Postgres {
         result.map(|done| done.rows_affected()).map_err(|err| classify(err, what))
     }
 
+    /// The database and its owner role, if it exists and this call may act on
+    /// it: one whose role carries another owner mark (or none) is `conflict`.
     async fn info(
         &self,
         cx: &Context,
@@ -176,8 +188,9 @@ impl Postgres {
         let row = tokio_timeout(
             cx,
             sqlx::query(
-                "SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, d.oid IS NOT NULL AS exists, \
-                 (SELECT description FROM pg_shdescription s WHERE s.objoid = d.oid) AS package \
+                "SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, \
+                 shobj_description(d.oid, 'pg_database') AS package, \
+                 shobj_description(r.oid, 'pg_authid') AS mark \
                  FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
             )
             .bind(database.as_str())
@@ -188,6 +201,8 @@ impl Postgres {
         let Some(row) = row.map_err(|err| classify(err, "read the database"))? else {
             return Ok(None);
         };
+        let mark: Option<String> = row.get("mark");
+        cx.check_owner(&format!("Database {database}"), mark.as_deref().and_then(|m| m.strip_prefix(OWNER_MARK)))?;
         let username: String = row.get("rolname");
         let limit: i32 = row.get("rolconnlimit");
         let package: Option<String> = row.get("package");
@@ -197,7 +212,7 @@ impl Postgres {
             host: self.client_host(),
             port: self.config.port,
             state: if row.get::<bool, _>("rolcanlogin") { State::Active } else { State::Suspended },
-            package_name: package.and_then(|p| p.strip_prefix("provisio package: ").map(str::to_owned)),
+            package_name: package.and_then(|p| p.strip_prefix(PACKAGE_MARK).map(str::to_owned)),
             connection_limit: u32::try_from(limit).ok(),
             password: None,
             created_at: None,
@@ -309,6 +324,8 @@ impl Databases for Postgres {
     async fn create(&self, cx: &Context, params: CreateDatabaseParams) -> Result<DatabaseInfo, ProviderError> {
         let username = params.username.clone().unwrap_or_else(|| params.database.clone());
         let mut conn = self.connect(cx).await?;
+        // An existing database is answered only if it carries this call's
+        // owner mark (`info` checks it), and adopted only if it matches.
         if let Some(existing) = self.info(cx, &mut conn, &params.database).await? {
             if existing.username == username {
                 // The same database and owner: adopted, no password handed out again.
@@ -346,18 +363,24 @@ impl Databases for Postgres {
             "create the login",
         )
         .await?;
-        let create_database = format!("CREATE DATABASE {database} OWNER {role}");
-        if let Err(err) = self.execute(cx, &mut conn, &create_database, &create_database, "create the database").await {
-            // Leave nothing half made.
-            let drop = format!("DROP ROLE IF EXISTS {role}");
-            let _ = self.execute(cx, &mut conn, &drop, &drop, "clean up").await;
-            return Err(err);
+        let mut statements = vec![(format!("GRANT {role} TO CURRENT_USER"), "administer the login")];
+        if let Some(owner) = cx.owner() {
+            let mark = format!("COMMENT ON ROLE {role} IS {}", literal(&format!("{OWNER_MARK}{owner}")));
+            statements.push((mark, "mark the login"));
+        }
+        statements.push((format!("CREATE DATABASE {database} OWNER {role}"), "create the database"));
+        for (sql, what) in &statements {
+            if let Err(err) = self.execute(cx, &mut conn, sql, sql, what).await {
+                // Leave nothing half made.
+                let drop = format!("DROP ROLE IF EXISTS {role}");
+                let _ = self.execute(cx, &mut conn, &drop, &drop, "clean up").await;
+                return Err(err);
+            }
         }
         let revoke = format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC");
         self.execute(cx, &mut conn, &revoke, &revoke, "restrict the database").await?;
         if let Some(package) = &params.package_name {
-            let comment =
-                format!("COMMENT ON DATABASE {database} IS {}", literal(&format!("provisio package: {package}")));
+            let comment = format!("COMMENT ON DATABASE {database} IS {}", literal(&format!("{PACKAGE_MARK}{package}")));
             self.execute(cx, &mut conn, &comment, &comment, "label the database").await?;
         }
         let mut info = self.require(cx, &mut conn, &params.database).await?;

@@ -119,3 +119,56 @@ async fn test_connection_says_what_is_wrong_and_the_log_hides_passwords() {
     assert!(!log.contains(&password) && !log.contains(config["password"].as_str().unwrap()), "{log}");
     assert!(call(&config, "terminate", json!({"database": database})).await.is_ok());
 }
+
+#[tokio::test]
+async fn an_admin_password_inside_a_database_name_leaves_the_results_intact() {
+    let Some((url, config)) = server() else { return };
+    // A second administrative role, with CREATEROLE and CREATEDB only, whose
+    // password is part of the database's name.
+    let (admin, password, database) =
+        (format!("fan_admin_{}", provisio_conformance::unique(6)), "pgadmin1", "pgadmin1_fan");
+    let mut superuser = PgConnection::connect(url.as_str()).await.expect("the superuser connects");
+    // Whatever an interrupted run left.
+    for sql in [format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"), format!("DROP ROLE IF EXISTS {database}")] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut superuser).await.unwrap();
+    }
+    let create_admin = format!("CREATE ROLE {admin} LOGIN CREATEROLE CREATEDB PASSWORD '{password}'");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create_admin)).execute(&mut superuser).await.unwrap();
+    let mut admin_config = config.clone();
+    admin_config["username"] = json!(admin);
+    admin_config["password"] = json!(password);
+
+    // As a service (with an owner mark, so the role's comment is written by this admin too).
+    let options =
+        CallOptions { timeout: Duration::from_secs(20), owner: Some("prv-fan-test".into()), ..CallOptions::default() };
+    let entry = provisio_postgresql::entry();
+    let created = invoke::call(
+        &entry,
+        &admin_config,
+        "create",
+        &json!({"database": database, "package_name": "basic"}),
+        &options,
+    )
+    .await
+    .envelope;
+    assert!(created.is_ok(), "{created:#?}");
+    assert_eq!(created.data.as_ref().unwrap()["database"], json!(database), "{created:#?}");
+    // The package is read back beside the owner mark.
+    assert_eq!(created.data.as_ref().unwrap()["package_name"], "basic", "{created:#?}");
+    for function in ["create", "suspend", "unsuspend", "get_info"] {
+        let report = invoke::call(&entry, &admin_config, function, &json!({"database": database}), &options).await;
+        let envelope = report.envelope;
+        assert!(envelope.is_ok(), "{function}: {envelope:#?}");
+        assert_eq!(envelope.data.as_ref().unwrap()["database"], json!(database), "{function}: {envelope:#?}");
+        assert_eq!(envelope.data.as_ref().unwrap()["username"], json!(database), "{function}: {envelope:#?}");
+    }
+    let report = invoke::call(&entry, &admin_config, "terminate", &json!({"database": database}), &options).await;
+    assert!(report.envelope.is_ok(), "{:#?}", report.envelope);
+    // The logs still hide the administrative password, wherever it appears.
+    assert!(!serde_json::to_string(&report.http_log).unwrap().contains(password), "{:?}", report.http_log);
+    let gone = invoke::call(&entry, &admin_config, "get_info", &json!({"database": database}), &options).await;
+    assert_eq!(gone.envelope.error_kind, Some(ErrorKind::NotFound));
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE {admin}"))).execute(&mut superuser).await.unwrap();
+    superuser.close().await.unwrap();
+}

@@ -2,13 +2,20 @@
 //! its HTTP API (v1, `X-API-Key`).
 //!
 //! - create_zone: `POST /zones` (kind Native, the configured name servers,
-//!   `account` = the customer), with the initial record sets;
+//!   `account` = the service's owner mark), with the initial record sets;
 //! - set_records / delete_records: `PATCH /zones/{zone}` with REPLACE / DELETE
 //!   rrsets;
 //! - suspend: every record of the zone, SOA included, is disabled, so the
 //!   server stops answering for it (it refuses the queries); unsuspend enables
 //!   them again. Nothing is lost in between;
 //! - terminate: `DELETE /zones/{zone}`.
+//!
+//! Every function acts only on a zone whose `account` is the caller's owner
+//! mark (the customer id is not stored: the mark names the service).
+//!
+//! PowerDNS answers 500 while its backend is briefly busy (the SQLite backend
+//! under concurrent writes: "database is locked"); every API change runs in a
+//! transaction, so requests other than POST are tried again, briefly.
 //!
 //! Record contents are taken in zone-file syntax and made absolute where
 //! PowerDNS wants it (`mail.example.com` becomes `mail.example.com.`; TXT is
@@ -82,6 +89,9 @@ struct Record {
 #[derive(Debug, Clone, Deserialize)]
 struct Zone {
     serial: u32,
+    /// The owner mark of the service that made it (empty: none).
+    #[serde(default)]
+    account: Option<String>,
     #[serde(default)]
     rrsets: Vec<Rrset>,
 }
@@ -152,24 +162,41 @@ impl PowerDns {
         path: &str,
         body: Option<Value>,
     ) -> Result<HttpResponse, ProviderError> {
-        let mut request = cx.http().request(method, &self.url(path)).header("X-API-Key", &self.config.api_key);
-        if let Some(body) = body {
-            request = request.json(&body);
+        // A change that failed with 500 was rolled back: reads, PATCH (REPLACE
+        // or DELETE record sets) and DELETE may be sent again; a POST is not.
+        let retries = if method == Method::POST { 0 } else { 3 };
+        let mut attempt = 0;
+        loop {
+            let mut request =
+                cx.http().request(method.clone(), &self.url(path)).header("X-API-Key", &self.config.api_key);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = cx.http().send(request).await?;
+            if response.status.as_u16() == 401 || response.status.as_u16() == 403 {
+                return Err(ProviderError::provider("The DNS server rejected the API key"));
+            }
+            let pause = std::time::Duration::from_millis(100 << attempt);
+            if response.status.is_server_error() && attempt < retries && cx.remaining() > pause * 2 {
+                attempt += 1;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            return Ok(response);
         }
-        let response = cx.http().send(request).await?;
-        if response.status.as_u16() == 401 || response.status.as_u16() == 403 {
-            return Err(ProviderError::provider("The DNS server rejected the API key"));
-        }
-        Ok(response)
     }
 
+    /// The zone, if it exists and this call may act on it: one whose
+    /// `account` is another owner mark (or empty) is `conflict`.
     async fn zone(&self, cx: &Context, zone: &DomainName) -> Result<Option<Zone>, ProviderError> {
         let response = self.send(cx, Method::GET, &format!("/zones/{zone}."), None).await?;
         // PowerDNS answers 404, or 422 "Could not find domain", for an unknown zone.
         if matches!(response.status.as_u16(), 404 | 422) {
             return Ok(None);
         }
-        Ok(Some(response.error_for_status("The DNS server could not read the zone")?.json()?))
+        let found: Zone = response.error_for_status("The DNS server could not read the zone")?.json()?;
+        cx.check_owner(&format!("Zone {zone}"), found.account.as_deref().filter(|a| !a.is_empty()))?;
+        Ok(Some(found))
     }
 
     async fn require(&self, cx: &Context, zone: &DomainName) -> Result<Zone, ProviderError> {
@@ -290,6 +317,8 @@ impl Provider for PowerDns {
 impl DnsHosting for PowerDns {
     async fn create_zone(&self, cx: &Context, params: CreateZoneParams) -> Result<ZoneInfo, ProviderError> {
         let zone = &params.zone;
+        // An existing zone is answered only if it carries this call's owner
+        // mark (`zone` checks it), and adopted only if its records match.
         if let Some(existing) = self.zone(cx, zone).await? {
             let info = self.info(zone, &existing)?;
             let wanted: Vec<RecordSet> = params
@@ -316,7 +345,7 @@ impl DnsHosting for PowerDns {
             "name": format!("{zone}."),
             "kind": "Native",
             "nameservers": self.config.nameservers.iter().map(|ns| dotted(ns.as_str())).collect::<Vec<_>>(),
-            "account": params.customer_id.clone().unwrap_or_default(),
+            "account": cx.owner().unwrap_or_default(),
             "soa_edit_api": "DEFAULT",
             "rrsets": rrsets.into_iter().map(|mut r| { r.changetype = None; r }).collect::<Vec<_>>(),
         });

@@ -1,12 +1,15 @@
 //! `message-queues/rabbitmq`: virtual hosts and their owner users on a
 //! RabbitMQ server, through the management plugin's HTTP API.
 //!
-//! - create: `PUT /api/vhosts/{v}` (its description records the owner and
-//!   package), `PUT /api/users/{u}`, `PUT /api/permissions/{v}/{u}` (all),
+//! - create: `PUT /api/vhosts/{v}` (its description records the owner user,
+//!   the service's owner mark and the package), `PUT /api/users/{u}`, `PUT /api/permissions/{v}/{u}` (all),
 //!   `PUT /api/vhost-limits/{v}/max-connections|max-queues`;
 //! - suspend: `DELETE /api/permissions/{v}/{u}` and the user's connections
 //!   are closed; unsuspend grants again;
 //! - terminate: `DELETE /api/users/{u}`, `DELETE /api/vhosts/{v}`.
+//!
+//! Every function acts only on a virtual host whose description carries the
+//! caller's owner mark (`provisio owner=USER mark=MARK package=P`).
 
 use provisio_sdk::blueprints::message_queues::*;
 use provisio_sdk::blueprints::{State, Units};
@@ -56,6 +59,25 @@ pub struct RabbitMq {
 
 const OWNER: &str = "provisio owner=";
 
+/// A virtual host's description: its owner user, the service's owner mark
+/// (if any) and the package (the rest, possibly empty).
+fn description(user: &str, mark: Option<&str>, package: Option<&str>) -> String {
+    let mark = mark.map(|m| format!(" mark={m}")).unwrap_or_default();
+    format!("{OWNER}{user}{mark} package={}", package.unwrap_or_default())
+}
+
+/// The owner user, owner mark and package of a description Provisio wrote
+/// (also one from before owner marks, without `mark=`); `None` for others.
+fn parse_description(text: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
+    let rest = text.strip_prefix(OWNER)?;
+    let (head, package) = rest.split_once(" package=").unwrap_or((rest, ""));
+    let (user, mark) = match head.split_once(" mark=") {
+        Some((user, mark)) => (user, Some(mark).filter(|m| !m.is_empty())),
+        None => (head, None),
+    };
+    Some((user, mark, Some(package).filter(|p| !p.is_empty())))
+}
+
 fn limits(package: Option<&str>) -> (Option<u32>, Option<u32>) {
     match package {
         Some("basic") => (Some(10), Some(50)),
@@ -102,22 +124,24 @@ impl RabbitMq {
         response.error_for_status(&format!("The message broker could not {what}"))
     }
 
-    /// The virtual host's owner, package and limits, if it exists.
+    /// The virtual host's owner, package and limits, if it exists and this
+    /// call may act on it: one carrying another owner mark (or none) is `conflict`.
     async fn info(&self, cx: &Context, vhost: &DbIdentifier) -> Result<Option<BrokerInfo>, ProviderError> {
         let response = self.send(cx, Method::GET, &format!("/vhosts/{vhost}"), None).await?;
         if response.status.as_u16() == 404 {
             return Ok(None);
         }
         let found: Value = response.error_for_status("The message broker could not read the virtual host")?.json()?;
-        let description = found["description"].as_str().unwrap_or_default();
-        let Some(rest) = description.strip_prefix(OWNER) else {
+        // Top level in most versions, under `metadata` in some.
+        let description =
+            found["description"].as_str().or_else(|| found["metadata"]["description"].as_str()).unwrap_or_default();
+        let Some((owner, mark, package)) = parse_description(description) else {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "Virtual host {vhost} exists on this broker but was not made by Provisio"
             ))));
         };
-        let mut parts = rest.split(" package=");
-        let owner = parts.next().unwrap_or_default();
-        let package = parts.next().filter(|p| !p.is_empty()).map(str::to_owned);
+        cx.check_owner(&format!("Virtual host {vhost}"), mark)?;
+        let package = package.map(str::to_owned);
         let username = DbIdentifier::parse(owner).map_err(ProviderError::internal)?;
         let permissions = self.send(cx, Method::GET, &format!("/permissions/{vhost}/{owner}"), None).await?;
         let state = if permissions.status.is_success() { State::Active } else { State::Suspended };
@@ -198,6 +222,8 @@ impl MessageQueues for RabbitMq {
     async fn create(&self, cx: &Context, params: CreateBrokerParams) -> Result<BrokerInfo, ProviderError> {
         let vhost = &params.vhost;
         let username = params.username.clone().unwrap_or_else(|| vhost.clone());
+        // An existing virtual host is answered only if it carries this call's
+        // owner mark (`info` checks it), and adopted only if it matches.
         if let Some(existing) = self.info(cx, vhost).await? {
             if existing.username == username {
                 return Ok(existing);
@@ -211,7 +237,7 @@ impl MessageQueues for RabbitMq {
                 "User {username} already exists on this broker"
             ))));
         }
-        let description = format!("{OWNER}{username} package={}", params.package_name.clone().unwrap_or_default());
+        let description = description(username.as_str(), cx.owner(), params.package_name.as_deref());
         self.ok(
             cx,
             Method::PUT,
@@ -346,5 +372,25 @@ impl MessageQueues for RabbitMq {
         )
         .await?;
         Ok(BrokerCredentials { username: info.username, password })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_carry_the_owner_user_mark_and_package() {
+        for (mark, package) in
+            [(Some("prv-0123abcd"), Some("basic")), (None, Some("a package=b")), (Some("prv-1"), None)]
+        {
+            let text = description("shop", mark, package);
+            assert_eq!(parse_description(&text), Some(("shop", mark, package)), "{text}");
+        }
+        assert_eq!(description("shop", Some("prv-1"), Some("basic")), "provisio owner=shop mark=prv-1 package=basic");
+        // Virtual hosts made before owner marks, and ones Provisio did not make.
+        assert_eq!(parse_description("provisio owner=shop package=basic"), Some(("shop", None, Some("basic"))));
+        assert_eq!(parse_description("provisio owner=shop package="), Some(("shop", None, None)));
+        assert_eq!(parse_description("Default virtual host"), None);
     }
 }

@@ -66,6 +66,10 @@ async fn default_rules_of_every_blueprint() {
             let (function, detail) =
                 step(&app, &format!("{product}-renewed"), "contract.renewed", service, json!({"years": 1})).await;
             assert_eq!(function.as_deref(), Some("renew"), "{product}");
+            if detail["service"]["provision_data"]["expires_at"] == before {
+                let job = detail["jobs"].as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
+                eprintln!("{:#}", app.get(&format!("/api/v1/jobs/{job}")).await);
+            }
             assert_ne!(detail["service"]["provision_data"]["expires_at"], before, "{product}");
         }
         if has("terminate") {
