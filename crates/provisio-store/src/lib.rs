@@ -138,6 +138,23 @@ fn path_of(url: &str) -> Option<PathBuf> {
     (!rest.is_empty() && !rest.starts_with(":memory")).then(|| PathBuf::from(rest))
 }
 
+/// Creates the database file readable by its owner only (SQLite gives its
+/// `-wal` and `-shm` files the same mode); an existing file is left as it is.
+fn create_private(path: &PathBuf) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 /// Opens a connection. Only the writer switches the file to WAL (a
 /// persistent setting); readers opened later find it so.
 fn connect(path: &PathBuf, writer: bool) -> Result<Conn, rusqlite::Error> {
@@ -179,6 +196,7 @@ impl Store {
         let url = options.url.clone();
         let open_error = |reason: String| StoreError::Open { url: url.clone(), reason };
         let path = path_of(&options.url).ok_or_else(|| open_error("expected sqlite://PATH".into()))?;
+        create_private(&path).map_err(|e| open_error(e.to_string()))?;
         let mut writer_connection = connect(&path, true).map_err(|e| open_error(e.to_string()))?;
         migrate(&mut writer_connection).map_err(|e| open_error(format!("migration failed: {e}")))?;
         let readers = Arc::new(Readers { path, idle: Mutex::new(Vec::new()), keep: options.read_connections.max(1) });
@@ -348,6 +366,22 @@ mod tests {
             .collect();
         assert_eq!(names, ["Bob"]);
         store.ping().await.unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_journal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        store
+            .write(|conn| Box::pin(async move { clients::insert(conn, Some("x"), "Ann", "a@example.com").await }))
+            .await
+            .unwrap();
+        for name in ["t.db", "t.db-wal", "t.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
     }
 
     #[tokio::test]

@@ -53,7 +53,7 @@ fn default_issue_wait() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct AcmeConfig {
     /// The authority's directory, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
-    #[schemars(length(min = 1), extend("format" = "url"))]
+    #[schemars(length(min = 1), extend("format" = "url", "x-endpoint" = true))]
     pub directory_url: String,
     /// The account key: an ECDSA P-256 private key, PKCS#8 PEM
     /// (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).

@@ -49,10 +49,11 @@ fn default_ack_timeout() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct MqttCoffeeConfig {
     /// Broker host name or address.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
     pub host: String,
     /// Broker port.
     #[serde(default = "default_port")]
+    #[schemars(extend("x-endpoint" = true))]
     pub port: u16,
     /// Provisio's account on the broker (may publish and subscribe under `coffee/MACHINE/#`).
     #[schemars(length(min = 1, max = 255))]

@@ -53,10 +53,11 @@ fn default_account_host() -> String {
 #[serde(deny_unknown_fields)]
 pub struct MariaDbConfig {
     /// Server host name or address.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
     pub host: String,
     /// Server port.
     #[serde(default = "default_port")]
+    #[schemars(extend("x-endpoint" = true))]
     pub port: u16,
     /// Administrative account (needs CREATE USER and GRANT OPTION).
     #[schemars(length(min = 1, max = 80))]

@@ -38,10 +38,11 @@ fn default_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct MosquittoConfig {
     /// Broker host name or address.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
     pub host: String,
     /// Broker port.
     #[serde(default = "default_port")]
+    #[schemars(extend("x-endpoint" = true))]
     pub port: u16,
     /// Account with the dynamic security admin role.
     #[schemars(length(min = 1, max = 255))]

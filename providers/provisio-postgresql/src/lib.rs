@@ -56,10 +56,11 @@ fn default_package_limits() -> std::collections::BTreeMap<String, u32> {
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Server host name or address.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
     pub host: String,
     /// Server port.
     #[serde(default = "default_port")]
+    #[schemars(extend("x-endpoint" = true))]
     pub port: u16,
     /// Administrative role (needs CREATEROLE and CREATEDB).
     #[schemars(length(min = 1, max = 63))]

@@ -45,7 +45,7 @@ fn default_server_id() -> String {
 #[serde(deny_unknown_fields)]
 pub struct PowerDnsConfig {
     /// Base address of the API, e.g. `http://127.0.0.1:8081`.
-    #[schemars(length(min = 1), extend("format" = "url"))]
+    #[schemars(length(min = 1), extend("format" = "url", "x-endpoint" = true))]
     pub api_url: String,
     /// The API key (`api-key` in pdns.conf).
     #[schemars(extend("x-secret" = true, "writeOnly" = true))]

@@ -35,7 +35,7 @@ fn default_amqp_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct RabbitMqConfig {
     /// Base address of the management API, e.g. `http://127.0.0.1:15672`.
-    #[schemars(length(min = 1), extend("format" = "url"))]
+    #[schemars(length(min = 1), extend("format" = "url", "x-endpoint" = true))]
     pub api_url: String,
     /// Administrative user (tag `administrator`).
     #[schemars(length(min = 1, max = 255))]
