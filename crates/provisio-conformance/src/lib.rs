@@ -227,6 +227,28 @@ pub async fn ownership(h: &Harness) {
     operator.ok("terminate", named.clone()).await;
 }
 
+/// `databases`, for a configuration whose administrative password
+/// (`admin_password`) is part of `database`'s name: create, adopt, suspend,
+/// unsuspend and get_info answer the name intact (redaction is for logs,
+/// never for data), terminate removes it, and the logs still hide the
+/// password.
+pub async fn database_named_after_the_secret(h: &Harness, admin_password: &str, database: &str) {
+    assert!(database.contains(admin_password), "the case needs the password inside the name");
+    let created = h.ok("create", json!({"database": database, "package_name": h.packages.0})).await;
+    assert_eq!(created["database"], json!(database), "{created:#}");
+    // The package is read back beside the owner mark.
+    assert_eq!(created["package_name"], json!(h.packages.0), "{created:#}");
+    for function in ["create", "suspend", "unsuspend", "get_info"] {
+        let data = h.ok(function, json!({"database": database})).await;
+        assert_eq!(data["database"], json!(database), "{function}: {data:#}");
+        assert_eq!(data["username"], json!(database), "{function}: {data:#}");
+    }
+    let report = invoke::call(&h.entry, &h.config, "terminate", &json!({"database": database}), &h.options).await;
+    assert!(report.envelope.is_ok(), "{:#?}", report.envelope);
+    assert!(!serde_json::to_string(&report.http_log).unwrap().contains(admin_password), "{:?}", report.http_log);
+    h.fails("get_info", json!({"database": database}), ErrorKind::NotFound).await;
+}
+
 /// `shared-hosting`: create, duplicate, get_info, suspend, unsuspend,
 /// change_package, usage and login, terminate, then `not_found`.
 pub async fn shared_hosting(h: &Harness) {

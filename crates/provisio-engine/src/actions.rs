@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::rules::{self, parse_status};
-use crate::worker::stored_attempt;
+use crate::worker::{no_room, stored_attempt};
 use crate::{Engine, EngineError, params};
 
 /// How long an on-demand action waits for its service and configuration to
@@ -196,20 +196,13 @@ impl Engine {
                             )));
                         }
                         let now = now_ms();
-                        let running =
-                            jobs::running_by_configuration(conn).await?.get(&configuration_id).copied().unwrap_or(0);
-                        if running >= configuration.max_concurrency {
-                            return Ok(Err("its configuration is at its concurrency limit"));
-                        }
-                        if let Some(rate) = configuration.rate_per_minute {
-                            let recent = jobs::attempts_since_by_configuration(conn, now - 60_000)
-                                .await?
-                                .get(&configuration_id)
-                                .copied()
-                                .unwrap_or(0);
-                            if recent + running >= rate {
-                                return Ok(Err("its configuration is at its rate limit"));
-                            }
+                        let in_flight = jobs::running_on(conn, configuration_id).await?;
+                        let recent = match configuration.rate_per_minute {
+                            Some(_) => jobs::attempts_since_on(conn, configuration_id, now - 60_000).await?,
+                            None => 0,
+                        };
+                        if let Some(why) = no_room(&configuration, in_flight, recent) {
+                            return Ok(Err(why));
                         }
                         let job = jobs::insert_on_demand(
                             conn,

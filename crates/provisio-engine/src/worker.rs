@@ -159,12 +159,8 @@ impl Engine {
         // its backlog never hides another configuration's work.
         let saturated = |configuration: &Configuration, running: &HashMap<i64, i64>| {
             let in_flight = running.get(&configuration.id).copied().unwrap_or(0);
-            // Calls in the window: attempts recorded in the last minute, plus
-            // running ones (recorded as attempts only when they finish).
-            let started = recent.get(&configuration.id).copied().unwrap_or(0) + in_flight;
-            !configuration.enabled
-                || in_flight >= configuration.max_concurrency
-                || configuration.rate_per_minute.is_some_and(|rate| started >= rate)
+            let recent = recent.get(&configuration.id).copied().unwrap_or(0);
+            !configuration.enabled || no_room(configuration, in_flight, recent).is_some()
         };
         let mut blocked: Vec<i64> = configs.values().filter(|c| saturated(c, &running)).map(|c| c.id).collect();
         let mut counts: Option<HashMap<i64, i64>> = None;
@@ -273,7 +269,7 @@ impl Engine {
                 };
                 // Configurations where the name is taken are no choice for it.
                 let mut choices: Vec<Configuration> = Vec::with_capacity(configs.len());
-                for configuration in configs.values() {
+                for configuration in configs.values().filter(|c| c.blueprint == product.blueprint) {
                     let taken = match &wanted {
                         Some(identifier) => {
                             ownership::refusal(conn, blueprint, &service, configuration.id, identifier).await?.is_some()
@@ -669,6 +665,21 @@ impl Engine {
     }
 }
 
+/// Why a configuration can take no more calls now, if it cannot: at its
+/// concurrency (`in_flight` calls running), or out of its rate (calls started
+/// in the last minute: the `recent` attempts recorded, plus the running ones,
+/// recorded only when they finish). The worker and on-demand actions both
+/// keep these limits.
+pub(crate) fn no_room(configuration: &Configuration, in_flight: i64, recent: i64) -> Option<&'static str> {
+    if in_flight >= configuration.max_concurrency {
+        return Some("its configuration is at its concurrency limit");
+    }
+    if configuration.rate_per_minute.is_some_and(|rate| recent + in_flight >= rate) {
+        return Some("its configuration is at its rate limit");
+    }
+    None
+}
+
 /// Once a service has no unfinished job, the status rules are matched
 /// against is its real status again (a failed setup leaves it `failed`, so a
 /// later `order.paid` can set it up).
@@ -732,10 +743,9 @@ pub(crate) type StoredAttempt = (String, i64, i64, String, Value, Value);
 pub(crate) fn stored_attempt(blueprint: &BlueprintDescriptor, name: &str, report: CallReport) -> StoredAttempt {
     let envelope = report.logged_envelope(blueprint.function(name));
     let outcome = envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
-    let started_at = if report.started_at_ms > 0 { report.started_at_ms } else { now_ms() - report.duration_ms as i64 };
     (
         name.to_owned(),
-        started_at,
+        report.started_at_ms,
         report.duration_ms as i64,
         outcome,
         serde_json::to_value(&envelope).expect("envelopes serialise"),

@@ -440,38 +440,42 @@ async fn service(State(state): State<AppState>, Path(key): Path<String>) -> ApiR
     ok(StatusCode::OK, detail)
 }
 
-async fn service_events(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult {
-    let service_id = id(&key, "service")?;
-    let params = Params::new(query, &["limit", "before"])?;
-    let (before, limit) = (params.number("before")?, params.limit_at_most(100)?);
-    let page = state
-        .engine
-        .store()
-        .read(move |conn| {
-            Box::pin(async move {
-                services::get(conn, service_id)
-                    .await?
-                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                Ok::<_, EngineError>(events::page_for_service(conn, service_id, before, limit).await?)
-            })
-        })
-        .await?;
-    ok(StatusCode::OK, page)
+/// What a service's paged listing shows.
+#[derive(Clone, Copy)]
+enum ServicePage {
+    /// Its events, payloads included (at most 100 a page: payloads are large).
+    Events,
+    /// Its history.
+    History,
+}
+
+async fn service_events(state: State<AppState>, key: Path<String>, query: Query<HashMap<String, String>>) -> ApiResult {
+    service_page(state, key, query, ServicePage::Events).await
 }
 
 async fn service_history(
+    state: State<AppState>,
+    key: Path<String>,
+    query: Query<HashMap<String, String>>,
+) -> ApiResult {
+    service_page(state, key, query, ServicePage::History).await
+}
+
+/// A page of a service's events or history, newest first.
+async fn service_page(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    page: ServicePage,
 ) -> ApiResult {
     let service_id = id(&key, "service")?;
     let params = Params::new(query, &["limit", "before"])?;
-    let (before, limit) = (params.number("before")?, params.limit()?);
-    let page = state
+    let most = match page {
+        ServicePage::Events => 100,
+        ServicePage::History => 1000,
+    };
+    let (before, limit) = (params.number("before")?, params.limit_at_most(most)?);
+    let rows = state
         .engine
         .store()
         .read(move |conn| {
@@ -479,11 +483,15 @@ async fn service_history(
                 services::get(conn, service_id)
                     .await?
                     .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                Ok::<_, EngineError>(services::history_page(conn, service_id, before, limit).await?)
+                let rows = match page {
+                    ServicePage::Events => json!(events::page_for_service(conn, service_id, before, limit).await?),
+                    ServicePage::History => json!(services::history_page(conn, service_id, before, limit).await?),
+                };
+                Ok::<_, EngineError>(rows)
             })
         })
         .await?;
-    ok(StatusCode::OK, page)
+    ok(StatusCode::OK, rows)
 }
 
 async fn action(

@@ -108,27 +108,12 @@ pub async fn insert_on_demand(
     worker: &str,
     lease_until: i64,
 ) -> Result<Job, StoreError> {
-    let now = now_ms();
+    let queued = insert(conn, job).await?;
     one(
         conn,
-        "INSERT INTO jobs (service_id, event_id, function, args, origin, state, attempts, max_attempts, run_at, \
-         lease_until, locked_by, configuration_id, idempotency_key, secrets, on_demand, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, 'running', 1, 1, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING *",
-        rusqlite::params![
-            job.service_id,
-            job.event_id,
-            job.function,
-            job.args.to_string(),
-            job.origin,
-            now,
-            lease_until,
-            worker,
-            configuration_id,
-            job.idempotency_key,
-            job.secrets,
-            now,
-            now
-        ],
+        "UPDATE jobs SET state = 'running', attempts = 1, max_attempts = 1, on_demand = 1, lease_until = ?, \
+         locked_by = ?, configuration_id = ? WHERE id = ? RETURNING *",
+        rusqlite::params![lease_until, worker, configuration_id, queued.id],
         Job::from_row,
     )
 }
@@ -172,6 +157,23 @@ pub async fn running_by_configuration(conn: &mut Conn) -> Result<HashMap<i64, i6
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     Ok(rows.into_iter().collect())
+}
+
+/// Jobs running on one configuration.
+pub async fn running_on(conn: &mut Conn, configuration_id: i64) -> Result<i64, StoreError> {
+    one(conn, "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND configuration_id = ?", [configuration_id], |r| {
+        r.get(0)
+    })
+}
+
+/// Attempts started on one configuration since `since` (for its rate limit).
+pub async fn attempts_since_on(conn: &mut Conn, configuration_id: i64, since: i64) -> Result<i64, StoreError> {
+    one(
+        conn,
+        "SELECT COUNT(*) FROM job_attempts WHERE configuration_id = ? AND started_at >= ?",
+        [configuration_id, since],
+        |r| r.get(0),
+    )
 }
 
 /// Attempts started per configuration since `since` (for rate limits).

@@ -158,17 +158,13 @@ async fn a_staff_retry_never_runs_beside_a_running_job_of_the_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_backlog_does_not_delay_another_configuration() {
     let app = spawn_app().await;
-    let (status, configuration) = app
-        .post(
-            "/api/v1/configurations",
-            json!({"name": "slow-db", "provider": "databases/demo", "rate_per_minute": 1,
+    static_database_product(
+        &app,
+        "slow-database",
+        json!({"name": "slow-db", "provider": "databases/demo", "rate_per_minute": 1,
                    "values": {"state_path": app.demo_state, "server": "slow1"}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{configuration}");
-    let product = json!({"slug": "slow-database", "name": "Slow", "blueprint": "databases",
-        "deployment": {"type": "static", "configuration_id": configuration["id"]}});
-    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    )
+    .await;
     for n in 0..1000 {
         let event = order_for(
             "bulk",
@@ -215,17 +211,13 @@ async fn change_password_without_a_password_generates_a_new_one() {
 #[tokio::test]
 async fn a_secret_inside_a_name_never_rewrites_the_name() {
     let app = spawn_app().await;
-    let (status, configuration) = app
-        .post(
-            "/api/v1/configurations",
-            json!({"name": "keyed-db", "provider": "databases/demo",
+    static_database_product(
+        &app,
+        "keyed-database",
+        json!({"name": "keyed-db", "provider": "databases/demo",
                    "values": {"state_path": app.demo_state, "server": "keyed1", "api_key": "fanshop"}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{configuration}");
-    let product = json!({"slug": "keyed-database", "name": "Keyed", "blueprint": "databases",
-        "deployment": {"type": "static", "configuration_id": configuration["id"]}});
-    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    )
+    .await;
     let accepted = app.event(order("e1", "c1", "keyed-database", json!({"database": "fanshop_db"}))).await;
     let service = accepted["service_id"].as_i64().unwrap();
     let detail = app.settled(service).await;
@@ -283,4 +275,102 @@ async fn moving_a_configuration_needs_its_secret_again() {
     assert_eq!(last["action"], "configuration.update");
     assert_eq!(last["details"]["values"], json!(["api_key", "server"]), "{last:#}");
     assert!(!audit.to_string().contains("Another-Key-456"));
+}
+
+/// A `databases/demo` configuration from `configuration` and a static product
+/// `slug` on it.
+async fn static_database_product(app: &TestApp, slug: &str, configuration: serde_json::Value) {
+    let (status, created) = app.post("/api/v1/configurations", configuration).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let product = json!({"slug": slug, "name": slug, "blueprint": "databases",
+        "deployment": {"type": "static", "configuration_id": created["id"]}});
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_long_history_is_paged_and_its_pages_are_guarded() {
+    let app = spawn_app().await;
+    let accepted = app.event(order("e0", "c1", "demo-database", json!({"database": "busy"}))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    // 40 events of ~200 KiB each (an answer with every payload would be 8 MiB).
+    let filler = "x".repeat(200 * 1024);
+    for n in 1..=40 {
+        app.event(later(&format!("e{n}"), "custom.note", service, json!({"note": filler}))).await;
+    }
+    let response =
+        app.client.get(format!("{}/api/v1/services/{service}", app.address)).bearer_auth(TOKEN).send().await.unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.len() < 64 * 1024, "the detail is {} bytes", text.len());
+    let detail: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(detail["events"].as_array().unwrap().len(), 20);
+    assert_eq!(detail["more"]["events"], true);
+    assert!(detail["events"][0].get("payload").is_none());
+
+    // Pages, newest first, to the end.
+    let mut seen = 0;
+    let mut before = None::<i64>;
+    loop {
+        let path = match before {
+            Some(id) => format!("/api/v1/services/{service}/events?limit=15&before={id}"),
+            None => format!("/api/v1/services/{service}/events?limit=15"),
+        };
+        let page = app.get(&path).await;
+        let page = page.as_array().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen += page.len();
+        before = page.last().unwrap()["id"].as_i64();
+    }
+    assert_eq!(seen, 41);
+    assert_eq!(app.get(&format!("/api/v1/services/{service}/history?limit=1")).await.as_array().unwrap().len(), 1);
+
+    // Wrong caller, hostile input, too much at once.
+    let anonymous = app.client.get(format!("{}/api/v1/services/{service}/events", app.address)).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    for (path, expected) in [
+        (format!("/api/v1/services/{service}/events?limit=101"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("/api/v1/services/{service}/events?before=x"), StatusCode::UNPROCESSABLE_ENTITY),
+        (format!("/api/v1/services/{service}/history?sort=asc"), StatusCode::UNPROCESSABLE_ENTITY),
+        ("/api/v1/services/999/events".to_owned(), StatusCode::NOT_FOUND),
+        ("/api/v1/services/x'--/history".to_owned(), StatusCode::NOT_FOUND),
+    ] {
+        let (status, problem) = app.request(Method::GET, &path, None).await;
+        assert_eq!(status, expected, "{path}: {problem}");
+        assert!(problem["detail"].is_string(), "{path}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn every_error_is_a_problem_document_and_the_scheme_is_case_insensitive() {
+    let app = spawn_app().await;
+    let url = |path: &str| format!("{}{path}", app.address);
+    // Too large: 413, as a problem.
+    let big = format!("{{\"id\": \"{}\"}}", "x".repeat(provisio_http::MAX_BODY + 1));
+    let response = app
+        .client
+        .post(url("/api/v1/events"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    // A method the route does not answer: 405 with Allow, as a problem.
+    let response = app.client.delete(url("/api/v1/events")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    // "Bearer" in any letter case (RFC 9110); other schemes and empty tokens are refused.
+    for (header, expected) in [
+        (format!("bearer {TOKEN}"), StatusCode::OK),
+        (format!("BEARER {TOKEN}"), StatusCode::OK),
+        (format!("Basic {TOKEN}"), StatusCode::UNAUTHORIZED),
+        ("Bearer ".to_owned(), StatusCode::UNAUTHORIZED),
+        (format!("Bearer{TOKEN}"), StatusCode::UNAUTHORIZED),
+    ] {
+        let response = app.client.get(url("/api/v1/services")).header("authorization", &header).send().await.unwrap();
+        assert_eq!(response.status(), expected, "{header}");
+    }
 }
