@@ -21,6 +21,7 @@ pub mod ownership;
 pub mod params;
 pub mod peers;
 pub mod rules;
+pub mod tokens;
 pub mod vault;
 pub mod worker;
 

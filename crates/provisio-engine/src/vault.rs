@@ -16,10 +16,12 @@ use serde_json::{Map, Value};
 
 use crate::EngineError;
 
-/// Encrypts and decrypts secret fields.
+/// Encrypts and decrypts secret fields, and digests staff tokens.
 #[derive(Clone)]
 pub struct Vault {
     cipher: XChaCha20Poly1305,
+    /// Key of the keyed digests (derived from the secrets key, never the key itself).
+    digest_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Vault {
@@ -44,7 +46,24 @@ const NONCE_LEN: usize = 24;
 impl Vault {
     /// A vault with this 32-byte key.
     pub fn new(key: &[u8; 32]) -> Self {
-        Vault { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key") }
+        use sha2::Digest;
+        let digest_key = sha2::Sha256::new().chain_update(b"provisio keyed digests v1").chain_update(key).finalize();
+        Vault { cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"), digest_key: digest_key.into() }
+    }
+
+    /// HMAC-SHA256 of `text` under this vault's digest key, in hex: how staff
+    /// tokens are stored, so a copied database without the key gives no way
+    /// to test guesses.
+    pub fn digest(&self, text: &str) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.digest_key).expect("any key length");
+        mac.update(text.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A value that tells whether a database was written with this key.
+    pub fn check_value(&self) -> String {
+        self.digest("provisio secrets key check")
     }
 
     /// Loads the key from `hex_key` (the environment variable's value) or

@@ -9,8 +9,9 @@ pub mod openapi;
 mod problem;
 pub mod server;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -25,18 +26,17 @@ use serde_json::{Value, json};
 
 pub use problem::Problem;
 
-/// The digest of a staff token, as stored.
-pub fn token_digest(token: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[derive(Clone)]
 struct AppState {
     engine: Engine,
-    /// Token digests already checked against the store.
-    known_tokens: Arc<RwLock<HashSet<String>>>,
+    /// Tokens recently found live, by digest: name and when it was checked.
+    /// An entry is trusted for [`TOKEN_RECHECK`], so a revoked token stops
+    /// working within that time without a database read per request.
+    known_tokens: Arc<RwLock<HashMap<String, (String, Instant)>>>,
 }
+
+/// How long a token found live is trusted before it is looked up again.
+const TOKEN_RECHECK: Duration = Duration::from_secs(1);
 
 /// Who made a request (the token's name), for the audit log.
 #[derive(Clone)]
@@ -67,6 +67,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/retry", post(retry_job))
         .route("/audit", get(audit))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "No such endpoint") })
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -120,25 +122,30 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         return Problem::new(StatusCode::UNAUTHORIZED, "A staff token is required (Authorization: Bearer TOKEN)")
             .into_response();
     };
-    let digest = token_digest(token);
-    let known = state.known_tokens.read().expect("token cache lock").contains(&digest);
-    let name = if known {
-        Some("staff".to_owned())
-    } else {
-        let lookup = digest.clone();
-        let found = state
-            .engine
-            .store()
-            .read(move |conn| Box::pin(async move { provisio_store::tokens::find(conn, &lookup).await }))
-            .await;
-        match found {
-            Ok(Some(name)) => {
-                state.known_tokens.write().expect("token cache lock").insert(digest);
-                Some(name)
+    let digest = state.engine.vault().digest(token);
+    let cached = state
+        .known_tokens
+        .read()
+        .expect("token cache lock")
+        .get(&digest)
+        .filter(|(_, checked)| checked.elapsed() < TOKEN_RECHECK)
+        .map(|(name, _)| name.clone());
+    let name = match cached {
+        Some(name) => Some(name),
+        None => match state.engine.authenticate(token).await {
+            Ok(Some(found)) => {
+                let mut cache = state.known_tokens.write().expect("token cache lock");
+                // Entries of revoked or unused tokens do not pile up.
+                cache.retain(|_, (_, checked)| checked.elapsed() < TOKEN_RECHECK);
+                cache.insert(digest, (found.name.clone(), Instant::now()));
+                Some(found.name)
             }
-            Ok(None) => None,
-            Err(err) => return Problem::from(EngineError::from(err)).into_response(),
-        }
+            Ok(None) => {
+                state.known_tokens.write().expect("token cache lock").remove(&digest);
+                None
+            }
+            Err(err) => return Problem::from(err).into_response(),
+        },
     };
     match name {
         Some(name) => {
@@ -547,4 +554,26 @@ async fn audit(State(state): State<AppState>, Query(query): Query<HashMap<String
         })
         .await?;
     ok(StatusCode::OK, list)
+}
+
+async fn list_tokens(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    ok(StatusCode::OK, state.engine.tokens(params.limit()?, params.number("before")?).await?)
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(StatusCode::CREATED, state.engine.create_token(&actor.0.0, &body(&bytes, &headers)?).await?)
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    actor: axum::Extension<Actor>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, state.engine.revoke_token(&actor.0.0, id(&key, "token")?).await?)
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use provisio_engine::admin::{ConfigurationInput, ProductInput};
 use provisio_engine::events::{EventClient, EventPayload};
+use provisio_engine::tokens::TokenInput;
 use provisio_sdk::{Registry, SchemaDoc};
 use serde_json::{Map, Value, json};
 
@@ -162,6 +163,12 @@ pub fn document(registry: &Registry) -> Value {
         .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}));
     paths.insert("/api/v1/services".into(), json!({"get": {"summary": "Services", "parameters": filters, "responses": {"200": answer("Services", list.clone())}}}));
     paths.insert("/api/v1/services/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A service with its jobs, history and events", "responses": {"200": answer("Service", object.clone()), "404": problem()}}}));
+    let page = |most: i64| {
+        json!([{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": most}},
+               {"name": "before", "in": "query", "schema": {"type": "integer"}}])
+    };
+    paths.insert("/api/v1/services/{id}/events".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's events with their payloads, newest first", "parameters": page(100), "responses": {"200": answer("Events", list.clone()), "404": problem(), "422": problem()}}}));
+    paths.insert("/api/v1/services/{id}/history".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's history, newest first", "parameters": page(1000), "responses": {"200": answer("History", list.clone()), "404": problem(), "422": problem()}}}));
     for (function, (params, results, blueprints)) in actions {
         paths.insert(
             format!("/api/v1/services/{{id}}/actions/{function}"),
@@ -180,6 +187,14 @@ pub fn document(registry: &Registry) -> Value {
     paths.insert("/api/v1/jobs".into(), json!({"get": {"summary": "Jobs", "parameters": job_filters, "responses": {"200": answer("Jobs", list.clone())}}}));
     paths.insert("/api/v1/jobs/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A job and its attempts (redacted logs)", "responses": {"200": answer("Job", object.clone())}}}));
     paths.insert("/api/v1/jobs/{id}/retry".into(), json!({"parameters": [id("id")], "post": {"summary": "Queue a failed job again", "responses": {"200": answer("Job", object.clone()), "409": problem()}}}));
+    let token = components.add("TokenInput", SchemaDoc::of::<TokenInput>().value());
+    paths.insert(
+        "/api/v1/tokens".into(),
+        json!({"get": {"summary": "Staff tokens (names and dates, never secrets)", "parameters": page(1000), "responses": {"200": answer("Tokens", list.clone())}},
+               "post": {"summary": "Make a named staff token; its secret is answered once", "requestBody": json_body(token),
+                        "responses": {"201": answer("The token and its secret", object.clone()), "409": problem(), "422": problem()}}}),
+    );
+    paths.insert("/api/v1/tokens/{id}".into(), json!({"parameters": [id("id")], "delete": {"summary": "Revoke a token (refused everywhere within a second)", "responses": {"200": answer("The revoked token", object.clone()), "404": problem()}}}));
     paths.insert(
         "/api/v1/audit".into(),
         json!({"get": {"summary": "Who did what", "responses": {"200": answer("Entries", list)}}}),

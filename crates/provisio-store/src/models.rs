@@ -259,6 +259,32 @@ impl Client {
     }
 }
 
+/// A staff API token (its digest never leaves the store).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    /// Who holds it; the audit log names this.
+    pub name: String,
+    #[serde(skip)]
+    pub digest: String,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: i64,
+    #[serde(serialize_with = "optional_timestamp")]
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiToken {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ApiToken {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            digest: row.get("digest")?,
+            created_at: row.get("created_at")?,
+            revoked_at: row.get("revoked_at")?,
+        })
+    }
+}
+
 impl Service {
     pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Service {

@@ -1,23 +1,70 @@
-//! Staff API tokens, stored as SHA-256 digests.
+//! Staff API tokens, stored as keyed digests (the engine computes them), and
+//! the installation's settings.
 
-use crate::{Conn, StoreError, exec, maybe, now_ms, one};
+use crate::models::ApiToken;
+use crate::{Conn, StoreError, all, exec, maybe, now_ms, one};
 
-/// Adds a token digest.
-pub async fn insert(conn: &mut Conn, name: &str, token_sha256: &str) -> Result<(), StoreError> {
+/// Adds a token; a live token of the same name is a unique violation.
+pub async fn insert(conn: &mut Conn, name: &str, digest: &str) -> Result<ApiToken, StoreError> {
+    one(
+        conn,
+        "INSERT INTO api_tokens (name, digest, created_at) VALUES (?, ?, ?) RETURNING *",
+        rusqlite::params![name, digest, now_ms()],
+        ApiToken::from_row,
+    )
+}
+
+/// The live token with this digest.
+pub async fn find(conn: &mut Conn, digest: &str) -> Result<Option<ApiToken>, StoreError> {
+    maybe(conn, "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL", [digest], ApiToken::from_row)
+}
+
+/// Every token, live and revoked, newest first.
+pub async fn list(conn: &mut Conn, limit: i64, before_id: Option<i64>) -> Result<Vec<ApiToken>, StoreError> {
+    all(
+        conn,
+        "SELECT * FROM api_tokens WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        rusqlite::params![before_id, limit],
+        ApiToken::from_row,
+    )
+}
+
+/// Revokes a live token; answers it, if it was live.
+pub async fn revoke(conn: &mut Conn, id: i64) -> Result<Option<ApiToken>, StoreError> {
+    maybe(
+        conn,
+        "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *",
+        rusqlite::params![now_ms(), id],
+        ApiToken::from_row,
+    )
+}
+
+/// Revokes the live token named `name`, if any.
+pub async fn revoke_named(conn: &mut Conn, name: &str) -> Result<(), StoreError> {
     exec(
         conn,
-        "INSERT OR IGNORE INTO api_tokens (name, token_sha256, created_at) VALUES (?, ?, ?)",
-        rusqlite::params![name, token_sha256, now_ms()],
+        "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+        rusqlite::params![now_ms(), name],
     )?;
     Ok(())
 }
 
-/// The token's name, if the digest is known.
-pub async fn find(conn: &mut Conn, token_sha256: &str) -> Result<Option<String>, StoreError> {
-    maybe(conn, "SELECT name FROM api_tokens WHERE token_sha256 = ?", [token_sha256], |r| r.get(0))
+/// How many tokens are live.
+pub async fn count_live(conn: &mut Conn) -> Result<i64, StoreError> {
+    one(conn, "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL", [], |r| r.get(0))
 }
 
-/// How many tokens exist.
-pub async fn count(conn: &mut Conn) -> Result<i64, StoreError> {
-    one(conn, "SELECT COUNT(*) FROM api_tokens", [], |r| r.get(0))
+/// A setting's value.
+pub async fn setting(conn: &mut Conn, name: &str) -> Result<Option<String>, StoreError> {
+    maybe(conn, "SELECT value FROM settings WHERE name = ?", [name], |r| r.get(0))
+}
+
+/// Sets a setting.
+pub async fn set_setting(conn: &mut Conn, name: &str, value: &str) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
+        rusqlite::params![name, value],
+    )?;
+    Ok(())
 }

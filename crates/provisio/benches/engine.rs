@@ -15,7 +15,7 @@ use provisio_store::{Store, StoreOptions, now_ms};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-const TOKEN: &str = "bench-token";
+const TOKEN: &str = "bench-token-0123456789";
 
 struct Bench {
     base: String,
@@ -35,12 +35,7 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
     let store = Store::open(StoreOptions::new(url)).await.unwrap();
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[3; 32]), settings);
-    let digest = provisio_http::token_digest(TOKEN);
-    engine
-        .store()
-        .write(move |conn| Box::pin(async move { provisio_store::tokens::insert(conn, "bench", &digest).await }))
-        .await
-        .unwrap();
+    engine.install_token("bench", TOKEN).await.unwrap();
     let state = dir.path().join("demo.sqlite").display().to_string();
     engine.seed_demo(&state).await.unwrap();
     let machine = engine.configurations(Some("coffee".into())).await.unwrap()[0].configuration.id;

@@ -1,5 +1,5 @@
 //! Operators' commands against a running server: `events emit`,
-//! `services list|show`, `jobs list|retry`. They print the server's JSON.
+//! `services list|show`, `jobs list|retry`, `tokens list|create|revoke`. They print the server's JSON.
 
 use std::process::ExitCode;
 
@@ -75,6 +75,22 @@ pub enum JobsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Lists staff tokens (names and dates, never secrets).
+    List,
+    /// Makes a named token and prints its secret once.
+    Create {
+        /// Who or what will hold it, e.g. `billing`; the audit log names it.
+        name: String,
+    },
+    /// Revokes a token; it stops working within a second.
+    Revoke {
+        /// The token's id (from `tokens list`).
+        id: i64,
+    },
+}
+
 fn request(
     server: &ServerArgs,
     method: Method,
@@ -138,5 +154,15 @@ pub fn jobs(command: JobsCommand, server: &ServerArgs) -> anyhow::Result<ExitCod
         }
         JobsCommand::Show { id } => request(server, Method::GET, &format!("/jobs/{id}"), &[], None),
         JobsCommand::Retry { id } => request(server, Method::POST, &format!("/jobs/{id}/retry"), &[], None),
+    }
+}
+
+pub fn tokens(command: TokensCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        TokensCommand::List => request(server, Method::GET, "/tokens", &[], None),
+        TokensCommand::Create { name } => {
+            request(server, Method::POST, "/tokens", &[], Some(serde_json::json!({"name": name})))
+        }
+        TokensCommand::Revoke { id } => request(server, Method::DELETE, &format!("/tokens/{id}"), &[], None),
     }
 }

@@ -1,7 +1,7 @@
 //! `provisio`: one binary that wires the crates together.
 //!
 //! - `serve` (API + worker) and `worker`: the engine on a store;
-//! - `events`, `services`, `jobs`: operators' commands against a server;
+//! - `events`, `services`, `jobs`, `tokens`: operators' commands against a server;
 //! - `blueprints`, `providers`, `describe`, `call`, `test-connection`: the
 //!   provider workbench, which runs providers in this process.
 //!
@@ -52,6 +52,13 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         command: client::JobsCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Staff tokens of a running server.
+    Tokens {
+        #[command(subcommand)]
+        command: client::TokensCommand,
         #[command(flatten)]
         server: client::ServerArgs,
     },
@@ -153,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { command, server } => return client::events(command, &server),
         Command::Services { command, server } => return client::services(command, &server),
         Command::Jobs { command, server } => return client::jobs(command, &server),
+        Command::Tokens { command, server } => return client::tokens(command, &server),
         Command::Blueprints { json } => {
             if json {
                 let all: Vec<Value> = registry.blueprints().iter().map(|b| b.to_json()).collect();

@@ -121,6 +121,15 @@ fn init_logging() {
 async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyhow::Result<Engine> {
     let store = Store::open(StoreOptions::new(&args.db)).await?;
     let env_key = std::env::var("PROVISIO_SECRET_KEY").ok();
+    // A database that knows its key never gets a fresh one in place of a lost file.
+    if env_key.is_none() && !args.key_file.exists() && provisio_engine::tokens::secrets_key_recorded(&store).await? {
+        anyhow::bail!(
+            "the secrets key file {} is missing, and {} holds secrets sealed with it: restore the file (or set \
+             PROVISIO_SECRET_KEY) rather than starting with a new key",
+            args.key_file.display(),
+            args.db
+        );
+    }
     let (vault, source) = Vault::load(env_key.as_deref(), &args.key_file)?;
     match source {
         KeySource::Created => {
@@ -131,25 +140,18 @@ async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyho
         }
         KeySource::Environment => tracing::info!("secrets key loaded from PROVISIO_SECRET_KEY"),
     }
-    Ok(Engine::new(store, registry, vault, settings))
+    let engine = Engine::new(store, registry, vault, settings);
+    engine.check_secrets_key().await?;
+    Ok(engine)
 }
 
-/// Makes sure a staff token exists: PROVISIO_ADMIN_TOKEN, or a new one
-/// printed once when the store has none.
+/// Makes sure a staff token exists: PROVISIO_ADMIN_TOKEN (replacing the
+/// previous environment token), or a new one printed once when none is live.
 async fn ensure_token(engine: &Engine) -> anyhow::Result<()> {
     let from_env = std::env::var("PROVISIO_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty());
-    let count = engine.store().read(|conn| Box::pin(async move { provisio_store::tokens::count(conn).await })).await?;
-    let (token, name, show) = match from_env {
-        Some(token) => (token.trim().to_owned(), "environment", false),
-        None if count == 0 => (provisio_engine::vault::random_token("prv_"), "initial", true),
-        None => return Ok(()),
-    };
-    let digest = provisio_http::token_digest(&token);
-    engine
-        .store()
-        .write(move |conn| Box::pin(async move { provisio_store::tokens::insert(conn, name, &digest).await }))
-        .await?;
-    if show {
+    if let Some(token) = from_env {
+        engine.install_token(provisio_engine::tokens::ENVIRONMENT, token.trim()).await?;
+    } else if let Some(token) = engine.ensure_a_token().await? {
         // Shown once: only its digest is stored.
         println!("Staff API token (shown once, keep it): {token}");
     }

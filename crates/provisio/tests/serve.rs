@@ -25,11 +25,15 @@ fn start(dir: &Path, port: u16) -> Server {
 }
 
 fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Server {
+    start_as(dir, port, extra, TOKEN)
+}
+
+fn start_as(dir: &Path, port: u16, extra: &[&str], token: &str) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .current_dir(dir)
-        .env("PROVISIO_ADMIN_TOKEN", TOKEN)
+        .env("PROVISIO_ADMIN_TOKEN", token)
         .env("PROVISIO_LEASE_SECS", "2")
         .env("PROVISIO_RETRY_BASE_MS", "50")
         .env("PROVISIO_POLL_MS", "50")
@@ -50,6 +54,22 @@ impl Server {
             unsafe_free_terminate(self.child.id());
         }
         self.child.wait().unwrap();
+        let mut text = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
+        text
+    }
+}
+
+impl Server {
+    /// Waits for the process to exit by itself (it must, within `limit`);
+    /// answers everything it printed.
+    fn output_when_exited(mut self, limit: Duration) -> String {
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed() < limit, "the server kept running");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let mut text = String::new();
         self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
         self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
@@ -318,6 +338,16 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     let (code, _, err) = cli(&["jobs", "retry", "1"]);
     assert_eq!(code, 1, "only failed jobs can be retried: {err}");
     assert!(err.contains("only failed jobs"), "{err}");
+    // Tokens: made (secret printed once), listed without it, revoked.
+    let (code, out, err) = cli(&["tokens", "create", "billing"]);
+    assert_eq!(code, 0, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    let secret = made["secret"].as_str().unwrap();
+    let (code, out, _) = cli(&["tokens", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("billing") && !out.contains(secret), "{out}");
+    let (code, _, err) = cli(&["tokens", "revoke", &made["id"].to_string()]);
+    assert_eq!(code, 0, "{err}");
     server.output(false);
 }
 
@@ -556,4 +586,39 @@ async fn thousands_of_half_open_connections_do_not_take_the_api_down() {
     let (status, _) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/services"), None).await;
     assert_eq!(status, 200);
     server.output(false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_environment_token_replaces_the_old_and_a_lost_key_file_stops_the_start() {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let client = reqwest::Client::new();
+    let services = |token: &'static str| {
+        let (client, url) = (client.clone(), format!("http://127.0.0.1:{port}/api/v1/services"));
+        async move { client.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    let first = start(dir.path(), port);
+    wait_healthy(&client, &first.base).await;
+    assert_eq!(services(TOKEN).await, 200);
+    first.output(false);
+
+    const NEW: &str = "a-new-environment-token-42";
+    let second = start_as(dir.path(), port, &[], NEW);
+    wait_healthy(&client, &second.base).await;
+    assert_eq!(services(NEW).await, 200);
+    assert_eq!(services(TOKEN).await, 401, "the previous environment token still works");
+    second.output(false);
+
+    // Too short a token is refused at start.
+    let short = start_as(dir.path(), port, &[], "short");
+    let output = short.output_when_exited(Duration::from_secs(20));
+    assert!(output.contains("at least 16 characters"), "{output}");
+
+    // The key file is gone: the database knows its secrets need it, so no new key is made.
+    std::fs::remove_file(dir.path().join("provisio.key")).unwrap();
+    let third = start_as(dir.path(), port, &[], NEW);
+    let output = third.output_when_exited(Duration::from_secs(20));
+    assert!(output.contains("secrets key file") && output.contains("missing"), "{output}");
+    assert!(!dir.path().join("provisio.key").exists(), "a new key file was made");
 }

@@ -8,7 +8,7 @@ use provisio_store::{Store, StoreOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-pub const TOKEN: &str = "test-token";
+pub const TOKEN: &str = "test-token-0123456789";
 
 pub struct TestApp {
     pub address: String,
@@ -52,12 +52,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
     let store = Store::open(StoreOptions::new(url)).await.unwrap();
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[42; 32]), options.settings);
-    let digest = provisio_http::token_digest(TOKEN);
-    engine
-        .store()
-        .write(move |conn| Box::pin(async move { provisio_store::tokens::insert(conn, "test", &digest).await }))
-        .await
-        .unwrap();
+    engine.check_secrets_key().await.unwrap();
+    engine.install_token("test", TOKEN).await.unwrap();
     let demo_state = dir.path().join("demo.sqlite").display().to_string();
     if options.demo {
         assert!(engine.seed_demo(&demo_state).await.unwrap());

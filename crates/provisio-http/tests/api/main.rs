@@ -7,4 +7,5 @@ mod automation;
 mod deployment;
 mod faults;
 mod management;
+mod tokens;
 mod trust;

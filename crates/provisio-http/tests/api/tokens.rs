@@ -1,0 +1,146 @@
+//! Staff tokens: named, revocable within a second, stored as keyed digests,
+//! named in the audit log; the environment token replaces its predecessor;
+//! another secrets key is refused.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn status_with(app: &TestApp, token: &str) -> StatusCode {
+    app.client.get(format!("{}/api/v1/services", app.address)).bearer_auth(token).send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_named_token_is_audited_by_name_and_stops_within_a_second_of_revocation() {
+    let app = spawn_app().await;
+    let (status, created) = app.post("/api/v1/tokens", json!({"name": "billing"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 64);
+    assert!(created.get("digest").is_none());
+
+    // Its actions are audited under its name, on every request (not only the first).
+    for n in 0..3 {
+        let response = app
+            .client
+            .post(format!("{}/api/v1/clients", app.address))
+            .bearer_auth(&secret)
+            .json(&json!({"external_id": format!("c{n}"), "name": "Ann", "email": "ann@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let audit = app.get("/api/v1/audit").await;
+    // The three newest entries are its three creates.
+    let actors: Vec<&str> = audit.as_array().unwrap()[..3].iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["token:billing"; 3], "{audit:#}");
+    assert!(audit.to_string().contains("token:test"), "the creator is named too");
+
+    // Listed without secrets or digests.
+    let listed = app.get("/api/v1/tokens").await;
+    assert!(!listed.to_string().contains(&secret));
+    assert!(listed.as_array().unwrap().iter().all(|t| t.get("digest").is_none() && t.get("secret").is_none()));
+
+    // Revoked: refused within a second (the server caches a token for at most that long).
+    assert_eq!(status_with(&app, &secret).await, StatusCode::OK);
+    let (status, _) = app.request(Method::DELETE, &format!("/api/v1/tokens/{}", created["id"]), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let revoked = Instant::now();
+    while status_with(&app, &secret).await != StatusCode::UNAUTHORIZED {
+        assert!(revoked.elapsed() < Duration::from_millis(1100), "the revoked token still works");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit = app.get("/api/v1/audit?limit=1").await;
+    assert_eq!(audit[0]["action"], "token.revoke");
+    assert_eq!(audit[0]["actor"], "token:test");
+    // Revoking it again, or a token that never was: 404.
+    let (status, _) = app.request(Method::DELETE, &format!("/api/v1/tokens/{}", created["id"]), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn token_names_are_checked_and_tokens_need_a_token() {
+    let app = spawn_app().await;
+    for (name, expected) in [
+        (json!(""), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!("../etc"), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!("x".repeat(65)), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!("Billing Team"), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!(42), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!("environment"), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!("test"), StatusCode::CONFLICT),
+    ] {
+        let (status, problem) = app.post("/api/v1/tokens", json!({"name": name})).await;
+        assert_eq!(status, expected, "{name}: {problem}");
+    }
+    let (status, _) = app.post("/api/v1/tokens", json!({"name": "ops", "admin": true})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (method, path) in
+        [(Method::GET, "/api/v1/tokens"), (Method::POST, "/api/v1/tokens"), (Method::DELETE, "/api/v1/tokens/1")]
+    {
+        let response = app.client.request(method, format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(status_with(&app, "prv_guessed-but-wrong-0000000000").await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_environment_token_replaces_the_previous_one_and_must_be_long() {
+    let app = spawn_app().await;
+    let (first, second) = ("first-environment-token", "second-environment-token");
+    assert!(app.engine.install_token("environment", first).await.unwrap());
+    assert!(!app.engine.install_token("environment", first).await.unwrap(), "a restart changes nothing");
+    assert_eq!(status_with(&app, first).await, StatusCode::OK);
+    app.engine.install_token("environment", second).await.unwrap();
+    let replaced = Instant::now();
+    while status_with(&app, first).await != StatusCode::UNAUTHORIZED {
+        assert!(replaced.elapsed() < Duration::from_millis(1100), "the old environment token still works");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status_with(&app, second).await, StatusCode::OK);
+    assert!(app.engine.install_token("environment", "short").await.is_err());
+}
+
+#[tokio::test]
+async fn tokens_are_stored_as_keyed_digests() {
+    let app = spawn_app().await;
+    let stored: Vec<String> = app
+        .engine
+        .store()
+        .read(|conn| {
+            Box::pin(async move {
+                Ok::<_, provisio_store::StoreError>(
+                    conn.prepare("SELECT digest FROM api_tokens")?.query_map([], |r| r.get(0))?.collect::<Result<
+                        Vec<String>,
+                        _,
+                    >>(
+                    )?,
+                )
+            })
+        })
+        .await
+        .unwrap();
+    use sha2::Digest;
+    let plain: String = sha2::Sha256::digest(TOKEN.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!stored.is_empty());
+    assert!(!stored.contains(&plain), "an unkeyed digest would let a copied database test guesses");
+    assert!(stored.iter().all(|d| !d.contains(TOKEN)));
+}
+
+#[tokio::test]
+async fn another_secrets_key_is_refused() {
+    let app = spawn_app().await;
+    let other = provisio_engine::Engine::new(
+        app.engine.store().clone(),
+        provisio_providers::registry(),
+        provisio_engine::Vault::new(&[7; 32]),
+        provisio_engine::Settings::default(),
+    );
+    let refused = other.check_secrets_key().await.unwrap_err().to_string();
+    assert!(refused.contains("another secrets key"), "{refused}");
+    app.engine.check_secrets_key().await.unwrap();
+}
