@@ -129,7 +129,16 @@ impl Engine {
     }
 
     async fn ingest_in(&self, conn: &mut Conn, event: &EventPayload) -> Result<Accepted, EngineError> {
+        let body_digest = self.vault().digest(&canonical(&serde_json::to_value(event).expect("events serialise")));
         if let Some(existing) = events::get_by_external(conn, &event.id).await? {
+            // A resend is a duplicate; the same id on another event is a mistake
+            // to say out loud, not to swallow (as payment APIs treat a reused key).
+            if existing.body_digest.as_ref().is_some_and(|stored| *stored != body_digest) {
+                return Err(EngineError::Conflict(format!(
+                    "event id {} was already used for a different event (event {}); give this one its own id",
+                    event.id, existing.id
+                )));
+            }
             let filter = jobs::JobFilter { event_id: Some(existing.id), limit: 100, ..Default::default() };
             let mut made = jobs::list(conn, &filter).await?;
             made.reverse();
@@ -146,11 +155,21 @@ impl Engine {
         let mut payload = serde_json::to_value(event).expect("events serialise");
         payload["data"] = params::mask_keys(&payload["data"], &secret_keys);
         payload["service"]["fields"] = params::mask_keys(&payload["service"]["fields"], &secret_keys);
-        let event_id =
-            events::insert(conn, &event.id, &event.event_type, service.id, &payload, event.occurred_at.as_deref())
-                .await?;
+        let event_id = events::insert(
+            conn,
+            &events::NewEvent {
+                external_id: &event.id,
+                event_type: &event.event_type,
+                service_id: service.id,
+                payload: &payload,
+                occurred_at: event.occurred_at.as_deref(),
+                body_digest: &body_digest,
+            },
+        )
+        .await?;
 
         let (plan, projected) = self.plan(&product, &event.event_type, before)?;
+        self.check_setup(conn, &service, &product, &plan, event).await?;
         let mut made = Vec::new();
         for (function, rule_params) in plan {
             let mut args = rule_params;
@@ -192,8 +211,21 @@ impl Engine {
         let blueprint =
             self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
+        let rules = rules::effective(blueprint, &own);
+        // An event type no rule knows (a typo such as `order.payed`) is refused,
+        // rather than recorded with a service nobody will ever set up.
+        if !rules::STANDARD_EVENTS.contains(&event_type) && !rules.iter().any(|r| r.event == event_type) {
+            let mut known: Vec<&str> =
+                rules::STANDARD_EVENTS.into_iter().chain(rules.iter().map(|r| r.event.as_str())).collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(EngineError::invalid(
+                "/type",
+                format!("no rule of product {} handles {event_type} (it handles {})", product.slug, known.join(", ")),
+            ));
+        }
         let mut plan = Vec::new();
-        for rule in rules::effective(blueprint, &own).iter().filter(|r| r.event == event_type) {
+        for rule in rules.iter().filter(|r| r.event == event_type) {
             if !rule.applies(projected) {
                 continue;
             }
@@ -350,6 +382,52 @@ impl Engine {
         Ok(sealed)
     }
 
+    /// Refuses an event whose setup job would be refused: what the setup
+    /// function will receive (client facts, provision data, the service's
+    /// secret fields, the rule's params and the event's data) is checked
+    /// against its params schema now, naming each missing or wrong field.
+    async fn check_setup(
+        &self,
+        conn: &mut Conn,
+        service: &Service,
+        product: &Product,
+        plan: &Plan,
+        event: &EventPayload,
+    ) -> Result<(), EngineError> {
+        let Some((_, rule_params)) = plan.iter().find(|(function, _)| *function == product.setup_function) else {
+            return Ok(());
+        };
+        let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else { return Ok(()) };
+        let Some(setup) = blueprint.function(&product.setup_function) else { return Ok(()) };
+        let client = clients::get(conn, service.client_id)
+            .await?
+            .ok_or_else(|| EngineError::Conflict(format!("service {} has no client", service.id)))?;
+        let sealed = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
+        let mut args = rule_params.clone();
+        args.extend(event.data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let params = params::build(
+            setup,
+            blueprint.service_identifier,
+            service,
+            &client,
+            &params::fields_of(&sealed),
+            &Value::Object(args),
+        );
+        let Err(errors) = setup.params.validate(&params, FieldLocation::Params) else {
+            return Ok(());
+        };
+        Err(EngineError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| {
+                    let top = e.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+                    let within = if event.data.contains_key(top) { "/data" } else { "/service/fields" };
+                    Violation::new(format!("{within}{}", e.path), e.message)
+                })
+                .collect(),
+        ))
+    }
+
     /// Rejects customer fields the setup function would refuse, naming them
     /// (fields it does not know, and missing ones, are left for later events).
     fn check_fields(
@@ -401,4 +479,21 @@ fn merge_fields(current: &Value, presets: &Value, fields: &Map<String, Value>) -
         data.entry(key).or_insert(value);
     }
     Value::Object(data)
+}
+
+/// JSON with every object's keys sorted, as text: the same event resent with
+/// its keys in another order has the same digest.
+fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }

@@ -10,6 +10,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The billing lifecycle's event types: always accepted, for every product
+/// (an event that asks nothing of a blueprint is recorded and makes no job).
+/// Any other type must be named by one of the product's rules.
+pub const STANDARD_EVENTS: [&str; 8] = [
+    "order.placed",
+    "order.paid",
+    "invoice.paid",
+    "contract.renewed",
+    "contract.overdue",
+    "contract.unsuspended",
+    "contract.upgraded",
+    "contract.cancelled",
+];
+
 /// `function` value that stands for the product's setup function.
 pub const SETUP: &str = "setup";
 

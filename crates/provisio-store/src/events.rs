@@ -6,21 +6,36 @@ use crate::models::Event;
 use crate::{Conn, StoreError, all, maybe, now_ms, one};
 
 /// Records an event; a known external id is a unique violation.
-pub async fn insert(
-    conn: &mut Conn,
-    external_id: &str,
-    event_type: &str,
-    service_id: i64,
-    payload: &Value,
-    occurred_at: Option<&str>,
-) -> Result<i64, StoreError> {
+pub async fn insert(conn: &mut Conn, event: &NewEvent<'_>) -> Result<i64, StoreError> {
     one(
         conn,
-        "INSERT INTO events (external_id, type, service_id, payload, occurred_at, received_at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        rusqlite::params![external_id, event_type, service_id, payload.to_string(), occurred_at, now_ms()],
+        "INSERT INTO events (external_id, type, service_id, payload, occurred_at, received_at, body_digest) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        rusqlite::params![
+            event.external_id,
+            event.event_type,
+            event.service_id,
+            event.payload.to_string(),
+            event.occurred_at,
+            now_ms(),
+            event.body_digest
+        ],
         |r| r.get(0),
     )
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// The billing system's id.
+    pub external_id: &'a str,
+    pub event_type: &'a str,
+    pub service_id: i64,
+    /// The body as kept (secret values masked).
+    pub payload: &'a Value,
+    pub occurred_at: Option<&'a str>,
+    /// A keyed digest of the whole body as received, to tell a resend from a reuse of the id.
+    pub body_digest: &'a str,
 }
 
 /// An event by our id.

@@ -112,6 +112,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_job_secrets.sql")),
     (3, include_str!("../migrations/0003_ownership.sql")),
     (4, include_str!("../migrations/0004_tokens.sql")),
+    (5, include_str!("../migrations/0005_event_digests.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.

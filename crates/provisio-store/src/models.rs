@@ -135,6 +135,8 @@ pub struct Event {
     pub occurred_at: Option<String>,
     #[serde(serialize_with = "timestamp")]
     pub received_at: i64,
+    #[serde(skip)]
+    pub body_digest: Option<String>,
 }
 
 /// A durable call of one function for one service.
@@ -330,6 +332,7 @@ impl Event {
             payload: json(row, "payload")?,
             occurred_at: row.get("occurred_at")?,
             received_at: row.get("received_at")?,
+            body_digest: row.get("body_digest")?,
         })
     }
 }

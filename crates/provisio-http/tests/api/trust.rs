@@ -123,7 +123,6 @@ async fn a_staff_retry_never_runs_beside_a_running_job_of_the_service() {
     let service = accepted["service_id"].as_i64().unwrap();
     app.settled(service).await;
     // A job that fails for good (no such package), then a slow one.
-    app.event(later("e2", "custom.bad", service, json!({}))).await;
     let (status, _) = app
         .request(
             Method::PATCH,
@@ -295,7 +294,8 @@ async fn a_long_history_is_paged_and_its_pages_are_guarded() {
     // 40 events of ~200 KiB each (an answer with every payload would be 8 MiB).
     let filler = "x".repeat(200 * 1024);
     for n in 1..=40 {
-        app.event(later(&format!("e{n}"), "custom.note", service, json!({"note": filler}))).await;
+        // Known to the product, but with nothing to do for an active service: recorded, no job.
+        app.event(later(&format!("e{n}"), "contract.unsuspended", service, json!({"note": filler}))).await;
     }
     let response =
         app.client.get(format!("{}/api/v1/services/{service}", app.address)).bearer_auth(TOKEN).send().await.unwrap();
@@ -373,4 +373,81 @@ async fn every_error_is_a_problem_document_and_the_scheme_is_case_insensitive() 
         let response = app.client.get(url("/api/v1/services")).header("authorization", &header).send().await.unwrap();
         assert_eq!(response.status(), expected, "{header}");
     }
+}
+
+#[tokio::test]
+async fn bad_orders_are_refused_at_the_door_and_change_nothing() {
+    let app = spawn_app().await;
+    let count = |app: &TestApp| {
+        let app = app.engine.clone();
+        async move {
+            app.store()
+                .read(|conn| {
+                    Box::pin(async move {
+                        let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+                        Ok::<_, provisio_store::StoreError>((
+                            one("SELECT COUNT(*) FROM services")?,
+                            one("SELECT COUNT(*) FROM events")?,
+                            one("SELECT COUNT(*) FROM jobs")?,
+                        ))
+                    })
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let before = count(&app).await;
+    // What the setup function needs is checked now, each missing field named.
+    let (status, problem) =
+        app.post("/api/v1/events", order("e1", "c1", "demo-domain", json!({"domain": "brand.com"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem["errors"].as_array().unwrap().iter().any(|e| e["path"] == "/service/fields/contacts"), "{problem}");
+    let (status, problem) = app.post("/api/v1/events", order("e2", "c2", "demo-database", json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["path"], "/service/fields/database", "{problem}");
+    // A type no rule knows (a typo) creates no service that would stay pending forever.
+    let mut typo = order("e3", "c3", "demo-database", json!({"database": "typo"}));
+    typo["type"] = json!("order.payed");
+    let (status, problem) = app.post("/api/v1/events", typo).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["path"], "/type");
+    assert!(problem["detail"].as_str().unwrap().contains("order.paid"), "names what it knows: {problem}");
+    assert_eq!(count(&app).await, before, "refused events changed something");
+
+    // An order placed before payment may lack fields; its payment may not.
+    let placed = app
+        .event(json!({"id": "p1", "type": "order.placed", "service": {"external_id": "c4",
+        "client": {"external_id": "cust-7", "name": "Ann Lee", "email": "ann@example.com"},
+        "product": "demo-database", "fields": {}}}))
+        .await;
+    assert!(placed["jobs"].as_array().unwrap().is_empty());
+    let paid = json!({"id": "p2", "type": "order.paid", "service": {"external_id": "c4"}});
+    let (status, problem) = app.post("/api/v1/events", paid).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let paid =
+        json!({"id": "p2", "type": "order.paid", "service": {"external_id": "c4", "fields": {"database": "late"}}});
+    assert_eq!(app.post("/api/v1/events", paid).await.0, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_reused_event_id_with_another_body_is_a_conflict() {
+    let app = spawn_app().await;
+    let first = order("e1", "c1", "demo-database", json!({"database": "one", "package_name": "basic"}));
+    let accepted = app.event(first.clone()).await;
+    // The same event again, keys in another order: a duplicate.
+    let resent: serde_json::Value = serde_json::from_str(
+        &serde_json::to_string(&json!({"data": {}, "service": first["service"], "type": "order.paid",
+            "occurred_at": first["occurred_at"], "id": "e1"}))
+        .unwrap(),
+    )
+    .unwrap();
+    let again = app.event(resent).await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["event_id"], accepted["event_id"]);
+    // The same id for another event: refused, nothing made.
+    let (status, problem) =
+        app.post("/api/v1/events", order("e1", "c2", "demo-database", json!({"database": "two"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("already used"), "{problem}");
+    assert_eq!(app.get("/api/v1/services").await.as_array().unwrap().len(), 1);
 }
