@@ -7,5 +7,6 @@ mod automation;
 mod deployment;
 mod faults;
 mod management;
+mod real;
 mod tokens;
 mod trust;
