@@ -526,7 +526,8 @@ pub async fn message_queues(h: &Harness) {
 }
 
 /// `mqtt-hosting`: create (password once), duplicate, get_info, suspend,
-/// unsuspend, change_password, terminate, then `not_found`.
+/// unsuspend, change_password, overlapping and reserved prefixes refused,
+/// terminate, then `not_found`.
 pub async fn mqtt_hosting(h: &Harness) {
     let username = format!("dev_{}", unique(8));
     let prefix = format!("devices/{username}");
@@ -547,6 +548,17 @@ pub async fn mqtt_hosting(h: &Harness) {
 
     h.rejects("create", json!({"username": username, "topic_prefix": "a/#"}), "/topic_prefix").await;
     h.rejects("create", json!({"username": "Bad Name"}), "/username").await;
+    // No account may reach another's topics, or the coffee machines'.
+    for overlapping in
+        ["devices".to_owned(), format!("{prefix}/sub"), prefix.clone(), "coffee".into(), "coffee/kitchen".into()]
+    {
+        let other = format!("dev_{}", unique(8));
+        h.fails("create", json!({"username": other, "topic_prefix": overlapping}), ErrorKind::Conflict).await;
+        h.fails("get_info", json!({"username": other}), ErrorKind::NotFound).await;
+    }
+    let neighbour = format!("dev_{}", unique(8));
+    h.ok("create", json!({"username": neighbour, "topic_prefix": format!("devices/{neighbour}")})).await;
+    h.ok("terminate", json!({"username": neighbour})).await;
 
     h.ok("terminate", json!({"username": username})).await;
     h.fails("get_info", json!({"username": username}), ErrorKind::NotFound).await;

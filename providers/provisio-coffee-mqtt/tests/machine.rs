@@ -27,17 +27,15 @@ async fn setup(machine: &str) -> Option<(Value, Orders)> {
     let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MOSQUITTO"])?;
     let url = url::Url::parse(&text).unwrap();
     let (host, port) = (url.host_str().unwrap().to_owned(), url.port().unwrap_or(1883));
-    let admin = json!({"host": host, "port": port, "username": url.username(), "password": url.password().unwrap()});
-    let mut passwords = Vec::new();
-    for who in ["pv", "mc"] {
-        let username = format!("{who}_{machine}");
-        let params = json!({"username": username, "topic_prefix": format!("coffee/{machine}")});
-        let report =
-            invoke::call(&provisio_mosquitto::entry(), &admin, "create", &params, &CallOptions::default()).await;
-        let password =
-            report.envelope.data.as_ref().and_then(|d| d["password"].as_str()).expect("account made").to_owned();
-        passwords.push((username, password));
-    }
+    // The coffee topic space is reserved from customer accounts; the operator
+    // lifts that for the one account Provisio and the machine share here.
+    let admin = json!({"host": host, "port": port, "username": url.username(), "password": url.password().unwrap(),
+                       "reserved_prefixes": []});
+    let username = format!("pv_{machine}");
+    let params = json!({"username": username, "topic_prefix": format!("coffee/{machine}")});
+    let report = invoke::call(&provisio_mosquitto::entry(), &admin, "create", &params, &CallOptions::default()).await;
+    let password = report.envelope.data.as_ref().and_then(|d| d["password"].as_str()).expect("account made").to_owned();
+    let passwords = [(username.clone(), password.clone()), (username, password)];
     let orders = Orders::default();
     tokio::spawn(play_machine(host.clone(), port, machine.to_owned(), passwords[1].clone(), orders.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;

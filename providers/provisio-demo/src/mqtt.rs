@@ -24,6 +24,15 @@ impl MqttHosting for DemoMqtt {
         let demo = &self.0;
         demo.around(cx, Effect::Changes, async {
             let prefix = params.topic_prefix.clone().unwrap_or_else(|| params.username.to_string());
+            let others = demo.state.documents().await?;
+            let taken = others
+                .iter()
+                .filter(|(account, _)| account != params.username.as_str())
+                .filter_map(|(account, data)| Some((account.as_str(), data["topic_prefix"].as_str()?)));
+            let reserved: Vec<String> = RESERVED_PREFIXES.iter().map(|p| (*p).to_owned()).collect();
+            if let Some(refused) = prefix_refusal(&prefix, &reserved, taken) {
+                return Err(refused);
+            }
             let info = MqttInfo {
                 username: params.username.clone(),
                 topic_prefix: prefix.clone(),

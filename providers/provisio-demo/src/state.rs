@@ -363,6 +363,22 @@ impl State {
         Ok(count > 0)
     }
 
+    /// Every service of this server: identifier and document.
+    pub async fn documents(&self) -> Result<Vec<(String, Value)>, ProviderError> {
+        let connection = self.connection.lock().await;
+        let mut statement = connection
+            .prepare_cached("SELECT identifier, data FROM services WHERE blueprint = ? AND server = ?")
+            .map_err(storage_error)?;
+        let rows = statement
+            .query_map(params![self.blueprint, self.server], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(storage_error)?;
+        rows.map(|row| {
+            let (identifier, data) = row.map_err(storage_error)?;
+            Ok((identifier, serde_json::from_str(&data).map_err(ProviderError::internal)?))
+        })
+        .collect()
+    }
+
     /// How many services this server holds.
     pub async fn count(&self) -> Result<i64, ProviderError> {
         let connection = self.connection.lock().await;

@@ -53,6 +53,14 @@ pub struct MosquittoConfig {
     /// Host name devices connect to (defaults to `host`).
     #[serde(default)]
     pub client_host: Option<String>,
+    /// Topic prefixes no account may overlap (the coffee machines' `coffee/...`
+    /// when they share the broker).
+    #[serde(default = "default_reserved_prefixes")]
+    pub reserved_prefixes: Vec<String>,
+}
+
+fn default_reserved_prefixes() -> Vec<String> {
+    RESERVED_PREFIXES.iter().map(|p| (*p).to_owned()).collect()
 }
 
 /// The Mosquitto provider for one broker.
@@ -263,6 +271,22 @@ impl MqttHosting for Mosquitto {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "Account {username} already exists on this broker with another prefix"
             ))));
+        }
+        // Another account's prefix inside (or around) this one would share its messages.
+        let listed = match self.command(cx, json!({"command": "listClients", "verbose": true})).await? {
+            Ok(data) => data,
+            Err(error) => {
+                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
+            }
+        };
+        let clients = listed["clients"].as_array().cloned().unwrap_or_default();
+        let taken = clients.iter().filter_map(|client| {
+            let account = client["username"].as_str()?;
+            let theirs = client["textdescription"].as_str()?.strip_prefix(PREFIX_MARK)?;
+            (account != username.as_str()).then_some((account, theirs))
+        });
+        if let Some(refused) = prefix_refusal(&prefix, &self.config.reserved_prefixes, taken) {
+            return Err(refused);
         }
         let role = role_of(username.as_str());
         let topic = format!("{prefix}/#");

@@ -90,11 +90,61 @@ pub struct MqttCredentials {
     pub password: String,
 }
 
+/// Whether two topic prefixes overlap: one's `PREFIX/#` reaches the other's
+/// topics (`homes` covers `homes/kitchen1`). Accounts with overlapping
+/// prefixes on one broker would read and write each other's messages.
+pub fn prefixes_overlap(a: &str, b: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
+    };
+    within(a, b) || within(b, a)
+}
+
+/// Topic prefixes no account may take by default: the coffee machines'
+/// topic space (`coffee/MACHINE/...`), which a shared broker also carries.
+pub const RESERVED_PREFIXES: &[&str] = &["coffee"];
+
+/// Why `prefix` may not be given to a new account, if it may not: it
+/// overlaps a reserved prefix or another account's (`taken`: account, prefix).
+pub fn prefix_refusal<'a>(
+    prefix: &str,
+    reserved: &[String],
+    taken: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<crate::ProviderError> {
+    if let Some(reserved) = reserved.iter().find(|r| prefixes_overlap(prefix, r)) {
+        return Some(crate::ProviderError::conflict(crate::UserMessage::new(format!(
+            "Topic prefix {prefix} overlaps {reserved}, which is reserved on this broker"
+        ))));
+    }
+    let (account, theirs) = taken.into_iter().find(|(_, theirs)| prefixes_overlap(prefix, theirs))?;
+    Some(crate::ProviderError::conflict(crate::UserMessage::new(format!(
+        "Topic prefix {prefix} overlaps {theirs}, the prefix of account {account} on this broker"
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_prefixes() {
+        assert!(prefixes_overlap("homes", "homes/kitchen1"));
+        assert!(prefixes_overlap("homes/kitchen1", "homes"));
+        assert!(prefixes_overlap("homes", "homes"));
+        assert!(!prefixes_overlap("homes", "homesick"));
+        assert!(!prefixes_overlap("homes/a", "homes/b"));
+        let reserved = vec!["coffee".to_owned()];
+        assert!(prefix_refusal("coffee/kitchen", &reserved, []).is_some());
+        assert!(prefix_refusal("homes", &reserved, [("dev1", "homes/kitchen1")]).is_some());
+        assert!(prefix_refusal("homes/b", &reserved, [("dev1", "homes/a")]).is_none());
+    }
+}
+
 crate::blueprint! {
     /// MQTT broker accounts.
     pub trait MqttHosting {
         id: "mqtt-hosting", name: "MQTT Hosting", icon: "wifi", identifier: "username", setup: create,
-        description: "An MQTT broker account limited to its own topic prefix, identified by its username.",
+        description: "An MQTT broker account limited to its own topic prefix, identified by its username. A prefix overlapping another account's, or a reserved one (`coffee`), is `conflict`.",
         identifiers: Flat,
         ownership: "An account is this service's only if it carries the service's owner mark (Mosquitto: the client's `textname`). `create` adopts an existing account only with the same prefix and mark; anything else is `conflict`, and so is every other function on it. A topic prefix overlapping another live account's prefix is refused.",
     }
