@@ -579,6 +579,21 @@ impl Engine {
                     // its attempt on record but changes nothing: the job is
                     // another worker's now, and will be reconciled first.
                     if !jobs::held_by(conn, job.id, &worker, job.attempts).await? {
+                        // But a secret it was answered (a generated password) is the only
+                        // copy there is: kept sealed with the service when it names the
+                        // resource the service holds (the one reconciliation adopts), so
+                        // no customer ends up with an account whose credentials nobody has.
+                        if let (Outcome::Succeeded { data, .. }, Some(sealed)) = (&outcome, &sealed)
+                            && let Some(current) = services::get(conn, claimed.service.id).await?
+                            && current.secrets == claimed.service.secrets
+                            && current.identifier.is_some()
+                            && ownership::identifier_in(blueprint, data) == current.identifier
+                        {
+                            services::set_secrets(conn, current.id, Some(sealed)).await?;
+                            let note = format!("Kept the secret answered late by job {} (its lease had been taken back)", job.id);
+                            services::add_history(conn, current.id, Some(&current.status), &current.status, Some(job.id), &note)
+                                .await?;
+                        }
                         return Ok(false);
                     }
                     // The service as it is now (this worker held its only running job).

@@ -234,6 +234,42 @@ async fn a_worker_that_lost_its_lease_changes_nothing_and_the_job_is_reconciled(
 }
 
 #[tokio::test]
+async fn a_password_answered_after_the_lease_was_taken_back_is_kept() {
+    let app = spawn_app_with(AppOptions { worker: false, ..AppOptions::default() }).await;
+    let accepted = app.event(order("late-1", "late-c1", "demo-database", json!({"database": "latedb"}))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    let claimed = app.engine.claim(10).await.unwrap();
+    app.engine
+        .store()
+        .write(|conn| {
+            Box::pin(async move {
+                conn.execute("UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])?;
+                provisio_store::jobs::take_back_expired(conn, provisio_store::now_ms()).await
+            })
+        })
+        .await
+        .unwrap();
+    // The stalled worker's create generated the password; it is not applied, but kept.
+    app.engine.run_claimed(claimed.into_iter().next().unwrap()).await;
+    // Another worker adopts the database (get_info answers no password).
+    let next = app.engine.claim(10).await.unwrap();
+    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    let detail = app.service(service).await;
+    assert_eq!(detail["service"]["status"], "active");
+    let stored = app
+        .engine
+        .store()
+        .read(move |conn| Box::pin(async move { provisio_store::services::get(conn, service).await }))
+        .await
+        .unwrap()
+        .unwrap();
+    let secrets = app.engine.vault().open_fields(&format!("service:{service}"), stored.secrets.as_deref()).unwrap();
+    let password = secrets.get("/password").and_then(|p| p.as_str()).unwrap_or_default();
+    assert!(password.len() >= 12, "the generated password was lost: {secrets:?}");
+    assert!(!detail.to_string().contains(password), "the password is sealed, not shown");
+}
+
+#[tokio::test]
 async fn event_data_cannot_point_a_job_at_another_account() {
     let app = spawn_app().await;
     let mine = app.event(order("mine", "c-mine", "demo-hosting", fields_for("demo-hosting", 1))).await["service_id"]
