@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::rules::{self, parse_status};
 use crate::worker::{no_room, stored_attempt};
-use crate::{Engine, EngineError, params};
+use crate::{Engine, EngineError, Violation, params};
 
 /// How long an on-demand action waits for its service and configuration to
 /// have room before answering `busy`.
@@ -82,6 +82,7 @@ impl Engine {
                 descriptor.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
             )));
         }
+        self.check_action_params(&descriptor, blueprint, &service, &client, &product.setup_function, &args)?;
         let origin = format!("staff:{actor}");
         let secret_keys = params::secret_keys(blueprint);
         if descriptor.kind == FunctionKind::Lifecycle {
@@ -156,6 +157,41 @@ impl Engine {
             .await?;
         self.wake();
         Ok(ActionOutcome { job, envelope: Some(envelope) })
+    }
+
+    /// Refuses params the function does not take, and params that would make
+    /// its call invalid once merged over the service's data, naming each
+    /// field (422) before any job is made: a typo is never silently dropped.
+    fn check_action_params(
+        &self,
+        descriptor: &provisio_sdk::FunctionDescriptor,
+        blueprint: &provisio_sdk::BlueprintDescriptor,
+        service: &provisio_store::models::Service,
+        client: &provisio_store::models::Client,
+        setup_function: &str,
+        args: &Value,
+    ) -> Result<(), EngineError> {
+        let known = descriptor.params.property_names();
+        let unknown: Vec<Violation> = args
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| !known.contains(&key.as_str()))
+            .map(|(key, _)| Violation::new(format!("/{key}"), format!("is not a param of {}", descriptor.name)))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(EngineError::Invalid(unknown));
+        }
+        // The setup gets the order's secret fields too; nothing else does.
+        let secret_fields = if descriptor.name == setup_function {
+            params::fields_of(&self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?)
+        } else {
+            Map::new()
+        };
+        let built = params::build(descriptor, blueprint.service_identifier, service, client, &secret_fields, args);
+        descriptor.params.validate(&built, provisio_sdk::FieldLocation::Params).map_err(|errors| {
+            EngineError::Invalid(errors.into_iter().map(|e| Violation::new(e.path, e.message)).collect())
+        })
     }
 
     /// Records an on-demand job as running, once the service has no job

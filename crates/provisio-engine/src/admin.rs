@@ -25,7 +25,21 @@ pub fn decode<T: DeserializeOwned + JsonSchema>(
     doc.validate(body, FieldLocation::Params).map_err(|errors| {
         EngineError::Invalid(errors.into_iter().map(|e| Violation::new(e.path, e.message)).collect())
     })?;
-    serde_json::from_value(body.clone()).map_err(|err| EngineError::invalid("/", err.to_string()))
+    // JSON Schema counts `85.0` as an integer; so does the decoding.
+    serde_json::from_value(integral(body)).map_err(|err| EngineError::invalid("/", err.to_string()))
+}
+
+/// A copy where numbers with no fraction (`85.0`) are integers.
+fn integral(value: &Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => Value::from(f as i64),
+            _ => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(integral).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), integral(v))).collect()),
+        other => other.clone(),
+    }
 }
 
 fn default_concurrency() -> i64 {
@@ -44,7 +58,7 @@ pub struct ConfigurationInput {
     #[schemars(length(min = 1, max = 100))]
     pub name: String,
     /// `BLUEPRINT/PROVIDER`, e.g. `shared-hosting/demo`.
-    #[schemars(length(min = 3, max = 100))]
+    #[schemars(length(min = 3, max = 100), regex(pattern = r"^[a-z0-9-]+/[a-z0-9-]+$"))]
     pub provider: String,
     /// Values of the provider's configuration schema; secret fields are write-only.
     #[serde(default)]
@@ -379,9 +393,9 @@ fn row_of(input: &ConfigurationInput, blueprint: &str, provider: &str) -> config
     }
 }
 
-/// Maps a UNIQUE violation to a field error.
+/// Maps a UNIQUE violation to a conflict naming the field.
 fn unique(err: provisio_store::StoreError, path: &str, message: &str) -> EngineError {
-    if err.is_unique_violation() { EngineError::invalid(path, message) } else { EngineError::Store(err) }
+    if err.is_unique_violation() { EngineError::Taken(Violation::new(path, message)) } else { EngineError::Store(err) }
 }
 
 /// How a dynamic product picks a configuration.

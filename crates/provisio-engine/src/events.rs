@@ -44,8 +44,13 @@ pub struct EventPayload {
     pub data: Map<String, Value>,
 }
 
-/// Names the service an event is about, and describes it when it is new.
+/// Names the service an event is about (by `id` or `external_id`), and
+/// describes it when it is new.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("anyOf" = [
+    {"required": ["id"], "properties": {"id": {"type": "integer"}}},
+    {"required": ["external_id"], "properties": {"external_id": {"type": "string"}}}
+]))]
 pub struct EventService {
     /// Our service id.
     #[serde(default)]
@@ -115,10 +120,12 @@ impl Engine {
     /// and jobs in one durable transaction. Bad input changes nothing.
     pub async fn ingest(&self, body: &Value) -> Result<Accepted, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
-        let event: EventPayload = decode(body, &SCHEMA)?;
-        if event.service.id.is_none() && event.service.external_id.is_none() {
+        // Said plainly, before the schema's "any of" would name just one of them.
+        let names = |key: &str| body["service"].get(key).is_some_and(|v| !v.is_null());
+        if body["service"].is_object() && !names("id") && !names("external_id") {
             return Err(EngineError::invalid("/service", "needs an id or an external_id"));
         }
+        let event: EventPayload = decode(body, &SCHEMA)?;
         let engine = self.clone();
         let accepted =
             self.store().write(move |conn| Box::pin(async move { engine.ingest_in(conn, &event).await })).await?;

@@ -59,6 +59,9 @@ pub enum EngineError {
     /// The request broke the rules; nothing was changed.
     #[error("invalid request: {}", .0.iter().map(|v| format!("{} {}", v.path, v.message)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Violation>),
+    /// A unique value (a name, a slug, an external id) is already taken.
+    #[error("{} {}", .0.path, .0.message)]
+    Taken(Violation),
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),

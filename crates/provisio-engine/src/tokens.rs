@@ -91,11 +91,17 @@ impl Engine {
     }
 
     /// Revokes a live token; it stops working within a second everywhere.
+    /// The environment token is changed where it is set, not here.
     pub async fn revoke_token(&self, actor: &str, id: i64) -> Result<ApiToken, EngineError> {
         let actor = actor.to_owned();
         self.store()
             .write(move |conn| {
                 Box::pin(async move {
+                    if tokens::live_name(conn, id).await?.as_deref() == Some(ENVIRONMENT) {
+                        return Err(EngineError::Conflict(
+                            "the environment token is replaced by changing PROVISIO_ADMIN_TOKEN and restarting".into(),
+                        ));
+                    }
                     let token = tokens::revoke(conn, id)
                         .await?
                         .ok_or_else(|| EngineError::NotFound(format!("no live token {id}")))?;

@@ -366,8 +366,9 @@ async fn client(State(state): State<AppState>, Path(key): Path<String>) -> ApiRe
     ok(StatusCode::OK, json!({"client": client, "services": services}))
 }
 
-const SERVICE_STATUSES: &[&str] = &["pending", "provisioning", "active", "suspended", "terminated", "failed"];
-const JOB_STATES: &[&str] = &["queued", "running", "retrying", "succeeded", "failed", "skipped"];
+pub(crate) const SERVICE_STATUSES: &[&str] =
+    &["pending", "provisioning", "active", "suspended", "terminated", "failed"];
+pub(crate) const JOB_STATES: &[&str] = &["queued", "running", "retrying", "succeeded", "failed", "skipped"];
 
 async fn list_services(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
     let params = Params::new(query, &["status", "product", "client_id", "configuration_id", "limit", "before"])?;

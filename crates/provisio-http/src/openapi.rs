@@ -67,6 +67,11 @@ fn json_body(schema: Value) -> Value {
     json!({"required": true, "content": {"application/json": {"schema": schema}}})
 }
 
+/// A body that may be left out (an empty change, a function without params).
+fn optional_body(schema: Value) -> Value {
+    json!({"required": false, "content": {"application/json": {"schema": schema}}})
+}
+
 fn answer(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
@@ -75,8 +80,37 @@ fn answer(description: &str, schema: Value) -> Value {
 pub fn document(registry: &Registry) -> Value {
     let mut components = Components::default();
     let event = components.add("EventPayload", SchemaDoc::of::<EventPayload>().value());
-    let configuration = components.add("ConfigurationInput", SchemaDoc::of::<ConfigurationInput>().value());
-    let product = components.add("ProductInput", SchemaDoc::of::<ProductInput>().value());
+    // Names the server checks against what is compiled in are listed, so a
+    // request the document allows is one the server takes.
+    let addresses: Vec<String> = registry.providers(None).iter().map(|p| p.address()).collect();
+    let blueprint_ids: Vec<&str> = registry.blueprints().iter().map(|b| b.id).collect();
+    let provider_ids: Vec<&str> = {
+        let mut ids: Vec<&str> = registry.providers(None).iter().map(|p| p.about().id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut configuration_schema = SchemaDoc::of::<ConfigurationInput>().value().clone();
+    configuration_schema["properties"]["provider"]["enum"] = json!(addresses);
+    let mut product_schema = SchemaDoc::of::<ProductInput>().value().clone();
+    product_schema["properties"]["blueprint"]["enum"] = json!(blueprint_ids);
+    product_schema["properties"]["provider"] = json!({"anyOf": [{"enum": provider_ids}, {"type": "null"}]});
+    let configuration = components.add("ConfigurationInput", &configuration_schema);
+    let product = components.add("ProductInput", &product_schema);
+    // A change names only what it changes.
+    // A change names only what it changes; what a configuration or product
+    // is (its provider, its blueprint) never changes.
+    let optional = |mut schema: Value, fixed: &str| {
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("required");
+        }
+        if let Some(properties) = schema["properties"].as_object_mut() {
+            properties.remove(fixed);
+        }
+        schema
+    };
+    let configuration_patch = components.add("ConfigurationPatch", &optional(configuration_schema.clone(), "provider"));
+    let product_patch = components.add("ProductPatch", &optional(product_schema.clone(), "blueprint"));
     let client = components.add("ClientInput", SchemaDoc::of::<EventClient>().value());
     components.0.insert(
         "Problem".into(),
@@ -104,7 +138,14 @@ pub fn document(registry: &Registry) -> Value {
     for blueprint in registry.blueprints() {
         for function in &blueprint.functions {
             let base = format!("{}{}", pascal(blueprint.id), pascal(function.name));
-            let params = components.add(&format!("{base}Params"), function.params.value());
+            // What a caller sends is merged over the service's data: any
+            // subset of the params, nothing else.
+            let mut sent = function.params.value().clone();
+            if let Some(object) = sent.as_object_mut() {
+                object.remove("required");
+                object.insert("additionalProperties".into(), json!(false));
+            }
+            let params = components.add(&format!("{base}Params"), &sent);
             let result = components.add(&format!("{base}Result"), function.result.value());
             let entry = actions.entry(function.name).or_default();
             entry.0.push(params);
@@ -113,7 +154,16 @@ pub fn document(registry: &Registry) -> Value {
         }
     }
 
-    let id = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer"}});
+    let id = |name: &str| {
+        json!({"name": name, "in": "path", "required": true,
+               "schema": {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}})
+    };
+    let integer = |name: &str| {
+        json!({"name": name, "in": "query",
+               "schema": {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}})
+    };
+    let limit = json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}});
+    let paging = json!([limit.clone(), integer("before")]);
     let mut paths = Map::new();
     paths.insert(
         "/healthz".into(),
@@ -127,9 +177,14 @@ pub fn document(registry: &Registry) -> Value {
     );
     paths.insert("/api/v1/blueprints".into(), json!({"get": {"summary": "Blueprints with their function schemas", "responses": {"200": answer("Blueprints", list.clone())}}}));
     paths.insert("/api/v1/providers".into(), json!({"get": {"summary": "Compiled-in providers", "parameters": [{"name": "blueprint", "in": "query", "schema": {"type": "string"}}], "responses": {"200": answer("Providers", list.clone())}}}));
+    paths.insert("/api/v1/blueprints/{id}".into(), json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}], "get": {"summary": "A blueprint with its function schemas", "responses": {"200": answer("Blueprint", object.clone())}}}));
+    paths.insert("/api/v1/providers/{blueprint}/{provider}".into(), json!({"parameters": [
+        {"name": "blueprint", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "provider", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "get": {"summary": "A provider with its configuration schema", "responses": {"200": answer("Provider", object.clone())}}}));
     paths.insert(
         "/api/v1/configurations".into(),
-        json!({"get": {"summary": "Provision configurations (secrets shown as [REDACTED])", "responses": {"200": answer("Configurations", list.clone())}},
+        json!({"get": {"summary": "Provision configurations (secrets shown as [REDACTED])", "parameters": [{"name": "blueprint", "in": "query", "schema": {"type": "string"}}], "responses": {"200": answer("Configurations", list.clone())}},
                "post": {"summary": "Create a provision configuration", "requestBody": json_body(configuration.clone()),
                         "responses": {"201": answer("Created", object.clone()), "422": problem()}}}),
     );
@@ -137,7 +192,7 @@ pub fn document(registry: &Registry) -> Value {
         "/api/v1/configurations/{id}".into(),
         json!({"parameters": [id("id")],
                "get": {"summary": "A configuration", "responses": {"200": answer("Configuration", object.clone()), "404": problem()}},
-               "patch": {"summary": "Change a configuration (secrets left out are kept)", "requestBody": json_body(object.clone()),
+               "patch": {"summary": "Change a configuration (secrets left out are kept; changing an address needs its secrets again)", "requestBody": optional_body(configuration_patch),
                          "responses": {"200": answer("Changed", object.clone()), "422": problem()}},
                "delete": {"summary": "Delete an unused configuration", "responses": {"204": {"description": "Deleted"}, "409": problem()}}}),
     );
@@ -151,21 +206,24 @@ pub fn document(registry: &Registry) -> Value {
         "/api/v1/products/{key}".into(),
         json!({"parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}, "description": "id or slug"}],
                "get": {"summary": "A product", "responses": {"200": answer("Product", object.clone()), "404": problem()}},
-               "patch": {"summary": "Change a product", "requestBody": json_body(object.clone()), "responses": {"200": answer("Changed", object.clone()), "422": problem()}}}),
+               "patch": {"summary": "Change a product", "requestBody": optional_body(product_patch), "responses": {"200": answer("Changed", object.clone()), "422": problem()}}}),
     );
     paths.insert(
         "/api/v1/clients".into(),
-        json!({"get": {"summary": "Clients", "responses": {"200": answer("Clients", list.clone())}},
+        json!({"get": {"summary": "Clients", "parameters": paging.clone(), "responses": {"200": answer("Clients", list.clone())}},
                "post": {"summary": "Create a client", "requestBody": json_body(client), "responses": {"201": answer("Created", object.clone()), "422": problem()}}}),
     );
     paths.insert("/api/v1/clients/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A client and its services", "responses": {"200": answer("Client", object.clone())}}}));
-    let filters = ["status", "product", "client_id", "configuration_id", "limit", "before"]
-        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}));
+    let filters = json!([
+        {"name": "status", "in": "query", "schema": {"enum": crate::SERVICE_STATUSES}},
+        {"name": "product", "in": "query", "schema": {"type": "string", "minLength": 1}, "description": "id or slug of an existing product"},
+        integer("client_id"), integer("configuration_id"), limit.clone(), integer("before"),
+    ]);
     paths.insert("/api/v1/services".into(), json!({"get": {"summary": "Services", "parameters": filters, "responses": {"200": answer("Services", list.clone())}}}));
     paths.insert("/api/v1/services/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A service with its jobs, history and events", "responses": {"200": answer("Service", object.clone()), "404": problem()}}}));
     let page = |most: i64| {
         json!([{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": most}},
-               {"name": "before", "in": "query", "schema": {"type": "integer"}}])
+               integer("before")])
     };
     paths.insert("/api/v1/services/{id}/events".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's events with their payloads, newest first", "parameters": page(100), "responses": {"200": answer("Events", list.clone()), "404": problem(), "422": problem()}}}));
     paths.insert("/api/v1/services/{id}/history".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's history, newest first", "parameters": page(1000), "responses": {"200": answer("History", list.clone()), "404": problem(), "422": problem()}}}));
@@ -175,15 +233,21 @@ pub fn document(registry: &Registry) -> Value {
             json!({"parameters": [id("id")], "post": {
                 "summary": format!("Run {function} on demand"),
                 "description": format!("Blueprints: {}. Lifecycle functions go through the queue; the answer holds the job and the provider's envelope.", blueprints.join(", ")),
-                "requestBody": json_body(json!({"oneOf": params})),
+                "requestBody": optional_body(json!({"anyOf": params})),
                 "responses": {"200": answer("The job and the envelope", json!({"type": "object", "properties": {
                     "job": {"$ref": "#/components/schemas/Object"},
-                    "envelope": {"type": "object", "properties": {"data": {"oneOf": results}}}}})),
-                    "404": problem(), "409": problem()}}}),
+                    "envelope": {"type": "object", "properties": {"data": {"anyOf": [
+                        {"anyOf": results},
+                        {"type": "object", "description": "field errors of an invalid_input answer",
+                         "properties": {"errors": {"type": "array"}}, "required": ["errors"]},
+                        {"type": "null"}]}}}}})),
+                    "404": problem(), "409": problem(), "503": problem()}}}),
         );
     }
-    let job_filters = ["status", "service_id", "event_id", "limit", "before"]
-        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string"}}));
+    let job_filters = json!([
+        {"name": "status", "in": "query", "schema": {"enum": crate::JOB_STATES}},
+        integer("service_id"), integer("event_id"), limit.clone(), integer("before"),
+    ]);
     paths.insert("/api/v1/jobs".into(), json!({"get": {"summary": "Jobs", "parameters": job_filters, "responses": {"200": answer("Jobs", list.clone())}}}));
     paths.insert("/api/v1/jobs/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A job and its attempts (redacted logs)", "responses": {"200": answer("Job", object.clone())}}}));
     paths.insert("/api/v1/jobs/{id}/retry".into(), json!({"parameters": [id("id")], "post": {"summary": "Queue a failed job again", "responses": {"200": answer("Job", object.clone()), "409": problem()}}}));
@@ -197,9 +261,10 @@ pub fn document(registry: &Registry) -> Value {
     paths.insert("/api/v1/tokens/{id}".into(), json!({"parameters": [id("id")], "delete": {"summary": "Revoke a token (refused everywhere within a second)", "responses": {"200": answer("The revoked token", object.clone()), "404": problem()}}}));
     paths.insert(
         "/api/v1/audit".into(),
-        json!({"get": {"summary": "Who did what", "responses": {"200": answer("Entries", list)}}}),
+        json!({"get": {"summary": "Who did what", "parameters": paging, "responses": {"200": answer("Entries", list)}}}),
     );
 
+    declare_every_answer(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Provisio staff API", "version": env!("CARGO_PKG_VERSION")},
@@ -211,6 +276,53 @@ pub fn document(registry: &Registry) -> Value {
             "schemas": components.0,
         },
     })
+}
+
+/// Adds to every operation the answers the server can give besides its own
+/// (all RFC 9457 problems): 401 without a valid token, 400/413/415/422 for
+/// a body, 422 for query parameters (unknown ones too), 404 for a path
+/// naming nothing, 405 for a method the path lacks, and 500/503 for what
+/// goes wrong inside (`default`).
+fn declare_every_answer(paths: &mut Map<String, Value>) {
+    for (path, item) in paths.iter_mut() {
+        let has_path_parameters = path.contains('{');
+        let Some(item) = item.as_object_mut() else { continue };
+        let item_parameters = item.contains_key("parameters");
+        for (method, operation) in item.iter_mut() {
+            if !matches!(method.as_str(), "get" | "post" | "patch" | "delete" | "put") {
+                continue;
+            }
+            let Some(operation) = operation.as_object_mut() else { continue };
+            let public = operation.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            let has_body = operation.contains_key("requestBody") || matches!(method.as_str(), "post" | "patch");
+            let has_query = operation
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
+            let mut codes: Vec<&str> = Vec::new();
+            if !public {
+                codes.push("401");
+            }
+            if has_body {
+                codes.extend(["400", "413", "415", "422"]);
+            }
+            if has_query {
+                codes.push("422");
+            }
+            if has_path_parameters || item_parameters {
+                codes.push("404");
+            }
+            if path.starts_with("/api/v1") {
+                codes.extend(["404", "405"]);
+            }
+            let responses = operation.entry("responses").or_insert_with(|| json!({}));
+            let Some(responses) = responses.as_object_mut() else { continue };
+            for code in codes {
+                responses.entry(code).or_insert_with(problem);
+            }
+            responses.entry("default").or_insert_with(problem);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,13 @@ impl From<EngineError> for Problem {
                 },
                 errors,
             },
+            EngineError::Taken(violation) => Problem {
+                kind: "https://provisio.dev/problems/taken",
+                title: "Already taken",
+                status: StatusCode::CONFLICT,
+                detail: format!("{} {}", violation.path, violation.message),
+                errors: vec![violation],
+            },
             EngineError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
             EngineError::Busy(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),

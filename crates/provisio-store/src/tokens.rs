@@ -39,6 +39,11 @@ pub async fn revoke(conn: &mut Conn, id: i64) -> Result<Option<ApiToken>, StoreE
     )
 }
 
+/// The name of a live token.
+pub async fn live_name(conn: &mut Conn, id: i64) -> Result<Option<String>, StoreError> {
+    maybe(conn, "SELECT name FROM api_tokens WHERE id = ? AND revoked_at IS NULL", [id], |r| r.get(0))
+}
+
 /// Revokes the live token named `name`, if any.
 pub async fn revoke_named(conn: &mut Conn, name: &str) -> Result<(), StoreError> {
     exec(

@@ -99,7 +99,6 @@ async fn invalid_configurations_and_products_name_the_field() {
             json!({"name": "x", "provider": "shared-hosting/demo", "values": {"latency_ms": "slow"}}),
             "/values/latency_ms",
         ),
-        ("/api/v1/configurations", json!({"name": "demo-dns", "provider": "dns-hosting/demo"}), "/name"),
         (
             "/api/v1/products",
             json!({"slug": "Bad Slug", "name": "x", "blueprint": "coffee", "deployment": {"type": "dynamic", "strategy": "fill"}}),
@@ -133,6 +132,11 @@ async fn invalid_configurations_and_products_name_the_field() {
             problem["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
         assert!(paths.iter().any(|p| p.starts_with(field)), "expected {field} in {paths:?}");
     }
+    // A taken name is a conflict, still naming the field.
+    let (status, problem) =
+        app.post("/api/v1/configurations", json!({"name": "demo-dns", "provider": "dns-hosting/demo"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["errors"][0]["path"], "/name");
     let (status, problem) = app.request(Method::GET, "/api/v1/jobs?status=exploded", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["errors"][0]["path"], "?status");

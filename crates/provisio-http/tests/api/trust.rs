@@ -451,3 +451,23 @@ async fn a_reused_event_id_with_another_body_is_a_conflict() {
     assert!(problem["detail"].as_str().unwrap().contains("already used"), "{problem}");
     assert_eq!(app.get("/api/v1/services").await.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn action_params_are_checked_before_any_job_is_made() {
+    let app = spawn_app().await;
+    let accepted = app.event(order("e1", "c1", "demo-hosting", fields_for("demo-hosting", 1))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    app.settled(service).await;
+    let jobs_before = app.count_jobs(&["succeeded", "failed", "queued", "running", "retrying", "skipped"]).await;
+    for (function, body, path) in [
+        ("get_login_url", json!({"licence_key": "typo"}), "/licence_key"),
+        ("get_login_url", json!({"for_ip": "not an address"}), "/for_ip"),
+        ("change_package", json!({"package_name": 42}), "/package_name"),
+    ] {
+        let (status, problem) = app.post(&format!("/api/v1/services/{service}/actions/{function}"), body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{function}: {problem}");
+        assert_eq!(problem["errors"][0]["path"], path, "{problem}");
+    }
+    let jobs_after = app.count_jobs(&["succeeded", "failed", "queued", "running", "retrying", "skipped"]).await;
+    assert_eq!(jobs_before, jobs_after, "a refused action made a job");
+}
