@@ -20,6 +20,7 @@ pub mod invoke;
 pub mod provider;
 pub mod redact;
 pub mod schema;
+pub mod tls;
 
 pub use blueprint::{
     BlueprintDescriptor, Caller, Empty, FunctionDescriptor, FunctionKind, IdentifierScope, ServiceStatus,

@@ -17,6 +17,7 @@
 //! Order ids derive from the call's idempotency key, so a retry after an
 //! unknown outcome sends the very same order.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -24,8 +25,11 @@ use hmac::{Hmac, Mac};
 use provisio_sdk::blueprints::coffee::*;
 use provisio_sdk::formats::generate_password;
 use provisio_sdk::http::HttpExchange;
+use provisio_sdk::tls::TlsMode;
 use provisio_sdk::{ConnectionTest, Context, Provider, ProviderAbout, ProviderError, UserMessage};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,8 +40,9 @@ pub fn entry() -> provisio_sdk::ProviderEntry {
     provisio_sdk::blueprints::coffee::entry::<MqttCoffee>()
 }
 
+/// MQTT over TLS.
 fn default_port() -> u16 {
-    1883
+    8883
 }
 
 fn default_ack_timeout() -> u32 {
@@ -51,10 +56,20 @@ pub struct MqttCoffeeConfig {
     /// Broker host name or address.
     #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
     pub host: String,
-    /// Broker port.
+    /// Broker port (8883, MQTT over TLS; 1883 is the usual plain port).
     #[serde(default = "default_port")]
     #[schemars(extend("x-endpoint" = true))]
     pub port: u16,
+    /// TLS to the broker: `verify` (required; the certificate and host name are
+    /// checked against `ca_cert_pem`, or the system's roots when absent) or
+    /// `disabled` (passwords cross the network in clear).
+    #[serde(default)]
+    #[schemars(extend("x-endpoint" = true))]
+    pub tls: TlsMode,
+    /// The certificate (PEM) of the CA that signed the broker's certificate.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 65536), extend("x-endpoint" = true))]
+    pub ca_cert_pem: Option<String>,
     /// Provisio's account on the broker (may publish and subscribe under `coffee/MACHINE/#`).
     #[schemars(length(min = 1, max = 255))]
     pub username: String,
@@ -77,6 +92,8 @@ pub struct MqttCoffeeConfig {
 #[derive(Debug)]
 pub struct MqttCoffee {
     config: MqttCoffeeConfig,
+    /// The verifying TLS configuration, unless TLS is disabled.
+    tls: Option<Arc<rumqttc::tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// Signs an order: hex HMAC-SHA256 of the object (keys sorted) without `signature`.
@@ -163,6 +180,17 @@ impl MqttCoffee {
             Ok(Err(ConnectionError::ConnectionRefused(
                 ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
             ))) => Err(ProviderError::provider("The broker rejected Provisio's credentials")),
+            // Nothing was sent: a setting to fix, not a fault to retry.
+            Ok(Err(err))
+                if matches!(&err, ConnectionError::Tls(_))
+                    || matches!(&err, ConnectionError::Io(io) if provisio_sdk::tls::is_tls_failure(io)) =>
+            {
+                Err(ProviderError::provider(
+                    "TLS to the broker failed: it offers no TLS there, or its certificate is not trusted or names \
+                     another host (see tls and ca_cert_pem)",
+                )
+                .with_debug("mqtt", err.to_string()))
+            }
             Ok(Err(err)) if !changes || matches!(err, ConnectionError::Io(_)) => {
                 Err(ProviderError::transient("The broker could not be reached").with_debug("mqtt", err.to_string()))
             }
@@ -187,6 +215,9 @@ impl MqttCoffee {
         let mut options =
             MqttOptions::new(format!("provisio-{}", generate_password(12)), &self.config.host, self.config.port);
         options.set_credentials(&self.config.username, &self.config.password);
+        if let Some(tls) = &self.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+        }
         options.set_keep_alive(Duration::from_secs(10));
         let (client, mut events) = AsyncClient::new(options, 10);
         let mut sent = false;
@@ -242,7 +273,11 @@ impl Provider for MqttCoffee {
     }
 
     async fn new(config: MqttCoffeeConfig) -> Result<Self, ProviderError> {
-        Ok(MqttCoffee { config })
+        let tls = match config.tls {
+            TlsMode::Verify => Some(Arc::new(provisio_sdk::tls::client_config(config.ca_cert_pem.as_deref())?)),
+            TlsMode::Disabled => None,
+        };
+        Ok(MqttCoffee { config, tls })
     }
 
     async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {

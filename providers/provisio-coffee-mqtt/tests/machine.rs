@@ -24,13 +24,19 @@ type Orders = Arc<Mutex<HashMap<String, Value>>>;
 /// configuration, the machine's orders (as the machine saw them), and starts
 /// the machine.
 async fn setup(machine: &str) -> Option<(Value, Orders)> {
-    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MOSQUITTO"])?;
+    let [text, tls_port, ca] = provisio_conformance::test_servers([
+        "PROVISIO_TEST_MOSQUITTO",
+        "PROVISIO_TEST_MOSQUITTO_TLS_PORT",
+        "PROVISIO_TEST_CA",
+    ])?;
     let url = url::Url::parse(&text).unwrap();
     let (host, port) = (url.host_str().unwrap().to_owned(), url.port().unwrap_or(1883));
+    // Provisio talks to the broker over verified TLS; the machine here uses its plain listener.
+    let (tls_port, ca) = (tls_port.parse::<u16>().unwrap(), std::fs::read_to_string(ca).unwrap());
     // The coffee topic space is reserved from customer accounts; the operator
     // lifts that for the one account Provisio and the machine share here.
-    let admin = json!({"host": host, "port": port, "username": url.username(), "password": url.password().unwrap(),
-                       "reserved_prefixes": []});
+    let admin = json!({"host": host, "port": tls_port, "ca_cert_pem": ca, "username": url.username(),
+                       "password": url.password().unwrap(), "reserved_prefixes": []});
     let username = format!("pv_{machine}");
     let params = json!({"username": username, "topic_prefix": format!("coffee/{machine}")});
     let report = invoke::call(&provisio_mosquitto::entry(), &admin, "create", &params, &CallOptions::default()).await;
@@ -39,8 +45,8 @@ async fn setup(machine: &str) -> Option<(Value, Orders)> {
     let orders = Orders::default();
     tokio::spawn(play_machine(host.clone(), port, machine.to_owned(), passwords[1].clone(), orders.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let config = json!({"host": host, "port": port, "username": passwords[0].0, "password": passwords[0].1,
-                        "machine": machine, "signing_key": KEY, "ack_timeout_secs": 3});
+    let config = json!({"host": host, "port": tls_port, "ca_cert_pem": ca, "username": passwords[0].0,
+                        "password": passwords[0].1, "machine": machine, "signing_key": KEY, "ack_timeout_secs": 3});
     Some((config, orders))
 }
 

@@ -20,6 +20,7 @@ use provisio_sdk::blueprints::databases::*;
 use provisio_sdk::blueprints::{State, Units};
 use provisio_sdk::formats::{DbIdentifier, generate_password};
 use provisio_sdk::http::HttpExchange;
+use provisio_sdk::tls::TlsMode;
 use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -72,9 +73,16 @@ pub struct MariaDbConfig {
     /// Host name customers connect to (defaults to `host`).
     #[serde(default)]
     pub client_host: Option<String>,
-    /// Require TLS to the server.
+    /// TLS to the server: `verify` (required; the certificate and host name are
+    /// checked against `ca_cert_pem`, or the bundled public roots when absent)
+    /// or `disabled` (credentials cross the network in clear).
     #[serde(default)]
-    pub require_tls: bool,
+    #[schemars(extend("x-endpoint" = true))]
+    pub tls: TlsMode,
+    /// The certificate (PEM) of the CA that signed the server's certificate.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 65536), extend("x-endpoint" = true))]
+    pub ca_cert_pem: Option<String>,
     /// Connection limit when neither the params nor the package set one.
     #[serde(default = "default_connection_limit")]
     #[schemars(range(min = 1, max = 10000))]
@@ -133,11 +141,18 @@ fn grant_pattern(name: &str) -> String {
     name.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%")
 }
 
+/// What a TLS failure tells the client.
+const TLS_FAILED: &str = "TLS to the database server failed: it offers no TLS, or its certificate is not trusted or \
+                          names another host (see tls and ca_cert_pem)";
+
 /// Maps a driver error to the blueprint's error kinds, with a precise message.
 fn classify(err: sqlx::Error, what: &str) -> ProviderError {
     let debug = err.to_string();
     let error = match &err {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+        // Retrying cannot make an untrusted certificate trusted.
+        sqlx::Error::Tls(_) => ProviderError::provider(TLS_FAILED),
+        sqlx::Error::Io(io) if provisio_sdk::tls::is_tls_failure(io) => ProviderError::provider(TLS_FAILED),
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
             ProviderError::transient(UserMessage::new(format!("The database server could not be reached ({what})")))
         }
         sqlx::Error::Database(db) => match db.code().as_deref() {
@@ -183,8 +198,16 @@ impl MariaDb {
             .port(self.config.port)
             .username(&self.config.username)
             .password(&self.config.password)
-            .ssl_mode(if self.config.require_tls { MySqlSslMode::Required } else { MySqlSslMode::Preferred })
             .disable_statement_logging();
+        // Never opportunistic: either verified TLS, or plain by choice.
+        let options = match (self.config.tls, &self.config.ca_cert_pem) {
+            (TlsMode::Verify, Some(pem)) => {
+                provisio_sdk::tls::ca_certificates(pem)?;
+                options.ssl_mode(MySqlSslMode::VerifyIdentity).ssl_ca_from_pem(pem.as_bytes().to_vec())
+            }
+            (TlsMode::Verify, None) => options.ssl_mode(MySqlSslMode::VerifyIdentity),
+            (TlsMode::Disabled, _) => options.ssl_mode(MySqlSslMode::Disabled),
+        };
         let started = Instant::now();
         let result = timeout(cx, options.connect()).await;
         cx.record(exchange(

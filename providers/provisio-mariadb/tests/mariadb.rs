@@ -14,11 +14,13 @@ use serde_json::{Value, json};
 use sqlx::{Connection, MySqlConnection};
 
 fn server() -> Option<(url::Url, Value)> {
-    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MARIADB"])?;
+    let [text, ca] = provisio_conformance::test_servers(["PROVISIO_TEST_MARIADB", "PROVISIO_TEST_CA"])?;
     let url = url::Url::parse(&text).expect("PROVISIO_TEST_MARIADB is a URL");
     let config = json!({
         "host": url.host_str().unwrap(), "port": url.port().unwrap_or(3306),
         "username": url.username(), "password": url.password().unwrap_or_default(),
+        // Verified TLS, against the test servers' own CA.
+        "tls": "verify", "ca_cert_pem": std::fs::read_to_string(ca).expect("the test CA is readable"),
     });
     Some((url, config))
 }
@@ -165,4 +167,31 @@ async fn an_admin_password_inside_a_database_name_leaves_the_results_intact() {
 
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP USER {admin_account}"))).execute(&mut root).await.unwrap();
     root.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_is_verified_never_opportunistic() {
+    let Some((_, config)) = server() else { return };
+    let entry = provisio_mariadb::entry();
+    let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
+    let query = json!({"database": "no_such_database_here"});
+    // The test CA: the connection is made (the database simply is not there).
+    let found = invoke::call(&entry, &config, "get_info", &query, &options).await.envelope;
+    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
+    // Without it the server's certificate is not trusted: refused, not downgraded.
+    let mut untrusted = config.clone();
+    untrusted.as_object_mut().unwrap().remove("ca_cert_pem");
+    let refused = invoke::call(&entry, &untrusted, "get_info", &query, &options).await.envelope;
+    assert_eq!(refused.error_kind, Some(ErrorKind::ProviderError), "{refused:#?}");
+    assert!(refused.message.as_str().contains("TLS"), "{refused:#?}");
+    // A CA that is not a certificate is named.
+    let mut broken = config.clone();
+    broken["ca_cert_pem"] = json!("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----");
+    let refused = invoke::call(&entry, &broken, "get_info", &query, &options).await.envelope;
+    assert!(refused.message.as_str().contains("ca_cert_pem"), "{refused:#?}");
+    // Plain by choice still works (a trusted network).
+    let mut plain = config.clone();
+    plain["tls"] = json!("disabled");
+    let found = invoke::call(&entry, &plain, "get_info", &query, &options).await.envelope;
+    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
 }

@@ -12,14 +12,18 @@
 //!
 //! Every function acts only on a client whose `textname` is the caller's owner mark.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisio_sdk::blueprints::State;
 use provisio_sdk::blueprints::mqtt_hosting::*;
 use provisio_sdk::formats::{DbIdentifier, generate_password};
 use provisio_sdk::http::HttpExchange;
+use provisio_sdk::tls::TlsMode;
 use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,8 +33,9 @@ pub fn entry() -> provisio_sdk::ProviderEntry {
     provisio_sdk::blueprints::mqtt_hosting::entry::<Mosquitto>()
 }
 
+/// MQTT over TLS.
 fn default_port() -> u16 {
-    1883
+    8883
 }
 
 /// How to reach the broker, as an account with the dynamic security admin role.
@@ -40,10 +45,20 @@ pub struct MosquittoConfig {
     /// Broker host name or address.
     #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
     pub host: String,
-    /// Broker port.
+    /// Broker port (8883, MQTT over TLS; 1883 is the usual plain port).
     #[serde(default = "default_port")]
     #[schemars(extend("x-endpoint" = true))]
     pub port: u16,
+    /// TLS to the broker: `verify` (required; the certificate and host name are
+    /// checked against `ca_cert_pem`, or the system's roots when absent) or
+    /// `disabled` (passwords cross the network in clear).
+    #[serde(default)]
+    #[schemars(extend("x-endpoint" = true))]
+    pub tls: TlsMode,
+    /// The certificate (PEM) of the CA that signed the broker's certificate.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 65536), extend("x-endpoint" = true))]
+    pub ca_cert_pem: Option<String>,
     /// Account with the dynamic security admin role.
     #[schemars(length(min = 1, max = 255))]
     pub username: String,
@@ -67,9 +82,15 @@ fn default_reserved_prefixes() -> Vec<String> {
 #[derive(Debug)]
 pub struct Mosquitto {
     config: MosquittoConfig,
+    /// The verifying TLS configuration, unless TLS is disabled.
+    tls: Option<Arc<rumqttc::tokio_rustls::rustls::ClientConfig>>,
 }
 
 const CONTROL: &str = "$CONTROL/dynamic-security/v1";
+
+/// What a TLS failure tells the client.
+const TLS_FAILED: &str = "TLS to the broker failed: it offers no TLS there, or its certificate is not trusted or names another host \
+     (see tls and ca_cert_pem)";
 const PREFIX_MARK: &str = "provisio prefix=";
 
 fn role_of(username: &str) -> String {
@@ -126,6 +147,9 @@ impl Mosquitto {
             ConnectionError::ConnectionRefused(
                 ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
             ) => ProviderError::provider("The broker rejected the administrative credentials"),
+            // Nothing was sent: a setting to fix, not a fault to retry.
+            ConnectionError::Tls(_) => ProviderError::provider(TLS_FAILED),
+            ConnectionError::Io(io) if provisio_sdk::tls::is_tls_failure(io) => ProviderError::provider(TLS_FAILED),
             ConnectionError::Io(_) | ConnectionError::NetworkTimeout => {
                 ProviderError::transient("The broker could not be reached")
             }
@@ -140,6 +164,9 @@ impl Mosquitto {
     async fn exchange(&self, body: &Value, correlation: &str) -> Result<Value, ConnectionError> {
         let mut options = MqttOptions::new(format!("provisio-{correlation}"), &self.config.host, self.config.port);
         options.set_credentials(&self.config.username, &self.config.password);
+        if let Some(tls) = &self.tls {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.clone())));
+        }
         options.set_keep_alive(Duration::from_secs(10));
         options.set_clean_session(true);
         let (client, mut events) = AsyncClient::new(options, 10);
@@ -232,7 +259,11 @@ impl Provider for Mosquitto {
     }
 
     async fn new(config: MosquittoConfig) -> Result<Self, ProviderError> {
-        Ok(Mosquitto { config })
+        let tls = match config.tls {
+            TlsMode::Verify => Some(Arc::new(provisio_sdk::tls::client_config(config.ca_cert_pem.as_deref())?)),
+            TlsMode::Disabled => None,
+        };
+        Ok(Mosquitto { config, tls })
     }
 
     async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {

@@ -15,11 +15,17 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
 fn server() -> Option<(Value, String, u16)> {
-    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MOSQUITTO"])?;
+    let [text, tls_port, ca] = provisio_conformance::test_servers([
+        "PROVISIO_TEST_MOSQUITTO",
+        "PROVISIO_TEST_MOSQUITTO_TLS_PORT",
+        "PROVISIO_TEST_CA",
+    ])?;
     let url = url::Url::parse(&text).expect("a URL");
     let (host, port) = (url.host_str().unwrap().to_owned(), url.port().unwrap_or(1883));
-    let config =
-        json!({"host": host, "port": port, "username": url.username(), "password": url.password().unwrap_or_default()});
+    // Provisio talks to the broker over verified TLS; the devices here use its plain listener.
+    let config = json!({"host": host, "port": tls_port.parse::<u16>().unwrap(), "tls": "verify",
+                        "ca_cert_pem": std::fs::read_to_string(ca).unwrap(),
+                        "username": url.username(), "password": url.password().unwrap_or_default()});
     Some((config, host, port))
 }
 
@@ -119,4 +125,29 @@ async fn test_connection_and_wrong_credentials() {
     let report = invoke::test_connection(&provisio_mosquitto::entry(), &wrong, &CallOptions::default()).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::ProviderError), "{report:?}");
     assert!(!serde_json::to_string(&report).unwrap().contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn tls_to_the_broker_is_verified_never_skipped() {
+    let Some((config, _, plain_port)) = server() else { return };
+    let entry = provisio_mosquitto::entry();
+    let options = CallOptions { timeout: Duration::from_secs(10), ..CallOptions::default() };
+    let query = json!({"username": "nobody_here"});
+    let found = invoke::call(&entry, &config, "get_info", &query, &options).await.envelope;
+    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
+    // Without the CA the broker's certificate is not trusted: refused, with nothing sent.
+    let mut untrusted = config.clone();
+    untrusted.as_object_mut().unwrap().remove("ca_cert_pem");
+    let refused = invoke::call(&entry, &untrusted, "get_info", &query, &options).await.envelope;
+    assert_eq!(refused.error_kind, Some(ErrorKind::ProviderError), "{refused:#?}");
+    assert!(refused.message.as_str().contains("TLS"), "{refused:#?}");
+    // Verified TLS against a plain listener fails too: never a silent fallback.
+    let mut plain_listener = config.clone();
+    plain_listener["port"] = json!(plain_port);
+    let refused = invoke::call(&entry, &plain_listener, "get_info", &query, &options).await.envelope;
+    assert!(refused.error_kind.is_some(), "{refused:#?}");
+    // Plain by choice works.
+    plain_listener["tls"] = json!("disabled");
+    let found = invoke::call(&entry, &plain_listener, "get_info", &query, &options).await.envelope;
+    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
 }

@@ -11,17 +11,19 @@ use crate::helpers::*;
 
 /// Configuration values of each real server, from the test servers' variables.
 fn postgres() -> Option<Value> {
-    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_POSTGRES"])?;
+    let [text, ca] = provisio_conformance::test_servers(["PROVISIO_TEST_POSTGRES", "PROVISIO_TEST_CA"])?;
     let url = url::Url::parse(&text).unwrap();
     Some(json!({"host": url.host_str().unwrap(), "port": url.port().unwrap_or(5432),
-                "username": url.username(), "password": url.password().unwrap_or_default()}))
+                "username": url.username(), "password": url.password().unwrap_or_default(),
+                "ca_cert_pem": std::fs::read_to_string(ca).unwrap()}))
 }
 
 fn mariadb() -> Option<Value> {
-    let [text] = provisio_conformance::test_servers(["PROVISIO_TEST_MARIADB"])?;
+    let [text, ca] = provisio_conformance::test_servers(["PROVISIO_TEST_MARIADB", "PROVISIO_TEST_CA"])?;
     let url = url::Url::parse(&text).unwrap();
     Some(json!({"host": url.host_str().unwrap(), "port": url.port().unwrap_or(3306),
-                "username": url.username(), "password": url.password().unwrap_or_default()}))
+                "username": url.username(), "password": url.password().unwrap_or_default(),
+                "ca_cert_pem": std::fs::read_to_string(ca).unwrap()}))
 }
 
 fn powerdns() -> Option<Value> {
