@@ -155,6 +155,7 @@ pub async fn run(harness: &Harness) {
         other => panic!("no conformance suite for blueprint {other}"),
     }
     ownership(harness).await;
+    suspend_and_unsuspend_twice(harness).await;
 }
 
 /// The owner marks every test call carries unless a test says otherwise.
@@ -225,6 +226,24 @@ pub async fn ownership(h: &Harness) {
     a.fails("terminate", named.clone(), ErrorKind::Conflict).await;
     operator.ok("get_info", named.clone()).await;
     operator.ok("terminate", named.clone()).await;
+}
+
+/// Suspend and unsuspend, as every blueprint documents them, are idempotent:
+/// twice each leaves the same state and no error.
+pub async fn suspend_and_unsuspend_twice(h: &Harness) {
+    let blueprint = h.entry.blueprint();
+    if blueprint.function("suspend").is_none() {
+        return;
+    }
+    let Some((setup, create, named)) = ownership_case(h) else { return };
+    h.ok(setup, create).await;
+    for _ in 0..2 {
+        assert_eq!(h.ok("suspend", named.clone()).await["state"], "suspended", "suspend twice");
+    }
+    for _ in 0..2 {
+        assert_eq!(h.ok("unsuspend", named.clone()).await["state"], "active", "unsuspend twice");
+    }
+    h.ok("terminate", named).await;
 }
 
 /// `databases`, for a configuration whose administrative password
@@ -339,8 +358,14 @@ pub async fn domain_names(h: &Harness) {
         h.ok("update_nameservers", json!({"domain": domain, "nameservers": new_ns})).await["nameservers"],
         new_ns
     );
-    let renewed = h.ok("renew", json!({"domain": domain, "years": 2})).await;
-    assert_ne!(renewed["expires_at"], expires);
+    // Renew moves the expiry by exactly the years asked, and once per idempotency key.
+    let mut keyed = h.clone();
+    keyed.options.idempotency_key = Some(format!("renew-{}", unique(8)));
+    let renewed = keyed.ok("renew", json!({"domain": domain, "years": 2})).await;
+    let (before, after) = (date_of(&expires), date_of(&renewed["expires_at"]));
+    assert_eq!(after, add_years(&before, 2), "renewed by two years: {before} -> {after}");
+    let again = keyed.ok("renew", json!({"domain": domain, "years": 2})).await;
+    assert_eq!(again["expires_at"], renewed["expires_at"], "a retried renew is done once");
     assert_eq!(h.ok("get_status", json!({"domain": domain})).await["status"], "active");
     if let Some(locked) = h.optional("set_lock", json!({"domain": domain, "locked": false})).await {
         assert_eq!(locked["locked"], false);
@@ -348,9 +373,13 @@ pub async fn domain_names(h: &Harness) {
     if let Some(code) = h.optional("get_epp_code", json!({"domain": domain})).await {
         assert!(!code["epp_code"].as_str().unwrap().is_empty());
     }
-    h.optional("set_auto_renew", json!({"domain": domain, "auto_renew": true})).await;
-    h.optional("update_contacts", json!({"domain": domain, "contacts": {"tech": contact("tech@provisio-test.com")}}))
-        .await;
+    if let Some(changed) = h.optional("set_auto_renew", json!({"domain": domain, "auto_renew": true})).await {
+        assert_eq!(changed["auto_renew"], true, "{changed}");
+    }
+    let registrant = json!({"domain": domain, "contacts": {"registrant": contact("owner2@provisio-test.com")}});
+    if let Some(changed) = h.optional("update_contacts", registrant).await {
+        assert_eq!(changed["registrant"]["email"], "owner2@provisio-test.com", "{changed}");
+    }
 
     // A transfer reports progress instead of failing.
     let incoming = format!("{}.net", unique(10));
@@ -392,6 +421,8 @@ pub async fn dns_hosting(h: &Harness) {
     let info = h.ok("set_records", json!({"zone": zone, "records": [mail]})).await;
     let records = info["records"].as_array().unwrap();
     assert!(records.iter().any(|r| r["type"] == "MX") && records.iter().any(|r| r["type"] == "A"), "{info}");
+    // Deleting records that are not there is not an error (documented).
+    h.ok("delete_records", json!({"zone": zone, "records": [{"name": "absent", "type": "TXT"}]})).await;
     let info = h.ok("delete_records", json!({"zone": zone, "records": [{"name": "www", "type": "A"}]})).await;
     assert!(!info["records"].as_array().unwrap().iter().any(|r| r["type"] == "A"), "{info}");
     assert_eq!(h.ok("suspend", json!({"zone": zone})).await["state"], "suspended");
@@ -630,4 +661,17 @@ pub async fn ssl_certificates(h: &Harness) -> Value {
     h.fails("get_info", json!({}), ErrorKind::NotFound).await;
     issued["private_key_pem"] = json!(key);
     issued
+}
+
+/// The `YYYY-MM-DD` of an RFC 3339 timestamp.
+fn date_of(value: &Value) -> String {
+    value.as_str().and_then(|t| t.get(..10)).unwrap_or_else(|| panic!("not a timestamp: {value}")).to_owned()
+}
+
+/// `YYYY-MM-DD` plus whole years (29 February becomes 28 February).
+fn add_years(date: &str, years: i32) -> String {
+    let (year, rest) = date.split_once('-').expect("YYYY-MM-DD");
+    let year: i32 = year.parse().expect("a year");
+    let shifted = format!("{}-{rest}", year + years);
+    if rest == "02-29" { format!("{}-02-28", year + years) } else { shifted }
 }

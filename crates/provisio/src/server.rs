@@ -31,6 +31,9 @@ pub struct WorkerArgs {
     /// Provider calls in flight at once.
     #[arg(long, env = "PROVISIO_WORKER_CONCURRENCY", default_value_t = 256)]
     worker_concurrency: usize,
+    /// Most jobs claimed in one transaction.
+    #[arg(long, env = "PROVISIO_CLAIM_BATCH", default_value_t = 128)]
+    claim_batch: usize,
     /// Seconds a claimed job stays with a worker that stopped answering.
     #[arg(long, env = "PROVISIO_LEASE_SECS", default_value_t = 30.0)]
     lease_secs: f64,
@@ -102,6 +105,7 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         worker_concurrency: args.worker_concurrency.max(1),
+        claim_batch: args.claim_batch.clamp(1, 10_000),
         lease: seconds(args.lease_secs, "--lease-secs")?,
         call_timeout: seconds(args.call_timeout_secs, "--call-timeout-secs")?,
         retry_base: Duration::from_millis(args.retry_base_ms),

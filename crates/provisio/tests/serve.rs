@@ -414,9 +414,26 @@ async fn billing_events_drive_a_real_powerdns_zone() {
     wait_for("suspended").await;
     assert_eq!(provisio_conformance::dig(&dns, &www, "A"), "REFUSED");
 
+    // Suspended: not served, but still on the server (REFUSED alone cannot tell the two apart).
+    let zone_at_server = |zone: String| {
+        let (client, api, key) = (client.clone(), api.clone(), key.clone());
+        async move {
+            client
+                .get(format!("{api}/api/v1/servers/localhost/zones/{zone}."))
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(zone_at_server(zone.clone()).await, 200, "a suspended zone is kept");
+
     post("/events", event("z3", "contract.cancelled", json!({"id": service}))).await;
     wait_for("terminated").await;
     assert_eq!(provisio_conformance::dig(&dns, &www, "A"), "REFUSED");
+    assert_eq!(zone_at_server(zone.clone()).await, 404, "a terminated zone is gone from the server");
     let logs = server.output(false);
     assert!(!logs.contains(&key), "the API key is in no log line");
 }
@@ -521,9 +538,24 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
     let refused = wait_for(accepted["service_id"].as_i64().unwrap(), |d| d["service"]["status"] == "failed").await;
     assert!(refused.to_string().contains("No zone of the DNS configuration pdns-acme holds"), "{refused:#}");
 
+    // Nowhere an operator can read: the jobs' attempts, the audit, the database file.
+    let (_, jobs) =
+        call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs?service_id={service}&limit=1000"), None).await;
+    for job in jobs.as_array().unwrap() {
+        let (_, detail) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{}", job["id"]), None).await;
+        assert!(!detail.to_string().contains("PRIVATE KEY"), "a job's attempts hold the key: {detail}");
+    }
+    let (_, audit) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/audit?limit=1000"), None).await;
+    assert!(!audit.to_string().contains("PRIVATE KEY"));
     let logs = server.output(false);
     assert!(!logs.contains("PRIVATE KEY"), "no key in any log line");
     assert!(logs.contains("a provider calls another configuration"), "the peer call is logged");
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("provisio.db") {
+            assert!(!file_contains(&path, "PRIVATE KEY"), "{} holds a key in clear", path.display());
+        }
+    }
 }
 
 /// Resident memory of a process, KiB.

@@ -43,20 +43,38 @@ async fn setup(machine: &str) -> Option<(Value, Orders)> {
     let password = report.envelope.data.as_ref().and_then(|d| d["password"].as_str()).expect("account made").to_owned();
     let passwords = [(username.clone(), password.clone()), (username, password)];
     let orders = Orders::default();
-    tokio::spawn(play_machine(host.clone(), port, machine.to_owned(), passwords[1].clone(), orders.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ready, subscribed) = tokio::sync::oneshot::channel();
+    tokio::spawn(play_machine(host.clone(), port, machine.to_owned(), passwords[1].clone(), orders.clone(), ready));
+    // The machine listens before the first order goes out.
+    tokio::time::timeout(Duration::from_secs(10), subscribed).await.expect("the machine subscribed").unwrap();
     let config = json!({"host": host, "port": tls_port, "ca_cert_pem": ca, "username": passwords[0].0,
                         "password": passwords[0].1, "machine": machine, "signing_key": KEY, "ack_timeout_secs": 3});
     Some((config, orders))
 }
 
-async fn play_machine(host: String, port: u16, machine: String, (user, password): (String, String), orders: Orders) {
+async fn play_machine(
+    host: String,
+    port: u16,
+    machine: String,
+    (user, password): (String, String),
+    orders: Orders,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let mut options = MqttOptions::new(format!("machine-{machine}"), host, port);
     options.set_credentials(user, password);
     let (client, mut events) = AsyncClient::new(options, 20);
+    let (mut ready, mut acknowledged) = (Some(ready), 0);
     while let Ok(event) = events.poll().await {
         let Event::Incoming(packet) = event else { continue };
         match packet {
+            Packet::SubAck(_) => {
+                acknowledged += 1;
+                if acknowledged == 2
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(());
+                }
+            }
             Packet::ConnAck(_) => {
                 client.subscribe(format!("coffee/{machine}/orders"), QoS::AtLeastOnce).await.unwrap();
                 client.subscribe(format!("coffee/{machine}/status/request"), QoS::AtLeastOnce).await.unwrap();

@@ -32,8 +32,10 @@ fn premium(domain: &DomainName) -> bool {
     domain.as_str().split('.').next().is_some_and(|sld| sld.len() <= 3)
 }
 
+/// Whole calendar years later, as registries count them (29 February
+/// becomes 28 February).
 fn years_from(start: DateTime<Utc>, years: u8) -> DateTime<Utc> {
-    start + chrono::Duration::days(365 * i64::from(years))
+    start.checked_add_months(chrono::Months::new(12 * u32::from(years))).unwrap_or(start)
 }
 
 impl DemoDomains {

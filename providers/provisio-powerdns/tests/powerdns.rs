@@ -67,6 +67,7 @@ async fn the_name_resolves_stops_while_suspended_and_is_gone_after_terminate() {
 
     assert_eq!(call(&config, "suspend", json!({"zone": zone})).await.data.unwrap()["state"], "suspended");
     assert_eq!(dig(&dns, &www, "A"), "REFUSED", "a suspended zone is not served");
+    assert_eq!(zone_at_server(&config, &zone).await, 200, "a suspended zone is kept on the server");
     let refused = call(
         &config,
         "set_records",
@@ -79,6 +80,8 @@ async fn the_name_resolves_stops_while_suspended_and_is_gone_after_terminate() {
 
     assert!(call(&config, "terminate", json!({"zone": zone})).await.is_ok());
     assert_eq!(dig(&dns, &www, "A"), "REFUSED");
+    // REFUSED alone looks like a suspension: the server's own API says the zone is gone.
+    assert_eq!(zone_at_server(&config, &zone).await, 404, "a terminated zone is removed");
     assert_eq!(call(&config, "get_info", json!({"zone": zone})).await.error_kind, Some(ErrorKind::NotFound));
 }
 
@@ -100,4 +103,18 @@ async fn test_connection_and_a_wrong_key() {
     closed["api_url"] = json!("http://127.0.0.1:9");
     let report = invoke::test_connection(&provisio_powerdns::entry(), &closed, &CallOptions::default()).await;
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::Transient));
+}
+
+/// The HTTP status PowerDNS's API answers for a zone (200 there, 404 gone).
+async fn zone_at_server(config: &Value, zone: &str) -> u16 {
+    provisio_sdk::http::install_crypto_provider();
+    let api = config["api_url"].as_str().unwrap();
+    reqwest::Client::new()
+        .get(format!("{api}/api/v1/servers/localhost/zones/{zone}."))
+        .header("X-API-Key", config["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }

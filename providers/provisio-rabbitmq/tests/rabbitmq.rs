@@ -49,6 +49,27 @@ async fn publish(host: &str, port: u16, user: &str, password: &str, vhost: &str)
     Ok(())
 }
 
+/// A refusal by the broker itself (access or login refused), not a timeout or
+/// a connection that never happened.
+fn assert_refused(outcome: Result<(), String>, what: &str) {
+    let error = outcome.expect_err(what);
+    let lower = error.to_lowercase();
+    assert!(!lower.contains("timed out") && lower.contains("refused"), "{what}: {error}");
+}
+
+/// What the management API answers for `path` (under `/api/`).
+async fn management_status(config: &Value, path: &str) -> u16 {
+    provisio_sdk::http::install_crypto_provider();
+    reqwest::Client::new()
+        .get(format!("{}/api/{path}", config["api_url"].as_str().unwrap()))
+        .basic_auth(config["username"].as_str().unwrap(), config["password"].as_str())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn call(config: &Value, function: &str, params: Value) -> provisio_sdk::Envelope {
     let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
     invoke::call(&provisio_rabbitmq::entry(), config, function, &params, &options).await.envelope
@@ -73,19 +94,24 @@ async fn the_customer_publishes_in_its_vhost_and_nowhere_else() {
     assert!(call(&config, "create", json!({"vhost": other})).await.is_ok());
 
     publish(&host, port, &mine, &password, &mine).await.expect("publishes in its own virtual host");
-    assert!(publish(&host, port, &mine, &password, &other).await.is_err(), "refused in another virtual host");
+    assert_refused(publish(&host, port, &mine, &password, &other).await, "refused in another virtual host");
     let usage = call(&config, "get_usage", json!({"vhost": mine})).await;
     assert!(usage.data.unwrap()["queues"]["used"].as_f64().unwrap() >= 1.0);
 
     assert!(call(&config, "suspend", json!({"vhost": mine})).await.is_ok());
-    assert!(publish(&host, port, &mine, &password, &mine).await.is_err(), "refused while suspended");
+    assert_refused(publish(&host, port, &mine, &password, &mine).await, "refused while suspended");
     assert!(call(&config, "unsuspend", json!({"vhost": mine})).await.is_ok());
     publish(&host, port, &mine, &password, &mine).await.expect("publishes again");
 
     for vhost in [&mine, &other] {
         assert!(call(&config, "terminate", json!({"vhost": vhost})).await.is_ok());
     }
-    assert!(publish(&host, port, &mine, &password, &mine).await.is_err(), "gone after terminate");
+    // A login that no longer exists: the broker closes the connection during the handshake.
+    let gone = publish(&host, port, &mine, &password, &mine).await.expect_err("gone after terminate");
+    assert!(!gone.contains("timed out"), "gone after terminate: {gone}");
+    // The broker's own view: neither the user nor the virtual host exist any more.
+    assert_eq!(management_status(&config, &format!("users/{}", data["username"].as_str().unwrap())).await, 404);
+    assert_eq!(management_status(&config, &format!("vhosts/{mine}")).await, 404);
     assert_eq!(call(&config, "get_info", json!({"vhost": mine})).await.error_kind, Some(ErrorKind::NotFound));
 }
 

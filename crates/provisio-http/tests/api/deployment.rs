@@ -96,7 +96,7 @@ async fn round_robin_and_fill() {
 }
 
 #[tokio::test]
-async fn rate_limits_and_concurrency_per_configuration() {
+async fn rate_limit_per_configuration() {
     let app = spawn_app_with(AppOptions { demo: false, ..AppOptions::default() }).await;
     let state = app.demo_state.clone();
     let body = json!({"name": "slow-lane", "provider": "coffee/demo", "rate_per_minute": 2,
@@ -114,7 +114,53 @@ async fn rate_limits_and_concurrency_per_configuration() {
     for n in 0..4 {
         app.event(order(&format!("l{n}-paid"), &format!("l{n}"), "limited", json!({}))).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    while app.count_services("active").await < 2 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the first two calls never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The worker polls every 50 ms: ten polls later the window still holds the rest.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.count_services("active").await, 2, "two calls per minute");
     assert_eq!(app.count_jobs(&["queued", "retrying"]).await, 2, "the rest wait for the window");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_bounds_the_calls_in_flight_per_configuration() {
+    let app = spawn_app_with(AppOptions { demo: false, ..AppOptions::default() }).await;
+    let state = app.demo_state.clone();
+    let body = json!({"name": "narrow", "provider": "coffee/demo", "max_concurrency": 2,
+                      "values": {"state_path": state, "server": "narrow", "latency_ms": 300}});
+    let id = app.post("/api/v1/configurations", body).await.1["id"].as_i64().unwrap();
+    let product = json!({"slug": "narrow", "name": "narrow", "blueprint": "coffee", "provision_fields": {"size": "small"},
+                         "deployment": {"type": "static", "configuration_id": id}});
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    for n in 0..8 {
+        app.event(order(&format!("n{n}"), &format!("n{n}"), "narrow", json!({}))).await;
+    }
+    app.drained(std::time::Duration::from_secs(30)).await;
+    assert_eq!(app.count_services("active").await, 8);
+    // From the attempts' own times: never more than two calls at once, and two at once did happen.
+    let spans = app
+        .engine
+        .store()
+        .read(|conn| {
+            Box::pin(async move {
+                let mut all = Vec::new();
+                for id in 1..=8 {
+                    all.extend(
+                        provisio_store::jobs::attempts(conn, id)
+                            .await?
+                            .into_iter()
+                            .map(|a| (a.started_at, a.finished_at)),
+                    );
+                }
+                Ok::<_, provisio_store::StoreError>(all)
+            })
+        })
+        .await
+        .unwrap();
+    let most =
+        spans.iter().map(|(start, _)| spans.iter().filter(|(s, e)| s <= start && start < e).count()).max().unwrap();
+    assert_eq!(most, 2, "calls in flight at once: {spans:?}");
 }
