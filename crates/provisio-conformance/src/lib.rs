@@ -624,6 +624,10 @@ pub async fn ssl_certificates(h: &Harness) -> Value {
     assert_eq!(created["common_name"], json!(common_name));
     let key = created["private_key_pem"].as_str().expect("create answers the private key, once").to_owned();
     assert!(key.contains("PRIVATE KEY-----"));
+    // Documented: nothing to download before issuance (a `provider_error`, not an empty chain).
+    if created["status"] != "issued" {
+        h.fails("download", json!({"certificate_id": created["certificate_id"]}), ErrorKind::ProviderError).await;
+    }
     let mut issued = until_settled(h, &created).await;
     assert_eq!(issued["status"], "issued", "{issued:#}");
     let id = issued["certificate_id"].as_str().expect("certificate_id").to_owned();

@@ -182,6 +182,8 @@ impl Engine {
         if !unknown.is_empty() {
             return Err(EngineError::Invalid(unknown));
         }
+        // What was sent is valid by itself (even a value the service's own data will replace).
+        descriptor.partial_params.validate(args, provisio_sdk::FieldLocation::Params).map_err(EngineError::fields)?;
         // The setup gets the order's secret fields too; nothing else does.
         let secret_fields = if descriptor.name == setup_function {
             params::fields_of(&self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?)
@@ -189,9 +191,7 @@ impl Engine {
             Map::new()
         };
         let built = params::build(descriptor, blueprint.service_identifier, service, client, &secret_fields, args);
-        descriptor.params.validate(&built, provisio_sdk::FieldLocation::Params).map_err(|errors| {
-            EngineError::Invalid(errors.into_iter().map(|e| Violation::new(e.path, e.message)).collect())
-        })
+        descriptor.params.validate(&built, provisio_sdk::FieldLocation::Params).map_err(EngineError::fields)
     }
 
     /// Records an on-demand job as running, once the service has no job

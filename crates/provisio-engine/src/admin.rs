@@ -22,9 +22,7 @@ pub fn decode<T: DeserializeOwned + JsonSchema>(
     schema: &'static OnceLock<SchemaDoc>,
 ) -> Result<T, EngineError> {
     let doc = schema.get_or_init(SchemaDoc::of::<T>);
-    doc.validate(body, FieldLocation::Params).map_err(|errors| {
-        EngineError::Invalid(errors.into_iter().map(|e| Violation::new(e.path, e.message)).collect())
-    })?;
+    doc.validate(body, FieldLocation::Params).map_err(EngineError::fields)?;
     // JSON Schema counts `85.0` as an integer; so does the decoding.
     serde_json::from_value(integral(body)).map_err(|err| EngineError::invalid("/", err.to_string()))
 }

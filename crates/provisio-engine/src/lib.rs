@@ -83,6 +83,11 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The field errors of a schema check, as an invalid request.
+    pub fn fields(errors: Vec<provisio_sdk::FieldError>) -> Self {
+        EngineError::Invalid(errors.into_iter().map(|e| Violation::new(e.path, e.message)).collect())
+    }
+
     /// One invalid field.
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         EngineError::Invalid(vec![Violation::new(path, message)])

@@ -138,14 +138,8 @@ pub fn document(registry: &Registry) -> Value {
     for blueprint in registry.blueprints() {
         for function in &blueprint.functions {
             let base = format!("{}{}", pascal(blueprint.id), pascal(function.name));
-            // What a caller sends is merged over the service's data: any
-            // subset of the params, nothing else.
-            let mut sent = function.params.value().clone();
-            if let Some(object) = sent.as_object_mut() {
-                object.remove("required");
-                object.insert("additionalProperties".into(), json!(false));
-            }
-            let params = components.add(&format!("{base}Params"), &sent);
+            // What a caller sends is merged over the service's data.
+            let params = components.add(&format!("{base}Params"), function.partial_params.value());
             let result = components.add(&format!("{base}Result"), function.result.value());
             let entry = actions.entry(function.name).or_default();
             entry.0.push(params);

@@ -96,6 +96,9 @@ pub struct FunctionDescriptor {
     pub params: SchemaDoc,
     /// Schema of the result data.
     pub result: SchemaDoc,
+    /// What a caller may send when the function runs over a service's data
+    /// (an on-demand action): any subset of the params, each valid, nothing else.
+    pub partial_params: SchemaDoc,
 }
 
 impl FunctionDescriptor {
@@ -117,6 +120,7 @@ impl FunctionDescriptor {
             optional,
             params: SchemaDoc::of::<P>(),
             result: SchemaDoc::of::<R>(),
+            partial_params: partial(SchemaDoc::of::<P>()),
         }
     }
 
@@ -145,6 +149,16 @@ pub enum IdentifierScope {
     /// Names nest like DNS names: `www.example.com` lies inside
     /// `example.com`, so both must belong to the same client.
     Hierarchical,
+}
+
+/// `schema` with nothing required and no other properties allowed.
+fn partial(schema: SchemaDoc) -> SchemaDoc {
+    let mut value = schema.value().clone();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("required");
+        object.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    SchemaDoc::from_value(value).expect("a params schema without its required list is still a schema")
 }
 
 /// A blueprint: a category of product and the functions its providers implement.
