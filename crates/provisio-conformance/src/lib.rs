@@ -246,6 +246,29 @@ pub async fn suspend_and_unsuspend_twice(h: &Harness) {
     h.ok("terminate", named).await;
 }
 
+/// TLS to a server the provider speaks its own protocol to (`tls` and
+/// `ca_cert_pem` in its configuration; the harness's has both): with the CA
+/// the connection is made (`absent` names nothing, so `get_info` answers
+/// `not_found`); without it the certificate is not trusted and the call is a
+/// provider error saying TLS, never a fallback to plain; a CA that is not a
+/// certificate is named; `plain` (the configuration with `tls: disabled`,
+/// pointed at a plain listener) still works.
+pub async fn tls_is_verified(h: &Harness, absent: Value, plain: Value) {
+    h.fails("get_info", absent.clone(), ErrorKind::NotFound).await;
+    let mut untrusted = h.clone();
+    untrusted.config.as_object_mut().expect("a configuration object").remove("ca_cert_pem");
+    let refused = untrusted.fails("get_info", absent.clone(), ErrorKind::ProviderError).await;
+    assert!(refused.message.as_str().contains("TLS"), "{refused:#?}");
+    let mut broken = h.clone();
+    broken.config["ca_cert_pem"] = json!("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----");
+    let refused = broken.call("get_info", absent.clone()).await;
+    assert!(refused.message.as_str().contains("ca_cert_pem"), "{refused:#?}");
+    let mut clear = h.clone();
+    clear.config = plain;
+    clear.config["tls"] = json!("disabled");
+    clear.fails("get_info", absent, ErrorKind::NotFound).await;
+}
+
 /// `databases`, for a configuration whose administrative password
 /// (`admin_password`) is part of `database`'s name: create, adopt, suspend,
 /// unsuspend and get_info answer the name intact (redaction is for logs,

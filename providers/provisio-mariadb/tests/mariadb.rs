@@ -172,26 +172,7 @@ async fn an_admin_password_inside_a_database_name_leaves_the_results_intact() {
 #[tokio::test]
 async fn tls_is_verified_never_opportunistic() {
     let Some((_, config)) = server() else { return };
-    let entry = provisio_mariadb::entry();
-    let options = CallOptions { timeout: Duration::from_secs(20), ..CallOptions::default() };
-    let query = json!({"database": "no_such_database_here"});
-    // The test CA: the connection is made (the database simply is not there).
-    let found = invoke::call(&entry, &config, "get_info", &query, &options).await.envelope;
-    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
-    // Without it the server's certificate is not trusted: refused, not downgraded.
-    let mut untrusted = config.clone();
-    untrusted.as_object_mut().unwrap().remove("ca_cert_pem");
-    let refused = invoke::call(&entry, &untrusted, "get_info", &query, &options).await.envelope;
-    assert_eq!(refused.error_kind, Some(ErrorKind::ProviderError), "{refused:#?}");
-    assert!(refused.message.as_str().contains("TLS"), "{refused:#?}");
-    // A CA that is not a certificate is named.
-    let mut broken = config.clone();
-    broken["ca_cert_pem"] = json!("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----");
-    let refused = invoke::call(&entry, &broken, "get_info", &query, &options).await.envelope;
-    assert!(refused.message.as_str().contains("ca_cert_pem"), "{refused:#?}");
-    // Plain by choice still works (a trusted network).
-    let mut plain = config.clone();
-    plain["tls"] = json!("disabled");
-    let found = invoke::call(&entry, &plain, "get_info", &query, &options).await.envelope;
-    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
+    let harness = Harness::new(provisio_mariadb::entry(), config.clone());
+    // The server speaks both on one port: plain by choice still works.
+    provisio_conformance::tls_is_verified(&harness, json!({"database": "no_such_database_here"}), config).await;
 }

@@ -130,24 +130,13 @@ async fn test_connection_and_wrong_credentials() {
 #[tokio::test]
 async fn tls_to_the_broker_is_verified_never_skipped() {
     let Some((config, _, plain_port)) = server() else { return };
-    let entry = provisio_mosquitto::entry();
-    let options = CallOptions { timeout: Duration::from_secs(10), ..CallOptions::default() };
-    let query = json!({"username": "nobody_here"});
-    let found = invoke::call(&entry, &config, "get_info", &query, &options).await.envelope;
-    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
-    // Without the CA the broker's certificate is not trusted: refused, with nothing sent.
-    let mut untrusted = config.clone();
-    untrusted.as_object_mut().unwrap().remove("ca_cert_pem");
-    let refused = invoke::call(&entry, &untrusted, "get_info", &query, &options).await.envelope;
-    assert_eq!(refused.error_kind, Some(ErrorKind::ProviderError), "{refused:#?}");
-    assert!(refused.message.as_str().contains("TLS"), "{refused:#?}");
-    // Verified TLS against a plain listener fails too: never a silent fallback.
-    let mut plain_listener = config.clone();
-    plain_listener["port"] = json!(plain_port);
-    let refused = invoke::call(&entry, &plain_listener, "get_info", &query, &options).await.envelope;
+    let mut plain = config.clone();
+    plain["port"] = json!(plain_port);
+    let harness = Harness::new(provisio_mosquitto::entry(), config);
+    provisio_conformance::tls_is_verified(&harness, json!({"username": "nobody_here"}), plain.clone()).await;
+    // Verified TLS against the plain listener fails too: never a silent fallback.
+    let mut verify_plain = harness.clone();
+    verify_plain.config = plain;
+    let refused = verify_plain.call("get_info", json!({"username": "nobody_here"})).await;
     assert!(refused.error_kind.is_some(), "{refused:#?}");
-    // Plain by choice works.
-    plain_listener["tls"] = json!("disabled");
-    let found = invoke::call(&entry, &plain_listener, "get_info", &query, &options).await.envelope;
-    assert_eq!(found.error_kind, Some(ErrorKind::NotFound), "{found:#?}");
 }

@@ -202,17 +202,7 @@ async fn a_worker_that_lost_its_lease_changes_nothing_and_the_job_is_reconciled(
     let claimed = app.engine.claim(10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     // The worker stalls past its lease: another takes the job back.
-    let taken = app
-        .engine
-        .store()
-        .write(|conn| {
-            Box::pin(async move {
-                conn.execute("UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])?;
-                provisio_store::jobs::take_back_expired(conn, provisio_store::now_ms()).await
-            })
-        })
-        .await
-        .unwrap();
+    let taken = take_back_running(&app).await;
     assert_eq!(taken.len(), 1);
     // The stalled worker finishes its call: its attempt is kept, nothing else changes.
     app.engine.run_claimed(claimed.into_iter().next().unwrap()).await;
@@ -239,16 +229,7 @@ async fn a_password_answered_after_the_lease_was_taken_back_is_kept() {
     let accepted = app.event(order("late-1", "late-c1", "demo-database", json!({"database": "latedb"}))).await;
     let service = accepted["service_id"].as_i64().unwrap();
     let claimed = app.engine.claim(10).await.unwrap();
-    app.engine
-        .store()
-        .write(|conn| {
-            Box::pin(async move {
-                conn.execute("UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])?;
-                provisio_store::jobs::take_back_expired(conn, provisio_store::now_ms()).await
-            })
-        })
-        .await
-        .unwrap();
+    take_back_running(&app).await;
     // The stalled worker's create generated the password; it is not applied, but kept.
     app.engine.run_claimed(claimed.into_iter().next().unwrap()).await;
     // Another worker adopts the database (get_info answers no password).
@@ -291,4 +272,19 @@ async fn event_data_cannot_point_a_job_at_another_account() {
     assert_eq!(app.service(theirs).await["service"]["identifier"], "user2");
     let theirs_at_provider = app.post(&format!("/api/v1/services/{theirs}/actions/get_info"), json!({})).await.1;
     assert_eq!(theirs_at_provider["envelope"]["data"]["state"], "active", "{theirs_at_provider}");
+}
+
+/// Every running job's worker stalls past its lease, and the jobs are taken
+/// back (as the heartbeat of another worker would); answers their ids.
+async fn take_back_running(app: &TestApp) -> Vec<i64> {
+    app.engine
+        .store()
+        .write(|conn| {
+            Box::pin(async move {
+                conn.execute("UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])?;
+                provisio_store::jobs::take_back_expired(conn, provisio_store::now_ms()).await
+            })
+        })
+        .await
+        .unwrap()
 }

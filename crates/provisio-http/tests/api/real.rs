@@ -9,19 +9,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Configuration values of each real server, from the test servers' variables.
-fn postgres() -> Option<Value> {
-    let [text, ca] = provisio_conformance::test_servers(["PROVISIO_TEST_POSTGRES", "PROVISIO_TEST_CA"])?;
+/// Configuration values of a real database server (its URL in `variable`),
+/// over verified TLS with the test servers' CA.
+fn database(variable: &str, default_port: u16) -> Option<Value> {
+    let [text, ca] = provisio_conformance::test_servers([variable, "PROVISIO_TEST_CA"])?;
     let url = url::Url::parse(&text).unwrap();
-    Some(json!({"host": url.host_str().unwrap(), "port": url.port().unwrap_or(5432),
-                "username": url.username(), "password": url.password().unwrap_or_default(),
-                "ca_cert_pem": std::fs::read_to_string(ca).unwrap()}))
-}
-
-fn mariadb() -> Option<Value> {
-    let [text, ca] = provisio_conformance::test_servers(["PROVISIO_TEST_MARIADB", "PROVISIO_TEST_CA"])?;
-    let url = url::Url::parse(&text).unwrap();
-    Some(json!({"host": url.host_str().unwrap(), "port": url.port().unwrap_or(3306),
+    Some(json!({"host": url.host_str().unwrap(), "port": url.port().unwrap_or(default_port),
                 "username": url.username(), "password": url.password().unwrap_or_default(),
                 "ca_cert_pem": std::fs::read_to_string(ca).unwrap()}))
 }
@@ -83,14 +76,14 @@ async fn two_clients_one_name(provider: &str, values: Value, fields: Value) {
 
 #[tokio::test]
 async fn two_clients_one_database_on_real_postgresql() {
-    let Some(values) = postgres() else { return };
+    let Some(values) = database("PROVISIO_TEST_POSTGRES", 5432) else { return };
     let name = format!("shop_{}", provisio_conformance::unique(6));
     two_clients_one_name("databases/postgresql", values, json!({"database": name})).await;
 }
 
 #[tokio::test]
 async fn two_clients_one_database_on_real_mariadb() {
-    let Some(values) = mariadb() else { return };
+    let Some(values) = database("PROVISIO_TEST_MARIADB", 3306) else { return };
     let name = format!("shop_{}", provisio_conformance::unique(6));
     two_clients_one_name("databases/mariadb", values, json!({"database": name})).await;
 }
