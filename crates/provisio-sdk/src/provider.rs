@@ -165,6 +165,10 @@ impl ProviderEntry {
             "logo_url": self.about.logo_url,
             "config_schema": self.config_schema.value(),
             "secret_fields": self.config_schema.secret_paths(),
+            "endpoint_fields": self.config_schema.endpoint_names(),
+            "service_identifier": self.blueprint.service_identifier,
+            "identifiers": self.blueprint.identifiers,
+            "ownership": self.blueprint.ownership,
             "functions": self.blueprint.functions.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
         })
     }

@@ -94,6 +94,8 @@ pub fn describe(entry: &ProviderEntry) {
         ("name", entry.about().name.to_owned()),
         ("description", entry.about().description.to_owned()),
         ("blueprint", format!("{} ({})", blueprint.id, blueprint.name)),
+        ("identifier", format!("{} ({:?})", blueprint.service_identifier, blueprint.identifiers).to_lowercase()),
+        ("ownership", blueprint.ownership.to_owned()),
         ("configuration", fields(entry.config_schema().value())),
     ]);
     for function in &blueprint.functions {

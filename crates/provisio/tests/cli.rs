@@ -170,8 +170,17 @@ fn providers_and_describe() {
     let described = run.json();
     assert_eq!(described["secret_fields"], json!(["/api_key"]));
     assert_eq!(described["config_schema"]["properties"]["api_key"]["writeOnly"], true);
+    let mut endpoints: Vec<&str> =
+        described["endpoint_fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    endpoints.sort_unstable();
+    assert_eq!(endpoints, ["server", "state_path"]);
+    assert!(described["ownership"].as_str().unwrap().contains("owner mark"));
     let text = bench.run(&["describe", "shared-hosting/demo"]);
     assert!(text.stdout.contains("api_key") && text.stdout.contains("secret"), "{}", text.stdout);
+    // What ownership means for the blueprint is said, in the table and in the JSON.
+    assert!(text.stdout.contains("owner mark"), "{}", text.stdout);
+    let zones = bench.run(&["describe", "dns-hosting/demo"]);
+    assert!(zones.stdout.contains("zone (hierarchical)"), "{}", zones.stdout);
     assert!(bench.run(&["blueprints"]).stdout.contains("shared-hosting"));
     assert_eq!(bench.run(&["providers", "--blueprint", "nope"]).code, 2);
 }

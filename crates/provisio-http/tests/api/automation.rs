@@ -251,6 +251,43 @@ async fn a_password_answered_after_the_lease_was_taken_back_is_kept() {
 }
 
 #[tokio::test]
+async fn reconciliation_never_adopts_another_services_resource() {
+    let app = spawn_app_with(AppOptions { worker: false, ..AppOptions::default() }).await;
+    // A second configuration on the same (simulated) server: the engine cannot see the clash.
+    let state = app.demo_state.clone();
+    let (status, twin) = app
+        .post(
+            "/api/v1/configurations",
+            json!({"name": "db-twin", "provider": "databases/demo",
+                                                 "values": {"state_path": state, "server": "db1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{twin}");
+    let product = json!({"slug": "twin", "name": "twin", "blueprint": "databases",
+                         "deployment": {"type": "static", "configuration_id": twin["id"]}});
+    assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
+    let alice = app.event(order_for("alice", "a1", "ca", "demo-database", json!({"database": "shared"}))).await;
+    let next = app.engine.claim(10).await.unwrap();
+    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    assert_eq!(app.service(alice["service_id"].as_i64().unwrap()).await["service"]["status"], "active");
+
+    // Mallory's create on the twin "may have happened" (its worker died): the check finds
+    // Alice's database under another owner mark, and the job fails instead of adopting it.
+    let mallory = app.event(order_for("mallory", "m1", "cm", "twin", json!({"database": "shared"}))).await;
+    let claimed = app.engine.claim(10).await.unwrap();
+    take_back_running(&app).await;
+    drop(claimed);
+    let next = app.engine.claim(10).await.unwrap();
+    assert!(next[0].job.reconcile, "the taken-back job is reconciled first");
+    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    let detail = app.service(mallory["service_id"].as_i64().unwrap()).await;
+    assert_eq!(detail["service"]["status"], "failed", "{detail:#}");
+    assert!(detail["service"]["last_error"].as_str().unwrap().contains("belongs to another service"), "{detail:#}");
+    let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
+    assert_eq!(census.calls.get(&("databases".into(), "create".into())), Some(&1), "nothing was created for Mallory");
+}
+
+#[tokio::test]
 async fn event_data_cannot_point_a_job_at_another_account() {
     let app = spawn_app().await;
     let mine = app.event(order("mine", "c-mine", "demo-hosting", fields_for("demo-hosting", 1))).await["service_id"]

@@ -471,3 +471,24 @@ async fn action_params_are_checked_before_any_job_is_made() {
     let jobs_after = app.count_jobs(&["succeeded", "failed", "queued", "running", "retrying", "skipped"]).await;
     assert_eq!(jobs_before, jobs_after, "a refused action made a job");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_action_waits_for_the_running_job_of_its_service() {
+    let app = spawn_app().await;
+    let accepted = app.event(order("e1", "c1", "demo-database", json!({"database": "busydb"}))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    app.settled(service).await;
+    app.tune("demo-database", json!({"latency_ms": 800})).await;
+    let slow = app.event(later("e2", "contract.overdue", service, json!({}))).await;
+    let slow_job = slow["jobs"][0]["id"].as_i64().unwrap();
+    let started = Instant::now();
+    while app.get(&format!("/api/v1/jobs/{slow_job}")).await["job"]["state"] != "running" {
+        assert!(started.elapsed() < Duration::from_secs(10), "the slow job never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Asked while the suspension runs: it waits its turn, then answers.
+    let (status, outcome) = app.post(&format!("/api/v1/services/{service}/actions/get_info"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["envelope"]["data"]["state"], "suspended", "it ran after the suspension: {outcome:#}");
+    assert_invariants(&app).await;
+}
