@@ -1,4 +1,4 @@
-//! Functions run on demand by staff (or, later, clients) for one service.
+//! Functions run on demand by staff or by the client who owns the service.
 //!
 //! Lifecycle functions go through the queue like any job (so they keep the
 //! service's order and its guarantees) and the call waits for the outcome;
@@ -13,6 +13,7 @@ use provisio_store::{audit, clients, configurations, jobs, now_ms, products, ser
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::principal::Principal;
 use crate::rules::{self, parse_status};
 use crate::worker::{no_room, stored_attempt};
 use crate::{Engine, EngineError, Violation, params};
@@ -37,10 +38,13 @@ pub struct ActionOutcome {
 }
 
 impl Engine {
-    /// Runs `function` of a service's blueprint with `args` over its provision data.
+    /// Runs `function` of a service's blueprint with `args` over its
+    /// provision data, for staff or for the client who owns the service
+    /// (another client's service is not found). The blueprint says who may
+    /// call each function and in which statuses.
     pub async fn run_action(
         &self,
-        actor: &str,
+        principal: &Principal,
         service_id: i64,
         function: &str,
         args: Value,
@@ -48,6 +52,13 @@ impl Engine {
         if !args.is_object() {
             return Err(EngineError::invalid("/", "must be a JSON object of params"));
         }
+        let (caller, owner) = match principal {
+            Principal::Client { client_id, .. } => (Caller::Client, Some(*client_id)),
+            Principal::Staff { .. } => (Caller::Staff, None),
+            Principal::Source { .. } => {
+                return Err(EngineError::Unauthorized("event sources cannot run actions".into()));
+            }
+        };
         let (service, product, client) = self
             .store()
             .read(move |conn| {
@@ -65,14 +76,42 @@ impl Engine {
                 })
             })
             .await?;
+        if owner.is_some_and(|owner| owner != service.client_id) {
+            // Said exactly as for a service that does not exist.
+            return Err(EngineError::NotFound(format!("no service {service_id}")));
+        }
         let blueprint =
             self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let descriptor = blueprint
             .function(function)
             .ok_or_else(|| EngineError::NotFound(format!("{} has no function {function}", blueprint.id)))?
             .clone();
-        if !descriptor.callers.contains(&Caller::Staff) {
-            return Err(EngineError::Conflict(format!("{function} cannot be run on demand by staff")));
+        if !descriptor.callers.contains(&caller) {
+            let who = if caller == Caller::Client { "clients" } else { "staff" };
+            return Err(EngineError::Conflict(format!("{function} cannot be run on demand by {who}")));
+        }
+        let secret_keys = params::secret_keys(blueprint);
+        if caller == Caller::Client {
+            // A client adds what the function asks of them; what names the
+            // service (its identifier, its provision data) is not theirs to re-aim.
+            let fixed: Vec<Violation> = args
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| {
+                    // Secret params (a new password) are the caller's to give.
+                    !secret_keys.contains(key.as_str())
+                })
+                .filter(|(key, _)| {
+                    *key == blueprint.service_identifier
+                        || service.provision_data.get(key.as_str()).is_some()
+                        || params::BASE_FIELDS.contains(&key.as_str())
+                })
+                .map(|(key, _)| Violation::new(format!("/{key}"), "is the service's own and cannot be set here"))
+                .collect();
+            if !fixed.is_empty() {
+                return Err(EngineError::Invalid(fixed));
+            }
         }
         let status = parse_status(&service.status);
         if !descriptor.statuses.contains(&status) {
@@ -83,8 +122,11 @@ impl Engine {
             )));
         }
         self.check_action_params(&descriptor, blueprint, &service, &client, &product.setup_function, &args)?;
-        let origin = format!("staff:{actor}");
-        let secret_keys = params::secret_keys(blueprint);
+        let actor = principal.actor();
+        let origin = match caller {
+            Caller::Staff => format!("staff:{actor}"),
+            Caller::Client => actor.clone(),
+        };
         if descriptor.kind == FunctionKind::Lifecycle {
             let (public, secret) = params::split_keys(args.as_object().expect("checked above"), &secret_keys);
             return self.queue_and_wait(&origin, &service, &product.setup_function, function, public, secret).await;
@@ -371,5 +413,132 @@ impl Engine {
             .await?;
         self.wake();
         Ok(job)
+    }
+}
+
+/// What a password change answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordChange {
+    /// The new password, only when Provisio generated it (shown this once,
+    /// never stored); a password the caller chose is never echoed.
+    pub generated_password: Option<String>,
+    /// The provider's answer, secret fields masked.
+    pub outcome: ActionOutcome,
+}
+
+impl Engine {
+    /// Credentials the provider answered at setup that the client must know
+    /// (a generated password, a private key), by JSON pointer. Each reveal
+    /// is audited with the fields named, never their values.
+    pub async fn reveal_credentials(
+        &self,
+        principal: &Principal,
+        service_id: i64,
+    ) -> Result<Map<String, Value>, EngineError> {
+        let owner = match principal {
+            Principal::Client { client_id, .. } => Some(*client_id),
+            Principal::Staff { scope, .. } if *scope >= provisio_store::models::Scope::Operate => None,
+            _ => return Err(EngineError::Forbidden("revealing credentials needs the operate scope".into())),
+        };
+        let service = self
+            .store()
+            .read(move |conn| Box::pin(async move { services::get(conn, service_id).await }))
+            .await?
+            .filter(|s| owner.is_none_or(|owner| owner == s.client_id))
+            .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+        let opened = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
+        let revealed: Map<String, Value> = opened.into_iter().filter(|(key, _)| key.starts_with('/')).collect();
+        let fields: Vec<String> = revealed.keys().cloned().collect();
+        let actor = principal.actor();
+        self.store()
+            .write(move |conn| {
+                Box::pin(async move {
+                    audit::record(
+                        conn,
+                        &actor,
+                        "service.credentials_reveal",
+                        &format!("service:{service_id}"),
+                        &json!({"fields": fields}),
+                    )
+                    .await
+                })
+            })
+            .await?;
+        Ok(revealed)
+    }
+
+    /// Runs the blueprint's login function for a service (single sign-on).
+    pub async fn login(&self, principal: &Principal, service_id: i64) -> Result<ActionOutcome, EngineError> {
+        let function = self.declared_function(principal, service_id, |b| b.login_function, "single sign-on").await?;
+        self.run_action(principal, service_id, function, json!({})).await
+    }
+
+    /// Sets the password the client logs in with: `password` as given, or
+    /// one generated and answered once.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        service_id: i64,
+        password: Option<String>,
+    ) -> Result<PasswordChange, EngineError> {
+        let function =
+            self.declared_function(principal, service_id, |b| b.password_function, "a password to change").await?;
+        let generated_password = password.is_none().then(|| provisio_sdk::formats::generate_password(20));
+        let password = password.or_else(|| generated_password.clone()).expect("one of them");
+        let mut outcome = self.run_action(principal, service_id, function, json!({"password": password})).await?;
+        // What the provider echoes is masked: the caller already knows it.
+        if let Some(envelope) = outcome.envelope.as_mut() {
+            let product = self.client_service_product(service_id).await?;
+            if let (Some(data), Ok(blueprint)) = (envelope.data.as_mut(), self.registry().blueprint(&product.blueprint))
+                && let Some(descriptor) = blueprint.function(function)
+            {
+                for (pointer, _) in descriptor.result.secret_entries(data) {
+                    if let Some(value) = data.pointer_mut(&pointer) {
+                        *value = Value::String(provisio_sdk::redact::REDACTED.to_owned());
+                    }
+                }
+            }
+        }
+        Ok(PasswordChange { generated_password, outcome })
+    }
+
+    /// The function a service's blueprint declares for a purpose, once the
+    /// caller may see the service.
+    async fn declared_function(
+        &self,
+        principal: &Principal,
+        service_id: i64,
+        pick: impl Fn(&provisio_sdk::BlueprintDescriptor) -> Option<&'static str>,
+        what: &str,
+    ) -> Result<&'static str, EngineError> {
+        let owner = match principal {
+            Principal::Client { client_id, .. } => Some(*client_id),
+            _ => None,
+        };
+        let service = self
+            .store()
+            .read(move |conn| Box::pin(async move { services::get(conn, service_id).await }))
+            .await?
+            .filter(|s| owner.is_none_or(|owner| owner == s.client_id))
+            .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+        let product = self.client_service_product(service.id).await?;
+        let blueprint =
+            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
+        pick(blueprint).ok_or_else(|| EngineError::NotFound(format!("a {} service has no {what}", blueprint.name)))
+    }
+
+    async fn client_service_product(&self, service_id: i64) -> Result<provisio_store::models::Product, EngineError> {
+        self.store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let service = services::get(conn, service_id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                    products::get(conn, service.product_id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound("no product".into()))
+                })
+            })
+            .await
     }
 }

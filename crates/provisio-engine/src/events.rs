@@ -119,6 +119,17 @@ impl Engine {
     /// Ingests a billing event: validated, recorded with its service change
     /// and jobs in one durable transaction. Bad input changes nothing.
     pub async fn ingest(&self, body: &Value) -> Result<Accepted, EngineError> {
+        self.ingest_with_receipt(body, None).await
+    }
+
+    /// [`Engine::ingest`] that also records a signed request's receipt in
+    /// the same transaction: a replayed signature is refused, and a refused
+    /// event leaves no receipt behind.
+    pub(crate) async fn ingest_with_receipt(
+        &self,
+        body: &Value,
+        receipt: Option<crate::sources::Receipt>,
+    ) -> Result<Accepted, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         // Said plainly, before the schema's "any of" would name just one of them.
         let names = |key: &str| body["service"].get(key).is_some_and(|v| !v.is_null());
@@ -127,8 +138,17 @@ impl Engine {
         }
         let event: EventPayload = decode(body, &SCHEMA)?;
         let engine = self.clone();
-        let accepted =
-            self.store().write(move |conn| Box::pin(async move { engine.ingest_in(conn, &event).await })).await?;
+        let accepted = self
+            .store()
+            .write(move |conn| {
+                Box::pin(async move {
+                    if let Some(receipt) = receipt {
+                        receipt.record(conn).await?;
+                    }
+                    engine.ingest_in(conn, &event).await
+                })
+            })
+            .await?;
         if !accepted.jobs.is_empty() {
             self.wake();
         }

@@ -20,7 +20,10 @@ pub mod events;
 pub mod ownership;
 pub mod params;
 pub mod peers;
+pub mod principal;
+pub mod queries;
 pub mod rules;
+pub mod sources;
 pub mod tokens;
 pub mod vault;
 pub mod worker;
@@ -74,6 +77,12 @@ pub enum EngineError {
     /// Stored secrets cannot be opened.
     #[error("{0}")]
     Secrets(String),
+    /// The caller is not who it claims, or its proof is stale or reused.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// Not now: the service or its configuration has no room; try again shortly.
     #[error("{0}")]
     Busy(String),

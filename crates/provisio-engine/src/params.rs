@@ -13,6 +13,9 @@ use provisio_sdk::{BlueprintDescriptor, FunctionDescriptor};
 use provisio_store::models::{Client, Service};
 use serde_json::{Map, Value, json};
 
+/// The names [`base`] gives every function.
+pub const BASE_FIELDS: [&str; 6] = ["email", "customer_email", "customer_name", "name", "reference", "customer_id"];
+
 /// Facts every function may use.
 pub fn base(service: &Service, client: &Client) -> Map<String, Value> {
     let reference = service.external_id.clone().unwrap_or_else(|| format!("service-{}", service.id));

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use provisio_sdk::SchemaDoc;
-use provisio_store::models::ApiToken;
+use provisio_store::models::{ApiToken, Scope};
 use provisio_store::{audit, tokens};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,10 @@ pub struct TokenInput {
     /// Who or what will hold it, e.g. `billing` or `ann`; the audit log names it.
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
     pub name: String,
+    /// What it may do: `read`, `operate` (also actions, retries, events,
+    /// clients and their sessions) or `admin` (also configurations,
+    /// products, tokens, event sources and webhooks).
+    pub scope: Scope,
 }
 
 /// A token just made: its secret is shown this once.
@@ -43,12 +47,6 @@ pub struct NewToken {
 }
 
 impl Engine {
-    /// The live token behind a presented secret.
-    pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>, EngineError> {
-        let digest = self.vault().digest(secret);
-        Ok(self.store().read(move |conn| Box::pin(async move { tokens::find(conn, &digest).await })).await?)
-    }
-
     /// Makes a token named as `body` says; a live token of that name is a conflict.
     pub async fn create_token(&self, actor: &str, body: &Value) -> Result<NewToken, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
@@ -63,7 +61,7 @@ impl Engine {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let token = tokens::insert(conn, &input.name, &digest).await.map_err(|err| {
+                    let token = tokens::insert(conn, &input.name, input.scope, &digest).await.map_err(|err| {
                         if err.is_unique_violation() {
                             EngineError::Conflict(format!("a live token is already named {}", input.name))
                         } else {
@@ -75,7 +73,7 @@ impl Engine {
                         &actor,
                         "token.create",
                         &format!("token:{}", token.id),
-                        &json!({"name": token.name}),
+                        &json!({"name": token.name, "scope": token.scope}),
                     )
                     .await?;
                     Ok::<_, EngineError>(token)
@@ -130,7 +128,8 @@ impl Engine {
                         return Ok(false);
                     }
                     tokens::revoke_named(conn, &name).await?;
-                    let token = tokens::insert(conn, &name, &digest).await?;
+                    // The environment's and the first start's tokens administer.
+                    let token = tokens::insert(conn, &name, Scope::Admin, &digest).await?;
                     audit::record(
                         conn,
                         "system",

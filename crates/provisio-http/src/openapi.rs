@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use provisio_engine::admin::{ConfigurationInput, ProductInput};
 use provisio_engine::events::{EventClient, EventPayload};
+use provisio_engine::principal::SessionInput;
+use provisio_engine::sources::{SourceInput, SourcePatch};
 use provisio_engine::tokens::TokenInput;
 use provisio_sdk::{Registry, SchemaDoc};
 use serde_json::{Map, Value, json};
@@ -76,6 +78,9 @@ fn answer(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+/// Per function name: params schemas, result schemas, and the blueprints that have it.
+type Action = (Vec<Value>, Vec<Value>, Vec<String>);
+
 /// The whole document.
 pub fn document(registry: &Registry) -> Value {
     let mut components = Components::default();
@@ -133,7 +138,6 @@ pub fn document(registry: &Registry) -> Value {
 
     // One action path per function name; its body is any of the blueprints' params for it.
     // Per function name: params schemas, result schemas, and the blueprints that have it.
-    type Action = (Vec<Value>, Vec<Value>, Vec<String>);
     let mut actions: BTreeMap<&str, Action> = BTreeMap::new();
     for blueprint in registry.blueprints() {
         for function in &blueprint.functions {
@@ -166,8 +170,21 @@ pub fn document(registry: &Registry) -> Value {
     paths.insert("/openapi.json".into(), json!({"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     paths.insert(
         "/api/v1/events".into(),
-        json!({"post": {"summary": "Ingest a billing event", "description": "Durable before 202. The same event id twice makes jobs once.",
+        json!({"post": {"summary": "Ingest a billing event",
+            "description": "Durable before 202. The same event id twice makes jobs once. Sent with a staff token (operate scope), or signed by an event source: Provisio-Source names it, Provisio-Signature is t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" under its secret>; a signature is accepted once, within 300 seconds of its time.",
+            "security": [{"bearer": []}, {"signature": []}],
+            "parameters": [{"name": "Provisio-Source", "in": "header", "schema": {"type": "string"}}],
             "requestBody": json_body(event), "responses": {"202": answer("Accepted", json!({"$ref": "#/components/schemas/Accepted"})), "422": problem()}}}),
+    );
+    paths.insert(
+        "/api/v1/sources/{name}/stripe".into(),
+        json!({"parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "post": {"summary": "A Stripe webhook endpoint for the stripe event source {name}",
+            "description": "Verifies Stripe-Signature as Stripe documents it (t=, one or more v1=, 300 seconds) and maps invoice.paid, invoice.payment_failed, customer.subscription.updated and customer.subscription.deleted to events.",
+            "security": [{"stripe": []}],
+            "requestBody": json_body(json!({"type": "object"})),
+            "responses": {"202": answer("Accepted", json!({"$ref": "#/components/schemas/Accepted"})),
+                          "200": answer("Nothing to do for this event", object.clone()), "401": problem(), "422": problem()}}}),
     );
     paths.insert("/api/v1/blueprints".into(), json!({"get": {"summary": "Blueprints with their function schemas", "responses": {"200": answer("Blueprints", list.clone())}}}));
     paths.insert("/api/v1/providers".into(), json!({"get": {"summary": "Compiled-in providers", "parameters": [{"name": "blueprint", "in": "query", "schema": {"type": "string"}}], "responses": {"200": answer("Providers", list.clone())}}}));
@@ -208,6 +225,14 @@ pub fn document(registry: &Registry) -> Value {
                "post": {"summary": "Create a client", "requestBody": json_body(client), "responses": {"201": answer("Created", object.clone()), "422": problem()}}}),
     );
     paths.insert("/api/v1/clients/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A client and its services", "responses": {"200": answer("Client", object.clone())}}}));
+    let session = components.add("SessionInput", SchemaDoc::of::<SessionInput>().value());
+    paths.insert(
+        "/api/v1/clients/{id}/sessions".into(),
+        json!({"parameters": [id("id")],
+               "post": {"summary": "Open a session for the client: a bearer token for /client/v1 and a one-time hand-off URL that opens the client area logged in (shown once)",
+                        "requestBody": optional_body(session), "responses": {"201": answer("The session, its token and hand-off URL", object.clone())}},
+               "delete": {"summary": "End every session of the client", "responses": {"200": answer("How many ended", object.clone())}}}),
+    );
     let filters = json!([
         {"name": "status", "in": "query", "schema": {"enum": crate::SERVICE_STATUSES}},
         {"name": "product", "in": "query", "schema": {"type": "string", "minLength": 1}, "description": "id or slug of an existing product"},
@@ -221,7 +246,8 @@ pub fn document(registry: &Registry) -> Value {
     };
     paths.insert("/api/v1/services/{id}/events".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's events with their payloads, newest first", "parameters": page(100), "responses": {"200": answer("Events", list.clone()), "404": problem(), "422": problem()}}}));
     paths.insert("/api/v1/services/{id}/history".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's history, newest first", "parameters": page(1000), "responses": {"200": answer("History", list.clone()), "404": problem(), "422": problem()}}}));
-    for (function, (params, results, blueprints)) in actions {
+    paths.insert("/api/v1/services/{id}/credentials".into(), json!({"parameters": [id("id")], "post": {"summary": "Reveal the credentials the provider answered at setup (audited)", "responses": {"200": answer("Credentials by JSON pointer", object.clone())}}}));
+    for (function, (params, results, blueprints)) in actions.iter() {
         paths.insert(
             format!("/api/v1/services/{{id}}/actions/{function}"),
             json!({"parameters": [id("id")], "post": {
@@ -255,21 +281,87 @@ pub fn document(registry: &Registry) -> Value {
     paths.insert("/api/v1/tokens/{id}".into(), json!({"parameters": [id("id")], "delete": {"summary": "Revoke a token (refused everywhere within a second)", "responses": {"200": answer("The revoked token", object.clone()), "404": problem()}}}));
     paths.insert(
         "/api/v1/audit".into(),
-        json!({"get": {"summary": "Who did what", "parameters": paging, "responses": {"200": answer("Entries", list)}}}),
+        json!({"get": {"summary": "Who did what", "parameters": paging.clone(), "responses": {"200": answer("Entries", list.clone())}}}),
     );
+    let source = components.add("SourceInput", SchemaDoc::of::<SourceInput>().value());
+    let source_patch = components.add("SourcePatch", SchemaDoc::of::<SourcePatch>().value());
+    paths.insert(
+        "/api/v1/sources".into(),
+        json!({"get": {"summary": "Event sources (never their secrets)", "responses": {"200": answer("Sources", list.clone())}},
+               "post": {"summary": "Add an event source; a generated secret is answered once", "requestBody": json_body(source),
+                        "responses": {"201": answer("The source", object.clone()), "409": problem()}}}),
+    );
+    paths.insert(
+        "/api/v1/sources/{id}".into(),
+        json!({"parameters": [id("id")],
+               "get": {"summary": "An event source", "responses": {"200": answer("Source", object.clone())}},
+               "patch": {"summary": "Change an event source (roll its secret, its mapping, switch it off)", "requestBody": optional_body(source_patch),
+                         "responses": {"200": answer("Changed", object.clone())}},
+               "delete": {"summary": "Delete an event source", "responses": {"204": {"description": "Deleted"}}}}),
+    );
+    client_paths(&mut paths, registry, &paging, &actions);
 
     declare_every_answer(&mut paths);
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "Provisio staff API", "version": env!("CARGO_PKG_VERSION")},
+        "info": {"title": "Provisio API (staff /api/v1, clients /client/v1)", "version": env!("CARGO_PKG_VERSION")},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A staff token (/api/v1) or a client session (/client/v1)"},
+                "signature": {"type": "apiKey", "in": "header", "name": "Provisio-Signature"},
+                "stripe": {"type": "apiKey", "in": "header", "name": "Stripe-Signature"},
+                "client_cookie": {"type": "apiKey", "in": "cookie", "name": "provisio_client", "description": "The client area's session (GET only)"},
+            },
             "schemas": components.0,
         },
     })
+}
+
+/// The client API: a client's own services and what clients may run.
+fn client_paths(
+    paths: &mut Map<String, Value>,
+    registry: &Registry,
+    paging: &Value,
+    actions: &BTreeMap<&str, Action>,
+) {
+    let id = json!({"name": "id", "in": "path", "required": true,
+                    "schema": {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}});
+    let object = json!({"$ref": "#/components/schemas/Object"});
+    let client_security = json!([{"bearer": []}, {"client_cookie": []}]);
+    let outcome = answer("The job, its state and the provider's answer (no staff diagnostics)", object.clone());
+    paths.insert("/client/handoff".into(), json!({"get": {"summary": "Redeem a one-time hand-off code: sets the client area's session cookie and redirects there",
+        "security": [], "parameters": [{"name": "code", "in": "query", "schema": {"type": "string"}}],
+        "responses": {"303": {"description": "Logged in; on to the client area"}, "401": problem(), "422": problem()}}}));
+    paths.insert(
+        "/client/v1/services".into(),
+        json!({"get": {"summary": "My services", "security": client_security, "parameters": paging,
+        "responses": {"200": answer("Services", json!({"type": "array", "items": object}))}}}),
+    );
+    paths.insert("/client/v1/services/{id}".into(), json!({"parameters": [id], "get": {"summary": "One of my services: status, safe provision details, what I may run now", "security": client_security, "responses": {"200": answer("Service", object.clone())}}}));
+    paths.insert("/client/v1/services/{id}/info".into(), json!({"parameters": [id], "get": {"summary": "Live information from the provider (get_info)", "security": client_security, "responses": {"200": outcome, "409": problem(), "503": problem()}}}));
+    paths.insert("/client/v1/services/{id}/usage".into(), json!({"parameters": [id], "get": {"summary": "Live usage from the provider (get_usage)", "security": client_security, "responses": {"200": outcome, "409": problem(), "503": problem()}}}));
+    paths.insert("/client/v1/services/{id}/login".into(), json!({"parameters": [id], "get": {"summary": "Single sign-on: a redirect to the provider's one-time login link (or a page that posts its form)", "security": client_security,
+        "responses": {"302": {"description": "To the login link"}, "200": {"description": "A page that posts the panel's sign-on form", "content": {"text/html": {}}}, "409": problem(), "502": problem(), "503": problem()}}}));
+    paths.insert("/client/v1/services/{id}/password".into(), json!({"parameters": [id], "post": {"summary": "Set my login password (the one given, or a generated one shown in this answer only)",
+        "requestBody": optional_body(json!({"type": "object", "additionalProperties": false, "properties": {"password": {"type": "string", "format": "password", "writeOnly": true}}})),
+        "responses": {"200": outcome, "409": problem(), "503": problem()}}}));
+    paths.insert("/client/v1/services/{id}/credentials".into(), json!({"parameters": [id], "post": {"summary": "Reveal the credentials the provider answered at setup (audited)", "responses": {"200": answer("Credentials by JSON pointer", object)}}}));
+    let client_functions: std::collections::BTreeSet<&str> = registry
+        .blueprints()
+        .iter()
+        .flat_map(|b| b.functions.iter().filter(|f| f.callers.contains(&provisio_sdk::Caller::Client)).map(|f| f.name))
+        .collect();
+    for function in client_functions {
+        let Some((params, _, blueprints)) = actions.get(function) else { continue };
+        paths.insert(format!("/client/v1/services/{{id}}/actions/{function}"), json!({"parameters": [id], "post": {
+            "summary": format!("Run {function} on my service"),
+            "description": format!("Blueprints: {}. Only in the statuses the blueprint allows; what names the service cannot be changed.", blueprints.join(", ")),
+            "requestBody": optional_body(json!({"anyOf": params})),
+            "responses": {"200": outcome, "404": problem(), "409": problem(), "503": problem()}}}));
+    }
 }
 
 /// Adds to every operation the answers the server can give besides its own
@@ -295,7 +387,7 @@ fn declare_every_answer(paths: &mut Map<String, Value>) {
                 .is_some_and(|p| p.iter().any(|p| p["in"] == "query"));
             let mut codes: Vec<&str> = Vec::new();
             if !public {
-                codes.push("401");
+                codes.extend(["401", "403"]);
             }
             if has_body {
                 codes.extend(["400", "413", "415", "422"]);
@@ -306,7 +398,7 @@ fn declare_every_answer(paths: &mut Map<String, Value>) {
             if has_path_parameters || item_parameters {
                 codes.push("404");
             }
-            if path.starts_with("/api/v1") {
+            if path.starts_with("/api/v1") || path.starts_with("/client/v1") {
                 codes.extend(["404", "405"]);
             }
             let responses = operation.entry("responses").or_insert_with(|| json!({}));

@@ -60,6 +60,8 @@ impl From<EngineError> for Problem {
             EngineError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
             EngineError::Busy(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            EngineError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, detail),
+            EngineError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, detail),
             other => {
                 // Internal causes go to the log, never to the client.
                 tracing::error!(error = %other, "request failed");
@@ -75,6 +77,9 @@ impl IntoResponse for Problem {
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }

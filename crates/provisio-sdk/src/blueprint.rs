@@ -181,6 +181,12 @@ pub struct BlueprintDescriptor {
     pub ownership: &'static str,
     /// The function run when a service is activated, unless the product says otherwise.
     pub default_setup_function: &'static str,
+    /// The function that answers a single sign-on link for the client area's
+    /// login button (result: `login_url`, `expires_at`, optional `post_fields`).
+    pub login_function: Option<&'static str>,
+    /// The function that sets the password the client logs in with (params:
+    /// the identifier and `password`).
+    pub password_function: Option<&'static str>,
     /// Its functions, in declaration order.
     pub functions: Vec<FunctionDescriptor>,
 }
@@ -212,6 +218,8 @@ impl BlueprintDescriptor {
             "identifiers": self.identifiers,
             "ownership": self.ownership,
             "default_setup_function": self.default_setup_function,
+            "login_function": self.login_function,
+            "password_function": self.password_function,
             "functions": self.functions.iter().map(FunctionDescriptor::to_json).collect::<Vec<_>>(),
         })
     }
@@ -229,6 +237,7 @@ pub struct Empty {}
 ///     pub trait Coffee {
 ///         id: "coffee", name: "Coffee", icon: "coffee", identifier: "order_id", setup: brew,
 ///         description: "...", identifiers: Flat, ownership: "...",
+///         login: get_login_url, password: change_password, // when it has them
 ///     }
 ///     required {
 ///         /// Doc of the function.
@@ -246,7 +255,9 @@ macro_rules! blueprint {
             identifier: $identifier:literal, setup: $setup:ident,
             description: $description:literal,
             identifiers: $scope:ident,
-            ownership: $ownership:literal $(,)?
+            ownership: $ownership:literal
+            $(, login: $login:ident)?
+            $(, password: $password:ident)? $(,)?
         }
         required {
             $(
@@ -302,6 +313,8 @@ macro_rules! blueprint {
                 identifiers: $crate::blueprint::IdentifierScope::$scope,
                 ownership: $ownership,
                 default_setup_function: stringify!($setup),
+                login_function: None$(.or(Some(stringify!($login))))?,
+                password_function: None$(.or(Some(stringify!($password))))?,
                 functions: vec![
                     $(
                         $crate::FunctionDescriptor::new::<$RParams, $RResult>(

@@ -92,6 +92,7 @@ impl SharedHosting for Careless {
             login_url: provisio_sdk::formats::Url::parse(link).unwrap(),
             expires_at: chrono::Utc::now(),
             for_ip: None,
+            post_fields: None,
         })
     }
 

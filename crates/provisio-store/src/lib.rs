@@ -26,6 +26,8 @@ pub mod jobs;
 pub mod models;
 pub mod products;
 pub mod services;
+pub mod sessions;
+pub mod sources;
 pub mod tokens;
 mod writer;
 
@@ -113,6 +115,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_ownership.sql")),
     (4, include_str!("../migrations/0004_tokens.sql")),
     (5, include_str!("../migrations/0005_event_digests.sql")),
+    (6, include_str!("../migrations/0006_principals.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.

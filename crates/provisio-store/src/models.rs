@@ -1,7 +1,7 @@
 //! Rows as the rest of Provisio sees them.
 
 use rusqlite::Row;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 /// A JSON column.
@@ -261,12 +261,58 @@ impl Client {
     }
 }
 
+/// What a staff token may do; each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read everything staff may see (never secrets).
+    Read,
+    /// Also run actions, retry jobs, send events, add clients and open client sessions.
+    Operate,
+    /// Also change configurations, products, tokens, event sources and webhooks.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, least first.
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Operate, Scope::Admin];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Operate => "operate",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope of a stored name.
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn scope_column(row: &Row<'_>) -> rusqlite::Result<Scope> {
+    let text: String = row.get("scope")?;
+    Scope::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("scope {text}").into())
+    })
+}
+
 /// A staff API token (its digest never leaves the store).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiToken {
     pub id: i64,
     /// Who holds it; the audit log names this.
     pub name: String,
+    /// What it may do.
+    pub scope: Scope,
     #[serde(skip)]
     pub digest: String,
     #[serde(serialize_with = "timestamp")]
@@ -280,9 +326,83 @@ impl ApiToken {
         Ok(ApiToken {
             id: row.get("id")?,
             name: row.get("name")?,
+            scope: scope_column(row)?,
             digest: row.get("digest")?,
             created_at: row.get("created_at")?,
             revoked_at: row.get("revoked_at")?,
+        })
+    }
+}
+
+/// A client's session (its digests never leave the store).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientSession {
+    pub id: i64,
+    pub client_id: i64,
+    #[serde(skip)]
+    pub digest: String,
+    #[serde(skip)]
+    pub handoff_digest: Option<String>,
+    #[serde(serialize_with = "optional_timestamp")]
+    pub handoff_expires_at: Option<i64>,
+    #[serde(serialize_with = "optional_timestamp")]
+    pub handoff_used_at: Option<i64>,
+    /// The staff token that opened it.
+    pub created_by: String,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: i64,
+    #[serde(serialize_with = "timestamp")]
+    pub expires_at: i64,
+    #[serde(serialize_with = "optional_timestamp")]
+    pub revoked_at: Option<i64>,
+}
+
+impl ClientSession {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ClientSession {
+            id: row.get("id")?,
+            client_id: row.get("client_id")?,
+            digest: row.get("digest")?,
+            handoff_digest: row.get("handoff_digest")?,
+            handoff_expires_at: row.get("handoff_expires_at")?,
+            handoff_used_at: row.get("handoff_used_at")?,
+            created_by: row.get("created_by")?,
+            created_at: row.get("created_at")?,
+            expires_at: row.get("expires_at")?,
+            revoked_at: row.get("revoked_at")?,
+        })
+    }
+}
+
+/// A billing system that signs what it sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventSource {
+    pub id: i64,
+    pub name: String,
+    /// The format it speaks: `provisio` (our event format) or `stripe`.
+    pub kind: String,
+    #[serde(skip)]
+    pub secrets: Vec<u8>,
+    /// How a foreign format maps to products.
+    pub mapping: Value,
+    pub enabled: bool,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: i64,
+    #[serde(serialize_with = "timestamp")]
+    pub updated_at: i64,
+}
+
+impl EventSource {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(EventSource {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            kind: row.get("kind")?,
+            secrets: row.get("secrets")?,
+            mapping: json(row, "mapping")?,
+            enabled: row.get("enabled")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
         })
     }
 }

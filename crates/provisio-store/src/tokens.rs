@@ -1,15 +1,15 @@
 //! Staff API tokens, stored as keyed digests (the engine computes them), and
 //! the installation's settings.
 
-use crate::models::ApiToken;
+use crate::models::{ApiToken, Scope};
 use crate::{Conn, StoreError, all, exec, maybe, now_ms, one};
 
 /// Adds a token; a live token of the same name is a unique violation.
-pub async fn insert(conn: &mut Conn, name: &str, digest: &str) -> Result<ApiToken, StoreError> {
+pub async fn insert(conn: &mut Conn, name: &str, scope: Scope, digest: &str) -> Result<ApiToken, StoreError> {
     one(
         conn,
-        "INSERT INTO api_tokens (name, digest, created_at) VALUES (?, ?, ?) RETURNING *",
-        rusqlite::params![name, digest, now_ms()],
+        "INSERT INTO api_tokens (name, scope, digest, created_at) VALUES (?, ?, ?, ?) RETURNING *",
+        rusqlite::params![name, scope.as_str(), digest, now_ms()],
         ApiToken::from_row,
     )
 }

@@ -83,6 +83,11 @@ pub enum TokensCommand {
     Create {
         /// Who or what will hold it, e.g. `billing`; the audit log names it.
         name: String,
+        /// What it may do: `read`; `operate` (also actions, retries, events,
+        /// clients and their sessions); `admin` (also configurations,
+        /// products, tokens and event sources).
+        #[arg(long, value_parser = ["read", "operate", "admin"])]
+        scope: String,
     },
     /// Revokes a token; it stops working within a second.
     Revoke {
@@ -160,8 +165,8 @@ pub fn jobs(command: JobsCommand, server: &ServerArgs) -> anyhow::Result<ExitCod
 pub fn tokens(command: TokensCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
     match command {
         TokensCommand::List => request(server, Method::GET, "/tokens", &[], None),
-        TokensCommand::Create { name } => {
-            request(server, Method::POST, "/tokens", &[], Some(serde_json::json!({"name": name})))
+        TokensCommand::Create { name, scope } => {
+            request(server, Method::POST, "/tokens", &[], Some(serde_json::json!({"name": name, "scope": scope})))
         }
         TokensCommand::Revoke { id } => request(server, Method::DELETE, &format!("/tokens/{id}"), &[], None),
     }

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// The demo providers' state file (with --demo).
     #[arg(long, env = "PROVISIO_DEMO_STATE", default_value = "provisio-demo.sqlite")]
     demo_state: String,
+    /// Where clients reach this server, e.g. `https://provisio.example.com`:
+    /// hand-off links are made from it, and client cookies are `Secure` when
+    /// it is https. Default: `http://` and the listening address.
+    #[arg(long, env = "PROVISIO_PUBLIC_URL")]
+    public_url: Option<url::Url>,
     /// Serve the API only; run workers with `provisio worker`.
     #[arg(long, env = "PROVISIO_NO_WORKER")]
     no_worker: bool,
@@ -218,7 +223,12 @@ pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
             idle_timeout: seconds(args.idle_timeout_secs, "--idle-timeout-secs")?,
         };
         tracing::info!(max_connections = limits.max_connections, "connection limits");
-        provisio_http::server::serve(listener, provisio_http::router(engine), limits, shutdown_signal()).await?;
+        let public_url = match &args.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        let router = provisio_http::router_with(engine, provisio_http::RouterOptions { public_url: Some(public_url) });
+        provisio_http::server::serve(listener, router, limits, shutdown_signal()).await?;
         let _ = stop.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;

@@ -173,7 +173,7 @@ fn providers_and_describe() {
     let mut endpoints: Vec<&str> =
         described["endpoint_fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
     endpoints.sort_unstable();
-    assert_eq!(endpoints, ["server", "state_path"]);
+    assert_eq!(endpoints, ["panel_url", "server", "state_path"]);
     assert!(described["ownership"].as_str().unwrap().contains("owner mark"));
     let text = bench.run(&["describe", "shared-hosting/demo"]);
     assert!(text.stdout.contains("api_key") && text.stdout.contains("secret"), "{}", text.stdout);

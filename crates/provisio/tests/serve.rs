@@ -339,7 +339,7 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     assert_eq!(code, 1, "only failed jobs can be retried: {err}");
     assert!(err.contains("only failed jobs"), "{err}");
     // Tokens: made (secret printed once), listed without it, revoked.
-    let (code, out, err) = cli(&["tokens", "create", "billing"]);
+    let (code, out, err) = cli(&["tokens", "create", "billing", "--scope", "operate"]);
     assert_eq!(code, 0, "{err}");
     let made: Value = serde_json::from_str(&out).unwrap();
     let secret = made["secret"].as_str().unwrap();

@@ -155,14 +155,17 @@ impl SharedHosting for DemoHosting {
                     Ok(())
                 })
                 .await?;
-            let login_url = format!(
-                "https://{}:2083/login/?session={session}",
-                data["server_hostname"].as_str().unwrap_or_default()
-            );
+            let base = match &demo.config.panel_url {
+                Some(panel) => panel.clone(),
+                None => format!("https://{}:2083/login/", data["server_hostname"].as_str().unwrap_or_default()),
+            };
+            let mut login_url = url::Url::parse(&base).map_err(ProviderError::internal)?;
+            login_url.query_pairs_mut().append_pair("server", &demo.config.server).append_pair("session", &session);
             Ok(LoginUrl {
-                login_url: Url::parse(&login_url).map_err(ProviderError::internal)?,
+                login_url: Url::parse(login_url.as_str()).map_err(ProviderError::internal)?,
                 expires_at,
                 for_ip: params.client_ip.clone(),
+                post_fields: None,
             })
         })
         .await
@@ -184,4 +187,29 @@ impl SharedHosting for DemoHosting {
 
 fn round(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
+}
+
+/// Why the simulated panel refused a login link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// Never issued, or already used: a link works once.
+    Unknown,
+    /// Issued, but past its `expires_at`.
+    Expired,
+}
+
+/// What the simulated panel's login page does with a link's `session`:
+/// logs the account in once, within the link's life. `state_path` and
+/// `server` are the configuration's. Answers the account's username.
+pub async fn redeem_login(
+    state_path: &str,
+    server: &str,
+    session: &str,
+) -> Result<Result<String, LoginRefused>, ProviderError> {
+    let state = crate::state::State::open(state_path, "shared-hosting", server).await?;
+    let Some((username, expires_at)) = state.take_login_session(session).await? else {
+        return Ok(Err(LoginRefused::Unknown));
+    };
+    let expired = chrono::DateTime::parse_from_rfc3339(&expires_at).map_or(true, |at| at < Utc::now());
+    Ok(if expired { Err(LoginRefused::Expired) } else { Ok(username) })
 }

@@ -32,7 +32,7 @@ pub use coffee::DemoCoffee;
 pub use databases::DemoDatabases;
 pub use dns::DemoDns;
 pub use domains::DemoDomains;
-pub use hosting::DemoHosting;
+pub use hosting::{DemoHosting, LoginRefused, redeem_login};
 pub use licenses::DemoLicenses;
 pub use mqtt::DemoMqtt;
 
@@ -82,6 +82,12 @@ pub struct DemoConfig {
     /// Packages the simulated server offers.
     #[schemars(length(min = 1))]
     pub packages: Vec<String>,
+    /// The simulated panel's login page: login links are
+    /// `<panel_url>?server=…&session=…`, and [`redeem_login`] is what that
+    /// page does. Default: `https://<server>.demo.provisio.invalid:2083/login/`.
+    #[serde(default)]
+    #[schemars(extend("x-endpoint" = true, "format" = "uri"))]
+    pub panel_url: Option<String>,
     /// How long login links stay valid, seconds.
     #[schemars(range(min = 1, max = 86400))]
     pub login_ttl_secs: u32,
@@ -100,6 +106,7 @@ impl Default for DemoConfig {
             transient_rate: 0.0,
             outcome_unknown_rate: 0.0,
             packages: vec!["basic".into(), "standard".into(), "premium".into()],
+            panel_url: None,
             login_ttl_secs: 300,
             operation_secs: 5,
         }

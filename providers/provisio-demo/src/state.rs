@@ -211,6 +211,34 @@ impl State {
         row.map(|(data, created_at, owner)| record(&data, &created_at, owner)).transpose()
     }
 
+    /// Takes the login session `token` off the account that holds it (a
+    /// session works once): answers the account's identifier and the
+    /// session's `expires_at`, if any account held it.
+    pub async fn take_login_session(&self, token: &str) -> Result<Option<(String, String)>, ProviderError> {
+        let mut connection = self.connection.lock().await;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        let found: Option<(String, String)> = tx
+            .query_row(
+                "SELECT identifier, data FROM services WHERE blueprint = ? AND server = ?
+                   AND json_extract(data, '$.login_session.token') = ?",
+                params![self.blueprint, self.server, token],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(storage_error)?;
+        let Some((identifier, data)) = found else { return Ok(None) };
+        let mut data: Value = serde_json::from_str(&data).map_err(ProviderError::internal)?;
+        let expires_at = data["login_session"]["expires_at"].as_str().unwrap_or_default().to_owned();
+        data.as_object_mut().map(|o| o.remove("login_session"));
+        tx.execute(
+            "UPDATE services SET data = ? WHERE blueprint = ? AND server = ? AND identifier = ?",
+            params![data.to_string(), self.blueprint, self.server, identifier],
+        )
+        .map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
+        Ok(Some((identifier, expires_at)))
+    }
+
     /// Counts one changing call the simulated server received.
     pub async fn count_call(&self, function: &str) -> Result<(), ProviderError> {
         let connection = self.connection.lock().await;

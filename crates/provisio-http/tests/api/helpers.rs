@@ -167,6 +167,80 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// A new staff token with `scope`.
+    pub async fn token(&self, name: &str, scope: &str) -> String {
+        let (status, made) = self.post("/api/v1/tokens", json!({"name": name, "scope": scope})).await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        made["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// A new session of a client: its answer (token, handoff_url...).
+    pub async fn session(&self, client_id: i64) -> Value {
+        let (status, opened) = self.post(&format!("/api/v1/clients/{client_id}/sessions"), json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{opened}");
+        opened
+    }
+
+    /// An active demo hosting service of client `client` (an external id): (service id, client id).
+    pub async fn hosting_for(&self, client: &str, n: usize) -> (i64, i64) {
+        let accepted = self
+            .event(order_for(
+                client,
+                &format!("evt-{client}-{n}"),
+                &format!("c-{client}-{n}"),
+                "demo-hosting",
+                fields_for("demo-hosting", n),
+            ))
+            .await;
+        let service_id = accepted["service_id"].as_i64().unwrap();
+        let detail = self.settled(service_id).await;
+        assert_eq!(detail["service"]["status"], "active", "{detail:#}");
+        (service_id, detail["service"]["client_id"].as_i64().unwrap())
+    }
+
+    /// A request with another bearer token (or none), redirects not followed.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = no_redirects().request(method, format!("{}{path}", self.address));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+/// An HTTP client that answers redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// `t=…,v1=…` for `body` under `secret`, computed as Stripe documents it:
+/// HMAC-SHA256 of "<t>.<body>", hex.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// An `order.paid` event for a new service.
 pub fn order(event_id: &str, contract: &str, product: &str, fields: Value) -> Value {
     json!({

@@ -7,6 +7,8 @@ mod automation;
 mod deployment;
 mod faults;
 mod management;
+mod matrix;
+mod people;
 mod real;
 mod tokens;
 mod trust;

@@ -16,7 +16,7 @@ async fn status_with(app: &TestApp, token: &str) -> StatusCode {
 #[tokio::test]
 async fn a_named_token_is_audited_by_name_and_stops_within_a_second_of_revocation() {
     let app = spawn_app().await;
-    let (status, created) = app.post("/api/v1/tokens", json!({"name": "billing"})).await;
+    let (status, created) = app.post("/api/v1/tokens", json!({"name": "billing", "scope": "admin"})).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.len() >= 64);
@@ -74,7 +74,7 @@ async fn token_names_are_checked_and_tokens_need_a_token() {
         (json!("environment"), StatusCode::UNPROCESSABLE_ENTITY),
         (json!("test"), StatusCode::CONFLICT),
     ] {
-        let (status, problem) = app.post("/api/v1/tokens", json!({"name": name})).await;
+        let (status, problem) = app.post("/api/v1/tokens", json!({"name": name, "scope": "read"})).await;
         assert_eq!(status, expected, "{name}: {problem}");
     }
     let (status, _) = app.post("/api/v1/tokens", json!({"name": "ops", "admin": true})).await;

@@ -115,6 +115,7 @@ crate::blueprint! {
         description: "A database and its owner login on a database server, identified by the database name.",
         identifiers: Flat,
         ownership: "A database is this service's only if it carries the service's owner mark at the server (PostgreSQL: a comment on the owner role; MariaDB: the database comment). `create` adopts an existing database only with the same owner login and mark; any other existing database (another service's, or one made outside Provisio) is `conflict`, and so is every other function on it.",
+        password: change_password,
     }
     required {
         /// Creates the database and its owner. The same existing pair is

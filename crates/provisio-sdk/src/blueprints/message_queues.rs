@@ -121,6 +121,7 @@ crate::blueprint! {
         description: "A message broker virtual host and its owner user, identified by the virtual host.",
         identifiers: Flat,
         ownership: "A virtual host is this service's only if it carries the service's owner mark (RabbitMQ: the virtual host's description). `create` adopts an existing one only with the same owner user and mark; anything else is `conflict`, and so is every other function on it.",
+        password: change_password,
     }
     required {
         /// Creates the virtual host, its owner and the owner's permissions.

@@ -147,6 +147,7 @@ crate::blueprint! {
         description: "An MQTT broker account limited to its own topic prefix, identified by its username. A prefix overlapping another account's, or a reserved one (`coffee`), is `conflict`.",
         identifiers: Flat,
         ownership: "An account is this service's only if it carries the service's owner mark (Mosquitto: the client's `textname`). `create` adopts an existing account only with the same prefix and mark; anything else is `conflict`, and so is every other function on it. A topic prefix overlapping another live account's prefix is refused.",
+        password: change_password,
     }
     required {
         /// Creates the account and its access to `PREFIX/#`. The same account

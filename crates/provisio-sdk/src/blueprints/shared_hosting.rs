@@ -118,6 +118,11 @@ pub struct LoginUrl {
     pub expires_at: DateTime<Utc>,
     /// The only address it works from, if bound.
     pub for_ip: Option<IpAddress>,
+    /// Fields to POST to `login_url` (panels whose sign-on is a form post);
+    /// absent when opening the link is enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-secret" = true))]
+    pub post_fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Resource usage of an account.
@@ -142,6 +147,8 @@ crate::blueprint! {
         description: "Web hosting accounts on a control panel server, identified by username.",
         identifiers: Flat,
         ownership: "An account is this service's only if it carries the service's owner mark at the panel. `create` adopts an existing account only with the same domain and mark; anything else is `conflict`, and so is every other function on it.",
+        login: get_login_url,
+        password: change_password,
     }
     required {
         /// Creates the account. An identical existing account is adopted (ok);

@@ -1,0 +1,60 @@
+//! Billing systems in: events from a staff token with the `operate` scope,
+//! or signed by a named event source (no token), and Stripe webhooks.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use provisio_engine::sources::StripeOutcome;
+
+use crate::auth::{Operate, Staff, unauthorized};
+use crate::{ApiResult, AppState, body, ok};
+
+/// The header that names a signing event source.
+pub const SOURCE_HEADER: &str = "provisio-source";
+/// The header that carries its signature (`t=…,v1=…`).
+pub const SIGNATURE_HEADER: &str = "provisio-signature";
+/// Stripe's signature header.
+pub const STRIPE_SIGNATURE_HEADER: &str = "stripe-signature";
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /api/v1/events`.
+pub async fn ingest(
+    staff: Result<Staff<Operate>, Response>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    if let Some(signature) = header(&headers, SIGNATURE_HEADER) {
+        let Some(source) = header(&headers, SOURCE_HEADER) else {
+            return Ok(unauthorized("A signed event names its source in the Provisio-Source header"));
+        };
+        // The body is checked as JSON only once its signature holds.
+        let accepted = state.engine.ingest_signed(source, signature, &bytes).await?;
+        return ok(StatusCode::ACCEPTED, accepted);
+    }
+    if let Err(rejection) = staff {
+        return Ok(rejection);
+    }
+    let accepted = state.engine.ingest(&body(&bytes, &headers)?).await?;
+    ok(StatusCode::ACCEPTED, accepted)
+}
+
+/// `POST /api/v1/sources/{name}/stripe`: a Stripe webhook endpoint.
+pub async fn stripe(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let Some(signature) = header(&headers, STRIPE_SIGNATURE_HEADER) else {
+        return Ok(unauthorized("A Stripe delivery carries a Stripe-Signature header"));
+    };
+    match state.engine.ingest_stripe(&name, signature, &bytes).await? {
+        StripeOutcome::Accepted(accepted) => ok(StatusCode::ACCEPTED, accepted),
+        ignored @ StripeOutcome::Ignored { .. } => ok(StatusCode::OK, ignored),
+    }
+}

@@ -1,0 +1,94 @@
+//! Staff: the audit log and staff tokens.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use provisio_engine::EngineError;
+
+use crate::auth::{Admin, Read, Staff};
+use crate::{ApiResult, AppState, Params, body, id, ok};
+
+pub(super) async fn audit(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    let (limit, before) = (params.limit()?, params.number("before")?);
+    let list = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move { Ok::<_, EngineError>(provisio_store::audit::list(conn, limit, before).await?) })
+        })
+        .await?;
+    ok(StatusCode::OK, list)
+}
+
+pub(super) async fn list_tokens(
+    _: Staff<Admin>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    ok(StatusCode::OK, state.engine.tokens(params.limit()?, params.number("before")?).await?)
+}
+
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(StatusCode::CREATED, state.engine.create_token(&staff.actor(), &body(&bytes, &headers)?).await?)
+}
+
+pub(super) async fn revoke_token(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, state.engine.revoke_token(&staff.actor(), id(&key, "token")?).await?)
+}
+
+pub(super) async fn list_sources(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.sources().await?)
+}
+
+pub(super) async fn create_source(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let created = state.engine.create_source(&staff.actor(), &body(&bytes, &headers)?).await?;
+    Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
+}
+
+pub(super) async fn source(_: Staff<Admin>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.source(id(&key, "event source")?).await?)
+}
+
+pub(super) async fn update_source(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let updated =
+        state.engine.update_source(&staff.actor(), id(&key, "event source")?, &body(&bytes, &headers)?).await?;
+    ok(StatusCode::OK, updated)
+}
+
+pub(super) async fn delete_source(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    state.engine.delete_source(&staff.actor(), id(&key, "event source")?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,149 @@
+//! Staff: blueprints, providers, configurations, products and clients.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::auth::{Admin, Operate, Read, Staff};
+use crate::{ApiResult, AppState, Params, Problem, body, id, ok};
+
+pub(super) async fn blueprints(_: Staff<Read>, State(state): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.registry().blueprints().iter().map(|b| b.to_json()).collect::<Vec<_>>())
+}
+
+pub(super) async fn blueprint(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let blueprint =
+        state.engine.registry().blueprint(&key).map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    ok(StatusCode::OK, blueprint.to_json())
+}
+
+pub(super) async fn providers(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["blueprint"])?;
+    let blueprint = params.text("blueprint", None)?;
+    let list: Vec<Value> =
+        state.engine.registry().providers(blueprint.as_deref()).iter().map(|p| p.to_json()).collect();
+    ok(StatusCode::OK, list)
+}
+
+pub(super) async fn provider(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Path((blueprint, provider)): Path<(String, String)>,
+) -> ApiResult {
+    let entry = state
+        .engine
+        .registry()
+        .provider(&format!("{blueprint}/{provider}"))
+        .map_err(|e| Problem::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    ok(StatusCode::OK, entry.to_json())
+}
+
+pub(super) async fn configurations(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["blueprint"])?;
+    ok(StatusCode::OK, state.engine.configurations(params.text("blueprint", None)?).await?)
+}
+
+pub(super) async fn create_configuration(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let created = state.engine.create_configuration(&staff.actor(), &body(&bytes, &headers)?).await?;
+    ok(StatusCode::CREATED, created)
+}
+
+pub(super) async fn configuration(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.configuration_view(id(&key, "configuration")?).await?)
+}
+
+pub(super) async fn update_configuration(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let updated =
+        state.engine.update_configuration(&staff.actor(), id(&key, "configuration")?, &body(&bytes, &headers)?).await?;
+    ok(StatusCode::OK, updated)
+}
+
+pub(super) async fn delete_configuration(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    state.engine.delete_configuration(&staff.actor(), id(&key, "configuration")?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn test_configuration(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, state.engine.test_configuration(&staff.actor(), id(&key, "configuration")?).await?)
+}
+
+pub(super) async fn list_products(_: Staff<Read>, State(state): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.products().await?)
+}
+
+pub(super) async fn create_product(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(StatusCode::CREATED, state.engine.create_product(&staff.actor(), &body(&bytes, &headers)?).await?)
+}
+
+pub(super) async fn product(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.product(&key).await?)
+}
+
+pub(super) async fn update_product(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(StatusCode::OK, state.engine.update_product(&staff.actor(), &key, &body(&bytes, &headers)?).await?)
+}
+
+pub(super) async fn clients(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    ok(StatusCode::OK, state.engine.clients(params.limit()?, params.number("before")?).await?)
+}
+
+pub(super) async fn create_client(
+    State(state): State<AppState>,
+    staff: Staff<Operate>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(StatusCode::CREATED, state.engine.create_client(&staff.actor(), &body(&bytes, &headers)?).await?)
+}
+
+pub(super) async fn client(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let (client, services) = state.engine.client(id(&key, "client")?).await?;
+    ok(StatusCode::OK, json!({"client": client, "services": services}))
+}

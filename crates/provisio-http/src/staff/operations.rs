@@ -1,0 +1,247 @@
+//! Staff: services, jobs and actions.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use provisio_engine::EngineError;
+use serde_json::{Value, json};
+
+use crate::auth::{Operate, Read, Staff};
+use crate::{ApiResult, AppState, JOB_STATES, Params, SERVICE_STATUSES, body, id, ok};
+use provisio_store::{events, jobs, products, services};
+
+pub(super) async fn list_services(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["status", "product", "client_id", "configuration_id", "limit", "before"])?;
+    let product_id = match params.text("product", None)? {
+        Some(key) => Some(state.engine.product(&key).await?.id),
+        None => None,
+    };
+    let filter = services::ServiceFilter {
+        status: params.text("status", Some(SERVICE_STATUSES))?,
+        product_id,
+        client_id: params.number("client_id")?,
+        configuration_id: params.number("configuration_id")?,
+        before_id: params.number("before")?,
+        limit: params.limit()?,
+    };
+    let list = state
+        .engine
+        .store()
+        .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(services::list(conn, &filter).await?) }))
+        .await?;
+    ok(StatusCode::OK, list)
+}
+
+/// How much of a service's jobs, history and events its detail shows; the
+/// rest is paged (`/services/{id}/events`, `/history`, `/jobs?service_id=`),
+/// so one service's past never makes an answer unbounded.
+const DETAIL_JOBS: i64 = 50;
+const DETAIL_HISTORY: i64 = 50;
+const DETAIL_EVENTS: i64 = 20;
+
+pub(super) async fn service(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let service_id = id(&key, "service")?;
+    let detail = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                let service = services::get(conn, service_id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                let product = products::get(conn, service.product_id).await?;
+                let client = provisio_store::clients::get(conn, service.client_id).await?;
+                let filter =
+                    jobs::JobFilter { service_id: Some(service_id), limit: DETAIL_JOBS + 1, ..Default::default() };
+                let mut service_jobs = jobs::list(conn, &filter).await?;
+                let more_jobs = service_jobs.len() as i64 > DETAIL_JOBS;
+                service_jobs.truncate(DETAIL_JOBS as usize);
+                service_jobs.reverse();
+                let mut history = services::history_page(conn, service_id, None, DETAIL_HISTORY + 1).await?;
+                let more_history = history.len() as i64 > DETAIL_HISTORY;
+                history.truncate(DETAIL_HISTORY as usize);
+                history.reverse();
+                let mut recent = events::page_for_service(conn, service_id, None, DETAIL_EVENTS + 1).await?;
+                let more_events = recent.len() as i64 > DETAIL_EVENTS;
+                recent.truncate(DETAIL_EVENTS as usize);
+                recent.reverse();
+                // Payloads are fetched one page at a time from /events.
+                let recent: Vec<Value> = recent
+                    .into_iter()
+                    .map(|e| {
+                        json!({"id": e.id, "external_id": e.external_id, "type": e.event_type,
+                               "occurred_at": e.occurred_at, "received_at": e.received_at})
+                    })
+                    .collect();
+                Ok::<_, EngineError>(json!({
+                    "service": service,
+                    "product": product.map(|p| p.slug),
+                    "client": client,
+                    "jobs": service_jobs,
+                    "history": history,
+                    "events": recent,
+                    "more": {"jobs": more_jobs, "history": more_history, "events": more_events},
+                }))
+            })
+        })
+        .await?;
+    ok(StatusCode::OK, detail)
+}
+
+/// What a service's paged listing shows.
+#[derive(Clone, Copy)]
+enum ServicePage {
+    /// Its events, payloads included (at most 100 a page: payloads are large).
+    Events,
+    /// Its history.
+    History,
+}
+
+pub(super) async fn service_events(
+    _: Staff<Read>,
+    state: State<AppState>,
+    key: Path<String>,
+    query: Query<HashMap<String, String>>,
+) -> ApiResult {
+    service_page(state, key, query, ServicePage::Events).await
+}
+
+pub(super) async fn service_history(
+    _: Staff<Read>,
+    state: State<AppState>,
+    key: Path<String>,
+    query: Query<HashMap<String, String>>,
+) -> ApiResult {
+    service_page(state, key, query, ServicePage::History).await
+}
+
+/// A page of a service's events or history, newest first.
+async fn service_page(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    page: ServicePage,
+) -> ApiResult {
+    let service_id = id(&key, "service")?;
+    let params = Params::new(query, &["limit", "before"])?;
+    let most = match page {
+        ServicePage::Events => 100,
+        ServicePage::History => 1000,
+    };
+    let (before, limit) = (params.number("before")?, params.limit_at_most(most)?);
+    let rows = state
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                services::get(conn, service_id)
+                    .await?
+                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                let rows = match page {
+                    ServicePage::Events => json!(events::page_for_service(conn, service_id, before, limit).await?),
+                    ServicePage::History => json!(services::history_page(conn, service_id, before, limit).await?),
+                };
+                Ok::<_, EngineError>(rows)
+            })
+        })
+        .await?;
+    ok(StatusCode::OK, rows)
+}
+
+pub(super) async fn action(
+    State(state): State<AppState>,
+    staff: Staff<Operate>,
+    Path((key, function)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let outcome =
+        state.engine.run_action(&staff.principal, id(&key, "service")?, &function, body(&bytes, &headers)?).await?;
+    ok(StatusCode::OK, outcome)
+}
+
+pub(super) async fn list_jobs(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["status", "service_id", "event_id", "limit", "before"])?;
+    let filter = jobs::JobFilter {
+        state: params.text("status", Some(JOB_STATES))?,
+        service_id: params.number("service_id")?,
+        event_id: params.number("event_id")?,
+        before_id: params.number("before")?,
+        limit: params.limit()?,
+    };
+    let list = state
+        .engine
+        .store()
+        .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(jobs::list(conn, &filter).await?) }))
+        .await?;
+    ok(StatusCode::OK, list)
+}
+
+pub(super) async fn job(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let (job, attempts) = state.engine.job(id(&key, "job")?).await?;
+    ok(StatusCode::OK, json!({"job": job, "attempts": attempts}))
+}
+
+pub(super) async fn retry_job(
+    State(state): State<AppState>,
+    staff: Staff<Operate>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, state.engine.retry_job(&staff.actor(), id(&key, "job")?).await?)
+}
+
+/// Credentials the client must know, revealed to staff (audited).
+pub(super) async fn reveal_credentials(
+    staff: Staff<Operate>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let revealed = state.engine.reveal_credentials(&staff.principal, id(&key, "service")?).await?;
+    Ok(crate::no_store(ok(StatusCode::OK, json!({"credentials": revealed}))?))
+}
+
+/// Opens a session for a client (the billing system's single sign-on into the client area).
+pub(super) async fn open_client_session(
+    staff: Staff<Operate>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let opened =
+        state.engine.open_client_session(&staff.actor(), id(&key, "client")?, &body(&bytes, &headers)?).await?;
+    let handoff_path = format!("/client/handoff?code={}", opened.handoff_code);
+    let handoff_url = match &state.public_url {
+        Some(base) => format!("{}{handoff_path}", base.trim_end_matches('/')),
+        None => handoff_path,
+    };
+    let answer = json!({
+        "session_id": opened.session.id,
+        "client_id": opened.session.client_id,
+        "token": opened.token,
+        "expires_at": opened.session.expires_at,
+        "handoff_url": handoff_url,
+        "handoff_expires_at": opened.session.handoff_expires_at,
+    });
+    Ok(crate::no_store(ok(StatusCode::CREATED, answer)?))
+}
+
+/// Ends every session of a client.
+pub(super) async fn end_client_sessions(
+    staff: Staff<Operate>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    let ended = state.engine.end_client_sessions(&staff.actor(), id(&key, "client")?).await?;
+    ok(StatusCode::OK, json!({"ended": ended}))
+}
