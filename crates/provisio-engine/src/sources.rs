@@ -183,7 +183,8 @@ fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> hmac::Hmac<sha2::Sha256> {
 /// matching signature.
 pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<String, EngineError> {
     let parsed = parse_signature(header)?;
-    if (now - parsed.timestamp).abs() > TOLERANCE_SECS {
+    // Saturating: a hostile `t=-9223372036854775808` must not overflow.
+    if now.saturating_sub(parsed.timestamp).saturating_abs() > TOLERANCE_SECS {
         return Err(EngineError::Unauthorized(format!(
             "the signature's timestamp is more than {TOLERANCE_SECS} seconds from now"
         )));
@@ -521,6 +522,8 @@ mod tests {
         assert!(verify(b"whsec_test", "t=1000", body, 1_000).is_err());
         assert!(verify(b"whsec_test", "t=1000,v1=zz", body, 1_000).is_err());
         assert!(verify(b"whsec_test", "", body, 1_000).is_err());
+        assert!(verify(b"whsec_test", &format!("t={},v1={good}", i64::MIN), body, 1_000).is_err());
+        assert!(verify(b"whsec_test", &format!("t={},v1={good}", i64::MAX), body, -1_000).is_err());
     }
 
     #[test]

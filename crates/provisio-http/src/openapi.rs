@@ -321,12 +321,7 @@ pub fn document(registry: &Registry) -> Value {
 }
 
 /// The client API: a client's own services and what clients may run.
-fn client_paths(
-    paths: &mut Map<String, Value>,
-    registry: &Registry,
-    paging: &Value,
-    actions: &BTreeMap<&str, Action>,
-) {
+fn client_paths(paths: &mut Map<String, Value>, registry: &Registry, paging: &Value, actions: &BTreeMap<&str, Action>) {
     let id = json!({"name": "id", "in": "path", "required": true,
                     "schema": {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}});
     let object = json!({"$ref": "#/components/schemas/Object"});

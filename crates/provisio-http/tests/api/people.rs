@@ -366,3 +366,105 @@ async fn events_signed_by_a_source_need_no_token_and_are_taken_once() {
     let audit = app.get("/api/v1/audit").await;
     assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "source.update" && e["actor"] == "token:test"));
 }
+
+#[tokio::test]
+async fn hostile_signatures_codes_cookies_and_floods_are_refused_cleanly() {
+    let app = spawn_app().await;
+    let (_, source) = app.post("/api/v1/sources", json!({"name": "whmcs", "kind": "provisio"})).await;
+    let secret = source["secret"].as_str().unwrap().to_owned();
+    let body = serde_json::to_vec(&order("evt-h", "c-h", "demo-hosting", fields_for("demo-hosting", 1))).unwrap();
+    let good = signature(&secret, unix_now(), &body);
+    let v1 = good.split_once(",v1=").unwrap().1.to_owned();
+    for header in [
+        "t=abc,v1=zz".to_owned(),
+        format!("v1={v1}"),
+        format!("t={},v1={v1}", i64::MIN),
+        format!("t={},v1={v1}", i64::MAX),
+        format!("t={},{}", unix_now(), "v1=00,".repeat(1000)),
+        "=,=,,t=,v1=".to_owned(),
+    ] {
+        let status = reqwest::Client::new()
+            .post(format!("{}/api/v1/events", app.address))
+            .header("Provisio-Source", "whmcs")
+            .header("Provisio-Signature", header.clone())
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:.80}");
+    }
+    // A signed body that is not JSON is refused by name, after the signature.
+    let junk = b"not json".to_vec();
+    let status = reqwest::Client::new()
+        .post(format!("{}/api/v1/events", app.address))
+        .header("Provisio-Source", "whmcs")
+        .header("Provisio-Signature", signature(&secret, unix_now(), &junk))
+        .body(junk)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for code in ["pch_".to_owned(), format!("pch_{}", "a".repeat(8000)), "' OR 1=1 --".to_owned()] {
+        let status = no_redirects()
+            .get(format!("{}/client/handoff", app.address))
+            .query(&[("code", code)])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = no_redirects()
+        .get(format!("{}/client/v1/services", app.address))
+        .header("cookie", format!("provisio_client=pcs_{}", "f".repeat(4000)))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(count(&app, "/api/v1/services").await, 0);
+
+    // A client flooding live reads gets 200 or 503 with Retry-After, within
+    // the configuration's limits; staff are served meanwhile.
+    let (service, client) = app.hosting_for("ann", 2).await;
+    app.tune("demo-hosting-eu", json!({"latency_ms": 300})).await;
+    let id = app
+        .get("/api/v1/configurations")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "demo-hosting-eu")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) =
+        app.request(Method::PATCH, &format!("/api/v1/configurations/{id}"), Some(json!({"max_concurrency": 1}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = app.session(client).await["token"].as_str().unwrap().to_owned();
+    let flood: Vec<_> = (0..40)
+        .map(|_| {
+            let request =
+                no_redirects().get(format!("{}/client/v1/services/{service}/info", app.address)).bearer_auth(&token);
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    assert_eq!(app.request(Method::GET, "/api/v1/services", None).await.0, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2), "staff kept waiting during a client's flood");
+    let (mut served, mut busy) = (0, 0);
+    for answer in flood {
+        let response = answer.await.unwrap();
+        match response.status() {
+            StatusCode::OK => served += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(served >= 1 && busy >= 1, "served {served}, busy {busy}");
+}
