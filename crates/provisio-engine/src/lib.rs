@@ -9,7 +9,12 @@
 //! - [`admin`]: configurations (secrets sealed by [`vault`]), products, clients;
 //! - [`deploy`]: picking a configuration for a new service;
 //! - [`worker`]: claiming, running and completing jobs;
-//! - [`actions`]: functions run on demand by staff;
+//! - [`actions`]: functions run on demand by staff or the owning client
+//!   (single sign-on, passwords, credential reveals);
+//! - [`principal`]: who is calling (staff token and scope, client session,
+//!   event source); client sessions and hand-off codes;
+//! - [`sources`]: billing systems that sign their events; Stripe;
+//! - [`queries`]: a client's own services;
 //! - [`demo`]: the `--demo` seed.
 
 pub mod actions;

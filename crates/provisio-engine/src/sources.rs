@@ -76,6 +76,12 @@ pub struct StripeMapping {
 /// A source as an admin describes it.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// A mapping belongs to Stripe sources only; said in the schema, so the
+// OpenAPI document and the check are one.
+#[schemars(extend(
+    "if" = {"properties": {"kind": {"const": "provisio"}}, "required": ["kind"]},
+    "then" = {"properties": {"mapping": {"type": "null"}}}
+))]
 pub struct SourceInput {
     /// Its name, e.g. `whmcs` or `stripe-live`.
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
@@ -217,9 +223,6 @@ impl Engine {
     pub async fn create_source(&self, actor: &str, body: &Value) -> Result<NewSource, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let input: SourceInput = decode(body, &SCHEMA)?;
-        if input.mapping.is_some() && input.kind != SourceKind::Stripe {
-            return Err(EngineError::invalid("/mapping", "is only for stripe sources"));
-        }
         let generated = input.secret.is_none().then(|| crate::vault::random_token("pss_"));
         let secret = input.secret.clone().or_else(|| generated.clone()).expect("one of them");
         let mapping = serde_json::to_value(input.mapping.clone().unwrap_or_default()).expect("mappings serialise");
@@ -274,7 +277,10 @@ impl Engine {
         let patch: SourcePatch = decode(body, &SCHEMA)?;
         let current = self.source(id).await?;
         if patch.mapping.is_some() && current.kind != SourceKind::Stripe.as_str() {
-            return Err(EngineError::invalid("/mapping", "is only for stripe sources"));
+            return Err(EngineError::Conflict(format!(
+                "source {} speaks {}: a mapping is only for stripe sources",
+                current.name, current.kind
+            )));
         }
         let sealed = patch.secret.as_ref().map(|s| self.vault().seal(&secret_aad(id), s.as_bytes()));
         let mapping = patch.mapping.as_ref().map(|m| serde_json::to_value(m).expect("mappings serialise"));

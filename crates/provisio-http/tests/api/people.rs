@@ -333,6 +333,13 @@ async fn events_signed_by_a_source_need_no_token_and_are_taken_once() {
     assert_eq!(status, StatusCode::CREATED, "{source}");
     let secret = source["secret"].as_str().unwrap().to_owned();
     assert!(!app.get("/api/v1/sources").await.to_string().contains(&secret), "shown once");
+    // A Stripe mapping on a source of our own format is refused by name, at creation and later.
+    let (status, problem) =
+        app.post("/api/v1/sources", json!({"name": "other", "kind": "provisio", "mapping": {}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem.to_string().contains("/mapping"), "{problem}");
+    let patch = format!("/api/v1/sources/{}", source["id"]);
+    assert_eq!(app.request(Method::PATCH, &patch, Some(json!({"mapping": {}}))).await.0, StatusCode::CONFLICT);
     let body =
         serde_json::to_vec(&order("evt-signed-1", "c-signed", "demo-hosting", fields_for("demo-hosting", 1))).unwrap();
     let send = |source: &'static str, header: String| {
