@@ -15,6 +15,7 @@
 //!   event source); client sessions and hand-off codes;
 //! - [`sources`]: billing systems that sign their events; Stripe;
 //! - [`queries`]: a client's own services;
+//! - [`webhooks`]: subscribers told what happens to services and jobs;
 //! - [`demo`]: the `--demo` seed.
 
 pub mod actions;
@@ -31,6 +32,7 @@ pub mod rules;
 pub mod sources;
 pub mod tokens;
 pub mod vault;
+pub mod webhooks;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -129,6 +131,9 @@ pub struct Settings {
     pub max_attempts: i64,
     /// How often an idle worker looks for due jobs.
     pub poll_interval: Duration,
+    /// Attempts before a webhook delivery is given up (retried with the
+    /// jobs' backoff).
+    pub webhook_attempts: i64,
 }
 
 impl Default for Settings {
@@ -143,6 +148,7 @@ impl Default for Settings {
             retry_cap: Duration::from_secs(300),
             max_attempts: 10,
             poll_interval: Duration::from_millis(500),
+            webhook_attempts: 12,
         }
     }
 }

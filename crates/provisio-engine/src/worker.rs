@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use crate::deploy;
 use crate::params;
 use crate::rules::{self, parse_status};
+use crate::webhooks::{self, WebhookEvent};
 use crate::{Engine, EngineError, job_aad, ownership, service_aad};
 
 /// A job this worker holds, with everything needed to run it.
@@ -64,6 +65,11 @@ impl Engine {
         let permits = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
         let in_flight = InFlight::default();
         let heartbeat = tokio::spawn(self.clone().heartbeat(in_flight.clone()));
+        // Webhooks are sent beside the worker, never in its way.
+        let deliverer = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.run_webhooks(std::future::pending()).await })
+        };
         tokio::pin!(shutdown);
         loop {
             let free = permits.available_permits();
@@ -106,6 +112,8 @@ impl Engine {
         let all = u32::try_from(settings.worker_concurrency.max(1)).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(settings.call_timeout.max(settings.lease), permits.acquire_many(all)).await;
         heartbeat.abort();
+        // A delivery cut short is sent again once its lease ends (at least once).
+        deliverer.abort();
     }
 
     /// Keeps the leases of the jobs in flight alive and takes back jobs of
@@ -509,7 +517,7 @@ impl Engine {
         }
     }
 
-    fn backoff(&self, attempts: i64) -> i64 {
+    pub(crate) fn backoff(&self, attempts: i64) -> i64 {
         let settings = self.settings();
         let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
         let delay = settings.retry_base.saturating_mul(2u32.saturating_pow(exponent)).min(settings.retry_cap);
@@ -638,12 +646,19 @@ impl Engine {
                                 &note,
                             )
                             .await?;
+                            let told = Some((job.id, job.function.as_str(), "succeeded", note.as_str()));
+                            if let Some(event) = WebhookEvent::for_status_change(&service.status, &status) {
+                                webhooks::outbox(conn, event, &service, told).await?;
+                            }
+                            webhooks::outbox(conn, WebhookEvent::JobSucceeded, &service, told).await?;
                         }
                         Outcome::Retry { reconcile, message } => {
                             jobs::reschedule(conn, job.id, retry_at, reconcile, &message).await?;
                         }
                         Outcome::Failed { message } => {
                             jobs::finish(conn, job.id, "failed", Some(&message)).await?;
+                            let told = Some((job.id, job.function.as_str(), "failed", message.as_str()));
+                            webhooks::outbox(conn, WebhookEvent::JobFailed, &service, told).await?;
                             if job.function == claimed.product.setup_function {
                                 fail_service(conn, &service, Some(job.id), &message).await?;
                             } else {
@@ -748,6 +763,10 @@ async fn fail_service(
     };
     services::apply(conn, service.id, &change).await?;
     services::add_history(conn, service.id, Some(&service.status), "failed", job_id, message).await?;
+    if service.status != "failed" {
+        let told = job_id.map(|id| (id, "setup", "failed", message));
+        webhooks::outbox(conn, WebhookEvent::ServiceFailed, service, told).await?;
+    }
     Ok(())
 }
 

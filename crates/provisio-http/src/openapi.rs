@@ -10,6 +10,7 @@ use provisio_engine::events::{EventClient, EventPayload};
 use provisio_engine::principal::SessionInput;
 use provisio_engine::sources::{SourceInput, SourcePatch};
 use provisio_engine::tokens::TokenInput;
+use provisio_engine::webhooks::{WebhookInput, WebhookPatch};
 use provisio_sdk::{Registry, SchemaDoc};
 use serde_json::{Map, Value, json};
 
@@ -298,6 +299,27 @@ pub fn document(registry: &Registry) -> Value {
                "patch": {"summary": "Change an event source (roll its secret, its mapping, switch it off)", "requestBody": optional_body(source_patch),
                          "responses": {"200": answer("Changed", object.clone())}},
                "delete": {"summary": "Delete an event source", "responses": {"204": {"description": "Deleted"}}}}),
+    );
+    let webhook = components.add("WebhookInput", SchemaDoc::of::<WebhookInput>().value());
+    let webhook_patch = components.add("WebhookPatch", SchemaDoc::of::<WebhookPatch>().value());
+    paths.insert(
+        "/api/v1/webhooks".into(),
+        json!({"get": {"summary": "Webhook subscribers (never their secrets)", "responses": {"200": answer("Subscribers", list.clone())}},
+               "post": {"summary": "Add a webhook subscriber; a generated secret is answered once", "requestBody": json_body(webhook),
+                        "responses": {"201": answer("The subscriber", object.clone()), "409": problem()}}}),
+    );
+    paths.insert(
+        "/api/v1/webhooks/{id}".into(),
+        json!({"parameters": [id("id")],
+               "get": {"summary": "A webhook subscriber", "responses": {"200": answer("Subscriber", object.clone())}},
+               "patch": {"summary": "Change a webhook subscriber", "requestBody": optional_body(webhook_patch),
+                         "responses": {"200": answer("Changed", object.clone())}},
+               "delete": {"summary": "Delete a webhook subscriber and its deliveries", "responses": {"204": {"description": "Deleted"}}}}),
+    );
+    paths.insert(
+        "/api/v1/webhooks/{id}/deliveries".into(),
+        json!({"parameters": [id("id")], "get": {"summary": "A subscriber's deliveries, newest first (state, attempts, last answer)", "parameters": paging.clone(),
+               "responses": {"200": answer("Deliveries", list.clone())}}}),
     );
     client_paths(&mut paths, registry, &paging, &actions);
 

@@ -29,6 +29,7 @@ pub mod services;
 pub mod sessions;
 pub mod sources;
 pub mod tokens;
+pub mod webhooks;
 mod writer;
 
 use std::path::PathBuf;
@@ -116,6 +117,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_tokens.sql")),
     (5, include_str!("../migrations/0005_event_digests.sql")),
     (6, include_str!("../migrations/0006_principals.sql")),
+    (7, include_str!("../migrations/0007_webhooks.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.

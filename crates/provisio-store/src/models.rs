@@ -515,3 +515,77 @@ impl AuditEntry {
         })
     }
 }
+
+/// Somebody told of what happens to services and jobs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookSubscriber {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    #[serde(skip)]
+    pub secrets: Vec<u8>,
+    pub event_types: Value,
+    pub include_credentials: bool,
+    pub allow_private: bool,
+    pub enabled: bool,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: i64,
+    #[serde(serialize_with = "timestamp")]
+    pub updated_at: i64,
+}
+
+impl WebhookSubscriber {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(WebhookSubscriber {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            url: row.get("url")?,
+            secrets: row.get("secrets")?,
+            event_types: json(row, "event_types")?,
+            include_credentials: row.get("include_credentials")?,
+            allow_private: row.get("allow_private")?,
+            enabled: row.get("enabled")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+/// One message to one subscriber, and how sending it went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub event_type: String,
+    pub service_id: Option<i64>,
+    pub payload: Value,
+    pub state: String,
+    pub attempts: i64,
+    #[serde(serialize_with = "timestamp")]
+    pub next_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: i64,
+    #[serde(serialize_with = "optional_timestamp")]
+    pub delivered_at: Option<i64>,
+}
+
+impl WebhookDelivery {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(WebhookDelivery {
+            id: row.get("id")?,
+            subscriber_id: row.get("subscriber_id")?,
+            event_type: row.get("event_type")?,
+            service_id: row.get("service_id")?,
+            payload: json(row, "payload")?,
+            state: row.get("state")?,
+            attempts: row.get("attempts")?,
+            next_at: row.get("next_at")?,
+            last_status: row.get("last_status")?,
+            last_error: row.get("last_error")?,
+            created_at: row.get("created_at")?,
+            delivered_at: row.get("delivered_at")?,
+        })
+    }
+}

@@ -92,3 +92,52 @@ pub(super) async fn delete_source(
     state.engine.delete_source(&staff.actor(), id(&key, "event source")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+pub(super) async fn list_webhooks(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.webhooks().await?)
+}
+
+pub(super) async fn create_webhook(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let created = state.engine.create_webhook(&staff.actor(), &body(&bytes, &headers)?).await?;
+    Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
+}
+
+pub(super) async fn webhook(_: Staff<Admin>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.webhook(id(&key, "webhook")?).await?)
+}
+
+pub(super) async fn update_webhook(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let updated = state.engine.update_webhook(&staff.actor(), id(&key, "webhook")?, &body(&bytes, &headers)?).await?;
+    ok(StatusCode::OK, updated)
+}
+
+pub(super) async fn delete_webhook(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    state.engine.delete_webhook(&staff.actor(), id(&key, "webhook")?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn webhook_deliveries(
+    _: Staff<Admin>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["limit", "before"])?;
+    let list = state.engine.webhook_deliveries(id(&key, "webhook")?, params.limit()?, params.number("before")?).await?;
+    ok(StatusCode::OK, list)
+}

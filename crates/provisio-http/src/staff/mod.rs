@@ -46,4 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/sources", get(list_sources).post(create_source))
         .route("/sources/{id}", get(source).patch(update_source).delete(delete_source))
+        .route("/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/webhooks/{id}", get(webhook).patch(update_webhook).delete(delete_webhook))
+        .route("/webhooks/{id}/deliveries", get(webhook_deliveries))
 }

@@ -32,6 +32,7 @@ impl Default for AppOptions {
                 retry_base: Duration::from_millis(20),
                 retry_cap: Duration::from_millis(200),
                 poll_interval: Duration::from_millis(50),
+                webhook_attempts: 1000,
                 lease: Duration::from_secs(5),
                 call_timeout: Duration::from_secs(5),
                 ..Settings::default()

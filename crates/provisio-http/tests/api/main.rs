@@ -12,3 +12,4 @@ mod people;
 mod real;
 mod tokens;
 mod trust;
+mod webhooks;

@@ -131,6 +131,12 @@ fn table(a: i64, c: i64, t: i64, s: i64) -> Vec<Row> {
         row(M::GET, "/api/v1/sources/{id}", format!("/api/v1/sources/{s}"), None, ADMIN),
         row(M::PATCH, "/api/v1/sources/{id}", format!("/api/v1/sources/{s}"), Some(json!({})), ADMIN),
         row(M::DELETE, "/api/v1/sources/{id}", format!("/api/v1/sources/{none}"), None, ADMIN),
+        row(M::GET, "/api/v1/webhooks", "/api/v1/webhooks".into(), None, ADMIN),
+        row(M::POST, "/api/v1/webhooks", "/api/v1/webhooks".into(), Some(json!({})), ADMIN),
+        row(M::GET, "/api/v1/webhooks/{id}", format!("/api/v1/webhooks/{none}"), None, ADMIN),
+        row(M::PATCH, "/api/v1/webhooks/{id}", format!("/api/v1/webhooks/{none}"), Some(json!({})), ADMIN),
+        row(M::DELETE, "/api/v1/webhooks/{id}", format!("/api/v1/webhooks/{none}"), None, ADMIN),
+        row(M::GET, "/api/v1/webhooks/{id}/deliveries", format!("/api/v1/webhooks/{none}/deliveries"), None, ADMIN),
         // The client API
         row(M::GET, "/client/handoff", "/client/handoff".into(), None, PROOF_ONLY),
         row(
