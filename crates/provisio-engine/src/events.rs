@@ -137,6 +137,7 @@ impl Engine {
             return Err(EngineError::invalid("/service", "needs an id or an external_id"));
         }
         let event: EventPayload = decode(body, &SCHEMA)?;
+        let event_type = event.event_type.clone();
         let engine = self.clone();
         let accepted = self
             .store()
@@ -149,6 +150,9 @@ impl Engine {
                 })
             })
             .await?;
+        if !accepted.duplicate {
+            self.metrics().event(&event_type);
+        }
         if !accepted.jobs.is_empty() {
             self.wake();
         }

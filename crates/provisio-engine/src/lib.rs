@@ -23,6 +23,7 @@ pub mod admin;
 pub mod demo;
 pub mod deploy;
 pub mod events;
+pub mod metrics;
 pub mod ownership;
 pub mod params;
 pub mod peers;
@@ -168,6 +169,7 @@ struct Inner {
     wake: Notify,
     /// Products by `id:N` / `slug:S`, with when they were read.
     products: RwLock<HashMap<String, (Instant, Product)>>,
+    metrics: metrics::Metrics,
 }
 
 /// How long a cached product is trusted (another process may change it).
@@ -190,6 +192,7 @@ impl Engine {
                 settings,
                 wake: Notify::new(),
                 products: RwLock::default(),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -207,6 +210,11 @@ impl Engine {
     /// The secrets vault.
     pub fn vault(&self) -> &Vault {
         &self.inner.vault
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The settings.

@@ -418,6 +418,7 @@ impl Engine {
         };
         let state =
             if state == "queued" && delivery.attempts >= self.settings().webhook_attempts { "failed" } else { state };
+        self.metrics().delivery(if state == "queued" { "retrying" } else { state });
         if state != "delivered" {
             tracing::warn!(delivery = delivery.id, attempts = delivery.attempts, error = ?error, "webhook delivery not done");
         }

@@ -24,6 +24,7 @@ use provisio_store::models::{Client, Configuration, Job, Product, Service};
 use provisio_store::{Conn, clients, configurations, jobs, now_ms, products, services};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::deploy;
 use crate::params;
@@ -91,12 +92,16 @@ impl Engine {
                 // Only jobs a task is really running get their leases renewed;
                 // the guard forgets the job even if the task panics.
                 let guard = in_flight.track(claimed.job.id);
-                tokio::spawn(async move {
-                    engine.run_claimed(claimed).await;
-                    drop(guard);
-                    drop(permit);
-                    engine.wake();
-                });
+                let span = tracing::info_span!("job", job_id = claimed.job.id, service_id = claimed.service.id);
+                tokio::spawn(
+                    async move {
+                        engine.run_claimed(claimed).await;
+                        drop(guard);
+                        drop(permit);
+                        engine.wake();
+                    }
+                    .instrument(span),
+                );
             }
             if idle {
                 tokio::select! {
@@ -137,6 +142,7 @@ impl Engine {
                 .await;
             match result {
                 Ok(taken) if !taken.is_empty() => {
+                    self.metrics().takeovers(taken.len());
                     tracing::warn!(jobs = ?taken, "took back jobs whose worker stopped; they will be reconciled");
                     self.wake();
                 }
@@ -536,6 +542,16 @@ impl Engine {
         let blueprint =
             self.registry().blueprint(&claimed.product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let function = blueprint.function(&claimed.job.function).cloned();
+        for (name, report) in &reports {
+            self.metrics().call(&claimed.configuration.name, name, report.duration_ms);
+        }
+        let outcome_name = match &outcome {
+            Outcome::Succeeded { .. } => "succeeded",
+            Outcome::Retry { .. } => "retrying",
+            Outcome::Failed { .. } => "failed",
+        };
+        self.metrics().job(outcome_name, &claimed.product.blueprint, &claimed.configuration.name);
+        tracing::debug!(function = %claimed.job.function, configuration = %claimed.configuration.name, outcome = outcome_name, "attempt recorded");
         let attempts: Vec<StoredAttempt> =
             reports.into_iter().map(|(name, report)| stored_attempt(blueprint, name, report)).collect();
         let (result, secrets) = match (&outcome, &function) {

@@ -71,7 +71,11 @@ pub fn router_with(engine: Engine, options: RouterOptions) -> Router {
     let client_api = client::routes()
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::identify_client));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::identify_staff));
     Router::new()
+        .merge(metrics)
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_document))
         .route("/client/handoff", get(client::handoff))
@@ -79,11 +83,39 @@ pub fn router_with(engine: Engine, options: RouterOptions) -> Router {
         .nest("/client/v1", client_api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(problems_only))
+        .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Gives every request an id: the caller's `X-Request-Id` when it is short
+/// and plain, else a new one. It is answered back and set on the request's
+/// log span, so a log line can be matched to a request.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| provisio_engine::vault::random_token("req_")[..24].to_owned());
+    let value = HeaderValue::from_str(&id).expect("checked characters");
+    request.headers_mut().insert("x-request-id", value.clone());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "answered")
+    });
+    response.headers_mut().insert("x-request-id", value);
+    response
+}
 
 /// Every error answer is a problem document, also those axum makes itself
 /// (413 body too large, 405 method not allowed, 400 bad path).
@@ -198,6 +230,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text format, for a scraper holding a `read` token.
+async fn metrics(_: auth::Staff<auth::Read>, State(state): State<AppState>) -> ApiResult {
+    let text = state.engine.metrics_text().await?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response())
 }
 
 async fn openapi_document(State(state): State<AppState>) -> Response {

@@ -168,6 +168,8 @@ pub fn document(registry: &Registry) -> Value {
         "/healthz".into(),
         json!({"get": {"summary": "Health", "security": [], "responses": {"200": {"description": "ok"}}}}),
     );
+    paths.insert("/metrics".into(), json!({"get": {"summary": "Metrics in the OpenMetrics text format (a token with the read scope)",
+        "responses": {"200": {"description": "Counters, gauges and histograms", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/openapi.json".into(), json!({"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     paths.insert(
         "/api/v1/events".into(),

@@ -121,10 +121,17 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// Logs to stderr: text, or one JSON object a line with `PROVISIO_LOG_FORMAT=json` (each line
+/// carries its spans' fields: `request_id`, `job_id`, `service_id`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROVISIO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if std::env::var("PROVISIO_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().flatten_event(true).with_current_span(false).with_span_list(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyhow::Result<Engine> {

@@ -29,9 +29,14 @@ fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Server {
 }
 
 fn start_as(dir: &Path, port: u16, extra: &[&str], token: &str) -> Server {
+    start_env(dir, port, extra, token, &[])
+}
+
+fn start_env(dir: &Path, port: u16, extra: &[&str], token: &str, env: &[(&str, &str)]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("PROVISIO_ADMIN_TOKEN", token)
         .env("PROVISIO_LEASE_SECS", "2")
@@ -653,4 +658,191 @@ async fn a_new_environment_token_replaces_the_old_and_a_lost_key_file_stops_the_
     let output = third.output_when_exited(Duration::from_secs(20));
     assert!(output.contains("secrets key file") && output.contains("missing"), "{output}");
     assert!(!dir.path().join("provisio.key").exists(), "a new key file was made");
+}
+
+/// A scripted session of staff, a client, a billing source and a webhook
+/// subscriber, then a scan: no secret, password, token or session is in any
+/// answer (but the one that hands it out), any log line (JSON, debug level)
+/// or anywhere in the database file. Log lines carry request and job ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_session_leaves_no_secret_in_answers_logs_or_the_database() {
+    use reqwest::Method;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = start_env(dir.path(), port, &[], TOKEN, &[("PROVISIO_LOG_FORMAT", "json")]);
+    let base = server.base.clone();
+    provisio_sdk::http::install_crypto_provider();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    wait_healthy(&http, &base).await;
+    let mut secrets: Vec<String> = Vec::new();
+    let mut answers: Vec<Value> = Vec::new();
+    // Answers that hand a secret out once are kept apart; every other is scanned.
+    let staff = |method: Method, path: &str, body: Option<Value>| call(&http, method, format!("{base}{path}"), body);
+
+    // A webhook receiver (its deliveries may carry credentials: that is where they belong).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/hooks", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let webhook_secret = "Webhook-Secret-5f2a9c71e0";
+    secrets.push(webhook_secret.into());
+    let (status, _) = staff(
+        Method::POST,
+        "/api/v1/webhooks",
+        Some(json!({"name": "billing", "url": hook, "secret": webhook_secret,
+        "allow_private": true, "include_credentials": true, "event_types": ["service.activated", "job.succeeded"]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, reader) = staff(Method::POST, "/api/v1/tokens", Some(json!({"name": "reader", "scope": "read"}))).await;
+    secrets.push(reader["secret"].as_str().unwrap().into());
+    let (_, source) = staff(Method::POST, "/api/v1/sources", Some(json!({"name": "whmcs", "kind": "provisio"}))).await;
+    let source_secret = source["secret"].as_str().unwrap().to_owned();
+    secrets.push(source_secret.clone());
+    let config_secret = "Cfg-Api-Key-7731-zz";
+    secrets.push(config_secret.into());
+    let database = configuration_id(&http, &base, "demo-database").await;
+    let (status, _) = staff(
+        Method::PATCH,
+        &format!("/api/v1/configurations/{database}"),
+        Some(json!({"values": {"api_key": config_secret}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Orders: one by token, one signed by the billing source.
+    let mut db_order = order(1, "demo-database");
+    db_order["service"]["fields"] = json!({"database": "shop_db"});
+    let (status, accepted) = staff(Method::POST, "/api/v1/events", Some(db_order)).await;
+    assert_eq!(status, 202, "{accepted}");
+    let db_service = accepted["service_id"].as_i64().unwrap();
+    let signed = serde_json::to_vec(&order(2, "demo-hosting")).unwrap();
+    let t = chrono_now();
+    let response = http
+        .post(format!("{base}/api/v1/events"))
+        .header("content-type", "application/json")
+        .header("Provisio-Source", "whmcs")
+        .header(
+            "Provisio-Signature",
+            format!("t={t},v1={}", provisio_engine::sources::sign(source_secret.as_bytes(), t, &signed)),
+        )
+        .body(signed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let hosting = response.json::<Value>().await.unwrap()["service_id"].as_i64().unwrap();
+    let detail = wait_for_service(&http, &base, db_service, |d| d["service"]["status"] == "active").await;
+    wait_for_service(&http, &base, hosting, |d| d["service"]["status"] == "active").await;
+    let client = detail["service"]["client_id"].as_i64().unwrap();
+
+    // The client: a session, its hand-off, credentials, a password change, single sign-on.
+    let (_, session) = staff(Method::POST, &format!("/api/v1/clients/{client}/sessions"), Some(json!({}))).await;
+    let token = session["token"].as_str().unwrap().to_owned();
+    let handoff = session["handoff_url"].as_str().unwrap().to_owned();
+    secrets.push(token.clone());
+    secrets.push(handoff.split("code=").nth(1).unwrap().to_owned());
+    let redeemed = http.get(&handoff).send().await.unwrap();
+    let cookie = redeemed.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    secrets.push(cookie.split_once('=').unwrap().1.to_owned());
+    let client_call = |method: Method, path: String, body: Option<Value>| {
+        let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.headers().get("location").map(|l| l.to_str().unwrap().to_owned()),
+                response.text().await.unwrap(),
+            )
+        }
+    };
+    let (status, _, revealed) =
+        client_call(Method::POST, format!("/client/v1/services/{db_service}/credentials"), None).await;
+    assert_eq!(status, 200);
+    let revealed: Value = serde_json::from_str(&revealed).unwrap();
+    for value in revealed["credentials"].as_object().unwrap().values() {
+        secrets.push(value.as_str().unwrap().to_owned());
+    }
+    let chosen = "Chosen-Passw0rd-5521";
+    secrets.push(chosen.into());
+    let (status, _, _) =
+        client_call(Method::POST, format!("/client/v1/services/{hosting}/password"), Some(json!({"password": chosen})))
+            .await;
+    assert_eq!(status, 200);
+    let (status, _, generated) =
+        client_call(Method::POST, format!("/client/v1/services/{hosting}/password"), Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let generated: Value = serde_json::from_str(&generated).unwrap();
+    secrets.push(generated["generated_password"].as_str().unwrap().to_owned());
+    let (status, location, _) = client_call(Method::GET, format!("/client/v1/services/{hosting}/login"), None).await;
+    assert_eq!(status, 302);
+    secrets.push(location.unwrap().split("session=").nth(1).unwrap().to_owned());
+    for path in [
+        "/client/v1/services".to_owned(),
+        format!("/client/v1/services/{db_service}"),
+        format!("/client/v1/services/{hosting}/info"),
+    ] {
+        let (status, _, text) = client_call(Method::GET, path, None).await;
+        assert_eq!(status, 200);
+        answers.push(Value::String(text));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Everything staff can read.
+    for path in [
+        "/api/v1/services",
+        "/api/v1/jobs?limit=1000",
+        "/api/v1/audit?limit=1000",
+        "/api/v1/configurations",
+        "/api/v1/tokens",
+        "/api/v1/sources",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/1/deliveries",
+        "/api/v1/clients",
+        &format!("/api/v1/clients/{client}"),
+        &format!("/api/v1/services/{db_service}"),
+        &format!("/api/v1/services/{hosting}"),
+        &format!("/api/v1/services/{hosting}/events"),
+        &format!("/api/v1/services/{hosting}/history"),
+    ] {
+        let (status, answer) = staff(Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}");
+        answers.push(answer);
+    }
+    let (_, jobs) = staff(Method::GET, "/api/v1/jobs?limit=1000", None).await;
+    for job in jobs.as_array().unwrap() {
+        answers.push(staff(Method::GET, &format!("/api/v1/jobs/{}", job["id"]), None).await.1);
+    }
+    let metrics = http.get(format!("{base}/metrics")).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
+    answers.push(Value::String(metrics));
+    let deliveries = staff(Method::GET, "/api/v1/webhooks/1/deliveries", None).await.1;
+    assert!(deliveries.as_array().unwrap().iter().any(|d| d["state"] == "delivered"), "{deliveries:#}");
+
+    let log = server.output(false);
+    let database = std::fs::read(dir.path().join("provisio.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("provisio.db-wal")).unwrap_or_default();
+    let answers = answers.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    assert_eq!(secrets.len(), 11, "{secrets:?}");
+    for secret in &secrets {
+        assert!(secret.len() >= 8, "{secret}");
+        assert!(!answers.contains(secret.as_str()), "{secret} in an answer");
+        assert!(!log.contains(secret.as_str()), "{secret} in the log");
+        for bytes in [&database, &wal] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in the database");
+        }
+    }
+    // The log is JSON lines that name their request and job.
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(lines.len() > 10, "{log}");
+    let names =
+        |key: &str| lines.iter().any(|l| l["spans"].as_array().is_some_and(|s| s.iter().any(|s| s.get(key).is_some())));
+    assert!(names("request_id") && names("job_id") && names("service_id"), "{log}");
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }

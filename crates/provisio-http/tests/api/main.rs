@@ -8,6 +8,7 @@ mod deployment;
 mod faults;
 mod management;
 mod matrix;
+mod metrics;
 mod people;
 mod real;
 mod tokens;

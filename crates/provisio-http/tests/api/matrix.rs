@@ -64,6 +64,7 @@ fn table(a: i64, c: i64, t: i64, s: i64) -> Vec<Row> {
     vec![
         row(M::GET, "/healthz", "/healthz".into(), None, PUBLIC),
         row(M::GET, "/openapi.json", "/openapi.json".into(), None, PUBLIC),
+        row(M::GET, "/metrics", "/metrics".into(), None, READ),
         // Catalog
         row(M::GET, "/api/v1/blueprints", "/api/v1/blueprints".into(), None, READ),
         row(M::GET, "/api/v1/blueprints/{id}", "/api/v1/blueprints/shared-hosting".into(), None, READ),
