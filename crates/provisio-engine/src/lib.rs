@@ -15,6 +15,7 @@
 //!   event source); client sessions and hand-off codes;
 //! - [`sources`]: billing systems that sign their events; Stripe;
 //! - [`queries`]: a client's own services;
+//! - [`reports`]: reports, the help desk's summary, the usage collector;
 //! - [`webhooks`]: subscribers told what happens to services and jobs;
 //! - [`demo`]: the `--demo` seed.
 
@@ -29,6 +30,7 @@ pub mod params;
 pub mod peers;
 pub mod principal;
 pub mod queries;
+pub mod reports;
 pub mod rules;
 pub mod sources;
 pub mod tokens;
@@ -135,6 +137,9 @@ pub struct Settings {
     /// Attempts before a webhook delivery is given up (retried with the
     /// jobs' backoff).
     pub webhook_attempts: i64,
+    /// How often the usage collector samples each live service's usage;
+    /// `None` turns it off.
+    pub usage_interval: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -150,6 +155,7 @@ impl Default for Settings {
             max_attempts: 10,
             poll_interval: Duration::from_millis(500),
             webhook_attempts: 12,
+            usage_interval: Some(Duration::from_secs(3600)),
         }
     }
 }

@@ -71,6 +71,10 @@ impl Engine {
             let engine = self.clone();
             tokio::spawn(async move { engine.run_webhooks(std::future::pending()).await })
         };
+        let collector = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.run_usage_collector(std::future::pending()).await })
+        };
         tokio::pin!(shutdown);
         loop {
             let free = permits.available_permits();
@@ -119,6 +123,7 @@ impl Engine {
         heartbeat.abort();
         // A delivery cut short is sent again once its lease ends (at least once).
         deliverer.abort();
+        collector.abort();
     }
 
     /// Keeps the leases of the jobs in flight alive and takes back jobs of

@@ -171,6 +171,16 @@ fn body(bytes: &Bytes, headers: &HeaderMap) -> Result<Value, Problem> {
     })
 }
 
+/// A day (`2026-11-30`, the start of it, UTC) or a time (RFC 3339), in Unix milliseconds.
+fn parse_day(text: &str, field: &str) -> Result<i64, Problem> {
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| Problem::from(EngineError::invalid(field, "must be a day (2026-11-30) or an RFC 3339 time")))
+}
+
 fn id(text: &str, what: &str) -> Result<i64, Problem> {
     text.parse().map_err(|_| Problem::new(StatusCode::NOT_FOUND, format!("No {what} {text}")))
 }

@@ -249,6 +249,18 @@ pub fn document(registry: &Registry) -> Value {
     };
     paths.insert("/api/v1/services/{id}/events".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's events with their payloads, newest first", "parameters": page(100), "responses": {"200": answer("Events", list.clone()), "404": problem(), "422": problem()}}}));
     paths.insert("/api/v1/services/{id}/history".into(), json!({"parameters": [id("id")], "get": {"summary": "A service's history, newest first", "parameters": page(1000), "responses": {"200": answer("History", list.clone()), "404": problem(), "422": problem()}}}));
+    paths.insert("/api/v1/services/{id}/summary".into(), json!({"parameters": [id("id")], "get": {"summary": "The help desk's view: status, configuration, identifier, latest jobs with their user-safe messages, live get_info and get_usage (reused for 30 seconds)", "responses": {"200": answer("Summary", object.clone())}}}));
+    let report_names: Vec<&str> = provisio_engine::reports::ReportKind::ALL.iter().map(|k| k.name()).collect();
+    paths.insert("/api/v1/reports/{name}".into(), json!({
+        "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"enum": report_names}}],
+        "get": {"summary": "A report over a period (default the last 30 days), as JSON or CSV (format=csv or Accept: text/csv)",
+            "parameters": [
+                {"name": "from", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, "description": "first day (UTC)"},
+                {"name": "to", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, "description": "the day after the last (UTC)"},
+                {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
+            "responses": {"200": {"description": "The report", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {"report": {"type": "string"}, "columns": {"type": "array"}, "rows": {"type": "array"}}}},
+                "text/csv": {"schema": {"type": "string"}}}}, "422": problem()}}}));
     paths.insert("/api/v1/services/{id}/credentials".into(), json!({"parameters": [id("id")], "post": {"summary": "Reveal the credentials the provider answered at setup (audited)", "responses": {"200": answer("Credentials by JSON pointer", object.clone())}}}));
     for (function, (params, results, blueprints)) in actions.iter() {
         paths.insert(

@@ -25,6 +25,7 @@ pub mod invariants;
 pub mod jobs;
 pub mod models;
 pub mod products;
+pub mod reports;
 pub mod services;
 pub mod sessions;
 pub mod sources;
@@ -118,6 +119,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_event_digests.sql")),
     (6, include_str!("../migrations/0006_principals.sql")),
     (7, include_str!("../migrations/0007_webhooks.sql")),
+    (8, include_str!("../migrations/0008_usage.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.

@@ -96,6 +96,55 @@ pub enum TokensCommand {
     },
 }
 
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `provisio report NAME`.
+pub fn report(
+    name: &str,
+    from: Option<String>,
+    to: Option<String>,
+    format: Format,
+    server: &ServerArgs,
+) -> anyhow::Result<ExitCode> {
+    let token = server.token.as_deref().context("a staff token is needed: --token or PROVISIO_TOKEN")?;
+    let url = format!("{}/api/v1/reports/{name}", server.server.trim_end_matches('/'));
+    let mut query: Vec<(&str, String)> = Vec::new();
+    query.extend(from.map(|f| ("from", f)));
+    query.extend(to.map(|t| ("to", t)));
+    if format == Format::Csv {
+        query.push(("format", "csv".into()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        provisio_sdk::http::install_crypto_provider();
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token)
+            .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            eprintln!("{text}");
+            return Ok(ExitCode::from(if status.as_u16() == 422 { 2 } else { 1 }));
+        }
+        match format {
+            Format::Csv => text.lines().for_each(|line| out!("{line}")),
+            Format::Json => crate::render::json(&serde_json::from_str(&text)?),
+            Format::Table => crate::render::report_table(&serde_json::from_str(&text)?),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn request(
     server: &ServerArgs,
     method: Method,
@@ -119,7 +168,7 @@ fn request(
             .map(|v| serde_json::to_string_pretty(&v).expect("JSON serialises"))
             .unwrap_or(text);
         if status.is_success() {
-            println!("{pretty}");
+            out!("{pretty}");
             Ok(ExitCode::SUCCESS)
         } else {
             eprintln!("{pretty}");

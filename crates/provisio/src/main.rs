@@ -1,14 +1,15 @@
 //! `provisio`: one binary that wires the crates together.
 //!
 //! - `serve` (API + worker) and `worker`: the engine on a store;
-//! - `events`, `services`, `jobs`, `tokens`: operators' commands against a server;
+//! - `events`, `services`, `jobs`, `tokens`, `report`: operators' commands against a server;
 //! - `blueprints`, `providers`, `describe`, `call`, `test-connection`: the
 //!   provider workbench, which runs providers in this process.
 //!
 //! Exit codes: 0 ok, 1 the provider or server answered an error, 2 invalid input or usage.
 
-mod client;
+#[macro_use]
 mod render;
+mod client;
 mod server;
 
 use std::io::Read;
@@ -59,6 +60,27 @@ enum Command {
     Tokens {
         #[command(subcommand)]
         command: client::TokensCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// A report of a running server, as a table (or `--json`, `--csv`):
+    /// capacity, jobs, activation, attention, usage-services, usage-configurations.
+    Report {
+        /// Which report.
+        #[arg(value_parser = ["capacity", "jobs", "activation", "attention", "usage-services", "usage-configurations"])]
+        name: String,
+        /// First day (YYYY-MM-DD, UTC); default 30 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// The day after the last (YYYY-MM-DD); default tomorrow.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the server's JSON.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
         #[command(flatten)]
         server: client::ServerArgs,
     },
@@ -161,6 +183,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Services { command, server } => return client::services(command, &server),
         Command::Jobs { command, server } => return client::jobs(command, &server),
         Command::Tokens { command, server } => return client::tokens(command, &server),
+        Command::Report { name, from, to, json, csv, server } => {
+            let format = if csv {
+                client::Format::Csv
+            } else if json {
+                client::Format::Json
+            } else {
+                client::Format::Table
+            };
+            return client::report(&name, from, to, format, &server);
+        }
         Command::Blueprints { json } => {
             if json {
                 let all: Vec<Value> = registry.blueprints().iter().map(|b| b.to_json()).collect();

@@ -3,9 +3,29 @@
 use provisio_sdk::{BlueprintDescriptor, CallReport, ProviderEntry};
 use serde_json::{Value, json};
 
+/// `println!` that ends the process quietly once the reader has gone
+/// (`provisio blueprints | head`), as Unix tools do, instead of panicking.
+macro_rules! out {
+    () => { $crate::render::write_line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::render::write_line(format_args!($($arg)*)) };
+}
+
+/// Writes a line to standard output; a closed pipe ends the process with 0.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n")) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {err}");
+        std::process::exit(1);
+    }
+}
+
 /// Pretty JSON on standard output.
 pub fn json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialise"));
+    out!("{}", serde_json::to_string_pretty(value).expect("JSON values serialise"));
 }
 
 /// Rows of `label  value`, values indented under their label when multi-line.
@@ -13,9 +33,9 @@ fn table(rows: &[(&str, String)]) {
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in rows {
         let mut lines = value.lines();
-        println!("{label:width$}  {}", lines.next().unwrap_or(""));
+        out!("{label:width$}  {}", lines.next().unwrap_or(""));
         for line in lines {
-            println!("{:width$}  {line}", "");
+            out!("{:width$}  {line}", "");
         }
     }
 }
@@ -23,14 +43,14 @@ fn table(rows: &[(&str, String)]) {
 pub fn blueprints(blueprints: &[&BlueprintDescriptor]) {
     for (i, blueprint) in blueprints.iter().enumerate() {
         if i > 0 {
-            println!();
+            out!();
         }
-        println!("{}  ({})", blueprint.id, blueprint.name);
-        println!("  {}", blueprint.description);
+        out!("{}  ({})", blueprint.id, blueprint.name);
+        out!("  {}", blueprint.description);
         for function in &blueprint.functions {
             let optional = if function.optional { ", optional" } else { "" };
             let kind = serde_json::to_value(function.kind).expect("kind serialises");
-            println!("  - {:<20} {}{optional}", function.name, kind.as_str().unwrap_or_default());
+            out!("  - {:<20} {}{optional}", function.name, kind.as_str().unwrap_or_default());
         }
     }
 }
@@ -38,7 +58,7 @@ pub fn blueprints(blueprints: &[&BlueprintDescriptor]) {
 pub fn providers(providers: &[&ProviderEntry]) {
     let width = providers.iter().map(|p| p.address().len()).max().unwrap_or(0);
     for provider in providers {
-        println!("{:width$}  {}: {}", provider.address(), provider.about().name, provider.about().description);
+        out!("{:width$}  {}: {}", provider.address(), provider.about().name, provider.about().description);
     }
 }
 
@@ -99,7 +119,7 @@ pub fn describe(entry: &ProviderEntry) {
         ("configuration", fields(entry.config_schema().value())),
     ]);
     for function in &blueprint.functions {
-        println!();
+        out!();
         let kind = serde_json::to_value(function.kind).expect("kind serialises");
         let callers = serde_json::to_value(function.callers).expect("callers serialise");
         table(&[
@@ -140,12 +160,12 @@ pub fn report(report: &CallReport, as_json: bool, verbose: bool) {
     }
     table(&rows);
     if verbose {
-        println!();
+        out!();
         if report.http_log.is_empty() {
-            println!("(no HTTP requests)");
+            out!("(no HTTP requests)");
         }
         for exchange in &report.http_log {
-            println!(
+            out!(
                 "{} {} -> {} ({} ms)",
                 exchange.method,
                 exchange.url,
@@ -153,17 +173,59 @@ pub fn report(report: &CallReport, as_json: bool, verbose: bool) {
                 exchange.duration_ms
             );
             for (name, value) in &exchange.request_headers {
-                println!("  > {name}: {value}");
+                out!("  > {name}: {value}");
             }
             if let Some(body) = &exchange.request_body {
-                println!("  > {body}");
+                out!("  > {body}");
             }
             for (name, value) in &exchange.response_headers {
-                println!("  < {name}: {value}");
+                out!("  < {name}: {value}");
             }
             if let Some(body) = &exchange.response_body {
-                println!("  < {body}");
+                out!("  < {body}");
             }
         }
+    }
+}
+
+/// A report as an aligned table: a header of its columns, a row per row.
+pub fn report_table(report: &Value) {
+    let columns: Vec<&str> = report["columns"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let rows: Vec<Vec<String>> = report["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| match &row[*c] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "-".to_owned(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| rows.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    out!("{}", line(columns.clone()));
+    for row in &rows {
+        out!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+    if rows.is_empty() {
+        out!("(nothing in {} to {})", report["from"].as_str().unwrap_or("?"), report["to"].as_str().unwrap_or("?"));
     }
 }

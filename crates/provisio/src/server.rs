@@ -52,6 +52,12 @@ pub struct WorkerArgs {
     /// How often an idle worker looks for due jobs, milliseconds.
     #[arg(long, env = "PROVISIO_POLL_MS", default_value_t = 500)]
     poll_ms: u64,
+    /// How often each live service's usage is sampled, seconds (0: never).
+    #[arg(long, env = "PROVISIO_USAGE_INTERVAL_SECS", default_value_t = 3600)]
+    usage_interval_secs: u64,
+    /// Attempts before a webhook delivery is given up.
+    #[arg(long, env = "PROVISIO_WEBHOOK_ATTEMPTS", default_value_t = 12)]
+    webhook_attempts: i64,
 }
 
 /// `provisio serve`.
@@ -117,6 +123,8 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
         retry_cap: Duration::from_millis(args.retry_cap_ms.max(args.retry_base_ms)),
         max_attempts: args.max_attempts.max(1),
         poll_interval: Duration::from_millis(args.poll_ms.max(10)),
+        usage_interval: (args.usage_interval_secs > 0).then(|| Duration::from_secs(args.usage_interval_secs)),
+        webhook_attempts: args.webhook_attempts.max(1),
         ..Settings::default()
     })
 }
@@ -169,7 +177,7 @@ async fn ensure_token(engine: &Engine) -> anyhow::Result<()> {
         engine.install_token(provisio_engine::tokens::ENVIRONMENT, token.trim()).await?;
     } else if let Some(token) = engine.ensure_a_token().await? {
         // Shown once: only its digest is stored.
-        println!("Staff API token (shown once, keep it): {token}");
+        out!("Staff API token (shown once, keep it): {token}");
     }
     Ok(())
 }

@@ -248,3 +248,15 @@ fn a_secret_configuration_value_never_appears_in_output() {
     assert_eq!(run.code, 1);
     assert!(!run.stdout.contains(OTHER_SECRET) && !run.stderr.contains(OTHER_SECRET), "{}", run.stdout);
 }
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_is_not_a_panic() {
+    let bin = env!("CARGO_BIN_EXE_provisio");
+    for args in ["blueprints", "blueprints --json", "providers", "describe shared-hosting/demo"] {
+        let status = std::process::Command::new("bash")
+            .args(["-c", &format!("set -o pipefail; '{bin}' {args} | head -1 > /dev/null")])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args}: {status}");
+    }
+}

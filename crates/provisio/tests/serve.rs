@@ -353,6 +353,20 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     assert!(out.contains("billing") && !out.contains(secret), "{out}");
     let (code, _, err) = cli(&["tokens", "revoke", &made["id"].to_string()]);
     assert_eq!(code, 0, "{err}");
+    // Reports: a table by default, CSV on request, bad input exit 2.
+    let (code, out, err) = cli(&["report", "jobs"]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("day         blueprint"), "{out}");
+    assert!(out.contains("shared-hosting") && out.contains("demo-hosting-eu"), "{out}");
+    let (code, out, _) = cli(&["report", "capacity", "--csv"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "configuration,blueprint,enabled,live_services,all_services,max_services,used_percent"
+    );
+    let (code, _, err) = cli(&["report", "jobs", "--from", "yesterday"]);
+    assert_eq!(code, 2, "{err}");
     server.output(false);
 }
 

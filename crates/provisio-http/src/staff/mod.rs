@@ -37,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/services/{id}/history", get(service_history))
         .route("/services/{id}/actions/{function}", post(action))
         .route("/services/{id}/credentials", post(reveal_credentials))
+        .route("/services/{id}/summary", get(service_summary))
+        .route("/reports/{name}", get(report))
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/retry", post(retry_job))

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use provisio_engine::EngineError;
 use serde_json::{Value, json};
 
 use crate::auth::{Operate, Read, Staff};
-use crate::{ApiResult, AppState, JOB_STATES, Params, SERVICE_STATUSES, body, id, ok};
+use crate::{ApiResult, AppState, JOB_STATES, Params, Problem, SERVICE_STATUSES, body, id, ok};
 use provisio_store::{events, jobs, products, services};
 
 pub(super) async fn list_services(
@@ -244,4 +245,57 @@ pub(super) async fn end_client_sessions(
 ) -> ApiResult {
     let ended = state.engine.end_client_sessions(&staff.actor(), id(&key, "client")?).await?;
     ok(StatusCode::OK, json!({"ended": ended}))
+}
+
+/// The help desk's view of a service (live answers reused for 30 seconds).
+pub(super) async fn service_summary(
+    staff: Staff<Read>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult {
+    ok(StatusCode::OK, state.engine.service_summary(&staff.principal, id(&key, "service")?).await?)
+}
+
+/// `GET /api/v1/reports/{name}?from=&to=&format=json|csv`.
+pub(super) async fn report(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let kind = provisio_engine::reports::ReportKind::parse(&name).ok_or_else(|| {
+        let names: Vec<&str> = provisio_engine::reports::ReportKind::ALL.iter().map(|k| k.name()).collect();
+        Problem::new(StatusCode::NOT_FOUND, format!("No report {name} (there are {})", names.join(", ")))
+    })?;
+    let params = Params::new(query, &["from", "to", "format"])?;
+    let day_ms = 86_400_000;
+    let to = match params.text("to", None)? {
+        Some(text) => crate::parse_day(&text, "?to")?,
+        // The end of today.
+        None => (provisio_store::now_ms() / day_ms + 1) * day_ms,
+    };
+    let from = match params.text("from", None)? {
+        Some(text) => crate::parse_day(&text, "?from")?,
+        None => to - 30 * day_ms,
+    };
+    let wants_csv = params.text("format", Some(&["json", "csv"]))?.as_deref() == Some("csv")
+        || headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.starts_with("text/csv"));
+    let report = state.engine.report(kind, from, to).await?;
+    if wants_csv {
+        let disposition = format!("attachment; filename=\"{}.csv\"", kind.name());
+        return Ok((
+            StatusCode::OK,
+            [
+                (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (axum::http::header::CONTENT_DISPOSITION, disposition),
+            ],
+            report.to_csv(),
+        )
+            .into_response());
+    }
+    ok(StatusCode::OK, report.to_json(from, to))
 }

@@ -33,6 +33,7 @@ impl Default for AppOptions {
                 retry_cap: Duration::from_millis(200),
                 poll_interval: Duration::from_millis(50),
                 webhook_attempts: 1000,
+                usage_interval: None,
                 lease: Duration::from_secs(5),
                 call_timeout: Duration::from_secs(5),
                 ..Settings::default()

@@ -11,6 +11,7 @@ mod matrix;
 mod metrics;
 mod people;
 mod real;
+mod reports;
 mod tokens;
 mod trust;
 mod webhooks;

@@ -111,6 +111,8 @@ fn table(a: i64, c: i64, t: i64, s: i64) -> Vec<Row> {
             OPERATE,
         ),
         row(M::POST, "/api/v1/services/{id}/credentials", format!("/api/v1/services/{a}/credentials"), None, OPERATE),
+        row(M::GET, "/api/v1/services/{id}/summary", format!("/api/v1/services/{a}/summary"), None, READ),
+        row(M::GET, "/api/v1/reports/{name}", "/api/v1/reports/jobs".into(), None, READ),
         row(M::GET, "/api/v1/jobs", "/api/v1/jobs".into(), None, READ),
         row(M::GET, "/api/v1/jobs/{id}", "/api/v1/jobs/1".into(), None, READ),
         row(M::POST, "/api/v1/jobs/{id}/retry", format!("/api/v1/jobs/{none}/retry"), None, OPERATE),
