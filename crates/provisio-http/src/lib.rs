@@ -233,7 +233,7 @@ impl Params {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     // Read-only: a health probe never queues behind (or adds to) the writer's work.
-    match state.engine.store().check().await {
+    match state.engine.health().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");

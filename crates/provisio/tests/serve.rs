@@ -14,6 +14,17 @@ const SECRET: &str = "Crash-Test-S3cret-77";
 struct Server {
     child: Child,
     base: String,
+    /// What the process prints, read as it comes (a full pipe would stall it).
+    printed: Vec<std::thread::JoinHandle<String>>,
+}
+
+/// Reads a pipe to its end on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 fn free_port() -> u16 {
@@ -33,7 +44,7 @@ fn start_as(dir: &Path, port: u16, extra: &[&str], token: &str) -> Server {
 }
 
 fn start_env(dir: &Path, port: u16, extra: &[&str], token: &str, env: &[(&str, &str)]) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_provisio"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .envs(env.iter().copied())
@@ -47,7 +58,8 @@ fn start_env(dir: &Path, port: u16, extra: &[&str], token: &str, env: &[(&str, &
         .stderr(Stdio::piped())
         .spawn()
         .expect("provisio starts");
-    Server { child, base: format!("http://127.0.0.1:{port}") }
+    let printed = vec![drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())];
+    Server { child, base: format!("http://127.0.0.1:{port}"), printed }
 }
 
 impl Server {
@@ -59,10 +71,11 @@ impl Server {
             unsafe_free_terminate(self.child.id());
         }
         self.child.wait().unwrap();
-        let mut text = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
-        self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
-        text
+        self.printed()
+    }
+
+    fn printed(&mut self) -> String {
+        self.printed.drain(..).map(|reader| reader.join().unwrap()).collect()
     }
 }
 
@@ -75,10 +88,7 @@ impl Server {
             assert!(started.elapsed() < limit, "the server kept running");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut text = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
-        self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
-        text
+        self.printed()
     }
 }
 

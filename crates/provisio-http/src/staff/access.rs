@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use provisio_engine::EngineError;
 
 use crate::auth::{Admin, Read, Staff};
 use crate::{ApiResult, AppState, Params, body, id, ok};
@@ -18,14 +17,7 @@ pub(super) async fn audit(
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
     let (limit, before) = (params.limit()?, params.number("before")?);
-    let list = state
-        .engine
-        .store()
-        .read(move |conn| {
-            Box::pin(async move { Ok::<_, EngineError>(provisio_store::audit::list(conn, limit, before).await?) })
-        })
-        .await?;
-    ok(StatusCode::OK, list)
+    ok(StatusCode::OK, state.engine.audit(limit, before).await?)
 }
 
 pub(super) async fn list_tokens(

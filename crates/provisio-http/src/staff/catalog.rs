@@ -145,5 +145,6 @@ pub(super) async fn create_client(
 
 pub(super) async fn client(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (client, services) = state.engine.client(id(&key, "client")?).await?;
+    let services: Vec<super::views::ServiceView> = super::views::all(services);
     ok(StatusCode::OK, json!({"client": client, "services": services}))
 }

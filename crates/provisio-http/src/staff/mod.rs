@@ -5,6 +5,7 @@
 mod access;
 mod catalog;
 mod operations;
+mod views;
 
 use axum::Router;
 use axum::routing::{delete, get, post};

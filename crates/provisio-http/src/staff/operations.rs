@@ -6,12 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use provisio_engine::EngineError;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::views::{self, JobView, ServiceDetailView, ServiceView};
 use crate::auth::{Operate, Read, Staff};
 use crate::{ApiResult, AppState, JOB_STATES, Params, Problem, SERVICE_STATUSES, body, id, ok};
-use provisio_store::{events, jobs, products, services};
+use provisio_store::{jobs, services};
 
 pub(super) async fn list_services(
     _: Staff<Read>,
@@ -31,68 +31,11 @@ pub(super) async fn list_services(
         before_id: params.number("before")?,
         limit: params.limit()?,
     };
-    let list = state
-        .engine
-        .store()
-        .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(services::list(conn, &filter).await?) }))
-        .await?;
-    ok(StatusCode::OK, list)
+    ok(StatusCode::OK, views::all::<_, ServiceView>(state.engine.services(filter).await?))
 }
 
-/// How much of a service's jobs, history and events its detail shows; the
-/// rest is paged (`/services/{id}/events`, `/history`, `/jobs?service_id=`),
-/// so one service's past never makes an answer unbounded.
-const DETAIL_JOBS: i64 = 50;
-const DETAIL_HISTORY: i64 = 50;
-const DETAIL_EVENTS: i64 = 20;
-
 pub(super) async fn service(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let service_id = id(&key, "service")?;
-    let detail = state
-        .engine
-        .store()
-        .read(move |conn| {
-            Box::pin(async move {
-                let service = services::get(conn, service_id)
-                    .await?
-                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                let product = products::get(conn, service.product_id).await?;
-                let client = provisio_store::clients::get(conn, service.client_id).await?;
-                let filter =
-                    jobs::JobFilter { service_id: Some(service_id), limit: DETAIL_JOBS + 1, ..Default::default() };
-                let mut service_jobs = jobs::list(conn, &filter).await?;
-                let more_jobs = service_jobs.len() as i64 > DETAIL_JOBS;
-                service_jobs.truncate(DETAIL_JOBS as usize);
-                service_jobs.reverse();
-                let mut history = services::history_page(conn, service_id, None, DETAIL_HISTORY + 1).await?;
-                let more_history = history.len() as i64 > DETAIL_HISTORY;
-                history.truncate(DETAIL_HISTORY as usize);
-                history.reverse();
-                let mut recent = events::page_for_service(conn, service_id, None, DETAIL_EVENTS + 1).await?;
-                let more_events = recent.len() as i64 > DETAIL_EVENTS;
-                recent.truncate(DETAIL_EVENTS as usize);
-                recent.reverse();
-                // Payloads are fetched one page at a time from /events.
-                let recent: Vec<Value> = recent
-                    .into_iter()
-                    .map(|e| {
-                        json!({"id": e.id, "external_id": e.external_id, "type": e.event_type,
-                               "occurred_at": e.occurred_at, "received_at": e.received_at})
-                    })
-                    .collect();
-                Ok::<_, EngineError>(json!({
-                    "service": service,
-                    "product": product.map(|p| p.slug),
-                    "client": client,
-                    "jobs": service_jobs,
-                    "history": history,
-                    "events": recent,
-                    "more": {"jobs": more_jobs, "history": more_history, "events": more_events},
-                }))
-            })
-        })
-        .await?;
-    ok(StatusCode::OK, detail)
+    ok(StatusCode::OK, ServiceDetailView::from(state.engine.service_detail(id(&key, "service")?).await?))
 }
 
 /// What a service's paged listing shows.
@@ -136,23 +79,10 @@ async fn service_page(
         ServicePage::History => 1000,
     };
     let (before, limit) = (params.number("before")?, params.limit_at_most(most)?);
-    let rows = state
-        .engine
-        .store()
-        .read(move |conn| {
-            Box::pin(async move {
-                services::get(conn, service_id)
-                    .await?
-                    .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                let rows = match page {
-                    ServicePage::Events => json!(events::page_for_service(conn, service_id, before, limit).await?),
-                    ServicePage::History => json!(services::history_page(conn, service_id, before, limit).await?),
-                };
-                Ok::<_, EngineError>(rows)
-            })
-        })
-        .await?;
-    ok(StatusCode::OK, rows)
+    match page {
+        ServicePage::Events => ok(StatusCode::OK, state.engine.service_events(service_id, before, limit).await?),
+        ServicePage::History => ok(StatusCode::OK, state.engine.service_history(service_id, before, limit).await?),
+    }
 }
 
 pub(super) async fn action(
@@ -164,7 +94,7 @@ pub(super) async fn action(
 ) -> ApiResult {
     let outcome =
         state.engine.run_action(&staff.principal, id(&key, "service")?, &function, body(&bytes, &headers)?).await?;
-    ok(StatusCode::OK, outcome)
+    ok(StatusCode::OK, json!({"job": JobView::from(outcome.job), "envelope": outcome.envelope}))
 }
 
 pub(super) async fn list_jobs(
@@ -180,17 +110,12 @@ pub(super) async fn list_jobs(
         before_id: params.number("before")?,
         limit: params.limit()?,
     };
-    let list = state
-        .engine
-        .store()
-        .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(jobs::list(conn, &filter).await?) }))
-        .await?;
-    ok(StatusCode::OK, list)
+    ok(StatusCode::OK, views::all::<_, JobView>(state.engine.jobs(filter).await?))
 }
 
 pub(super) async fn job(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (job, attempts) = state.engine.job(id(&key, "job")?).await?;
-    ok(StatusCode::OK, json!({"job": job, "attempts": attempts}))
+    ok(StatusCode::OK, json!({"job": JobView::from(job), "attempts": attempts}))
 }
 
 pub(super) async fn retry_job(
@@ -198,7 +123,7 @@ pub(super) async fn retry_job(
     staff: Staff<Operate>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.retry_job(&staff.actor(), id(&key, "job")?).await?)
+    ok(StatusCode::OK, JobView::from(state.engine.retry_job(&staff.actor(), id(&key, "job")?).await?))
 }
 
 /// Credentials the client must know, revealed to staff (audited).
