@@ -14,6 +14,7 @@
 //! - [`principal`]: who is calling (staff token and scope, client session,
 //!   event source); client sessions and hand-off codes;
 //! - [`sources`]: billing systems that sign their events; Stripe;
+//! - [`staff`]: staff users, argon2id passwords, sessions and lockout;
 //! - [`queries`]: a client's own services;
 //! - [`reports`]: reports, the help desk's summary, the usage collector;
 //! - [`webhooks`]: subscribers told what happens to services and jobs;
@@ -33,6 +34,7 @@ pub mod queries;
 pub mod reports;
 pub mod rules;
 pub mod sources;
+pub mod staff;
 pub mod tokens;
 pub mod vault;
 pub mod webhooks;

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use provisio_sdk::SchemaDoc;
 use provisio_store::models::{ClientSession, Scope};
-use provisio_store::{audit, clients, now_ms, sessions, tokens};
+use provisio_store::{audit, clients, now_ms, sessions, staff, tokens};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -33,8 +33,8 @@ pub const SESSION_TTL_MAX_SECS: i64 = 86_400;
 /// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// A staff token.
-    Staff { token_id: i64, name: String, scope: Scope },
+    /// A staff token, or a staff user's session (`person`).
+    Staff { token_id: i64, name: String, scope: Scope, person: bool },
     /// A client, through one of its sessions.
     Client { client_id: i64, session_id: i64 },
     /// A billing system that signed the request.
@@ -45,6 +45,7 @@ impl Principal {
     /// How the audit log names it.
     pub fn actor(&self) -> String {
         match self {
+            Principal::Staff { name, person: true, .. } => format!("user:{name}"),
             Principal::Staff { name, .. } => format!("token:{name}"),
             Principal::Client { client_id, session_id } => format!("client:{client_id}/session:{session_id}"),
             Principal::Source { name, .. } => format!("source:{name}"),
@@ -90,8 +91,18 @@ impl Engine {
                 self.store().read(move |conn| Box::pin(async move { sessions::find(conn, &digest).await })).await?;
             return Ok(found.map(|s| Principal::Client { client_id: s.client_id, session_id: s.id }));
         }
+        if secret.starts_with(crate::staff::STAFF_SESSION_PREFIX) {
+            let found =
+                self.store().read(move |conn| Box::pin(async move { staff::session(conn, &digest).await })).await?;
+            return Ok(found.map(|(session, user)| Principal::Staff {
+                token_id: session,
+                name: user.username,
+                scope: user.scope,
+                person: true,
+            }));
+        }
         let found = self.store().read(move |conn| Box::pin(async move { tokens::find(conn, &digest).await })).await?;
-        Ok(found.map(|t| Principal::Staff { token_id: t.id, name: t.name, scope: t.scope }))
+        Ok(found.map(|t| Principal::Staff { token_id: t.id, name: t.name, scope: t.scope, person: false }))
     }
 
     /// Opens a session for a client, as `body` asks.

@@ -9,6 +9,7 @@ use provisio_engine::admin::{ConfigurationInput, ProductInput};
 use provisio_engine::events::{EventClient, EventPayload};
 use provisio_engine::principal::SessionInput;
 use provisio_engine::sources::{SourceInput, SourcePatch};
+use provisio_engine::staff::{LoginInput, StaffUserInput};
 use provisio_engine::tokens::TokenInput;
 use provisio_engine::webhooks::{WebhookInput, WebhookPatch};
 use provisio_sdk::{Registry, SchemaDoc};
@@ -314,6 +315,15 @@ pub fn document(registry: &Registry) -> Value {
                          "responses": {"200": answer("Changed", object.clone())}},
                "delete": {"summary": "Delete an event source", "responses": {"204": {"description": "Deleted"}}}}),
     );
+    let login = components.add("LoginInput", SchemaDoc::of::<LoginInput>().value());
+    let user = components.add("StaffUserInput", SchemaDoc::of::<StaffUserInput>().value());
+    paths.insert("/api/v1/login".into(), json!({"post": {"summary": "A staff user signs in: a session token with their scope (five failures in a row lock the account for fifteen minutes)",
+        "security": [], "requestBody": json_body(login), "responses": {"200": answer("The session token", object.clone()), "401": problem()}}}));
+    paths.insert("/api/v1/logout".into(), json!({"post": {"summary": "End the caller's staff session", "responses": {"204": {"description": "Ended"}, "409": problem()}}}));
+    paths.insert("/api/v1/users".into(), json!({
+        "get": {"summary": "Staff users (never their password hashes)", "responses": {"200": answer("Users", list.clone())}},
+        "post": {"summary": "Add a staff user; a generated password is answered once", "requestBody": json_body(user),
+                 "responses": {"201": answer("The user", object.clone()), "409": problem()}}}));
     let webhook = components.add("WebhookInput", SchemaDoc::of::<WebhookInput>().value());
     let webhook_patch = components.add("WebhookPatch", SchemaDoc::of::<WebhookPatch>().value());
     paths.insert(

@@ -286,16 +286,23 @@ formatted_string!(
 pub fn generate_password(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let len = len.max(12);
+    // 256 is not a multiple of the alphabet: biased top values are dropped,
+    // and more are drawn until the password has its length.
+    let unbiased = 256 - 256 % ALPHABET.len();
     loop {
-        let mut bytes = vec![0u8; len];
-        getrandom::fill(&mut bytes).expect("the operating system's random source works");
-        // 256 is not a multiple of the alphabet: drop the biased top values.
-        let password: String = bytes
-            .iter()
-            .filter(|b| (**b as usize) < 256 - 256 % ALPHABET.len())
-            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-            .collect();
-        if password.len() >= 12 && is_password(&password) {
+        let mut password = String::with_capacity(len);
+        while password.len() < len {
+            let mut bytes = vec![0u8; len];
+            getrandom::fill(&mut bytes).expect("the operating system's random source works");
+            password.extend(
+                bytes
+                    .iter()
+                    .filter(|b| (**b as usize) < unbiased)
+                    .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char),
+            );
+            password.truncate(len);
+        }
+        if is_password(&password) {
             return password;
         }
     }
@@ -386,7 +393,7 @@ mod tests {
         assert!(!is_password("short1A") && !is_password("alllowercase1"));
         assert_eq!(format!("{:?}", Password::parse("Sup3rSecret").unwrap()), "Password([redacted])");
         let generated = generate_password(20);
-        assert!(is_password(&generated) && generated.len() >= 12, "{generated}");
+        assert!(is_password(&generated) && generated.len() == 20, "{generated}");
         assert_ne!(generated, generate_password(20));
     }
 

@@ -29,6 +29,7 @@ pub mod reports;
 pub mod services;
 pub mod sessions;
 pub mod sources;
+pub mod staff;
 pub mod tokens;
 pub mod webhooks;
 mod writer;
@@ -120,6 +121,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_principals.sql")),
     (7, include_str!("../migrations/0007_webhooks.sql")),
     (8, include_str!("../migrations/0008_usage.sql")),
+    (9, include_str!("../migrations/0009_staff_users.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.
@@ -225,7 +227,8 @@ impl Store {
         self.writer.write(work).await
     }
 
-    /// Runs `work` on a read connection.
+    /// Runs `work` on a read connection, in one read transaction (a
+    /// consistent snapshot of the database).
     pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where
         E: From<StoreError>,
@@ -236,7 +239,15 @@ impl Store {
             Some(conn) => conn,
             None => connect(&self.readers.path, false).map_err(StoreError::from)?,
         };
+        // One snapshot for the whole read: a service and its jobs read in two
+        // statements must not straddle a commit (a detail showing the job
+        // done and the service not yet).
+        conn.execute_batch("BEGIN DEFERRED").map_err(StoreError::from)?;
         let result = work(&mut conn).await;
+        // A read transaction has nothing to keep; ending it frees the snapshot.
+        if conn.execute_batch("COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         let mut idle = self.readers.idle.lock().expect("reader pool lock");
         if idle.len() < self.readers.keep {
             idle.push(conn);

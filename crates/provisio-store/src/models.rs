@@ -589,3 +589,37 @@ impl WebhookDelivery {
         })
     }
 }
+
+/// A person on the staff (the password hash never leaves the store's callers).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaffUser {
+    pub id: i64,
+    pub username: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub scope: Scope,
+    pub failed_logins: i64,
+    #[serde(serialize_with = "optional_timestamp")]
+    pub locked_until: Option<i64>,
+    pub disabled: bool,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: i64,
+    #[serde(serialize_with = "timestamp")]
+    pub updated_at: i64,
+}
+
+impl StaffUser {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(StaffUser {
+            id: row.get("id")?,
+            username: row.get("username")?,
+            password_hash: row.get("password_hash")?,
+            scope: scope_column(row)?,
+            failed_logins: row.get("failed_logins")?,
+            locked_until: row.get("locked_until")?,
+            disabled: row.get("disabled")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}

@@ -17,6 +17,9 @@ pub struct ServerArgs {
     /// A staff token.
     #[arg(long, global = true, env = "PROVISIO_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,7 +28,101 @@ pub enum EventsCommand {
     Emit {
         /// The event.
         event: String,
+        /// Follow the jobs it made to their end, with a progress line on
+        /// standard error; exit 1 if one failed.
+        #[arg(long)]
+        wait: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Lists clients.
+    List,
+    /// Shows a client and its services.
+    Show { id: i64 },
+    /// Adds a client: JSON (`{"external_id", "name", "email"}`), a file, or -.
+    Create { client: String },
+    /// Opens a session for the client: a token for /client/v1 and a one-time hand-off URL.
+    Session {
+        id: i64,
+        /// How long it lasts, seconds (60 to 86400).
+        #[arg(long)]
+        ttl_secs: Option<i64>,
+    },
+    /// Ends every session of the client.
+    EndSessions { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigurationsCommand {
+    /// Lists provision configurations (secrets never shown).
+    List {
+        #[arg(long)]
+        blueprint: Option<String>,
+    },
+    /// Shows one.
+    Show { id: i64 },
+    /// Adds one: JSON, a file, or -.
+    Create { configuration: String },
+    /// Changes one: JSON (what changes), a file, or -.
+    Update { id: i64, change: String },
+    /// Runs its connection test.
+    Test { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductsCommand {
+    /// Lists products.
+    List,
+    /// Shows one (id or slug).
+    Show { key: String },
+    /// Adds one: JSON, a file, or -.
+    Create { product: String },
+    /// Changes one: JSON (what changes), a file, or -.
+    Update { key: String, change: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Lists staff users.
+    List,
+    /// Adds a staff user; without a password one is generated and printed once.
+    Create {
+        username: String,
+        #[arg(long, value_parser = ["read", "operate", "admin"])]
+        scope: String,
+        /// Read the password from standard input (never from the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub fn users(command: UsersCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        UsersCommand::List => request(server, Method::GET, "/users", &[], None),
+        UsersCommand::Create { username, scope, password_stdin } => {
+            let mut body = serde_json::json!({"username": username, "scope": scope});
+            if password_stdin {
+                let mut password = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)?;
+                body["password"] = serde_json::json!(password.trim_end_matches(['\r', '\n']));
+            }
+            request(server, Method::POST, "/users", &[], Some(body))
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Lists them.
+    List,
+    /// Adds one: JSON, a file, or -; a generated secret is printed once.
+    Create { body: String },
+    /// Changes one: JSON, a file, or -.
+    Update { id: i64, change: String },
+    /// Deletes one.
+    Delete { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +144,18 @@ pub enum ServicesCommand {
         /// The service id.
         id: i64,
     },
+    /// The help desk's summary: latest jobs and live answers.
+    Summary { id: i64 },
+    /// Runs a function of the service's blueprint on demand.
+    Action {
+        id: i64,
+        function: String,
+        /// Params: JSON, a file, or -.
+        #[arg(long, default_value = "{}")]
+        params: String,
+    },
+    /// Reveals the credentials the setup answered (audited).
+    Credentials { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,11 +273,13 @@ fn request(
         let response = builder.send().await.with_context(|| format!("cannot reach {url}"))?;
         let status = response.status();
         let text = response.text().await?;
-        let pretty = serde_json::from_str::<Value>(&text)
-            .map(|v| serde_json::to_string_pretty(&v).expect("JSON serialises"))
-            .unwrap_or(text);
+        let parsed = serde_json::from_str::<Value>(&text).ok();
+        let pretty = parsed.as_ref().map(|v| serde_json::to_string_pretty(v).expect("JSON serialises")).unwrap_or(text);
         if status.is_success() {
-            out!("{pretty}");
+            match parsed {
+                Some(value) if !server.json => crate::render::value_table(&value),
+                _ => out!("{pretty}"),
+            }
             Ok(ExitCode::SUCCESS)
         } else {
             eprintln!("{pretty}");
@@ -179,10 +290,151 @@ fn request(
 
 pub fn events(command: EventsCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
     match command {
-        EventsCommand::Emit { event } => {
+        EventsCommand::Emit { event, wait: false } => {
             let body = crate::read_json("EVENT", &event)?;
             request(server, Method::POST, "/events", &[], Some(body))
         }
+        EventsCommand::Emit { event, wait: true } => {
+            let body = crate::read_json("EVENT", &event)?;
+            follow(server, body)
+        }
+    }
+}
+
+/// Sends an event, then follows the jobs it made until each has ended,
+/// with a progress line on standard error.
+fn follow(server: &ServerArgs, event: Value) -> anyhow::Result<ExitCode> {
+    let token = server.token.as_deref().context("a staff token is needed: --token or PROVISIO_TOKEN")?.to_owned();
+    let base = format!("{}/api/v1", server.server.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("{base}/events"))
+            .bearer_auth(&token)
+            .json(&event)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}"))?;
+        let status = response.status();
+        let accepted: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            eprintln!("{}", serde_json::to_string_pretty(&accepted)?);
+            return Ok(ExitCode::from(if status.as_u16() == 422 { 2 } else { 1 }));
+        }
+        let ids: Vec<i64> =
+            accepted["jobs"].as_array().into_iter().flatten().filter_map(|j| j["id"].as_i64()).collect();
+        let mut ended: std::collections::BTreeMap<i64, Value> = std::collections::BTreeMap::new();
+        loop {
+            for id in &ids {
+                if ended.contains_key(id) {
+                    continue;
+                }
+                let job: Value =
+                    client.get(format!("{base}/jobs/{id}")).bearer_auth(&token).send().await?.json().await?;
+                let state = job["job"]["state"].as_str().unwrap_or_default().to_owned();
+                if matches!(state.as_str(), "succeeded" | "failed" | "skipped") {
+                    ended.insert(*id, job["job"].clone());
+                }
+            }
+            let latest = ended
+                .values()
+                .last()
+                .map(|j| {
+                    format!(" (last: {} {})", j["function"].as_str().unwrap_or("?"), j["state"].as_str().unwrap_or("?"))
+                })
+                .unwrap_or_default();
+            eprint!("\r{}/{} jobs ended{latest}   ", ended.len(), ids.len());
+            if ended.len() == ids.len() {
+                eprintln!();
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let jobs: Vec<Value> = ended.into_values().collect();
+        let failed = jobs.iter().any(|j| j["state"] == "failed");
+        let answer = serde_json::json!({"event_id": accepted["event_id"], "service_id": accepted["service_id"],
+                                        "duplicate": accepted["duplicate"], "jobs": jobs});
+        if server.json {
+            crate::render::json(&answer);
+        } else {
+            crate::render::value_table(&answer["jobs"]);
+        }
+        Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    })
+}
+
+pub fn clients(command: ClientsCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        ClientsCommand::List => request(server, Method::GET, "/clients", &[], None),
+        ClientsCommand::Show { id } => request(server, Method::GET, &format!("/clients/{id}"), &[], None),
+        ClientsCommand::Create { client } => {
+            request(server, Method::POST, "/clients", &[], Some(crate::read_json("CLIENT", &client)?))
+        }
+        ClientsCommand::Session { id, ttl_secs } => {
+            let body = match ttl_secs {
+                Some(ttl) => serde_json::json!({"ttl_secs": ttl}),
+                None => serde_json::json!({}),
+            };
+            request(server, Method::POST, &format!("/clients/{id}/sessions"), &[], Some(body))
+        }
+        ClientsCommand::EndSessions { id } => {
+            request(server, Method::DELETE, &format!("/clients/{id}/sessions"), &[], None)
+        }
+    }
+}
+
+pub fn configurations(command: ConfigurationsCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        ConfigurationsCommand::List { blueprint } => {
+            let query: Vec<(&str, String)> = blueprint.map(|b| ("blueprint", b)).into_iter().collect();
+            request(server, Method::GET, "/configurations", &query, None)
+        }
+        ConfigurationsCommand::Show { id } => request(server, Method::GET, &format!("/configurations/{id}"), &[], None),
+        ConfigurationsCommand::Create { configuration } => request(
+            server,
+            Method::POST,
+            "/configurations",
+            &[],
+            Some(crate::read_json("CONFIGURATION", &configuration)?),
+        ),
+        ConfigurationsCommand::Update { id, change } => request(
+            server,
+            Method::PATCH,
+            &format!("/configurations/{id}"),
+            &[],
+            Some(crate::read_json("CHANGE", &change)?),
+        ),
+        ConfigurationsCommand::Test { id } => {
+            request(server, Method::POST, &format!("/configurations/{id}/test"), &[], None)
+        }
+    }
+}
+
+pub fn products(command: ProductsCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        ProductsCommand::List => request(server, Method::GET, "/products", &[], None),
+        ProductsCommand::Show { key } => request(server, Method::GET, &format!("/products/{key}"), &[], None),
+        ProductsCommand::Create { product } => {
+            request(server, Method::POST, "/products", &[], Some(crate::read_json("PRODUCT", &product)?))
+        }
+        ProductsCommand::Update { key, change } => {
+            request(server, Method::PATCH, &format!("/products/{key}"), &[], Some(crate::read_json("CHANGE", &change)?))
+        }
+    }
+}
+
+/// Event sources (`sources`) and webhook subscribers (`webhooks`).
+pub fn access(path: &str, command: AccessCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        AccessCommand::List => request(server, Method::GET, path, &[], None),
+        AccessCommand::Create { body } => {
+            request(server, Method::POST, path, &[], Some(crate::read_json("BODY", &body)?))
+        }
+        AccessCommand::Update { id, change } => {
+            request(server, Method::PATCH, &format!("{path}/{id}"), &[], Some(crate::read_json("CHANGE", &change)?))
+        }
+        AccessCommand::Delete { id } => request(server, Method::DELETE, &format!("{path}/{id}"), &[], None),
     }
 }
 
@@ -195,6 +447,17 @@ pub fn services(command: ServicesCommand, server: &ServerArgs) -> anyhow::Result
             request(server, Method::GET, "/services", &query, None)
         }
         ServicesCommand::Show { id } => request(server, Method::GET, &format!("/services/{id}"), &[], None),
+        ServicesCommand::Summary { id } => request(server, Method::GET, &format!("/services/{id}/summary"), &[], None),
+        ServicesCommand::Action { id, function, params } => request(
+            server,
+            Method::POST,
+            &format!("/services/{id}/actions/{function}"),
+            &[],
+            Some(crate::read_json("--params", &params)?),
+        ),
+        ServicesCommand::Credentials { id } => {
+            request(server, Method::POST, &format!("/services/{id}/credentials"), &[], None)
+        }
     }
 }
 

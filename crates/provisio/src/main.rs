@@ -56,6 +56,53 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Clients of a running server, and their sessions.
+    Clients {
+        #[command(subcommand)]
+        command: client::ClientsCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Provision configurations of a running server.
+    Configurations {
+        #[command(subcommand)]
+        command: client::ConfigurationsCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Products of a running server.
+    Products {
+        #[command(subcommand)]
+        command: client::ProductsCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Event sources (billing systems that sign their events).
+    Sources {
+        #[command(subcommand)]
+        command: client::AccessCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Staff users (who sign in with a password).
+    Users {
+        #[command(subcommand)]
+        command: client::UsersCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Webhook subscribers.
+    Webhooks {
+        #[command(subcommand)]
+        command: client::AccessCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// Prints a shell completion script: `provisio completions bash > /etc/bash_completion.d/provisio`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Staff tokens of a running server.
     Tokens {
         #[command(subcommand)]
@@ -75,10 +122,7 @@ enum Command {
         /// The day after the last (YYYY-MM-DD); default tomorrow.
         #[arg(long)]
         to: Option<String>,
-        /// Print the server's JSON.
-        #[arg(long, conflicts_with = "csv")]
-        json: bool,
-        /// Print CSV.
+        /// Print CSV (`--json` prints the server's JSON).
         #[arg(long)]
         csv: bool,
         #[command(flatten)]
@@ -183,10 +227,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Services { command, server } => return client::services(command, &server),
         Command::Jobs { command, server } => return client::jobs(command, &server),
         Command::Tokens { command, server } => return client::tokens(command, &server),
-        Command::Report { name, from, to, json, csv, server } => {
+        Command::Clients { command, server } => return client::clients(command, &server),
+        Command::Configurations { command, server } => return client::configurations(command, &server),
+        Command::Products { command, server } => return client::products(command, &server),
+        Command::Sources { command, server } => return client::access("/sources", command, &server),
+        Command::Webhooks { command, server } => return client::access("/webhooks", command, &server),
+        Command::Users { command, server } => return client::users(command, &server),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "provisio", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Report { name, from, to, csv, server } => {
             let format = if csv {
                 client::Format::Csv
-            } else if json {
+            } else if server.json {
                 client::Format::Json
             } else {
                 client::Format::Table

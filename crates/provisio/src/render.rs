@@ -229,3 +229,63 @@ pub fn report_table(report: &Value) {
         out!("(nothing in {} to {})", report["from"].as_str().unwrap_or("?"), report["to"].as_str().unwrap_or("?"));
     }
 }
+
+/// A value as a person reads it: a list of objects as a table of their
+/// plain fields, an object as `field  value` rows (nested values as
+/// compact JSON), anything else as JSON.
+pub fn value_table(value: &Value) {
+    let plain = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    match value {
+        Value::Array(items) if items.iter().all(Value::is_object) => {
+            if items.is_empty() {
+                out!("(none)");
+                return;
+            }
+            // The first item's scalar fields, at most nine.
+            let columns: Vec<&str> = items[0]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| !v.is_object() && !v.is_array())
+                .map(|(k, _)| k.as_str())
+                .take(9)
+                .collect();
+            let rows: Vec<Vec<String>> =
+                items.iter().map(|item| columns.iter().map(|c| plain(&item[*c])).collect()).collect();
+            let widths: Vec<usize> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| rows.iter().map(|r| r[i].chars().count().min(48)).chain([c.len()]).max().unwrap_or(0))
+                .collect();
+            let line = |cells: Vec<String>| {
+                cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(cell, width)| {
+                        let cell: String = cell.chars().take(48).collect();
+                        format!("{cell:width$}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_owned()
+            };
+            out!("{}", line(columns.iter().map(|c| (*c).to_owned()).collect()));
+            for row in rows {
+                out!("{}", line(row));
+            }
+        }
+        Value::Object(map) => {
+            let rows: Vec<(&str, String)> = map
+                .iter()
+                .map(|(k, v)| (k.as_str(), if v.is_object() || v.is_array() { v.to_string() } else { plain(v) }))
+                .collect();
+            table(&rows);
+        }
+        other => json(other),
+    }
+}

@@ -260,3 +260,14 @@ fn output_piped_into_a_reader_that_stops_early_is_not_a_panic() {
         assert!(status.success(), "{args}: {status}");
     }
 }
+
+#[test]
+fn shell_completions_are_printed() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output =
+            std::process::Command::new(env!("CARGO_BIN_EXE_provisio")).args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains("provisio") && text.contains("report"), "{shell}");
+    }
+}

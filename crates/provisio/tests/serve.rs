@@ -328,33 +328,39 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
             String::from_utf8(output.stderr).unwrap(),
         )
     };
-    let (code, out, err) = cli(&["services", "list", "--status", "active"]);
+    let (code, out, err) = cli(&["services", "list", "--status", "active", "--json"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("contract-42"), "{out}");
     let overdue = json!({"id": "evt_124", "type": "contract.overdue", "service": {"id": service}}).to_string();
-    let (code, out, err) = cli(&["events", "emit", &overdue]);
+    // Followed to its end: a progress line, then the jobs as a table.
+    let (code, out, err) = cli(&["events", "emit", &overdue, "--wait"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("suspend"), "{out}");
+    assert!(err.contains("1/1 jobs ended"), "{err}");
+    assert!(
+        out.lines().next().unwrap().starts_with("id") && out.contains("suspend") && out.contains("succeeded"),
+        "{out}"
+    );
     let (code, _, err) = cli(&["events", "emit", r#"{"id": "bad"}"#]);
     assert_eq!(code, 2, "a 422 exits 2: {err}");
     assert!(err.contains("/type"), "{err}");
     let started = Instant::now();
     loop {
-        let (_, out, _) = cli(&["services", "show", &service.to_string()]);
+        let (_, out, _) = cli(&["services", "show", &service.to_string(), "--json"]);
         if out.contains("\"status\": \"suspended\"") {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(5), "not suspended: {out}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (code, out, _) = cli(&["jobs", "list", "--service-id", &service.to_string(), "--status", "succeeded"]);
+    let (code, out, _) =
+        cli(&["jobs", "list", "--service-id", &service.to_string(), "--status", "succeeded", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"suspend\"") && out.contains("\"create\""), "{out}");
     let (code, _, err) = cli(&["jobs", "retry", "1"]);
     assert_eq!(code, 1, "only failed jobs can be retried: {err}");
     assert!(err.contains("only failed jobs"), "{err}");
     // Tokens: made (secret printed once), listed without it, revoked.
-    let (code, out, err) = cli(&["tokens", "create", "billing", "--scope", "operate"]);
+    let (code, out, err) = cli(&["tokens", "create", "billing", "--scope", "operate", "--json"]);
     assert_eq!(code, 0, "{err}");
     let made: Value = serde_json::from_str(&out).unwrap();
     let secret = made["secret"].as_str().unwrap();

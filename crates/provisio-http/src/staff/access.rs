@@ -133,3 +133,30 @@ pub(super) async fn webhook_deliveries(
     let list = state.engine.webhook_deliveries(id(&key, "webhook")?, params.limit()?, params.number("before")?).await?;
     ok(StatusCode::OK, list)
 }
+
+/// `POST /api/v1/login`: a staff user signs in (no token needed).
+pub(super) async fn login(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> ApiResult {
+    let login = state.engine.staff_login(&body(&bytes, &headers)?).await?;
+    Ok(crate::no_store(ok(StatusCode::OK, login)?))
+}
+
+/// `POST /api/v1/logout`: ends the caller's staff session.
+pub(super) async fn logout(_: Staff<Read>, State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let token = crate::auth::bearer(&headers).unwrap_or_default().to_owned();
+    state.engine.staff_logout(&token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn list_users(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
+    ok(StatusCode::OK, state.engine.staff_users().await?)
+}
+
+pub(super) async fn create_user(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let created = state.engine.create_staff_user(&staff.actor(), &body(&bytes, &headers)?).await?;
+    Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
+}

@@ -144,3 +144,67 @@ async fn another_secrets_key_is_refused() {
     assert!(refused.contains("another secrets key"), "{refused}");
     app.engine.check_secrets_key().await.unwrap();
 }
+
+#[tokio::test]
+async fn staff_users_sign_in_with_their_scope_and_are_locked_out_after_five_failures() {
+    let app = spawn_app().await;
+    let (status, made) = app
+        .post("/api/v1/users", json!({"username": "ann", "scope": "operate", "password": "long-enough-pass-1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert!(made.get("password_hash").is_none() && made.get("generated_password").is_none());
+    let (_, generated) = app.post("/api/v1/users", json!({"username": "bob", "scope": "read"})).await;
+    assert_eq!(generated["generated_password"].as_str().unwrap().len(), 20, "{generated}");
+    // Too short a password is refused by field.
+    let (status, problem) =
+        app.post("/api/v1/users", json!({"username": "cy", "scope": "read", "password": "short"})).await;
+    assert_eq!((status, problem["errors"][0]["path"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("/password")));
+
+    let app = &app;
+    let login = |username: &str, password: &str| {
+        let body = json!({"username": username, "password": password});
+        async move { app.call(Method::POST, "/api/v1/login", None, Some(body)).await }
+    };
+    let (status, session) = login("ann", "long-enough-pass-1").await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let token = session["token"].as_str().unwrap().to_owned();
+    assert_eq!(session["scope"], "operate");
+    // The session has ann's scope: operate, not admin; the audit names her.
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/clients", Some(&token), Some(json!({"name": "X", "email": "x@example.com"})))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(app.call(Method::GET, "/api/v1/tokens", Some(&token), None).await.0, StatusCode::FORBIDDEN);
+    let audit = app.get("/api/v1/audit").await;
+    assert_eq!(audit[0]["actor"], "user:ann", "{audit:#}");
+    // Logging out ends it (within a second everywhere).
+    assert_eq!(app.call(Method::POST, "/api/v1/logout", Some(&token), None).await.0, StatusCode::NO_CONTENT);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(app.call(Method::GET, "/api/v1/services", Some(&token), None).await.0, StatusCode::UNAUTHORIZED);
+
+    // A wrong password and an unknown user get the same answer.
+    let (status, wrong) = login("ann", "not-her-password").await;
+    let (_, unknown) = login("nobody", "not-her-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong["detail"], unknown["detail"]);
+    // Five failures in a row lock the account, even against the right password.
+    for _ in 0..4 {
+        assert_eq!(login("ann", "guess-guess-guess").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, locked) = login("ann", "long-enough-pass-1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(locked["detail"].as_str().unwrap().contains("locked"), "{locked}");
+    // Other users are not locked.
+    let (status, _) = login("bob", generated["generated_password"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    // No password in any answer or in the database.
+    let users = app.get("/api/v1/users").await;
+    assert!(!users.to_string().contains("argon2") && !users.to_string().contains("long-enough-pass-1"));
+    let database = std::fs::read(app.dir.path().join("provisio.db")).unwrap();
+    let wal = std::fs::read(app.dir.path().join("provisio.db-wal")).unwrap_or_default();
+    for bytes in [database, wal] {
+        assert!(!bytes.windows(18).any(|w| w == b"long-enough-pass-1"));
+    }
+}
