@@ -256,8 +256,8 @@ pub fn document(registry: &Registry) -> Value {
         "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"enum": report_names}}],
         "get": {"summary": "A report over a period (default the last 30 days), as JSON or CSV (format=csv or Accept: text/csv)",
             "parameters": [
-                {"name": "from", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, "description": "first day (UTC)"},
-                {"name": "to", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}, "description": "the day after the last (UTC)"},
+                {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}, "description": "first day (UTC)"},
+                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}, "description": "the day after the last (UTC); a period that ends before it starts is empty"},
                 {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
             "responses": {"200": {"description": "The report", "content": {
                 "application/json": {"schema": {"type": "object", "properties": {"report": {"type": "string"}, "columns": {"type": "array"}, "rows": {"type": "array"}}}},

@@ -116,16 +116,24 @@ pub fn describe(entry: &ProviderEntry) {
         ("blueprint", format!("{} ({})", blueprint.id, blueprint.name)),
         ("identifier", format!("{} ({:?})", blueprint.service_identifier, blueprint.identifiers).to_lowercase()),
         ("ownership", blueprint.ownership.to_owned()),
+        ("login", blueprint.login_function.unwrap_or("-").to_owned()),
+        ("password", blueprint.password_function.unwrap_or("-").to_owned()),
         ("configuration", fields(entry.config_schema().value())),
     ]);
     for function in &blueprint.functions {
         out!();
         let kind = serde_json::to_value(function.kind).expect("kind serialises");
-        let callers = serde_json::to_value(function.callers).expect("callers serialise");
+        let callers: Vec<String> =
+            function.callers.iter().map(|c| serde_json::to_value(c).expect("callers serialise").to_string()).collect();
+        let statuses: Vec<&str> = function.statuses.iter().map(|s| s.as_str()).collect();
         table(&[
             ("function", format!("{}{}", function.name, if function.optional { " (optional)" } else { "" })),
             ("description", function.description.clone()),
-            ("kind", format!("{}; on demand by {}", kind.as_str().unwrap_or_default(), callers)),
+            (
+                "kind",
+                format!("{}; on demand by {}", kind.as_str().unwrap_or_default(), callers.join(", ").replace('"', "")),
+            ),
+            ("statuses", statuses.join(", ")),
             ("params", fields(function.params.value())),
             ("result", fields(function.result.value())),
         ]);

@@ -179,6 +179,14 @@ fn providers_and_describe() {
     assert!(text.stdout.contains("api_key") && text.stdout.contains("secret"), "{}", text.stdout);
     // What ownership means for the blueprint is said, in the table and in the JSON.
     assert!(text.stdout.contains("owner mark"), "{}", text.stdout);
+    // Who may run each function, and in which service statuses.
+    let hosting = bench.run(&["describe", "shared-hosting/demo"]);
+    assert!(
+        hosting.stdout.contains("on demand by client, staff") && hosting.stdout.contains("statuses     active"),
+        "{}",
+        hosting.stdout
+    );
+    assert!(hosting.stdout.contains("login") && hosting.stdout.contains("get_login_url"), "{}", hosting.stdout);
     let zones = bench.run(&["describe", "dns-hosting/demo"]);
     assert!(zones.stdout.contains("zone (hierarchical)"), "{}", zones.stdout);
     assert!(bench.run(&["blueprints"]).stdout.contains("shared-hosting"));

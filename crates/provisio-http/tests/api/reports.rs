@@ -98,10 +98,8 @@ async fn a_scripted_day_gives_the_expected_numbers_in_json_and_csv() {
     let (status, problem) = app.request(reqwest::Method::GET, "/api/v1/reports/jobs?from=yesterday", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["path"], "?from");
-    assert_eq!(
-        app.request(reqwest::Method::GET, "/api/v1/reports/jobs?from=2026-02-01&to=2026-01-01", None).await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    let reversed = app.get("/api/v1/reports/jobs?from=2026-02-01&to=2026-01-01").await;
+    assert!(rows(&reversed).is_empty(), "a period that ends before it starts is empty");
     assert_eq!(app.request(reqwest::Method::GET, "/api/v1/reports/nothing", None).await.0, StatusCode::NOT_FOUND);
 
     // The help desk's summary, live answers reused.
