@@ -54,7 +54,10 @@ impl Engine {
         }
         let (caller, owner) = match principal {
             Principal::Client { client_id, .. } => (Caller::Client, Some(*client_id)),
-            Principal::Staff { .. } => (Caller::Staff, None),
+            Principal::Staff { scope, .. } if *scope >= provisio_store::models::Scope::Operate => (Caller::Staff, None),
+            Principal::Staff { .. } => {
+                return Err(EngineError::Forbidden("running a provider function needs the operate scope".into()));
+            }
             Principal::Source { .. } => {
                 return Err(EngineError::Unauthorized("event sources cannot run actions".into()));
             }

@@ -95,6 +95,8 @@ impl Report {
 /// A value as a CSV cell: strings bare, null empty, the rest as JSON.
 pub fn cell(value: &Value) -> String {
     match value {
+        // A text a spreadsheet would run as a formula is kept as text.
+        Value::String(s) if s.starts_with(['=', '+', '-', '@']) => format!("'{s}"),
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => other.to_string(),
@@ -313,6 +315,10 @@ impl Engine {
         if !matches!(service.status.as_str(), "active" | "suspended") {
             return json!(null);
         }
+        // Live answers are provider calls: for those who may make them.
+        if principal.scope().is_some_and(|s| s < provisio_store::models::Scope::Operate) {
+            return json!({"omitted": "live answers need the operate scope"});
+        }
         let mut live = Map::new();
         for function in ["get_info", "get_usage"] {
             let answer = match self.run_action(principal, service.id, function, json!({})).await {
@@ -445,6 +451,12 @@ mod tests {
     fn usage_numbers_are_read_from_used_fields_and_plain_numbers() {
         let data = json!({"disk_mb": {"used": 12.5, "limit": 100}, "connections": 3, "name": "x"});
         assert_eq!(metrics_of(&data), vec![("disk_mb".to_owned(), 12.5), ("connections".to_owned(), 3.0)]);
+    }
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        assert_eq!(cell(&json!("=HYPERLINK(1)")), "'=HYPERLINK(1)");
+        assert_eq!(cell(&json!(-5)), "-5");
     }
 
     #[test]

@@ -30,8 +30,9 @@ use crate::{Engine, EngineError};
 
 /// How far a signature's timestamp may be from now, seconds (Stripe's default).
 pub const TOLERANCE_SECS: i64 = 300;
-/// Receipts are kept this long; older signatures fail on their timestamp.
-const RECEIPT_KEEP_MS: i64 = 2 * TOLERANCE_SECS * 1000;
+/// Receipts are kept this long; older signatures fail on their timestamp
+/// (a minute to spare: timestamps are seconds, receipts milliseconds).
+const RECEIPT_KEEP_MS: i64 = 2 * TOLERANCE_SECS * 1000 + 60_000;
 /// The most `v1` values one header may carry.
 const MAX_SIGNATURES: usize = 8;
 
@@ -200,7 +201,8 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<Stri
         .v1
         .into_iter()
         .find(|candidate| hex::decode(candidate).is_ok_and(|bytes| expected.clone().verify_slice(&bytes).is_ok()))
-        .map(|matched| format!("{}:{matched}", parsed.timestamp))
+        // Hex in any case decodes alike: the receipt is of one spelling.
+        .map(|matched| format!("{}:{}", parsed.timestamp, matched.to_ascii_lowercase()))
         .ok_or_else(|| EngineError::Unauthorized("the signature does not match the body".into()))
 }
 
@@ -520,6 +522,9 @@ mod tests {
         let good = sign(b"whsec_test", 1_000, body);
         let header = format!("t=1000,v1={},v1={good},v0=ignored", "0".repeat(64));
         assert_eq!(verify(b"whsec_test", &header, body, 1_100).unwrap(), format!("1000:{good}"));
+        // The same signature in capitals is the same receipt.
+        let upper = format!("t=1000,v1={}", good.to_ascii_uppercase());
+        assert_eq!(verify(b"whsec_test", &upper, body, 1_100).unwrap(), format!("1000:{good}"));
         // Stale, future, wrong secret, wrong body, no v1, bad hex.
         assert!(verify(b"whsec_test", &header, body, 1_301).is_err());
         assert!(verify(b"whsec_test", &header, body, 699).is_err());

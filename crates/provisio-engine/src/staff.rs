@@ -3,9 +3,12 @@
 //! would rather not hold a long-lived token).
 //!
 //! Passwords are hashed with argon2id (the `argon2` crate's defaults, the
-//! OWASP minimum: 19 MiB, 2 passes) on a blocking thread. Five failed
-//! sign-ins in a row lock the account for fifteen minutes; an unknown
-//! username costs the same hash as a known one.
+//! OWASP minimum: 19 MiB, 2 passes) on a blocking thread, at most
+//! [`HASHES_AT_ONCE`] at a time (a flood of sign-ins gets 503, not the
+//! server's memory). Each attempt is counted before its password is
+//! checked, so concurrent guesses cannot slip past the lock: five failures
+//! in a row lock the account for fifteen minutes. An unknown username costs
+//! the same hash as a known one and gets the same answer.
 
 use std::sync::OnceLock;
 
@@ -30,6 +33,20 @@ pub const MAX_FAILURES: i64 = 5;
 pub const LOCK_MS: i64 = 15 * 60 * 1000;
 /// How long a staff session lasts.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// Password hashes computed at once (each takes 19 MiB and a core for a while).
+pub const HASHES_AT_ONCE: usize = 2;
+/// How long a sign-in waits for a hashing slot before answering busy.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs a password hash or check on a blocking thread, within the limit.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, EngineError> {
+    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
+    let _slot = tokio::time::timeout(HASH_WAIT, SLOTS.acquire())
+        .await
+        .map_err(|_| EngineError::Busy("Too many sign-ins at once; try again shortly".into()))?
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(work).await.map_err(|err| EngineError::Config(err.to_string()))
+}
 
 /// A staff user as an admin describes them.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -44,6 +61,17 @@ pub struct StaffUserInput {
     #[serde(default)]
     #[schemars(length(min = 12, max = 256), extend("writeOnly" = true))]
     pub password: Option<String>,
+}
+
+/// A change to a staff user (it ends their sessions).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffUserPatch {
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// A disabled user cannot sign in and their sessions end.
+    #[serde(default)]
+    pub disabled: Option<bool>,
 }
 
 /// A sign-in.
@@ -102,9 +130,7 @@ impl Engine {
         let input: StaffUserInput = decode(body, &SCHEMA)?;
         let generated_password = input.password.is_none().then(|| provisio_sdk::formats::generate_password(20));
         let password = input.password.clone().or_else(|| generated_password.clone()).expect("one of them");
-        let password_hash = tokio::task::spawn_blocking(move || hash(password))
-            .await
-            .map_err(|err| EngineError::Config(err.to_string()))??;
+        let password_hash = hashing(move || hash(password)).await??;
         let actor = actor.to_owned();
         let user = self
             .store()
@@ -133,6 +159,31 @@ impl Engine {
         Ok(NewStaffUser { user, generated_password })
     }
 
+    /// Changes a staff user's scope or switches them off; their sessions end at once.
+    pub async fn update_staff_user(&self, actor: &str, id: i64, body: &Value) -> Result<StaffUser, EngineError> {
+        static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
+        let patch: StaffUserPatch = decode(body, &SCHEMA)?;
+        let actor = actor.to_owned();
+        self.store()
+            .write(move |conn| {
+                Box::pin(async move {
+                    let user = staff::update(conn, id, patch.scope, patch.disabled)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound(format!("no staff user {id}")))?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        "staff_user.update",
+                        &format!("staff_user:{id}"),
+                        &json!({"scope": patch.scope, "disabled": patch.disabled}),
+                    )
+                    .await?;
+                    Ok(user)
+                })
+            })
+            .await
+    }
+
     /// Every staff user.
     pub async fn staff_users(&self) -> Result<Vec<StaffUser>, EngineError> {
         Ok(self.store().read(|conn| Box::pin(async move { staff::list(conn).await })).await?)
@@ -145,27 +196,43 @@ impl Engine {
         let username = input.username.clone();
         let user =
             self.store().read(move |conn| Box::pin(async move { staff::by_username(conn, &username).await })).await?;
-        let refused = || EngineError::Unauthorized("wrong username or password".into());
-        if let Some(user) = &user
-            && user.locked_until.is_some_and(|until| until > now_ms())
-        {
-            return Err(EngineError::Unauthorized(
-                "too many failed sign-ins: the account is locked for fifteen minutes".into(),
-            ));
-        }
-        let phc = user.as_ref().filter(|u| !u.disabled).map_or_else(|| decoy().to_owned(), |u| u.password_hash.clone());
+        // One answer for every refusal: it tells nobody which usernames exist.
+        let refused = || {
+            EngineError::Unauthorized(
+                "wrong username or password (after five failures in a row the account is locked for fifteen minutes)"
+                    .into(),
+            )
+        };
+        let user = user.filter(|u| !u.disabled);
+        // The attempt is counted before the password is checked (and the
+        // count cleared on success), so concurrent guesses all count.
+        let counted = match &user {
+            Some(user) => {
+                let id = user.id;
+                self.store()
+                    .write(move |conn| {
+                        Box::pin(async move { staff::count_attempt(conn, id, MAX_FAILURES, now_ms() + LOCK_MS).await })
+                    })
+                    .await?
+            }
+            None => false,
+        };
+        let phc = user.as_ref().filter(|_| counted).map(|u| u.password_hash.clone());
         let password = input.password.clone();
-        let matches = tokio::task::spawn_blocking(move || verify(&password, &phc))
-            .await
-            .map_err(|err| EngineError::Config(err.to_string()))?;
-        let Some(user) = user.filter(|u| !u.disabled) else { return Err(refused()) };
+        let matches = hashing(move || match phc {
+            Some(phc) => verify(&password, &phc),
+            None => {
+                verify(&password, decoy());
+                false
+            }
+        })
+        .await?;
+        let Some(user) = user.filter(|_| counted) else { return Err(refused()) };
         if !matches {
-            let id = user.id;
-            let username = user.username.clone();
+            let (id, username) = (user.id, user.username.clone());
             self.store()
                 .write(move |conn| {
                     Box::pin(async move {
-                        staff::failed_login(conn, id, MAX_FAILURES, now_ms() + LOCK_MS).await?;
                         audit::record(
                             conn,
                             &format!("user:{username}"),

@@ -182,13 +182,31 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let carried = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address it carries; so
+            // does 6to4 (2002::/16) in its second and third groups.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(carried(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public(carried(s[1], s[2]));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0xdb8)
+                || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo
+                || (s[0] == 0x2001 && s[1] == 0xdb8)
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || s[..4] == [0x100, 0, 0, 0])
         }
     }
 }
@@ -458,8 +476,30 @@ impl Engine {
         let with_credentials =
             subscriber.include_credentials && delivery.event_type == WebhookEvent::ServiceActivated.as_str();
         if with_credentials && let Some(service_id) = delivery.service_id {
+            // Credentials cross the network only encrypted, but for a
+            // subscriber an admin placed on a private network.
+            if url.scheme() != "https" && !subscriber.allow_private {
+                return Err(Refusal::Final("credentials are only sent over https".into()));
+            }
             body["credentials"] =
                 json!(self.credentials_of(service_id).await.map_err(|e| Refusal::Retry(e.to_string()))?);
+            // Every attempt that carries them is audited before it is sent.
+            let (actor, attempt) = (format!("webhook:{}", subscriber.name), delivery.attempts);
+            self.store()
+                .write(move |conn| {
+                    Box::pin(async move {
+                        audit::record(
+                            conn,
+                            &actor,
+                            "service.credentials_sent",
+                            &format!("service:{service_id}"),
+                            &json!({"attempt": attempt}),
+                        )
+                        .await
+                    })
+                })
+                .await
+                .map_err(|err| Refusal::Retry(format!("cannot audit the credentials' delivery: {err}")))?;
         }
         let bytes = serde_json::to_vec(&body).expect("JSON serialises");
         let timestamp = now_ms() / 1000;
@@ -469,6 +509,8 @@ impl Engine {
         let client = reqwest::Client::builder()
             .user_agent(concat!("provisio-webhooks/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would look the name up again, past the address checked.
+            .no_proxy()
             .timeout(SEND_TIMEOUT)
             .resolve(&host, address)
             .build()
@@ -484,24 +526,6 @@ impl Engine {
             .await
             .map_err(|err| Refusal::Retry(format!("cannot reach the subscriber: {}", err.without_url())))?;
         let status = response.status().as_u16();
-        if with_credentials && (200..300).contains(&status) {
-            let (actor, service_id) = (format!("webhook:{}", subscriber.name), delivery.service_id);
-            let _ = self
-                .store()
-                .write(move |conn| {
-                    Box::pin(async move {
-                        audit::record(
-                            conn,
-                            &actor,
-                            "service.credentials_delivered",
-                            &format!("service:{}", service_id.unwrap_or_default()),
-                            &json!({}),
-                        )
-                        .await
-                    })
-                })
-                .await;
-        }
         Ok(status)
     }
 
@@ -546,10 +570,17 @@ mod tests {
             "::ffff:169.254.169.254",
             "255.255.255.255",
             "198.18.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:a00:1::",
+            "2001:0:1::1",
+            "::10.0.0.1",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::5db8:d822"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

@@ -9,7 +9,7 @@ use provisio_engine::admin::{ConfigurationInput, ProductInput};
 use provisio_engine::events::{EventClient, EventPayload};
 use provisio_engine::principal::SessionInput;
 use provisio_engine::sources::{SourceInput, SourcePatch};
-use provisio_engine::staff::{LoginInput, StaffUserInput};
+use provisio_engine::staff::{LoginInput, StaffUserInput, StaffUserPatch};
 use provisio_engine::tokens::TokenInput;
 use provisio_engine::webhooks::{WebhookInput, WebhookPatch};
 use provisio_sdk::{Registry, SchemaDoc};
@@ -319,6 +319,9 @@ pub fn document(registry: &Registry) -> Value {
     let user = components.add("StaffUserInput", SchemaDoc::of::<StaffUserInput>().value());
     paths.insert("/api/v1/login".into(), json!({"post": {"summary": "A staff user signs in: a session token with their scope (five failures in a row lock the account for fifteen minutes)",
         "security": [], "requestBody": json_body(login), "responses": {"200": answer("The session token", object.clone()), "401": problem()}}}));
+    let user_patch = components.add("StaffUserPatch", SchemaDoc::of::<StaffUserPatch>().value());
+    paths.insert("/api/v1/users/{id}".into(), json!({"parameters": [id("id")], "patch": {"summary": "Change a staff user's scope or switch them off; their sessions end at once",
+        "requestBody": optional_body(user_patch), "responses": {"200": answer("The user", object.clone())}}}));
     paths.insert("/api/v1/logout".into(), json!({"post": {"summary": "End the caller's staff session", "responses": {"204": {"description": "Ended"}, "409": problem()}}}));
     paths.insert("/api/v1/users".into(), json!({
         "get": {"summary": "Staff users (never their password hashes)", "responses": {"200": answer("Users", list.clone())}},

@@ -29,18 +29,21 @@ pub async fn list(conn: &mut Conn) -> Result<Vec<StaffUser>, StoreError> {
     all(conn, "SELECT * FROM staff_users ORDER BY username", [], StaffUser::from_row)
 }
 
-/// Records a failed sign-in; locks the account until `lock_until` once it
-/// reaches `most` failures in a row.
-pub async fn failed_login(conn: &mut Conn, id: i64, most: i64, lock_until: i64) -> Result<(), StoreError> {
-    exec(
+/// Counts a sign-in attempt before its password is checked, unless the
+/// account is locked; the `most`-th attempt in a row locks it until
+/// `lock_until`. Answers whether the attempt may go ahead.
+pub async fn count_attempt(conn: &mut Conn, id: i64, most: i64, lock_until: i64) -> Result<bool, StoreError> {
+    let counted: Option<i64> = maybe(
         conn,
         "UPDATE staff_users SET failed_logins = failed_logins + 1,
-                locked_until = CASE WHEN failed_logins + 1 >= ?1 THEN ?2 ELSE locked_until END,
+                locked_until = CASE WHEN failed_logins + 1 >= ?1 THEN ?2 ELSE NULL END,
                 updated_at = ?3
-         WHERE id = ?4",
+         WHERE id = ?4 AND (locked_until IS NULL OR locked_until <= ?3)
+         RETURNING failed_logins",
         rusqlite::params![most, lock_until, now_ms(), id],
+        |r| r.get(0),
     )?;
-    Ok(())
+    Ok(counted.is_some())
 }
 
 /// Clears the failures after a good sign-in.
@@ -79,4 +82,28 @@ pub async fn end_session(conn: &mut Conn, digest: &str) -> Result<bool, StoreErr
         "UPDATE staff_sessions SET revoked_at = ? WHERE digest = ? AND revoked_at IS NULL",
         rusqlite::params![now_ms(), digest],
     )? > 0)
+}
+
+/// Changes a user's scope or switch; a change ends their sessions.
+pub async fn update(
+    conn: &mut Conn,
+    id: i64,
+    scope: Option<Scope>,
+    disabled: Option<bool>,
+) -> Result<Option<StaffUser>, StoreError> {
+    let user = maybe(
+        conn,
+        "UPDATE staff_users SET scope = COALESCE(?1, scope), disabled = COALESCE(?2, disabled), updated_at = ?3
+         WHERE id = ?4 RETURNING *",
+        rusqlite::params![scope.map(Scope::as_str), disabled, now_ms(), id],
+        StaffUser::from_row,
+    )?;
+    if user.is_some() {
+        exec(
+            conn,
+            "UPDATE staff_sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+            rusqlite::params![now_ms(), id],
+        )?;
+    }
+    Ok(user)
 }

@@ -160,3 +160,16 @@ pub(super) async fn create_user(
     let created = state.engine.create_staff_user(&staff.actor(), &body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
 }
+
+pub(super) async fn update_user(
+    staff: Staff<Admin>,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        state.engine.update_staff_user(&staff.actor(), id(&key, "staff user")?, &body(&bytes, &headers)?).await?,
+    )
+}

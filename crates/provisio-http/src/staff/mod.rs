@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sources", get(list_sources).post(create_source))
         .route("/sources/{id}", get(source).patch(update_source).delete(delete_source))
         .route("/users", get(list_users).post(create_user))
+        .route("/users/{id}", axum::routing::patch(update_user))
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/webhooks", get(list_webhooks).post(create_webhook))

@@ -136,6 +136,7 @@ fn table(a: i64, c: i64, t: i64, s: i64) -> Vec<Row> {
         row(M::DELETE, "/api/v1/sources/{id}", format!("/api/v1/sources/{none}"), None, ADMIN),
         row(M::GET, "/api/v1/users", "/api/v1/users".into(), None, ADMIN),
         row(M::POST, "/api/v1/users", "/api/v1/users".into(), Some(json!({})), ADMIN),
+        row(M::PATCH, "/api/v1/users/{id}", format!("/api/v1/users/{none}"), Some(json!({})), ADMIN),
         row(M::POST, "/api/v1/login", "/api/v1/login".into(), Some(json!({})), PUBLIC),
         row(M::POST, "/api/v1/logout", "/api/v1/logout".into(), None, READ),
         row(M::GET, "/api/v1/webhooks", "/api/v1/webhooks".into(), None, ADMIN),

@@ -110,6 +110,12 @@ async fn a_scripted_day_gives_the_expected_numbers_in_json_and_csv() {
     let again = app.get(&format!("/api/v1/services/{}/summary", hosting[0])).await;
     assert_eq!(summary["live"]["at"], again["live"]["at"], "reused within 30 seconds");
     assert!(!summary.to_string().contains("debug"));
+    // A read-only token sees the summary but makes no provider call.
+    let reader = app.token("reader", "read").await;
+    let (status, read_only) =
+        app.call(reqwest::Method::GET, &format!("/api/v1/services/{}/summary", hosting[1]), Some(&reader), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(read_only["live"]["omitted"].is_string(), "{read_only:#}");
 }
 
 #[tokio::test]

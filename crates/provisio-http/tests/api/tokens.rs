@@ -197,8 +197,17 @@ async fn staff_users_sign_in_with_their_scope_and_are_locked_out_after_five_fail
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(locked["detail"].as_str().unwrap().contains("locked"), "{locked}");
     // Other users are not locked.
-    let (status, _) = login("bob", generated["generated_password"].as_str().unwrap()).await;
+    let (status, bob) = login("bob", generated["generated_password"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK);
+    // Switching bob off ends his session at once (within a second) and refuses his sign-in.
+    let bob_token = bob["token"].as_str().unwrap();
+    let (status, _) = app
+        .request(Method::PATCH, &format!("/api/v1/users/{}", generated["id"]), Some(json!({"disabled": true})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(app.call(Method::GET, "/api/v1/services", Some(bob_token), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(login("bob", generated["generated_password"].as_str().unwrap()).await.0, StatusCode::UNAUTHORIZED);
     // No password in any answer or in the database.
     let users = app.get("/api/v1/users").await;
     assert!(!users.to_string().contains("argon2") && !users.to_string().contains("long-enough-pass-1"));
@@ -207,4 +216,34 @@ async fn staff_users_sign_in_with_their_scope_and_are_locked_out_after_five_fail
     for bytes in [database, wal] {
         assert!(!bytes.windows(18).any(|w| w == b"long-enough-pass-1"));
     }
+}
+
+#[tokio::test]
+async fn concurrent_guesses_count_before_they_are_checked() {
+    let app = spawn_app().await;
+    let (status, _) =
+        app.post("/api/v1/users", json!({"username": "ann", "scope": "read", "password": "long-enough-pass-1"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let guesses: Vec<_> = (0..12)
+        .map(|n| {
+            let (client, url) = (app.client.clone(), format!("{}/api/v1/login", app.address));
+            tokio::spawn(async move {
+                let body = json!({"username": "ann", "password": format!("guess-number-{n}")});
+                client.post(url).json(&body).send().await.unwrap().status()
+            })
+        })
+        .collect();
+    for guess in guesses {
+        // Refused, or turned away while the hashing slots are full.
+        let status = guess.await.unwrap();
+        assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::SERVICE_UNAVAILABLE, "{status}");
+    }
+    // Twelve guesses at once did not slip past the lock: it holds against the right password.
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/login", None, Some(json!({"username": "ann", "password": "long-enough-pass-1"})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let audit = app.get("/api/v1/audit").await;
+    let failures = audit.as_array().unwrap().iter().filter(|e| e["action"] == "staff_user.login_failed").count();
+    assert!(failures <= 5, "{failures} passwords were checked while the account should have been locked");
 }

@@ -86,7 +86,7 @@ async fn a_subscriber_gets_a_signed_service_activated_with_the_credentials_it_as
     assert_eq!(log[0]["state"], "delivered", "{log:#}");
     assert!(!log.to_string().contains(&password));
     let audit = app.get("/api/v1/audit").await;
-    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "service.credentials_delivered"));
+    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "service.credentials_sent"));
     assert!(!audit.to_string().contains(&password));
     // The strict subscriber's delivery is refused before any request is made.
     let started = Instant::now();
