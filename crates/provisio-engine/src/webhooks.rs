@@ -238,6 +238,9 @@ pub(crate) async fn outbox(
     service: &Service,
     job: Option<(i64, &str, &str, &str)>,
 ) -> Result<(), StoreError> {
+    if !webhooks::wanted(conn, event.as_str()).await? {
+        return Ok(());
+    }
     let mut payload = json!({
         "type": event.as_str(),
         "occurred_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -395,7 +398,9 @@ impl Engine {
         loop {
             let free = permits.available_permits() as i64;
             let lease_until = now_ms() + (SEND_TIMEOUT.as_millis() as i64) * 3;
-            let claimed = if free == 0 {
+            let pending =
+                self.store().read(|conn| Box::pin(async move { webhooks::pending(conn).await })).await.unwrap_or(true);
+            let claimed = if free == 0 || !pending {
                 Vec::new()
             } else {
                 match self

@@ -95,6 +95,26 @@ pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
     Ok(exec(conn, "DELETE FROM webhook_subscribers WHERE id = ?", [id])? > 0)
 }
 
+/// Whether any enabled subscriber wants `event_type` (most installations
+/// have none: then no notice is even built).
+pub async fn wanted(conn: &mut Conn, event_type: &str) -> Result<bool, StoreError> {
+    one(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM webhook_subscribers s
+                        WHERE s.enabled = 1 AND EXISTS (SELECT 1 FROM json_each(s.event_types) WHERE value = ?))",
+        [event_type],
+        |r| r.get(0),
+    )
+}
+
+/// Whether any delivery is waiting or being sent (a read, so an idle
+/// deliverer never takes the writer's time).
+pub async fn pending(conn: &mut Conn) -> Result<bool, StoreError> {
+    one(conn, "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE state IN ('queued', 'delivering'))", [], |r| {
+        r.get(0)
+    })
+}
+
 /// Records a delivery of `event_type` to every enabled subscriber that
 /// wants it; answers how many.
 pub async fn enqueue(
