@@ -81,9 +81,18 @@ async fn a_subscriber_gets_a_signed_service_activated_with_the_credentials_it_as
     assert_eq!(delivered["id"], headers["provisio-delivery"].to_str().unwrap());
     let password = delivered["credentials"].as_object().unwrap().values().next().unwrap().as_str().unwrap().to_owned();
 
-    // The delivery log has the delivery, never the credentials; the audit says they went out.
-    let log = app.get(&format!("/api/v1/webhooks/{}/deliveries", made["id"])).await;
-    assert_eq!(log[0]["state"], "delivered", "{log:#}");
+    // The delivery log has the delivery (recorded once the answer is in),
+    // never the credentials; the audit says they went out.
+    let path = format!("/api/v1/webhooks/{}/deliveries", made["id"]);
+    let started = Instant::now();
+    let log = loop {
+        let log = app.get(&path).await;
+        if log[0]["state"] == "delivered" {
+            break log;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{log:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(!log.to_string().contains(&password));
     let audit = app.get("/api/v1/audit").await;
     assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "service.credentials_sent"));
