@@ -58,8 +58,40 @@ fn start_env(dir: &Path, port: u16, extra: &[&str], token: &str, env: &[(&str, &
         .stderr(Stdio::piped())
         .spawn()
         .expect("provisio starts");
-    let printed = vec![drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())];
-    Server { child, base: format!("http://127.0.0.1:{port}"), printed }
+    // Port 0: the server picks a free port itself (a port picked by the
+    // test could be taken by another test's server first) and logs it.
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let printed = vec![
+        drain(child.stdout.take().unwrap()),
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut text = String::new();
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("staff API listening")
+                    && let Some(address) = listening_address(&line)
+                {
+                    let _ = address_tx.send(address);
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        }),
+    ];
+    let address = if port == 0 {
+        address_rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| "127.0.0.1:0".into())
+    } else {
+        format!("127.0.0.1:{port}")
+    };
+    Server { child, base: format!("http://{address}"), printed }
+}
+
+/// The address in a "staff API listening" log line, text or JSON.
+fn listening_address(line: &str) -> Option<String> {
+    let start = line.find("127.0.0.1:")?;
+    let digits: String = line[start + 10..].chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then(|| format!("127.0.0.1:{digits}"))
 }
 
 impl Server {
@@ -288,9 +320,8 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
 async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let client = reqwest::Client::new();
-    let server = start(dir.path(), port);
+    let server = start(dir.path(), 0);
     wait_healthy(&client, &server.base).await;
     let base = server.base.clone();
     let event = json!({"id": "evt_123", "type": "order.paid", "occurred_at": "2026-11-27T12:00:00Z",
@@ -400,9 +431,8 @@ async fn billing_events_drive_a_real_powerdns_zone() {
     };
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let client = reqwest::Client::new();
-    let server = start(dir.path(), port);
+    let server = start(dir.path(), 0);
     wait_healthy(&client, &server.base).await;
     let base = server.base.clone();
     let post =
@@ -495,9 +525,8 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
         .expect("openssl runs");
     let account_key = String::from_utf8(account_key.stdout).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let client = reqwest::Client::new();
-    let server = start(dir.path(), port);
+    let server = start(dir.path(), 0);
     wait_healthy(&client, &server.base).await;
     let base = server.base.clone();
     let post =
@@ -608,9 +637,9 @@ fn rss_kib(pid: u32) -> u64 {
 async fn thousands_of_half_open_connections_do_not_take_the_api_down() {
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    let server = start_with(dir.path(), port, &["--max-connections", "500", "--header-timeout-secs", "5"]);
+    let server = start_with(dir.path(), 0, &["--max-connections", "500", "--header-timeout-secs", "5"]);
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
     wait_healthy(&client, &server.base).await;
     let base = server.base.clone();
     let before = rss_kib(server.child.id());
@@ -698,8 +727,7 @@ async fn a_new_environment_token_replaces_the_old_and_a_lost_key_file_stops_the_
 async fn a_scripted_session_leaves_no_secret_in_answers_logs_or_the_database() {
     use reqwest::Method;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = start_env(dir.path(), port, &[], TOKEN, &[("PROVISIO_LOG_FORMAT", "json")]);
+    let server = start_env(dir.path(), 0, &[], TOKEN, &[("PROVISIO_LOG_FORMAT", "json")]);
     let base = server.base.clone();
     provisio_sdk::http::install_crypto_provider();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
