@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use provisio_sdk::{CallOptions, Caller, Envelope, FunctionKind, invoke};
 use provisio_store::models::{Attempt, Job};
-use provisio_store::{audit, clients, configurations, jobs, now_ms, products, services};
+use provisio_store::{audit, configurations, jobs, now_ms, services};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -64,20 +64,7 @@ impl Engine {
         };
         let (service, product, client) = self
             .store()
-            .read(move |conn| {
-                Box::pin(async move {
-                    let service = services::get(conn, service_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                    let product = products::get(conn, service.product_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound("no product".into()))?;
-                    let client = clients::get(conn, service.client_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound("no client".into()))?;
-                    Ok::<_, EngineError>((service, product, client))
-                })
-            })
+            .read(move |conn| Box::pin(async move { crate::service_record(conn, service_id).await }))
             .await?;
         if owner.is_some_and(|owner| owner != service.client_id) {
             // Said exactly as for a service that does not exist.
@@ -449,30 +436,31 @@ impl Engine {
             .await?
             .filter(|s| owner.is_none_or(|owner| owner == s.client_id))
             .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-        let opened = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
-        let revealed: Map<String, Value> = opened.into_iter().filter(|(key, _)| key.starts_with('/')).collect();
+        let revealed = self.setup_credentials(&service)?;
         let fields: Vec<String> = revealed.keys().cloned().collect();
-        let actor = principal.actor();
-        self.store()
-            .write(move |conn| {
-                Box::pin(async move {
-                    audit::record(
-                        conn,
-                        &actor,
-                        "service.credentials_reveal",
-                        &format!("service:{service_id}"),
-                        &json!({"fields": fields}),
-                    )
-                    .await
-                })
-            })
-            .await?;
+        self.record_audit(
+            principal.actor(),
+            "service.credentials_reveal",
+            format!("service:{service_id}"),
+            json!({"fields": fields}),
+        )
+        .await?;
         Ok(revealed)
+    }
+
+    /// The credentials a service's setup answered (sealed result fields), by JSON pointer.
+    pub(crate) fn setup_credentials(
+        &self,
+        service: &provisio_store::models::Service,
+    ) -> Result<Map<String, Value>, EngineError> {
+        let opened = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
+        Ok(opened.into_iter().filter(|(key, _)| key.starts_with('/')).collect())
     }
 
     /// Runs the blueprint's login function for a service (single sign-on).
     pub async fn login(&self, principal: &Principal, service_id: i64) -> Result<ActionOutcome, EngineError> {
-        let function = self.declared_function(principal, service_id, |b| b.login_function, "single sign-on").await?;
+        let (function, _) =
+            self.declared_function(principal, service_id, |b| b.login_function, "single sign-on").await?;
         self.run_action(principal, service_id, function, json!({})).await
     }
 
@@ -484,64 +472,48 @@ impl Engine {
         service_id: i64,
         password: Option<String>,
     ) -> Result<PasswordChange, EngineError> {
-        let function =
+        let (function, blueprint) =
             self.declared_function(principal, service_id, |b| b.password_function, "a password to change").await?;
         let generated_password = password.is_none().then(|| provisio_sdk::formats::generate_password(20));
         let password = password.or_else(|| generated_password.clone()).expect("one of them");
         let mut outcome = self.run_action(principal, service_id, function, json!({"password": password})).await?;
         // What the provider echoes is masked: the caller already knows it.
-        if let Some(envelope) = outcome.envelope.as_mut() {
-            let product = self.client_service_product(service_id).await?;
-            if let (Some(data), Ok(blueprint)) = (envelope.data.as_mut(), self.registry().blueprint(&product.blueprint))
-                && let Some(descriptor) = blueprint.function(function)
-            {
-                for (pointer, _) in descriptor.result.secret_entries(data) {
-                    if let Some(value) = data.pointer_mut(&pointer) {
-                        *value = Value::String(provisio_sdk::redact::REDACTED.to_owned());
-                    }
+        if let Some(data) = outcome.envelope.as_mut().and_then(|e| e.data.as_mut())
+            && let Some(descriptor) = blueprint.function(function)
+        {
+            for (pointer, _) in descriptor.result.secret_entries(data) {
+                if let Some(value) = data.pointer_mut(&pointer) {
+                    *value = Value::String(provisio_sdk::redact::REDACTED.to_owned());
                 }
             }
         }
         Ok(PasswordChange { generated_password, outcome })
     }
 
-    /// The function a service's blueprint declares for a purpose, once the
-    /// caller may see the service.
+    /// The function a service's blueprint declares for a purpose, and the
+    /// blueprint, once the caller may see the service.
     async fn declared_function(
         &self,
         principal: &Principal,
         service_id: i64,
         pick: impl Fn(&provisio_sdk::BlueprintDescriptor) -> Option<&'static str>,
         what: &str,
-    ) -> Result<&'static str, EngineError> {
+    ) -> Result<(&'static str, &provisio_sdk::BlueprintDescriptor), EngineError> {
         let owner = match principal {
             Principal::Client { client_id, .. } => Some(*client_id),
             _ => None,
         };
-        let service = self
+        let (service, product, _) = self
             .store()
-            .read(move |conn| Box::pin(async move { services::get(conn, service_id).await }))
-            .await?
-            .filter(|s| owner.is_none_or(|owner| owner == s.client_id))
-            .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-        let product = self.client_service_product(service.id).await?;
+            .read(move |conn| Box::pin(async move { crate::service_record(conn, service_id).await }))
+            .await?;
+        if owner.is_some_and(|owner| owner != service.client_id) {
+            return Err(EngineError::NotFound(format!("no service {service_id}")));
+        }
         let blueprint =
             self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
-        pick(blueprint).ok_or_else(|| EngineError::NotFound(format!("a {} service has no {what}", blueprint.name)))
-    }
-
-    async fn client_service_product(&self, service_id: i64) -> Result<provisio_store::models::Product, EngineError> {
-        self.store()
-            .read(move |conn| {
-                Box::pin(async move {
-                    let service = services::get(conn, service_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                    products::get(conn, service.product_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound("no product".into()))
-                })
-            })
-            .await
+        let function = pick(blueprint)
+            .ok_or_else(|| EngineError::NotFound(format!("a {} service has no {what}", blueprint.name)))?;
+        Ok((function, blueprint))
     }
 }

@@ -357,22 +357,14 @@ impl Engine {
         let values = self.configuration_values(&configuration)?;
         let options = provisio_sdk::CallOptions { timeout: self.settings().call_timeout, ..Default::default() };
         let report = provisio_sdk::invoke::test_connection(entry, &values, &options).await;
-        let actor = actor.to_owned();
         let outcome = report.envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
-        self.store()
-            .write(move |conn| {
-                Box::pin(async move {
-                    audit::record(
-                        conn,
-                        &actor,
-                        "configuration.test",
-                        &format!("configuration:{id}"),
-                        &json!({"outcome": outcome}),
-                    )
-                    .await
-                })
-            })
-            .await?;
+        self.record_audit(
+            actor.to_owned(),
+            "configuration.test",
+            format!("configuration:{id}"),
+            json!({"outcome": outcome}),
+        )
+        .await?;
         Ok(report.envelope)
     }
 }

@@ -253,6 +253,42 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Records one audit entry in a write of its own (for what changes
+    /// nothing else in the store: a reveal, a test, a sign-in failure).
+    pub(crate) async fn record_audit(
+        &self,
+        actor: String,
+        action: &'static str,
+        subject: String,
+        details: serde_json::Value,
+    ) -> Result<(), EngineError> {
+        Ok(self
+            .store()
+            .write(move |conn| {
+                Box::pin(async move { provisio_store::audit::record(conn, &actor, action, &subject, &details).await })
+            })
+            .await?)
+    }
+}
+
+/// A service with its product and client, read in the caller's transaction.
+pub(crate) async fn service_record(
+    conn: &mut provisio_store::Conn,
+    service_id: i64,
+) -> Result<(provisio_store::models::Service, Product, provisio_store::models::Client), EngineError> {
+    let service = provisio_store::services::get(conn, service_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+    let product = provisio_store::products::get(conn, service.product_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound("no product".into()))?;
+    let client = provisio_store::clients::get(conn, service.client_id)
+        .await?
+        .ok_or_else(|| EngineError::NotFound("no client".into()))?;
+    Ok((service, product, client))
+}
+
 /// The `AAD` that binds a configuration's sealed secrets to its row.
 pub(crate) fn configuration_aad(id: i64) -> String {
     format!("configuration:{id}")

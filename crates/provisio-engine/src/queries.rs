@@ -41,6 +41,11 @@ fn latest<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
     (rows, more)
 }
 
+/// A service that must exist (a page of its past is 404 for no service).
+async fn existing(conn: &mut provisio_store::Conn, service_id: i64) -> Result<Service, EngineError> {
+    services::get(conn, service_id).await?.ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))
+}
+
 impl Engine {
     /// Whether the store answers (read-only: never queued behind writes).
     pub async fn health(&self) -> Result<(), EngineError> {
@@ -57,9 +62,7 @@ impl Engine {
         self.store()
             .read(move |conn| {
                 Box::pin(async move {
-                    let service = services::get(conn, service_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                    let service = existing(conn, service_id).await?;
                     let product = products::get(conn, service.product_id).await?.map(|p| p.slug);
                     let client = clients::get(conn, service.client_id).await?;
                     let filter =
@@ -97,9 +100,7 @@ impl Engine {
         self.store()
             .read(move |conn| {
                 Box::pin(async move {
-                    services::get(conn, service_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                    existing(conn, service_id).await?;
                     Ok(events::page_for_service(conn, service_id, before, limit).await?)
                 })
             })
@@ -116,9 +117,7 @@ impl Engine {
         self.store()
             .read(move |conn| {
                 Box::pin(async move {
-                    services::get(conn, service_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
+                    existing(conn, service_id).await?;
                     Ok(services::history_page(conn, service_id, before, limit).await?)
                 })
             })

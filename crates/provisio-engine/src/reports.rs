@@ -376,15 +376,7 @@ impl Engine {
             .store()
             .read(move |conn| {
                 Box::pin(async move {
-                    let service = services::get(conn, service_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-                    let product = products::get(conn, service.product_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound("no product".into()))?;
-                    let client = clients::get(conn, service.client_id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound("no client".into()))?;
+                    let (service, product, client) = crate::service_record(conn, service_id).await?;
                     let configuration_id =
                         service.configuration_id.ok_or_else(|| EngineError::Conflict("not deployed".into()))?;
                     let configuration = configurations::get(conn, configuration_id)

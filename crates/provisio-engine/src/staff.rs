@@ -229,21 +229,8 @@ impl Engine {
         .await?;
         let Some(user) = user.filter(|_| counted) else { return Err(refused()) };
         if !matches {
-            let (id, username) = (user.id, user.username.clone());
-            self.store()
-                .write(move |conn| {
-                    Box::pin(async move {
-                        audit::record(
-                            conn,
-                            &format!("user:{username}"),
-                            "staff_user.login_failed",
-                            &format!("staff_user:{id}"),
-                            &json!({}),
-                        )
-                        .await
-                    })
-                })
-                .await?;
+            let (id, actor) = (user.id, format!("user:{}", user.username));
+            self.record_audit(actor, "staff_user.login_failed", format!("staff_user:{id}"), json!({})).await?;
             return Err(refused());
         }
         let token = crate::vault::random_token(STAFF_SESSION_PREFIX);

@@ -489,22 +489,14 @@ impl Engine {
             body["credentials"] =
                 json!(self.credentials_of(service_id).await.map_err(|e| Refusal::Retry(e.to_string()))?);
             // Every attempt that carries them is audited before it is sent.
-            let (actor, attempt) = (format!("webhook:{}", subscriber.name), delivery.attempts);
-            self.store()
-                .write(move |conn| {
-                    Box::pin(async move {
-                        audit::record(
-                            conn,
-                            &actor,
-                            "service.credentials_sent",
-                            &format!("service:{service_id}"),
-                            &json!({"attempt": attempt}),
-                        )
-                        .await
-                    })
-                })
-                .await
-                .map_err(|err| Refusal::Retry(format!("cannot audit the credentials' delivery: {err}")))?;
+            self.record_audit(
+                format!("webhook:{}", subscriber.name),
+                "service.credentials_sent",
+                format!("service:{service_id}"),
+                json!({"attempt": delivery.attempts}),
+            )
+            .await
+            .map_err(|err| Refusal::Retry(format!("cannot audit the credentials' delivery: {err}")))?;
         }
         let bytes = serde_json::to_vec(&body).expect("JSON serialises");
         let timestamp = now_ms() / 1000;
@@ -541,8 +533,7 @@ impl Engine {
             .read(move |conn| Box::pin(async move { services::get(conn, service_id).await }))
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-        let opened = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
-        Ok(opened.into_iter().filter(|(key, _)| key.starts_with('/')).collect())
+        self.setup_credentials(&service)
     }
 }
 
