@@ -272,11 +272,12 @@ pub fn document(registry: &Registry) -> Value {
                 "requestBody": optional_body(json!({"anyOf": params})),
                 "responses": {"200": answer("The job and the envelope", json!({"type": "object", "properties": {
                     "job": {"$ref": "#/components/schemas/Object"},
-                    "envelope": {"type": "object", "properties": {"data": {"anyOf": [
+                    // Null when a queued job has no attempt yet (skipped, or still waiting at the deadline).
+                    "envelope": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {"data": {"anyOf": [
                         {"anyOf": results},
                         {"type": "object", "description": "field errors of an invalid_input answer",
                          "properties": {"errors": {"type": "array"}}, "required": ["errors"]},
-                        {"type": "null"}]}}}}})),
+                        {"type": "null"}]}}}]}}})),
                     "404": problem(), "409": problem(), "503": problem()}}}),
         );
     }
