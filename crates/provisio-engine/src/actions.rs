@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use provisio_sdk::{CallOptions, Caller, Envelope, FunctionKind, invoke};
-use provisio_store::models::{Attempt, Job};
+use provisio_store::models::Job;
 use provisio_store::{audit, configurations, jobs, now_ms, services};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::principal::Principal;
 use crate::rules::{self, parse_status};
 use crate::worker::{no_room, stored_attempt};
-use crate::{Engine, EngineError, Violation, params};
+use crate::{Actions, EngineError, Violation, params};
 
 /// How long an on-demand action waits for its service and configuration to
 /// have room before answering `busy`.
@@ -37,7 +37,7 @@ pub struct ActionOutcome {
     pub envelope: Option<Envelope>,
 }
 
-impl Engine {
+impl Actions {
     /// Runs `function` of a service's blueprint with `args` over its
     /// provision data, for staff or for the client who owns the service
     /// (another client's service is not found). The blueprint says who may
@@ -63,6 +63,7 @@ impl Engine {
             }
         };
         let (service, product, client) = self
+            .engine
             .store()
             .read(move |conn| Box::pin(async move { crate::service_record(conn, service_id).await }))
             .await?;
@@ -71,7 +72,7 @@ impl Engine {
             return Err(EngineError::NotFound(format!("no service {service_id}")));
         }
         let blueprint =
-            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
+            self.engine.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let descriptor = blueprint
             .function(function)
             .ok_or_else(|| EngineError::NotFound(format!("{} has no function {function}", blueprint.id)))?
@@ -125,13 +126,14 @@ impl Engine {
         let configuration_id = service
             .configuration_id
             .ok_or_else(|| EngineError::Conflict("the service has not been deployed to a configuration yet".into()))?;
-        let configuration = self.configuration(configuration_id).await?;
+        let configuration = self.engine.queries().configuration(configuration_id).await?;
         let entry = self
+            .engine
             .registry()
             .provider(&format!("{}/{}", configuration.blueprint, configuration.provider))
             .map_err(|e| EngineError::Conflict(e.to_string()))?
             .clone();
-        let values = self.configuration_values(&configuration)?;
+        let values = self.engine.configuration_values(&configuration)?;
         // Order-time secret fields belong to the setup only; an on-demand
         // function gets what its own call supplies.
         let params = params::build(&descriptor, blueprint.service_identifier, &service, &client, &Map::new(), &args);
@@ -140,10 +142,10 @@ impl Engine {
         let key = unique_key(service.id, function);
         let job = self.start_on_demand(&service, &configuration, function, &origin, args, &key).await?;
         let options = CallOptions {
-            timeout: self.settings().call_timeout,
+            timeout: self.engine.settings().call_timeout,
             idempotency_key: Some(key.clone()),
             provision_data: service.provision_data.as_object().cloned().unwrap_or_default(),
-            peers: Some(self.peers_for(client.id)),
+            peers: Some(self.engine.peers_for(client.id)),
             owner: Some(service.owner_mark.clone()),
             ..CallOptions::default()
         };
@@ -156,6 +158,7 @@ impl Engine {
         let actor = actor.to_owned();
         let job_id = job.id;
         let job = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -187,7 +190,7 @@ impl Engine {
                 })
             })
             .await?;
-        self.wake();
+        self.engine.wake();
         Ok(ActionOutcome { job, envelope: Some(envelope) })
     }
 
@@ -218,7 +221,9 @@ impl Engine {
         descriptor.partial_params.validate(args, provisio_sdk::FieldLocation::Params).map_err(EngineError::fields)?;
         // The setup gets the order's secret fields too; nothing else does.
         let secret_fields = if descriptor.name == setup_function {
-            params::fields_of(&self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?)
+            params::fields_of(
+                &self.engine.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?,
+            )
         } else {
             Map::new()
         };
@@ -242,12 +247,13 @@ impl Engine {
     ) -> Result<Job, EngineError> {
         let deadline = tokio::time::Instant::now() + ON_DEMAND_WAIT;
         // The lease outlives the call: no worker may take it back while it runs.
-        let lease = self.settings().call_timeout + Duration::from_secs(30);
+        let lease = self.engine.settings().call_timeout + Duration::from_secs(30);
         loop {
             let (service_id, configuration_id) = (service.id, configuration.id);
             let (function, origin, args, key) = (function.to_owned(), origin.to_owned(), args.clone(), key.to_owned());
-            let worker = format!("{}/on-demand", self.settings().worker_id);
+            let worker = format!("{}/on-demand", self.engine.settings().worker_id);
             let started = self
+                .engine
                 .store()
                 .write(move |conn| {
                     Box::pin(async move {
@@ -314,11 +320,12 @@ impl Engine {
     ) -> Result<ActionOutcome, EngineError> {
         let service_id = service.id;
         let key = unique_key(service_id, function);
-        let sealed = self.vault().seal_fields(&crate::job_aad(service_id, &key), &secret_args);
+        let sealed = self.engine.vault().seal_fields(&crate::job_aad(service_id, &key), &secret_args);
         let args = Value::Object(args);
         let (origin, function_name, setup) = (origin.to_owned(), function.to_owned(), setup_function.to_owned());
-        let max_attempts = self.settings().max_attempts;
+        let max_attempts = self.engine.settings().max_attempts;
         let job = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -351,11 +358,11 @@ impl Engine {
                 })
             })
             .await?;
-        self.wake();
+        self.engine.wake();
         // Wait for the worker, up to the call deadline and a little more.
-        let deadline = tokio::time::Instant::now() + self.settings().call_timeout + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + self.engine.settings().call_timeout + Duration::from_secs(5);
         loop {
-            let (current, attempts) = self.job(job.id).await?;
+            let (current, attempts) = self.engine.queries().job(job.id).await?;
             let settled = matches!(current.state.as_str(), "succeeded" | "failed" | "skipped");
             if settled || tokio::time::Instant::now() >= deadline {
                 let envelope = attempts.last().and_then(|a| serde_json::from_value(a.envelope.clone()).ok());
@@ -365,25 +372,12 @@ impl Engine {
         }
     }
 
-    /// A job and its attempts.
-    pub async fn job(&self, id: i64) -> Result<(Job, Vec<Attempt>), EngineError> {
-        self.store()
-            .read(move |conn| {
-                Box::pin(async move {
-                    let job =
-                        jobs::get(conn, id).await?.ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
-                    let attempts = jobs::attempts(conn, id).await?;
-                    Ok((job, attempts))
-                })
-            })
-            .await
-    }
-
     /// Queues a failed job again (staff retry).
     pub async fn retry_job(&self, actor: &str, id: i64) -> Result<Job, EngineError> {
         let actor = actor.to_owned();
-        let extra = self.settings().max_attempts;
+        let extra = self.engine.settings().max_attempts;
         let job = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -401,7 +395,7 @@ impl Engine {
                 })
             })
             .await?;
-        self.wake();
+        self.engine.wake();
         Ok(job)
     }
 }
@@ -416,7 +410,7 @@ pub struct PasswordChange {
     pub outcome: ActionOutcome,
 }
 
-impl Engine {
+impl Actions {
     /// Credentials the provider answered at setup that the client must know
     /// (a generated password, a private key), by JSON pointer. Each reveal
     /// is audited with the fields named, never their values.
@@ -431,30 +425,23 @@ impl Engine {
             _ => return Err(EngineError::Forbidden("revealing credentials needs the operate scope".into())),
         };
         let service = self
+            .engine
             .store()
             .read(move |conn| Box::pin(async move { services::get(conn, service_id).await }))
             .await?
             .filter(|s| owner.is_none_or(|owner| owner == s.client_id))
             .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-        let revealed = self.setup_credentials(&service)?;
+        let revealed = self.engine.setup_credentials(&service)?;
         let fields: Vec<String> = revealed.keys().cloned().collect();
-        self.record_audit(
-            principal.actor(),
-            "service.credentials_reveal",
-            format!("service:{service_id}"),
-            json!({"fields": fields}),
-        )
-        .await?;
+        self.engine
+            .record_audit(
+                principal.actor(),
+                "service.credentials_reveal",
+                format!("service:{service_id}"),
+                json!({"fields": fields}),
+            )
+            .await?;
         Ok(revealed)
-    }
-
-    /// The credentials a service's setup answered (sealed result fields), by JSON pointer.
-    pub(crate) fn setup_credentials(
-        &self,
-        service: &provisio_store::models::Service,
-    ) -> Result<Map<String, Value>, EngineError> {
-        let opened = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
-        Ok(opened.into_iter().filter(|(key, _)| key.starts_with('/')).collect())
     }
 
     /// Runs the blueprint's login function for a service (single sign-on).
@@ -504,6 +491,7 @@ impl Engine {
             _ => None,
         };
         let (service, product, _) = self
+            .engine
             .store()
             .read(move |conn| Box::pin(async move { crate::service_record(conn, service_id).await }))
             .await?;
@@ -511,9 +499,20 @@ impl Engine {
             return Err(EngineError::NotFound(format!("no service {service_id}")));
         }
         let blueprint =
-            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
+            self.engine.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let function = pick(blueprint)
             .ok_or_else(|| EngineError::NotFound(format!("a {} service has no {what}", blueprint.name)))?;
         Ok((function, blueprint))
+    }
+}
+
+impl crate::Engine {
+    /// The credentials a service's setup answered (sealed result fields), by JSON pointer.
+    pub(crate) fn setup_credentials(
+        &self,
+        service: &provisio_store::models::Service,
+    ) -> Result<Map<String, Value>, EngineError> {
+        let opened = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
+        Ok(opened.into_iter().filter(|(key, _)| key.starts_with('/')).collect())
     }
 }

@@ -4,17 +4,17 @@
 
 use serde_json::{Value, json};
 
-use crate::{Engine, EngineError};
+use crate::{Catalog, EngineError};
 
 /// The products the seed creates, by slug.
 pub const PRODUCTS: [&str; 6] =
     ["demo-hosting", "demo-domain", "demo-dns", "demo-database", "demo-license", "demo-coffee"];
 
-impl Engine {
+impl Catalog {
     /// Seeds demo data once; later calls change nothing. `state_path` is the
     /// demo providers' state file.
     pub async fn seed_demo(&self, state_path: &str) -> Result<bool, EngineError> {
-        if self.product("demo-hosting").await.is_ok() {
+        if self.engine.queries().product("demo-hosting").await.is_ok() {
             return Ok(false);
         }
         let actor = "demo-seed";

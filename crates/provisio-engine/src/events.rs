@@ -14,9 +14,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::admin::decode;
+use crate::catalog::decode;
 use crate::rules::{self, Rule};
-use crate::{Engine, EngineError, Violation, job_aad, ownership, params};
+use crate::{EngineError, Ingest, Violation, job_aad, ownership, params};
 
 /// The jobs an event makes: function and rule params, in order.
 type Plan = Vec<(String, Map<String, Value>)>;
@@ -115,14 +115,14 @@ pub struct Accepted {
     pub jobs: Vec<JobSummary>,
 }
 
-impl Engine {
+impl Ingest {
     /// Ingests a billing event: validated, recorded with its service change
     /// and jobs in one durable transaction. Bad input changes nothing.
-    pub async fn ingest(&self, body: &Value) -> Result<Accepted, EngineError> {
+    pub async fn event(&self, body: &Value) -> Result<Accepted, EngineError> {
         self.ingest_with_receipt(body, None).await
     }
 
-    /// [`Engine::ingest`] that also records a signed request's receipt in
+    /// [`Ingest::event`] that also records a signed request's receipt in
     /// the same transaction: a replayed signature is refused, and a refused
     /// event leaves no receipt behind.
     pub(crate) async fn ingest_with_receipt(
@@ -140,6 +140,7 @@ impl Engine {
         let event_type = event.event_type.clone();
         let engine = self.clone();
         let accepted = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -151,16 +152,17 @@ impl Engine {
             })
             .await?;
         if !accepted.duplicate {
-            self.metrics().event(&event_type);
+            self.engine.metrics().event(&event_type);
         }
         if !accepted.jobs.is_empty() {
-            self.wake();
+            self.engine.wake();
         }
         Ok(accepted)
     }
 
     async fn ingest_in(&self, conn: &mut Conn, event: &EventPayload) -> Result<Accepted, EngineError> {
-        let body_digest = self.vault().digest(&canonical(&serde_json::to_value(event).expect("events serialise")));
+        let body_digest =
+            self.engine.vault().digest(&canonical(&serde_json::to_value(event).expect("events serialise")));
         if let Some(existing) = events::get_by_external(conn, &event.id).await? {
             // A resend is a duplicate; the same id on another event is a mistake
             // to say out loud, not to swallow (as payment APIs treat a reused key).
@@ -207,7 +209,7 @@ impl Engine {
             args.extend(event.data.iter().map(|(k, v)| (k.clone(), v.clone())));
             let key = format!("{}:{}:{}", event.id, function, made.len());
             let (args, secret_args) = params::split_keys(&args, &secret_keys);
-            let sealed = self.vault().seal_fields(&job_aad(service.id, &key), &secret_args);
+            let sealed = self.engine.vault().seal_fields(&job_aad(service.id, &key), &secret_args);
             let job = jobs::insert(
                 conn,
                 &jobs::NewJob {
@@ -216,7 +218,7 @@ impl Engine {
                     function: &function,
                     args: &Value::Object(args),
                     origin: &format!("event:{}", event.event_type),
-                    max_attempts: self.settings().max_attempts,
+                    max_attempts: self.engine.settings().max_attempts,
                     idempotency_key: &key,
                     secrets: sealed.as_deref(),
                 },
@@ -240,7 +242,7 @@ impl Engine {
         mut projected: ServiceStatus,
     ) -> Result<(Plan, ServiceStatus), EngineError> {
         let blueprint =
-            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
+            self.engine.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
         let rules = rules::effective(blueprint, &own);
         // An event type no rule knows (a typo such as `order.payed`) is refused,
@@ -276,7 +278,7 @@ impl Engine {
             ProductRef::Id(id) => format!("id:{id}"),
             ProductRef::Slug(slug) => format!("slug:{slug}"),
         };
-        if let Some(product) = self.product_cache_get(&cache_key) {
+        if let Some(product) = self.engine.product_cache_get(&cache_key) {
             return Ok(Some(product));
         }
         let product = match key {
@@ -284,7 +286,7 @@ impl Engine {
             ProductRef::Id(id) => products::get(conn, *id).await?,
         };
         if let Some(product) = &product {
-            self.product_cache_put(cache_key, product.clone());
+            self.engine.product_cache_put(cache_key, product.clone());
         }
         Ok(product)
     }
@@ -318,7 +320,7 @@ impl Engine {
                 // Fields of an existing service never rename it.
                 let mut fields = named.fields.clone();
                 if service.identifier.is_some()
-                    && let Ok(blueprint) = self.registry().blueprint(&product.blueprint)
+                    && let Ok(blueprint) = self.engine.registry().blueprint(&product.blueprint)
                 {
                     fields.remove(blueprint.service_identifier);
                 }
@@ -373,7 +375,7 @@ impl Engine {
         // (A full configuration is left to the setup job, which says so.)
         if let (Some(configuration_id), Ok(blueprint)) = (
             product.configuration_id.filter(|_| product.deployment == "static"),
-            self.registry().blueprint(&product.blueprint),
+            self.engine.registry().blueprint(&product.blueprint),
         ) && let Some(identifier) = ownership::identifier_in(blueprint, &provision_data)
             && let Some(configuration) = configurations::get(conn, configuration_id).await?
             && match configuration.max_services {
@@ -395,7 +397,7 @@ impl Engine {
 
     /// Names of the product's blueprint's secret params.
     fn secret_keys_of(&self, product: &Product) -> std::collections::BTreeSet<String> {
-        self.registry().blueprint(&product.blueprint).map(params::secret_keys).unwrap_or_default()
+        self.engine.registry().blueprint(&product.blueprint).map(params::secret_keys).unwrap_or_default()
     }
 
     /// Adds the customer's secret fields to the service's sealed secrets.
@@ -406,9 +408,9 @@ impl Engine {
         fields: Map<String, Value>,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         let aad = crate::service_aad(service.id);
-        let mut secrets = self.vault().open_fields(&aad, service.secrets.as_deref())?;
+        let mut secrets = self.engine.vault().open_fields(&aad, service.secrets.as_deref())?;
         secrets.extend(fields.into_iter().map(|(k, v)| (format!("{}{k}", params::FIELD), v)));
-        let sealed = self.vault().seal_fields(&aad, &secrets);
+        let sealed = self.engine.vault().seal_fields(&aad, &secrets);
         services::set_secrets(conn, service.id, sealed.as_deref()).await?;
         Ok(sealed)
     }
@@ -428,12 +430,12 @@ impl Engine {
         let Some((_, rule_params)) = plan.iter().find(|(function, _)| *function == product.setup_function) else {
             return Ok(());
         };
-        let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else { return Ok(()) };
+        let Ok(blueprint) = self.engine.registry().blueprint(&product.blueprint) else { return Ok(()) };
         let Some(setup) = blueprint.function(&product.setup_function) else { return Ok(()) };
         let client = clients::get(conn, service.client_id)
             .await?
             .ok_or_else(|| EngineError::Conflict(format!("service {} has no client", service.id)))?;
-        let sealed = self.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
+        let sealed = self.engine.vault().open_fields(&crate::service_aad(service.id), service.secrets.as_deref())?;
         let mut args = rule_params.clone();
         args.extend(event.data.iter().map(|(k, v)| (k.clone(), v.clone())));
         let params = params::build(
@@ -468,7 +470,7 @@ impl Engine {
         provision_data: &Value,
         client: &EventClient,
     ) -> Result<(), EngineError> {
-        let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else {
+        let Ok(blueprint) = self.engine.registry().blueprint(&product.blueprint) else {
             return Ok(());
         };
         let Some(setup) = blueprint.function(&product.setup_function) else {

@@ -3,10 +3,23 @@
 //! in event order, with retries, reconciliation of unknown outcomes, leases
 //! and per-configuration limits; configurations keep their secrets encrypted.
 //!
+//! [`Engine`] is the shared core (store, providers, vault, settings). What
+//! callers may do is split by who they are, one type each:
+//!
+//! | Facade | Who calls it | What it does | Where |
+//! |---|---|---|---|
+//! | [`Ingest`] | billing systems | events in: ours, signed, Stripe | [`events`], [`sources`] |
+//! | [`Catalog`] | `admin` staff | configurations, products, clients, event sources, webhook subscribers | [`catalog`], [`sources`], [`webhooks`] |
+//! | [`Access`] | every request | who is calling; tokens, staff users, client sessions | [`principal`], [`tokens`], [`staff`] |
+//! | [`Actions`] | `operate` staff, the owning client | functions on demand, retries, SSO, passwords, credential reveals | [`actions`] |
+//! | [`Queries`] | every reader | every read the API answers, reports, the help desk's summary, metrics | [`queries`], [`reports`] |
+//! | [`Worker`] | the binary's background tasks | jobs, webhook deliveries, usage sampling | [`worker`], [`webhooks`], [`reports`] |
+//!
+//! Modules:
 //! - [`events`]: the public event format and its ingestion (event, service
 //!   change and jobs in one transaction);
 //! - [`rules`]: default and per-product automation rules;
-//! - [`admin`]: configurations (secrets sealed by [`vault`]), products, clients;
+//! - [`catalog`]: configurations (secrets sealed by [`vault`]), products, clients;
 //! - [`deploy`]: picking a configuration for a new service;
 //! - [`worker`]: claiming, running and completing jobs;
 //! - [`actions`]: functions run on demand by staff or the owning client
@@ -15,13 +28,13 @@
 //!   event source); client sessions and hand-off codes;
 //! - [`sources`]: billing systems that sign their events; Stripe;
 //! - [`staff`]: staff users, argon2id passwords, sessions and lockout;
-//! - [`queries`]: a client's own services;
+//! - [`queries`]: every read: services, jobs, the catalog, a client's own services;
 //! - [`reports`]: reports, the help desk's summary, the usage collector;
 //! - [`webhooks`]: subscribers told what happens to services and jobs;
 //! - [`demo`]: the `--demo` seed.
 
 pub mod actions;
-pub mod admin;
+pub mod catalog;
 pub mod demo;
 pub mod deploy;
 pub mod events;
@@ -178,6 +191,46 @@ struct Inner {
     /// Products by `id:N` / `slug:S`, with when they were read.
     products: RwLock<HashMap<String, (Instant, Product)>>,
     metrics: metrics::Metrics,
+}
+
+/// Declares the per-caller facades: each holds the engine (an `Arc`, cheap
+/// to clone) and is handed out by the [`Engine`] method of the same name.
+macro_rules! facades {
+    ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            engine: Engine,
+        }
+
+        impl Engine {
+            $(#[$doc])*
+            pub fn $method(&self) -> $name {
+                $name { engine: self.clone() }
+            }
+        }
+    )*};
+}
+
+facades! {
+    /// Events in, for billing systems: our format, signed by an event
+    /// source, or Stripe's.
+    Ingest => ingest;
+    /// What `admin` staff configure: provision configurations, products,
+    /// clients, event sources and webhook subscribers.
+    Catalog => catalog;
+    /// Who is calling, and the credentials that say so: staff tokens, staff
+    /// users and their sessions, client sessions.
+    Access => access;
+    /// Functions run on demand by `operate` staff or the owning client, and
+    /// job retries.
+    Actions => actions;
+    /// Every read the API answers: services, jobs, the catalog, reports,
+    /// the help desk's summary, metrics. Nothing here changes the store.
+    Queries => queries;
+    /// The background work of one process: jobs, webhook deliveries, usage
+    /// sampling.
+    Worker => worker;
 }
 
 /// How long a cached product is trusted (another process may change it).

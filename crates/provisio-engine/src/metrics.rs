@@ -13,7 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use provisio_store::jobs;
 
-use crate::{Engine, EngineError};
+use crate::{EngineError, Queries};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -118,11 +118,11 @@ impl Metrics {
     }
 }
 
-impl Engine {
+impl Queries {
     /// The metrics in the Prometheus text format (with `# EOF`).
     pub async fn metrics_text(&self) -> Result<String, EngineError> {
-        let counts = self.store().read(|conn| Box::pin(async move { jobs::count_by_state(conn).await })).await?;
-        let metrics = self.metrics();
+        let counts = self.engine.store().read(|conn| Box::pin(async move { jobs::count_by_state(conn).await })).await?;
+        let metrics = self.engine.metrics();
         let mut waiting = 0;
         for (state, n) in counts {
             if state == "queued" || state == "retrying" {

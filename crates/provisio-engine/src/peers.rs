@@ -106,7 +106,7 @@ impl Peers for EnginePeers {
 impl Engine {
     /// Access to the other configurations, for a provider acting for a
     /// service of `client_id`.
-    pub fn peers_for(&self, client_id: i64) -> PeerAccess {
+    pub(crate) fn peers_for(&self, client_id: i64) -> PeerAccess {
         PeerAccess(Arc::new(EnginePeers { engine: self.clone(), client_id }))
     }
 }

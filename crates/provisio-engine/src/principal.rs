@@ -17,8 +17,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::admin::decode;
-use crate::{Engine, EngineError};
+use crate::catalog::decode;
+use crate::{Access, EngineError};
 
 /// Prefix of client session tokens (staff tokens start `prv_`).
 pub const CLIENT_SESSION_PREFIX: &str = "pcs_";
@@ -82,18 +82,24 @@ pub struct NewClientSession {
     pub handoff_code: String,
 }
 
-impl Engine {
+impl Access {
     /// The caller behind a bearer token, if it is live.
     pub async fn identify(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        let digest = self.vault().digest(secret);
+        let digest = self.engine.vault().digest(secret);
         if secret.starts_with(CLIENT_SESSION_PREFIX) {
-            let found =
-                self.store().read(move |conn| Box::pin(async move { sessions::find(conn, &digest).await })).await?;
+            let found = self
+                .engine
+                .store()
+                .read(move |conn| Box::pin(async move { sessions::find(conn, &digest).await }))
+                .await?;
             return Ok(found.map(|s| Principal::Client { client_id: s.client_id, session_id: s.id }));
         }
         if secret.starts_with(crate::staff::STAFF_SESSION_PREFIX) {
-            let found =
-                self.store().read(move |conn| Box::pin(async move { staff::session(conn, &digest).await })).await?;
+            let found = self
+                .engine
+                .store()
+                .read(move |conn| Box::pin(async move { staff::session(conn, &digest).await }))
+                .await?;
             return Ok(found.map(|(session, user)| Principal::Staff {
                 token_id: session,
                 name: user.username,
@@ -101,7 +107,8 @@ impl Engine {
                 person: true,
             }));
         }
-        let found = self.store().read(move |conn| Box::pin(async move { tokens::find(conn, &digest).await })).await?;
+        let found =
+            self.engine.store().read(move |conn| Box::pin(async move { tokens::find(conn, &digest).await })).await?;
         Ok(found.map(|t| Principal::Staff { token_id: t.id, name: t.name, scope: t.scope, person: false }))
     }
 
@@ -117,9 +124,10 @@ impl Engine {
         let ttl_ms = input.ttl_secs.unwrap_or(SESSION_TTL_DEFAULT_SECS) * 1000;
         let token = crate::vault::random_token(CLIENT_SESSION_PREFIX);
         let handoff_code = crate::vault::random_token(HANDOFF_PREFIX);
-        let (digest, handoff_digest) = (self.vault().digest(&token), self.vault().digest(&handoff_code));
+        let (digest, handoff_digest) = (self.engine.vault().digest(&token), self.engine.vault().digest(&handoff_code));
         let actor = actor.to_owned();
         let session = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -160,10 +168,11 @@ impl Engine {
         if !code.starts_with(HANDOFF_PREFIX) {
             return Ok(None);
         }
-        let handoff_digest = self.vault().digest(code);
+        let handoff_digest = self.engine.vault().digest(code);
         let token = crate::vault::random_token(CLIENT_SESSION_PREFIX);
-        let digest = self.vault().digest(&token);
+        let digest = self.engine.vault().digest(&token);
         let opened = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -200,7 +209,8 @@ impl Engine {
     /// Ends every session of a client at once (within a second everywhere).
     pub async fn end_client_sessions(&self, actor: &str, client_id: i64) -> Result<usize, EngineError> {
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     clients::get(conn, client_id)

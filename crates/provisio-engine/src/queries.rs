@@ -1,13 +1,22 @@
-//! Reads: what the API answers, so no handler reaches into the store.
-//! Staff read services, jobs, events, history and the audit log; a client
-//! reads its own services and nothing else.
+//! [`Queries`]: every read the API answers, so no handler reaches into the
+//! store. Staff read services, jobs, events, history, the audit log and the
+//! catalog (configurations, products, clients, tokens, sources, webhooks,
+//! staff users); a client reads its own services and nothing else. Reports
+//! and the help desk's summary are in [`crate::reports`], metrics in
+//! [`crate::metrics`].
 
-use provisio_store::models::{AuditEntry, Client, Event, HistoryEntry, Job, Product, Service};
-use provisio_store::{audit, clients, events, jobs, products, services};
+use provisio_store::models::{
+    ApiToken, Attempt, AuditEntry, Client, Configuration, Event, EventSource, HistoryEntry, Job, Product, Service,
+    StaffUser, WebhookDelivery, WebhookSubscriber,
+};
+use provisio_store::{
+    audit, clients, configurations, events, jobs, products, services, sources, staff, tokens, webhooks,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{Engine, EngineError};
+use crate::catalog::ConfigurationView;
+use crate::{EngineError, Queries};
 
 /// How much of a service's jobs, history and events its detail shows; the
 /// rest is paged (`/services/{id}/events`, `/history`, `/jobs?service_id=`),
@@ -46,20 +55,21 @@ async fn existing(conn: &mut provisio_store::Conn, service_id: i64) -> Result<Se
     services::get(conn, service_id).await?.ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))
 }
 
-impl Engine {
+impl Queries {
     /// Whether the store answers (read-only: never queued behind writes).
     pub async fn health(&self) -> Result<(), EngineError> {
-        Ok(self.store().check().await?)
+        Ok(self.engine.store().check().await?)
     }
 
     /// Services, newest first.
     pub async fn services(&self, filter: services::ServiceFilter) -> Result<Vec<Service>, EngineError> {
-        Ok(self.store().read(move |conn| Box::pin(async move { services::list(conn, &filter).await })).await?)
+        Ok(self.engine.store().read(move |conn| Box::pin(async move { services::list(conn, &filter).await })).await?)
     }
 
     /// A service with its latest jobs, history and events.
     pub async fn service_detail(&self, service_id: i64) -> Result<ServiceDetail, EngineError> {
-        self.store()
+        self.engine
+            .store()
             .read(move |conn| {
                 Box::pin(async move {
                     let service = existing(conn, service_id).await?;
@@ -97,7 +107,8 @@ impl Engine {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Event>, EngineError> {
-        self.store()
+        self.engine
+            .store()
             .read(move |conn| {
                 Box::pin(async move {
                     existing(conn, service_id).await?;
@@ -114,7 +125,8 @@ impl Engine {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<HistoryEntry>, EngineError> {
-        self.store()
+        self.engine
+            .store()
             .read(move |conn| {
                 Box::pin(async move {
                     existing(conn, service_id).await?;
@@ -126,12 +138,16 @@ impl Engine {
 
     /// Jobs, newest first.
     pub async fn jobs(&self, filter: jobs::JobFilter) -> Result<Vec<Job>, EngineError> {
-        Ok(self.store().read(move |conn| Box::pin(async move { jobs::list(conn, &filter).await })).await?)
+        Ok(self.engine.store().read(move |conn| Box::pin(async move { jobs::list(conn, &filter).await })).await?)
     }
 
     /// The audit log, newest first.
     pub async fn audit(&self, limit: i64, before: Option<i64>) -> Result<Vec<AuditEntry>, EngineError> {
-        Ok(self.store().read(move |conn| Box::pin(async move { audit::list(conn, limit, before).await })).await?)
+        Ok(self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { audit::list(conn, limit, before).await }))
+            .await?)
     }
 
     /// A client's services with their products, newest first.
@@ -141,7 +157,8 @@ impl Engine {
         limit: i64,
         before_id: Option<i64>,
     ) -> Result<Vec<(Service, Product)>, EngineError> {
-        self.store()
+        self.engine
+            .store()
             .read(move |conn| {
                 Box::pin(async move {
                     let filter =
@@ -162,7 +179,8 @@ impl Engine {
     /// One of a client's services; another client's is not found, exactly
     /// as one that does not exist.
     pub async fn client_service(&self, client_id: i64, service_id: i64) -> Result<(Service, Product), EngineError> {
-        self.store()
+        self.engine
+            .store()
             .read(move |conn| {
                 Box::pin(async move {
                     let service = services::get(conn, service_id)
@@ -173,6 +191,186 @@ impl Engine {
                         .await?
                         .ok_or_else(|| EngineError::NotFound("no product".into()))?;
                     Ok((service, product))
+                })
+            })
+            .await
+    }
+}
+
+impl Queries {
+    /// A configuration row.
+    pub async fn configuration(&self, id: i64) -> Result<Configuration, EngineError> {
+        self.engine
+            .store()
+            .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(configurations::get(conn, id).await?) }))
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no configuration {id}")))
+    }
+
+    fn view(&self, configuration: Configuration, services: i64) -> ConfigurationView {
+        let address = format!("{}/{}", configuration.blueprint, configuration.provider);
+        let secrets_set = self
+            .engine
+            .registry()
+            .provider(&address)
+            .map(|entry| entry.config_schema().secret_paths())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|path| configuration.config_values.pointer(path).is_some_and(|v| !v.is_null()))
+            .collect();
+        ConfigurationView { configuration, address, secrets_set, services }
+    }
+
+    /// A configuration as the API shows it.
+    pub async fn configuration_view(&self, id: i64) -> Result<ConfigurationView, EngineError> {
+        let configuration = self.configuration(id).await?;
+        let counts = self
+            .engine
+            .store()
+            .read(|conn| Box::pin(async move { Ok::<_, EngineError>(configurations::service_counts(conn).await?) }))
+            .await?;
+        let services = counts.get(&id).copied().unwrap_or(0);
+        Ok(self.view(configuration, services))
+    }
+
+    /// Every configuration, optionally of one blueprint.
+    pub async fn configurations(&self, blueprint: Option<String>) -> Result<Vec<ConfigurationView>, EngineError> {
+        let (list, counts) = self
+            .engine
+            .store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let list = configurations::list(conn, blueprint.as_deref()).await?;
+                    Ok::<_, EngineError>((list, configurations::service_counts(conn).await?))
+                })
+            })
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let services = counts.get(&c.id).copied().unwrap_or(0);
+                self.view(c, services)
+            })
+            .collect())
+    }
+
+    /// A product by id or slug.
+    pub async fn product(&self, key: &str) -> Result<Product, EngineError> {
+        let wanted = key.to_owned();
+        let key = key.to_owned();
+        let found = self
+            .engine
+            .store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let by_slug = products::get_by_slug(conn, &key).await?;
+                    Ok::<_, EngineError>(match (by_slug, key.parse::<i64>()) {
+                        (Some(product), _) => Some(product),
+                        (None, Ok(id)) => products::get(conn, id).await?,
+                        (None, Err(_)) => None,
+                    })
+                })
+            })
+            .await?;
+        found.ok_or_else(|| EngineError::NotFound(format!("no product {wanted}")))
+    }
+
+    /// Every product.
+    pub async fn products(&self) -> Result<Vec<Product>, EngineError> {
+        self.engine.store().read(|conn| Box::pin(async move { Ok(products::list(conn).await?) })).await
+    }
+
+    /// A client and its services.
+    pub async fn client(&self, id: i64) -> Result<(Client, Vec<provisio_store::models::Service>), EngineError> {
+        self.engine
+            .store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let client = clients::get(conn, id)
+                        .await?
+                        .ok_or_else(|| EngineError::NotFound(format!("no client {id}")))?;
+                    let filter = services::ServiceFilter { client_id: Some(id), limit: 1000, ..Default::default() };
+                    Ok((client, services::list(conn, &filter).await?))
+                })
+            })
+            .await
+    }
+
+    /// Clients, newest first.
+    pub async fn clients(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<Client>, EngineError> {
+        self.engine
+            .store()
+            .read(move |conn| Box::pin(async move { Ok(clients::list(conn, limit, before_id).await?) }))
+            .await
+    }
+
+    /// Every event source.
+    pub async fn sources(&self) -> Result<Vec<EventSource>, EngineError> {
+        Ok(self.engine.store().read(|conn| Box::pin(async move { sources::list(conn).await })).await?)
+    }
+
+    /// One event source.
+    pub async fn source(&self, id: i64) -> Result<EventSource, EngineError> {
+        self.engine
+            .store()
+            .read(move |conn| Box::pin(async move { sources::get(conn, id).await }))
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no event source {id}")))
+    }
+
+    /// Every subscriber.
+    pub async fn webhooks(&self) -> Result<Vec<WebhookSubscriber>, EngineError> {
+        Ok(self.engine.store().read(|conn| Box::pin(async move { webhooks::list(conn).await })).await?)
+    }
+
+    /// One subscriber.
+    pub async fn webhook(&self, id: i64) -> Result<WebhookSubscriber, EngineError> {
+        self.engine
+            .store()
+            .read(move |conn| Box::pin(async move { webhooks::get(conn, id).await }))
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no webhook {id}")))
+    }
+
+    /// A subscriber's deliveries, newest first (bodies without credentials).
+    pub async fn webhook_deliveries(
+        &self,
+        id: i64,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<WebhookDelivery>, EngineError> {
+        self.webhook(id).await?;
+        Ok(self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { webhooks::deliveries(conn, id, limit, before).await }))
+            .await?)
+    }
+
+    /// Tokens, newest first (never their secrets or digests).
+    pub async fn tokens(&self, limit: i64, before: Option<i64>) -> Result<Vec<ApiToken>, EngineError> {
+        Ok(self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { tokens::list(conn, limit, before).await }))
+            .await?)
+    }
+
+    /// Every staff user.
+    pub async fn staff_users(&self) -> Result<Vec<StaffUser>, EngineError> {
+        Ok(self.engine.store().read(|conn| Box::pin(async move { staff::list(conn).await })).await?)
+    }
+
+    /// A job and its attempts.
+    pub async fn job(&self, id: i64) -> Result<(Job, Vec<Attempt>), EngineError> {
+        self.engine
+            .store()
+            .read(move |conn| {
+                Box::pin(async move {
+                    let job =
+                        jobs::get(conn, id).await?.ok_or_else(|| EngineError::NotFound(format!("no job {id}")))?;
+                    let attempts = jobs::attempts(conn, id).await?;
+                    Ok((job, attempts))
                 })
             })
             .await

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::principal::Principal;
 use crate::worker::no_room;
-use crate::{Engine, EngineError, params};
+use crate::{EngineError, Queries, Worker, params};
 
 /// The reports there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,14 +137,15 @@ fn summary_cache() -> &'static Mutex<HashMap<i64, (Instant, Value)>> {
     CACHE.get_or_init(Mutex::default)
 }
 
-impl Engine {
+impl Queries {
     /// A report over `[from, to)` (Unix milliseconds); a period that ends
     /// before it starts is empty.
     pub async fn report(&self, kind: ReportKind, from: i64, to: i64) -> Result<Report, EngineError> {
         let to = to.max(from);
         let (columns, rows): (Vec<&'static str>, Vec<Vec<Value>>) = match kind {
             ReportKind::Capacity => {
-                let found = self.store().read(|conn| Box::pin(async move { reports::capacity(conn).await })).await?;
+                let found =
+                    self.engine.store().read(|conn| Box::pin(async move { reports::capacity(conn).await })).await?;
                 let rows = found
                     .into_iter()
                     .map(|(name, blueprint, enabled, max, live, all)| {
@@ -175,6 +176,7 @@ impl Engine {
             }
             ReportKind::Jobs => {
                 let found = self
+                    .engine
                     .store()
                     .read(move |conn| Box::pin(async move { reports::jobs_per_day(conn, from, to).await }))
                     .await?;
@@ -188,6 +190,7 @@ impl Engine {
             }
             ReportKind::Activation => {
                 let found = self
+                    .engine
                     .store()
                     .read(move |conn| Box::pin(async move { reports::activations(conn, from, to).await }))
                     .await?;
@@ -212,7 +215,8 @@ impl Engine {
                 (vec!["product", "services", "p50_seconds", "p95_seconds"], rows)
             }
             ReportKind::Attention => {
-                let found = self.store().read(|conn| Box::pin(async move { reports::attention(conn).await })).await?;
+                let found =
+                    self.engine.store().read(|conn| Box::pin(async move { reports::attention(conn).await })).await?;
                 let rows = found
                     .into_iter()
                     .map(|(kind, service, product, what, message, at)| {
@@ -224,6 +228,7 @@ impl Engine {
             }
             ReportKind::UsageServices | ReportKind::UsageConfigurations => {
                 let found = self
+                    .engine
                     .store()
                     .read(move |conn| Box::pin(async move { reports::samples(conn, from, to).await }))
                     .await?;
@@ -269,6 +274,7 @@ impl Engine {
     /// (reused for 30 seconds).
     pub async fn service_summary(&self, principal: &Principal, service_id: i64) -> Result<Value, EngineError> {
         let (service, product, client, configuration, recent) = self
+            .engine
             .store()
             .read(move |conn| {
                 Box::pin(async move {
@@ -321,7 +327,7 @@ impl Engine {
         }
         let mut live = Map::new();
         for function in ["get_info", "get_usage"] {
-            let answer = match self.run_action(principal, service.id, function, json!({})).await {
+            let answer = match self.engine.actions().run_action(principal, service.id, function, json!({})).await {
                 Ok(outcome) => json!(outcome.envelope.map(|e| e.for_client())),
                 Err(err) => json!({"status": "error", "message": err.to_string()}),
             };
@@ -333,18 +339,27 @@ impl Engine {
         cache.insert(service.id, (Instant::now(), value.clone()));
         value
     }
+}
 
+impl Worker {
     /// Samples `get_usage` of live services, each about once per
     /// `Settings::usage_interval`, one call at a time spread over the
     /// interval, skipping a configuration with no room under its limits.
-    pub async fn run_usage_collector(&self, shutdown: impl Future<Output = ()>) {
-        let Some(interval) = self.settings().usage_interval else { return };
-        let blueprints: Vec<&'static str> =
-            self.registry().blueprints().iter().filter(|b| b.function("get_usage").is_some()).map(|b| b.id).collect();
+    pub async fn collect_usage(&self, shutdown: impl Future<Output = ()>) {
+        let Some(interval) = self.engine.settings().usage_interval else { return };
+        let blueprints: Vec<&'static str> = self
+            .engine
+            .registry()
+            .blueprints()
+            .iter()
+            .filter(|b| b.function("get_usage").is_some())
+            .map(|b| b.id)
+            .collect();
         tokio::pin!(shutdown);
         loop {
             let list = blueprints.clone();
             let due = self
+                .engine
                 .store()
                 .read(move |conn| Box::pin(async move { reports::due_for_sampling(conn, &list, 1000).await }))
                 .await
@@ -373,6 +388,7 @@ impl Engine {
     /// Samples one service's usage now, if its configuration has room.
     pub async fn sample_usage(&self, service_id: i64) -> Result<bool, EngineError> {
         let (service, product, client, configuration, room) = self
+            .engine
             .store()
             .read(move |conn| {
                 Box::pin(async move {
@@ -396,29 +412,31 @@ impl Engine {
             return Ok(false);
         }
         let blueprint =
-            self.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
+            self.engine.registry().blueprint(&product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
         let Some(descriptor) = blueprint.function("get_usage") else { return Ok(false) };
         let entry = self
+            .engine
             .registry()
             .provider(&format!("{}/{}", configuration.blueprint, configuration.provider))
             .map_err(|e| EngineError::Conflict(e.to_string()))?
             .clone();
-        let values = self.configuration_values(&configuration)?;
+        let values = self.engine.configuration_values(&configuration)?;
         let params =
             params::build(descriptor, blueprint.service_identifier, &service, &client, &Map::new(), &json!({}));
         let options = CallOptions {
-            timeout: self.settings().call_timeout,
+            timeout: self.engine.settings().call_timeout,
             provision_data: service.provision_data.as_object().cloned().unwrap_or_default(),
             owner: Some(service.owner_mark.clone()),
             ..CallOptions::default()
         };
         let report = invoke::call(&entry, &values, "get_usage", &params, &options).await;
-        self.metrics().call(&configuration.name, "get_usage", report.duration_ms);
+        self.engine.metrics().call(&configuration.name, "get_usage", report.duration_ms);
         let Some(data) = report.envelope.data.clone().filter(|_| report.envelope.is_ok()) else {
             return Ok(false);
         };
         let configuration_id = Some(configuration.id);
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move { reports::add_sample(conn, service_id, configuration_id, &data).await })
             })

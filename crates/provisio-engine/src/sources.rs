@@ -24,9 +24,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::admin::decode;
+use crate::catalog::decode;
 use crate::events::Accepted;
-use crate::{Engine, EngineError};
+use crate::{Catalog, EngineError, Ingest};
 
 /// How far a signature's timestamp may be from now, seconds (Stripe's default).
 pub const TOLERANCE_SECS: i64 = 300;
@@ -220,7 +220,7 @@ fn secret_aad(id: i64) -> String {
     format!("event_source:{id}")
 }
 
-impl Engine {
+impl Catalog {
     /// Adds an event source.
     pub async fn create_source(&self, actor: &str, body: &Value) -> Result<NewSource, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
@@ -228,8 +228,9 @@ impl Engine {
         let generated = input.secret.is_none().then(|| crate::vault::random_token("pss_"));
         let secret = input.secret.clone().or_else(|| generated.clone()).expect("one of them");
         let mapping = serde_json::to_value(input.mapping.clone().unwrap_or_default()).expect("mappings serialise");
-        let (engine, actor) = (self.clone(), actor.to_owned());
+        let (engine, actor) = (self.engine.clone(), actor.to_owned());
         let source = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -260,34 +261,21 @@ impl Engine {
         Ok(NewSource { source, secret: generated })
     }
 
-    /// Every event source.
-    pub async fn sources(&self) -> Result<Vec<EventSource>, EngineError> {
-        Ok(self.store().read(|conn| Box::pin(async move { sources::list(conn).await })).await?)
-    }
-
-    /// One event source.
-    pub async fn source(&self, id: i64) -> Result<EventSource, EngineError> {
-        self.store()
-            .read(move |conn| Box::pin(async move { sources::get(conn, id).await }))
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("no event source {id}")))
-    }
-
     /// Changes an event source.
     pub async fn update_source(&self, actor: &str, id: i64, body: &Value) -> Result<EventSource, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let patch: SourcePatch = decode(body, &SCHEMA)?;
-        let current = self.source(id).await?;
+        let current = self.engine.queries().source(id).await?;
         if patch.mapping.is_some() && current.kind != SourceKind::Stripe.as_str() {
             return Err(EngineError::Conflict(format!(
                 "source {} speaks {}: a mapping is only for stripe sources",
                 current.name, current.kind
             )));
         }
-        let sealed = patch.secret.as_ref().map(|s| self.vault().seal(&secret_aad(id), s.as_bytes()));
+        let sealed = patch.secret.as_ref().map(|s| self.engine.vault().seal(&secret_aad(id), s.as_bytes()));
         let mapping = patch.mapping.as_ref().map(|m| serde_json::to_value(m).expect("mappings serialise"));
         let actor = actor.to_owned();
-        self.store()
+        self.engine.store()
             .write(move |conn| {
                 Box::pin(async move {
                     let source = sources::update(conn, id, sealed.as_deref(), mapping.as_ref(), patch.enabled)
@@ -310,7 +298,8 @@ impl Engine {
     /// Deletes an event source; its signatures stop working at once.
     pub async fn delete_source(&self, actor: &str, id: i64) -> Result<(), EngineError> {
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     if !sources::delete(conn, id).await? {
@@ -321,60 +310,6 @@ impl Engine {
                 })
             })
             .await
-    }
-
-    /// The source named `name` of `kind` when `header` signs `body` for it now.
-    /// Unknown, disabled and other-kind sources get the same answer.
-    async fn verified(
-        &self,
-        name: &str,
-        kind: SourceKind,
-        header: &str,
-        body: &[u8],
-    ) -> Result<(EventSource, Receipt), EngineError> {
-        let owned = name.to_owned();
-        let source = self
-            .store()
-            .read(move |conn| Box::pin(async move { sources::by_name(conn, &owned).await }))
-            .await?
-            .filter(|s| s.enabled && s.kind == kind.as_str())
-            .ok_or_else(|| {
-                EngineError::Unauthorized(format!("no enabled {} event source named {name}", kind.as_str()))
-            })?;
-        let secret = self.vault().open(&secret_aad(source.id), &source.secrets)?;
-        let matched = verify(&secret, header, body, now_ms() / 1000)?;
-        let receipt = Receipt { source_id: source.id, signature_digest: self.vault().digest(&matched) };
-        Ok((source, receipt))
-    }
-
-    /// Ingests our event format signed by a `provisio` source.
-    pub async fn ingest_signed(&self, name: &str, header: &str, body: &[u8]) -> Result<Accepted, EngineError> {
-        let (_, receipt) = self.verified(name, SourceKind::Provisio, header, body).await?;
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|err| EngineError::invalid("/", format!("is not valid JSON ({err})")))?;
-        self.ingest_with_receipt(&value, Some(receipt)).await
-    }
-
-    /// Handles a Stripe webhook delivery to a `stripe` source.
-    pub async fn ingest_stripe(&self, name: &str, header: &str, body: &[u8]) -> Result<StripeOutcome, EngineError> {
-        let (source, receipt) = self.verified(name, SourceKind::Stripe, header, body).await?;
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|err| EngineError::invalid("/", format!("is not valid JSON ({err})")))?;
-        let mapping: StripeMapping = serde_json::from_value(source.mapping.clone()).unwrap_or_default();
-        match stripe_event(&mapping, &value)? {
-            StripeMapped::Event(event) => {
-                Ok(StripeOutcome::Accepted(self.ingest_with_receipt(&event, Some(receipt)).await?))
-            }
-            StripeMapped::Ignored(reason) => {
-                // Recorded all the same, so the same delivery is not taken twice.
-                self.store().write(move |conn| Box::pin(async move { receipt.record(conn).await })).await?;
-                Ok(StripeOutcome::Ignored {
-                    ignored: true,
-                    stripe_event: value["id"].as_str().unwrap_or_default().to_owned(),
-                    reason,
-                })
-            }
-        }
     }
 }
 
@@ -510,6 +445,63 @@ pub fn stripe_event(mapping: &StripeMapping, event: &Value) -> Result<StripeMapp
         ours["occurred_at"] = json!(at);
     }
     Ok(StripeMapped::Event(ours))
+}
+
+impl Ingest {
+    /// The source named `name` of `kind` when `header` signs `body` for it now.
+    /// Unknown, disabled and other-kind sources get the same answer.
+    async fn verified(
+        &self,
+        name: &str,
+        kind: SourceKind,
+        header: &str,
+        body: &[u8],
+    ) -> Result<(EventSource, Receipt), EngineError> {
+        let owned = name.to_owned();
+        let source = self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { sources::by_name(conn, &owned).await }))
+            .await?
+            .filter(|s| s.enabled && s.kind == kind.as_str())
+            .ok_or_else(|| {
+                EngineError::Unauthorized(format!("no enabled {} event source named {name}", kind.as_str()))
+            })?;
+        let secret = self.engine.vault().open(&secret_aad(source.id), &source.secrets)?;
+        let matched = verify(&secret, header, body, now_ms() / 1000)?;
+        let receipt = Receipt { source_id: source.id, signature_digest: self.engine.vault().digest(&matched) };
+        Ok((source, receipt))
+    }
+
+    /// Ingests our event format signed by a `provisio` source.
+    pub async fn signed(&self, name: &str, header: &str, body: &[u8]) -> Result<Accepted, EngineError> {
+        let (_, receipt) = self.verified(name, SourceKind::Provisio, header, body).await?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|err| EngineError::invalid("/", format!("is not valid JSON ({err})")))?;
+        self.ingest_with_receipt(&value, Some(receipt)).await
+    }
+
+    /// Handles a Stripe webhook delivery to a `stripe` source.
+    pub async fn stripe(&self, name: &str, header: &str, body: &[u8]) -> Result<StripeOutcome, EngineError> {
+        let (source, receipt) = self.verified(name, SourceKind::Stripe, header, body).await?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|err| EngineError::invalid("/", format!("is not valid JSON ({err})")))?;
+        let mapping: StripeMapping = serde_json::from_value(source.mapping.clone()).unwrap_or_default();
+        match stripe_event(&mapping, &value)? {
+            StripeMapped::Event(event) => {
+                Ok(StripeOutcome::Accepted(self.ingest_with_receipt(&event, Some(receipt)).await?))
+            }
+            StripeMapped::Ignored(reason) => {
+                // Recorded all the same, so the same delivery is not taken twice.
+                self.engine.store().write(move |conn| Box::pin(async move { receipt.record(conn).await })).await?;
+                Ok(StripeOutcome::Ignored {
+                    ignored: true,
+                    stripe_event: value["id"].as_str().unwrap_or_default().to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]

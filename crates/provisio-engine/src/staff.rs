@@ -22,8 +22,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::admin::decode;
-use crate::{Engine, EngineError, Violation};
+use crate::catalog::decode;
+use crate::{Access, EngineError, Violation};
 
 /// Prefix of staff session tokens.
 pub const STAFF_SESSION_PREFIX: &str = "pst_";
@@ -123,7 +123,7 @@ fn decoy() -> &'static str {
     DECOY.get_or_init(|| hash("provisio decoy password".into()).expect("hashing works"))
 }
 
-impl Engine {
+impl Access {
     /// Adds a staff user.
     pub async fn create_staff_user(&self, actor: &str, body: &Value) -> Result<NewStaffUser, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
@@ -133,6 +133,7 @@ impl Engine {
         let password_hash = hashing(move || hash(password)).await??;
         let actor = actor.to_owned();
         let user = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -164,7 +165,8 @@ impl Engine {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let patch: StaffUserPatch = decode(body, &SCHEMA)?;
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     let user = staff::update(conn, id, patch.scope, patch.disabled)
@@ -184,18 +186,16 @@ impl Engine {
             .await
     }
 
-    /// Every staff user.
-    pub async fn staff_users(&self) -> Result<Vec<StaffUser>, EngineError> {
-        Ok(self.store().read(|conn| Box::pin(async move { staff::list(conn).await })).await?)
-    }
-
     /// Signs a staff user in: a session token with their scope.
     pub async fn staff_login(&self, body: &Value) -> Result<StaffLogin, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let input: LoginInput = decode(body, &SCHEMA)?;
         let username = input.username.clone();
-        let user =
-            self.store().read(move |conn| Box::pin(async move { staff::by_username(conn, &username).await })).await?;
+        let user = self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { staff::by_username(conn, &username).await }))
+            .await?;
         // One answer for every refusal: it tells nobody which usernames exist.
         let refused = || {
             EngineError::Unauthorized(
@@ -209,7 +209,8 @@ impl Engine {
         let counted = match &user {
             Some(user) => {
                 let id = user.id;
-                self.store()
+                self.engine
+                    .store()
                     .write(move |conn| {
                         Box::pin(async move { staff::count_attempt(conn, id, MAX_FAILURES, now_ms() + LOCK_MS).await })
                     })
@@ -230,14 +231,15 @@ impl Engine {
         let Some(user) = user.filter(|_| counted) else { return Err(refused()) };
         if !matches {
             let (id, actor) = (user.id, format!("user:{}", user.username));
-            self.record_audit(actor, "staff_user.login_failed", format!("staff_user:{id}"), json!({})).await?;
+            self.engine.record_audit(actor, "staff_user.login_failed", format!("staff_user:{id}"), json!({})).await?;
             return Err(refused());
         }
         let token = crate::vault::random_token(STAFF_SESSION_PREFIX);
-        let digest = self.vault().digest(&token);
+        let digest = self.engine.vault().digest(&token);
         let expires_at = now_ms() + SESSION_TTL_MS;
         let (id, username) = (user.id, user.username.clone());
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     staff::good_login(conn, id).await?;
@@ -261,8 +263,8 @@ impl Engine {
         if !token.starts_with(STAFF_SESSION_PREFIX) {
             return Err(EngineError::Conflict("staff tokens are revoked with DELETE /api/v1/tokens/{id}".into()));
         }
-        let digest = self.vault().digest(token);
-        self.store().write(move |conn| Box::pin(async move { staff::end_session(conn, &digest).await })).await?;
+        let digest = self.engine.vault().digest(token);
+        self.engine.store().write(move |conn| Box::pin(async move { staff::end_session(conn, &digest).await })).await?;
         Ok(())
     }
 }

@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::admin::decode;
-use crate::{Engine, EngineError};
+use crate::catalog::decode;
+use crate::{Access, EngineError};
 
 /// The shortest token accepted from the environment (generated ones are 68 characters).
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -46,7 +46,7 @@ pub struct NewToken {
     pub secret: String,
 }
 
-impl Engine {
+impl Access {
     /// Makes a token named as `body` says; a live token of that name is a conflict.
     pub async fn create_token(&self, actor: &str, body: &Value) -> Result<NewToken, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
@@ -55,9 +55,10 @@ impl Engine {
             return Err(EngineError::invalid("/name", "is kept for PROVISIO_ADMIN_TOKEN"));
         }
         let secret = crate::vault::random_token("prv_");
-        let digest = self.vault().digest(&secret);
+        let digest = self.engine.vault().digest(&secret);
         let actor = actor.to_owned();
         let token = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -83,16 +84,12 @@ impl Engine {
         Ok(NewToken { token, secret })
     }
 
-    /// Tokens, newest first (never their secrets or digests).
-    pub async fn tokens(&self, limit: i64, before: Option<i64>) -> Result<Vec<ApiToken>, EngineError> {
-        Ok(self.store().read(move |conn| Box::pin(async move { tokens::list(conn, limit, before).await })).await?)
-    }
-
     /// Revokes a live token; it stops working within a second everywhere.
     /// The environment token is changed where it is set, not here.
     pub async fn revoke_token(&self, actor: &str, id: i64) -> Result<ApiToken, EngineError> {
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     if tokens::live_name(conn, id).await?.as_deref() == Some(ENVIRONMENT) {
@@ -119,9 +116,10 @@ impl Engine {
                 "a staff token must have at least {MIN_TOKEN_LEN} characters (generate one with `openssl rand -hex 24`)"
             )));
         }
-        let digest = self.vault().digest(secret);
+        let digest = self.engine.vault().digest(secret);
         let name = name.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     if tokens::find(conn, &digest).await?.is_some_and(|t| t.name == name) {
@@ -147,7 +145,7 @@ impl Engine {
     /// When no token is live, makes one named `initial` and answers its
     /// secret (to print once).
     pub async fn ensure_a_token(&self) -> Result<Option<String>, EngineError> {
-        let live = self.store().read(|conn| Box::pin(async move { tokens::count_live(conn).await })).await?;
+        let live = self.engine.store().read(|conn| Box::pin(async move { tokens::count_live(conn).await })).await?;
         if live > 0 {
             return Ok(None);
         }
@@ -160,8 +158,9 @@ impl Engine {
     /// sealed with (a lost key file, another directory), instead of sealing
     /// new secrets with it and failing on every old one later.
     pub async fn check_secrets_key(&self) -> Result<(), EngineError> {
-        let ours = self.vault().check_value();
-        self.store()
+        let ours = self.engine.vault().check_value();
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     match tokens::setting(conn, KEY_CHECK).await? {

@@ -2,7 +2,7 @@
 //! happens to services and jobs.
 //!
 //! A delivery is recorded in the same transaction as the change it tells of
-//! (an outbox), then sent by [`Engine::run_webhooks`], apart from the
+//! (an outbox), then sent by [`Worker::deliver_webhooks`](crate::Worker::deliver_webhooks), apart from the
 //! worker: a subscriber that is down only grows its own queue. Each POST is
 //! signed as signed events are (`Provisio-Signature: t=…,v1=…`, HMAC-SHA256
 //! of `"<t>.<body>"` under the subscriber's secret) and retried with
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::admin::decode;
-use crate::{Engine, EngineError, Violation};
+use crate::catalog::decode;
+use crate::{Catalog, EngineError, Violation, Worker};
 
 /// Deliveries sent at once by one process.
 const CONCURRENCY: usize = 16;
@@ -261,7 +261,7 @@ pub(crate) async fn outbox(
     Ok(())
 }
 
-impl Engine {
+impl Catalog {
     /// Adds a webhook subscriber.
     pub async fn create_webhook(&self, actor: &str, body: &Value) -> Result<NewWebhook, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
@@ -270,8 +270,8 @@ impl Engine {
         let generated = input.secret.is_none().then(|| crate::vault::random_token("pws_"));
         let secret = input.secret.clone().or_else(|| generated.clone()).expect("one of them");
         let event_types = serde_json::to_value(&input.event_types).expect("events serialise");
-        let (engine, actor) = (self.clone(), actor.to_owned());
-        let subscriber = self
+        let (engine, actor) = (self.engine.clone(), actor.to_owned());
+        let subscriber = self.engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -308,19 +308,6 @@ impl Engine {
         Ok(NewWebhook { subscriber, secret: generated })
     }
 
-    /// Every subscriber.
-    pub async fn webhooks(&self) -> Result<Vec<WebhookSubscriber>, EngineError> {
-        Ok(self.store().read(|conn| Box::pin(async move { webhooks::list(conn).await })).await?)
-    }
-
-    /// One subscriber.
-    pub async fn webhook(&self, id: i64) -> Result<WebhookSubscriber, EngineError> {
-        self.store()
-            .read(move |conn| Box::pin(async move { webhooks::get(conn, id).await }))
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("no webhook {id}")))
-    }
-
     /// Changes a subscriber.
     pub async fn update_webhook(&self, actor: &str, id: i64, body: &Value) -> Result<WebhookSubscriber, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
@@ -328,10 +315,11 @@ impl Engine {
         if let Some(url) = &patch.url {
             check_url(url, "/url")?;
         }
-        let sealed = patch.secret.as_ref().map(|s| self.vault().seal(&secret_aad(id), s.as_bytes()));
+        let sealed = patch.secret.as_ref().map(|s| self.engine.vault().seal(&secret_aad(id), s.as_bytes()));
         let event_types = patch.event_types.as_ref().map(|e| serde_json::to_value(e).expect("events serialise"));
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     let change = webhooks::SubscriberChange {
@@ -364,7 +352,8 @@ impl Engine {
     /// Deletes a subscriber and its delivery log.
     pub async fn delete_webhook(&self, actor: &str, id: i64) -> Result<(), EngineError> {
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     if !webhooks::delete(conn, id).await? {
@@ -376,34 +365,35 @@ impl Engine {
             })
             .await
     }
+}
 
-    /// A subscriber's deliveries, newest first (bodies without credentials).
-    pub async fn webhook_deliveries(
-        &self,
-        id: i64,
-        limit: i64,
-        before: Option<i64>,
-    ) -> Result<Vec<WebhookDelivery>, EngineError> {
-        self.webhook(id).await?;
-        Ok(self
-            .store()
-            .read(move |conn| Box::pin(async move { webhooks::deliveries(conn, id, limit, before).await }))
-            .await?)
-    }
+/// Why a delivery was not sent.
+enum Refusal {
+    /// Try again later.
+    Retry(String),
+    /// Never again.
+    Final(String),
+}
 
+impl Worker {
     /// Sends due deliveries until `shutdown`; runs beside the worker, never in its way.
-    pub async fn run_webhooks(&self, shutdown: impl Future<Output = ()>) {
+    pub async fn deliver_webhooks(&self, shutdown: impl Future<Output = ()>) {
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
         tokio::pin!(shutdown);
         loop {
             let free = permits.available_permits() as i64;
             let lease_until = now_ms() + (SEND_TIMEOUT.as_millis() as i64) * 3;
-            let pending =
-                self.store().read(|conn| Box::pin(async move { webhooks::pending(conn).await })).await.unwrap_or(true);
+            let pending = self
+                .engine
+                .store()
+                .read(|conn| Box::pin(async move { webhooks::pending(conn).await }))
+                .await
+                .unwrap_or(true);
             let claimed = if free == 0 || !pending {
                 Vec::new()
             } else {
                 match self
+                    .engine
                     .store()
                     .write(move |conn| Box::pin(async move { webhooks::claim(conn, free, lease_until).await }))
                     .await
@@ -424,7 +414,7 @@ impl Engine {
                     drop(permit);
                 });
             }
-            let pause = if idle { self.settings().poll_interval } else { Duration::ZERO };
+            let pause = if idle { self.engine.settings().poll_interval } else { Duration::ZERO };
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep(pause) => {}
@@ -439,15 +429,19 @@ impl Engine {
             Err(Refusal::Final(why)) => ("failed", None, Some(why)),
             Err(Refusal::Retry(why)) => ("queued", None, Some(why)),
         };
-        let state =
-            if state == "queued" && delivery.attempts >= self.settings().webhook_attempts { "failed" } else { state };
-        self.metrics().delivery(if state == "queued" { "retrying" } else { state });
+        let state = if state == "queued" && delivery.attempts >= self.engine.settings().webhook_attempts {
+            "failed"
+        } else {
+            state
+        };
+        self.engine.metrics().delivery(if state == "queued" { "retrying" } else { state });
         if state != "delivered" {
             tracing::warn!(delivery = delivery.id, attempts = delivery.attempts, error = ?error, "webhook delivery not done");
         }
         let retry_at = now_ms() + self.backoff(delivery.attempts);
         let id = delivery.id;
         let result = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move { webhooks::finish(conn, id, state, status, error.as_deref(), retry_at).await })
@@ -462,6 +456,7 @@ impl Engine {
     async fn send(&self, delivery: &WebhookDelivery) -> Result<u16, Refusal> {
         let subscriber_id = delivery.subscriber_id;
         let subscriber = self
+            .engine
             .store()
             .read(move |conn| Box::pin(async move { webhooks::get(conn, subscriber_id).await }))
             .await
@@ -471,6 +466,7 @@ impl Engine {
             return Err(Refusal::Final("the subscriber is disabled".into()));
         }
         let secret = self
+            .engine
             .vault()
             .open(&secret_aad(subscriber.id), &subscriber.secrets)
             .map_err(|err| Refusal::Final(format!("the subscriber's secret cannot be opened: {err}")))?;
@@ -489,14 +485,15 @@ impl Engine {
             body["credentials"] =
                 json!(self.credentials_of(service_id).await.map_err(|e| Refusal::Retry(e.to_string()))?);
             // Every attempt that carries them is audited before it is sent.
-            self.record_audit(
-                format!("webhook:{}", subscriber.name),
-                "service.credentials_sent",
-                format!("service:{service_id}"),
-                json!({"attempt": delivery.attempts}),
-            )
-            .await
-            .map_err(|err| Refusal::Retry(format!("cannot audit the credentials' delivery: {err}")))?;
+            self.engine
+                .record_audit(
+                    format!("webhook:{}", subscriber.name),
+                    "service.credentials_sent",
+                    format!("service:{service_id}"),
+                    json!({"attempt": delivery.attempts}),
+                )
+                .await
+                .map_err(|err| Refusal::Retry(format!("cannot audit the credentials' delivery: {err}")))?;
         }
         let bytes = serde_json::to_vec(&body).expect("JSON serialises");
         let timestamp = now_ms() / 1000;
@@ -529,20 +526,13 @@ impl Engine {
     /// The credentials a service's setup answered, by JSON pointer.
     async fn credentials_of(&self, service_id: i64) -> Result<serde_json::Map<String, Value>, EngineError> {
         let service = self
+            .engine
             .store()
             .read(move |conn| Box::pin(async move { services::get(conn, service_id).await }))
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no service {service_id}")))?;
-        self.setup_credentials(&service)
+        self.engine.setup_credentials(&service)
     }
-}
-
-/// Why a delivery was not sent.
-enum Refusal {
-    /// Try again later.
-    Retry(String),
-    /// Never again.
-    Final(String),
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::deploy;
 use crate::params;
 use crate::rules::{self, parse_status};
 use crate::webhooks::{self, WebhookEvent};
-use crate::{Engine, EngineError, job_aad, ownership, service_aad};
+use crate::{EngineError, Worker, job_aad, ownership, service_aad};
 
 /// A job this worker holds, with everything needed to run it.
 #[derive(Debug, Clone)]
@@ -58,22 +58,22 @@ enum Outcome {
     Failed { message: String },
 }
 
-impl Engine {
+impl Worker {
     /// Runs the worker until `shutdown` completes, then waits (up to the
     /// lease) for calls in flight.
-    pub async fn run_worker(&self, shutdown: impl Future<Output = ()>) {
-        let settings = self.settings().clone();
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let settings = self.engine.settings().clone();
         let permits = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
         let in_flight = InFlight::default();
         let heartbeat = tokio::spawn(self.clone().heartbeat(in_flight.clone()));
         // Webhooks are sent beside the worker, never in its way.
         let deliverer = {
             let engine = self.clone();
-            tokio::spawn(async move { engine.run_webhooks(std::future::pending()).await })
+            tokio::spawn(async move { engine.deliver_webhooks(std::future::pending()).await })
         };
         let collector = {
             let engine = self.clone();
-            tokio::spawn(async move { engine.run_usage_collector(std::future::pending()).await })
+            tokio::spawn(async move { engine.collect_usage(std::future::pending()).await })
         };
         tokio::pin!(shutdown);
         loop {
@@ -92,17 +92,17 @@ impl Engine {
             let idle = claimed.is_empty();
             for claimed in claimed {
                 let permit = permits.clone().try_acquire_owned().expect("claimed no more than the free permits");
-                let engine = self.clone();
+                let worker = self.clone();
                 // Only jobs a task is really running get their leases renewed;
                 // the guard forgets the job even if the task panics.
                 let guard = in_flight.track(claimed.job.id);
                 let span = tracing::info_span!("job", job_id = claimed.job.id, service_id = claimed.service.id);
                 tokio::spawn(
                     async move {
-                        engine.run_claimed(claimed).await;
+                        worker.run_claimed(claimed).await;
                         drop(guard);
                         drop(permit);
-                        engine.wake();
+                        worker.engine.wake();
                     }
                     .instrument(span),
                 );
@@ -110,7 +110,7 @@ impl Engine {
             if idle {
                 tokio::select! {
                     _ = &mut shutdown => break,
-                    _ = self.wake_signal().notified() => {}
+                    _ = self.engine.wake_signal().notified() => {}
                     _ = tokio::time::sleep(settings.poll_interval) => {}
                 }
             } else if tokio::time::timeout(Duration::ZERO, &mut shutdown).await.is_ok() {
@@ -129,13 +129,14 @@ impl Engine {
     /// Keeps the leases of the jobs in flight alive and takes back jobs of
     /// workers that stopped.
     async fn heartbeat(self, in_flight: InFlight) {
-        let every = self.settings().lease / 3;
+        let every = self.engine.settings().lease / 3;
         loop {
             tokio::time::sleep(every).await;
-            let worker = self.settings().worker_id.clone();
-            let lease = self.settings().lease.as_millis() as i64;
+            let worker = self.engine.settings().worker_id.clone();
+            let lease = self.engine.settings().lease.as_millis() as i64;
             let ids = in_flight.ids();
             let result = self
+                .engine
                 .store()
                 .write(move |conn| {
                     Box::pin(async move {
@@ -147,9 +148,9 @@ impl Engine {
                 .await;
             match result {
                 Ok(taken) if !taken.is_empty() => {
-                    self.metrics().takeovers(taken.len());
+                    self.engine.metrics().takeovers(taken.len());
                     tracing::warn!(jobs = ?taken, "took back jobs whose worker stopped; they will be reconciled");
-                    self.wake();
+                    self.engine.wake();
                 }
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %err, "heartbeat failed"),
@@ -160,7 +161,7 @@ impl Engine {
     /// Claims up to `limit` due jobs for this worker.
     pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, EngineError> {
         let engine = self.clone();
-        self.store().write(move |conn| Box::pin(async move { engine.claim_in(conn, limit).await })).await
+        self.engine.store().write(move |conn| Box::pin(async move { engine.claim_in(conn, limit).await })).await
     }
 
     async fn claim_in(&self, conn: &mut Conn, limit: usize) -> Result<Vec<Claimed>, EngineError> {
@@ -227,7 +228,7 @@ impl Engine {
         blocked: &[i64],
         now: i64,
     ) -> Result<Option<Claimed>, EngineError> {
-        let settings = self.settings();
+        let settings = self.engine.settings();
         let Some(mut service) = services::get(conn, job.service_id).await? else {
             return Ok(None);
         };
@@ -243,7 +244,7 @@ impl Engine {
                 product
             }
         };
-        let Ok(blueprint) = self.registry().blueprint(&product.blueprint) else {
+        let Ok(blueprint) = self.engine.registry().blueprint(&product.blueprint) else {
             return Ok(None);
         };
         let Some(function) = blueprint.function(&job.function) else {
@@ -379,7 +380,7 @@ impl Engine {
 
     async fn run_claimed_inner(&self, claimed: Claimed) -> Result<(), EngineError> {
         let address = format!("{}/{}", claimed.configuration.blueprint, claimed.configuration.provider);
-        let entry = match self.registry().provider(&address) {
+        let entry = match self.engine.registry().provider(&address) {
             Ok(entry) => entry.clone(),
             Err(err) => {
                 let outcome = Outcome::Failed { message: format!("Provider {address} is not available: {err}") };
@@ -388,7 +389,7 @@ impl Engine {
         };
         let blueprint = entry.blueprint();
         let function = blueprint.function(&claimed.job.function).expect("checked at claim").clone();
-        let values = match self.configuration_values(&claimed.configuration) {
+        let values = match self.engine.configuration_values(&claimed.configuration) {
             Ok(values) => values,
             Err(err) => {
                 return self.record(&claimed, Vec::new(), Outcome::Failed { message: err.to_string() }).await;
@@ -396,13 +397,14 @@ impl Engine {
         };
         // Sealed secrets: the customer's secret fields, and the job's own secret params.
         let unsealed = self
+            .engine
             .vault()
             .open_fields(&service_aad(claimed.service.id), claimed.service.secrets.as_deref())
             .and_then(|service_secrets| {
                 let aad = job_aad(claimed.service.id, &claimed.job.idempotency_key);
                 Ok((
                     params::fields_of(&service_secrets),
-                    self.vault().open_fields(&aad, claimed.job.secrets.as_deref())?,
+                    self.engine.vault().open_fields(&aad, claimed.job.secrets.as_deref())?,
                 ))
             });
         let (secret_fields, job_secrets) = match unsealed {
@@ -424,10 +426,10 @@ impl Engine {
             &Value::Object(args),
         );
         let options = CallOptions {
-            timeout: self.settings().call_timeout,
+            timeout: self.engine.settings().call_timeout,
             idempotency_key: Some(claimed.job.idempotency_key.clone()),
             provision_data: claimed.service.provision_data.as_object().cloned().unwrap_or_default(),
-            peers: Some(self.peers_for(claimed.client.id)),
+            peers: Some(self.engine.peers_for(claimed.client.id)),
             owner: Some(claimed.service.owner_mark.clone()),
             ..CallOptions::default()
         };
@@ -529,7 +531,7 @@ impl Engine {
     }
 
     pub(crate) fn backoff(&self, attempts: i64) -> i64 {
-        let settings = self.settings();
+        let settings = self.engine.settings();
         let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
         let delay = settings.retry_base.saturating_mul(2u32.saturating_pow(exponent)).min(settings.retry_cap);
         // Equal jitter: half fixed, half random, so retries of many jobs spread out.
@@ -544,18 +546,21 @@ impl Engine {
         reports: Vec<(&str, CallReport)>,
         outcome: Outcome,
     ) -> Result<(), EngineError> {
-        let blueprint =
-            self.registry().blueprint(&claimed.product.blueprint).map_err(|e| EngineError::Conflict(e.to_string()))?;
+        let blueprint = self
+            .engine
+            .registry()
+            .blueprint(&claimed.product.blueprint)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
         let function = blueprint.function(&claimed.job.function).cloned();
         for (name, report) in &reports {
-            self.metrics().call(&claimed.configuration.name, name, report.duration_ms);
+            self.engine.metrics().call(&claimed.configuration.name, name, report.duration_ms);
         }
         let outcome_name = match &outcome {
             Outcome::Succeeded { .. } => "succeeded",
             Outcome::Retry { .. } => "retrying",
             Outcome::Failed { .. } => "failed",
         };
-        self.metrics().job(outcome_name, &claimed.product.blueprint, &claimed.configuration.name);
+        self.engine.metrics().job(outcome_name, &claimed.product.blueprint, &claimed.configuration.name);
         tracing::debug!(function = %claimed.job.function, configuration = %claimed.configuration.name, outcome = outcome_name, "attempt recorded");
         let attempts: Vec<StoredAttempt> =
             reports.into_iter().map(|(name, report)| stored_attempt(blueprint, name, report)).collect();
@@ -571,18 +576,18 @@ impl Engine {
         } else {
             let aad = service_aad(claimed.service.id);
             // A seal that cannot be opened is kept as it is, never overwritten.
-            let mut all = self.vault().open_fields(&aad, claimed.service.secrets.as_deref())?;
+            let mut all = self.engine.vault().open_fields(&aad, claimed.service.secrets.as_deref())?;
             all.extend(secrets);
-            self.vault().seal_fields(&aad, &all)
+            self.engine.vault().seal_fields(&aad, &all)
         };
         let retry_at = now_ms() + self.backoff(claimed.job.attempts);
         let claimed = claimed.clone();
         let params_identifier = (claimed.job.function == claimed.product.setup_function)
             .then(|| ownership::identifier_in(blueprint, &claimed.service.provision_data))
             .flatten();
-        let worker = self.settings().worker_id.clone();
+        let worker = self.engine.settings().worker_id.clone();
         let job_id = claimed.job.id;
-        let held = self
+        let held = self.engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {

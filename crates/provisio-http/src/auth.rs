@@ -100,7 +100,7 @@ async fn lookup(state: &AppState, secret: &str) -> Result<Option<Principal>, Pro
     if let Some(principal) = cached {
         return Ok(Some(principal));
     }
-    let found = state.engine.identify(secret).await?;
+    let found = state.engine.access().identify(secret).await?;
     let mut cache = state.principals.write().expect("principal cache lock");
     // Entries of ended or unused credentials do not pile up.
     cache.retain(|_, (_, checked)| checked.elapsed() < RECHECK);

@@ -33,13 +33,13 @@ pub async fn ingest(
             return Ok(unauthorized("A signed event names its source in the Provisio-Source header"));
         };
         // The body is checked as JSON only once its signature holds.
-        let accepted = state.engine.ingest_signed(source, signature, &bytes).await?;
+        let accepted = state.engine.ingest().signed(source, signature, &bytes).await?;
         return ok(StatusCode::ACCEPTED, accepted);
     }
     if let Err(rejection) = staff {
         return Ok(rejection);
     }
-    let accepted = state.engine.ingest(&body(&bytes, &headers)?).await?;
+    let accepted = state.engine.ingest().event(&body(&bytes, &headers)?).await?;
     ok(StatusCode::ACCEPTED, accepted)
 }
 
@@ -53,7 +53,7 @@ pub async fn stripe(
     let Some(signature) = header(&headers, STRIPE_SIGNATURE_HEADER) else {
         return Ok(unauthorized("A Stripe delivery carries a Stripe-Signature header"));
     };
-    match state.engine.ingest_stripe(&name, signature, &bytes).await? {
+    match state.engine.ingest().stripe(&name, signature, &bytes).await? {
         StripeOutcome::Accepted(accepted) => ok(StatusCode::ACCEPTED, accepted),
         ignored @ StripeOutcome::Ignored { .. } => ok(StatusCode::OK, ignored),
     }

@@ -130,18 +130,19 @@ async fn services(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    let found = state.engine.client_services(client.client_id, params.limit()?, params.number("before")?).await?;
+    let found =
+        state.engine.queries().client_services(client.client_id, params.limit()?, params.number("before")?).await?;
     let views: Vec<ServiceView> = found.into_iter().map(|(s, p)| service_view(&state, s, p)).collect();
     ok(StatusCode::OK, views)
 }
 
 async fn service(client: ClientCaller, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let (service, product) = state.engine.client_service(client.client_id, id(&key, "service")?).await?;
+    let (service, product) = state.engine.queries().client_service(client.client_id, id(&key, "service")?).await?;
     ok(StatusCode::OK, service_view(&state, service, product))
 }
 
 async fn run(client: &ClientCaller, state: &AppState, key: &str, function: &str, args: Value) -> ApiResult {
-    let outcome = state.engine.run_action(&client.principal, id(key, "service")?, function, args).await?;
+    let outcome = state.engine.actions().run_action(&client.principal, id(key, "service")?, function, args).await?;
     ok(StatusCode::OK, outcome_view(&outcome))
 }
 
@@ -168,7 +169,7 @@ async fn action(
 /// Single sign-on: `302` to the provider's one-time login link, or a page
 /// that posts the provider's form fields to it.
 async fn login(client: ClientCaller, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let outcome = state.engine.login(&client.principal, id(&key, "service")?).await?;
+    let outcome = state.engine.actions().login(&client.principal, id(&key, "service")?).await?;
     let envelope = outcome.envelope.ok_or_else(|| Problem::new(StatusCode::BAD_GATEWAY, "The login did not answer"))?;
     let data = match (envelope.is_ok(), envelope.data) {
         (true, Some(data)) => data,
@@ -242,7 +243,7 @@ async fn password(
         Some(Value::String(p)) => Some(p.clone()),
         Some(_) => return Err(provisio_engine::EngineError::invalid("/password", "must be a string").into()),
     };
-    let change = state.engine.change_password(&client.principal, id(&key, "service")?, password).await?;
+    let change = state.engine.actions().change_password(&client.principal, id(&key, "service")?, password).await?;
     let mut answer = outcome_view(&change.outcome);
     if let Some(generated) = change.generated_password {
         answer["generated_password"] = json!(generated);
@@ -253,7 +254,7 @@ async fn password(
 /// Credentials the provider answered at setup (a generated password, a
 /// private key), revealed to their client; each reveal is audited.
 async fn credentials(client: ClientCaller, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let revealed = state.engine.reveal_credentials(&client.principal, id(&key, "service")?).await?;
+    let revealed = state.engine.actions().reveal_credentials(&client.principal, id(&key, "service")?).await?;
     Ok(no_store(ok(StatusCode::OK, json!({"credentials": revealed}))?))
 }
 
@@ -261,7 +262,7 @@ async fn credentials(client: ClientCaller, State(state): State<AppState>, Path(k
 /// client area in this browser (a session cookie), then goes there.
 pub async fn handoff(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult {
     let code = query.get("code").map(String::as_str).unwrap_or_default();
-    let Some((token, session)) = state.engine.redeem_handoff(code).await? else {
+    let Some((token, session)) = state.engine.access().redeem_handoff(code).await? else {
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
             "This sign-in link is not valid: it works once, for two minutes; ask for a new one",

@@ -233,7 +233,7 @@ impl Params {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     // Read-only: a health probe never queues behind (or adds to) the writer's work.
-    match state.engine.health().await {
+    match state.engine.queries().health().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "health check failed");
@@ -244,7 +244,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format, for a scraper holding a `read` token.
 async fn metrics(_: auth::Staff<auth::Read>, State(state): State<AppState>) -> ApiResult {
-    let text = state.engine.metrics_text().await?;
+    let text = state.engine.queries().metrics_text().await?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
         .into_response())
 }

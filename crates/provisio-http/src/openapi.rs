@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use provisio_engine::admin::{ConfigurationInput, ProductInput};
+use provisio_engine::catalog::{ConfigurationInput, ProductInput};
 use provisio_engine::events::{EventClient, EventPayload};
 use provisio_engine::principal::SessionInput;
 use provisio_engine::sources::{SourceInput, SourcePatch};

@@ -35,11 +35,12 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
     let store = Store::open(StoreOptions::new(url)).await.unwrap();
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[3; 32]), settings);
-    engine.install_token("bench", TOKEN).await.unwrap();
+    engine.access().install_token("bench", TOKEN).await.unwrap();
     let state = dir.path().join("demo.sqlite").display().to_string();
-    engine.seed_demo(&state).await.unwrap();
-    let machine = engine.configurations(Some("coffee".into())).await.unwrap()[0].configuration.id;
+    engine.catalog().seed_demo(&state).await.unwrap();
+    let machine = engine.queries().configurations(Some("coffee".into())).await.unwrap()[0].configuration.id;
     engine
+        .catalog()
         .update_configuration(
             "bench",
             machine,
@@ -49,7 +50,7 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
         .unwrap();
     if worker {
         let worker = engine.clone();
-        tokio::spawn(async move { worker.run_worker(std::future::pending()).await });
+        tokio::spawn(async move { worker.worker().run(std::future::pending()).await });
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -211,7 +212,7 @@ fn main() {
                 let permit = permits.clone().acquire_owned().await.unwrap();
                 let engine = bench.engine.clone();
                 tasks.push(tokio::spawn(async move {
-                    engine.ingest(&order("direct", n)).await.unwrap();
+                    engine.ingest().event(&order("direct", n)).await.unwrap();
                     drop(permit);
                 }));
             }
@@ -261,7 +262,7 @@ fn main() {
             let ingest = post_events(&bench, "slow", count, 64, None).await;
             let before = now_ms();
             let worker = bench.engine.clone();
-            tokio::spawn(async move { worker.run_worker(std::future::pending()).await });
+            tokio::spawn(async move { worker.worker().run(std::future::pending()).await });
             wait_active(&bench, count).await;
             let burn = Duration::from_millis((now_ms() - before) as u64);
             println!(

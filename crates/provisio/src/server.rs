@@ -165,7 +165,7 @@ async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyho
         KeySource::Environment => tracing::info!("secrets key loaded from PROVISIO_SECRET_KEY"),
     }
     let engine = Engine::new(store, registry, vault, settings);
-    engine.check_secrets_key().await?;
+    engine.access().check_secrets_key().await?;
     Ok(engine)
 }
 
@@ -174,8 +174,8 @@ async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyho
 async fn ensure_token(engine: &Engine) -> anyhow::Result<()> {
     let from_env = std::env::var("PROVISIO_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty());
     if let Some(token) = from_env {
-        engine.install_token(provisio_engine::tokens::ENVIRONMENT, token.trim()).await?;
-    } else if let Some(token) = engine.ensure_a_token().await? {
+        engine.access().install_token(provisio_engine::tokens::ENVIRONMENT, token.trim()).await?;
+    } else if let Some(token) = engine.access().ensure_a_token().await? {
         // Shown once: only its digest is stored.
         out!("Staff API token (shown once, keep it): {token}");
     }
@@ -212,7 +212,7 @@ pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let engine = open(&args.store, registry, settings).await?;
         ensure_token(&engine).await?;
-        if args.demo && engine.seed_demo(&args.demo_state).await? {
+        if args.demo && engine.catalog().seed_demo(&args.demo_state).await? {
             tracing::info!(products = ?provisio_engine::demo::PRODUCTS, "seeded the demo");
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -225,7 +225,8 @@ pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 engine
-                    .run_worker(async move {
+                    .worker()
+                    .run(async move {
                         let _ = stopped.changed().await;
                     })
                     .await
@@ -259,7 +260,7 @@ pub fn worker(args: WorkerOnlyArgs, registry: Registry) -> anyhow::Result<ExitCo
     runtime()?.block_on(async move {
         let engine = open(&args.store, registry, settings).await?;
         tracing::info!(worker = %engine.settings().worker_id, "worker running");
-        engine.run_worker(shutdown_signal()).await;
+        engine.worker().run(shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })
 }

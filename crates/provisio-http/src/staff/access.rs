@@ -17,7 +17,7 @@ pub(super) async fn audit(
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
     let (limit, before) = (params.limit()?, params.number("before")?);
-    ok(StatusCode::OK, state.engine.audit(limit, before).await?)
+    ok(StatusCode::OK, state.engine.queries().audit(limit, before).await?)
 }
 
 pub(super) async fn list_tokens(
@@ -26,7 +26,7 @@ pub(super) async fn list_tokens(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    ok(StatusCode::OK, state.engine.tokens(params.limit()?, params.number("before")?).await?)
+    ok(StatusCode::OK, state.engine.queries().tokens(params.limit()?, params.number("before")?).await?)
 }
 
 pub(super) async fn create_token(
@@ -35,7 +35,7 @@ pub(super) async fn create_token(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::CREATED, state.engine.create_token(&staff.actor(), &body(&bytes, &headers)?).await?)
+    ok(StatusCode::CREATED, state.engine.access().create_token(&staff.actor(), &body(&bytes, &headers)?).await?)
 }
 
 pub(super) async fn revoke_token(
@@ -43,11 +43,11 @@ pub(super) async fn revoke_token(
     staff: Staff<Admin>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.revoke_token(&staff.actor(), id(&key, "token")?).await?)
+    ok(StatusCode::OK, state.engine.access().revoke_token(&staff.actor(), id(&key, "token")?).await?)
 }
 
 pub(super) async fn list_sources(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.sources().await?)
+    ok(StatusCode::OK, state.engine.queries().sources().await?)
 }
 
 pub(super) async fn create_source(
@@ -56,12 +56,12 @@ pub(super) async fn create_source(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let created = state.engine.create_source(&staff.actor(), &body(&bytes, &headers)?).await?;
+    let created = state.engine.catalog().create_source(&staff.actor(), &body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
 }
 
 pub(super) async fn source(_: Staff<Admin>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.source(id(&key, "event source")?).await?)
+    ok(StatusCode::OK, state.engine.queries().source(id(&key, "event source")?).await?)
 }
 
 pub(super) async fn update_source(
@@ -71,8 +71,11 @@ pub(super) async fn update_source(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let updated =
-        state.engine.update_source(&staff.actor(), id(&key, "event source")?, &body(&bytes, &headers)?).await?;
+    let updated = state
+        .engine
+        .catalog()
+        .update_source(&staff.actor(), id(&key, "event source")?, &body(&bytes, &headers)?)
+        .await?;
     ok(StatusCode::OK, updated)
 }
 
@@ -81,12 +84,12 @@ pub(super) async fn delete_source(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    state.engine.delete_source(&staff.actor(), id(&key, "event source")?).await?;
+    state.engine.catalog().delete_source(&staff.actor(), id(&key, "event source")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn list_webhooks(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.webhooks().await?)
+    ok(StatusCode::OK, state.engine.queries().webhooks().await?)
 }
 
 pub(super) async fn create_webhook(
@@ -95,12 +98,12 @@ pub(super) async fn create_webhook(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let created = state.engine.create_webhook(&staff.actor(), &body(&bytes, &headers)?).await?;
+    let created = state.engine.catalog().create_webhook(&staff.actor(), &body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
 }
 
 pub(super) async fn webhook(_: Staff<Admin>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.webhook(id(&key, "webhook")?).await?)
+    ok(StatusCode::OK, state.engine.queries().webhook(id(&key, "webhook")?).await?)
 }
 
 pub(super) async fn update_webhook(
@@ -110,7 +113,8 @@ pub(super) async fn update_webhook(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let updated = state.engine.update_webhook(&staff.actor(), id(&key, "webhook")?, &body(&bytes, &headers)?).await?;
+    let updated =
+        state.engine.catalog().update_webhook(&staff.actor(), id(&key, "webhook")?, &body(&bytes, &headers)?).await?;
     ok(StatusCode::OK, updated)
 }
 
@@ -119,7 +123,7 @@ pub(super) async fn delete_webhook(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    state.engine.delete_webhook(&staff.actor(), id(&key, "webhook")?).await?;
+    state.engine.catalog().delete_webhook(&staff.actor(), id(&key, "webhook")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -130,25 +134,29 @@ pub(super) async fn webhook_deliveries(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    let list = state.engine.webhook_deliveries(id(&key, "webhook")?, params.limit()?, params.number("before")?).await?;
+    let list = state
+        .engine
+        .queries()
+        .webhook_deliveries(id(&key, "webhook")?, params.limit()?, params.number("before")?)
+        .await?;
     ok(StatusCode::OK, list)
 }
 
 /// `POST /api/v1/login`: a staff user signs in (no token needed).
 pub(super) async fn login(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> ApiResult {
-    let login = state.engine.staff_login(&body(&bytes, &headers)?).await?;
+    let login = state.engine.access().staff_login(&body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::OK, login)?))
 }
 
 /// `POST /api/v1/logout`: ends the caller's staff session.
 pub(super) async fn logout(_: Staff<Read>, State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let token = crate::auth::bearer(&headers).unwrap_or_default().to_owned();
-    state.engine.staff_logout(&token).await?;
+    state.engine.access().staff_logout(&token).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn list_users(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.staff_users().await?)
+    ok(StatusCode::OK, state.engine.queries().staff_users().await?)
 }
 
 pub(super) async fn create_user(
@@ -157,7 +165,7 @@ pub(super) async fn create_user(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let created = state.engine.create_staff_user(&staff.actor(), &body(&bytes, &headers)?).await?;
+    let created = state.engine.access().create_staff_user(&staff.actor(), &body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
 }
 
@@ -170,6 +178,10 @@ pub(super) async fn update_user(
 ) -> ApiResult {
     ok(
         StatusCode::OK,
-        state.engine.update_staff_user(&staff.actor(), id(&key, "staff user")?, &body(&bytes, &headers)?).await?,
+        state
+            .engine
+            .access()
+            .update_staff_user(&staff.actor(), id(&key, "staff user")?, &body(&bytes, &headers)?)
+            .await?,
     )
 }

@@ -52,7 +52,7 @@ pub(super) async fn configurations(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["blueprint"])?;
-    ok(StatusCode::OK, state.engine.configurations(params.text("blueprint", None)?).await?)
+    ok(StatusCode::OK, state.engine.queries().configurations(params.text("blueprint", None)?).await?)
 }
 
 pub(super) async fn create_configuration(
@@ -61,12 +61,12 @@ pub(super) async fn create_configuration(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let created = state.engine.create_configuration(&staff.actor(), &body(&bytes, &headers)?).await?;
+    let created = state.engine.catalog().create_configuration(&staff.actor(), &body(&bytes, &headers)?).await?;
     ok(StatusCode::CREATED, created)
 }
 
 pub(super) async fn configuration(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.configuration_view(id(&key, "configuration")?).await?)
+    ok(StatusCode::OK, state.engine.queries().configuration_view(id(&key, "configuration")?).await?)
 }
 
 pub(super) async fn update_configuration(
@@ -76,8 +76,11 @@ pub(super) async fn update_configuration(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let updated =
-        state.engine.update_configuration(&staff.actor(), id(&key, "configuration")?, &body(&bytes, &headers)?).await?;
+    let updated = state
+        .engine
+        .catalog()
+        .update_configuration(&staff.actor(), id(&key, "configuration")?, &body(&bytes, &headers)?)
+        .await?;
     ok(StatusCode::OK, updated)
 }
 
@@ -86,7 +89,7 @@ pub(super) async fn delete_configuration(
     staff: Staff<Admin>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    state.engine.delete_configuration(&staff.actor(), id(&key, "configuration")?).await?;
+    state.engine.catalog().delete_configuration(&staff.actor(), id(&key, "configuration")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -95,11 +98,11 @@ pub(super) async fn test_configuration(
     staff: Staff<Admin>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.test_configuration(&staff.actor(), id(&key, "configuration")?).await?)
+    ok(StatusCode::OK, state.engine.catalog().test_configuration(&staff.actor(), id(&key, "configuration")?).await?)
 }
 
 pub(super) async fn list_products(_: Staff<Read>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.products().await?)
+    ok(StatusCode::OK, state.engine.queries().products().await?)
 }
 
 pub(super) async fn create_product(
@@ -108,11 +111,11 @@ pub(super) async fn create_product(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::CREATED, state.engine.create_product(&staff.actor(), &body(&bytes, &headers)?).await?)
+    ok(StatusCode::CREATED, state.engine.catalog().create_product(&staff.actor(), &body(&bytes, &headers)?).await?)
 }
 
 pub(super) async fn product(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.product(&key).await?)
+    ok(StatusCode::OK, state.engine.queries().product(&key).await?)
 }
 
 pub(super) async fn update_product(
@@ -122,7 +125,7 @@ pub(super) async fn update_product(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.update_product(&staff.actor(), &key, &body(&bytes, &headers)?).await?)
+    ok(StatusCode::OK, state.engine.catalog().update_product(&staff.actor(), &key, &body(&bytes, &headers)?).await?)
 }
 
 pub(super) async fn clients(
@@ -131,7 +134,7 @@ pub(super) async fn clients(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    ok(StatusCode::OK, state.engine.clients(params.limit()?, params.number("before")?).await?)
+    ok(StatusCode::OK, state.engine.queries().clients(params.limit()?, params.number("before")?).await?)
 }
 
 pub(super) async fn create_client(
@@ -140,11 +143,11 @@ pub(super) async fn create_client(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::CREATED, state.engine.create_client(&staff.actor(), &body(&bytes, &headers)?).await?)
+    ok(StatusCode::CREATED, state.engine.catalog().create_client(&staff.actor(), &body(&bytes, &headers)?).await?)
 }
 
 pub(super) async fn client(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let (client, services) = state.engine.client(id(&key, "client")?).await?;
+    let (client, services) = state.engine.queries().client(id(&key, "client")?).await?;
     let services: Vec<super::views::ServiceView> = super::views::all(services);
     ok(StatusCode::OK, json!({"client": client, "services": services}))
 }

@@ -20,7 +20,7 @@ pub(super) async fn list_services(
 ) -> ApiResult {
     let params = Params::new(query, &["status", "product", "client_id", "configuration_id", "limit", "before"])?;
     let product_id = match params.text("product", None)? {
-        Some(key) => Some(state.engine.product(&key).await?.id),
+        Some(key) => Some(state.engine.queries().product(&key).await?.id),
         None => None,
     };
     let filter = services::ServiceFilter {
@@ -31,11 +31,11 @@ pub(super) async fn list_services(
         before_id: params.number("before")?,
         limit: params.limit()?,
     };
-    ok(StatusCode::OK, views::all::<_, ServiceView>(state.engine.services(filter).await?))
+    ok(StatusCode::OK, views::all::<_, ServiceView>(state.engine.queries().services(filter).await?))
 }
 
 pub(super) async fn service(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, ServiceDetailView::from(state.engine.service_detail(id(&key, "service")?).await?))
+    ok(StatusCode::OK, ServiceDetailView::from(state.engine.queries().service_detail(id(&key, "service")?).await?))
 }
 
 /// What a service's paged listing shows.
@@ -80,8 +80,12 @@ async fn service_page(
     };
     let (before, limit) = (params.number("before")?, params.limit_at_most(most)?);
     match page {
-        ServicePage::Events => ok(StatusCode::OK, state.engine.service_events(service_id, before, limit).await?),
-        ServicePage::History => ok(StatusCode::OK, state.engine.service_history(service_id, before, limit).await?),
+        ServicePage::Events => {
+            ok(StatusCode::OK, state.engine.queries().service_events(service_id, before, limit).await?)
+        }
+        ServicePage::History => {
+            ok(StatusCode::OK, state.engine.queries().service_history(service_id, before, limit).await?)
+        }
     }
 }
 
@@ -92,8 +96,11 @@ pub(super) async fn action(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let outcome =
-        state.engine.run_action(&staff.principal, id(&key, "service")?, &function, body(&bytes, &headers)?).await?;
+    let outcome = state
+        .engine
+        .actions()
+        .run_action(&staff.principal, id(&key, "service")?, &function, body(&bytes, &headers)?)
+        .await?;
     ok(StatusCode::OK, json!({"job": JobView::from(outcome.job), "envelope": outcome.envelope}))
 }
 
@@ -110,11 +117,11 @@ pub(super) async fn list_jobs(
         before_id: params.number("before")?,
         limit: params.limit()?,
     };
-    ok(StatusCode::OK, views::all::<_, JobView>(state.engine.jobs(filter).await?))
+    ok(StatusCode::OK, views::all::<_, JobView>(state.engine.queries().jobs(filter).await?))
 }
 
 pub(super) async fn job(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let (job, attempts) = state.engine.job(id(&key, "job")?).await?;
+    let (job, attempts) = state.engine.queries().job(id(&key, "job")?).await?;
     ok(StatusCode::OK, json!({"job": JobView::from(job), "attempts": attempts}))
 }
 
@@ -123,7 +130,7 @@ pub(super) async fn retry_job(
     staff: Staff<Operate>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(StatusCode::OK, JobView::from(state.engine.retry_job(&staff.actor(), id(&key, "job")?).await?))
+    ok(StatusCode::OK, JobView::from(state.engine.actions().retry_job(&staff.actor(), id(&key, "job")?).await?))
 }
 
 /// Credentials the client must know, revealed to staff (audited).
@@ -132,7 +139,7 @@ pub(super) async fn reveal_credentials(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    let revealed = state.engine.reveal_credentials(&staff.principal, id(&key, "service")?).await?;
+    let revealed = state.engine.actions().reveal_credentials(&staff.principal, id(&key, "service")?).await?;
     Ok(crate::no_store(ok(StatusCode::OK, json!({"credentials": revealed}))?))
 }
 
@@ -144,8 +151,11 @@ pub(super) async fn open_client_session(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    let opened =
-        state.engine.open_client_session(&staff.actor(), id(&key, "client")?, &body(&bytes, &headers)?).await?;
+    let opened = state
+        .engine
+        .access()
+        .open_client_session(&staff.actor(), id(&key, "client")?, &body(&bytes, &headers)?)
+        .await?;
     let handoff_path = format!("/client/handoff?code={}", opened.handoff_code);
     let handoff_url = match &state.public_url {
         Some(base) => format!("{}{handoff_path}", base.trim_end_matches('/')),
@@ -168,7 +178,7 @@ pub(super) async fn end_client_sessions(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    let ended = state.engine.end_client_sessions(&staff.actor(), id(&key, "client")?).await?;
+    let ended = state.engine.access().end_client_sessions(&staff.actor(), id(&key, "client")?).await?;
     ok(StatusCode::OK, json!({"ended": ended}))
 }
 
@@ -178,7 +188,7 @@ pub(super) async fn service_summary(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.service_summary(&staff.principal, id(&key, "service")?).await?)
+    ok(StatusCode::OK, state.engine.queries().service_summary(&staff.principal, id(&key, "service")?).await?)
 }
 
 /// `GET /api/v1/reports/{name}?from=&to=&format=json|csv`.
@@ -209,7 +219,7 @@ pub(super) async fn report(
             .get(axum::http::header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.starts_with("text/csv"));
-    let report = state.engine.report(kind, from, to).await?;
+    let report = state.engine.queries().report(kind, from, to).await?;
     if wants_csv {
         let disposition = format!("attachment; filename=\"{}.csv\"", kind.name());
         return Ok((

@@ -25,14 +25,15 @@ async fn default_rules_of_every_blueprint() {
         let contract = format!("contract-{product}");
         let accepted = app.event(order(&format!("{product}-paid"), &contract, product, fields_for(product, n))).await;
         let service = accepted["service_id"].as_i64().unwrap();
-        let setup = app.engine.product(product).await.unwrap().setup_function;
+        let setup = app.engine.queries().product(product).await.unwrap().setup_function;
         assert_eq!(accepted["jobs"][0]["function"], json!(setup), "{product}");
         let detail = app.settled(service).await;
         assert_eq!(detail["service"]["status"], "active", "{product}: {detail:#}");
         assert!(detail["service"]["identifier"].is_string(), "{product}: the identifier is recorded");
         assert!(detail["service"]["configuration_id"].is_i64());
 
-        let blueprint = app.engine.registry().blueprint(&app.engine.product(product).await.unwrap().blueprint).unwrap();
+        let blueprint =
+            app.engine.registry().blueprint(&app.engine.queries().product(product).await.unwrap().blueprint).unwrap();
         let has = |f: &str| blueprint.function(f).is_some();
         if has("suspend") {
             let (function, detail) =
@@ -199,21 +200,21 @@ async fn a_worker_that_lost_its_lease_changes_nothing_and_the_job_is_reconciled(
     let app = spawn_app_with(AppOptions { worker: false, ..AppOptions::default() }).await;
     let accepted = app.event(order("lease-1", "lease-c1", "demo-hosting", fields_for("demo-hosting", 1))).await;
     let service = accepted["service_id"].as_i64().unwrap();
-    let claimed = app.engine.claim(10).await.unwrap();
+    let claimed = app.engine.worker().claim(10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     // The worker stalls past its lease: another takes the job back.
     let taken = take_back_running(&app).await;
     assert_eq!(taken.len(), 1);
     // The stalled worker finishes its call: its attempt is kept, nothing else changes.
-    app.engine.run_claimed(claimed.into_iter().next().unwrap()).await;
+    app.engine.worker().run_claimed(claimed.into_iter().next().unwrap()).await;
     let job = app.get(&format!("/api/v1/jobs/{}", accepted["jobs"][0]["id"])).await;
     assert_eq!(job["job"]["state"], "retrying");
     assert_eq!(job["job"]["reconcile"], true);
     assert_eq!(job["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(app.service(service).await["service"]["status"], "provisioning");
     // The next worker reconciles: the account exists, so it is adopted, not created again.
-    let next = app.engine.claim(10).await.unwrap();
-    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    let next = app.engine.worker().claim(10).await.unwrap();
+    app.engine.worker().run_claimed(next.into_iter().next().unwrap()).await;
     let detail = app.service(service).await;
     assert_eq!(detail["service"]["status"], "active");
     let job = app.get(&format!("/api/v1/jobs/{}", accepted["jobs"][0]["id"])).await;
@@ -228,13 +229,13 @@ async fn a_password_answered_after_the_lease_was_taken_back_is_kept() {
     let app = spawn_app_with(AppOptions { worker: false, ..AppOptions::default() }).await;
     let accepted = app.event(order("late-1", "late-c1", "demo-database", json!({"database": "latedb"}))).await;
     let service = accepted["service_id"].as_i64().unwrap();
-    let claimed = app.engine.claim(10).await.unwrap();
+    let claimed = app.engine.worker().claim(10).await.unwrap();
     take_back_running(&app).await;
     // The stalled worker's create generated the password; it is not applied, but kept.
-    app.engine.run_claimed(claimed.into_iter().next().unwrap()).await;
+    app.engine.worker().run_claimed(claimed.into_iter().next().unwrap()).await;
     // Another worker adopts the database (get_info answers no password).
-    let next = app.engine.claim(10).await.unwrap();
-    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    let next = app.engine.worker().claim(10).await.unwrap();
+    app.engine.worker().run_claimed(next.into_iter().next().unwrap()).await;
     let detail = app.service(service).await;
     assert_eq!(detail["service"]["status"], "active");
     let stored = app
@@ -267,19 +268,19 @@ async fn reconciliation_never_adopts_another_services_resource() {
                          "deployment": {"type": "static", "configuration_id": twin["id"]}});
     assert_eq!(app.post("/api/v1/products", product).await.0, StatusCode::CREATED);
     let alice = app.event(order_for("alice", "a1", "ca", "demo-database", json!({"database": "shared"}))).await;
-    let next = app.engine.claim(10).await.unwrap();
-    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    let next = app.engine.worker().claim(10).await.unwrap();
+    app.engine.worker().run_claimed(next.into_iter().next().unwrap()).await;
     assert_eq!(app.service(alice["service_id"].as_i64().unwrap()).await["service"]["status"], "active");
 
     // Mallory's create on the twin "may have happened" (its worker died): the check finds
     // Alice's database under another owner mark, and the job fails instead of adopting it.
     let mallory = app.event(order_for("mallory", "m1", "cm", "twin", json!({"database": "shared"}))).await;
-    let claimed = app.engine.claim(10).await.unwrap();
+    let claimed = app.engine.worker().claim(10).await.unwrap();
     take_back_running(&app).await;
     drop(claimed);
-    let next = app.engine.claim(10).await.unwrap();
+    let next = app.engine.worker().claim(10).await.unwrap();
     assert!(next[0].job.reconcile, "the taken-back job is reconciled first");
-    app.engine.run_claimed(next.into_iter().next().unwrap()).await;
+    app.engine.worker().run_claimed(next.into_iter().next().unwrap()).await;
     let detail = app.service(mallory["service_id"].as_i64().unwrap()).await;
     assert_eq!(detail["service"]["status"], "failed", "{detail:#}");
     assert!(detail["service"]["last_error"].as_str().unwrap().contains("belongs to another service"), "{detail:#}");

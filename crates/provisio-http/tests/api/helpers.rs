@@ -54,15 +54,15 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
     let store = Store::open(StoreOptions::new(url)).await.unwrap();
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[42; 32]), options.settings);
-    engine.check_secrets_key().await.unwrap();
-    engine.install_token("test", TOKEN).await.unwrap();
+    engine.access().check_secrets_key().await.unwrap();
+    engine.access().install_token("test", TOKEN).await.unwrap();
     let demo_state = dir.path().join("demo.sqlite").display().to_string();
     if options.demo {
-        assert!(engine.seed_demo(&demo_state).await.unwrap());
+        assert!(engine.catalog().seed_demo(&demo_state).await.unwrap());
     }
     if options.worker {
         let worker = engine.clone();
-        tokio::spawn(async move { worker.run_worker(std::future::pending()).await });
+        tokio::spawn(async move { worker.worker().run(std::future::pending()).await });
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

@@ -44,7 +44,7 @@ async fn a_scripted_day_gives_the_expected_numbers_in_json_and_csv() {
     // Two usage samples of each hosting service.
     for _ in 0..2 {
         for id in &hosting {
-            assert!(app.engine.sample_usage(*id).await.unwrap());
+            assert!(app.engine.worker().sample_usage(*id).await.unwrap());
         }
     }
 

@@ -92,17 +92,17 @@ async fn token_names_are_checked_and_tokens_need_a_token() {
 async fn the_environment_token_replaces_the_previous_one_and_must_be_long() {
     let app = spawn_app().await;
     let (first, second) = ("first-environment-token", "second-environment-token");
-    assert!(app.engine.install_token("environment", first).await.unwrap());
-    assert!(!app.engine.install_token("environment", first).await.unwrap(), "a restart changes nothing");
+    assert!(app.engine.access().install_token("environment", first).await.unwrap());
+    assert!(!app.engine.access().install_token("environment", first).await.unwrap(), "a restart changes nothing");
     assert_eq!(status_with(&app, first).await, StatusCode::OK);
-    app.engine.install_token("environment", second).await.unwrap();
+    app.engine.access().install_token("environment", second).await.unwrap();
     let replaced = Instant::now();
     while status_with(&app, first).await != StatusCode::UNAUTHORIZED {
         assert!(replaced.elapsed() < Duration::from_millis(1100), "the old environment token still works");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status_with(&app, second).await, StatusCode::OK);
-    assert!(app.engine.install_token("environment", "short").await.is_err());
+    assert!(app.engine.access().install_token("environment", "short").await.is_err());
 }
 
 #[tokio::test]
@@ -140,9 +140,9 @@ async fn another_secrets_key_is_refused() {
         provisio_engine::Vault::new(&[7; 32]),
         provisio_engine::Settings::default(),
     );
-    let refused = other.check_secrets_key().await.unwrap_err().to_string();
+    let refused = other.access().check_secrets_key().await.unwrap_err().to_string();
     assert!(refused.contains("another secrets key"), "{refused}");
-    app.engine.check_secrets_key().await.unwrap();
+    app.engine.access().check_secrets_key().await.unwrap();
 }
 
 #[tokio::test]

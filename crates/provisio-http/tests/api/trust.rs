@@ -172,7 +172,7 @@ async fn a_rate_limited_backlog_does_not_delay_another_configuration() {
             "slow-database",
             json!({"database": format!("bulk{n}")}),
         );
-        app.engine.ingest(&event).await.unwrap();
+        app.engine.ingest().event(&event).await.unwrap();
     }
     // Let the worker take the one call the rate allows and meet the backlog.
     tokio::time::sleep(Duration::from_millis(300)).await;

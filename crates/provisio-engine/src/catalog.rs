@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use provisio_sdk::{FieldLocation, FunctionKind, ProviderEntry, SchemaDoc};
 use provisio_store::models::{Client, Configuration, Product};
-use provisio_store::{audit, clients, configurations, products, services};
+use provisio_store::{audit, clients, configurations, products};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::rules::{self, Rule};
 use crate::vault::merge_fields;
-use crate::{Engine, EngineError, Violation, configuration_aad};
+use crate::{Catalog, EngineError, Violation, configuration_aad};
 
 /// Decodes a request body after checking it against `T`'s schema, so every
 /// broken field is named by its JSON pointer.
@@ -94,25 +94,16 @@ pub struct ConfigurationView {
     pub services: i64,
 }
 
-impl Engine {
+impl Catalog {
     fn provider_entry(&self, address: &str, path: &str) -> Result<&ProviderEntry, EngineError> {
-        self.registry().provider(address).map_err(|err| EngineError::invalid(path, err.to_string()))
-    }
-
-    /// Full configuration values (secrets opened) for calling the provider.
-    pub fn configuration_values(&self, configuration: &Configuration) -> Result<Value, EngineError> {
-        let secrets =
-            self.vault().open_fields(&configuration_aad(configuration.id), configuration.secrets.as_deref())?;
-        let mut values = configuration.config_values.clone();
-        merge_fields(&mut values, &secrets);
-        Ok(values)
+        self.engine.registry().provider(address).map_err(|err| EngineError::invalid(path, err.to_string()))
     }
 
     /// Seals the secret fields of `values`; answers the masked values and the sealed secrets.
     fn seal_configuration(&self, entry: &ProviderEntry, id: i64, values: &Value) -> (Value, Option<Vec<u8>>) {
         let schema = entry.config_schema();
         let secrets: Map<String, Value> = schema.secret_entries(values).into_iter().collect();
-        (schema.mask_secrets(values), self.vault().seal_fields(&configuration_aad(id), &secrets))
+        (schema.mask_secrets(values), self.engine.vault().seal_fields(&configuration_aad(id), &secrets))
     }
 
     fn check_configuration(&self, input: &ConfigurationInput) -> Result<&ProviderEntry, EngineError> {
@@ -138,6 +129,7 @@ impl Engine {
         let engine = self.clone();
         let actor = actor.to_owned();
         let id = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -160,7 +152,7 @@ impl Engine {
                 })
             })
             .await?;
-        self.configuration_view(id).await
+        self.engine.queries().configuration_view(id).await
     }
 
     /// Changes a configuration: top-level keys of `patch` replace the current
@@ -175,8 +167,8 @@ impl Engine {
         let Value::Object(patch) = patch else {
             return Err(EngineError::invalid("/", "must be an object"));
         };
-        let current = self.configuration(id).await?;
-        let mut values = self.configuration_values(&current)?;
+        let current = self.engine.queries().configuration(id).await?;
+        let mut values = self.engine.configuration_values(&current)?;
         let before = values.clone();
         let mut changed_values = Vec::new();
         if let Some(Value::Object(changes)) = patch.get("values") {
@@ -211,7 +203,8 @@ impl Engine {
         let actor = actor.to_owned();
         let changed: Vec<String> = patch.keys().cloned().collect();
         changed_values.sort();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     let mut row = row_of(&input, entry.blueprint().id, entry.about().id);
@@ -233,7 +226,7 @@ impl Engine {
                 })
             })
             .await?;
-        self.configuration_view(id).await
+        self.engine.queries().configuration_view(id).await
     }
 
     /// A change of where the credentials go (an `x-endpoint` field: URL,
@@ -248,7 +241,7 @@ impl Engine {
         changed: &[String],
     ) -> Result<(), EngineError> {
         let address = format!("{}/{}", current.blueprint, current.provider);
-        let Ok(entry) = self.registry().provider(&address) else { return Ok(()) };
+        let Ok(entry) = self.engine.registry().provider(&address) else { return Ok(()) };
         let schema = entry.config_schema();
         let Some(endpoint) = schema.endpoint_names().into_iter().find(|name| changed.iter().any(|c| c == name)) else {
             return Ok(());
@@ -275,7 +268,8 @@ impl Engine {
     /// Deletes a configuration no service was ever deployed to.
     pub async fn delete_configuration(&self, actor: &str, id: i64) -> Result<(), EngineError> {
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     if configurations::references(conn, id).await? > 0 {
@@ -297,74 +291,23 @@ impl Engine {
             .await
     }
 
-    /// A configuration row.
-    pub async fn configuration(&self, id: i64) -> Result<Configuration, EngineError> {
-        self.store()
-            .read(move |conn| Box::pin(async move { Ok::<_, EngineError>(configurations::get(conn, id).await?) }))
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("no configuration {id}")))
-    }
-
-    fn view(&self, configuration: Configuration, services: i64) -> ConfigurationView {
-        let address = format!("{}/{}", configuration.blueprint, configuration.provider);
-        let secrets_set = self
-            .registry()
-            .provider(&address)
-            .map(|entry| entry.config_schema().secret_paths())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|path| configuration.config_values.pointer(path).is_some_and(|v| !v.is_null()))
-            .collect();
-        ConfigurationView { configuration, address, secrets_set, services }
-    }
-
-    /// A configuration as the API shows it.
-    pub async fn configuration_view(&self, id: i64) -> Result<ConfigurationView, EngineError> {
-        let configuration = self.configuration(id).await?;
-        let counts = self
-            .store()
-            .read(|conn| Box::pin(async move { Ok::<_, EngineError>(configurations::service_counts(conn).await?) }))
-            .await?;
-        let services = counts.get(&id).copied().unwrap_or(0);
-        Ok(self.view(configuration, services))
-    }
-
-    /// Every configuration, optionally of one blueprint.
-    pub async fn configurations(&self, blueprint: Option<String>) -> Result<Vec<ConfigurationView>, EngineError> {
-        let (list, counts) = self
-            .store()
-            .read(move |conn| {
-                Box::pin(async move {
-                    let list = configurations::list(conn, blueprint.as_deref()).await?;
-                    Ok::<_, EngineError>((list, configurations::service_counts(conn).await?))
-                })
-            })
-            .await?;
-        Ok(list
-            .into_iter()
-            .map(|c| {
-                let services = counts.get(&c.id).copied().unwrap_or(0);
-                self.view(c, services)
-            })
-            .collect())
-    }
-
     /// Runs the provider's connection test against a stored configuration.
     pub async fn test_configuration(&self, actor: &str, id: i64) -> Result<provisio_sdk::Envelope, EngineError> {
-        let configuration = self.configuration(id).await?;
+        let configuration = self.engine.queries().configuration(id).await?;
         let address = format!("{}/{}", configuration.blueprint, configuration.provider);
-        let entry = self.registry().provider(&address).map_err(|err| EngineError::Conflict(err.to_string()))?;
-        let values = self.configuration_values(&configuration)?;
-        let options = provisio_sdk::CallOptions { timeout: self.settings().call_timeout, ..Default::default() };
+        let entry = self.engine.registry().provider(&address).map_err(|err| EngineError::Conflict(err.to_string()))?;
+        let values = self.engine.configuration_values(&configuration)?;
+        let options = provisio_sdk::CallOptions { timeout: self.engine.settings().call_timeout, ..Default::default() };
         let report = provisio_sdk::invoke::test_connection(entry, &values, &options).await;
         let outcome = report.envelope.error_kind.map(|k| k.to_string()).unwrap_or_else(|| "ok".into());
-        self.record_audit(
-            actor.to_owned(),
-            "configuration.test",
-            format!("configuration:{id}"),
-            json!({"outcome": outcome}),
-        )
-        .await?;
+        self.engine
+            .record_audit(
+                actor.to_owned(),
+                "configuration.test",
+                format!("configuration:{id}"),
+                json!({"outcome": outcome}),
+            )
+            .await?;
         Ok(report.envelope)
     }
 }
@@ -460,9 +403,10 @@ pub struct ProductInput {
     pub rules: Vec<Rule>,
 }
 
-impl Engine {
+impl Catalog {
     async fn check_product(&self, input: &ProductInput) -> Result<products::ProductRow, EngineError> {
         let blueprint = self
+            .engine
             .registry()
             .blueprint(&input.blueprint)
             .map_err(|e| EngineError::invalid("/blueprint", e.to_string()))?;
@@ -491,6 +435,7 @@ impl Engine {
             Deployment::Static { configuration_id } => {
                 let id = *configuration_id;
                 let configuration = self
+                    .engine
                     .store()
                     .read(move |conn| {
                         Box::pin(async move { Ok::<_, EngineError>(configurations::get(conn, id).await?) })
@@ -538,6 +483,7 @@ impl Engine {
         let row = self.check_product(&input).await?;
         let actor = actor.to_owned();
         let id = self
+            .engine
             .store()
             .write(move |conn| {
                 Box::pin(async move {
@@ -548,8 +494,8 @@ impl Engine {
                 })
             })
             .await?;
-        self.product_cache_clear();
-        self.product(&id.to_string()).await
+        self.engine.product_cache_clear();
+        self.engine.queries().product(&id.to_string()).await
     }
 
     /// Changes a product: top-level keys of `patch` replace the current ones.
@@ -557,7 +503,7 @@ impl Engine {
         let Value::Object(patch) = patch else {
             return Err(EngineError::invalid("/", "must be an object"));
         };
-        let current = self.product(key).await?;
+        let current = self.engine.queries().product(key).await?;
         let mut body = product_input(&current);
         for (key, value) in patch {
             if key == "blueprint" && value != &body["blueprint"] {
@@ -571,7 +517,8 @@ impl Engine {
         let id = current.id;
         let actor = actor.to_owned();
         let fields: Vec<String> = patch.keys().cloned().collect();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     products::update(conn, id, &row).await.map_err(|err| unique(err, "/slug", "is taken"))?;
@@ -581,33 +528,8 @@ impl Engine {
                 })
             })
             .await?;
-        self.product_cache_clear();
-        self.product(&id.to_string()).await
-    }
-
-    /// A product by id or slug.
-    pub async fn product(&self, key: &str) -> Result<Product, EngineError> {
-        let wanted = key.to_owned();
-        let key = key.to_owned();
-        let found = self
-            .store()
-            .read(move |conn| {
-                Box::pin(async move {
-                    let by_slug = products::get_by_slug(conn, &key).await?;
-                    Ok::<_, EngineError>(match (by_slug, key.parse::<i64>()) {
-                        (Some(product), _) => Some(product),
-                        (None, Ok(id)) => products::get(conn, id).await?,
-                        (None, Err(_)) => None,
-                    })
-                })
-            })
-            .await?;
-        found.ok_or_else(|| EngineError::NotFound(format!("no product {wanted}")))
-    }
-
-    /// Every product.
-    pub async fn products(&self) -> Result<Vec<Product>, EngineError> {
-        self.store().read(|conn| Box::pin(async move { Ok(products::list(conn).await?) })).await
+        self.engine.product_cache_clear();
+        self.engine.queries().product(&id.to_string()).await
     }
 
     /// Creates a client.
@@ -615,7 +537,8 @@ impl Engine {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let input: crate::events::EventClient = decode(body, &SCHEMA)?;
         let actor = actor.to_owned();
-        self.store()
+        self.engine
+            .store()
             .write(move |conn| {
                 Box::pin(async move {
                     let client = clients::insert(conn, input.external_id.as_deref(), &input.name, input.email.as_str())
@@ -626,26 +549,6 @@ impl Engine {
                 })
             })
             .await
-    }
-
-    /// A client and its services.
-    pub async fn client(&self, id: i64) -> Result<(Client, Vec<provisio_store::models::Service>), EngineError> {
-        self.store()
-            .read(move |conn| {
-                Box::pin(async move {
-                    let client = clients::get(conn, id)
-                        .await?
-                        .ok_or_else(|| EngineError::NotFound(format!("no client {id}")))?;
-                    let filter = services::ServiceFilter { client_id: Some(id), limit: 1000, ..Default::default() };
-                    Ok((client, services::list(conn, &filter).await?))
-                })
-            })
-            .await
-    }
-
-    /// Clients, newest first.
-    pub async fn clients(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<Client>, EngineError> {
-        self.store().read(move |conn| Box::pin(async move { Ok(clients::list(conn, limit, before_id).await?) })).await
     }
 }
 
@@ -665,4 +568,15 @@ fn product_input(product: &Product) -> Value {
         "deployment": deployment, "setup_function": product.setup_function,
         "provision_fields": product.provision_fields, "rules": product.rules,
     })
+}
+
+impl crate::Engine {
+    /// Full configuration values (secrets opened) for calling the provider.
+    pub(crate) fn configuration_values(&self, configuration: &Configuration) -> Result<Value, EngineError> {
+        let secrets =
+            self.vault().open_fields(&configuration_aad(configuration.id), configuration.secrets.as_deref())?;
+        let mut values = configuration.config_values.clone();
+        merge_fields(&mut values, &secrets);
+        Ok(values)
+    }
 }
