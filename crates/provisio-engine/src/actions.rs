@@ -10,7 +10,6 @@ use std::time::Duration;
 use provisio_sdk::{CallOptions, Caller, Envelope, FunctionKind, invoke};
 use provisio_store::models::Job;
 use provisio_store::{audit, configurations, jobs, now_ms, services};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::principal::Principal;
@@ -29,7 +28,7 @@ fn unique_key(service_id: i64, function: &str) -> String {
 }
 
 /// What an action answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ActionOutcome {
     /// The job that recorded it.
     pub job: Job,
@@ -401,7 +400,7 @@ impl Actions {
 }
 
 /// What a password change answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PasswordChange {
     /// The new password, only when Provisio generated it (shown this once,
     /// never stored); a password the caller chose is never echoed.

@@ -81,10 +81,10 @@ pub struct ConfigurationInput {
     pub enabled: bool,
 }
 
-/// A configuration as the API shows it: secret values never leave.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConfigurationView {
-    #[serde(flatten)]
+/// A configuration with what the API shows beside it (secret values stay
+/// in the row, masked).
+#[derive(Debug, Clone)]
+pub struct ConfigurationRecord {
     pub configuration: Configuration,
     /// `BLUEPRINT/PROVIDER`.
     pub address: String,
@@ -122,7 +122,7 @@ impl Catalog {
     }
 
     /// Creates a configuration.
-    pub async fn create_configuration(&self, actor: &str, body: &Value) -> Result<ConfigurationView, EngineError> {
+    pub async fn create_configuration(&self, actor: &str, body: &Value) -> Result<ConfigurationRecord, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
         let input: ConfigurationInput = decode(body, &SCHEMA)?;
         let entry = self.check_configuration(&input)?.clone();
@@ -152,7 +152,7 @@ impl Catalog {
                 })
             })
             .await?;
-        self.engine.queries().configuration_view(id).await
+        self.engine.queries().configuration_record(id).await
     }
 
     /// Changes a configuration: top-level keys of `patch` replace the current
@@ -163,7 +163,7 @@ impl Catalog {
         actor: &str,
         id: i64,
         patch: &Value,
-    ) -> Result<ConfigurationView, EngineError> {
+    ) -> Result<ConfigurationRecord, EngineError> {
         let Value::Object(patch) = patch else {
             return Err(EngineError::invalid("/", "must be an object"));
         };
@@ -226,7 +226,7 @@ impl Catalog {
                 })
             })
             .await?;
-        self.engine.queries().configuration_view(id).await
+        self.engine.queries().configuration_record(id).await
     }
 
     /// A change of where the credentials go (an `x-endpoint` field: URL,

@@ -14,7 +14,7 @@ use provisio_sdk::SchemaDoc;
 use provisio_store::models::{ClientSession, Scope};
 use provisio_store::{audit, clients, now_ms, sessions, staff, tokens};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::catalog::decode;
@@ -72,9 +72,8 @@ pub struct SessionInput {
 }
 
 /// A client session just opened: its token and hand-off code are shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewClientSession {
-    #[serde(flatten)]
     pub session: ClientSession,
     /// Bearer token for `/client/v1`.
     pub token: String,

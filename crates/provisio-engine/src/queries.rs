@@ -12,10 +12,9 @@ use provisio_store::models::{
 use provisio_store::{
     audit, clients, configurations, events, jobs, products, services, sources, staff, tokens, webhooks,
 };
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::catalog::ConfigurationView;
+use crate::catalog::ConfigurationRecord;
 use crate::{EngineError, Queries};
 
 /// How much of a service's jobs, history and events its detail shows; the
@@ -26,7 +25,7 @@ const DETAIL_HISTORY: i64 = 50;
 const DETAIL_EVENTS: i64 = 20;
 
 /// A service with its latest jobs, history and event summaries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ServiceDetail {
     pub service: Service,
     /// The product's slug.
@@ -207,7 +206,7 @@ impl Queries {
             .ok_or_else(|| EngineError::NotFound(format!("no configuration {id}")))
     }
 
-    fn view(&self, configuration: Configuration, services: i64) -> ConfigurationView {
+    fn record(&self, configuration: Configuration, services: i64) -> ConfigurationRecord {
         let address = format!("{}/{}", configuration.blueprint, configuration.provider);
         let secrets_set = self
             .engine
@@ -218,11 +217,11 @@ impl Queries {
             .into_iter()
             .filter(|path| configuration.config_values.pointer(path).is_some_and(|v| !v.is_null()))
             .collect();
-        ConfigurationView { configuration, address, secrets_set, services }
+        ConfigurationRecord { configuration, address, secrets_set, services }
     }
 
     /// A configuration as the API shows it.
-    pub async fn configuration_view(&self, id: i64) -> Result<ConfigurationView, EngineError> {
+    pub async fn configuration_record(&self, id: i64) -> Result<ConfigurationRecord, EngineError> {
         let configuration = self.configuration(id).await?;
         let counts = self
             .engine
@@ -230,11 +229,11 @@ impl Queries {
             .read(|conn| Box::pin(async move { Ok::<_, EngineError>(configurations::service_counts(conn).await?) }))
             .await?;
         let services = counts.get(&id).copied().unwrap_or(0);
-        Ok(self.view(configuration, services))
+        Ok(self.record(configuration, services))
     }
 
     /// Every configuration, optionally of one blueprint.
-    pub async fn configurations(&self, blueprint: Option<String>) -> Result<Vec<ConfigurationView>, EngineError> {
+    pub async fn configurations(&self, blueprint: Option<String>) -> Result<Vec<ConfigurationRecord>, EngineError> {
         let (list, counts) = self
             .engine
             .store()
@@ -249,7 +248,7 @@ impl Queries {
             .into_iter()
             .map(|c| {
                 let services = counts.get(&c.id).copied().unwrap_or(0);
-                self.view(c, services)
+                self.record(c, services)
             })
             .collect())
     }

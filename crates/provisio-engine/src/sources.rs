@@ -116,11 +116,9 @@ pub struct SourcePatch {
 }
 
 /// A source just made; a generated secret is shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewSource {
-    #[serde(flatten)]
     pub source: EventSource,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
 

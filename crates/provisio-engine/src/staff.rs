@@ -85,11 +85,9 @@ pub struct LoginInput {
 }
 
 /// A user just made; a generated password is shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewStaffUser {
-    #[serde(flatten)]
     pub user: StaffUser,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_password: Option<String>,
 }
 

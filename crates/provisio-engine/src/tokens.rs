@@ -9,7 +9,7 @@ use provisio_sdk::SchemaDoc;
 use provisio_store::models::{ApiToken, Scope};
 use provisio_store::{audit, tokens};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::catalog::decode;
@@ -38,9 +38,8 @@ pub struct TokenInput {
 }
 
 /// A token just made: its secret is shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewToken {
-    #[serde(flatten)]
     pub token: ApiToken,
     /// The bearer token; only its digest is kept.
     pub secret: String,

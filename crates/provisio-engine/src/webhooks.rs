@@ -131,11 +131,9 @@ pub struct WebhookPatch {
 }
 
 /// A subscriber just made; a generated secret is shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewWebhook {
-    #[serde(flatten)]
     pub subscriber: WebhookSubscriber,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
 

@@ -1,4 +1,9 @@
 //! Rows as the rest of Provisio sees them.
+//!
+//! Rows are deliberately not `Serialize`: what an API answers is a view
+//! built from a row field by field (`provisio-http`'s staff and client
+//! views), so a column added here (a sealed secret, a digest) can never be
+//! answered by accident.
 
 use rusqlite::Row;
 use serde::{Deserialize, Serialize, Serializer};
@@ -26,7 +31,7 @@ pub fn optional_timestamp<S: Serializer>(ms: &Option<i64>, serializer: S) -> Res
 }
 
 /// A provision configuration: one concrete system and its credentials.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Configuration {
     pub id: i64,
     pub blueprint: String,
@@ -35,7 +40,6 @@ pub struct Configuration {
     /// Values with every secret field replaced by `"[REDACTED]"`.
     pub config_values: Value,
     /// The encrypted secret fields.
-    #[serde(skip)]
     pub secrets: Option<Vec<u8>>,
     /// Routing attributes, e.g. `{"location": "eu"}`.
     pub attributes: Value,
@@ -43,14 +47,12 @@ pub struct Configuration {
     pub max_concurrency: i64,
     pub rate_per_minute: Option<i64>,
     pub enabled: bool,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
 }
 
 /// A product and its provisioning options.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Product {
     pub id: i64,
     pub slug: String,
@@ -67,27 +69,23 @@ pub struct Product {
     pub setup_function: String,
     pub provision_fields: Value,
     pub rules: Value,
-    #[serde(skip)]
     pub round_robin_cursor: i64,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
 }
 
 /// A client of the business.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Client {
     pub id: i64,
     pub external_id: Option<String>,
     pub name: String,
     pub email: String,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
 }
 
 /// A service (contract product): one thing a client bought.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub id: i64,
     pub external_id: Option<String>,
@@ -99,23 +97,19 @@ pub struct Service {
     pub configuration_id: Option<i64>,
     /// Customer fields, preset fields and earlier results (secret result fields masked).
     pub provision_data: Value,
-    #[serde(skip)]
     pub secrets: Option<Vec<u8>>,
     pub last_error: Option<String>,
     /// The stable reference providers record at the vendor as this service's.
     pub owner_mark: String,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
 }
 
 /// One change in a service's life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
     pub id: i64,
     pub service_id: i64,
-    #[serde(serialize_with = "timestamp")]
     pub at: i64,
     pub from_status: Option<String>,
     pub to_status: String,
@@ -124,23 +118,20 @@ pub struct HistoryEntry {
 }
 
 /// A billing event as received.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: i64,
     pub external_id: String,
-    #[serde(rename = "type")]
     pub event_type: String,
     pub service_id: i64,
     pub payload: Value,
     pub occurred_at: Option<String>,
-    #[serde(serialize_with = "timestamp")]
     pub received_at: i64,
-    #[serde(skip)]
     pub body_digest: Option<String>,
 }
 
 /// A durable call of one function for one service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
     pub service_id: i64,
@@ -153,9 +144,7 @@ pub struct Job {
     pub state: String,
     pub attempts: i64,
     pub max_attempts: i64,
-    #[serde(serialize_with = "timestamp")]
     pub run_at: i64,
-    #[serde(serialize_with = "optional_timestamp")]
     pub lease_until: Option<i64>,
     pub locked_by: Option<String>,
     pub reconcile: bool,
@@ -164,29 +153,23 @@ pub struct Job {
     pub configuration_id: Option<i64>,
     pub idempotency_key: String,
     /// Secret params, sealed.
-    #[serde(skip)]
     pub secrets: Option<Vec<u8>>,
     /// The last user-safe message.
     pub message: Option<String>,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
-    #[serde(serialize_with = "optional_timestamp")]
     pub finished_at: Option<i64>,
 }
 
 /// One try of a job: the redacted envelope and HTTP log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
     pub id: i64,
     pub job_id: i64,
     pub number: i64,
     pub function: String,
     pub configuration_id: Option<i64>,
-    #[serde(serialize_with = "timestamp")]
     pub started_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub finished_at: i64,
     pub duration_ms: i64,
     /// `ok` or the error kind.
@@ -196,10 +179,9 @@ pub struct Attempt {
 }
 
 /// Who did what.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub id: i64,
-    #[serde(serialize_with = "timestamp")]
     pub at: i64,
     pub actor: String,
     pub action: String,
@@ -306,18 +288,15 @@ fn scope_column(row: &Row<'_>) -> rusqlite::Result<Scope> {
 }
 
 /// A staff API token (its digest never leaves the store).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiToken {
     pub id: i64,
     /// Who holds it; the audit log names this.
     pub name: String,
     /// What it may do.
     pub scope: Scope,
-    #[serde(skip)]
     pub digest: String,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "optional_timestamp")]
     pub revoked_at: Option<i64>,
 }
 
@@ -335,25 +314,18 @@ impl ApiToken {
 }
 
 /// A client's session (its digests never leave the store).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientSession {
     pub id: i64,
     pub client_id: i64,
-    #[serde(skip)]
     pub digest: String,
-    #[serde(skip)]
     pub handoff_digest: Option<String>,
-    #[serde(serialize_with = "optional_timestamp")]
     pub handoff_expires_at: Option<i64>,
-    #[serde(serialize_with = "optional_timestamp")]
     pub handoff_used_at: Option<i64>,
     /// The staff token that opened it.
     pub created_by: String,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub expires_at: i64,
-    #[serde(serialize_with = "optional_timestamp")]
     pub revoked_at: Option<i64>,
 }
 
@@ -375,20 +347,17 @@ impl ClientSession {
 }
 
 /// A billing system that signs what it sends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventSource {
     pub id: i64,
     pub name: String,
     /// The format it speaks: `provisio` (our event format) or `stripe`.
     pub kind: String,
-    #[serde(skip)]
     pub secrets: Vec<u8>,
     /// How a foreign format maps to products.
     pub mapping: Value,
     pub enabled: bool,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
 }
 
@@ -517,20 +486,17 @@ impl AuditEntry {
 }
 
 /// Somebody told of what happens to services and jobs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSubscriber {
     pub id: i64,
     pub name: String,
     pub url: String,
-    #[serde(skip)]
     pub secrets: Vec<u8>,
     pub event_types: Value,
     pub include_credentials: bool,
     pub allow_private: bool,
     pub enabled: bool,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
 }
 
@@ -552,7 +518,7 @@ impl WebhookSubscriber {
 }
 
 /// One message to one subscriber, and how sending it went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookDelivery {
     pub id: i64,
     pub subscriber_id: i64,
@@ -561,13 +527,10 @@ pub struct WebhookDelivery {
     pub payload: Value,
     pub state: String,
     pub attempts: i64,
-    #[serde(serialize_with = "timestamp")]
     pub next_at: i64,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "optional_timestamp")]
     pub delivered_at: Option<i64>,
 }
 
@@ -591,20 +554,16 @@ impl WebhookDelivery {
 }
 
 /// A person on the staff (the password hash never leaves the store's callers).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StaffUser {
     pub id: i64,
     pub username: String,
-    #[serde(skip)]
     pub password_hash: String,
     pub scope: Scope,
     pub failed_logins: i64,
-    #[serde(serialize_with = "optional_timestamp")]
     pub locked_until: Option<i64>,
     pub disabled: bool,
-    #[serde(serialize_with = "timestamp")]
     pub created_at: i64,
-    #[serde(serialize_with = "timestamp")]
     pub updated_at: i64,
 }
 

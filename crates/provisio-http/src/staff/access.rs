@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
+use super::views::{AuditView, DeliveryView, SourceView, StaffUserView, TokenView, WebhookView, WithSecret, all};
 use crate::auth::{Admin, Read, Staff};
 use crate::{ApiResult, AppState, Params, body, id, ok};
 
@@ -17,7 +18,7 @@ pub(super) async fn audit(
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
     let (limit, before) = (params.limit()?, params.number("before")?);
-    ok(StatusCode::OK, state.engine.queries().audit(limit, before).await?)
+    ok(StatusCode::OK, all::<_, AuditView>(state.engine.queries().audit(limit, before).await?))
 }
 
 pub(super) async fn list_tokens(
@@ -26,7 +27,10 @@ pub(super) async fn list_tokens(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    ok(StatusCode::OK, state.engine.queries().tokens(params.limit()?, params.number("before")?).await?)
+    ok(
+        StatusCode::OK,
+        all::<_, TokenView>(state.engine.queries().tokens(params.limit()?, params.number("before")?).await?),
+    )
 }
 
 pub(super) async fn create_token(
@@ -35,7 +39,8 @@ pub(super) async fn create_token(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::CREATED, state.engine.access().create_token(&staff.actor(), &body(&bytes, &headers)?).await?)
+    let created = state.engine.access().create_token(&staff.actor(), &body(&bytes, &headers)?).await?;
+    ok(StatusCode::CREATED, WithSecret::new(TokenView::from(created.token), "secret", Some(created.secret)))
 }
 
 pub(super) async fn revoke_token(
@@ -43,11 +48,11 @@ pub(super) async fn revoke_token(
     staff: Staff<Admin>,
     Path(key): Path<String>,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.access().revoke_token(&staff.actor(), id(&key, "token")?).await?)
+    ok(StatusCode::OK, TokenView::from(state.engine.access().revoke_token(&staff.actor(), id(&key, "token")?).await?))
 }
 
 pub(super) async fn list_sources(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().sources().await?)
+    ok(StatusCode::OK, all::<_, SourceView>(state.engine.queries().sources().await?))
 }
 
 pub(super) async fn create_source(
@@ -57,11 +62,12 @@ pub(super) async fn create_source(
     bytes: Bytes,
 ) -> ApiResult {
     let created = state.engine.catalog().create_source(&staff.actor(), &body(&bytes, &headers)?).await?;
-    Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
+    let answer = WithSecret::new(SourceView::from(created.source), "secret", created.secret);
+    Ok(crate::no_store(ok(StatusCode::CREATED, answer)?))
 }
 
 pub(super) async fn source(_: Staff<Admin>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().source(id(&key, "event source")?).await?)
+    ok(StatusCode::OK, SourceView::from(state.engine.queries().source(id(&key, "event source")?).await?))
 }
 
 pub(super) async fn update_source(
@@ -76,7 +82,7 @@ pub(super) async fn update_source(
         .catalog()
         .update_source(&staff.actor(), id(&key, "event source")?, &body(&bytes, &headers)?)
         .await?;
-    ok(StatusCode::OK, updated)
+    ok(StatusCode::OK, SourceView::from(updated))
 }
 
 pub(super) async fn delete_source(
@@ -89,7 +95,7 @@ pub(super) async fn delete_source(
 }
 
 pub(super) async fn list_webhooks(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().webhooks().await?)
+    ok(StatusCode::OK, all::<_, WebhookView>(state.engine.queries().webhooks().await?))
 }
 
 pub(super) async fn create_webhook(
@@ -99,11 +105,12 @@ pub(super) async fn create_webhook(
     bytes: Bytes,
 ) -> ApiResult {
     let created = state.engine.catalog().create_webhook(&staff.actor(), &body(&bytes, &headers)?).await?;
-    Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
+    let answer = WithSecret::new(WebhookView::from(created.subscriber), "secret", created.secret);
+    Ok(crate::no_store(ok(StatusCode::CREATED, answer)?))
 }
 
 pub(super) async fn webhook(_: Staff<Admin>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().webhook(id(&key, "webhook")?).await?)
+    ok(StatusCode::OK, WebhookView::from(state.engine.queries().webhook(id(&key, "webhook")?).await?))
 }
 
 pub(super) async fn update_webhook(
@@ -115,7 +122,7 @@ pub(super) async fn update_webhook(
 ) -> ApiResult {
     let updated =
         state.engine.catalog().update_webhook(&staff.actor(), id(&key, "webhook")?, &body(&bytes, &headers)?).await?;
-    ok(StatusCode::OK, updated)
+    ok(StatusCode::OK, WebhookView::from(updated))
 }
 
 pub(super) async fn delete_webhook(
@@ -139,7 +146,7 @@ pub(super) async fn webhook_deliveries(
         .queries()
         .webhook_deliveries(id(&key, "webhook")?, params.limit()?, params.number("before")?)
         .await?;
-    ok(StatusCode::OK, list)
+    ok(StatusCode::OK, all::<_, DeliveryView>(list))
 }
 
 /// `POST /api/v1/login`: a staff user signs in (no token needed).
@@ -156,7 +163,7 @@ pub(super) async fn logout(_: Staff<Read>, State(state): State<AppState>, header
 }
 
 pub(super) async fn list_users(_: Staff<Admin>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().staff_users().await?)
+    ok(StatusCode::OK, all::<_, StaffUserView>(state.engine.queries().staff_users().await?))
 }
 
 pub(super) async fn create_user(
@@ -166,7 +173,8 @@ pub(super) async fn create_user(
     bytes: Bytes,
 ) -> ApiResult {
     let created = state.engine.access().create_staff_user(&staff.actor(), &body(&bytes, &headers)?).await?;
-    Ok(crate::no_store(ok(StatusCode::CREATED, created)?))
+    let answer = WithSecret::new(StaffUserView::from(created.user), "generated_password", created.generated_password);
+    Ok(crate::no_store(ok(StatusCode::CREATED, answer)?))
 }
 
 pub(super) async fn update_user(
@@ -176,12 +184,10 @@ pub(super) async fn update_user(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        state
-            .engine
-            .access()
-            .update_staff_user(&staff.actor(), id(&key, "staff user")?, &body(&bytes, &headers)?)
-            .await?,
-    )
+    let updated = state
+        .engine
+        .access()
+        .update_staff_user(&staff.actor(), id(&key, "staff user")?, &body(&bytes, &headers)?)
+        .await?;
+    ok(StatusCode::OK, StaffUserView::from(updated))
 }

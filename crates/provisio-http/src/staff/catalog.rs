@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::views::{ClientView, ConfigurationView, ProductView, ServiceView, all};
 use crate::auth::{Admin, Operate, Read, Staff};
 use crate::{ApiResult, AppState, Params, Problem, body, id, ok};
 
@@ -52,7 +53,10 @@ pub(super) async fn configurations(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["blueprint"])?;
-    ok(StatusCode::OK, state.engine.queries().configurations(params.text("blueprint", None)?).await?)
+    ok(
+        StatusCode::OK,
+        all::<_, ConfigurationView>(state.engine.queries().configurations(params.text("blueprint", None)?).await?),
+    )
 }
 
 pub(super) async fn create_configuration(
@@ -62,11 +66,14 @@ pub(super) async fn create_configuration(
     bytes: Bytes,
 ) -> ApiResult {
     let created = state.engine.catalog().create_configuration(&staff.actor(), &body(&bytes, &headers)?).await?;
-    ok(StatusCode::CREATED, created)
+    ok(StatusCode::CREATED, ConfigurationView::from(created))
 }
 
 pub(super) async fn configuration(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().configuration_view(id(&key, "configuration")?).await?)
+    ok(
+        StatusCode::OK,
+        ConfigurationView::from(state.engine.queries().configuration_record(id(&key, "configuration")?).await?),
+    )
 }
 
 pub(super) async fn update_configuration(
@@ -81,7 +88,7 @@ pub(super) async fn update_configuration(
         .catalog()
         .update_configuration(&staff.actor(), id(&key, "configuration")?, &body(&bytes, &headers)?)
         .await?;
-    ok(StatusCode::OK, updated)
+    ok(StatusCode::OK, ConfigurationView::from(updated))
 }
 
 pub(super) async fn delete_configuration(
@@ -102,7 +109,7 @@ pub(super) async fn test_configuration(
 }
 
 pub(super) async fn list_products(_: Staff<Read>, State(state): State<AppState>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().products().await?)
+    ok(StatusCode::OK, all::<_, ProductView>(state.engine.queries().products().await?))
 }
 
 pub(super) async fn create_product(
@@ -111,11 +118,12 @@ pub(super) async fn create_product(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::CREATED, state.engine.catalog().create_product(&staff.actor(), &body(&bytes, &headers)?).await?)
+    let created = state.engine.catalog().create_product(&staff.actor(), &body(&bytes, &headers)?).await?;
+    ok(StatusCode::CREATED, ProductView::from(created))
 }
 
 pub(super) async fn product(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, state.engine.queries().product(&key).await?)
+    ok(StatusCode::OK, ProductView::from(state.engine.queries().product(&key).await?))
 }
 
 pub(super) async fn update_product(
@@ -125,7 +133,8 @@ pub(super) async fn update_product(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::OK, state.engine.catalog().update_product(&staff.actor(), &key, &body(&bytes, &headers)?).await?)
+    let updated = state.engine.catalog().update_product(&staff.actor(), &key, &body(&bytes, &headers)?).await?;
+    ok(StatusCode::OK, ProductView::from(updated))
 }
 
 pub(super) async fn clients(
@@ -134,7 +143,10 @@ pub(super) async fn clients(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let params = Params::new(query, &["limit", "before"])?;
-    ok(StatusCode::OK, state.engine.queries().clients(params.limit()?, params.number("before")?).await?)
+    ok(
+        StatusCode::OK,
+        all::<_, ClientView>(state.engine.queries().clients(params.limit()?, params.number("before")?).await?),
+    )
 }
 
 pub(super) async fn create_client(
@@ -143,11 +155,12 @@ pub(super) async fn create_client(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
-    ok(StatusCode::CREATED, state.engine.catalog().create_client(&staff.actor(), &body(&bytes, &headers)?).await?)
+    let created = state.engine.catalog().create_client(&staff.actor(), &body(&bytes, &headers)?).await?;
+    ok(StatusCode::CREATED, ClientView::from(created))
 }
 
 pub(super) async fn client(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (client, services) = state.engine.queries().client(id(&key, "client")?).await?;
-    let services: Vec<super::views::ServiceView> = super::views::all(services);
-    ok(StatusCode::OK, json!({"client": client, "services": services}))
+    let services: Vec<ServiceView> = all(services);
+    ok(StatusCode::OK, json!({"client": ClientView::from(client), "services": services}))
 }

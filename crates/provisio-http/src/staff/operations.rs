@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use super::views::{self, JobView, ServiceDetailView, ServiceView};
+use super::views::{self, AttemptView, EventView, HistoryView, JobView, ServiceDetailView, ServiceView};
 use crate::auth::{Operate, Read, Staff};
 use crate::{ApiResult, AppState, JOB_STATES, Params, Problem, SERVICE_STATUSES, body, id, ok};
 use provisio_store::{jobs, services};
@@ -80,12 +80,14 @@ async fn service_page(
     };
     let (before, limit) = (params.number("before")?, params.limit_at_most(most)?);
     match page {
-        ServicePage::Events => {
-            ok(StatusCode::OK, state.engine.queries().service_events(service_id, before, limit).await?)
-        }
-        ServicePage::History => {
-            ok(StatusCode::OK, state.engine.queries().service_history(service_id, before, limit).await?)
-        }
+        ServicePage::Events => ok(
+            StatusCode::OK,
+            views::all::<_, EventView>(state.engine.queries().service_events(service_id, before, limit).await?),
+        ),
+        ServicePage::History => ok(
+            StatusCode::OK,
+            views::all::<_, HistoryView>(state.engine.queries().service_history(service_id, before, limit).await?),
+        ),
     }
 }
 
@@ -122,7 +124,7 @@ pub(super) async fn list_jobs(
 
 pub(super) async fn job(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (job, attempts) = state.engine.queries().job(id(&key, "job")?).await?;
-    ok(StatusCode::OK, json!({"job": JobView::from(job), "attempts": attempts}))
+    ok(StatusCode::OK, json!({"job": JobView::from(job), "attempts": views::all::<_, AttemptView>(attempts)}))
 }
 
 pub(super) async fn retry_job(
