@@ -318,8 +318,8 @@ pub fn document(registry: &Registry) -> Value {
     );
     let login = components.add("LoginInput", SchemaDoc::of::<LoginInput>().value());
     let user = components.add("StaffUserInput", SchemaDoc::of::<StaffUserInput>().value());
-    paths.insert("/api/v1/login".into(), json!({"post": {"summary": "A staff user signs in: a session token with their scope (five failures in a row lock the account for fifteen minutes)",
-        "security": [], "requestBody": json_body(login), "responses": {"200": answer("The session token", object.clone()), "401": problem()}}}));
+    paths.insert("/api/v1/login".into(), json!({"post": {"summary": "A staff user signs in: a session token with their scope (five failures in a row lock the account for fifteen minutes; one address gets ten attempts, then one every thirty seconds)",
+        "security": [], "requestBody": json_body(login), "responses": {"200": answer("The session token", object.clone()), "401": problem(), "429": problem()}}}));
     let user_patch = components.add("StaffUserPatch", SchemaDoc::of::<StaffUserPatch>().value());
     paths.insert("/api/v1/users/{id}".into(), json!({"parameters": [id("id")], "patch": {"summary": "Change a staff user's scope or switch them off; their sessions end at once",
         "requestBody": optional_body(user_patch), "responses": {"200": answer("The user", object.clone())}}}));

@@ -18,6 +18,9 @@ pub struct Problem {
     detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<Violation>,
+    /// Seconds to wait, for `Retry-After` (1 when not set).
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 fn status_code<S: serde::Serializer>(status: &StatusCode, serializer: S) -> Result<S::Ok, S::Error> {
@@ -33,7 +36,15 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// `429`: the caller must wait `wait` before trying again.
+    pub fn too_many(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail);
+        problem.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        problem
     }
 }
 
@@ -49,6 +60,7 @@ impl From<EngineError> for Problem {
                     _ => format!("{} fields are invalid", errors.len()),
                 },
                 errors,
+                retry_after: None,
             },
             EngineError::Taken(violation) => Problem {
                 kind: "https://provisio.dev/problems/taken",
@@ -56,6 +68,7 @@ impl From<EngineError> for Problem {
                 status: StatusCode::CONFLICT,
                 detail: format!("{} {}", violation.path, violation.message),
                 errors: vec![violation],
+                retry_after: None,
             },
             EngineError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
@@ -73,15 +86,15 @@ impl From<EngineError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = self.status;
+        let (status, retry_after) = (self.status, self.retry_after);
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after.unwrap_or(1)));
         }
         response
     }

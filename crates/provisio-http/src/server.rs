@@ -98,8 +98,8 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors (or a transient error): wait, never spin.
                 tracing::warn!(error = %err, "accepting a connection failed");
@@ -138,6 +138,7 @@ pub async fn serve(
         let last_active = Arc::new(AtomicU64::new(now));
         let task = tasks.spawn(connection(
             stream,
+            peer,
             router.clone(),
             limits.clone(),
             busy.clone(),
@@ -170,6 +171,7 @@ pub async fn serve(
 #[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: Limits,
     busy: Arc<AtomicUsize>,
@@ -180,7 +182,9 @@ async fn connection(
 ) {
     let service = {
         let (busy, last_active, request_timeout) = (busy.clone(), last_active.clone(), limits.request_timeout);
-        hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            // Who is on the other end, for limits per address (`ConnectInfo`, as axum names it).
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let (router, busy, last_active) = (router.clone(), busy.clone(), last_active.clone());
             async move {
                 busy.fetch_add(1, Ordering::Relaxed);

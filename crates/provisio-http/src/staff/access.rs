@@ -1,15 +1,17 @@
 //! Staff: the audit log and staff tokens.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 
 use super::views::{AuditView, DeliveryView, SourceView, StaffUserView, TokenView, WebhookView, WithSecret, all};
 use crate::auth::{Admin, Read, Staff};
-use crate::{ApiResult, AppState, Params, body, id, ok};
+use crate::{ApiResult, AppState, Params, Problem, body, id, ok};
 
 pub(super) async fn audit(
     _: Staff<Read>,
@@ -150,7 +152,20 @@ pub(super) async fn webhook_deliveries(
 }
 
 /// `POST /api/v1/login`: a staff user signs in (no token needed).
-pub(super) async fn login(State(state): State<AppState>, headers: HeaderMap, bytes: Bytes) -> ApiResult {
+pub(super) async fn login(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    // Counted per address before anything else (even a malformed body),
+    // so spraying passwords across accounts costs the sprayer, not the hash slots.
+    if let Some(Extension(ConnectInfo(peer))) = peer {
+        state
+            .sign_ins
+            .attempt(peer.ip())
+            .map_err(|wait| Problem::too_many("too many sign-in attempts from this address; try again later", wait))?;
+    }
     let login = state.engine.access().staff_login(&body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::OK, login)?))
 }

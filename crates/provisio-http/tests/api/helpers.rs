@@ -72,7 +72,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    axum::serve(listener, router).await.unwrap();
+    // As `provisio serve` does, the router learns the peer address.
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
 }
 
 impl TestApp {

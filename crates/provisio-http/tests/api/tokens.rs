@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -234,16 +234,57 @@ async fn concurrent_guesses_count_before_they_are_checked() {
         })
         .collect();
     for guess in guesses {
-        // Refused, or turned away while the hashing slots are full.
+        // Refused, turned away while the hashing slots are full, or (past
+        // ten) by the per-address limit.
         let status = guess.await.unwrap();
-        assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::SERVICE_UNAVAILABLE, "{status}");
+        let expected = [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS];
+        assert!(expected.contains(&status), "{status}");
     }
-    // Twelve guesses at once did not slip past the lock: it holds against the right password.
-    let (status, _) = app
-        .call(Method::POST, "/api/v1/login", None, Some(json!({"username": "ann", "password": "long-enough-pass-1"})))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Twelve guesses at once did not slip past the lock: it holds against
+    // the right password, sent from another address.
+    let body = json!({"username": "ann", "password": "long-enough-pass-1"});
+    let status = from_address("127.0.0.2").post(format!("{}/api/v1/login", app.address)).json(&body).send().await;
+    assert_eq!(status.unwrap().status(), StatusCode::UNAUTHORIZED);
     let audit = app.get("/api/v1/audit").await;
     let failures = audit.as_array().unwrap().iter().filter(|e| e["action"] == "staff_user.login_failed").count();
     assert!(failures <= 5, "{failures} passwords were checked while the account should have been locked");
+}
+
+/// A client whose requests come from `address` (any of 127.0.0.0/8 is this machine).
+fn from_address(address: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(address.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+#[tokio::test]
+async fn one_address_spraying_passwords_across_accounts_is_slowed_before_any_hash() {
+    let app = spawn_app().await;
+    for n in 0..3 {
+        let body = json!({"username": format!("user{n}"), "scope": "read", "password": "long-enough-pass-1"});
+        assert_eq!(app.post("/api/v1/users", body).await.0, StatusCode::CREATED);
+    }
+    let url = format!("{}/api/v1/login", app.address);
+    let sprayer = from_address("127.0.0.3");
+    // One wrong guess per account never locks an account, but ten attempts
+    // from one address use its allowance.
+    for n in 0..10 {
+        let body = json!({"username": format!("user{}", n % 3), "password": format!("spring-2026-{n}")});
+        assert_eq!(sprayer.post(&url).json(&body).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"username": "user0", "password": "long-enough-pass-1"});
+    let refused = sprayer.post(&url).json(&right).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("too many sign-in attempts"), "{problem}");
+    // A malformed body counts too (the limit comes before parsing).
+    let garbage = sprayer.post(&url).body("{").header("content-type", "application/json").send().await.unwrap();
+    assert_eq!(garbage.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The refused attempts reached no account: ten failures audited, none locked.
+    let audit = app.get("/api/v1/audit").await;
+    let failures = audit.as_array().unwrap().iter().filter(|e| e["action"] == "staff_user.login_failed").count();
+    assert_eq!(failures, 10);
+    // Another address signs in with the same account at once.
+    let status = from_address("127.0.0.4").post(&url).json(&right).send().await.unwrap().status();
+    assert_eq!(status, StatusCode::OK);
 }
