@@ -28,6 +28,7 @@
 //!   event source); client sessions and hand-off codes;
 //! - [`sources`]: billing systems that sign their events; Stripe;
 //! - [`staff`]: staff users, argon2id passwords, sessions and lockout;
+//! - [`signin`]: sign-in attempts per network address (spraying);
 //! - [`queries`]: every read: services, jobs, the catalog, a client's own services;
 //! - [`reports`]: reports, the help desk's summary, the usage collector;
 //! - [`webhooks`]: subscribers told what happens to services and jobs;
@@ -46,6 +47,7 @@ pub mod principal;
 pub mod queries;
 pub mod reports;
 pub mod rules;
+pub mod signin;
 pub mod sources;
 pub mod staff;
 pub mod tokens;
@@ -111,6 +113,9 @@ pub enum EngineError {
     /// Not now: the service or its configuration has no room; try again shortly.
     #[error("{0}")]
     Busy(String),
+    /// The caller has used its allowance; it may try again after the wait.
+    #[error("{0}")]
+    TooMany(String, Duration),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -191,6 +196,8 @@ struct Inner {
     /// Products by `id:N` / `slug:S`, with when they were read.
     products: RwLock<HashMap<String, (Instant, Product)>>,
     metrics: metrics::Metrics,
+    /// Sign-in attempts per network address (every door shares it).
+    sign_ins: signin::SignInLimit,
 }
 
 /// Declares the per-caller facades: each holds the engine (an `Arc`, cheap
@@ -254,6 +261,7 @@ impl Engine {
                 wake: Notify::new(),
                 products: RwLock::default(),
                 metrics: metrics::Metrics::default(),
+                sign_ins: signin::SignInLimit::default(),
             }),
         }
     }

@@ -184,6 +184,14 @@ impl Access {
             .await
     }
 
+    /// Counts one sign-in attempt from `address` against its allowance;
+    /// every door calls this before it reads the attempt.
+    pub fn count_sign_in(&self, address: std::net::IpAddr) -> Result<(), EngineError> {
+        self.engine.inner.sign_ins.attempt(address).map_err(|wait| {
+            EngineError::TooMany("too many sign-in attempts from this address; try again later".into(), wait)
+        })
+    }
+
     /// Signs a staff user in: a session token with their scope.
     pub async fn staff_login(&self, body: &Value) -> Result<StaffLogin, EngineError> {
         static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();

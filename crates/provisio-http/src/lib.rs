@@ -16,7 +16,6 @@ mod client;
 pub mod openapi;
 mod problem;
 pub mod server;
-mod signin;
 mod staff;
 
 use std::collections::HashMap;
@@ -45,8 +44,6 @@ struct AppState {
     /// Where clients reach this server (`https://provisio.example.com`), for
     /// hand-off links; without it they are paths.
     public_url: Option<String>,
-    /// Sign-in attempts per address.
-    sign_ins: Arc<signin::SignInLimit>,
 }
 
 /// How the router is set up.
@@ -64,8 +61,7 @@ pub fn router(engine: Engine) -> Router {
 
 /// The API router, with options.
 pub fn router_with(engine: Engine, options: RouterOptions) -> Router {
-    let state =
-        AppState { engine, principals: Arc::default(), public_url: options.public_url, sign_ins: Arc::default() };
+    let state = AppState { engine, principals: Arc::default(), public_url: options.public_url };
     let not_found = || async { Problem::new(StatusCode::NOT_FOUND, "No such endpoint") };
     let api = staff::routes()
         .route("/events", post(billing::ingest))

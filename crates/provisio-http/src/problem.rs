@@ -73,6 +73,7 @@ impl From<EngineError> for Problem {
             EngineError::NotFound(detail) => Problem::new(StatusCode::NOT_FOUND, detail),
             EngineError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, detail),
             EngineError::Busy(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            EngineError::TooMany(detail, wait) => Problem::too_many(detail, wait),
             EngineError::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, detail),
             EngineError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, detail),
             other => {

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 
 use super::views::{AuditView, DeliveryView, SourceView, StaffUserView, TokenView, WebhookView, WithSecret, all};
 use crate::auth::{Admin, Read, Staff};
-use crate::{ApiResult, AppState, Params, Problem, body, id, ok};
+use crate::{ApiResult, AppState, Params, body, id, ok};
 
 pub(super) async fn audit(
     _: Staff<Read>,
@@ -161,10 +161,7 @@ pub(super) async fn login(
     // Counted per address before anything else (even a malformed body),
     // so spraying passwords across accounts costs the sprayer, not the hash slots.
     if let Some(Extension(ConnectInfo(peer))) = peer {
-        state
-            .sign_ins
-            .attempt(peer.ip())
-            .map_err(|wait| Problem::too_many("too many sign-in attempts from this address; try again later", wait))?;
+        state.engine.access().count_sign_in(peer.ip())?;
     }
     let login = state.engine.access().staff_login(&body(&bytes, &headers)?).await?;
     Ok(crate::no_store(ok(StatusCode::OK, login)?))
