@@ -29,6 +29,7 @@
 //! - [`sources`]: billing systems that sign their events; Stripe;
 //! - [`staff`]: staff users, argon2id passwords, sessions and lockout;
 //! - [`signin`]: sign-in attempts per network address (spraying);
+//! - [`client_view`]: what a client sees of its services (every client door);
 //! - [`queries`]: every read: services, jobs, the catalog, a client's own services;
 //! - [`reports`]: reports, the help desk's summary, the usage collector;
 //! - [`webhooks`]: subscribers told what happens to services and jobs;
@@ -36,6 +37,7 @@
 
 pub mod actions;
 pub mod catalog;
+pub mod client_view;
 pub mod demo;
 pub mod deploy;
 pub mod events;

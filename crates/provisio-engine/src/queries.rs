@@ -15,6 +15,7 @@ use provisio_store::{
 use serde_json::{Value, json};
 
 use crate::catalog::ConfigurationRecord;
+pub use crate::client_view::ClientService;
 use crate::{EngineError, Queries};
 
 /// How much of a service's jobs, history and events its detail shows; the

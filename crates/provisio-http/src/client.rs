@@ -13,10 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use provisio_engine::actions::ActionOutcome;
-use provisio_engine::params;
-use provisio_sdk::{Caller, ServiceStatus};
-use provisio_store::models::{Product, Service, timestamp};
-use serde::Serialize;
+use provisio_engine::queries::ClientService;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{CLIENT_COOKIE, ClientCaller};
@@ -33,85 +30,6 @@ pub fn routes() -> Router<AppState> {
         .route("/services/{id}/password", post(password))
         .route("/services/{id}/credentials", post(credentials))
         .route("/services/{id}/actions/{function}", post(action))
-}
-
-/// A function the client may run, as the client sees it.
-#[derive(Debug, Serialize)]
-struct FunctionView {
-    name: &'static str,
-    description: String,
-    /// Whether the service's status allows it now.
-    available: bool,
-    /// The statuses that allow it.
-    statuses: &'static [ServiceStatus],
-}
-
-/// A service as its client sees it.
-#[derive(Debug, Serialize)]
-struct ServiceView {
-    id: i64,
-    product: ProductView,
-    status: String,
-    identifier: Option<String>,
-    /// Provision data without secret fields.
-    details: Map<String, Value>,
-    /// Whether it has a single sign-on login (`GET …/login`).
-    login: bool,
-    /// Whether its password can be changed (`POST …/password`).
-    password: bool,
-    functions: Vec<FunctionView>,
-    #[serde(serialize_with = "timestamp")]
-    created_at: i64,
-    #[serde(serialize_with = "timestamp")]
-    updated_at: i64,
-}
-
-#[derive(Debug, Serialize)]
-struct ProductView {
-    slug: String,
-    name: String,
-}
-
-fn service_view(state: &AppState, service: Service, product: Product) -> ServiceView {
-    let blueprint = state.engine.registry().blueprint(&product.blueprint).ok();
-    let status = provisio_engine::rules::parse_status(&service.status);
-    let secret_keys = blueprint.map(params::secret_keys).unwrap_or_default();
-    let details = service
-        .provision_data
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(key, value)| {
-            !secret_keys.contains(key.as_str()) && value.as_str() != Some(provisio_sdk::redact::REDACTED)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let functions = blueprint
-        .map(|b| {
-            b.functions
-                .iter()
-                .filter(|f| f.callers.contains(&Caller::Client))
-                .map(|f| FunctionView {
-                    name: f.name,
-                    description: f.description.clone(),
-                    available: f.statuses.contains(&status),
-                    statuses: f.statuses,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    ServiceView {
-        id: service.id,
-        product: ProductView { slug: product.slug, name: product.name },
-        status: service.status,
-        identifier: service.identifier,
-        details,
-        login: blueprint.is_some_and(|b| b.login_function.is_some()),
-        password: blueprint.is_some_and(|b| b.password_function.is_some()),
-        functions,
-        created_at: service.created_at,
-        updated_at: service.updated_at,
-    }
 }
 
 /// An action's outcome as the client sees it: the job's id and state, and
@@ -132,13 +50,14 @@ async fn services(
     let params = Params::new(query, &["limit", "before"])?;
     let found =
         state.engine.queries().client_services(client.client_id, params.limit()?, params.number("before")?).await?;
-    let views: Vec<ServiceView> = found.into_iter().map(|(s, p)| service_view(&state, s, p)).collect();
+    let views: Vec<ClientService> =
+        found.into_iter().map(|(s, p)| ClientService::of(state.engine.registry(), s, p)).collect();
     ok(StatusCode::OK, views)
 }
 
 async fn service(client: ClientCaller, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (service, product) = state.engine.queries().client_service(client.client_id, id(&key, "service")?).await?;
-    ok(StatusCode::OK, service_view(&state, service, product))
+    ok(StatusCode::OK, ClientService::of(state.engine.registry(), service, product))
 }
 
 async fn run(client: &ClientCaller, state: &AppState, key: &str, function: &str, args: Value) -> ApiResult {
@@ -274,7 +193,7 @@ pub async fn handoff(State(state): State<AppState>, Query(query): Query<HashMap<
         "{CLIENT_COOKIE}={token}; Path=/client; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
         if secure { "; Secure" } else { "" }
     );
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/client/v1/services")]).into_response();
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/client")]).into_response();
     let headers = response.headers_mut();
     headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a token is header-safe"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

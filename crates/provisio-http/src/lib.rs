@@ -52,6 +52,9 @@ pub struct RouterOptions {
     /// Where clients reach this server, for absolute hand-off links and
     /// `Secure` cookies when it is `https://`.
     pub public_url: Option<String>,
+    /// Other routes served beside the API (the web console), under the same
+    /// request ids, body limit and error handling.
+    pub pages: Option<Router>,
 }
 
 /// The API router.
@@ -81,10 +84,11 @@ pub fn router_with(engine: Engine, options: RouterOptions) -> Router {
         .route("/client/handoff", get(client::handoff))
         .nest("/api/v1", api)
         .nest("/client/v1", client_api)
+        .with_state(state)
+        .merge(options.pages.unwrap_or_default())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn(request_id))
-        .with_state(state)
 }
 
 /// The largest request body accepted.
@@ -126,7 +130,9 @@ async fn problems_only(request: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // Pages (the console) answer their errors as pages.
+    let is_page = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_page {
         return response;
     }
     let detail = match status {

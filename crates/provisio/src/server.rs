@@ -243,7 +243,10 @@ pub fn serve(args: ServeArgs, registry: Registry) -> anyhow::Result<ExitCode> {
             Some(url) => url.as_str().trim_end_matches('/').to_owned(),
             None => format!("http://{}", listener.local_addr()?),
         };
-        let router = provisio_http::router_with(engine, provisio_http::RouterOptions { public_url: Some(public_url) });
+        let console = provisio_console::ConsoleOptions { public_url: Some(public_url.clone()) };
+        let pages = provisio_console::router(engine.clone(), console);
+        let options = provisio_http::RouterOptions { public_url: Some(public_url), pages: Some(pages) };
+        let router = provisio_http::router_with(engine, options);
         provisio_http::server::serve(listener, router, limits, shutdown_signal()).await?;
         let _ = stop.send(true);
         if let Some(worker) = worker {
