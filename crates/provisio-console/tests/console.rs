@@ -1,0 +1,293 @@
+//! The console through the real router (API and console together, as
+//! `provisio serve` mounts them), over HTTP, with a real store, the demo
+//! seed and the worker: sign-in and its cookie, CSRF, origin, fixation,
+//! sign-out, scopes, secrets never in a page, and the client area.
+
+use std::time::{Duration, Instant};
+
+use provisio_engine::{Engine, Settings, Vault};
+use provisio_store::{Store, StoreOptions};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+const SECRET: &str = "never-in-a-page-7c1e";
+
+struct App {
+    address: String,
+    engine: Engine,
+    _dir: tempfile::TempDir,
+    demo_state: String,
+}
+
+async fn spawn(public_url: Option<&str>) -> App {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open(StoreOptions::new(format!("sqlite://{}", dir.path().join("p.db").display()))).await.unwrap();
+    let settings = Settings {
+        poll_interval: Duration::from_millis(50),
+        retry_base: Duration::from_millis(20),
+        usage_interval: None,
+        ..Settings::default()
+    };
+    let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[7; 32]), settings);
+    engine.access().check_secrets_key().await.unwrap();
+    let demo_state = dir.path().join("demo.sqlite").display().to_string();
+    engine.catalog().seed_demo(&demo_state).await.unwrap();
+    for (username, scope) in [("ann", "admin"), ("rob", "read")] {
+        let body = json!({"username": username, "scope": scope, "password": "long-enough-pass-1"});
+        engine.access().create_staff_user("test", &body).await.unwrap();
+    }
+    let worker = engine.clone();
+    tokio::spawn(async move { worker.worker().run(std::future::pending()).await });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let console = provisio_console::ConsoleOptions { public_url: public_url.map(str::to_owned) };
+    let pages = provisio_console::router(engine.clone(), console);
+    let options = provisio_http::RouterOptions { public_url: public_url.map(str::to_owned), pages: Some(pages) };
+    let router = provisio_http::router_with(engine.clone(), options);
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    App { address, engine, _dir: dir, demo_state }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Signs in; answers the cookie header value to send back.
+async fn sign_in(app: &App, username: &str) -> String {
+    let response = browser()
+        .post(format!("{}/login", app.address))
+        .form(&[("username", username), ("password", "long-enough-pass-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &App, cookie: &str, path: &str) -> (StatusCode, String) {
+    let response = browser().get(format!("{}{path}", app.address)).header(COOKIE, cookie).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html.find(r#"name="_csrf" value=""#).expect("a form with a CSRF token") + r#"name="_csrf" value=""#.len();
+    html[at..at + 64].to_owned()
+}
+
+async fn post(app: &App, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    browser().post(format!("{}{path}", app.address)).header(COOKIE, cookie).form(form).send().await.unwrap()
+}
+
+fn configuration_form<'a>(csrf: &'a str, name: &'a str, state: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("_csrf", csrf),
+        ("provider", "shared-hosting/demo"),
+        ("/name", name),
+        ("/values/state_path", state),
+        ("/values/server", "eu9"),
+        ("/values/api_key", SECRET),
+        ("/attributes", r#"{"location": "eu"}"#),
+    ]
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_http_only_cookie_and_a_new_session_each_time() {
+    let app = spawn(None).await;
+    // No session: every staff page sends you to sign in.
+    let response = browser().get(format!("{}/configurations", app.address)).send().await.unwrap();
+    assert_eq!((response.status(), response.headers()[LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    let response = browser()
+        .post(format!("{}/login", app.address))
+        .form(&[("username", "ann"), ("password", "long-enough-pass-1")])
+        .send()
+        .await
+        .unwrap();
+    let set = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain http: {set}");
+    // Fixation: a token planted before sign-in is not what sign-in answers,
+    // and is worth nothing.
+    let planted = "provisio_staff=pst_planted0000000000000000000000000000000000000000000000000000000000";
+    let response = browser()
+        .post(format!("{}/login", app.address))
+        .header(COOKIE, planted)
+        .form(&[("username", "ann"), ("password", "long-enough-pass-1")])
+        .send()
+        .await
+        .unwrap();
+    let fresh = response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert_ne!(fresh, planted);
+    assert_ne!(fresh, set.split(';').next().unwrap());
+    assert_eq!(page(&app, planted, "/").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(page(&app, &fresh, "/").await.0, StatusCode::OK);
+    // A wrong password shows the form again with the engine's one answer.
+    let response = browser()
+        .post(format!("{}/login", app.address))
+        .form(&[("username", "ann"), ("password", "wrong-wrong-wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.text().await.unwrap().contains("wrong username or password"));
+}
+
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure() {
+    let app = spawn(Some("https://console.example")).await;
+    let response = browser()
+        .post(format!("{}/login", app.address))
+        .form(&[("username", "ann"), ("password", "long-enough-pass-1")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()[SET_COOKIE].to_str().unwrap().contains("; Secure"));
+}
+
+#[tokio::test]
+async fn a_form_without_its_token_or_from_another_site_changes_nothing() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "ann").await;
+    let (_, html) = page(&app, &cookie, "/configurations/new?provider=shared-hosting/demo").await;
+    let csrf = csrf_in(&html);
+    let before = app.engine.queries().configurations(None).await.unwrap().len();
+    let state = app.demo_state.clone();
+    // No token, a wrong one, another session's, and the right one from another site.
+    let other = sign_in(&app, "ann").await;
+    let (_, other_html) = page(&app, &other, "/").await;
+    let other_csrf = csrf_in(&other_html);
+    for token in ["", "0000", other_csrf.as_str()] {
+        let response = post(&app, &cookie, "/configurations", &configuration_form(token, "eu-9", &state)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "token {token:?}");
+    }
+    let response = browser()
+        .post(format!("{}/configurations", app.address))
+        .header(COOKIE, &cookie)
+        .header("origin", "http://evil.example")
+        .form(&configuration_form(&csrf, "eu-9", &state))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.engine.queries().configurations(None).await.unwrap().len(), before);
+    // Sign-out needs the token too, then ends the session everywhere.
+    assert_eq!(post(&app, &cookie, "/logout", &[("_csrf", "nope")]).await.status(), StatusCode::FORBIDDEN);
+    let response = post(&app, &cookie, "/logout", &[("_csrf", &csrf)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(response.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(page(&app, &cookie, "/").await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_configuration_added_through_the_generated_form_keeps_its_secret_out_of_every_page() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "ann").await;
+    let (status, html) = page(&app, &cookie, "/configurations/new?provider=shared-hosting/demo").await;
+    assert_eq!(status, StatusCode::OK);
+    for field in [r#"name="/values/api_key""#, r#"type="password""#, r#"name="/values/latency_ms""#] {
+        assert!(html.contains(field), "{field}");
+    }
+    let csrf = csrf_in(&html);
+    // A bad number is named beside its field, and the typed secret is not echoed.
+    let mut bad = configuration_form(&csrf, "eu-9", &app.demo_state);
+    bad.push(("/values/latency_ms", "soon"));
+    let response = post(&app, &cookie, "/configurations", &bad).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("latency ms must be a whole number") && !html.contains(SECRET), "{html}");
+    // The engine's own field errors land on the form too (a taken name).
+    let taken = configuration_form(&csrf, "demo-hosting-eu", &app.demo_state);
+    let response = post(&app, &cookie, "/configurations", &taken).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("name is taken") && !html.contains(SECRET), "{html}");
+    let response = post(&app, &cookie, "/configurations", &configuration_form(&csrf, "eu-9", &app.demo_state)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let (_, html) = page(&app, &cookie, &location).await;
+    assert!(html.contains(r#"<span class="secret-state">set</span>"#), "{html}");
+    let stored = app.engine.queries().configurations(None).await.unwrap();
+    let record = stored.iter().find(|r| r.configuration.name == "eu-9").unwrap();
+    assert_eq!(record.configuration.attributes, json!({"location": "eu"}));
+    assert_eq!(record.secrets_set, ["/api_key"]);
+    // Saving again with the secret left empty keeps it; the test runs.
+    let csrf = csrf_in(&html);
+    let form =
+        [("_csrf", csrf.as_str()), ("provider", "shared-hosting/demo"), ("/name", "eu-9b"), ("/max_services", "50")];
+    assert_eq!(post(&app, &cookie, &location, &form).await.status(), StatusCode::SEE_OTHER);
+    let record = app.engine.queries().configuration_record(record.configuration.id).await.unwrap();
+    assert_eq!((record.configuration.name.as_str(), record.configuration.max_services), ("eu-9b", Some(50)));
+    assert_eq!(record.secrets_set, ["/api_key"]);
+    let response = post(&app, &cookie, &format!("{location}/test"), &[("_csrf", &csrf)]).await;
+    assert!(response.text().await.unwrap().contains("Connected."));
+    // No page shows the secret.
+    for path in ["/", "/configurations", location.as_str(), "/services"] {
+        let (_, html) = page(&app, &cookie, path).await;
+        assert!(!html.contains(SECRET), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn read_staff_see_but_cannot_change_configurations() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "rob").await;
+    let (status, html) = page(&app, &cookie, "/configurations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("Add a configuration"));
+    assert_eq!(page(&app, &cookie, "/configurations/new").await.0, StatusCode::FORBIDDEN);
+    let (_, html) = page(&app, &cookie, "/").await;
+    let csrf = csrf_in(&html);
+    let form = configuration_form(&csrf, "eu-9", &app.demo_state);
+    assert_eq!(post(&app, &cookie, "/configurations", &form).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_client_sees_only_its_own_services_and_opens_the_panel_login() {
+    let app = spawn(None).await;
+    let mut services = Vec::new();
+    for (client, domain) in [("alpha", "alpha.example.net"), ("beta", "beta.example.net")] {
+        let event = json!({
+            "id": format!("ev-{client}"), "type": "order.paid",
+            "service": {"external_id": format!("c-{client}"), "product": "demo-hosting",
+                        "client": {"external_id": client, "name": client, "email": format!("{client}@example.com")},
+                        "fields": {"domain": domain, "username": client}},
+            "data": {}
+        });
+        services.push(app.engine.ingest().event(&event).await.unwrap().service_id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in &services {
+        while app.engine.queries().service_detail(*id).await.unwrap().service.status != "active" {
+            assert!(Instant::now() < deadline, "service {id} never became active");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let alpha = app.engine.queries().service_detail(services[0]).await.unwrap().service.client_id;
+    let opened = app.engine.access().open_client_session("test", alpha, &json!({})).await.unwrap();
+    let response =
+        browser().get(format!("{}/client/handoff?code={}", app.address, opened.handoff_code)).send().await.unwrap();
+    assert_eq!(response.headers()[LOCATION], "/client");
+    let cookie = response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (status, html) = page(&app, &cookie, "/client").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("alpha") && !html.contains("beta.example.net"), "{html}");
+    let (status, html) = page(&app, &cookie, &format!("/client/services/{}", services[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    let login = format!("/client/v1/services/{}/login", services[0]);
+    assert!(html.contains(&login), "{html}");
+    // The button's link goes to the panel's one-time login URL.
+    let response = browser().get(format!("{}{login}", app.address)).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    // Another client's service is not found, by URL too; staff pages are not theirs.
+    assert_eq!(page(&app, &cookie, &format!("/client/services/{}", services[1])).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(page(&app, &cookie, "/").await.0, StatusCode::SEE_OTHER);
+    // No client session: no client area.
+    assert_eq!(page(&app, "", "/client").await.0, StatusCode::UNAUTHORIZED);
+}
