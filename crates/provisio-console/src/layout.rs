@@ -35,8 +35,11 @@ pub fn staff(title: &str, session: &StaffSession, main: Markup) -> Markup {
             nav aria-label="Main" {
                 ul {
                     li { a href="/" { "Dashboard" } }
+                    li { a href="/fleet" { "Fleet" } }
                     li { a href="/configurations" { "Configurations" } }
+                    li { a href="/products" { "Products" } }
                     li { a href="/services" { "Services" } }
+                    li { a href="/jobs" { "Jobs" } }
                 }
             }
             form.signout method="post" action="/logout" {

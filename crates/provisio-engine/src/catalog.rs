@@ -344,6 +344,9 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 3] = [Strategy::LeastUsed, Strategy::RoundRobin, Strategy::Fill];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

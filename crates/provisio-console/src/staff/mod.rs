@@ -4,6 +4,9 @@
 
 pub mod configurations;
 pub mod dashboard;
+pub mod fleet;
+pub mod jobs;
+pub mod products;
 pub mod services;
 
 use maud::{Markup, html};

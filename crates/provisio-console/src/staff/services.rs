@@ -4,13 +4,16 @@
 
 use std::collections::BTreeMap;
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use maud::html;
-use provisio_sdk::ServiceStatus;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use provisio_sdk::{BlueprintDescriptor, Caller, ServiceStatus};
+use provisio_store::models::{Scope, Service};
 use provisio_store::services::ServiceFilter;
 
+use crate::form::{self, Filled};
 use crate::session::StaffSession;
 use crate::staff::{cell, status, when};
 use crate::{Console, layout};
@@ -22,7 +25,8 @@ pub async fn list(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     let wanted = query.get("status").filter(|s| ServiceStatus::ALL.iter().any(|k| k.as_str() == *s)).cloned();
-    let filter = ServiceFilter { status: wanted.clone(), limit: 200, ..Default::default() };
+    let configuration_id = query.get("configuration").and_then(|c| c.parse::<i64>().ok());
+    let filter = ServiceFilter { status: wanted.clone(), configuration_id, limit: 200, ..Default::default() };
     let services = match console.engine.queries().services(filter).await {
         Ok(services) => services,
         Err(err) => return crate::failure(err),
@@ -30,6 +34,7 @@ pub async fn list(
     let body = html! {
         form.filters method="get" action="/services" {
             label for="status" { "Status" }
+            @if let Some(c) = configuration_id { input type="hidden" name="configuration" value=(c); }
             select id="status" name="status" {
                 option value="" { "any" }
                 @for s in ServiceStatus::ALL { option value=(s.as_str()) selected[wanted.as_deref() == Some(s.as_str())] { (s.as_str()) } }
@@ -63,6 +68,7 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(id
         Err(err) => return crate::failure(err),
     };
     let service = &detail.service;
+    let blueprint = blueprint_of(&console, detail.product.as_deref()).await;
     let unfinished = detail.jobs.iter().any(|j| !matches!(j.state.as_str(), "succeeded" | "failed" | "skipped"));
     let body = html! {
         // The script re-reads this page while a job is unfinished and swaps
@@ -85,6 +91,7 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(id
                 } } }
             } }
         }
+        (functions(&session, service, blueprint))
         h2 { "Provision data" }
         p.help { "Secret fields are masked." }
         dl.summary { @for (key, value) in service.provision_data.as_object().into_iter().flatten() { dt { (key) } dd { (cell(value)) } } }
@@ -94,4 +101,83 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(id
         } }
     };
     layout::respond(StatusCode::OK, layout::staff(&format!("Service #{id}"), &session, body))
+}
+
+/// The functions staff may run on this service now, each with the form
+/// generated from what a caller may give it.
+fn functions(session: &StaffSession, service: &Service, blueprint: Option<&BlueprintDescriptor>) -> Markup {
+    let Some(blueprint) = blueprint.filter(|_| session.scope >= Scope::Operate) else { return html! {} };
+    let status = provisio_engine::rules::parse_status(&service.status);
+    let runnable: Vec<_> = blueprint
+        .functions
+        .iter()
+        .filter(|f| f.callers.contains(&Caller::Staff) && f.statuses.contains(&status))
+        .collect();
+    let errors = BTreeMap::new();
+    html! {
+        @if !runnable.is_empty() {
+            h2 { "Run a function" }
+            @for function in runnable {
+                details.function {
+                    summary { (function.name) " — " span.muted { (function.description.lines().next().unwrap_or("")) } }
+                    form method="post" action=(format!("/services/{}/actions/{}", service.id, function.name)) {
+                        input type="hidden" name="_csrf" value=(session.csrf);
+                        (form::render(&form::fields(function.partial_params.value(), ""), &Filled { values: None, secrets_set: &[], errors: &errors }))
+                        button.primary type="submit" { "Run " (function.name) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The blueprint of a service's product (by its slug).
+async fn blueprint_of(console: &Console, product: Option<&str>) -> Option<&'static BlueprintDescriptor> {
+    let product = console.engine.queries().product(product?).await.ok()?;
+    console.engine.registry().blueprint(&product.blueprint).ok()
+}
+
+/// `POST /services/{id}/actions/{function}`: runs it now and shows the answer.
+pub async fn action(
+    State(console): State<Console>,
+    session: StaffSession,
+    Path((id, function)): Path<(i64, String)>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Operate)) {
+        return refused.into_response();
+    }
+    let detail = match console.engine.queries().service_detail(id).await {
+        Ok(detail) => detail,
+        Err(err) => return crate::failure(err),
+    };
+    let Some(blueprint) = blueprint_of(&console, detail.product.as_deref()).await else {
+        return layout::error_page(StatusCode::CONFLICT, "This service's blueprint is not known.");
+    };
+    let Some(descriptor) = blueprint.function(&function) else {
+        return layout::error_page(StatusCode::NOT_FOUND, "There is no such function.");
+    };
+    let args = match form::read(&form::fields(descriptor.partial_params.value(), ""), &pairs) {
+        Ok(args) => args,
+        Err(errors) => {
+            let list = errors.values().cloned().collect::<Vec<_>>().join("; ");
+            return layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &list);
+        }
+    };
+    let outcome = match console.engine.actions().run_action(&session.principal, id, &function, args).await {
+        Ok(outcome) => outcome,
+        Err(err) => return crate::failure(err),
+    };
+    let envelope = outcome.envelope.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default();
+    let ok = envelope["status"] == "ok";
+    let body = html! {
+        div.notice.good[ok].bad[!ok] role="status" {
+            p { strong { (function) ": " (if ok { "done." } else { "failed." }) } " " (cell(&envelope["message"])) }
+            p { "Job " (outcome.job.id) ", " (status(&outcome.job.state)) }
+        }
+        @if !envelope["data"].is_null() { h2 { "Answer" } pre.code { (serde_json::to_string_pretty(&envelope["data"]).unwrap_or_default()) } }
+        @if !envelope["debug"].is_null() { h2 { "Diagnosis" } pre.code { (serde_json::to_string_pretty(&envelope["debug"]).unwrap_or_default()) } }
+        p { a href=(format!("/services/{id}")) { "Back to the service" } }
+    };
+    layout::respond(StatusCode::OK, layout::staff(&format!("Service #{id}: {function}"), &session, body))
 }
