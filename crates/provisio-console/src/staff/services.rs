@@ -90,8 +90,9 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(id
                     td { (job.attempts) " / " (job.max_attempts) } td { (job.message.as_deref().unwrap_or("")) }
                 } } }
             } }
+            // Inside the live region: what may run changes with the status.
+            (functions(&session, service, blueprint))
         }
-        (functions(&session, service, blueprint))
         h2 { "Provision data" }
         p.help { "Secret fields are masked." }
         dl.summary { @for (key, value) in service.provision_data.as_object().into_iter().flatten() { dt { (key) } dd { (cell(value)) } } }
