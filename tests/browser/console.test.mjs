@@ -11,7 +11,11 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shots = join(here, "..", "..", "docs", "screenshots");
@@ -80,8 +84,8 @@ function order(id, client, product, fields) {
 }
 
 /** A fresh browser page signed in as staff. */
-async function staffPage() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+async function staffPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...options });
   context.setDefaultTimeout(15000);
   const page = await context.newPage();
   await page.goto(base + "/login");
@@ -107,7 +111,6 @@ after(async () => {
 
 test("staff sign in, add a configuration through its generated form, and its secret is only ever 'set'", async () => {
   const page = await staffPage();
-  await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
   await page.getByRole("link", { name: "Configurations" }).click();
   await page.getByRole("link", { name: "Add a configuration" }).click();
   const sharedHosting = page.locator("section.choice").filter({ has: page.getByRole("heading", { name: /^shared web hosting$/i }) });
@@ -228,4 +231,31 @@ test("a client opens the hand-off link, sees only its services and lands on the 
   const response = await otherPage.goto(`${base}/client/services/${mine.service_id}`);
   assert.equal(response.status(), 404);
   await other.close();
+});
+
+test("the dashboard after the day's work, and every staff page passes axe-core's serious and critical rules", async () => {
+  // axe runs inside the page: the test context may bypass the console's CSP to inject it.
+  const page = await staffPage({ bypassCSP: true });
+  await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
+  const paths = ["/", "/fleet", "/configurations", "/configurations/new?provider=shared-hosting/demo", "/products",
+                 "/products/new?blueprint=shared-hosting", "/products/web-eu", "/services", "/services/1", "/jobs?state=any",
+                 "/reports", "/reports/jobs", "/audit", "/access"];
+  const problems = [];
+  for (const path of paths) {
+    await page.goto(base + path);
+    await page.addScriptTag({ content: axeSource });
+    const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+    for (const v of result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")) {
+      problems.push(`${path}: ${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+    }
+  }
+  const login = await browser.newContext({ bypassCSP: true });
+  const loginPage = await login.newPage();
+  await loginPage.goto(base + "/login");
+  await loginPage.addScriptTag({ content: axeSource });
+  const result = await loginPage.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  for (const v of result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")) problems.push(`/login: ${v.id}`);
+  await login.close();
+  assert.deepEqual(problems, []);
+  await page.context().close();
 });

@@ -4,25 +4,43 @@
 //! like one that does not exist. What is shown is the engine's client view
 //! (`ClientService`): never a secret, never staff diagnostics.
 
+use axum::Form;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use provisio_engine::principal::Principal;
 use provisio_engine::queries::ClientService;
 
+use crate::Console;
+use crate::layout::{self, Refusal};
 use crate::session::cookie;
 use crate::staff::{cell, status};
-use crate::{Console, layout};
 
 /// The client session cookie (set by the API's hand-off route).
 pub const CLIENT_COOKIE: &str = "provisio_client";
 
 /// A client, through one of its sessions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientSession {
     pub client_id: i64,
+    principal: Principal,
+    /// The token every form of this session carries.
+    csrf: String,
+}
+
+impl ClientSession {
+    /// Refuses a form without this session's CSRF token.
+    fn check(&self, console: &Console, pairs: &[(String, String)]) -> Result<(), Refusal> {
+        let given = pairs.iter().find(|(name, _)| name == "_csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
+        let vault = console.engine.vault();
+        if vault.digest(given) == vault.digest(&self.csrf) {
+            Ok(())
+        } else {
+            Err(Refusal::new(StatusCode::FORBIDDEN, "This form has expired; reload the page and try again."))
+        }
+    }
 }
 
 impl FromRequestParts<Console> for ClientSession {
@@ -39,7 +57,11 @@ impl FromRequestParts<Console> for ClientSession {
             return Err(expired());
         };
         match console.engine.access().identify(token).await {
-            Ok(Some(Principal::Client { client_id, .. })) => Ok(ClientSession { client_id }),
+            Ok(Some(principal @ Principal::Client { .. })) => {
+                let Principal::Client { client_id, .. } = principal else { unreachable!() };
+                let csrf = console.engine.vault().digest(&format!("console-client-csrf:{token}"));
+                Ok(ClientSession { client_id, principal, csrf })
+            }
             Ok(_) => Err(expired()),
             Err(err) => Err(crate::failure(err)),
         }
@@ -75,7 +97,7 @@ pub async fn service(State(console): State<Console>, client: ClientSession, Path
     let body = html! {
         div id="live" data-live=(if busy { "true" } else { "false" }) aria-live="polite" {
             p { (status(&service.status)) " " (service.identifier.as_deref().unwrap_or("")) }
-            (actions(&service))
+            (actions(&service, &client))
         }
         h2 { "Details" }
         dl.summary { @for (key, value) in &service.details { dt { (key) } dd { (cell(value)) } } }
@@ -83,7 +105,7 @@ pub async fn service(State(console): State<Console>, client: ClientSession, Path
     layout::respond(StatusCode::OK, layout::client(&service.product.name, body))
 }
 
-fn actions(service: &ClientService) -> Markup {
+fn actions(service: &ClientService, client: &ClientSession) -> Markup {
     let login_allowed = service.functions.iter().any(|f| f.available && Some(f.name) == service.login_function);
     html! {
         @if service.login {
@@ -93,5 +115,58 @@ fn actions(service: &ClientService) -> Markup {
                 p.notice role="status" { "Logging in is not available while this service is " (service.status) "." }
             }
         }
+        @if service.password && service.status == "active" {
+            details {
+                summary { "Change the password" }
+                form method="post" action=(format!("/client/services/{}/password", service.id)) {
+                    input type="hidden" name="_csrf" value=(client.csrf);
+                    div.field {
+                        label for="password" { "New password" }
+                        input type="password" id="password" name="password" autocomplete="new-password" aria-describedby="password-help";
+                        p.help id="password-help" { "Leave empty to have one made for you; it is shown once." }
+                    }
+                    button.primary type="submit" { "Change password" }
+                }
+            }
+        }
     }
+}
+
+/// `POST /client/services/{id}/password`: the password given, or one made
+/// and shown this once; never stored, never shown back when given.
+pub async fn password(
+    State(console): State<Console>,
+    client: ClientSession,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refused) = client.check(&console, &pairs) {
+        return refused.into_response();
+    }
+    let given = pairs.iter().rev().find(|(k, _)| k == "password").map(|(_, v)| v.clone()).filter(|p| !p.is_empty());
+    let change = match console.engine.actions().change_password(&client.principal, id, given).await {
+        Ok(change) => change,
+        Err(provisio_engine::EngineError::Invalid(violations)) => {
+            let text = violations.iter().map(|v| v.message.clone()).collect::<Vec<_>>().join("; ");
+            return layout::error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("The password was not accepted: {text}."),
+            );
+        }
+        Err(err) => return crate::failure(err),
+    };
+    let ok = change.outcome.envelope.as_ref().is_some_and(|e| e.for_client().status == provisio_sdk::Status::Ok);
+    let message = change.outcome.envelope.as_ref().map(|e| e.for_client().message.to_string()).unwrap_or_default();
+    let body = html! {
+        @if ok {
+            div.notice.good role="status" {
+                p { "The password was changed." }
+                @if let Some(generated) = &change.generated_password { p { "Your new password, shown this once: " code { (generated) } } }
+            }
+        } @else {
+            div.notice.bad role="alert" { p { "The password was not changed. " (message) } }
+        }
+        p { a href=(format!("/client/services/{id}")) { "Back to the service" } }
+    };
+    layout::respond(StatusCode::OK, layout::client("Password", body))
 }

@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
+use provisio_store::models::Scope;
+
 use crate::session::StaffSession;
 
 fn shell(title: &str, nav: Markup, main: Markup) -> Markup {
@@ -40,6 +42,9 @@ pub fn staff(title: &str, session: &StaffSession, main: Markup) -> Markup {
                     li { a href="/products" { "Products" } }
                     li { a href="/services" { "Services" } }
                     li { a href="/jobs" { "Jobs" } }
+                    li { a href="/reports" { "Reports" } }
+                    li { a href="/audit" { "Audit" } }
+                    @if session.scope >= Scope::Admin { li { a href="/access" { "Access" } } }
                 }
             }
             form.signout method="post" action="/logout" {

@@ -11,6 +11,7 @@
 //! billing system's hand-off link). Pages read through the engine's
 //! `queries()` and change things through `catalog()`/`actions()` only.
 
+mod chart;
 pub mod client;
 pub mod form;
 mod layout;
@@ -61,8 +62,17 @@ pub fn router(engine: Engine, options: ConsoleOptions) -> Router {
         .route("/services/{id}/actions/{function}", post(staff::services::action))
         .route("/jobs", get(staff::jobs::list))
         .route("/jobs/retry", post(staff::jobs::retry))
+        .route("/reports", get(staff::reports::list))
+        .route("/reports/{name}", get(staff::reports::show))
+        .route("/audit", get(staff::reports::audit))
+        .route("/access", get(staff::access::page))
+        .route("/access/users", post(staff::access::add_user))
+        .route("/access/users/{id}", post(staff::access::switch_user))
+        .route("/access/tokens", post(staff::access::make_token))
+        .route("/access/tokens/{id}/revoke", post(staff::access::revoke_token))
         .route("/client", get(client::home))
         .route("/client/services/{id}", get(client::service))
+        .route("/client/services/{id}/password", post(client::password))
         .route("/assets/console.css", get(|| asset("text/css", include_str!("../assets/console.css"))))
         .route("/assets/console.js", get(|| asset("text/javascript", include_str!("../assets/console.js"))))
         .layer(middleware::from_fn(same_origin_only))

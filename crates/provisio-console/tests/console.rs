@@ -291,3 +291,140 @@ async fn a_client_sees_only_its_own_services_and_opens_the_panel_login() {
     // No client session: no client area.
     assert_eq!(page(&app, "", "/client").await.0, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn admins_manage_staff_users_and_tokens_and_secrets_are_shown_once() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "ann").await;
+    let (status, html) = page(&app, &cookie, "/access").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_in(&html);
+    let response =
+        post(&app, &cookie, "/access/users", &[("_csrf", &csrf), ("username", "cy"), ("scope", "operate")]).await;
+    let html = response.text().await.unwrap();
+    let generated =
+        html.split("shown this once: ").nth(1).expect("a generated password").split('<').next().unwrap().to_owned();
+    assert_eq!(generated.len(), 20, "{html}");
+    let (_, again) = page(&app, &cookie, "/access").await;
+    assert!(!again.contains(&generated), "shown once only");
+    let response =
+        post(&app, &cookie, "/access/tokens", &[("_csrf", &csrf), ("name", "billing"), ("scope", "operate")]).await;
+    let html = response.text().await.unwrap();
+    let secret = html.split("shown this once: ").nth(1).expect("a token secret").split('<').next().unwrap().to_owned();
+    let api = reqwest::Client::new().get(format!("{}/api/v1/services", app.address));
+    assert_eq!(api.try_clone().unwrap().bearer_auth(&secret).send().await.unwrap().status(), StatusCode::OK);
+    let tokens = app.engine.queries().tokens(10, None).await.unwrap();
+    let billing = tokens.iter().find(|t| t.name == "billing").unwrap().id;
+    let response = post(&app, &cookie, &format!("/access/tokens/{billing}/revoke"), &[("_csrf", &csrf)]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(api.bearer_auth(&secret).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // A bad name is refused by field and changes nothing.
+    let response =
+        post(&app, &cookie, "/access/tokens", &[("_csrf", &csrf), ("name", "no spaces!"), ("scope", "read")]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("name "));
+    // Switching cy off; read staff cannot reach the page at all.
+    let cy = app.engine.queries().staff_users().await.unwrap().into_iter().find(|u| u.username == "cy").unwrap();
+    let response =
+        post(&app, &cookie, &format!("/access/users/{}", cy.id), &[("_csrf", &csrf), ("disabled", "true")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(app.engine.queries().staff_users().await.unwrap().iter().any(|u| u.username == "cy" && u.disabled));
+    let reader = sign_in(&app, "rob").await;
+    assert_eq!(page(&app, &reader, "/access").await.0, StatusCode::FORBIDDEN);
+    let (_, html) = page(&app, &reader, "/").await;
+    let form = [("_csrf", csrf_in(&html)), ("name", "sneaky".into()), ("scope", "admin".into())];
+    let response = browser()
+        .post(format!("{}/access/tokens", app.address))
+        .header(COOKIE, &reader)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn reports_download_as_csv_and_the_audit_log_is_paged() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "rob").await;
+    let (status, html) = page(&app, &cookie, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(r#"role="img""#) || html.contains("Nothing to show yet."), "charts or their empty state");
+    let response = browser()
+        .get(format!("{}/reports/capacity.csv?days=7", app.address))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let csv = response.text().await.unwrap();
+    assert!(csv.starts_with("configuration,") && csv.contains("demo-hosting-eu"), "{csv}");
+    assert_eq!(page(&app, &cookie, "/reports/nonsense").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(page(&app, &cookie, "/reports/jobs?days=-5").await.0, StatusCode::OK);
+    let (status, html) = page(&app, &cookie, "/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("staff_user.create") && html.contains("user:rob"), "{html}");
+}
+
+#[tokio::test]
+async fn a_client_changes_its_password_only_with_its_own_form() {
+    let app = spawn(None).await;
+    let event = json!({
+        "id": "ev-pw", "type": "order.paid",
+        "service": {"external_id": "c-pw", "product": "demo-hosting",
+                    "client": {"external_id": "pw", "name": "pw", "email": "pw@example.com"},
+                    "fields": {"domain": "pw.example.net", "username": "pwuser"}},
+        "data": {}
+    });
+    let service = app.engine.ingest().event(&event).await.unwrap().service_id;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.engine.queries().service_detail(service).await.unwrap().service.status != "active" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = app.engine.queries().service_detail(service).await.unwrap().service.client_id;
+    let cookie_of = |code: String| {
+        let address = app.address.clone();
+        async move {
+            let response = browser().get(format!("{address}/client/handoff?code={code}")).send().await.unwrap();
+            response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned()
+        }
+    };
+    let cookie =
+        cookie_of(app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code)
+            .await;
+    let (_, html) = page(&app, &cookie, &format!("/client/services/{service}")).await;
+    let csrf = csrf_in(&html);
+    let path = format!("/client/services/{service}/password");
+    assert_eq!(post(&app, &cookie, &path, &[("password", "")]).await.status(), StatusCode::FORBIDDEN);
+    // Another session of the same client has its own token.
+    let other =
+        cookie_of(app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code)
+            .await;
+    assert_eq!(post(&app, &other, &path, &[("_csrf", &csrf)]).await.status(), StatusCode::FORBIDDEN);
+    let response = post(&app, &cookie, &path, &[("_csrf", &csrf), ("password", "")]).await;
+    let html = response.text().await.unwrap();
+    assert!(html.contains("The password was changed.") && html.contains("shown this once"), "{html}");
+    // A chosen password is never shown back.
+    let response = post(&app, &cookie, &path, &[("_csrf", &csrf), ("password", "Chosen-Passw0rd-xyz")]).await;
+    let html = response.text().await.unwrap();
+    assert!(html.contains("The password was changed.") && !html.contains("Chosen-Passw0rd-xyz"), "{html}");
+}
+
+#[tokio::test]
+async fn a_huge_form_is_refused_before_it_is_read() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "ann").await;
+    let big = format!("_csrf=x&/name={}", "a".repeat(2 * 1024 * 1024));
+    let response = browser()
+        .post(format!("{}/configurations", app.address))
+        .header(COOKIE, &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

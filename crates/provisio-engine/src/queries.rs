@@ -198,6 +198,11 @@ impl Queries {
 }
 
 impl Queries {
+    /// How many jobs are in each state (the queue is `queued` and `retrying`).
+    pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, EngineError> {
+        Ok(self.engine.store().read(|conn| Box::pin(async move { jobs::count_by_state(conn).await })).await?)
+    }
+
     /// A configuration row.
     pub async fn configuration(&self, id: i64) -> Result<Configuration, EngineError> {
         self.engine

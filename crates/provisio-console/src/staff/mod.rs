@@ -2,11 +2,13 @@
 //! session: to the sign-in page) and calls `require` with the scope a
 //! change needs; forms carry the session's CSRF token.
 
+pub mod access;
 pub mod configurations;
 pub mod dashboard;
 pub mod fleet;
 pub mod jobs;
 pub mod products;
+pub mod reports;
 pub mod services;
 
 use maud::{Markup, html};
