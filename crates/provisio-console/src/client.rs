@@ -68,6 +68,9 @@ impl FromRequestParts<Console> for ClientSession {
     }
 }
 
+/// The blueprints' usage function (what `/client/v1/services/{id}/usage` runs).
+const USAGE: &str = "get_usage";
+
 /// `GET /client`.
 pub async fn home(State(console): State<Console>, client: ClientSession) -> Response {
     let registry = console.engine.registry();
@@ -114,6 +117,9 @@ fn actions(service: &ClientService, client: &ClientSession) -> Markup {
             } @else {
                 p.notice role="status" { "Logging in is not available while this service is " (service.status) "." }
             }
+        }
+        @if service.functions.iter().any(|f| f.name == USAGE && f.available) {
+            p { a href=(format!("/client/services/{}/usage", service.id)) { "Usage against your limits" } }
         }
         @if service.password && service.status == "active" {
             details {
@@ -169,4 +175,47 @@ pub async fn password(
         p { a href=(format!("/client/services/{id}")) { "Back to the service" } }
     };
     layout::respond(StatusCode::OK, layout::client("Password", body))
+}
+
+/// `GET /client/services/{id}/usage`: live usage from the provider, each
+/// metric as a bar against its limit.
+pub async fn usage(State(console): State<Console>, client: ClientSession, Path(id): Path<i64>) -> Response {
+    let outcome = match console.engine.actions().run_action(&client.principal, id, USAGE, serde_json::json!({})).await {
+        Ok(outcome) => outcome,
+        Err(err) => return crate::failure(err),
+    };
+    let Some(envelope) = outcome.envelope.map(|e| e.for_client()) else {
+        return layout::error_page(StatusCode::BAD_GATEWAY, "The usage could not be read; try again shortly.");
+    };
+    let metrics: Vec<(String, f64, Option<f64>)> = envelope
+        .data
+        .as_ref()
+        .and_then(|d| d.as_object())
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            let used = value.get("used")?.as_f64()?;
+            Some((name.replace('_', " "), used, value.get("limit").and_then(|l| l.as_f64())))
+        })
+        .collect();
+    let body = html! {
+        @if envelope.status != provisio_sdk::Status::Ok {
+            div.notice.bad role="alert" { p { (envelope.message.to_string()) } }
+        }
+        @if metrics.is_empty() { p.muted { "No usage to show." } }
+        dl.usage { @for (name, used, limit) in &metrics {
+            dt { label for=(format!("u-{name}")) { (name) } }
+            dd {
+                @match limit {
+                    Some(limit) if *limit > 0.0 => {
+                        meter id=(format!("u-{name}")) min="0" max=(limit) value=(used) high=(limit * 0.9) {}
+                        " " (used) " of " (limit)
+                    }
+                    _ => { span id=(format!("u-{name}")) { (used) " (no limit)" } }
+                }
+            }
+        } }
+        p { a href=(format!("/client/services/{id}")) { "Back to the service" } }
+    };
+    layout::respond(StatusCode::OK, layout::client("Usage", body))
 }

@@ -397,6 +397,10 @@ async fn a_client_changes_its_password_only_with_its_own_form() {
             .await;
     let (_, html) = page(&app, &cookie, &format!("/client/services/{service}")).await;
     let csrf = csrf_in(&html);
+    // Usage, live, as bars against limits.
+    let (status, usage) = page(&app, &cookie, &format!("/client/services/{service}/usage")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(usage.contains("disk mb") && (usage.contains("<meter") || usage.contains("no limit")), "{usage}");
     let path = format!("/client/services/{service}/password");
     assert_eq!(post(&app, &cookie, &path, &[("password", "")]).await.status(), StatusCode::FORBIDDEN);
     // Another session of the same client has its own token.
@@ -427,4 +431,79 @@ async fn a_huge_form_is_refused_before_it_is_read() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn the_workbench_runs_anything_on_given_values_but_only_reads_on_a_stored_configuration() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "ann").await;
+    let (status, html) = page(&app, &cookie, "/workbench?provider=shared-hosting/demo").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_in(&html);
+    let values = json!({"state_path": app.demo_state, "server": "bench1", "api_key": SECRET}).to_string();
+    let params = json!({"username": "benchy", "domain": "benchy.example.net", "package_name": "basic", "email": "b@example.com"})
+        .to_string();
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("provider", "shared-hosting/demo"),
+        ("configuration", ""),
+        ("values", values.as_str()),
+        ("function", "create"),
+        ("params", params.as_str()),
+    ];
+    let response = post(&app, &cookie, "/workbench", &form).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("&quot;status&quot;: &quot;ok&quot;") && html.contains("HTTP log (redacted)"), "{html}");
+    // The answer's fields are carried into the next call's params; the secret typed in is not shown again.
+    assert!(html.contains("server_hostname"), "{html}");
+    assert!(!html.contains(SECRET), "{html}");
+    // A stored configuration: a read runs, a change is refused and nothing is called.
+    let stored = app.engine.queries().configurations(None).await.unwrap();
+    let eu = stored.iter().find(|c| c.configuration.name == "demo-hosting-eu").unwrap().configuration.id.to_string();
+    let mut refused = form;
+    refused[2] = ("configuration", eu.as_str());
+    let response = post(&app, &cookie, "/workbench", &refused).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("runs only reads"));
+    let mut read = refused;
+    read[4] = ("function", "get_info");
+    let response = post(&app, &cookie, "/workbench", &read).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Bad JSON is named; non-admins cannot reach it; it is audited without values.
+    let mut bad = form;
+    bad[5] = ("params", "{nope");
+    let response = post(&app, &cookie, "/workbench", &bad).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("/params is not valid JSON"));
+    let reader = sign_in(&app, "rob").await;
+    assert_eq!(page(&app, &reader, "/workbench").await.0, StatusCode::FORBIDDEN);
+    let audit = app.engine.queries().audit(50, None).await.unwrap();
+    let calls: Vec<_> = audit.iter().filter(|e| e.action == "workbench.call").collect();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|e| !e.details.to_string().contains(SECRET)));
+}
+
+#[tokio::test]
+async fn a_job_page_shows_each_attempt_with_its_redacted_log() {
+    let app = spawn(None).await;
+    let event = json!({
+        "id": "ev-job", "type": "order.paid",
+        "service": {"external_id": "c-job", "product": "demo-hosting",
+                    "client": {"external_id": "jb", "name": "jb", "email": "jb@example.com"},
+                    "fields": {"domain": "jb.example.net", "username": "jbuser"}},
+        "data": {}
+    });
+    let accepted = app.engine.ingest().event(&event).await.unwrap();
+    let job = accepted.jobs[0].id;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.engine.queries().job(job).await.unwrap().0.state != "succeeded" {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cookie = sign_in(&app, "rob").await;
+    let (status, html) = page(&app, &cookie, &format!("/jobs/{job}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Attempt 1: create") && html.contains("HTTP log (redacted)"), "{html}");
+    assert_eq!(page(&app, &cookie, "/jobs/999999").await.0, StatusCode::NOT_FOUND);
 }

@@ -33,6 +33,7 @@
 //! - [`queries`]: every read: services, jobs, the catalog, a client's own services;
 //! - [`reports`]: reports, the help desk's summary, the usage collector;
 //! - [`webhooks`]: subscribers told what happens to services and jobs;
+//! - [`workbench`]: one provider function run by hand (the console's workbench);
 //! - [`demo`]: the `--demo` seed.
 
 pub mod actions;
@@ -55,6 +56,7 @@ pub mod staff;
 pub mod tokens;
 pub mod vault;
 pub mod webhooks;
+pub mod workbench;
 pub mod worker;
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -53,7 +53,7 @@ pub async fn list(
                         @if can_retry { td { @if job.state == "failed" {
                             input type="checkbox" name="job" value=(job.id) id=(format!("job-{}", job.id)) aria-label=(format!("Select job {}", job.id));
                         } } }
-                        td { (job.id) }
+                        td { a href=(format!("/jobs/{}", job.id)) { (job.id) } }
                         td { a href=(format!("/services/{}", job.service_id)) { "#" (job.service_id) } }
                         td { (job.function) } td { (status(&job.state)) }
                         td { (job.attempts) " / " (job.max_attempts) }
@@ -89,4 +89,42 @@ pub async fn retry(
         }
     }
     Redirect::to("/jobs?state=any").into_response()
+}
+
+/// `GET /jobs/{id}`: a job with every attempt, its envelope and its HTTP
+/// log (recorded redacted: secrets never reach the page).
+pub async fn show(State(console): State<Console>, session: StaffSession, Path(id): Path<i64>) -> Response {
+    let (job, attempts) = match console.engine.queries().job(id).await {
+        Ok(found) => found,
+        Err(err) => return crate::failure(err),
+    };
+    let body = html! {
+        dl.summary {
+            dt { "Service" } dd { a href=(format!("/services/{}", job.service_id)) { "#" (job.service_id) } }
+            dt { "Function" } dd { (job.function) }
+            dt { "State" } dd { (status(&job.state)) }
+            dt { "Made by" } dd { (job.origin) }
+            dt { "Attempts" } dd { (job.attempts) " of " (job.max_attempts) }
+            @if let Some(message) = &job.message { dt { "Message" } dd { (message) } }
+        }
+        @if job.state == "failed" && session.scope >= Scope::Operate {
+            form method="post" action="/jobs/retry" {
+                input type="hidden" name="_csrf" value=(session.csrf);
+                input type="hidden" name="job" value=(job.id);
+                button.primary type="submit" { "Retry" }
+            }
+        }
+        h2 { "Attempts" }
+        @if attempts.is_empty() { p.muted { "Not tried yet." } }
+        @for attempt in &attempts {
+            details.function open[attempts.len() == 1] {
+                summary { "Attempt " (attempt.number) ": " (attempt.function) " — " (attempt.outcome) ", " (attempt.duration_ms) " ms, " (when(attempt.started_at)) }
+                h3 { "Envelope" }
+                pre.code { (serde_json::to_string_pretty(&attempt.envelope).unwrap_or_default()) }
+                h3 { "HTTP log (redacted)" }
+                pre.code { (serde_json::to_string_pretty(&attempt.http_log).unwrap_or_default()) }
+            }
+        }
+    };
+    layout::respond(StatusCode::OK, layout::staff(&format!("Job {id}"), &session, body))
 }

@@ -25,8 +25,16 @@ pub async fn list(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     let wanted = query.get("status").filter(|s| ServiceStatus::ALL.iter().any(|k| k.as_str() == *s)).cloned();
-    let configuration_id = query.get("configuration").and_then(|c| c.parse::<i64>().ok());
-    let filter = ServiceFilter { status: wanted.clone(), configuration_id, limit: 200, ..Default::default() };
+    let number = |name: &str| query.get(name).and_then(|c| c.parse::<i64>().ok());
+    let (configuration_id, client_id, product_id) = (number("configuration"), number("client"), number("product"));
+    let filter = ServiceFilter {
+        status: wanted.clone(),
+        configuration_id,
+        client_id,
+        product_id,
+        limit: 200,
+        ..Default::default()
+    };
     let services = match console.engine.queries().services(filter).await {
         Ok(services) => services,
         Err(err) => return crate::failure(err),
@@ -35,6 +43,8 @@ pub async fn list(
         form.filters method="get" action="/services" {
             label for="status" { "Status" }
             @if let Some(c) = configuration_id { input type="hidden" name="configuration" value=(c); }
+            @if let Some(c) = client_id { input type="hidden" name="client" value=(c); }
+            @if let Some(p) = product_id { input type="hidden" name="product" value=(p); }
             select id="status" name="status" {
                 option value="" { "any" }
                 @for s in ServiceStatus::ALL { option value=(s.as_str()) selected[wanted.as_deref() == Some(s.as_str())] { (s.as_str()) } }
@@ -51,7 +61,7 @@ pub async fn list(
                     td { a href=(format!("/services/{}", s.id)) { "#" (s.id) } }
                     td { (s.identifier.as_deref().unwrap_or("—")) }
                     td { (status(&s.status)) }
-                    td { (s.client_id) }
+                    td { a href=(format!("/services?client={}", s.client_id)) { (s.client_id) } }
                     td { @if let Some(c) = s.configuration_id { a href=(format!("/configurations/{c}")) { (c) } } @else { "—" } }
                     td { (when(s.updated_at)) }
                 } } }
@@ -86,7 +96,7 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(id
             div.scroll { table {
                 thead { tr { th scope="col" { "Job" } th scope="col" { "Function" } th scope="col" { "State" } th scope="col" { "Attempts" } th scope="col" { "Message" } } }
                 tbody { @for job in &detail.jobs { tr {
-                    td { (job.id) } td { (job.function) } td { (status(&job.state)) }
+                    td { a href=(format!("/jobs/{}", job.id)) { (job.id) } } td { (job.function) } td { (status(&job.state)) }
                     td { (job.attempts) " / " (job.max_attempts) } td { (job.message.as_deref().unwrap_or("")) }
                 } } }
             } }
@@ -169,7 +179,13 @@ pub async fn action(
         Ok(outcome) => outcome,
         Err(err) => return crate::failure(err),
     };
-    let envelope = outcome.envelope.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default();
+    // Secret result fields are masked here: staff read credentials through
+    // the audited reveal, never from a page.
+    let mut envelope =
+        outcome.envelope.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default();
+    if let Some(data) = envelope.get_mut("data").filter(|d| !d.is_null()) {
+        *data = descriptor.result.mask_secrets(data);
+    }
     let ok = envelope["status"] == "ok";
     let body = html! {
         div.notice.good[ok].bad[!ok] role="status" {
