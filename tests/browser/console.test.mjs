@@ -240,7 +240,7 @@ test("the dashboard after the day's work, and every staff page passes axe-core's
   const paths = ["/", "/fleet", "/configurations", "/configurations/new?provider=shared-hosting/demo", "/products",
                  "/products/new?blueprint=shared-hosting", "/products/web-eu", "/services", "/services/1", "/jobs?state=any",
                  "/reports", "/reports/jobs", "/audit", "/access", "/jobs/1",
-                 "/workbench?provider=shared-hosting/demo"];
+                 "/workbench?provider=shared-hosting/demo", "/webhooks"];
   const problems = [];
   for (const path of paths) {
     await page.goto(base + path);

@@ -44,7 +44,7 @@ pub fn staff(title: &str, session: &StaffSession, main: Markup) -> Markup {
                     li { a href="/jobs" { "Jobs" } }
                     li { a href="/reports" { "Reports" } }
                     li { a href="/audit" { "Audit" } }
-                    @if session.scope >= Scope::Admin { li { a href="/access" { "Access" } } li { a href="/workbench" { "Workbench" } } }
+                    @if session.scope >= Scope::Admin { li { a href="/webhooks" { "Webhooks" } } li { a href="/access" { "Access" } } li { a href="/workbench" { "Workbench" } } }
                 }
             }
             form.signout method="post" action="/logout" {

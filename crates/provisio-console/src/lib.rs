@@ -67,6 +67,8 @@ pub fn router(engine: Engine, options: ConsoleOptions) -> Router {
         .route("/reports/{name}", get(staff::reports::show))
         .route("/audit", get(staff::reports::audit))
         .route("/workbench", get(staff::workbench::page).post(staff::workbench::run))
+        .route("/webhooks", get(staff::webhooks::list).post(staff::webhooks::create))
+        .route("/webhooks/{id}", get(staff::webhooks::deliveries).post(staff::webhooks::switch))
         .route("/access", get(staff::access::page))
         .route("/access/users", post(staff::access::add_user))
         .route("/access/users/{id}", post(staff::access::switch_user))

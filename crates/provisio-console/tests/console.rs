@@ -507,3 +507,45 @@ async fn a_job_page_shows_each_attempt_with_its_redacted_log() {
     assert!(html.contains("Attempt 1: create") && html.contains("HTTP log (redacted)"), "{html}");
     assert_eq!(page(&app, &cookie, "/jobs/999999").await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn admins_add_webhook_subscribers_whose_secret_is_shown_once() {
+    let app = spawn(None).await;
+    let cookie = sign_in(&app, "ann").await;
+    let (status, html) = page(&app, &cookie, "/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_in(&html);
+    let form = |url: &'static str, private: bool| {
+        let mut form = vec![
+            ("_csrf", csrf.clone()),
+            ("name", "billing".to_owned()),
+            ("url", url.to_owned()),
+            ("event_types", "service.activated".to_owned()),
+            ("event_types", "job.failed".to_owned()),
+        ];
+        if private {
+            form.push(("allow_private", "true".to_owned()));
+        }
+        form
+    };
+    let send = |form: Vec<(&'static str, String)>| {
+        browser().post(format!("{}/webhooks", app.address)).header(COOKIE, &cookie).form(&form).send()
+    };
+    // A URL that is not http(s) is refused by field (a private address is refused when sending).
+    let refused = send(form("ftp://billing.example/hook", false)).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("url "));
+    let made = send(form("http://127.0.0.1:9/hook", true)).await.unwrap();
+    let html = made.text().await.unwrap();
+    let secret = html.split("shown this once: ").nth(1).expect("a secret").split('<').next().unwrap().to_owned();
+    assert!(secret.len() >= 16);
+    let (_, listing) = page(&app, &cookie, "/webhooks").await;
+    assert!(listing.contains("billing") && !listing.contains(&secret));
+    let id = app.engine.queries().webhooks().await.unwrap()[0].id;
+    let response = post(&app, &cookie, &format!("/webhooks/{id}"), &[("_csrf", &csrf), ("enabled", "false")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(!app.engine.queries().webhook(id).await.unwrap().enabled);
+    assert_eq!(page(&app, &cookie, &format!("/webhooks/{id}")).await.0, StatusCode::OK);
+    let reader = sign_in(&app, "rob").await;
+    assert_eq!(page(&app, &reader, "/webhooks").await.0, StatusCode::FORBIDDEN);
+}

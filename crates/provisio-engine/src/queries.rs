@@ -203,6 +203,15 @@ impl Queries {
         Ok(self.engine.store().read(|conn| Box::pin(async move { jobs::count_by_state(conn).await })).await?)
     }
 
+    /// Jobs finished per hour in `[from, to)`: (hour, succeeded, failed).
+    pub async fn jobs_per_hour(&self, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, EngineError> {
+        Ok(self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { provisio_store::reports::jobs_per_hour(conn, from, to).await }))
+            .await?)
+    }
+
     /// A configuration row.
     pub async fn configuration(&self, id: i64) -> Result<Configuration, EngineError> {
         self.engine

@@ -55,6 +55,17 @@ pub enum WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// Every event subscribers can ask for.
+    pub const ALL: [WebhookEvent; 7] = [
+        WebhookEvent::ServiceActivated,
+        WebhookEvent::ServiceSuspended,
+        WebhookEvent::ServiceUnsuspended,
+        WebhookEvent::ServiceTerminated,
+        WebhookEvent::ServiceFailed,
+        WebhookEvent::JobSucceeded,
+        WebhookEvent::JobFailed,
+    ];
+
     /// Its name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

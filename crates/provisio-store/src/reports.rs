@@ -70,6 +70,21 @@ pub async fn jobs_per_day(
     )
 }
 
+/// Jobs finished per hour in `[from, to)` (UTC, `YYYY-MM-DD HH:00`):
+/// succeeded and failed, over every blueprint and configuration.
+pub async fn jobs_per_hour(conn: &mut Conn, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    all(
+        conn,
+        "SELECT strftime('%Y-%m-%d %H:00', j.finished_at / 1000, 'unixepoch'),
+                SUM(j.state = 'succeeded'), SUM(j.state = 'failed')
+         FROM jobs j
+         WHERE j.finished_at >= ?1 AND j.finished_at < ?2 AND j.state IN ('succeeded', 'failed')
+         GROUP BY 1 ORDER BY 1",
+        rusqlite::params![from, to],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
 /// Services first active in the period: id, product slug, when their
 /// order was paid (the first `order.paid` or `invoice.paid` received) and
 /// when they first became active.

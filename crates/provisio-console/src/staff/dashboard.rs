@@ -22,7 +22,7 @@ pub async fn page(State(console): State<Console>, session: StaffSession) -> Resp
     let now = provisio_store::now_ms();
     let queries = console.engine.queries();
     let mut reports = BTreeMap::new();
-    for kind in [ReportKind::Jobs, ReportKind::Activation, ReportKind::Attention, ReportKind::Capacity] {
+    for kind in [ReportKind::Activation, ReportKind::Attention, ReportKind::Capacity] {
         match queries.report(kind, now - 14 * DAY_MS, now).await {
             Ok(report) => reports.insert(kind.name(), report),
             Err(err) => return crate::failure(err),
@@ -30,6 +30,10 @@ pub async fn page(State(console): State<Console>, session: StaffSession) -> Resp
     }
     let counts = match queries.job_counts().await {
         Ok(counts) => counts.into_iter().collect::<BTreeMap<_, _>>(),
+        Err(err) => return crate::failure(err),
+    };
+    let hours = match queries.jobs_per_hour(now - DAY_MS, now + 1).await {
+        Ok(hours) => hours,
         Err(err) => return crate::failure(err),
     };
     let count = |state: &str| counts.get(state).copied().unwrap_or(0);
@@ -40,7 +44,7 @@ pub async fn page(State(console): State<Console>, session: StaffSession) -> Resp
             li { a href="/jobs?state=failed" { span.big { (count("failed")) } " failed" } }
         }
         div.charts {
-            (jobs_chart(&reports["jobs"]))
+            (jobs_chart(&hours))
             (activation_chart(&reports["activation"]))
         }
         section aria-labelledby="attention-title" {
@@ -63,19 +67,17 @@ fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(0.0)
 }
 
-/// Jobs per day, succeeded and failed, over every blueprint and configuration.
-fn jobs_chart(report: &Report) -> maud::Markup {
-    let (day, ok, failed) = (column(report, "day"), column(report, "succeeded"), column(report, "failed"));
-    let mut days: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for row in &report.rows {
-        let label = row[day].as_str().unwrap_or_default();
-        let entry = days.entry(label.get(5..).unwrap_or(label).to_owned()).or_default();
-        entry.0 += number(&row[ok]);
-        entry.1 += number(&row[failed]);
-    }
-    let bars: Vec<Bar> = days.into_iter().map(|(label, (s, f))| Bar { label, parts: vec![s, f] }).collect();
+/// Jobs per hour over the last day, succeeded and failed.
+fn jobs_chart(hours: &[(String, i64, i64)]) -> maud::Markup {
+    let bars: Vec<Bar> = hours
+        .iter()
+        .map(|(hour, ok, failed)| Bar {
+            label: hour.get(11..).unwrap_or(hour).to_owned(),
+            parts: vec![*ok as f64, *failed as f64],
+        })
+        .collect();
     let series = [Series { name: "succeeded", class: "good" }, Series { name: "failed", class: "bad" }];
-    chart::stacked("Jobs per day", "jobs", &series, &bars)
+    chart::stacked("Jobs per hour (UTC, last 24 hours)", "jobs", &series, &bars)
 }
 
 /// Time from paid to active per product, p50 and p95 (seconds).

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod products;
 pub mod reports;
 pub mod services;
+pub mod webhooks;
 pub mod workbench;
 
 use maud::{Markup, html};

@@ -106,6 +106,15 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(id
         h2 { "Provision data" }
         p.help { "Secret fields are masked." }
         dl.summary { @for (key, value) in service.provision_data.as_object().into_iter().flatten() { dt { (key) } dd { (cell(value)) } } }
+        h2 { "Events" }
+        @if detail.events.is_empty() { p.muted { "None." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Event" } th scope="col" { "Type" } th scope="col" { "Received" } } }
+                tbody { @for e in &detail.events { tr {
+                    td { (cell(&e["external_id"])) } td { (cell(&e["type"])) } td { (e["received_at"].as_i64().map(when).unwrap_or_default()) }
+                } } }
+            } }
+        }
         h2 { "History" }
         ol.history { @for entry in &detail.history {
             li { (when(entry.at)) ": " (entry.from_status.as_deref().unwrap_or("new")) " → " (status(&entry.to_status)) " " span.muted { (entry.note) } }
