@@ -100,6 +100,9 @@ pub async fn service(State(console): State<Console>, client: ClientSession, Path
     let body = html! {
         div id="live" data-live=(if busy { "true" } else { "false" }) aria-live="polite" {
             p { (status(&service.status)) " " (service.identifier.as_deref().unwrap_or("")) }
+            @if let Some(problem) = &service.problem {
+                div.notice.bad role="alert" { p { "Setting this service up did not work: " (problem) " Our team has been told and will look at it." } }
+            }
             (actions(&service, &client))
         }
         h2 { "Details" }
@@ -119,7 +122,11 @@ fn actions(service: &ClientService, client: &ClientSession) -> Markup {
             }
         }
         @if service.functions.iter().any(|f| f.name == USAGE && f.available) {
-            p { a href=(format!("/client/services/{}/usage", service.id)) { "Usage against your limits" } }
+            // A POST with the form's token: reading usage calls the provider.
+            form method="post" action=(format!("/client/services/{}/usage", service.id)) {
+                input type="hidden" name="_csrf" value=(client.csrf);
+                button type="submit" { "Show usage against your limits" }
+            }
         }
         @if service.password && service.status == "active" {
             details {
@@ -177,9 +184,18 @@ pub async fn password(
     layout::respond(StatusCode::OK, layout::client("Password", body))
 }
 
-/// `GET /client/services/{id}/usage`: live usage from the provider, each
-/// metric as a bar against its limit.
-pub async fn usage(State(console): State<Console>, client: ClientSession, Path(id): Path<i64>) -> Response {
+/// `POST /client/services/{id}/usage`: live usage from the provider, each
+/// metric as a bar against its limit (a POST with the form's token: it
+/// costs a provider call, so no page elsewhere can make a browser spend it).
+pub async fn usage(
+    State(console): State<Console>,
+    client: ClientSession,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Err(refused) = client.check(&console, &pairs) {
+        return refused.into_response();
+    }
     let outcome = match console.engine.actions().run_action(&client.principal, id, USAGE, serde_json::json!({})).await {
         Ok(outcome) => outcome,
         Err(err) => return crate::failure(err),

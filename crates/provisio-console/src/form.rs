@@ -254,7 +254,7 @@ fn input_id(pointer: &str) -> String {
 /// Reads submitted pairs back into JSON under the fields' pointers: typed
 /// by the schema, empty inputs left out (defaults apply; an empty secret
 /// keeps the stored one). Unparseable numbers and JSON are errors by pointer.
-pub fn read(fields: &[Field], pairs: &[(String, String)]) -> Result<Value, BTreeMap<String, String>> {
+pub fn read(fields: &[Field], pairs: &[(String, String)]) -> Result<Value, (Value, BTreeMap<String, String>)> {
     let mut body = Value::Object(Map::new());
     let mut errors = BTreeMap::new();
     let mut flat = Vec::new();
@@ -292,7 +292,7 @@ pub fn read(fields: &[Field], pairs: &[(String, String)]) -> Result<Value, BTree
             }
         }
     }
-    if errors.is_empty() { Ok(body) } else { Err(errors) }
+    if errors.is_empty() { Ok(body) } else { Err((body, errors)) }
 }
 
 fn flatten<'a>(fields: &'a [Field], out: &mut Vec<&'a Field>) {
@@ -301,6 +301,16 @@ fn flatten<'a>(fields: &'a [Field], out: &mut Vec<&'a Field>) {
             flatten(&field.children, out);
         } else {
             out.push(field);
+        }
+    }
+}
+
+/// Blanks (nulls) every secret field that holds a value, wherever it is
+/// (inside arrays too), so a value never goes back into a page.
+pub fn blank_secrets(value: &mut Value, schema: &provisio_sdk::SchemaDoc) {
+    for (pointer, _) in schema.secret_entries(value) {
+        if let Some(slot) = value.pointer_mut(&pointer) {
+            *slot = Value::Null;
         }
     }
 }
@@ -383,7 +393,10 @@ mod tests {
             json!({"values": {"host": "db.example", "port": 6432, "tls": "disabled", "verbose": true,
                               "packages": ["a", "b"], "limits": {"disk": 1.5}}})
         );
-        let errors = read(&fields, &pairs(&[("/values/port", "12x"), ("/values/tls", "maybe")])).unwrap_err();
+        let (kept, errors) =
+            read(&fields, &pairs(&[("/values/host", "h"), ("/values/port", "12x"), ("/values/tls", "maybe")]))
+                .unwrap_err();
+        assert_eq!(kept, json!({"values": {"host": "h"}}), "what was valid is kept for the form");
         assert_eq!(errors.keys().collect::<Vec<_>>(), ["/values/port", "/values/tls"]);
     }
 

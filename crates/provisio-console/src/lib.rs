@@ -19,7 +19,7 @@ pub mod session;
 pub mod staff;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -39,12 +39,23 @@ pub struct ConsoleOptions {
 pub struct Console {
     engine: Engine,
     secure_cookies: bool,
+    /// The host of the public URL, also accepted as a form's origin (a proxy
+    /// may rewrite `Host`).
+    public_host: Option<String>,
 }
 
 /// The console's routes, to be merged beside the API's.
 pub fn router(engine: Engine, options: ConsoleOptions) -> Router {
-    let console =
-        Console { engine, secure_cookies: options.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) };
+    let public_host = options
+        .public_url
+        .as_deref()
+        .and_then(|u| u.split_once("://"))
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default().to_owned());
+    let console = Console {
+        engine,
+        secure_cookies: options.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+        public_host,
+    };
     Router::new()
         .route("/", get(staff::dashboard::page))
         .route("/login", get(session::login_page).post(session::login))
@@ -77,10 +88,10 @@ pub fn router(engine: Engine, options: ConsoleOptions) -> Router {
         .route("/client", get(client::home))
         .route("/client/services/{id}", get(client::service))
         .route("/client/services/{id}/password", post(client::password))
-        .route("/client/services/{id}/usage", get(client::usage))
+        .route("/client/services/{id}/usage", post(client::usage))
         .route("/assets/console.css", get(|| asset("text/css", include_str!("../assets/console.css"))))
         .route("/assets/console.js", get(|| asset("text/javascript", include_str!("../assets/console.js"))))
-        .layer(middleware::from_fn(same_origin_only))
+        .layer(middleware::from_fn_with_state(console.clone(), same_origin_only))
         .layer(middleware::from_fn(page_headers))
         .with_state(console)
 }
@@ -113,13 +124,14 @@ async fn page_headers(request: Request, next: Next) -> Response {
 
 /// A form posted from another site is refused before anything reads it
 /// (browsers send `Origin` with every POST); the CSRF token is checked too.
-async fn same_origin_only(request: Request, next: Next) -> Response {
+async fn same_origin_only(State(console): State<Console>, request: Request, next: Next) -> Response {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok());
         let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
         if let Some(origin) = origin {
             let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            if origin == "null" || origin_host != host {
+            let ours = origin_host.is_some() && (origin_host == host || origin_host == console.public_host.as_deref());
+            if origin == "null" || !ours {
                 return layout::error_page(StatusCode::FORBIDDEN, "This form was sent from another site.");
             }
         }

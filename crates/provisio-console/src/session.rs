@@ -27,11 +27,18 @@ use serde_json::json;
 use crate::Console;
 use crate::layout::{self, Refusal};
 
-/// The staff session cookie.
+/// The staff session cookie; behind https it is `__Host-` prefixed, which
+/// browsers accept only from this host, `Secure` and on `/` (a sibling
+/// subdomain cannot plant one).
 pub const STAFF_COOKIE: &str = "provisio_staff";
+const STAFF_COOKIE_SECURE: &str = "__Host-provisio_staff";
+
+fn cookie_name(console: &Console) -> &'static str {
+    if console.secure_cookies { STAFF_COOKIE_SECURE } else { STAFF_COOKIE }
+}
 
 /// A signed-in staff member.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StaffSession {
     pub principal: Principal,
     /// The session token (the cookie's value).
@@ -41,6 +48,13 @@ pub struct StaffSession {
     pub scope: Scope,
     /// The token every form of this session carries.
     pub csrf: String,
+}
+
+impl std::fmt::Debug for StaffSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token or the CSRF value.
+        f.debug_struct("StaffSession").field("name", &self.name).field("scope", &self.scope).finish_non_exhaustive()
+    }
 }
 
 impl StaffSession {
@@ -98,7 +112,7 @@ impl FromRequestParts<Console> for StaffSession {
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
         let to_sign_in = || Redirect::to("/login").into_response();
-        let Some(token) = cookie(&parts.headers, STAFF_COOKIE).filter(|t| t.starts_with("pst_")) else {
+        let Some(token) = cookie(&parts.headers, cookie_name(console)).filter(|t| t.starts_with("pst_")) else {
             return Err(to_sign_in());
         };
         match console.engine.access().identify(token).await {
@@ -156,7 +170,8 @@ pub async fn login(
         Ok(login) => {
             let max_age = ((login.expires_at - provisio_store::now_ms()) / 1000).max(0);
             let cookie = format!(
-                "{STAFF_COOKIE}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+                "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{}",
+                cookie_name(&console),
                 login.token,
                 if console.secure_cookies { "; Secure" } else { "" }
             );
@@ -188,7 +203,8 @@ pub async fn logout(
         return crate::failure(err);
     }
     let mut response = Redirect::to("/login").into_response();
-    let cleared = format!("{STAFF_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    let secure = if console.secure_cookies { "; Secure" } else { "" };
+    let cleared = format!("{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}", cookie_name(&console));
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cleared).expect("plain"));
     response
 }

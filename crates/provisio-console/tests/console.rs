@@ -28,6 +28,7 @@ async fn spawn(public_url: Option<&str>) -> App {
     let settings = Settings {
         poll_interval: Duration::from_millis(50),
         retry_base: Duration::from_millis(20),
+        retry_cap: Duration::from_millis(100),
         usage_interval: None,
         ..Settings::default()
     };
@@ -147,7 +148,8 @@ async fn behind_https_the_cookie_is_secure() {
         .send()
         .await
         .unwrap();
-    assert!(response.headers()[SET_COOKIE].to_str().unwrap().contains("; Secure"));
+    let set = response.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("__Host-provisio_staff=") && set.contains("; Secure"), "{set}");
 }
 
 #[tokio::test]
@@ -398,8 +400,15 @@ async fn a_client_changes_its_password_only_with_its_own_form() {
     let (_, html) = page(&app, &cookie, &format!("/client/services/{service}")).await;
     let csrf = csrf_in(&html);
     // Usage, live, as bars against limits.
-    let (status, usage) = page(&app, &cookie, &format!("/client/services/{service}/usage")).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        page(&app, &cookie, &format!("/client/services/{service}/usage")).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let usage_path = format!("/client/services/{service}/usage");
+    assert_eq!(post(&app, &cookie, &usage_path, &[("_csrf", "forged")]).await.status(), StatusCode::FORBIDDEN);
+    let response = post(&app, &cookie, &usage_path, &[("_csrf", &csrf)]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let usage = response.text().await.unwrap();
     assert!(usage.contains("disk mb") && (usage.contains("<meter") || usage.contains("no limit")), "{usage}");
     let path = format!("/client/services/{service}/password");
     assert_eq!(post(&app, &cookie, &path, &[("password", "")]).await.status(), StatusCode::FORBIDDEN);
@@ -548,4 +557,39 @@ async fn admins_add_webhook_subscribers_whose_secret_is_shown_once() {
     assert_eq!(page(&app, &cookie, &format!("/webhooks/{id}")).await.0, StatusCode::OK);
     let reader = sign_in(&app, "rob").await;
     assert_eq!(page(&app, &reader, "/webhooks").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_client_whose_setup_failed_reads_why_in_words_meant_for_it() {
+    let app = spawn(None).await;
+    // A server that fails every call, and a product always set up on it.
+    let catalog = app.engine.catalog();
+    let flaky = json!({"name": "flaky", "provider": "shared-hosting/demo",
+                       "values": {"state_path": app.demo_state, "server": "flaky1", "transient_rate": 1.0}});
+    let flaky = catalog.create_configuration("test", &flaky).await.unwrap().configuration.id;
+    let product = json!({"slug": "flaky-hosting", "name": "Flaky", "blueprint": "shared-hosting",
+                         "deployment": {"type": "static", "configuration_id": flaky},
+                         "provision_fields": {"package_name": "basic"}});
+    catalog.create_product("test", &product).await.unwrap();
+    let event = json!({
+        "id": "ev-bad", "type": "order.paid",
+        "service": {"external_id": "c-bad", "product": "flaky-hosting",
+                    "client": {"external_id": "bad", "name": "bad", "email": "bad@example.com"},
+                    "fields": {"domain": "bad.example.net", "username": "baduser"}},
+        "data": {}
+    });
+    let service = app.engine.ingest().event(&event).await.unwrap().service_id;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.engine.queries().service_detail(service).await.unwrap().service.status != "failed" {
+        assert!(Instant::now() < deadline, "the setup never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = app.engine.queries().service_detail(service).await.unwrap().service.client_id;
+    let code = app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code;
+    let response = browser().get(format!("{}/client/handoff?code={code}", app.address)).send().await.unwrap();
+    let cookie = response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (status, html) = page(&app, &cookie, &format!("/client/services/{service}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Setting this service up did not work:"), "{html}");
+    assert!(!html.contains("debug") && !html.contains("http_log"), "{html}");
 }

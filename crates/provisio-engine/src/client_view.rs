@@ -31,6 +31,9 @@ pub struct ClientService {
     pub identifier: Option<String>,
     /// Provision data without secret fields.
     pub details: Map<String, Value>,
+    /// Why it failed, in words safe for the client (the provider's
+    /// user-safe message), while its status is `failed`.
+    pub problem: Option<String>,
     /// Whether it has a single sign-on login (`GET …/login`).
     pub login: bool,
     /// The blueprint's login function, to find it among `functions`.
@@ -87,6 +90,7 @@ impl ClientService {
             status: service.status,
             identifier: service.identifier,
             details,
+            problem: service.last_error.clone().filter(|_| status == ServiceStatus::Failed),
             login: blueprint.is_some_and(|b| b.login_function.is_some()),
             login_function: blueprint.and_then(|b| b.login_function),
             password: blueprint.is_some_and(|b| b.password_function.is_some()),

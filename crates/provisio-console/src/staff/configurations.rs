@@ -192,8 +192,20 @@ fn read_body(entry: &ProviderEntry, pairs: &Pairs) -> Result<Value, (Value, BTre
     fields.extend(value_fields(entry));
     let (mut body, errors) = match form::read(&fields, pairs) {
         Ok(body) => (body, BTreeMap::new()),
-        Err(errors) => (Value::Object(Map::new()), errors),
+        Err((kept, errors)) => (kept, errors),
     };
+    // An emptied optional limit is cleared, not kept (the engine keeps what a
+    // change leaves out).
+    for name in ["max_services", "rate_per_minute"] {
+        let emptied = pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k.strip_prefix('/') == Some(name))
+            .is_some_and(|(_, v)| v.trim().is_empty());
+        if emptied {
+            form::set(&mut body, &format!("/{name}"), Value::Null);
+        }
+    }
     form::set(&mut body, "/provider", Value::String(entry.address()));
     if body.get("values").is_none() {
         form::set(&mut body, "/values", Value::Object(Map::new()));
@@ -237,7 +249,8 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
     let body = match read_body(entry, &pairs) {
         Ok(body) => body,
         Err((body, errors)) => {
-            return editor(&session, entry, None, Some(&body), &errors, StatusCode::UNPROCESSABLE_ENTITY);
+            let shown = without_secrets(entry, body);
+            return editor(&session, entry, None, Some(&shown), &errors, StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
     match console.engine.catalog().create_configuration(&session.actor(), &body).await {
@@ -258,10 +271,8 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
 
 /// A submitted body to show again: secrets are never echoed into the page.
 fn without_secrets(entry: &ProviderEntry, mut body: Value) -> Value {
-    for pointer in entry.config_schema().secret_paths() {
-        if let Some(slot) = body.pointer_mut(&format!("/values{pointer}")) {
-            *slot = Value::Null;
-        }
+    if let Some(values) = body.get_mut("values") {
+        form::blank_secrets(values, entry.config_schema());
     }
     body
 }
@@ -298,7 +309,8 @@ pub async fn update(
     let body = match read_body(entry, &pairs) {
         Ok(body) => body,
         Err((body, errors)) => {
-            return editor(&session, entry, Some(&record), Some(&body), &errors, StatusCode::UNPROCESSABLE_ENTITY);
+            let shown = without_secrets(entry, body);
+            return editor(&session, entry, Some(&record), Some(&shown), &errors, StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
     match console.engine.catalog().update_configuration(&session.actor(), id, &body).await {

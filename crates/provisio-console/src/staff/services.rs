@@ -179,7 +179,7 @@ pub async fn action(
     };
     let args = match form::read(&form::fields(descriptor.partial_params.value(), ""), &pairs) {
         Ok(args) => args,
-        Err(errors) => {
+        Err((_, errors)) => {
             let list = errors.values().cloned().collect::<Vec<_>>().join("; ");
             return layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &list);
         }
@@ -188,13 +188,21 @@ pub async fn action(
         Ok(outcome) => outcome,
         Err(err) => return crate::failure(err),
     };
-    // Secret result fields are masked here: staff read credentials through
-    // the audited reveal, never from a page.
-    let mut envelope =
-        outcome.envelope.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default();
-    if let Some(data) = envelope.get_mut("data").filter(|d| !d.is_null()) {
-        *data = descriptor.result.mask_secrets(data);
-    }
+    // The page shows the attempt as recorded: secret result fields masked
+    // and every secret of the call redacted (staff read credentials through
+    // the audited reveal, never from a page).
+    let recorded = match console.engine.queries().job(outcome.job.id).await {
+        Ok((_, attempts)) => attempts.last().map(|a| a.envelope.clone()),
+        Err(err) => return crate::failure(err),
+    };
+    let envelope = recorded.unwrap_or_else(|| {
+        let mut masked =
+            outcome.envelope.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default();
+        if let Some(data) = masked.get_mut("data").filter(|d| !d.is_null()) {
+            *data = descriptor.result.mask_secrets(data);
+        }
+        masked
+    });
     let ok = envelope["status"] == "ok";
     let body = html! {
         div.notice.good[ok].bad[!ok] role="status" {

@@ -78,8 +78,12 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
         return refused.into_response();
     }
     let field = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    let events: Vec<Value> =
-        pairs.iter().filter(|(k, _)| k == "event_types").map(|(_, v)| Value::from(v.clone())).collect();
+    let events: Vec<Value> = pairs
+        .iter()
+        .filter(|(k, _)| k == "event_types")
+        .take(WebhookEvent::ALL.len() * 2)
+        .map(|(_, v)| Value::from(v.clone()))
+        .collect();
     let body = json!({
         "name": field("name"), "url": field("url"), "event_types": events,
         "include_credentials": field("include_credentials") == "true", "allow_private": field("allow_private") == "true",

@@ -92,9 +92,9 @@ pub async fn run(
     let function = entry.and_then(|e| e.blueprint().function(&choice.function));
     match result {
         Ok((params, mut report)) => {
-            if let (Some(data), Some(function)) = (report.envelope.data.as_mut(), function) {
-                *data = function.result.mask_secrets(data);
-            }
+            // What is shown and carried is the call as it would be logged:
+            // secret result fields masked, every secret of the call redacted.
+            report.envelope = report.logged_envelope(function);
             // The answer's fields are carried into the next call's params.
             let mut next = params.as_object().cloned().unwrap_or_default();
             if let Some(Value::Object(data)) = &report.envelope.data {
@@ -213,12 +213,7 @@ fn without_secrets(text: &str, schema: Option<&provisio_sdk::SchemaDoc>) -> Stri
     let (Ok(mut value @ Value::Object(_)), Some(schema)) = (serde_json::from_str::<Value>(text), schema) else {
         return String::new();
     };
-    for pointer in schema.secret_paths() {
-        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
-        if let Some(Value::Object(map)) = value.pointer_mut(parent) {
-            map.remove(key);
-        }
-    }
+    crate::form::blank_secrets(&mut value, schema);
     value.to_string()
 }
 
