@@ -240,7 +240,8 @@ test("the dashboard after the day's work, and every staff page passes axe-core's
   const paths = ["/", "/fleet", "/configurations", "/configurations/new?provider=shared-hosting/demo", "/products",
                  "/products/new?blueprint=shared-hosting", "/products/web-eu", "/services", "/services/1", "/jobs?state=any",
                  "/reports", "/reports/jobs", "/audit", "/access", "/jobs/1",
-                 "/workbench?provider=shared-hosting/demo", "/webhooks"];
+                 "/workbench?provider=shared-hosting/demo", "/webhooks",
+                 "/events", "/reports/activation"];
   const problems = [];
   for (const path of paths) {
     await page.goto(base + path);

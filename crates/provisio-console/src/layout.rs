@@ -42,6 +42,7 @@ pub fn staff(title: &str, session: &StaffSession, main: Markup) -> Markup {
                     li { a href="/products" { "Products" } }
                     li { a href="/services" { "Services" } }
                     li { a href="/jobs" { "Jobs" } }
+                    li { a href="/events" { "Events" } }
                     li { a href="/reports" { "Reports" } }
                     li { a href="/audit" { "Audit" } }
                     @if session.scope >= Scope::Admin { li { a href="/webhooks" { "Webhooks" } } li { a href="/access" { "Access" } } li { a href="/workbench" { "Workbench" } } }

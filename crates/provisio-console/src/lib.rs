@@ -77,6 +77,7 @@ pub fn router(engine: Engine, options: ConsoleOptions) -> Router {
         .route("/reports", get(staff::reports::list))
         .route("/reports/{name}", get(staff::reports::show))
         .route("/audit", get(staff::reports::audit))
+        .route("/events", get(staff::reports::events))
         .route("/workbench", get(staff::workbench::page).post(staff::workbench::run))
         .route("/webhooks", get(staff::webhooks::list).post(staff::webhooks::create))
         .route("/webhooks/{id}", get(staff::webhooks::deliveries).post(staff::webhooks::switch))

@@ -593,3 +593,28 @@ async fn a_client_whose_setup_failed_reads_why_in_words_meant_for_it() {
     assert!(html.contains("Setting this service up did not work:"), "{html}");
     assert!(!html.contains("debug") && !html.contains("http_log"), "{html}");
 }
+
+#[tokio::test]
+async fn the_events_page_lists_every_services_events_newest_first_without_payloads() {
+    let app = spawn(None).await;
+    for n in 0..3 {
+        let event = json!({
+            "id": format!("ev-list-{n}"), "type": "order.paid",
+            "service": {"external_id": format!("c-list-{n}"), "product": "demo-dns",
+                        "client": {"external_id": "lister", "name": "l", "email": "l@example.com"},
+                        "fields": {"zone": format!("list{n}.example.com")}},
+            "data": {"note": "payload-marker-should-not-show"}
+        });
+        app.engine.ingest().event(&event).await.unwrap();
+    }
+    let cookie = sign_in(&app, "rob").await;
+    let (status, html) = page(&app, &cookie, "/events").await;
+    assert_eq!(status, StatusCode::OK);
+    let (first, last) = (html.find("ev-list-2").unwrap(), html.find("ev-list-0").unwrap());
+    assert!(first < last, "newest first");
+    assert!(!html.contains("payload-marker-should-not-show"));
+    assert_eq!(page(&app, &cookie, "/events?before=nonsense").await.0, StatusCode::OK);
+    let (status, html) = page(&app, &cookie, "/reports/jobs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Jobs per day"));
+}

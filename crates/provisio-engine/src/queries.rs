@@ -203,6 +203,23 @@ impl Queries {
         Ok(self.engine.store().read(|conn| Box::pin(async move { jobs::count_by_state(conn).await })).await?)
     }
 
+    /// Every service's events, newest first, as summaries (no payloads):
+    /// at most `limit`, older than `before`.
+    pub async fn recent_events(&self, limit: i64, before: Option<i64>) -> Result<Vec<Value>, EngineError> {
+        let rows = self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { events::recent(conn, before, limit).await }))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, external_id, event_type, service_id, received_at)| {
+                json!({"id": id, "external_id": external_id, "type": event_type, "service_id": service_id,
+                       "received_at": received_at})
+            })
+            .collect())
+    }
+
     /// Jobs finished per hour in `[from, to)`: (hour, succeeded, failed).
     pub async fn jobs_per_hour(&self, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, EngineError> {
         Ok(self

@@ -67,3 +67,19 @@ pub async fn page_for_service(
 pub async fn for_service(conn: &mut Conn, service_id: i64) -> Result<Vec<Event>, StoreError> {
     all(conn, "SELECT * FROM events WHERE service_id = ? ORDER BY id", [service_id], Event::from_row)
 }
+
+/// A page of every service's events, newest first, as summaries (id,
+/// billing system's id, type, service, received at): payloads stay out.
+pub async fn recent(
+    conn: &mut Conn,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, String, String, i64, i64)>, StoreError> {
+    all(
+        conn,
+        "SELECT id, external_id, type, service_id, received_at FROM events
+         WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
+        rusqlite::params![before, limit],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+}

@@ -80,8 +80,23 @@ fn jobs_chart(hours: &[(String, i64, i64)]) -> maud::Markup {
     chart::stacked("Jobs per hour (UTC, last 24 hours)", "jobs", &series, &bars)
 }
 
+/// Jobs per day (the jobs report), succeeded and failed, over every
+/// blueprint and configuration.
+pub(crate) fn jobs_per_day_chart(report: &Report) -> maud::Markup {
+    let (day, ok, failed) = (column(report, "day"), column(report, "succeeded"), column(report, "failed"));
+    let mut days: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for row in &report.rows {
+        let entry = days.entry(row[day].as_str().unwrap_or_default().to_owned()).or_default();
+        entry.0 += number(&row[ok]);
+        entry.1 += number(&row[failed]);
+    }
+    let bars: Vec<Bar> = days.into_iter().map(|(label, (s, f))| Bar { label, parts: vec![s, f] }).collect();
+    let series = [Series { name: "succeeded", class: "good" }, Series { name: "failed", class: "bad" }];
+    chart::stacked("Jobs per day", "jobs", &series, &bars)
+}
+
 /// Time from paid to active per product, p50 and p95 (seconds).
-fn activation_chart(report: &Report) -> maud::Markup {
+pub(crate) fn activation_chart(report: &Report) -> maud::Markup {
     let (product, p50, p95) = (column(report, "product"), column(report, "p50_seconds"), column(report, "p95_seconds"));
     let bars: Vec<Bar> = report
         .rows

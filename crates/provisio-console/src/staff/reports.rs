@@ -65,6 +65,11 @@ pub async fn show(
             button type="submit" { "Show" }
             a.button href=(format!("/reports/{}.csv?days={days}", kind.name())) download { "Download CSV" }
         }
+        @match kind {
+            ReportKind::Jobs => (crate::staff::dashboard::jobs_per_day_chart(&report)),
+            ReportKind::Activation => (crate::staff::dashboard::activation_chart(&report)),
+            _ => {}
+        }
         (table(&report))
     };
     layout::respond(
@@ -95,4 +100,32 @@ pub async fn audit(
         @if more { @if let Some(last) = entries.get(49) { p { a href=(format!("/audit?before={}", last.id)) { "Older entries" } } } }
     };
     layout::respond(StatusCode::OK, layout::staff("Audit log", &session, body))
+}
+
+/// `GET /events[?before=ID]`: every service's events, newest first, 50 a
+/// page (payloads are on the API, a page at a time per service).
+pub async fn events(
+    State(console): State<Console>,
+    session: StaffSession,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let before = query.get("before").and_then(|b| b.parse::<i64>().ok());
+    let events = match console.engine.queries().recent_events(51, before).await {
+        Ok(events) => events,
+        Err(err) => return crate::failure(err),
+    };
+    let body = html! {
+        @if events.is_empty() { p.muted { "No events yet." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Event" } th scope="col" { "Type" } th scope="col" { "Service" } th scope="col" { "Received" } } }
+                tbody { @for e in events.iter().take(50) { tr {
+                    td { (cell(&e["external_id"])) } td { (cell(&e["type"])) }
+                    td { a href=(format!("/services/{}", e["service_id"])) { "#" (e["service_id"]) } }
+                    td { (e["received_at"].as_i64().map(when).unwrap_or_default()) }
+                } } }
+            } }
+            @if events.len() > 50 { @if let Some(last) = events.get(49) { p { a href=(format!("/events?before={}", last["id"])) { "Older events" } } } }
+        }
+    };
+    layout::respond(StatusCode::OK, layout::staff("Events", &session, body))
 }
