@@ -53,6 +53,10 @@ pub struct CallOptions {
     /// Accept TLS certificates that do not verify (for panels with
     /// self-signed certificates; set from a configuration's own flag).
     pub accept_invalid_certs: bool,
+    /// A CA (PEM) whose certificates HTTPS servers of this call may present,
+    /// instead of the system's roots (a panel with its own CA; set from a
+    /// configuration's `ca_cert_pem`). Verification stays on.
+    pub ca_cert_pem: Option<String>,
     /// Other configurations the provider may call (given by the engine).
     pub peers: Option<PeerAccess>,
     /// The owner mark of the service the call acts for (see
@@ -67,6 +71,7 @@ impl Default for CallOptions {
             idempotency_key: None,
             provision_data: Map::new(),
             accept_invalid_certs: false,
+            ca_cert_pem: None,
             peers: None,
             owner: None,
         }
@@ -94,7 +99,13 @@ impl Context {
         let deadline = Instant::now() + options.timeout;
         let log: HttpLog = Arc::new(Mutex::new(Vec::new()));
         Context {
-            http: HttpClient::new(redactor.clone(), log.clone(), deadline, options.accept_invalid_certs),
+            http: HttpClient::new(
+                redactor.clone(),
+                log.clone(),
+                deadline,
+                options.accept_invalid_certs,
+                options.ca_cert_pem.as_deref(),
+            ),
             log,
             deadline,
             idempotency_key: options.idempotency_key.clone(),

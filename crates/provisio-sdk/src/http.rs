@@ -126,6 +126,9 @@ impl HttpResponse {
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// Why no client could be built for this call (a CA that does not
+    /// parse): every send answers it, nothing is sent.
+    broken: Option<ProviderError>,
     redactor: Arc<Redactor>,
     log: HttpLog,
     deadline: Instant,
@@ -170,9 +173,50 @@ pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
     .clone()
 }
 
+/// A client that trusts only the CA in `pem` (kept per CA, so calls to one
+/// panel share a connection pool).
+fn client_trusting(pem: &str) -> Result<reqwest::Client, ProviderError> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CLIENTS: std::sync::OnceLock<Mutex<HashMap<String, reqwest::Client>>> = std::sync::OnceLock::new();
+    install_crypto_provider();
+    let cache = CLIENTS.get_or_init(Mutex::default);
+    if let Some(client) = cache.lock().expect("client cache lock").get(pem) {
+        return Ok(client.clone());
+    }
+    let tls = crate::tls::client_config(Some(pem))?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("provisio/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(ProviderError::internal)?;
+    let mut cache = cache.lock().expect("client cache lock");
+    // Configurations are few; a flood of distinct CAs must not grow this forever.
+    if cache.len() >= 64 {
+        cache.clear();
+    }
+    cache.insert(pem.to_owned(), client.clone());
+    Ok(client)
+}
+
 impl HttpClient {
-    pub(crate) fn new(redactor: Arc<Redactor>, log: HttpLog, deadline: Instant, accept_invalid_certs: bool) -> Self {
-        HttpClient { client: shared_client(accept_invalid_certs), redactor, log, deadline }
+    pub(crate) fn new(
+        redactor: Arc<Redactor>,
+        log: HttpLog,
+        deadline: Instant,
+        accept_invalid_certs: bool,
+        ca_cert_pem: Option<&str>,
+    ) -> Self {
+        let (client, broken) = match ca_cert_pem {
+            Some(pem) if !accept_invalid_certs => match client_trusting(pem) {
+                Ok(client) => (client, None),
+                Err(err) => (shared_client(false), Some(err)),
+            },
+            _ => (shared_client(accept_invalid_certs), None),
+        };
+        HttpClient { client, broken, redactor, log, deadline }
     }
 
     /// Starts a request; send it with [`HttpClient::send`].
@@ -187,6 +231,9 @@ impl HttpClient {
     /// timeout or a broken response after a non-idempotent request left is
     /// `outcome_unknown` (after an idempotent one, `transient`).
     pub async fn send(&self, request: RequestBuilder) -> Result<HttpResponse, ProviderError> {
+        if let Some(err) = &self.broken {
+            return Err(err.clone());
+        }
         let request = request.build().map_err(ProviderError::internal)?;
         let mut exchange = self.describe_request(&request);
         let idempotent =
@@ -359,4 +406,80 @@ fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
         ProviderError::outcome_unknown("The connection to the provider failed after the request was sent")
     };
     kind.with_debug("cause", detail)
+}
+
+#[cfg(test)]
+mod ca_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// An HTTPS server on loopback with a certificate for `localhost` signed
+    /// by a CA of its own; answers its address and the CA's PEM.
+    async fn https_server() -> (String, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut tls) = acceptor.accept(socket).await else { return };
+                    let mut buffer = [0u8; 4096];
+                    let _ = tls.read(&mut buffer).await;
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (format!("https://localhost:{port}/"), ca.pem())
+    }
+
+    fn client(ca: Option<&str>) -> (HttpClient, HttpLog) {
+        let log: HttpLog = Arc::default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        (HttpClient::new(Arc::new(Redactor::new(Vec::<String>::new())), log.clone(), deadline, false, ca), log)
+    }
+
+    #[tokio::test]
+    async fn a_server_with_its_own_ca_is_refused_until_that_ca_is_trusted() {
+        let (url, ca) = https_server().await;
+        let (strict, _) = client(None);
+        assert!(strict.send(strict.request(Method::GET, &url)).await.is_err(), "verification is on by default");
+        let (trusting, _) = client(Some(&ca));
+        let answer = trusting.send(trusting.request(Method::GET, &url)).await.unwrap();
+        assert_eq!(answer.status, 200);
+        // Another CA is not this one: still refused.
+        let (_, other_ca) = https_server().await;
+        let (wrong, _) = client(Some(&other_ca));
+        assert!(wrong.send(wrong.request(Method::GET, &url)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_ca_that_does_not_parse_sends_nothing() {
+        let (url, _) = https_server().await;
+        let (broken, log) = client(Some("not a certificate"));
+        let err = broken.send(broken.request(Method::GET, &url)).await.unwrap_err();
+        assert!(err.to_string().contains("ca_cert_pem"), "{err}");
+        assert!(log.lock().unwrap().is_empty(), "nothing was sent");
+    }
 }

@@ -204,12 +204,16 @@ fn unix_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// The options of one call: a configuration with a true
-/// `accept_invalid_certs` field (a panel with a self-signed certificate, a
-/// test ACME authority) gets an HTTP client that accepts such certificates.
+/// The options of one call: a configuration with a `ca_cert_pem` gets an
+/// HTTP client that trusts that CA (and only it); one with a true
+/// `accept_invalid_certs` field (a test ACME authority) gets one that
+/// accepts any certificate.
 fn options_for(config: &Value, options: &CallOptions) -> CallOptions {
     let mut options = options.clone();
     options.accept_invalid_certs |= config.get("accept_invalid_certs") == Some(&Value::Bool(true));
+    if let Some(pem) = config.get("ca_cert_pem").and_then(Value::as_str).filter(|p| !p.trim().is_empty()) {
+        options.ca_cert_pem = Some(pem.to_owned());
+    }
     options
 }
 
