@@ -33,9 +33,7 @@ pub struct ClientSession {
 impl ClientSession {
     /// Refuses a form without this session's CSRF token.
     fn check(&self, console: &Console, pairs: &[(String, String)]) -> Result<(), Refusal> {
-        let given = pairs.iter().find(|(name, _)| name == "_csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-        let vault = console.engine.vault();
-        if vault.digest(given) == vault.digest(&self.csrf) {
+        if crate::session::carries_token(console, pairs, &self.csrf) {
             Ok(())
         } else {
             Err(Refusal::new(StatusCode::FORBIDDEN, "This form has expired; reload the page and try again."))
@@ -156,7 +154,7 @@ pub async fn password(
     if let Err(refused) = client.check(&console, &pairs) {
         return refused.into_response();
     }
-    let given = pairs.iter().rev().find(|(k, _)| k == "password").map(|(_, v)| v.clone()).filter(|p| !p.is_empty());
+    let given = Some(crate::form::field(&pairs, "password").to_owned()).filter(|p| !p.is_empty());
     let change = match console.engine.actions().change_password(&client.principal, id, given).await {
         Ok(change) => change,
         Err(provisio_engine::EngineError::Invalid(violations)) => {

@@ -56,12 +56,12 @@ fn object_fields(root: &Value, node: &Value, prefix: &str, depth: usize) -> Vec<
     properties
         .iter()
         .map(|(name, property)| {
-            field(root, property, &format!("{prefix}/{name}"), name, required.contains(&name.as_str()), depth)
+            schema_field(root, property, &format!("{prefix}/{name}"), name, required.contains(&name.as_str()), depth)
         })
         .collect()
 }
 
-fn field(root: &Value, node: &Value, pointer: &str, name: &str, required: bool, depth: usize) -> Field {
+fn schema_field(root: &Value, node: &Value, pointer: &str, name: &str, required: bool, depth: usize) -> Field {
     let resolved = resolve(root, node);
     let help = node
         .get("description")
@@ -303,6 +303,11 @@ fn flatten<'a>(fields: &'a [Field], out: &mut Vec<&'a Field>) {
             out.push(field);
         }
     }
+}
+
+/// A submitted field's value (the last one sent under that name), or "".
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).unwrap_or_default()
 }
 
 /// Blanks (nulls) every secret field that holds a value, wherever it is

@@ -140,6 +140,23 @@ async fn same_origin_only(State(console): State<Console>, request: Request, next
     next.run(request).await
 }
 
+/// An engine refusal of the request's fields as sentences by JSON pointer,
+/// for a form to show beside its fields; `None` when it is about no field.
+pub(crate) fn field_messages(err: &provisio_engine::EngineError) -> Option<std::collections::BTreeMap<String, String>> {
+    use provisio_engine::EngineError;
+    let violations = match err {
+        EngineError::Invalid(violations) => violations.clone(),
+        EngineError::Taken(violation) => vec![violation.clone()],
+        _ => return None,
+    };
+    Some(
+        violations
+            .into_iter()
+            .map(|v| (v.path.clone(), format!("{} {}", v.path.trim_start_matches('/'), v.message)))
+            .collect(),
+    )
+}
+
 /// An engine error as a page: field errors are shown on their forms by the
 /// handlers; what reaches here is shown plainly, internals only in the log.
 fn failure(err: provisio_engine::EngineError) -> Response {

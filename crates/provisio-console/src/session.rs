@@ -77,10 +77,7 @@ impl StaffSession {
 
     /// Refuses a form without this session's CSRF token.
     pub fn check(&self, console: &Console, pairs: &[(String, String)]) -> Result<(), Refusal> {
-        let given = pairs.iter().find(|(name, _)| name == "_csrf").map(|(_, v)| v.as_str()).unwrap_or_default();
-        // Compared as digests, so the comparison's time says nothing.
-        let vault = console.engine.vault();
-        if vault.digest(given) == vault.digest(&self.csrf) {
+        if carries_token(console, pairs, &self.csrf) {
             Ok(())
         } else {
             Err(Refusal::new(
@@ -89,6 +86,13 @@ impl StaffSession {
             ))
         }
     }
+}
+
+/// Whether a form carries `expected` as its `_csrf` (compared as digests,
+/// so the comparison's time says nothing).
+pub(crate) fn carries_token(console: &Console, pairs: &[(String, String)], expected: &str) -> bool {
+    let vault = console.engine.vault();
+    vault.digest(crate::form::field(pairs, "_csrf")) == vault.digest(expected)
 }
 
 fn csrf_of(console: &Console, token: &str) -> String {
@@ -158,7 +162,7 @@ pub async fn login(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let field = |name: &str| crate::form::field(&pairs, name).to_owned();
     let username = field("username");
     let access = console.engine.access();
     if let Some(Extension(ConnectInfo(peer))) = peer

@@ -75,6 +75,22 @@ async fn page(app: &App, cookie: &str, path: &str) -> (StatusCode, String) {
     (response.status(), response.text().await.unwrap())
 }
 
+/// Waits (at most 20 s) until a service reaches `status`.
+async fn wait_for_status(app: &App, service: i64, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.engine.queries().service_detail(service).await.unwrap().service.status != status {
+        assert!(Instant::now() < deadline, "service {service} never became {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A new session of `client`, through its hand-off link: the cookie to send back.
+async fn client_cookie(app: &App, client: i64) -> String {
+    let code = app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code;
+    let response = browser().get(format!("{}/client/handoff?code={code}", app.address)).send().await.unwrap();
+    response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned()
+}
+
 fn csrf_in(html: &str) -> String {
     let at = html.find(r#"name="_csrf" value=""#).expect("a form with a CSRF token") + r#"name="_csrf" value=""#.len();
     html[at..at + 64].to_owned()
@@ -264,12 +280,8 @@ async fn a_client_sees_only_its_own_services_and_opens_the_panel_login() {
         });
         services.push(app.engine.ingest().event(&event).await.unwrap().service_id);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
     for id in &services {
-        while app.engine.queries().service_detail(*id).await.unwrap().service.status != "active" {
-            assert!(Instant::now() < deadline, "service {id} never became active");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_status(&app, *id, "active").await;
     }
     let alpha = app.engine.queries().service_detail(services[0]).await.unwrap().service.client_id;
     let opened = app.engine.access().open_client_session("test", alpha, &json!({})).await.unwrap();
@@ -381,22 +393,9 @@ async fn a_client_changes_its_password_only_with_its_own_form() {
         "data": {}
     });
     let service = app.engine.ingest().event(&event).await.unwrap().service_id;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app.engine.queries().service_detail(service).await.unwrap().service.status != "active" {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_status(&app, service, "active").await;
     let client = app.engine.queries().service_detail(service).await.unwrap().service.client_id;
-    let cookie_of = |code: String| {
-        let address = app.address.clone();
-        async move {
-            let response = browser().get(format!("{address}/client/handoff?code={code}")).send().await.unwrap();
-            response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned()
-        }
-    };
-    let cookie =
-        cookie_of(app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code)
-            .await;
+    let cookie = client_cookie(&app, client).await;
     let (_, html) = page(&app, &cookie, &format!("/client/services/{service}")).await;
     let csrf = csrf_in(&html);
     // Usage, live, as bars against limits.
@@ -413,9 +412,7 @@ async fn a_client_changes_its_password_only_with_its_own_form() {
     let path = format!("/client/services/{service}/password");
     assert_eq!(post(&app, &cookie, &path, &[("password", "")]).await.status(), StatusCode::FORBIDDEN);
     // Another session of the same client has its own token.
-    let other =
-        cookie_of(app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code)
-            .await;
+    let other = client_cookie(&app, client).await;
     assert_eq!(post(&app, &other, &path, &[("_csrf", &csrf)]).await.status(), StatusCode::FORBIDDEN);
     let response = post(&app, &cookie, &path, &[("_csrf", &csrf), ("password", "")]).await;
     let html = response.text().await.unwrap();
@@ -579,15 +576,9 @@ async fn a_client_whose_setup_failed_reads_why_in_words_meant_for_it() {
         "data": {}
     });
     let service = app.engine.ingest().event(&event).await.unwrap().service_id;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app.engine.queries().service_detail(service).await.unwrap().service.status != "failed" {
-        assert!(Instant::now() < deadline, "the setup never failed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_status(&app, service, "failed").await;
     let client = app.engine.queries().service_detail(service).await.unwrap().service.client_id;
-    let code = app.engine.access().open_client_session("test", client, &json!({})).await.unwrap().handoff_code;
-    let response = browser().get(format!("{}/client/handoff?code={code}", app.address)).send().await.unwrap();
-    let cookie = response.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = client_cookie(&app, client).await;
     let (status, html) = page(&app, &cookie, &format!("/client/services/{service}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Setting this service up did not work:"), "{html}");

@@ -327,7 +327,7 @@ fn row_of(input: &ConfigurationInput, blueprint: &str, provider: &str) -> config
 }
 
 /// Maps a UNIQUE violation to a conflict naming the field.
-fn unique(err: provisio_store::StoreError, path: &str, message: &str) -> EngineError {
+pub(crate) fn unique(err: provisio_store::StoreError, path: &str, message: &str) -> EngineError {
     if err.is_unique_violation() { EngineError::Taken(Violation::new(path, message)) } else { EngineError::Store(err) }
 }
 

@@ -236,13 +236,7 @@ impl Catalog {
                     let sealed = engine.vault().seal(&secret_aad(id), secret.as_bytes());
                     let source = sources::insert(conn, &input.name, input.kind.as_str(), &mapping, &sealed)
                         .await
-                        .map_err(|err| {
-                            if err.is_unique_violation() {
-                                EngineError::Taken(crate::Violation::new("/name", "is taken by another source"))
-                            } else {
-                                EngineError::Store(err)
-                            }
-                        })?;
+                        .map_err(|err| crate::catalog::unique(err, "/name", "is taken by another source"))?;
                     debug_assert_eq!(source.id, id);
                     audit::record(
                         conn,

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::catalog::decode;
-use crate::{Access, EngineError, Violation};
+use crate::{Access, EngineError};
 
 /// Prefix of staff session tokens.
 pub const STAFF_SESSION_PREFIX: &str = "pst_";
@@ -135,14 +135,9 @@ impl Access {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let user =
-                        staff::insert(conn, &input.username, &password_hash, input.scope).await.map_err(|err| {
-                            if err.is_unique_violation() {
-                                EngineError::Taken(Violation::new("/username", "is taken"))
-                            } else {
-                                EngineError::Store(err)
-                            }
-                        })?;
+                    let user = staff::insert(conn, &input.username, &password_hash, input.scope)
+                        .await
+                        .map_err(|err| crate::catalog::unique(err, "/username", "is taken"))?;
                     audit::record(
                         conn,
                         &actor,

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::catalog::decode;
-use crate::{Catalog, EngineError, Violation, Worker};
+use crate::{Catalog, EngineError, Worker};
 
 /// Deliveries sent at once by one process.
 const CONCURRENCY: usize = 16;
@@ -294,13 +294,9 @@ impl Catalog {
                         include_credentials: input.include_credentials,
                         allow_private: input.allow_private,
                     };
-                    let subscriber = webhooks::insert(conn, &new).await.map_err(|err| {
-                        if err.is_unique_violation() {
-                            EngineError::Taken(Violation::new("/name", "is taken by another subscriber"))
-                        } else {
-                            EngineError::Store(err)
-                        }
-                    })?;
+                    let subscriber = webhooks::insert(conn, &new)
+                        .await
+                        .map_err(|err| crate::catalog::unique(err, "/name", "is taken by another subscriber"))?;
                     audit::record(
                         conn,
                         &actor,

@@ -17,10 +17,6 @@ use crate::{Console, layout};
 
 type Pairs = Vec<(String, String)>;
 
-fn field<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_default()
-}
-
 /// `GET /access`.
 pub async fn page(State(console): State<Console>, session: StaffSession) -> Response {
     if let Err(refused) = session.require(Scope::Admin) {
@@ -94,17 +90,11 @@ async fn render(
     layout::respond(status, layout::staff("Staff access", session, body))
 }
 
-fn refused_by_field(err: &EngineError) -> Option<String> {
+/// What a refused change says on the page.
+fn refusal_text(err: &EngineError) -> Option<String> {
     match err {
-        EngineError::Invalid(v) => Some(
-            v.iter()
-                .map(|v| format!("{} {}", v.path.trim_start_matches('/'), v.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        EngineError::Taken(v) => Some(format!("{} {}", v.path.trim_start_matches('/'), v.message)),
         EngineError::Conflict(detail) => Some(detail.clone()),
-        _ => None,
+        other => crate::field_messages(other).map(|m| m.into_values().collect::<Vec<_>>().join("; ")),
     }
 }
 
@@ -112,7 +102,7 @@ async fn after(console: &Console, session: &StaffSession, result: Result<Option<
     match result {
         Ok(None) => Redirect::to("/access").into_response(),
         Ok(Some(shown_once)) => render(console, session, Some((true, shown_once)), StatusCode::OK).await,
-        Err(err) => match refused_by_field(&err) {
+        Err(err) => match refusal_text(&err) {
             Some(text) => render(console, session, Some((false, text)), StatusCode::UNPROCESSABLE_ENTITY).await,
             None => crate::failure(err),
         },
@@ -124,9 +114,10 @@ pub async fn add_user(State(console): State<Console>, session: StaffSession, For
     if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Admin)) {
         return refused.into_response();
     }
-    let mut body = json!({"username": field(&pairs, "username"), "scope": field(&pairs, "scope")});
-    if !field(&pairs, "password").is_empty() {
-        body["password"] = Value::from(field(&pairs, "password"));
+    let mut body =
+        json!({"username": crate::form::field(&pairs, "username"), "scope": crate::form::field(&pairs, "scope")});
+    if !crate::form::field(&pairs, "password").is_empty() {
+        body["password"] = Value::from(crate::form::field(&pairs, "password"));
     }
     let result = console.engine.access().create_staff_user(&session.actor(), &body).await.map(|made| {
         made.generated_password
@@ -145,7 +136,7 @@ pub async fn switch_user(
     if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Admin)) {
         return refused.into_response();
     }
-    let body = json!({"disabled": field(&pairs, "disabled") == "true"});
+    let body = json!({"disabled": crate::form::field(&pairs, "disabled") == "true"});
     let result = console.engine.access().update_staff_user(&session.actor(), id, &body).await.map(|_| None);
     after(&console, &session, result).await
 }
@@ -155,7 +146,7 @@ pub async fn make_token(State(console): State<Console>, session: StaffSession, F
     if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Admin)) {
         return refused.into_response();
     }
-    let body = json!({"name": field(&pairs, "name"), "scope": field(&pairs, "scope")});
+    let body = json!({"name": crate::form::field(&pairs, "name"), "scope": crate::form::field(&pairs, "scope")});
     let result = console
         .engine
         .access()

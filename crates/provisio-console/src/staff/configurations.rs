@@ -10,7 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use provisio_engine::EngineError;
 use provisio_engine::catalog::ConfigurationRecord;
 use provisio_sdk::ProviderEntry;
 use provisio_store::models::Scope;
@@ -213,23 +212,8 @@ fn read_body(entry: &ProviderEntry, pairs: &Pairs) -> Result<Value, (Value, BTre
     if errors.is_empty() { Ok(body) } else { Err((body, errors)) }
 }
 
-/// Engine field errors by pointer, for the form.
-fn field_errors(err: &EngineError) -> Option<BTreeMap<String, String>> {
-    let violations = match err {
-        EngineError::Invalid(violations) => violations.clone(),
-        EngineError::Taken(violation) => vec![violation.clone()],
-        _ => return None,
-    };
-    Some(
-        violations
-            .into_iter()
-            .map(|v| (v.path.clone(), format!("{} {}", v.path.trim_start_matches('/'), v.message)))
-            .collect(),
-    )
-}
-
 fn provider_of<'a>(console: &'a Console, pairs: &Pairs) -> Result<&'a ProviderEntry, Refusal> {
-    let address = pairs.iter().find(|(k, _)| k == "provider").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let address = form::field(pairs, "provider");
     console
         .engine
         .registry()
@@ -255,7 +239,7 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
     };
     match console.engine.catalog().create_configuration(&session.actor(), &body).await {
         Ok(record) => Redirect::to(&format!("/configurations/{}", record.configuration.id)).into_response(),
-        Err(err) => match field_errors(&err) {
+        Err(err) => match crate::field_messages(&err) {
             Some(errors) => editor(
                 &session,
                 entry,
@@ -315,7 +299,7 @@ pub async fn update(
     };
     match console.engine.catalog().update_configuration(&session.actor(), id, &body).await {
         Ok(_) => Redirect::to(&format!("/configurations/{id}")).into_response(),
-        Err(err) => match field_errors(&err) {
+        Err(err) => match crate::field_messages(&err) {
             Some(errors) => {
                 let shown = without_secrets(entry, body);
                 editor(&session, entry, Some(&record), Some(&shown), &errors, StatusCode::UNPROCESSABLE_ENTITY)

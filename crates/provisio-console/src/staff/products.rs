@@ -10,7 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use provisio_engine::EngineError;
 use provisio_engine::catalog::Strategy;
 use provisio_engine::rules;
 use provisio_sdk::{BlueprintDescriptor, FunctionKind};
@@ -71,7 +70,7 @@ pub async fn new(
         };
         return layout::respond(StatusCode::OK, layout::staff("Add a product", &session, body));
     };
-    editor(&console, &session, blueprint, None, None, &[], StatusCode::OK).await
+    editor(&console, &session, blueprint, None, None, &BTreeMap::new(), StatusCode::OK).await
 }
 
 /// What the form shows: a stored product or what was submitted.
@@ -110,8 +109,7 @@ impl Shown {
     }
 
     fn submitted(pairs: &Pairs) -> Shown {
-        let field =
-            |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        let field = |name: &str| crate::form::field(pairs, name).to_owned();
         Shown {
             slug: field("slug"),
             name: field("name"),
@@ -135,24 +133,24 @@ fn pretty(value: &Value) -> String {
 }
 
 /// A JSON text area's value (empty: `empty`), or the error by field.
-fn json_field(text: &str, pointer: &str, empty: Value, errors: &mut Vec<(String, String)>) -> Value {
+fn json_field(text: &str, pointer: &str, empty: Value, errors: &mut BTreeMap<String, String>) -> Value {
     if text.trim().is_empty() {
         return empty;
     }
     serde_json::from_str(text).unwrap_or_else(|err| {
-        errors.push((pointer.to_owned(), format!("{} is not valid JSON: {err}", pointer.trim_start_matches('/'))));
+        errors.insert(pointer.to_owned(), format!("{} is not valid JSON: {err}", pointer.trim_start_matches('/')));
         empty
     })
 }
 
 /// The request body of a submitted form.
-fn read_body(blueprint: &BlueprintDescriptor, shown: &Shown) -> Result<Value, Vec<(String, String)>> {
-    let mut errors = Vec::new();
+fn read_body(blueprint: &BlueprintDescriptor, shown: &Shown) -> Result<Value, BTreeMap<String, String>> {
+    let mut errors = BTreeMap::new();
     let deployment = if shown.deployment == "static" {
         match shown.configuration_id.parse::<i64>() {
             Ok(id) => json!({"type": "static", "configuration_id": id}),
             Err(_) => {
-                errors.push(("/deployment/configuration_id".into(), "choose the configuration".into()));
+                errors.insert("/deployment/configuration_id".into(), "choose the configuration".into());
                 Value::Null
             }
         }
@@ -185,7 +183,7 @@ async fn editor(
     blueprint: &'static BlueprintDescriptor,
     stored: Option<&Product>,
     submitted: Option<Shown>,
-    errors: &[(String, String)],
+    errors: &BTreeMap<String, String>,
     status: StatusCode,
 ) -> Response {
     let configurations = match console.engine.queries().configurations(Some(blueprint.id.to_owned())).await {
@@ -301,27 +299,12 @@ fn area_field(name: &str, label: &str, value: &str, example: &str, error: Option
     }
 }
 
-fn engine_errors(err: &EngineError) -> Option<Vec<(String, String)>> {
-    match err {
-        EngineError::Invalid(violations) => Some(
-            violations
-                .iter()
-                .map(|v| (v.path.clone(), format!("{} {}", v.path.trim_start_matches('/'), v.message)))
-                .collect(),
-        ),
-        EngineError::Taken(v) => {
-            Some(vec![(v.path.clone(), format!("{} {}", v.path.trim_start_matches('/'), v.message))])
-        }
-        _ => None,
-    }
-}
-
 /// `POST /products`.
 pub async fn create(State(console): State<Console>, session: StaffSession, Form(pairs): Form<Pairs>) -> Response {
     if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Admin)) {
         return refused.into_response();
     }
-    let blueprint_id = pairs.iter().find(|(k, _)| k == "blueprint").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let blueprint_id = crate::form::field(&pairs, "blueprint");
     let Ok(blueprint) = console.engine.registry().blueprint(blueprint_id) else {
         return layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, "Choose a blueprint.");
     };
@@ -335,7 +318,7 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
     };
     match console.engine.catalog().create_product(&session.actor(), &body).await {
         Ok(product) => Redirect::to(&format!("/products/{}", product.slug)).into_response(),
-        Err(err) => match engine_errors(&err) {
+        Err(err) => match crate::field_messages(&err) {
             Some(errors) => {
                 editor(&console, &session, blueprint, None, Some(shown), &errors, StatusCode::UNPROCESSABLE_ENTITY)
                     .await
@@ -367,7 +350,7 @@ pub async fn show(State(console): State<Console>, session: StaffSession, Path(ke
         };
         return layout::respond(StatusCode::OK, layout::staff(&product.name, &session, body));
     }
-    editor(&console, &session, blueprint, Some(&product), None, &[], StatusCode::OK).await
+    editor(&console, &session, blueprint, Some(&product), None, &BTreeMap::new(), StatusCode::OK).await
 }
 
 /// `POST /products/{slug}`.
@@ -408,7 +391,7 @@ pub async fn update(
     body["setup_function"] = body.get("setup_function").cloned().unwrap_or(Value::Null);
     match console.engine.catalog().update_product(&session.actor(), &key, &body).await {
         Ok(product) => Redirect::to(&format!("/products/{}", product.slug)).into_response(),
-        Err(err) => match engine_errors(&err) {
+        Err(err) => match crate::field_messages(&err) {
             Some(errors) => {
                 editor(
                     &console,

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use provisio_engine::EngineError;
 use provisio_engine::webhooks::WebhookEvent;
 use provisio_store::models::Scope;
 use serde_json::{Value, json};
@@ -77,7 +76,7 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
     if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Admin)) {
         return refused.into_response();
     }
-    let field = |name: &str| pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let field = |name: &str| crate::form::field(&pairs, name).to_owned();
     let events: Vec<Value> = pairs
         .iter()
         .filter(|(k, _)| k == "event_types")
@@ -94,24 +93,13 @@ pub async fn create(State(console): State<Console>, session: StaffSession, Form(
             let text = format!("{} was added. Its signing secret, shown this once: {secret}", made.subscriber.name);
             render(&console, &session, Some((true, text)), StatusCode::OK).await
         }
-        Err(EngineError::Invalid(violations)) => {
-            let text = violations
-                .iter()
-                .map(|v| format!("{} {}", v.path.trim_start_matches('/'), v.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            render(&console, &session, Some((false, text)), StatusCode::UNPROCESSABLE_ENTITY).await
-        }
-        Err(EngineError::Taken(v)) => {
-            render(
-                &console,
-                &session,
-                Some((false, format!("{} {}", v.path.trim_start_matches('/'), v.message))),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(err) => crate::failure(err),
+        Err(err) => match crate::field_messages(&err) {
+            Some(messages) => {
+                let text = messages.into_values().collect::<Vec<_>>().join("; ");
+                render(&console, &session, Some((false, text)), StatusCode::UNPROCESSABLE_ENTITY).await
+            }
+            None => crate::failure(err),
+        },
     }
 }
 

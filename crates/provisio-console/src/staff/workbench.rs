@@ -64,7 +64,7 @@ pub async fn run(
     if let Err(refused) = session.check(&console, &pairs).and_then(|()| session.require(Scope::Admin)) {
         return refused.into_response();
     }
-    let mut choice = Choice::of(|k| pairs.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
+    let mut choice = Choice::of(|k| Some(crate::form::field(&pairs, k).to_owned()));
     let entry = console.engine.registry().provider(&choice.provider).ok();
     let parse = |text: &str, path: &str| -> Result<Value, EngineError> {
         if text.trim().is_empty() {
