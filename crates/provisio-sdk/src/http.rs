@@ -396,9 +396,30 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether a TLS check (the certificate, the host name) failed somewhere
+/// in the error's chain.
+fn is_tls_failure(err: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = next {
+        if error.downcast_ref::<rustls::Error>().is_some()
+            || error.downcast_ref::<std::io::Error>().is_some_and(crate::tls::is_tls_failure)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
 fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
     let detail = error_chain(err);
-    let kind = if err.is_connect() || err.is_builder() {
+    let kind = if is_tls_failure(err) {
+        // An untrusted or mismatched certificate is a setting to fix:
+        // retrying cannot help, and nothing was sent.
+        ProviderError::provider(
+            "TLS to the provider failed: its certificate is not trusted or names another host (see ca_cert_pem)",
+        )
+    } else if err.is_connect() || err.is_builder() {
         ProviderError::transient("The provider could not be reached; try again later")
     } else if idempotent {
         ProviderError::transient("The connection to the provider failed; try again later")
@@ -464,7 +485,9 @@ mod ca_tests {
     async fn a_server_with_its_own_ca_is_refused_until_that_ca_is_trusted() {
         let (url, ca) = https_server().await;
         let (strict, _) = client(None);
-        assert!(strict.send(strict.request(Method::GET, &url)).await.is_err(), "verification is on by default");
+        let refused = strict.send(strict.request(Method::GET, &url)).await.expect_err("verification is on by default");
+        // A setting to fix, not a fault to retry.
+        assert_eq!(refused.kind(), crate::ErrorKind::ProviderError, "{refused:?}");
         let (trusting, _) = client(Some(&ca));
         let answer = trusting.send(trusting.request(Method::GET, &url)).await.unwrap();
         assert_eq!(answer.status, 200);

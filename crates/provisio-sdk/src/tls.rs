@@ -71,7 +71,11 @@ pub fn is_tls_failure(err: &std::io::Error) -> bool {
         if inner.downcast_ref::<rustls::Error>().is_some() {
             return true;
         }
-        source = inner.source();
+        // An I/O error's `source` skips the error it wraps: look inside.
+        source = match inner.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|e| e as _),
+            None => inner.source(),
+        };
     }
     false
 }

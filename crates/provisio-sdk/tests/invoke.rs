@@ -49,7 +49,12 @@ impl Provider for Careless {
 impl SharedHosting for Careless {
     async fn create(&self, cx: &Context, params: CreateParams) -> Result<AccountInfo, ProviderError> {
         let token = &self.config.token;
-        let url = format!("{}/accounts?api_key={}&user={}", self.config.endpoint, token, params.username);
+        let url = format!(
+            "{}/accounts?api_key={}&user={}",
+            self.config.endpoint,
+            token,
+            params.username.as_ref().map(|u| u.as_str()).unwrap_or_default()
+        );
         let request =
             cx.http().request(Method::POST, &url).bearer_auth(token).header("X-Custom", format!("key={token}")).json(
                 &json!({"username": params.username, "password": params.password, "note": format!("token {token}")}),

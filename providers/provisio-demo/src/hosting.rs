@@ -3,7 +3,7 @@
 use chrono::Utc;
 use provisio_sdk::blueprints::shared_hosting::*;
 use provisio_sdk::blueprints::{State, Units};
-use provisio_sdk::formats::{IpAddress, Url};
+use provisio_sdk::formats::{DomainName, IpAddress, Url, Username};
 use provisio_sdk::{Context, Empty, ProviderError, UserMessage};
 use serde_json::{Value, json};
 
@@ -30,12 +30,29 @@ fn disk_limit(package: &str) -> Option<f64> {
     }
 }
 
+/// The first candidate username that is free, or that an account for the
+/// same domain holds (a retried create finds its own account).
+async fn free_username(demo: &crate::Demo, domain: &DomainName) -> Result<Username, ProviderError> {
+    for candidate in username_candidates(domain, 8) {
+        match demo.state.get(candidate.as_str()).await? {
+            None => return Ok(candidate),
+            Some(existing) if existing.data["domain"] == json!(domain) => return Ok(candidate),
+            Some(_) => {}
+        }
+    }
+    Err(ProviderError::conflict(UserMessage::new(format!("No free username for {domain} on this server; give one"))))
+}
+
 impl SharedHosting for DemoHosting {
     async fn create(&self, cx: &Context, params: CreateParams) -> Result<AccountInfo, ProviderError> {
         let demo = &self.0;
         demo.around(cx, Effect::Changes, async {
             demo.check_package(&params.package_name)?;
-            let username = params.username.as_str();
+            let username = match &params.username {
+                Some(username) => username.clone(),
+                None => free_username(demo, &params.domain).await?,
+            };
+            let username = username.as_str();
             if demo.state.field_taken("domain", params.domain.as_str(), username).await? {
                 return Err(ProviderError::conflict(UserMessage::new(format!(
                     "Domain {} is already hosted by another account on this server",
@@ -43,7 +60,7 @@ impl SharedHosting for DemoHosting {
                 ))));
             }
             let account = AccountInfo {
-                username: params.username.clone(),
+                username: Username::parse(username).expect("a valid username"),
                 domain: params.domain.clone(),
                 package_name: params.package_name.clone(),
                 email: params.email.clone(),
@@ -132,8 +149,8 @@ impl SharedHosting for DemoHosting {
                 disk_mb: Units { used: round(disk), limit: disk_limit(&package) },
                 bandwidth_mb: Units { used: round(minutes * 2.0 + fastrand::f64() * 3.0), limit: None },
                 inodes: Units { used: (120.0 + minutes).floor(), limit: Some(250_000.0) },
-                mailboxes: Units { used: 1.0, limit: Some(100.0) },
-                databases: Units { used: 1.0, limit: Some(10.0) },
+                mailboxes: Some(Units { used: 1.0, limit: Some(100.0) }),
+                databases: Some(Units { used: 1.0, limit: Some(10.0) }),
             })
         })
         .await

@@ -19,8 +19,11 @@ use crate::formats::{DomainName, Email, IpAddress, Password, Url, Username};
 pub struct CreateParams {
     /// The account's main domain.
     pub domain: DomainName,
-    /// The account username (the service identifier).
-    pub username: Username,
+    /// The account username (the service identifier). When absent the
+    /// provider makes one from the domain ([`username_candidates`]) and
+    /// answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<Username>,
     /// The hosting package (plan) on the server.
     #[schemars(length(min = 1, max = 64))]
     pub package_name: String,
@@ -32,6 +35,33 @@ pub struct CreateParams {
     /// The customer's name, for the panel's records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_name: Option<String>,
+}
+
+/// The usernames a provider tries, in order, for an account on `domain`
+/// when none is given: the domain's first label reduced to letters and
+/// digits (a leading digit or a leading `test`, which panels refuse,
+/// dropped), cut to `max_len`; then that cut one shorter with a digit 1-9.
+///
+/// The order is fixed, so a retried create tries the same names and finds
+/// the account its earlier attempt made (adopted by its owner mark) instead
+/// of making a second one.
+pub fn username_candidates(domain: &DomainName, max_len: usize) -> Vec<Username> {
+    let max_len = max_len.clamp(2, 16);
+    let label = domain.as_str().split('.').next().unwrap_or_default();
+    let mut base: String = label.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+    base = base.trim_start_matches(|c: char| c.is_ascii_digit()).to_owned();
+    if let Some(rest) = base.strip_prefix("test") {
+        base = rest.to_owned();
+    }
+    if base.is_empty() {
+        base = "site".into();
+    }
+    base.truncate(max_len);
+    let stem: String = base.chars().take(max_len - 1).collect();
+    std::iter::once(base)
+        .chain((1..=9).map(|n| format!("{stem}{n}")))
+        .filter_map(|name| Username::parse(&name).ok())
+        .collect()
 }
 
 /// Names an account.
@@ -62,6 +92,20 @@ pub struct GetLoginUrlParams {
     /// The address the client will log in from, for panels that bind sessions to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<IpAddress>,
+    /// Where the link leads: the control panel (the default) or webmail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<LoginArea>,
+}
+
+/// The part of a panel a sign-on link opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginArea {
+    /// The account's control panel.
+    #[default]
+    ControlPanel,
+    /// The account's webmail.
+    Webmail,
 }
 
 /// Params of `change_password`.
@@ -134,10 +178,12 @@ pub struct AccountUsage {
     pub bandwidth_mb: Units,
     /// Files and folders.
     pub inodes: Units,
-    /// Mailboxes.
-    pub mailboxes: Units,
-    /// Databases.
-    pub databases: Units,
+    /// Mailboxes; absent when the panel does not count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailboxes: Option<Units>,
+    /// Databases; absent when the panel does not count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Units>,
 }
 
 crate::blueprint! {
@@ -151,8 +197,9 @@ crate::blueprint! {
         password: change_password,
     }
     required {
-        /// Creates the account. An identical existing account is adopted (ok);
-        /// a different account with the same username answers `conflict`.
+        /// Creates the account (its username made from the domain when not
+        /// given). An identical existing account is adopted (ok); a different
+        /// account with the same username answers `conflict`.
         fn create(CreateParams) -> AccountInfo { kind: Lifecycle, callers: [Staff], statuses: [Pending, Provisioning, Failed] }
         /// Reads the account; `not_found` if it does not exist.
         fn get_info(AccountRef) -> AccountInfo { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended, Provisioning, Failed] }
@@ -172,5 +219,27 @@ crate::blueprint! {
         fn get_login_url(GetLoginUrlParams) -> LoginUrl { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
         /// Sets a new account password.
         fn change_password(ChangePasswordParams) -> Empty { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(domain: &str, max_len: usize) -> Vec<String> {
+        let domain = DomainName::parse(domain).unwrap();
+        username_candidates(&domain, max_len).into_iter().map(|u| u.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn usernames_come_from_the_domain_in_a_fixed_order() {
+        let found = names("my-shop.example.com", 8);
+        assert_eq!(found.len(), 10);
+        assert_eq!(&found[..3], ["myshop", "myshop1", "myshop2"]);
+        assert_eq!(&names("averyverylongname.com", 8)[..2], ["averyver", "averyve1"]);
+        assert_eq!(names("123test-site.org", 8)[0], "site");
+        assert_eq!(names("42.net", 8)[0], "site");
+        assert_eq!(names("xn--bcher-kva.de", 8)[0], "xnbcherk");
+        assert_eq!(names("my-shop.example.com", 8), names("my-shop.example.com", 8));
     }
 }

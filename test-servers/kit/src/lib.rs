@@ -1,0 +1,140 @@
+//! What the vendor test servers (`provisio-whm-test-server`,
+//! `provisio-plesk-test-server`) share: a CA and a server certificate made
+//! at start-up, serving an axum router over HTTPS (or plain HTTP, as panels
+//! also offer), and random credentials.
+//!
+//! Real panels usually present self-signed certificates, so a client must
+//! either trust the panel's CA or opt out of verification; a test server
+//! with a fresh CA of its own lets tests prove both.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// A CA made for one server run, and the server's certificate signed by it
+/// (for `localhost`, `127.0.0.1` and `::1`, plus any extra names).
+pub struct Tls {
+    /// The CA certificate, PEM: what a client trusts to verify the server.
+    pub ca_pem: String,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// A fresh CA and a certificate for the loopback names and `extra_names`.
+    pub fn generate(extra_names: &[String]) -> Tls {
+        let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Provisio test server CA");
+        let ca = ca_params.self_signed(&ca_key).expect("the CA signs itself");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        names.extend(extra_names.iter().cloned());
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let leaf =
+            rcgen::CertificateParams::new(names).expect("server params").signed_by(&key, &issuer).expect("signed");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone(), ca.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("the certificate matches its key");
+        Tls { ca_pem: ca.pem(), config: Arc::new(config) }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// The CA to trust (HTTPS only).
+    pub ca_pem: Option<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The base URL, e.g. `https://127.0.0.1:2087`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `router` on `listener` until dropped: HTTPS with `tls`, plain HTTP
+/// without. Each connection runs on its own task; a client that hangs up
+/// mid-request ends only its own connection.
+pub fn serve(listener: TcpListener, router: Router, tls: Option<Tls>) -> Running {
+    let addr = listener.local_addr().expect("a bound listener");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((socket, peer)) = listener.accept().await else { continue };
+            let (router, acceptor) = (router.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                match acceptor {
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(socket));
+                        if let Ok(Ok(stream)) = handshake.await {
+                            connection(TokioIo::new(stream), peer, router).await;
+                        }
+                    }
+                    None => connection(TokioIo::new(socket), peer, router).await,
+                }
+            });
+        }
+    });
+    Running { addr, scheme, ca_pem, task }
+}
+
+async fn connection<I>(io: I, peer: SocketAddr, router: Router)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let router = router.clone();
+        async move { router.oneshot(request.map(Body::new)).await }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10))
+        .serve_connection(io, service)
+        .await;
+}
+
+/// A random credential: `len` letters and digits.
+pub fn random_secret(len: usize) -> String {
+    std::iter::repeat_with(fastrand::alphanumeric).take(len).collect()
+}
+
+/// Random decimal digits (session ids, security tokens).
+pub fn random_digits(len: usize) -> String {
+    std::iter::repeat_with(|| fastrand::digit(10)).take(len).collect()
+}
