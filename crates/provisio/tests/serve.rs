@@ -503,6 +503,118 @@ async fn billing_events_drive_a_real_powerdns_zone() {
     assert!(!logs.contains(&key), "the API key is in no log line");
 }
 
+/// Through `provisio serve`, a cPanel product on the WHM test server (over
+/// HTTPS, trusted through its CA): order paid makes the account with the
+/// package asked for and a username made from the domain; overdue suspends
+/// it there; upgraded changes its package; the sign-on link works once;
+/// cancelled removes it. A second order whose `createacct` outlives the call
+/// deadline is `outcome_unknown`, reconciled with `accountsummary`: one
+/// account, never two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
+    provisio_sdk::http::install_crypto_provider();
+    let whm = provisio_whm_test_server::Whm::new(provisio_whm_test_server::Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let panel =
+        provisio_test_server_kit::serve(listener, whm.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
+    let token = whm.options().root_token.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "1"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+
+    let (status, configuration) = post(
+        "/configurations",
+        json!({"name": "whm-1", "provider": "shared-hosting/cpanel",
+               "values": {"api_url": panel.url(), "username": "root", "api_token": token, "ca_cert_pem": panel.ca_pem}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{configuration}");
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "cpanel-basic", "name": "cPanel Basic", "blueprint": "shared-hosting",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]},
+               "provision_fields": {"package_name": "basic"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+
+    let domain = format!("shop{}.example.com", provisio_conformance::unique(5));
+    let client_facts = json!({"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"});
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "cp1", "type": "order.paid", "service": {"external_id": "cp-1", "product": "cpanel-basic",
+               "client": client_facts, "fields": {"domain": domain}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let event =
+        |id: &str, kind: &str, data: Value| json!({"id": id, "type": kind, "service": {"id": service}, "data": data});
+    let wait_for = |check: fn(&Value) -> bool| wait_for_service(&client, &base, service, check);
+    let detail = wait_for(|d| d["service"]["status"] == "active").await;
+    let username = detail["service"]["identifier"].as_str().unwrap().to_owned();
+    assert!(domain.starts_with(&username), "{username} is made from {domain}");
+    let account = |whm: &provisio_whm_test_server::Whm, user: &str| whm.accounts().into_iter().find(|a| a.0 == user);
+    let made = account(&whm, &username).expect("the account exists on the panel");
+    assert_eq!((made.1.as_str(), made.3), ("basic", false));
+    assert!(made.4.starts_with("ann+prv-") && made.4.ends_with("@example.com"), "the mark rides in {}", made.4);
+
+    post("/events", event("cp2", "contract.overdue", json!({}))).await;
+    wait_for(|d| d["service"]["status"] == "suspended").await;
+    assert!(account(&whm, &username).unwrap().3, "suspended on the panel");
+    post("/events", event("cp3", "contract.upgraded", json!({"package_name": "standard"}))).await;
+    wait_for(|d| d["service"]["provision_data"]["package_name"] == "standard").await;
+    assert_eq!(account(&whm, &username).unwrap().1, "standard");
+    post("/events", event("cp4", "contract.unsuspended", json!({}))).await;
+    wait_for(|d| d["service"]["status"] == "active").await;
+
+    // Single sign-on: the link opens the panel once.
+    let (status, login) = post(&format!("/services/{service}/actions/get_login_url"), json!({})).await;
+    assert_eq!(status, 200, "{login}");
+    let url = login["envelope"]["data"]["login_url"].as_str().expect("a login URL").to_owned();
+    let tls = provisio_sdk::tls::client_config(panel.ca_pem.as_deref()).unwrap();
+    let browser = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(browser.get(&url).send().await.unwrap().status(), 302);
+    assert_eq!(browser.get(&url).send().await.unwrap().status(), 401, "the link works once");
+
+    post("/events", event("cp5", "contract.cancelled", json!({}))).await;
+    wait_for(|d| d["service"]["status"] == "terminated").await;
+    assert!(account(&whm, &username).is_none(), "gone from the panel");
+
+    // createacct outlives the 1 s call deadline: outcome_unknown, then
+    // reconciled by accountsummary on the retry; one account.
+    whm.set_create_delay(Duration::from_secs(3));
+    let slow_name = format!("slow{}", provisio_conformance::unique(4));
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "cp6", "type": "order.paid", "service": {"external_id": "cp-2", "product": "cpanel-basic",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": format!("{slow_name}.example.com"), "username": slow_name}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let slow = accepted["service_id"].as_i64().unwrap();
+    let detail = wait_for_service(&client, &base, slow, |d| d["service"]["status"] == "active").await;
+    let job = detail["jobs"].as_array().unwrap().iter().find(|j| j["function"] == "create").unwrap().clone();
+    let (_, job) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{}", job["id"]), None).await;
+    let attempts = job["attempts"].as_array().map(Vec::len).unwrap_or_default();
+    assert!(attempts >= 2, "the first attempt's outcome was unknown: {job:#}");
+    assert!(job.to_string().contains("outcome_unknown"), "{job:#}");
+    assert!(job.to_string().contains("Adopted"), "reconciled, not created again: {job:#}");
+    assert_eq!(whm.accounts().iter().filter(|a| a.0 == slow_name).count(), 1);
+
+    let logs = server.output(false);
+    assert!(!logs.contains(&token), "the API token is in no log line");
+}
+
 /// Through `provisio serve`: an `order.paid` event for a certificate product
 /// runs `ssl-certificates/acme`, which writes its DNS-01 records through the
 /// PowerDNS configuration the engine manages (one provider using another by

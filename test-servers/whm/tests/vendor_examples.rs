@@ -255,7 +255,8 @@ async fn failures_are_http_200_with_cpanels_own_texts() {
         "{reason}"
     );
     c.call("createacct", &[("username", "shopping1"), ("domain", "shop.example"), ("plan", "basic")]).await;
-    let twice = c.call("createacct", &[("username", "shopping1"), ("domain", "shop2.example"), ("plan", "basic")]).await;
+    let twice =
+        c.call("createacct", &[("username", "shopping1"), ("domain", "shop2.example"), ("plan", "basic")]).await;
     let reason = twice["metadata"]["reason"].as_str().unwrap();
     assert!(
         reason.starts_with("(XID ") && reason.ends_with("This system already has an account named “shopping1”."),
