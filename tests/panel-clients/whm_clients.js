@@ -62,7 +62,8 @@ async function lifecycle(call, name, domain) {
     check(ok(r) && r.data.version.startsWith('11.'), 'version', r);
     r = await call('listpkgs');
     const names = (r.data?.pkg ?? []).map((p) => p.name);
-    check(ok(r) && names.includes('basic') && names.includes('standard'), 'listpkgs offers basic and standard', r);
+    check(ok(r) && names.includes('basic') && names.includes('standard'), 'listpkgs offers basic and standard',
+        { packageNames: names, metadata: r.metadata });
     r = await call('verify_new_username', { user: name });
     check(ok(r), `verify_new_username ${name} is free`, r);
 
@@ -137,7 +138,7 @@ async function cpanelRestApi() {
             const out = await w.api({ action, params });
             return out.metadata ? out : { data: out, metadata: { result: 1 }, dataOnly: true };
         } catch (err) {
-            if (err.response) throw err; // an HTTP error, not an API 1 answer
+            if (err.config) throw err; // axios's own error (TLS, HTTP status): not an API 1 answer
             return { data: err.data, metadata: { result: 0, reason: err.message } };
         }
     };

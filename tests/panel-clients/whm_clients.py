@@ -84,7 +84,8 @@ def lifecycle(call, name, domain):
     check(ok(r) and r["data"]["version"].startswith("11."), "version", r)
     r = call("listpkgs")
     names = [p.get("name") for p in (r.get("data") or {}).get("pkg", [])]
-    check(ok(r) and {"basic", "standard"} <= set(names), "listpkgs offers basic and standard", r)
+    check(ok(r) and {"basic", "standard"} <= set(names), "listpkgs offers basic and standard",
+          {"package names": names, "metadata": r.get("metadata")})
     r = call("verify_new_username", user=name)
     check(ok(r), f"verify_new_username {name} is free", r)
 

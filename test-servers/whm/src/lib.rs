@@ -57,6 +57,10 @@ pub struct Options {
     pub shared_ip: String,
     /// How long `createacct` takes to answer (the account exists from the start).
     pub create_delay: Duration,
+    /// The scheme of sign-on URLs: real servers send `https` (cpaneld's TLS
+    /// port); this server answers every service on its own port, so a plain
+    /// one says `http`.
+    pub scheme: &'static str,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             hostname: "server.example.com".into(),
             shared_ip: "192.0.2.10".into(),
             create_delay: Duration::ZERO,
+            scheme: "https",
         }
     }
 }
@@ -855,7 +860,7 @@ impl Whm {
         // The session's own port is the service's (2083 cPanel, 2096 Webmail);
         // this server answers every service on its one port.
         let encoded: String = url::form_urlencoded::byte_serialize(session.as_bytes()).collect();
-        let mut url = format!("https://{host}{security_token}/login/?session={encoded}");
+        let mut url = format!("{}://{host}{security_token}/login/?session={encoded}", self.options.scheme);
         if let Some(locale) = params.nonempty("locale") {
             url.push_str(&format!("&locale={locale}"));
         }

@@ -58,6 +58,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     options.packages = args.packages;
     options.create_delay = Duration::from_millis(args.create_delay_ms);
+    if args.plain {
+        options.scheme = "http";
+    }
     let whm = Whm::new(options.clone());
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let tls = (!args.plain).then(|| provisio_test_server_kit::Tls::generate(&[]));
