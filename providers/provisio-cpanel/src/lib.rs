@@ -555,10 +555,10 @@ impl SharedHosting for Cpanel {
                 limit: megabytes(&summary["disklimit"]),
             },
             bandwidth_mb: Units { used: bandwidth_used, limit: bandwidth_limit },
-            inodes: Units {
+            inodes: Some(Units {
                 used: megabytes(&summary["inodesused"]).unwrap_or(0.0),
                 limit: megabytes(&summary["inodeslimit"]),
-            },
+            }),
             mailboxes: None,
             databases: None,
         })

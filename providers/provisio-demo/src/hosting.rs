@@ -148,7 +148,7 @@ impl SharedHosting for DemoHosting {
             Ok(AccountUsage {
                 disk_mb: Units { used: round(disk), limit: disk_limit(&package) },
                 bandwidth_mb: Units { used: round(minutes * 2.0 + fastrand::f64() * 3.0), limit: None },
-                inodes: Units { used: (120.0 + minutes).floor(), limit: Some(250_000.0) },
+                inodes: Some(Units { used: (120.0 + minutes).floor(), limit: Some(250_000.0) }),
                 mailboxes: Some(Units { used: 1.0, limit: Some(100.0) }),
                 databases: Some(Units { used: 1.0, limit: Some(10.0) }),
             })

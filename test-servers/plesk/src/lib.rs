@@ -224,11 +224,8 @@ fn failure(code: u32, text: impl Into<String>) -> Failure {
 }
 
 fn error_result(failure: &Failure, filter_id: Option<&str>) -> String {
-    let mut out = format!(
-        "<result><status>error</status>{}{}",
-        el("errcode", failure.code),
-        el("errtext", &failure.text)
-    );
+    let mut out =
+        format!("<result><status>error</status>{}{}", el("errcode", failure.code), el("errtext", &failure.text));
     if let Some(filter_id) = filter_id {
         out.push_str(&el("filter-id", filter_id));
     }
@@ -269,7 +266,11 @@ impl Plesk {
             server.plans.push(Plan { id, name: name.clone(), guid: uuid() });
         }
         let delay = options.add_delay;
-        Plesk { options: Arc::new(options), server: Arc::new(Mutex::new(server)), add_delay: Arc::new(Mutex::new(delay)) }
+        Plesk {
+            options: Arc::new(options),
+            server: Arc::new(Mutex::new(server)),
+            add_delay: Arc::new(Mutex::new(delay)),
+        }
     }
 
     /// The options it runs with (credentials included).
@@ -724,7 +725,9 @@ impl Plesk {
             return error_result(
                 &failure(
                     1007,
-                    format!("Unable to create the domain {name} because a DNS record pointing to the host {name} already exists."),
+                    format!(
+                        "Unable to create the domain {name} because a DNS record pointing to the host {name} already exists."
+                    ),
                 ),
                 None,
             );
@@ -893,7 +896,8 @@ impl Plesk {
             );
         }
         if wants("subscriptions") {
-            let plan = w.plan_guid.as_deref().map(|g| format!("<plan>{}</plan>", el("plan-guid", g))).unwrap_or_default();
+            let plan =
+                w.plan_guid.as_deref().map(|g| format!("<plan>{}</plan>", el("plan-guid", g))).unwrap_or_default();
             let _ = write!(
                 data,
                 "<subscriptions><subscription><locked>false</locked><synchronized>true</synchronized>{plan}</subscription></subscriptions>"

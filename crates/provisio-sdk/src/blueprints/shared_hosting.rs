@@ -176,8 +176,9 @@ pub struct AccountUsage {
     pub disk_mb: Units,
     /// Traffic this month, MiB.
     pub bandwidth_mb: Units,
-    /// Files and folders.
-    pub inodes: Units,
+    /// Files and folders; absent when the panel does not count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inodes: Option<Units>,
     /// Mailboxes; absent when the panel does not count them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailboxes: Option<Units>,
