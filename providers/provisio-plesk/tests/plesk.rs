@@ -87,7 +87,7 @@ async fn a_customer_made_by_hand_or_for_another_service_is_a_conflict() {
     panel.plesk.add_customer(&name, "someone@provisio-test.com");
     h.fails("create", create(Some(&name), &format!("{name}.provisio-test.com")), ErrorKind::Conflict).await;
     h.fails("terminate", json!({"username": name}), ErrorKind::Conflict).await;
-    assert_eq!(panel.plesk.customers(), [name.clone()], "untouched");
+    assert_eq!(panel.plesk.customers(), std::slice::from_ref(&name), "untouched");
 
     let theirs = unique(8);
     let domain = format!("{theirs}.provisio-test.com");
