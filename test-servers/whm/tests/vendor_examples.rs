@@ -343,3 +343,16 @@ fn the_binary_runs_on_its_own_and_prints_where_and_how() {
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_comparison_sees_missing_and_mistyped_fields() {
+    let compare = |vendor: Value, ours: Value| {
+        let mut out = Vec::new();
+        differences(&vendor, &ours, "", &mut out);
+        out
+    };
+    assert!(compare(json!({"a": 1, "b": [{"c": "x"}]}), json!({"a": 2, "b": [{"c": "y", "d": 0}], "e": 1})).is_empty());
+    assert_eq!(compare(json!({"a": 1}), json!({})), ["/a is missing"]);
+    assert_eq!(compare(json!({"a": 1}), json!({"a": "1"})).len(), 1);
+    assert!(compare(json!({"a": null}), json!({"a": 0})).is_empty(), "null in a sample accepts any type");
+}
