@@ -503,21 +503,58 @@ async fn billing_events_drive_a_real_powerdns_zone() {
     assert!(!logs.contains(&key), "the API key is in no log line");
 }
 
-/// Through `provisio serve`, a cPanel product on the WHM test server (over
+/// What an end-to-end test reads from a panel test server: an account's
+/// package, whether it is suspended, its owner mark's home, and a switch for
+/// slow account creation.
+trait PanelView {
+    /// The account's package, suspended flag and contact email; `None` if absent.
+    fn account(&self, username: &str) -> Option<(String, bool, String)>;
+    /// How many accounts the panel holds for `username`.
+    fn count(&self, username: &str) -> usize;
+    /// Makes account creation outlive a 1 s call deadline (or not).
+    fn slow(&self, slow: bool);
+}
+
+impl PanelView for provisio_whm_test_server::Whm {
+    fn account(&self, username: &str) -> Option<(String, bool, String)> {
+        self.accounts().into_iter().find(|a| a.0 == username).map(|a| (a.1, a.3, a.4))
+    }
+    fn count(&self, username: &str) -> usize {
+        self.accounts().iter().filter(|a| a.0 == username).count()
+    }
+    fn slow(&self, slow: bool) {
+        self.set_create_delay(Duration::from_secs(if slow { 3 } else { 0 }));
+    }
+}
+
+impl PanelView for provisio_plesk_test_server::Plesk {
+    fn account(&self, username: &str) -> Option<(String, bool, String)> {
+        let subscription = self.subscriptions().into_iter().find(|s| s.owner_login == username)?;
+        Some((subscription.plan.unwrap_or_default(), subscription.status != 0, subscription.owner_external_id))
+    }
+    fn count(&self, username: &str) -> usize {
+        self.subscriptions().iter().filter(|s| s.owner_login == username).count()
+    }
+    fn slow(&self, slow: bool) {
+        self.set_add_delay(Duration::from_secs(if slow { 3 } else { 0 }));
+    }
+}
+
+/// Through `provisio serve`, a hosting product on a panel test server (over
 /// HTTPS, trusted through its CA): order paid makes the account with the
 /// package asked for and a username made from the domain; overdue suspends
 /// it there; upgraded changes its package; the sign-on link works once;
-/// cancelled removes it. A second order whose `createacct` outlives the call
-/// deadline is `outcome_unknown`, reconciled with `accountsummary`: one
-/// account, never two.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
+/// cancelled removes it. A second order whose account creation outlives the
+/// call deadline is `outcome_unknown`, reconciled with `get_info`: one
+/// account, never two. Nothing of `secret` reaches the logs.
+async fn a_panel_account_lives_through_billing_events(
+    provider: &str,
+    values: Value,
+    panel: &impl PanelView,
+    ca_pem: &str,
+    secret: &str,
+) {
     provisio_sdk::http::install_crypto_provider();
-    let whm = provisio_whm_test_server::Whm::new(provisio_whm_test_server::Options::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let panel =
-        provisio_test_server_kit::serve(listener, whm.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
-    let token = whm.options().root_token.clone();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let server = start_with(dir.path(), 0, &["--call-timeout-secs", "1"]);
@@ -526,16 +563,12 @@ async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
     let post =
         |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
 
-    let (status, configuration) = post(
-        "/configurations",
-        json!({"name": "whm-1", "provider": "shared-hosting/cpanel",
-               "values": {"api_url": panel.url(), "username": "root", "api_token": token, "ca_cert_pem": panel.ca_pem}}),
-    )
-    .await;
+    let (status, configuration) =
+        post("/configurations", json!({"name": "panel-1", "provider": provider, "values": values})).await;
     assert_eq!(status, 201, "{configuration}");
     let (status, product) = post(
         "/products",
-        json!({"slug": "cpanel-basic", "name": "cPanel Basic", "blueprint": "shared-hosting",
+        json!({"slug": "hosting-basic", "name": "Hosting Basic", "blueprint": "shared-hosting",
                "deployment": {"type": "static", "configuration_id": configuration["id"]},
                "provision_fields": {"package_name": "basic"}}),
     )
@@ -546,7 +579,7 @@ async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
     let client_facts = json!({"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"});
     let (status, accepted) = post(
         "/events",
-        json!({"id": "cp1", "type": "order.paid", "service": {"external_id": "cp-1", "product": "cpanel-basic",
+        json!({"id": "p1", "type": "order.paid", "service": {"external_id": "p-1", "product": "hosting-basic",
                "client": client_facts, "fields": {"domain": domain}}}),
     )
     .await;
@@ -558,25 +591,24 @@ async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
     let detail = wait_for(|d| d["service"]["status"] == "active").await;
     let username = detail["service"]["identifier"].as_str().unwrap().to_owned();
     assert!(domain.starts_with(&username), "{username} is made from {domain}");
-    let account = |whm: &provisio_whm_test_server::Whm, user: &str| whm.accounts().into_iter().find(|a| a.0 == user);
-    let made = account(&whm, &username).expect("the account exists on the panel");
-    assert_eq!((made.1.as_str(), made.3), ("basic", false));
-    assert!(made.4.starts_with("ann+prv-") && made.4.ends_with("@example.com"), "the mark rides in {}", made.4);
+    let (package, suspended, mark) = panel.account(&username).expect("the account exists on the panel");
+    assert_eq!((package.as_str(), suspended), ("basic", false));
+    assert!(mark.contains("prv-"), "the account carries the service's mark: {mark}");
 
-    post("/events", event("cp2", "contract.overdue", json!({}))).await;
+    post("/events", event("p2", "contract.overdue", json!({}))).await;
     wait_for(|d| d["service"]["status"] == "suspended").await;
-    assert!(account(&whm, &username).unwrap().3, "suspended on the panel");
-    post("/events", event("cp3", "contract.upgraded", json!({"package_name": "standard"}))).await;
+    assert!(panel.account(&username).unwrap().1, "suspended on the panel");
+    post("/events", event("p3", "contract.upgraded", json!({"package_name": "standard"}))).await;
     wait_for(|d| d["service"]["provision_data"]["package_name"] == "standard").await;
-    assert_eq!(account(&whm, &username).unwrap().1, "standard");
-    post("/events", event("cp4", "contract.unsuspended", json!({}))).await;
+    assert_eq!(panel.account(&username).unwrap().0, "standard");
+    post("/events", event("p4", "contract.unsuspended", json!({}))).await;
     wait_for(|d| d["service"]["status"] == "active").await;
 
     // Single sign-on: the link opens the panel once.
     let (status, login) = post(&format!("/services/{service}/actions/get_login_url"), json!({})).await;
     assert_eq!(status, 200, "{login}");
     let url = login["envelope"]["data"]["login_url"].as_str().expect("a login URL").to_owned();
-    let tls = provisio_sdk::tls::client_config(panel.ca_pem.as_deref()).unwrap();
+    let tls = provisio_sdk::tls::client_config(Some(ca_pem)).unwrap();
     let browser = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())
@@ -585,17 +617,17 @@ async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
     assert_eq!(browser.get(&url).send().await.unwrap().status(), 302);
     assert_eq!(browser.get(&url).send().await.unwrap().status(), 401, "the link works once");
 
-    post("/events", event("cp5", "contract.cancelled", json!({}))).await;
+    post("/events", event("p5", "contract.cancelled", json!({}))).await;
     wait_for(|d| d["service"]["status"] == "terminated").await;
-    assert!(account(&whm, &username).is_none(), "gone from the panel");
+    assert!(panel.account(&username).is_none(), "gone from the panel");
 
-    // createacct outlives the 1 s call deadline: outcome_unknown, then
-    // reconciled by accountsummary on the retry; one account.
-    whm.set_create_delay(Duration::from_secs(3));
+    // Account creation outlives the 1 s call deadline: outcome_unknown, then
+    // reconciled by get_info on the retry; one account.
+    panel.slow(true);
     let slow_name = format!("slow{}", provisio_conformance::unique(4));
     let (status, accepted) = post(
         "/events",
-        json!({"id": "cp6", "type": "order.paid", "service": {"external_id": "cp-2", "product": "cpanel-basic",
+        json!({"id": "p6", "type": "order.paid", "service": {"external_id": "p-2", "product": "hosting-basic",
                "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
                "fields": {"domain": format!("{slow_name}.example.com"), "username": slow_name}}}),
     )
@@ -603,16 +635,41 @@ async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
     assert_eq!(status, 202, "{accepted}");
     let slow = accepted["service_id"].as_i64().unwrap();
     let detail = wait_for_service(&client, &base, slow, |d| d["service"]["status"] == "active").await;
+    panel.slow(false);
     let job = detail["jobs"].as_array().unwrap().iter().find(|j| j["function"] == "create").unwrap().clone();
     let (_, job) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{}", job["id"]), None).await;
     let attempts = job["attempts"].as_array().map(Vec::len).unwrap_or_default();
     assert!(attempts >= 2, "the first attempt's outcome was unknown: {job:#}");
     assert!(job.to_string().contains("outcome_unknown"), "{job:#}");
     assert!(job.to_string().contains("Adopted"), "reconciled, not created again: {job:#}");
-    assert_eq!(whm.accounts().iter().filter(|a| a.0 == slow_name).count(), 1);
+    assert_eq!(panel.count(&slow_name), 1);
 
     let logs = server.output(false);
-    assert!(!logs.contains(&token), "the API token is in no log line");
+    assert!(!logs.contains(secret), "the panel's credential is in no log line");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
+    let whm = provisio_whm_test_server::Whm::new(provisio_whm_test_server::Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let panel =
+        provisio_test_server_kit::serve(listener, whm.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
+    let token = whm.options().root_token.clone();
+    let ca = panel.ca_pem.clone().unwrap();
+    let values = json!({"api_url": panel.url(), "username": "root", "api_token": token, "ca_cert_pem": ca});
+    a_panel_account_lives_through_billing_events("shared-hosting/cpanel", values, &whm, &ca, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_events_drive_a_plesk_account_on_the_plesk_test_server() {
+    let plesk = provisio_plesk_test_server::Plesk::new(provisio_plesk_test_server::Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let panel =
+        provisio_test_server_kit::serve(listener, plesk.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
+    let key = plesk.options().secret_key.clone();
+    let ca = panel.ca_pem.clone().unwrap();
+    let values = json!({"api_url": panel.url(), "secret_key": key, "ca_cert_pem": ca});
+    a_panel_account_lives_through_billing_events("shared-hosting/plesk", values, &plesk, &ca, &key).await;
 }
 
 /// Through `provisio serve`: an `order.paid` event for a certificate product
