@@ -68,6 +68,9 @@ function findAll(node, path) {
     return path.split('/').reduce((nodes, name) => nodes.flatMap((n) => n.children.filter((c) => c.name === name)), [node]);
 }
 
+// The text of the first node at a path below `node`, or undefined.
+const textOf = (node, path) => findAll(node, path)[0]?.text.trim();
+
 // A response packet: the text as it came, and its tree (root <packet>).
 class Answer {
     constructor(raw) {
@@ -82,7 +85,7 @@ class Answer {
 
     // The text of the first element at path (below <packet>), or undefined.
     text(path) {
-        return findAll(this.root, path)[0]?.text.trim();
+        return textOf(this.root, path);
     }
 
     all(path) {
@@ -142,14 +145,14 @@ async function lifecycle(call, tag) {
 
     r = await call(packet('<ip><get/></ip>'));
     const shared = r.all('ip/get/result/addresses/ip_info')
-        .filter((i) => findAll(i, 'type')[0]?.text === 'shared').map((i) => findAll(i, 'ip_address')[0]?.text);
+        .filter((i) => textOf(i, 'type') === 'shared').map((i) => textOf(i, 'ip_address'));
     check(ok(r, 'ip/get') && shared[0], 'ip/get lists a shared address', r);
     const ip = shared[0];
 
     r = await call(packet('<service-plan><get><filter><name>basic</name><name>standard</name></filter></get></service-plan>'));
     const plans = Object.fromEntries(r.all('service-plan/get/result')
-        .filter((p) => findAll(p, 'status')[0]?.text === 'ok')
-        .map((p) => [findAll(p, 'name')[0]?.text, findAll(p, 'guid')[0]?.text]));
+        .filter((p) => textOf(p, 'status') === 'ok')
+        .map((p) => [textOf(p, 'name'), textOf(p, 'guid')]));
     check(Object.keys(plans).sort().join() === 'basic,standard' && Object.values(plans).every((g) => g?.length === 36),
         'service-plan/get by name basic, standard: one result each, fields in <result>, 36-char guids', r);
 
@@ -274,7 +277,7 @@ async function pleskApiClient() {
     let r = await call(packet('<server><get><gen_info/></get></server>'));
     check(ok(r, 'server/get') && r.text('server/get/result/gen_info/server_name'), 'server/get with login and password', r);
     r = await call(packet('<customer><get><filter/><dataset><gen_info/></dataset></get></customer>'));
-    check(r.text('system/errcode') === undefined && r.all('customer/get/result/status').every((s) => s.text === 'ok'),
+    check(r.text('system/errcode') === undefined && r.all('customer/get/result/status').every((s) => s.text.trim() === 'ok'),
         'customer/get, empty filter, with login and password', r);
 
     r = await caller(client({ key: 'wrong-key' }))(packet('<server><get_protos/></server>'));

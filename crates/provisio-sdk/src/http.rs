@@ -9,7 +9,7 @@ use reqwest::{Method, RequestBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::ProviderError;
+use crate::error::{ProviderError, UserMessage};
 use crate::redact::{self, REDACTED, Redactor};
 
 /// Bodies longer than this are cut in the log.
@@ -152,6 +152,9 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// The most of one answer a provider call reads (16 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
 /// A shared reqwest client (connection pools are reused across calls).
 pub(crate) fn shared_client(accept_invalid_certs: bool) -> reqwest::Client {
     static STRICT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
@@ -241,16 +244,31 @@ impl HttpClient {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let started = Instant::now();
         let result = tokio::time::timeout(remaining, async {
-            let response = self.client.execute(request).await?;
+            let mut response = self.client.execute(request).await?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body.to_vec()))
+            // Read in chunks up to a cap: a system that answers without end
+            // must not take the process's memory with it.
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Ok(None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(Some((status, headers, body)))
         })
         .await;
         exchange.duration_ms = started.elapsed().as_millis() as u64;
         let outcome = match result {
-            Ok(Ok((status, headers, body))) => {
+            Ok(Ok(None)) => {
+                exchange.error = Some(format!("the answer exceeded {MAX_RESPONSE_BYTES} bytes"));
+                Err(ProviderError::provider(UserMessage::new(format!(
+                    "The provider's answer was larger than {} MiB; it was not read",
+                    MAX_RESPONSE_BYTES / (1024 * 1024)
+                ))))
+            }
+            Ok(Ok(Some((status, headers, body)))) => {
                 exchange.status = Some(status.as_u16());
                 exchange.response_headers = self.headers(&headers);
                 exchange.response_body = self.body(&body, headers.get(reqwest::header::CONTENT_TYPE));

@@ -237,3 +237,33 @@ async fn usage_reads_disk_from_the_summary_and_traffic_from_showbw() {
     assert_eq!(usage["bandwidth_mb"], json!({"used": 5.0, "limit": null}));
     assert_eq!(usage["inodes"]["used"], json!(321.0));
 }
+
+/// A server that is not WHM, or is hostile: each answer is a prompt error
+/// that names the problem, within the call's deadline; a redirect is never
+/// followed (the token would go with it).
+#[tokio::test]
+async fn hostile_or_broken_servers_are_errors_within_the_deadline_and_redirects_are_not_followed() {
+    use provisio_test_server_kit::{Hostile, hostile_router};
+    let elsewhere = Panel::start(Options::default()).await;
+    let cases = [
+        (Hostile::Huge, ErrorKind::ProviderError, "larger than"),
+        (Hostile::Endless, ErrorKind::Transient, "in time"),
+        (Hostile::Redirect(format!("{}/json-api/version", elsewhere.running.url())), ErrorKind::ProviderError, "302"),
+        (Hostile::Page(200, "<html>Login</html>".into()), ErrorKind::ProviderError, "not WHM API 1"),
+        (Hostile::Page(500, "Internal Server Error".into()), ErrorKind::ProviderError, "HTTP 500"),
+        (Hostile::Page(200, r#"{"metadata":{}}"#.into()), ErrorKind::ProviderError, "metadata.result"),
+    ];
+    for (hostile, kind, says) in cases {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = serve(listener, hostile_router(hostile.clone()), None);
+        let config = json!({"api_url": running.url(), "api_token": "TOKEN-THAT-MUST-STAY"});
+        let options = CallOptions { timeout: Duration::from_secs(2), ..CallOptions::default() };
+        let started = std::time::Instant::now();
+        let report =
+            invoke::call(&provisio_cpanel::entry(), &config, "get_info", &json!({"username": "alice"}), &options).await;
+        assert!(started.elapsed() < Duration::from_secs(4), "{hostile:?} took {:?}", started.elapsed());
+        assert_eq!(report.envelope.error_kind, Some(kind), "{hostile:?}: {:#?}", report.envelope);
+        assert!(report.envelope.message.as_str().contains(says), "{hostile:?}: {:#?}", report.envelope);
+    }
+    assert_eq!(elsewhere.whm.requests(), 0, "the redirect's target was never called");
+}

@@ -197,3 +197,50 @@ async fn the_sign_on_link_works_once_and_usage_reads_the_subscription() {
     h.ok("change_package", json!({"username": name, "package_name": "premium"})).await;
     assert_eq!(panel.plesk.subscriptions()[0].plan.as_deref(), Some("premium"));
 }
+
+/// A server that is not Plesk, or is hostile: each answer is a prompt error
+/// naming the problem; a redirect is never followed; an XML bomb (entities
+/// in a DTD) is refused before any expansion.
+#[tokio::test]
+async fn hostile_or_broken_servers_are_errors_within_the_deadline_and_nothing_expands() {
+    use provisio_test_server_kit::{Hostile, hostile_router};
+    let elsewhere = Panel::start().await;
+    let bomb = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE packet [<!ENTITY a \"aaaaaaaaaa\">{}]><packet>&a9;</packet>",
+        (1..10)
+            .map(|n| format!(
+                "<!ENTITY a{n} \"{}\">",
+                format!("&a{};", if n == 1 { String::new() } else { (n - 1).to_string() }).repeat(10)
+            ))
+            .collect::<String>()
+    );
+    let cases = [
+        (Hostile::Huge, ErrorKind::ProviderError, "larger than"),
+        (Hostile::Endless, ErrorKind::Transient, "in time"),
+        (
+            Hostile::Redirect(format!("{}/enterprise/control/agent.php", elsewhere.running.url())),
+            ErrorKind::ProviderError,
+            "302",
+        ),
+        (Hostile::Page(200, "<html>Login".into()), ErrorKind::ProviderError, "not an XML API packet"),
+        (Hostile::Xml(bomb), ErrorKind::ProviderError, "not an XML API packet"),
+        (
+            Hostile::Xml("<packet><customer><get/></customer></packet>".into()),
+            ErrorKind::ProviderError,
+            "without a result",
+        ),
+    ];
+    for (hostile, kind, says) in cases {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = serve(listener, hostile_router(hostile.clone()), None);
+        let config = json!({"api_url": running.url(), "secret_key": "KEY-THAT-MUST-STAY"});
+        let options = CallOptions { timeout: Duration::from_secs(2), ..CallOptions::default() };
+        let started = std::time::Instant::now();
+        let report =
+            invoke::call(&provisio_plesk::entry(), &config, "get_info", &json!({"username": "alice"}), &options).await;
+        assert!(started.elapsed() < Duration::from_secs(4), "{:?} took {:?}", kind, started.elapsed());
+        assert_eq!(report.envelope.error_kind, Some(kind), "{:#?}", report.envelope);
+        assert!(report.envelope.message.as_str().contains(says), "{:#?}", report.envelope);
+    }
+    assert_eq!(elsewhere.plesk.requests(), 0, "the redirect's target was never called");
+}

@@ -138,3 +138,58 @@ pub fn random_secret(len: usize) -> String {
 pub fn random_digits(len: usize) -> String {
     std::iter::repeat_with(|| fastrand::digit(10)).take(len).collect()
 }
+
+/// How a hostile or broken server answers every request (for the abuse
+/// tests of the providers that call panels).
+#[derive(Debug, Clone)]
+pub enum Hostile {
+    /// 20 MiB of a JSON string, then the end.
+    Huge,
+    /// A body that never ends, a byte at a time.
+    Endless,
+    /// A 302 to another host (a credential must not follow it).
+    Redirect(String),
+    /// This status and body, as `text/html`.
+    Page(u16, String),
+    /// This body, as `text/xml`.
+    Xml(String),
+}
+
+/// A router answering every request as `hostile` says.
+pub fn hostile_router(hostile: Hostile) -> Router {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let answer = move || {
+        let hostile = hostile.clone();
+        async move {
+            match hostile {
+                Hostile::Huge => {
+                    let mut body = String::with_capacity(20 * 1024 * 1024 + 2);
+                    body.push('"');
+                    body.extend(std::iter::repeat_n('x', 20 * 1024 * 1024));
+                    body.push('"');
+                    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+                }
+                Hostile::Endless => {
+                    let stream = futures_stream();
+                    Body::from_stream(stream).into_response()
+                }
+                Hostile::Redirect(to) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
+                Hostile::Page(status, body) => (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                    [(header::CONTENT_TYPE, "text/html")],
+                    body,
+                )
+                    .into_response(),
+                Hostile::Xml(body) => ([(header::CONTENT_TYPE, "text/xml")], body).into_response(),
+            }
+        }
+    };
+    Router::new().fallback(answer)
+}
+
+/// One byte every 50 ms, for ever.
+fn futures_stream() -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send {
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
+    futures::stream::poll_fn(move |cx| interval.poll_tick(cx).map(|_| Some(Ok(axum::body::Bytes::from_static(b" ")))))
+}

@@ -258,7 +258,9 @@ async fn checkup_errors_stop_the_packet_in_system() {
         r#"<packet><system><status>error</status><errcode>1005</errcode><errtext>XML API protocol version not supported.</errtext></system></packet>"#,
         &old,
     );
-    for broken in ["<packet><customer><get>", "<packet><unknown/></packet>", "not xml", "<other/>"] {
+    // Unparsable, unknown, and an entity bomb (a DTD is refused before any expansion).
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE p [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><packet>&b;</packet>"#;
+    for broken in ["<packet><customer><get>", "<packet><unknown/></packet>", "not xml", "<other/>", bomb] {
         let answer = c.send(broken).await;
         assert_eq!(text_at(&answer, &["system", "errcode"]), "1014", "{broken}: {answer}");
     }
