@@ -329,6 +329,10 @@ pub async fn test(
         div.notice.good[ok].bad[!ok] role="status" {
             p { strong { (if ok { "Connected." } else { "The test failed." }) } " " (cell(&envelope["message"])) }
         }
+        @if let Some(details) = envelope["data"]["details"].as_object().filter(|d| !d.is_empty()) {
+            h2 { "What the system reports" }
+            dl.summary { @for (key, value) in details { dt { (key) } dd { (cell(value)) } } }
+        }
         @if !envelope["debug"].is_null() {
             h2 { "Diagnosis" }
             pre.code { (serde_json::to_string_pretty(&envelope["debug"]).unwrap_or_default()) }
