@@ -233,6 +233,23 @@ fn error_result(failure: &Failure, filter_id: Option<&str>) -> String {
     out
 }
 
+/// 1013 for a filter value that matches nothing: an `id` filter names the
+/// id (as the published sample shows), any other the value as `filter-id`.
+fn not_found(text: &str, key: Option<&str>, value: Option<&str>) -> String {
+    let failure = failure(1013, text);
+    match (key, value) {
+        (Some("id"), Some(id)) => {
+            format!(
+                "<result><status>error</status>{}{}{}</result>",
+                el("errcode", 1013),
+                el("errtext", text),
+                el("id", id)
+            )
+        }
+        _ => error_result(&failure, value),
+    }
+}
+
 /// A `<filter>`: one key, repeated values; empty means everything.
 struct Filter {
     key: Option<String>,
@@ -414,6 +431,15 @@ async fn agent(State(plesk): State<Plesk>, headers: HeaderMap, body: Bytes) -> R
             1005,
             &format!("Protocol version '{version}' is not supported. Current protocol version is '{PROTOCOL}'"),
         );
+    }
+    // Like Plesk, the whole packet is checked against the schema before any
+    // operation runs: an unknown or misplaced element fails it all.
+    for operator in elements(packet) {
+        for operation in elements(operator) {
+            if let Err(problem) = schema::check(operator.tag_name().name(), operation) {
+                return system_error(1014, &format!("Request is invalid. {problem}"));
+            }
+        }
     }
     let mut out = String::new();
     let mut added = false;
@@ -649,7 +675,7 @@ impl Plesk {
             .map(|(filter_id, id)| {
                 let filter_part = filter_id.as_deref().map(|f| el("filter-id", f)).unwrap_or_default();
                 let Some(id) = id else {
-                    return error_result(&failure(1013, "client does not exist"), filter_id.as_deref());
+                    return not_found("client does not exist", filter.key.as_deref(), filter_id.as_deref());
                 };
                 match each(self, server, id, node) {
                     Ok(extra) => format!("<result><status>ok</status>{filter_part}{}{extra}</result>", el("id", id)),
@@ -834,7 +860,7 @@ impl Plesk {
             .map(|(filter_id, id)| {
                 let filter_part = filter_id.as_deref().map(|f| el("filter-id", f)).unwrap_or_default();
                 let Some(id) = id else {
-                    return error_result(&failure(1013, "Object not found."), filter_id.as_deref());
+                    return not_found("Object not found.", filter.key.as_deref(), filter_id.as_deref());
                 };
                 match each(self, server, id, node) {
                     Ok(extra) => format!("<result><status>ok</status>{filter_part}{}{extra}</result>", el("id", id)),
@@ -988,6 +1014,200 @@ async fn session_init(State(plesk): State<Plesk>, RawQuery(query): RawQuery) -> 
     let cookie = format!("PLESKSESSID={}; HttpOnly; Path=/; Secure", provisio_test_server_kit::random_secret(24));
     let location = target.cloned().unwrap_or_else(|| format!("/smb/?user={login}"));
     (StatusCode::FOUND, [(header::LOCATION, location), (header::SET_COOKIE, cookie)]).into_response()
+}
+
+/// The element sequences of the XML API schema (`agent_input.xsd`) for the
+/// operations this server implements: which children each element may
+/// have, in which order, and which it must have.
+mod schema {
+    use roxmltree::Node;
+
+    /// One element's content: allowed children in schema order (names
+    /// joined by `|` are alternatives at one position), and required ones.
+    struct Sequence {
+        children: &'static [&'static str],
+        required: &'static [&'static str],
+        /// Children in any order (`xs:all`).
+        any_order: bool,
+    }
+
+    const fn seq(children: &'static [&'static str], required: &'static [&'static str]) -> Sequence {
+        Sequence { children, required, any_order: false }
+    }
+
+    const fn all(children: &'static [&'static str]) -> Sequence {
+        Sequence { children, required: &[], any_order: true }
+    }
+
+    const CUSTOMER_FILTER: &[&str] = &["id", "login", "owner-id", "owner-login", "guid", "external-id"];
+    const WEBSPACE_FILTER: &[&str] =
+        &["id", "owner-id", "name", "owner-login", "guid", "owner-guid", "external-id", "owner-external-id"];
+    const PLAN_FILTER: &[&str] = &["name", "id", "guid", "external-id"];
+
+    /// The sequence of `path` (operator/operation/child/...), if the schema
+    /// constrains it here.
+    fn sequence(path: &str) -> Option<Sequence> {
+        Some(match path {
+            "customer/add" => seq(&["gen_info"], &["gen_info"]),
+            "customer/add/gen_info" => seq(
+                &[
+                    "cname",
+                    "pname",
+                    "login",
+                    "passwd",
+                    "status",
+                    "phone",
+                    "fax",
+                    "email",
+                    "address",
+                    "city",
+                    "state",
+                    "pcode",
+                    "country",
+                    "locale",
+                    "owner-id|owner-login|owner-external-id",
+                    "external-id",
+                    "description",
+                ],
+                &["pname", "login", "passwd"],
+            ),
+            "customer/get" => seq(&["filter", "dataset"], &["filter", "dataset"]),
+            "customer/get/dataset" => all(&["gen_info", "stat"]),
+            "customer/set" => seq(&["filter", "values"], &["filter", "values"]),
+            "customer/set/values" => seq(&["gen_info"], &["gen_info"]),
+            "customer/del" => seq(&["filter"], &["filter"]),
+            "webspace/add" => seq(
+                &[
+                    "gen_setup",
+                    "hosting",
+                    "limits",
+                    "prefs",
+                    "performance",
+                    "permissions",
+                    "php-settings",
+                    "plan-id|plan-name|plan-guid|plan-external-id",
+                    "mail",
+                ],
+                &["gen_setup"],
+            ),
+            "webspace/add/gen_setup" => seq(
+                &[
+                    "name",
+                    "owner-id|owner-login|owner-guid|owner-external-id",
+                    "htype",
+                    "ip_address",
+                    "status",
+                    "external-id",
+                    "description",
+                    "admin-description",
+                ],
+                &["name", "ip_address"],
+            ),
+            "webspace/get" => seq(&["filter", "dataset"], &["filter", "dataset"]),
+            "webspace/get/dataset" => all(&[
+                "gen_info",
+                "hosting",
+                "hosting-basic",
+                "limits",
+                "stat",
+                "prefs",
+                "disk_usage",
+                "performance",
+                "subscriptions",
+                "permissions",
+                "plan-items",
+                "php-settings",
+                "resource-usage",
+                "mail",
+            ]),
+            "webspace/set" => seq(&["filter", "values"], &["filter", "values"]),
+            "webspace/set/values" => seq(
+                &[
+                    "gen_setup",
+                    "limits",
+                    "prefs",
+                    "hosting",
+                    "disk_usage",
+                    "performance",
+                    "permissions",
+                    "php-settings",
+                    "mail",
+                ],
+                &[],
+            ),
+            "webspace/del" => seq(&["filter"], &["filter"]),
+            "webspace/switch-subscription" => seq(
+                &["filter", "plan-guid|plan-external-id|no-plan"],
+                &["filter", "plan-guid|plan-external-id|no-plan"],
+            ),
+            "service-plan/get" => seq(&["filter", "owner-id|owner-login|owner-all"], &["filter"]),
+            "server/get" => all(&[
+                "gen_info",
+                "stat",
+                "prefs",
+                "admin",
+                "key",
+                "services_state",
+                "interfaces",
+                "shells",
+                "site-isolation-config",
+                "updater",
+            ]),
+            "server/create_session" => seq(&["login", "data"], &["login", "data"]),
+            "server/create_session/data" => seq(
+                &["user_ip", "c_email", "c_phone", "starting_url", "source_server", "navigation", "pathbar"],
+                &["user_ip", "source_server"],
+            ),
+            _ => return None,
+        })
+    }
+
+    fn filter_keys(operator: &str) -> Option<&'static [&'static str]> {
+        match operator {
+            "customer" => Some(CUSTOMER_FILTER),
+            "webspace" => Some(WEBSPACE_FILTER),
+            "service-plan" => Some(PLAN_FILTER),
+            _ => None,
+        }
+    }
+
+    /// Checks an operation and, recursively, the children the schema
+    /// constrains; the message names the element, as Plesk's validator does.
+    pub(super) fn check(operator: &str, operation: Node<'_, '_>) -> Result<(), String> {
+        let path = format!("{operator}/{}", operation.tag_name().name());
+        walk(operator, &path, operation)
+    }
+
+    fn walk(operator: &str, path: &str, node: Node<'_, '_>) -> Result<(), String> {
+        let children: Vec<Node<'_, '_>> = node.children().filter(Node::is_element).collect();
+        if path.ends_with("/filter") {
+            let keys = filter_keys(operator).unwrap_or(&[]);
+            if let Some(bad) = children.iter().find(|c| !keys.contains(&c.tag_name().name())) {
+                return Err(format!("Element '{}': This element is not expected in a filter.", bad.tag_name().name()));
+            }
+            return Ok(());
+        }
+        let Some(sequence) = sequence(path) else { return Ok(()) };
+        let position = |name: &str| sequence.children.iter().position(|c| c.split('|').any(|n| n == name));
+        let mut last = 0;
+        for child in &children {
+            let name = child.tag_name().name();
+            let Some(at) = position(name) else {
+                return Err(format!("Element '{name}': This element is not expected."));
+            };
+            if !sequence.any_order && at < last {
+                return Err(format!("Element '{name}': This element is not expected here (the order is wrong)."));
+            }
+            last = at;
+            walk(operator, &format!("{path}/{name}"), *child)?;
+        }
+        for required in sequence.required {
+            if !children.iter().any(|c| required.split('|').any(|n| n == c.tag_name().name())) {
+                return Err(format!("Missing child element(s). Expected is ( {required} )."));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

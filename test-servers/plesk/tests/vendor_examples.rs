@@ -241,7 +241,7 @@ async fn published_requests_are_accepted_and_answers_match_published_responses()
     assert_same_shape(
         "webspace/get of nothing",
         &format!("{DOCS}/about-xml-api/error-codes.33764"),
-        r#"<packet><webspace><get><result><status>error</status><errcode>1013</errcode><errtext>Object not found.</errtext></result></get></webspace></packet>"#,
+        r#"<packet><webspace><get><result><status>error</status><errcode>1013</errcode><errtext>Object not found.</errtext><id>1234</id></result></get></webspace></packet>"#,
         &missing,
     );
     assert_eq!(text_at(&missing, &["webspace", "get", "result", "errtext"]), "Object not found.");
@@ -263,6 +263,19 @@ async fn checkup_errors_stop_the_packet_in_system() {
     for broken in ["<packet><customer><get>", "<packet><unknown/></packet>", "not xml", "<other/>", bomb] {
         let answer = c.send(broken).await;
         assert_eq!(text_at(&answer, &["system", "errcode"]), "1014", "{broken}: {answer}");
+    }
+    // Packets the schema refuses fail whole, before anything runs: elements
+    // out of order, unknown ones, a filter key the operator lacks, a missing part.
+    for invalid in [
+        "<packet><customer><add><gen_info><login>p3</login><pname>P3</pname><passwd>Passw0rd1</passwd></gen_info></add></customer></packet>",
+        "<packet><webspace><add><plan-name>basic</plan-name><gen_setup><name>a.example</name><ip_address>192.0.2.48</ip_address></gen_setup></add></webspace></packet>",
+        "<packet><webspace><get><filter><name>a.example</name></filter><datasets><gen_info/></datasets></get></webspace></packet>",
+        "<packet><webspace><get><filter><bogus>x</bogus></filter><dataset><gen_info/></dataset></get></webspace></packet>",
+        "<packet><customer><set><filter><login>p</login></filter><gen_info><passwd>x</passwd></gen_info></set></customer></packet>",
+        "<packet><server><get_protos/></server><customer><add><gen_info><pname>P</pname><login>late</login></gen_info></add></customer></packet>",
+    ] {
+        let answer = c.send(invalid).await;
+        assert_eq!(text_at(&answer, &["system", "errcode"]), "1014", "{invalid}: {answer}");
     }
     let response = c
         .http
