@@ -91,6 +91,8 @@ pub struct Context {
     peers: Option<PeerAccess>,
     owner: Option<String>,
     function: String,
+    /// Secrets the provider made or was given during the call.
+    learnt: Arc<Mutex<Vec<String>>>,
 }
 
 impl Context {
@@ -115,6 +117,7 @@ impl Context {
             peers: options.peers.clone(),
             owner: options.owner.clone(),
             function: String::new(),
+            learnt: Arc::default(),
         }
     }
 
@@ -204,6 +207,20 @@ impl Context {
     /// The tracing span of this call.
     pub fn span(&self) -> &tracing::Span {
         &self.span
+    }
+
+    /// Declares a secret the provider made or received during the call (a
+    /// password it generated, a session token a vendor answered): the call's
+    /// log, message and debug are redacted of it when the call ends.
+    pub fn add_secret(&self, secret: &str) {
+        if !secret.is_empty() {
+            self.learnt.lock().expect("learnt secrets lock").push(secret.to_owned());
+        }
+    }
+
+    /// The secrets declared with [`Context::add_secret`].
+    pub(crate) fn learnt_secrets(&self) -> Vec<String> {
+        self.learnt.lock().expect("learnt secrets lock").clone()
     }
 
     /// The redactor for this call's secrets, for providers that log other traffic (SQL, MQTT).

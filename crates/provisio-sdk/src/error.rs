@@ -227,6 +227,12 @@ impl ProviderError {
         ProviderError::new(ErrorKind::Internal, "Internal provider error").with_debug("cause", cause.to_string())
     }
 
+    /// `invalid_input` for one field: where it is, its JSON pointer
+    /// (`/username`) and what is wrong with it.
+    pub fn invalid_field(location: FieldLocation, path: &str, message: impl Into<String>) -> Self {
+        Self::invalid_input(vec![FieldError { location, path: path.to_owned(), message: message.into() }])
+    }
+
     /// Bad configuration or params, one entry per field.
     pub fn invalid_input(field_errors: Vec<FieldError>) -> Self {
         let message = match field_errors.as_slice() {

@@ -103,6 +103,27 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// A 5xx (including gateways' 502, 503, 504 and 524): the system behind
+    /// it may or may not have done the work. After a request that `changes`
+    /// something that is `outcome_unknown` (reconcile, never resend blindly);
+    /// after a read, `transient`. `None` for any other status.
+    pub fn server_error(&self, changes: bool) -> Option<ProviderError> {
+        if !self.status.is_server_error() {
+            return None;
+        }
+        let status = self.status.as_u16();
+        let err = if changes {
+            ProviderError::outcome_unknown(crate::UserMessage::new(format!(
+                "The provider answered HTTP {status}; the request may have taken effect"
+            )))
+        } else {
+            ProviderError::transient(crate::UserMessage::new(format!(
+                "The provider answered HTTP {status}; try again later"
+            )))
+        };
+        Some(err.with_debug("status", status).with_debug("response_body", truncate(&self.text())))
+    }
+
     /// Maps the usual failure statuses to error kinds: 408, 429 and 5xx are
     /// transient, any other non-2xx a provider error with `message`.
     pub fn error_for_status(self, message: &str) -> Result<Self, ProviderError> {
@@ -431,7 +452,9 @@ fn is_tls_failure(err: &reqwest::Error) -> bool {
 
 fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
     let detail = error_chain(err);
-    let kind = if is_tls_failure(err) {
+    // Only a failure while connecting: after the request went, the outcome
+    // is what matters, whatever broke.
+    let kind = if err.is_connect() && is_tls_failure(err) {
         // An untrusted or mismatched certificate is a setting to fix:
         // retrying cannot help, and nothing was sent.
         ProviderError::provider(
@@ -445,6 +468,29 @@ fn classify(err: &reqwest::Error, idempotent: bool) -> ProviderError {
         ProviderError::outcome_unknown("The connection to the provider failed after the request was sent")
     };
     kind.with_debug("cause", detail)
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    fn answer(status: u16) -> HttpResponse {
+        HttpResponse {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: b"gateway".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_server_error_after_a_change_is_outcome_unknown_and_after_a_read_transient() {
+        for status in [500, 502, 503, 504, 524] {
+            assert_eq!(answer(status).server_error(true).unwrap().kind(), crate::ErrorKind::OutcomeUnknown);
+            assert_eq!(answer(status).server_error(false).unwrap().kind(), crate::ErrorKind::Transient);
+        }
+        assert!(answer(200).server_error(true).is_none());
+        assert!(answer(404).server_error(true).is_none());
+    }
 }
 
 #[cfg(test)]

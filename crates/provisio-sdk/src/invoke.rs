@@ -190,12 +190,18 @@ pub async fn call(
     envelope.redact(&redactor);
     let mut http_log = cx.http_log();
     // Secret result fields (a password the vendor generated) are the
-    // caller's to see in the result, never in the log.
+    // caller's to see in the result, never in the log; so are the secrets
+    // the provider declared on the way.
+    let mut learnt = cx.learnt_secrets();
     if let (Some(descriptor), Some(data)) = (entry.blueprint().function(function), envelope.data.as_ref())
         && envelope.is_ok()
     {
-        let learnt = Redactor::new(descriptor.result.secret_values(data));
+        learnt.extend(descriptor.result.secret_values(data));
+    }
+    if !learnt.is_empty() {
+        let learnt = Redactor::new(learnt);
         http_log.iter_mut().for_each(|exchange| exchange.redact(&learnt));
+        envelope.redact(&learnt);
     }
     CallReport { envelope, http_log, duration_ms, started_at_ms, redactor }
 }
@@ -245,8 +251,12 @@ pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &Ca
     if let Some(data) = envelope.data.as_mut() {
         redactor.value(data);
     }
+    let mut http_log = cx.http_log();
+    let learnt = Redactor::new(cx.learnt_secrets());
+    http_log.iter_mut().for_each(|exchange| exchange.redact(&learnt));
+    envelope.redact(&learnt);
     let duration_ms = started.elapsed().as_millis() as u64;
-    CallReport { envelope, http_log: cx.http_log(), duration_ms, started_at_ms, redactor }
+    CallReport { envelope, http_log, duration_ms, started_at_ms, redactor }
 }
 
 /// A redactor for the configuration's secret values and the params' secret fields.

@@ -54,7 +54,10 @@ impl Redactor {
         let json_escaped = json_escaped.trim_matches('"').to_owned();
         let percent: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         let list = if secret.len() < MIN_SUBSTRING_SECRET { &mut self.short } else { &mut self.needles };
-        for needle in [secret.to_owned(), json_escaped, percent, percent_encode_all(secret)] {
+        // As XML text and attribute values write it (`&` `<` `>`, quotes too).
+        let xml_text = secret.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let xml_attribute = xml_text.replace('"', "&quot;").replace('\'', "&apos;");
+        for needle in [secret.to_owned(), json_escaped, percent, percent_encode_all(secret), xml_text, xml_attribute] {
             if !needle.is_empty() && !list.contains(&needle) {
                 list.push(needle);
             }
@@ -210,6 +213,10 @@ mod tests {
         assert_eq!(redactor.text("k=s3cr3t%2F%22key%22+%2Bx"), "k=[REDACTED]");
         assert_eq!(redactor.text(r#"{"k":"s3cr3t/\"key\" +x"}"#), r#"{"k":"[REDACTED]"}"#);
         assert_eq!(redactor.text("k=s3cr3t%2F%22key%22%20%2Bx"), "k=[REDACTED]");
+        // As XML writes it, in text and in attributes.
+        let xml = Redactor::new(["N3w&Pass<w0rd>'x\""]);
+        assert_eq!(xml.text("<passwd>N3w&amp;Pass&lt;w0rd&gt;'x\"</passwd>"), "<passwd>[REDACTED]</passwd>");
+        assert_eq!(xml.text("v=\"N3w&amp;Pass&lt;w0rd&gt;&apos;x&quot;\""), "v=\"[REDACTED]\"");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! - create: `listpkgs` (the package as the server names it; a reseller's
 //!   own `<reseller>_<name>` too), `accountsummary` (an existing account is
-//!   adopted only with this service's mark and domain), `verify_new_username`,
+//!   adopted only with this service's mark and the same domain, package and
+//!   email), `verify_new_username`,
 //!   then `createacct` (POST: a timeout is `outcome_unknown`, never a blind
 //!   retry). Without a username, names made from the domain are tried in a
 //!   fixed order, so a retry finds the account its first attempt made;
@@ -21,7 +22,10 @@
 //! (`ann+prv-…@example.com`), which `accountsummary` reads back as `email`.
 //! Mail still reaches the customer wherever sub-addressing works (most
 //! providers); answers show the address without the mark. An account whose
-//! contact email lost its mark (edited by hand) is no service's: `conflict`.
+//! contact email lost its mark, or carries another (the customer may edit
+//! it), stays its service's when it is the very account the service made:
+//! the same domain and creation time (`unix_startdate`, which only WHM sets)
+//! as the service's stored result. Otherwise it is no service's: `conflict`.
 //!
 //! **Errors.** WHM answers failures as HTTP 200 with `metadata.result = 0`
 //! and free text: known texts map to error kinds, anything else is a
@@ -36,7 +40,7 @@ use provisio_sdk::blueprints::shared_hosting::*;
 use provisio_sdk::blueprints::{State, Units};
 use provisio_sdk::formats::{DomainName, Email, IpAddress, Url, Username, generate_password};
 use provisio_sdk::{
-    ConnectionTest, Context, Empty, FieldError, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage,
+    ConnectionTest, Context, Empty, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage,
 };
 use reqwest::Method;
 use schemars::JsonSchema;
@@ -138,11 +142,7 @@ fn plain_reason(reason: &str) -> &str {
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::invalid_input(vec![FieldError {
-        location: FieldLocation::Params,
-        path: path.into(),
-        message: message.into(),
-    }])
+    ProviderError::invalid_field(FieldLocation::Params, path, message)
 }
 
 /// The error kind of a failure WHM describes in `reason` (§3 of
@@ -150,16 +150,18 @@ fn invalid(path: &str, message: impl Into<String>) -> ProviderError {
 fn classify(function: &str, reason: &str) -> ProviderError {
     let text = plain_reason(reason);
     let has = |needle: &str| text.contains(needle);
-    let error = if has("already has an account named") || has("has the same initial") {
+    let error = if has("already has an account named")
+        || has("has the same initial")
+        || has("already has a group named")
+        || has("already has a database owner named")
+        || has("a group for that username already exists")
+    {
         ProviderError::conflict(UserMessage::new("The username is taken on this server by another account"))
     } else if has("already exists in the Apache configuration") {
         ProviderError::conflict(UserMessage::new("The domain is already hosted on this server by another account"))
     } else if has("is not a valid username") || has("is a reserved username") {
         invalid("/username", format!("is not accepted by this server: {text}"))
-    } else if has("is not a valid pacakge name")
-        || has("is not a valid package name")
-        || has("package") && has("does not exist")
-    {
+    } else if has("is not a valid pacakge name") || has("is not a valid package name") || has("Specified package") {
         invalid("/package_name", "is not a package this server offers")
     } else if has("Account does not exist")
         || has("You do not have a user named")
@@ -186,6 +188,13 @@ fn split_mark(email: &str) -> (String, Option<String>) {
     }
 }
 
+/// The mark an account carries: in its first contact address (WHM joins a
+/// second one with ", ").
+fn mark_of(summary: &Value) -> Option<String> {
+    let contact = summary["email"].as_str().unwrap_or_default();
+    split_mark(contact.split(',').next().unwrap_or_default().trim()).1
+}
+
 /// The contact email with this call's mark as its sub-address.
 fn with_mark(email: &Email, owner: Option<&str>) -> String {
     match (owner, email.as_str().rsplit_once('@')) {
@@ -194,8 +203,19 @@ fn with_mark(email: &Email, owner: Option<&str>) -> String {
     }
 }
 
-/// `14M` / `none` / `unlimited` / `500M` (MiB) or a number.
-fn megabytes(value: &Value) -> Option<f64> {
+/// Whether `summary` is the account this service made: the service's
+/// stored result names the same domain and the same creation time.
+fn made_by_this_service(cx: &Context, summary: &Value) -> bool {
+    let stored = cx.provision_data();
+    let created = stored.get("created_at").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    cx.owner().is_some()
+        && stored.get("domain").and_then(Value::as_str).is_some_and(|d| Some(d) == summary["domain"].as_str())
+        && created.is_some_and(|at| Some(at.timestamp()) == summary["unix_startdate"].as_i64())
+}
+
+/// A number as WHM writes sizes and counts: `14M`, `none` (0),
+/// `unlimited` (no number), or a plain number.
+fn quantity(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) if s == "none" => Some(0.0),
@@ -239,6 +259,9 @@ impl Cpanel {
             request = request.query(&query);
         }
         let response = cx.http().send(request).await?;
+        if let Some(err) = response.server_error(changes) {
+            return Err(err);
+        }
         match response.status.as_u16() {
             200 => {}
             401 | 403 => {
@@ -303,8 +326,14 @@ impl Cpanel {
         let summary = self.summary(cx, username.as_str()).await?.ok_or_else(|| {
             ProviderError::not_found(UserMessage::new(format!("Account {username} does not exist on this server")))
         })?;
-        let (_, mark) = split_mark(summary["email"].as_str().unwrap_or_default());
-        cx.check_owner(&format!("Account {username}"), mark.as_deref())?;
+        // The contact email is the customer's to edit (dropping the mark, or
+        // writing another): the account the service made is known by what
+        // only WHM sets, its domain and creation time, against the service's
+        // stored result. The mark decides only before there is one.
+        if made_by_this_service(cx, &summary) {
+            return Ok(summary);
+        }
+        cx.check_owner(&format!("Account {username}"), mark_of(&summary).as_deref())?;
         Ok(summary)
     }
 
@@ -346,7 +375,9 @@ impl Cpanel {
         let data = self.must(cx, "listpkgs", false, &[]).await?;
         let names: Vec<&str> =
             data["pkg"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
-        let prefixed = format!("{}_{wanted}", self.config.username);
+        // A reseller's own packages are named `<reseller>_<name>`.
+        let reseller = self.config.account_owner.as_deref().unwrap_or(&self.config.username);
+        let prefixed = format!("{reseller}_{wanted}");
         if let Some(found) = names.iter().find(|n| **n == wanted || **n == prefixed) {
             return Ok((*found).to_owned());
         }
@@ -371,7 +402,7 @@ impl Cpanel {
         for candidate in username_candidates(&params.domain, 8) {
             match self.summary(cx, candidate.as_str()).await? {
                 Some(existing) => {
-                    let (_, mark) = split_mark(existing["email"].as_str().unwrap_or_default());
+                    let mark = mark_of(&existing);
                     if existing["domain"].as_str() == Some(params.domain.as_str()) && mark.as_deref() == cx.owner() {
                         return Ok((candidate, Some(existing)));
                     }
@@ -400,9 +431,9 @@ impl Cpanel {
         existing: &Value,
     ) -> Result<AccountInfo, ProviderError> {
         let info = self.info(existing)?;
-        let (_, mark) = split_mark(existing["email"].as_str().unwrap_or_default());
-        cx.check_owner(&format!("Account {}", info.username), mark.as_deref())?;
-        if info.domain != params.domain || info.package_name != package || info.email != params.email {
+        cx.check_owner(&format!("Account {}", info.username), mark_of(existing).as_deref())?;
+        let asked = CreateParams { package_name: package.to_owned(), ..params.clone() };
+        if !info.is_what_create_asks(&asked) {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "Account {} exists on this server with another domain, package or email",
                 info.username
@@ -425,9 +456,14 @@ impl Provider for Cpanel {
     }
 
     async fn new(config: CpanelConfig) -> Result<Self, ProviderError> {
-        let parsed = url::Url::parse(&config.api_url).map_err(|_| invalid("/api_url", "is not a URL"))?;
+        let parsed = url::Url::parse(&config.api_url)
+            .map_err(|_| ProviderError::invalid_field(FieldLocation::Config, "/api_url", "is not a URL"))?;
         if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-            return Err(invalid("/api_url", "must be an https:// address with a host"));
+            return Err(ProviderError::invalid_field(
+                FieldLocation::Config,
+                "/api_url",
+                "must be an https:// address with a host",
+            ));
         }
         Ok(Cpanel { config })
     }
@@ -471,6 +507,7 @@ impl SharedHosting for Cpanel {
             Some(password) => password.expose().to_owned(),
             None => generate_password(20),
         };
+        cx.add_secret(&password);
         let contact = with_mark(&params.email, cx.owner());
         let mut form: Vec<(&str, &str)> = vec![
             ("username", username.as_str()),
@@ -551,13 +588,13 @@ impl SharedHosting for Cpanel {
         let bandwidth_limit = row.and_then(|r| r["limit"].as_f64()).filter(|l| *l > 0.0).map(|l| l / MIB);
         Ok(AccountUsage {
             disk_mb: Units {
-                used: megabytes(&summary["diskused"]).unwrap_or(0.0),
-                limit: megabytes(&summary["disklimit"]),
+                used: quantity(&summary["diskused"]).unwrap_or(0.0),
+                limit: quantity(&summary["disklimit"]),
             },
             bandwidth_mb: Units { used: bandwidth_used, limit: bandwidth_limit },
             inodes: Some(Units {
-                used: megabytes(&summary["inodesused"]).unwrap_or(0.0),
-                limit: megabytes(&summary["inodeslimit"]),
+                used: quantity(&summary["inodesused"]).unwrap_or(0.0),
+                limit: quantity(&summary["inodeslimit"]),
             }),
             mailboxes: None,
             databases: None,
@@ -573,6 +610,9 @@ impl SharedHosting for Cpanel {
         let session = self
             .must(cx, "create_user_session", true, &[("user", params.username.as_str()), ("service", service)])
             .await?;
+        for secret in ["session", "url"] {
+            cx.add_secret(session[secret].as_str().unwrap_or_default());
+        }
         let login_url = session["url"]
             .as_str()
             .and_then(|u| Url::parse(u).ok())
@@ -634,10 +674,10 @@ mod tests {
     }
 
     #[test]
-    fn sizes_read_like_whm_writes_them() {
-        assert_eq!(megabytes(&json!("14M")), Some(14.0));
-        assert_eq!(megabytes(&json!("none")), Some(0.0));
-        assert_eq!(megabytes(&json!("unlimited")), None);
-        assert_eq!(megabytes(&json!(7)), Some(7.0));
+    fn quantities_read_like_whm_writes_them() {
+        assert_eq!(quantity(&json!("14M")), Some(14.0));
+        assert_eq!(quantity(&json!("none")), Some(0.0));
+        assert_eq!(quantity(&json!("unlimited")), None);
+        assert_eq!(quantity(&json!(7)), Some(7.0));
     }
 }

@@ -250,7 +250,7 @@ async fn hostile_or_broken_servers_are_errors_within_the_deadline_and_redirects_
         (Hostile::Endless, ErrorKind::Transient, "in time"),
         (Hostile::Redirect(format!("{}/json-api/version", elsewhere.running.url())), ErrorKind::ProviderError, "302"),
         (Hostile::Page(200, "<html>Login</html>".into()), ErrorKind::ProviderError, "not WHM API 1"),
-        (Hostile::Page(500, "Internal Server Error".into()), ErrorKind::ProviderError, "HTTP 500"),
+        (Hostile::Page(500, "Internal Server Error".into()), ErrorKind::Transient, "HTTP 500"),
         (Hostile::Page(200, r#"{"metadata":{}}"#.into()), ErrorKind::ProviderError, "metadata.result"),
     ];
     for (hostile, kind, says) in cases {
@@ -266,4 +266,59 @@ async fn hostile_or_broken_servers_are_errors_within_the_deadline_and_redirects_
         assert!(report.envelope.message.as_str().contains(says), "{hostile:?}: {:#?}", report.envelope);
     }
     assert_eq!(elsewhere.whm.requests(), 0, "the redirect's target was never called");
+}
+
+/// The contact email is the customer's to edit in cPanel. Dropping the mark,
+/// adding a second address or writing another mark neither lets the account
+/// escape its service's suspension and termination nor hands it to anyone
+/// else: its service knows it by its domain and creation time.
+#[tokio::test]
+async fn a_customer_editing_the_contact_email_neither_escapes_its_service_nor_hands_the_account_over() {
+    let panel = Panel::start(Options::default()).await;
+    let h = panel.harness();
+    let name = unique(8);
+    let made = h.ok("create", create(Some(&name), &format!("{name}.provisio-test.com"))).await;
+    // The engine hands later calls the service's stored result.
+    let mut service = h.clone();
+    service.options.provision_data = made.as_object().unwrap().clone();
+    let marked = panel.whm.accounts()[0].4.clone();
+    let edits = [
+        "owner@provisio-test.com".to_owned(),
+        format!("{marked}, second@provisio-test.com"),
+        "owner+prv-madeup123@provisio-test.com".to_owned(),
+    ];
+    for edited in &edits {
+        assert!(panel.whm.set_contact_email(&name, edited));
+        assert_eq!(service.ok("suspend", json!({"username": name, "reason": "overdue"})).await["state"], "suspended");
+        assert_eq!(service.ok("unsuspend", json!({"username": name})).await["state"], "active");
+        // Another service, with nothing stored, gets no hold of it.
+        h.with_owner(Some(OWNER_B)).fails("suspend", json!({"username": name}), ErrorKind::Conflict).await;
+    }
+    // With the mark in the first of two addresses, the mark alone still says whose it is.
+    assert!(panel.whm.set_contact_email(&name, &format!("{marked}, second@provisio-test.com")));
+    h.ok("get_info", json!({"username": name})).await;
+    service.ok("terminate", json!({"username": name})).await;
+    assert!(panel.whm.accounts().is_empty());
+}
+
+/// Passwords Provisio makes and sign-on sessions WHM answers are in no
+/// exchange of the call's log.
+#[tokio::test]
+async fn generated_passwords_and_sign_on_sessions_stay_out_of_the_log() {
+    let panel = Panel::start(Options::default()).await;
+    let entry = provisio_cpanel::entry();
+    let options = CallOptions { owner: Some(OWNER_A.into()), ..CallOptions::default() };
+    let name = unique(8);
+    let created =
+        invoke::call(&entry, &panel.config(), "create", &create(Some(&name), "gen.provisio-test.com"), &options).await;
+    assert!(created.envelope.is_ok(), "{:#?}", created.envelope);
+    let password = panel.whm.password(&name).unwrap();
+    assert!(!serde_json::to_string(&created.http_log).unwrap().contains(&password), "the generated password leaked");
+    let login = invoke::call(&entry, &panel.config(), "get_login_url", &json!({"username": name}), &options).await;
+    let url = login.envelope.data.as_ref().unwrap()["login_url"].as_str().unwrap().to_owned();
+    let session = url.split("session=").nth(1).unwrap().to_owned();
+    let log = serde_json::to_string(&login.http_log).unwrap();
+    assert!(!log.contains(&session) && !log.contains(&url), "{log}");
+    let decoded: String = url::form_urlencoded::parse(format!("s={session}").as_bytes()).next().unwrap().1.into_owned();
+    assert!(!log.contains(&decoded), "{log}");
 }

@@ -38,8 +38,7 @@ use provisio_sdk::blueprints::shared_hosting::*;
 use provisio_sdk::blueprints::{State, Units};
 use provisio_sdk::formats::{DomainName, Email, IpAddress, Url, Username, generate_password};
 use provisio_sdk::{
-    ConnectionTest, Context, Empty, ErrorKind, FieldError, FieldLocation, Provider, ProviderAbout, ProviderError,
-    UserMessage,
+    ConnectionTest, Context, Empty, ErrorKind, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage,
 };
 use reqwest::Method;
 use schemars::JsonSchema;
@@ -50,6 +49,9 @@ use serde_json::json;
 pub fn entry() -> provisio_sdk::ProviderEntry {
     provisio_sdk::blueprints::shared_hosting::entry::<Plesk>()
 }
+
+/// A subscription's status bit for "suspended by the administrator".
+const ADMIN_SUSPENDED: u32 = 16;
 
 /// The protocol version this provider writes.
 const PROTOCOL: &str = "1.6.9.1";
@@ -173,11 +175,11 @@ impl Outcome {
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> ProviderError {
-    ProviderError::invalid_input(vec![FieldError {
-        location: FieldLocation::Params,
-        path: path.into(),
-        message: message.into(),
-    }])
+    ProviderError::invalid_field(FieldLocation::Params, path, message)
+}
+
+fn invalid_config(path: &str, message: &str) -> ProviderError {
+    ProviderError::invalid_field(FieldLocation::Config, path, message)
 }
 
 /// The error of a failed operation: by `errcode` (§3 of
@@ -218,8 +220,18 @@ impl Webspace {
     fn name(&self) -> &str {
         self.data.at(&["gen_info", "name"])
     }
+    /// The status: 0 active, or a sum of reasons (16 by the administrator,
+    /// 64 by the customer, 256 expired...).
+    fn status(&self) -> u32 {
+        self.data.at(&["gen_info", "status"]).parse().unwrap_or(0)
+    }
+    /// Not served, for whatever reason.
     fn suspended(&self) -> bool {
-        !matches!(self.data.at(&["gen_info", "status"]), "" | "0")
+        self.status() != 0
+    }
+    /// Suspended by the administrator (what `suspend` sets and `unsuspend` lifts).
+    fn suspended_by_admin(&self) -> bool {
+        self.status() & ADMIN_SUSPENDED != 0
     }
     fn plan_guid(&self) -> &str {
         self.data.at(&["subscriptions", "subscription", "plan", "plan-guid"])
@@ -246,7 +258,7 @@ impl Plesk {
             (None, Some(login), Some(password)) => {
                 request.header("HTTP_AUTH_LOGIN", login).header("HTTP_AUTH_PASSWD", password)
             }
-            _ => return Err(invalid("/secret_key", "is required unless login and password are set")),
+            _ => return Err(invalid_config("/secret_key", "is required unless login and password are set")),
         };
         let response = match cx.http().send(request).await {
             Err(err) if !changes && err.kind() == ErrorKind::OutcomeUnknown => {
@@ -254,6 +266,9 @@ impl Plesk {
             }
             other => other?,
         };
+        if let Some(err) = response.server_error(changes) {
+            return Err(err);
+        }
         if !response.status.is_success() {
             return Err(ProviderError::provider(UserMessage::new(format!(
                 "Plesk answered HTTP {}; is api_url the Plesk address (port 8443)?",
@@ -331,11 +346,20 @@ impl Plesk {
 
     /// The subscription the customer `username` owns, if any.
     async fn webspace(&self, cx: &Context, username: &str) -> Result<Option<Webspace>, ProviderError> {
+        self.webspace_by(cx, "owner-login", username).await
+    }
+
+    /// The first subscription whose `key` (a filter key) is `value`, if any:
+    /// an error 1013, or no result at all, is none.
+    async fn webspace_by(&self, cx: &Context, key: &str, value: &str) -> Result<Option<Webspace>, ProviderError> {
         let inner = format!(
-            "<filter><owner-login>{}</owner-login></filter><dataset><gen_info/><stat/><subscriptions/></dataset>",
-            esc(username)
+            "<filter><{key}>{}</{key}></filter><dataset><gen_info/><stat/><subscriptions/></dataset>",
+            esc(value)
         );
-        let outcome = self.one(cx, "webspace", "get", &inner, false).await?;
+        let packet = self.packet(cx, &format!("<webspace><get>{inner}</get></webspace>"), false).await?;
+        let Some(outcome) = Self::outcomes(&packet, "webspace", "get").into_iter().next() else {
+            return Ok(None);
+        };
         if !outcome.ok() {
             return if outcome.code() == 1013 {
                 Ok(None)
@@ -489,12 +513,12 @@ impl Provider for Plesk {
     }
 
     async fn new(config: PleskConfig) -> Result<Self, ProviderError> {
-        let parsed = url::Url::parse(&config.api_url).map_err(|_| invalid("/api_url", "is not a URL"))?;
+        let parsed = url::Url::parse(&config.api_url).map_err(|_| invalid_config("/api_url", "is not a URL"))?;
         if !matches!(parsed.scheme(), "https" | "http") || parsed.host_str().is_none() {
-            return Err(invalid("/api_url", "must be an https:// address with a host"));
+            return Err(invalid_config("/api_url", "must be an https:// address with a host"));
         }
         if config.secret_key.is_none() && (config.login.is_none() || config.password.is_none()) {
-            return Err(invalid("/secret_key", "is required unless login and password are set"));
+            return Err(invalid_config("/secret_key", "is required unless login and password are set"));
         }
         Ok(Plesk { config })
     }
@@ -523,6 +547,16 @@ impl SharedHosting for Plesk {
             Some(password) => password.expose().to_owned(),
             None => generate_password(20),
         };
+        cx.add_secret(&password);
+        // A domain another customer hosts is refused before anything is made.
+        if let Some(hosted) = self.webspace_by(cx, "name", params.domain.as_str()).await?
+            && hosted.data.at(&["gen_info", "owner-login"]) != username.as_str()
+        {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "The domain {} is already hosted on this server by another account",
+                params.domain
+            ))));
+        }
         let mark = cx.owner().unwrap_or_default();
         let customer = match self.customer(cx, username.as_str()).await? {
             Some(existing) => {
@@ -545,14 +579,16 @@ impl SharedHosting for Plesk {
                 );
                 let outcome = self.one(cx, "customer", "add", &inner, true).await?;
                 if !outcome.ok() {
-                    return Err(classify(&format!("Creating customer {username}"), &outcome, "/password"));
+                    // 1019 names what Plesk refused: the login or the password.
+                    let field = if outcome.text().contains("login") { "/username" } else { "/password" };
+                    return Err(classify(&format!("Creating customer {username}"), &outcome, field));
                 }
                 Customer { email: params.email.to_string(), external_id: mark.to_owned() }
             }
         };
         if let Some(existing) = self.webspace(cx, username.as_str()).await? {
             let info = self.info(cx, &username, &customer, &existing).await?;
-            if info.domain != params.domain || info.package_name != params.package_name || info.email != params.email {
+            if !info.is_what_create_asks(&params) {
                 return Err(ProviderError::conflict(UserMessage::new(format!(
                     "Account {username} exists on this server with another domain, package or email"
                 ))));
@@ -572,6 +608,13 @@ impl SharedHosting for Plesk {
         );
         let outcome = self.one(cx, "webspace", "add", &inner, true).await?;
         if !outcome.ok() {
+            // Made meanwhile by this account (another attempt still running)?
+            if outcome.code() == 1007
+                && let Some(made) = self.webspace_by(cx, "name", params.domain.as_str()).await?
+                && made.data.at(&["gen_info", "owner-login"]) == username.as_str()
+            {
+                return self.read(cx, &username).await;
+            }
             let error = if outcome.code() == 1007 {
                 ProviderError::conflict(UserMessage::new(format!(
                     "The domain {} is already hosted on this server by another account",
@@ -592,16 +635,19 @@ impl SharedHosting for Plesk {
 
     async fn suspend(&self, cx: &Context, params: SuspendParams) -> Result<AccountInfo, ProviderError> {
         let (_, webspace) = self.owned(cx, &params.username).await?;
-        if !webspace.suspended() {
-            self.set_status(cx, &webspace, 16).await?;
+        if !webspace.suspended_by_admin() {
+            self.set_status(cx, &webspace, ADMIN_SUSPENDED).await?;
         }
         self.read(cx, &params.username).await
     }
 
     async fn unsuspend(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
         let (_, webspace) = self.owned(cx, &params.username).await?;
-        if webspace.suspended() {
-            self.set_status(cx, &webspace, 0).await?;
+        if webspace.suspended_by_admin() {
+            // Lifts only the administrator's suspension: the customer's own
+            // (64) stays; the others Plesk derives (expiry) itself.
+            let rest = webspace.status() & !ADMIN_SUSPENDED;
+            self.set_status(cx, &webspace, if rest & 64 != 0 { 64 } else { 0 }).await?;
         }
         self.read(cx, &params.username).await
     }
@@ -662,6 +708,7 @@ impl SharedHosting for Plesk {
             return Err(classify("Opening a session", &outcome, "/username"));
         }
         let id = outcome.result.at(&["id"]);
+        cx.add_secret(id);
         let login_url = Url::parse(&format!(
             "{}/enterprise/rsession_init.php?PLESKSESSID={id}&success_redirect_url=%2F",
             self.origin()
@@ -672,7 +719,8 @@ impl SharedHosting for Plesk {
         Ok(LoginUrl {
             login_url,
             expires_at: Utc::now() + chrono::Duration::minutes(5),
-            for_ip: params.client_ip,
+            // Plesk records the address; it does not promise to bind the session to it.
+            for_ip: None,
             post_fields: None,
         })
     }

@@ -223,6 +223,7 @@ async fn hostile_or_broken_servers_are_errors_within_the_deadline_and_nothing_ex
             "302",
         ),
         (Hostile::Page(200, "<html>Login".into()), ErrorKind::ProviderError, "not an XML API packet"),
+        (Hostile::Page(502, "Bad Gateway".into()), ErrorKind::Transient, "HTTP 502"),
         (Hostile::Xml(bomb), ErrorKind::ProviderError, "not an XML API packet"),
         (
             Hostile::Xml("<packet><customer><get/></customer></packet>".into()),
@@ -243,4 +244,36 @@ async fn hostile_or_broken_servers_are_errors_within_the_deadline_and_nothing_ex
         assert!(report.envelope.message.as_str().contains(says), "{:#?}", report.envelope);
     }
     assert_eq!(elsewhere.plesk.requests(), 0, "the redirect's target was never called");
+}
+
+/// Passwords Provisio makes, passwords with XML's special characters, and
+/// the session ids Plesk answers are in no exchange of the call's log.
+#[tokio::test]
+async fn generated_passwords_escaped_passwords_and_sessions_stay_out_of_the_log() {
+    let panel = Panel::start().await;
+    let entry = provisio_plesk::entry();
+    let options = CallOptions { owner: Some(OWNER_A.into()), ..CallOptions::default() };
+    let name = unique(8);
+    let created =
+        invoke::call(&entry, &panel.config(), "create", &create(Some(&name), "gen.provisio-test.com"), &options).await;
+    assert!(created.envelope.is_ok(), "{:#?}", created.envelope);
+    let password = panel.plesk.customer_password(&name).unwrap();
+    assert!(!serde_json::to_string(&created.http_log).unwrap().contains(&password), "the generated password leaked");
+    let special = "N3w&Pass<w0rd>";
+    let changed = invoke::call(
+        &entry,
+        &panel.config(),
+        "change_password",
+        &json!({"username": name, "password": special}),
+        &options,
+    )
+    .await;
+    assert!(changed.envelope.is_ok(), "{:#?}", changed.envelope);
+    assert_eq!(panel.plesk.customer_password(&name).as_deref(), Some(special));
+    let log = serde_json::to_string(&changed.http_log).unwrap();
+    assert!(!log.contains("N3w&amp;Pass&lt;w0rd&gt;") && !log.contains(special), "{log}");
+    let login = invoke::call(&entry, &panel.config(), "get_login_url", &json!({"username": name}), &options).await;
+    let url = login.envelope.data.as_ref().unwrap()["login_url"].as_str().unwrap().to_owned();
+    let id = url.split("PLESKSESSID=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    assert!(!serde_json::to_string(&login.http_log).unwrap().contains(&id), "the session id leaked");
 }

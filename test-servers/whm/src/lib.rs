@@ -86,6 +86,7 @@ struct Account {
     domain: String,
     plan: String,
     contact_email: String,
+    password: String,
     owner: String,
     ip: String,
     suspended: bool,
@@ -178,6 +179,20 @@ impl Whm {
             .collect()
     }
 
+    /// An account's password (to check a change, or that it never leaked).
+    pub fn password(&self, user: &str) -> Option<String> {
+        self.panel.lock().expect("panel lock").accounts.get(user).map(|a| a.password.clone())
+    }
+
+    /// Sets an account's contact email as its owner can in cPanel » Contact
+    /// Information (a second address is joined with ", ", as WHM reads it back).
+    pub fn set_contact_email(&self, user: &str, email: &str) -> bool {
+        let mut panel = self.panel.lock().expect("panel lock");
+        let Some(account) = panel.accounts.get_mut(user) else { return false };
+        account.contact_email = email.to_owned();
+        true
+    }
+
     /// Makes an account as an operator would by hand in WHM (no API call).
     pub fn add_account(&self, user: &str, domain: &str, plan: &str, contact_email: &str) {
         let account = self.account(user, domain, plan, contact_email, &self.options.root_user);
@@ -195,6 +210,7 @@ impl Whm {
             domain: domain.to_owned(),
             plan: plan.to_owned(),
             contact_email: contact_email.to_owned(),
+            password: provisio_test_server_kit::random_secret(16),
             owner: owner.to_owned(),
             ip: self.options.shared_ip.clone(),
             suspended: false,
@@ -581,7 +597,11 @@ impl Whm {
             // Sic: the real message misspells "package" (§3.1).
             return Answer::fail(format!("Sorry, \"{plan}\" is not a valid pacakge name."));
         }
-        let account = self.account(&name, &domain, &plan, params.nonempty("contactemail").unwrap_or_default(), &owner);
+        let mut account =
+            self.account(&name, &domain, &plan, params.nonempty("contactemail").unwrap_or_default(), &owner);
+        if let Some(password) = params.nonempty("password").or(params.nonempty("pass")) {
+            account.password = password.to_owned();
+        }
         panel.accounts.insert(name.clone(), account);
         let hostname = &self.options.hostname;
         let nameserver = |n: &str| format!("ns{n}.{}", hostname.split_once('.').map(|(_, d)| d).unwrap_or(hostname));
@@ -777,13 +797,14 @@ impl Whm {
         let Some(user) = params.nonempty("user").map(str::to_owned) else {
             return Answer::fail("No user name supplied: “user” is a required argument.");
         };
-        if params.nonempty("password").is_none() {
+        let Some(password) = params.nonempty("password").map(str::to_owned) else {
             return Answer::fail("No password supplied: “password” is a required argument.");
-        }
-        let panel = self.panel.lock().expect("panel lock");
+        };
+        let mut panel = self.panel.lock().expect("panel lock");
         if let Err(answer) = self.accessible(&panel, caller, &user) {
             return *answer;
         }
+        panel.accounts.get_mut(&user).expect("checked").password = password;
         Answer::ok(Some(json!({"app": ["ftp"]}))).reason(format!("Password changed for user “{user}”."))
     }
 

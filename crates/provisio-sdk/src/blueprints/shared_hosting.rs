@@ -152,6 +152,14 @@ pub struct AccountInfo {
     pub created_at: DateTime<Utc>,
 }
 
+impl AccountInfo {
+    /// Whether this existing account is the one `params` asks for (same
+    /// domain, package and email): what `create` adopts instead of refusing.
+    pub fn is_what_create_asks(&self, params: &CreateParams) -> bool {
+        self.domain == params.domain && self.package_name == params.package_name && self.email == params.email
+    }
+}
+
 /// A single sign-on link into the control panel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LoginUrl {
