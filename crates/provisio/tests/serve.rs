@@ -672,6 +672,75 @@ async fn billing_events_drive_a_plesk_account_on_the_plesk_test_server() {
     a_panel_account_lives_through_billing_events("shared-hosting/plesk", values, &plesk, &ca, &key).await;
 }
 
+/// Dynamic deployment over two cPanel servers (two WHM test servers), each
+/// with room for two accounts (and the demo's hosting server beside them,
+/// which the product's attributes leave out): four orders fill both, least
+/// used first, and a fifth fails for want of capacity without any call to a
+/// panel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpanel_servers_fill_by_their_capacity_in_dynamic_deployment() {
+    provisio_sdk::http::install_crypto_provider();
+    let mut panels = Vec::new();
+    for _ in 0..2 {
+        let whm = provisio_whm_test_server::Whm::new(provisio_whm_test_server::Options::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running =
+            provisio_test_server_kit::serve(listener, whm.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
+        panels.push((whm, running));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start(dir.path(), 0);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    for (n, (whm, running)) in panels.iter().enumerate() {
+        let values =
+            json!({"api_url": running.url(), "api_token": whm.options().root_token, "ca_cert_pem": running.ca_pem});
+        let (status, made) = post(
+            "/configurations",
+            json!({"name": format!("whm-{n}"), "provider": "shared-hosting/cpanel", "max_services": 2,
+                   "attributes": {"panel": "cpanel"}, "values": values}),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+    }
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "cp-dyn", "name": "cPanel anywhere", "blueprint": "shared-hosting",
+               "deployment": {"type": "dynamic", "strategy": "least_used", "attributes": {"panel": "cpanel"}},
+               "provision_fields": {"package_name": "basic"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    let mut services = Vec::new();
+    for n in 0..5 {
+        let (status, accepted) = post(
+            "/events",
+            json!({"id": format!("d{n}"), "type": "order.paid", "service": {"external_id": format!("d-{n}"), "product": "cp-dyn",
+                   "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+                   "fields": {"domain": format!("site{n}{}.example.com", provisio_conformance::unique(4))}}}),
+        )
+        .await;
+        assert_eq!(status, 202, "{accepted}");
+        services.push(accepted["service_id"].as_i64().unwrap());
+    }
+    let mut failed = 0;
+    for service in services {
+        let detail = wait_for_service(&client, &base, service, |d| {
+            matches!(d["service"]["status"].as_str(), Some("active" | "failed"))
+        })
+        .await;
+        if detail["service"]["status"] == "failed" {
+            failed += 1;
+            assert!(detail.to_string().contains("No capacity"), "{detail:#}");
+        }
+    }
+    assert_eq!(failed, 1, "the fifth order finds no room");
+    assert_eq!(panels.iter().map(|(whm, _)| whm.accounts().len()).collect::<Vec<_>>(), [2, 2]);
+}
+
 /// Through `provisio serve`: an `order.paid` event for a certificate product
 /// runs `ssl-certificates/acme`, which writes its DNS-01 records through the
 /// PowerDNS configuration the engine manages (one provider using another by
