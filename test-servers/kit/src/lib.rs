@@ -57,6 +57,11 @@ impl Tls {
             .expect("the certificate matches its key");
         Tls { ca_pem: ca.pem(), config: Arc::new(config) }
     }
+
+    /// An acceptor for servers that speak something other than HTTP over TLS.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    }
 }
 
 /// A running server.
