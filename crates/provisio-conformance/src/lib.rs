@@ -25,6 +25,10 @@ pub struct Harness {
     /// A zone the provider may prove control of (`ssl-certificates`): the
     /// suite certifies fresh names under it.
     pub domain: String,
+    /// A domain another registrar holds and its transfer code
+    /// (`domain-names`): the suite transfers it in. `None`: any fresh name
+    /// (for registrars that accept those, like the demo).
+    pub incoming: Option<(String, String)>,
 }
 
 impl Harness {
@@ -38,6 +42,7 @@ impl Harness {
             options: CallOptions { owner: Some(OWNER_A.into()), ..CallOptions::default() },
             packages: ("basic".into(), "standard".into()),
             domain: "provisio-test.net".into(),
+            incoming: None,
         }
     }
 
@@ -391,6 +396,8 @@ pub async fn domain_names(h: &Harness) {
     // Renew moves the expiry by exactly the years asked, and once per idempotency key.
     let mut keyed = h.clone();
     keyed.options.idempotency_key = Some(format!("renew-{}", unique(8)));
+    // As the engine does: every attempt of the job sees what the service knew before it.
+    keyed.options.provision_data = info.as_object().cloned().unwrap_or_default();
     let renewed = keyed.ok("renew", json!({"domain": domain, "years": 2})).await;
     let (before, after) = (date_of(&expires), date_of(&renewed["expires_at"]));
     assert_eq!(after, add_years(&before, 2), "renewed by two years: {before} -> {after}");
@@ -412,8 +419,9 @@ pub async fn domain_names(h: &Harness) {
     }
 
     // A transfer reports progress instead of failing.
-    let incoming = format!("{}.net", unique(10));
-    if let Some(status) = h.optional("transfer", json!({"domain": incoming, "epp_code": "Xfer-Code-123"})).await {
+    let (incoming, code) =
+        h.incoming.clone().unwrap_or_else(|| (format!("{}.net", unique(10)), "Xfer-Code-123".into()));
+    if let Some(status) = h.optional("transfer", json!({"domain": incoming, "epp_code": code})).await {
         assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");
         let status = h.ok("get_status", json!({"domain": incoming})).await;
         assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");

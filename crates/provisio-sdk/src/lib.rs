@@ -21,6 +21,7 @@ pub mod provider;
 pub mod redact;
 pub mod schema;
 pub mod tls;
+pub mod xml;
 
 pub use blueprint::{
     BlueprintDescriptor, Caller, Empty, FunctionDescriptor, FunctionKind, IdentifierScope, ServiceStatus,

@@ -107,54 +107,7 @@ pub struct Plesk {
     config: PleskConfig,
 }
 
-/// An XML element, owned: name, text and child elements.
-#[derive(Debug, Clone, Default)]
-struct Xml {
-    name: String,
-    text: String,
-    children: Vec<Xml>,
-}
-
-impl Xml {
-    fn from_node(node: roxmltree::Node<'_, '_>) -> Xml {
-        Xml {
-            name: node.tag_name().name().to_owned(),
-            text: node
-                .children()
-                .filter(|c| c.is_text())
-                .filter_map(|c| c.text())
-                .collect::<String>()
-                .trim()
-                .to_owned(),
-            children: node.children().filter(roxmltree::Node::is_element).map(Xml::from_node).collect(),
-        }
-    }
-
-    fn child(&self, name: &str) -> Option<&Xml> {
-        self.children.iter().find(|c| c.name == name)
-    }
-
-    /// The text at a path of child names; empty when absent.
-    fn at(&self, path: &[&str]) -> &str {
-        let mut node = self;
-        for name in path {
-            match node.child(name) {
-                Some(next) => node = next,
-                None => return "",
-            }
-        }
-        &node.text
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Xml> {
-        self.children.iter().filter(move |c| c.name == name)
-    }
-}
-
-/// Text escaped for XML.
-fn esc(text: &str) -> std::borrow::Cow<'_, str> {
-    quick_xml::escape::partial_escape(text)
-}
+use provisio_sdk::xml::{Xml, esc};
 
 /// One operation's `<result>`: ok, or Plesk's code and text.
 #[derive(Debug)]
@@ -277,11 +230,10 @@ impl Plesk {
             .with_debug("body", response.text()));
         }
         let text = response.text();
-        let document = roxmltree::Document::parse(&text).map_err(|_| {
+        let packet = Xml::parse(&text).map_err(|_| {
             ProviderError::provider("The Plesk server answered something that is not an XML API packet")
                 .with_debug("body", text.clone())
         })?;
-        let packet = Xml::from_node(document.root_element());
         if let Some(system) = packet.child("system") {
             let (code, errtext) = (system.at(&["errcode"]), system.at(&["errtext"]));
             let message = match code {
@@ -755,8 +707,7 @@ mod tests {
     #[test]
     fn packets_read_into_owned_trees() {
         let text = "<packet><customer><get><result><status>error</status><errcode>1013</errcode><errtext>client does not exist</errtext></result></get></customer></packet>";
-        let document = roxmltree::Document::parse(text).unwrap();
-        let packet = Xml::from_node(document.root_element());
+        let packet = Xml::parse(text).unwrap();
         let outcomes = Plesk::outcomes(&packet, "customer", "get");
         assert_eq!(outcomes.len(), 1);
         assert!(!outcomes[0].ok());

@@ -140,7 +140,8 @@ struct State {
     hosts: BTreeMap<String, Host>,
     polls: BTreeMap<String, VecDeque<Message>>,
     sessions: BTreeMap<String, usize>,
-    drop_next: usize,
+    /// Commands (by verb: `renew`, `create`...) whose next answer is dropped.
+    drop_next: Vec<String>,
 }
 
 impl State {
@@ -163,12 +164,14 @@ pub struct Registry {
     invalid_answers: Arc<AtomicU64>,
     last_invalid: Arc<Mutex<Option<String>>>,
     delay: Arc<Mutex<Duration>>,
+    transactions: Arc<AtomicU64>,
 }
 
 /// The answer to one frame, and whether the session ends after it.
 struct Answer {
     xml: String,
     close: bool,
+    verb: String,
 }
 
 fn now() -> DateTime<Utc> {
@@ -253,6 +256,7 @@ impl Registry {
             invalid_answers: Arc::default(),
             last_invalid: Arc::default(),
             delay: Arc::new(Mutex::new(delay)),
+            transactions: Arc::default(),
         }
     }
 
@@ -281,10 +285,10 @@ impl Registry {
         *self.delay.lock().expect("lock") = delay;
     }
 
-    /// The next `n` commands take effect, then their connection drops
-    /// without an answer.
-    pub fn drop_answers(&self, n: usize) {
-        self.state.lock().expect("lock").drop_next = n;
+    /// The next command `verb` (`renew`, `create`, `transfer`...) takes
+    /// effect, then its connection drops without an answer.
+    pub fn drop_answer_to(&self, verb: &str) {
+        self.state.lock().expect("lock").drop_next.push(verb.to_owned());
     }
 
     /// A domain's sponsor and expiry, if it exists.
@@ -325,7 +329,7 @@ impl Registry {
         let mut state = self.state.lock().expect("lock");
         let roid = state.roid("DOM");
         let contact_roid = state.roid("CON");
-        let contact = format!("c{}", state.id());
+        let contact = format!("cid{}", state.id());
         state.contacts.insert(
             contact.clone(),
             Contact {
@@ -418,9 +422,8 @@ impl Registry {
             let answer = self.answer(&frame, &mut login).await;
             let drop_it = {
                 let mut state = self.state.lock().expect("lock");
-                let armed = state.drop_next > 0;
-                state.drop_next = state.drop_next.saturating_sub(1);
-                armed
+                let armed = state.drop_next.iter().position(|v| *v == answer.verb);
+                armed.map(|at| state.drop_next.remove(at)).is_some()
             };
             if drop_it {
                 break;
@@ -463,34 +466,51 @@ impl Registry {
         if let Err(why) = self.validator.check(frame).await {
             self.invalid_commands.fetch_add(1, Ordering::Relaxed);
             *self.last_invalid.lock().expect("lock") = Some(format!("command: {why}\n{frame}"));
-            return Answer { xml: response(2001, None, None, None, &self.sv_trid()), close: false };
+            return Answer {
+                xml: response(2001, None, None, None, &self.sv_trid()),
+                close: false,
+                verb: String::new(),
+            };
         }
         let Ok(document) = roxmltree::Document::parse(frame) else {
-            return Answer { xml: response(2001, None, None, None, &self.sv_trid()), close: false };
+            return Answer {
+                xml: response(2001, None, None, None, &self.sv_trid()),
+                close: false,
+                verb: String::new(),
+            };
         };
         let epp = document.root_element();
         if child(epp, "hello").is_some() {
-            return Answer { xml: self.greeting(), close: false };
+            return Answer { xml: self.greeting(), close: false, verb: "hello".into() };
         }
         let Some(command) = child(epp, "command") else {
-            return Answer { xml: response(2000, None, None, None, &self.sv_trid()), close: false };
+            return Answer {
+                xml: response(2000, None, None, None, &self.sv_trid()),
+                close: false,
+                verb: String::new(),
+            };
         };
         let cl_trid = text(command, "clTRID");
         let Some(verb) = command.children().find(|c| c.is_element() && c.tag_name().name() != "clTRID") else {
-            return Answer { xml: response(2001, cl_trid.as_deref(), None, None, &self.sv_trid()), close: false };
+            return Answer {
+                xml: response(2001, cl_trid.as_deref(), None, None, &self.sv_trid()),
+                close: false,
+                verb: String::new(),
+            };
         };
         let name = verb.tag_name().name();
+        let verb_name = name.to_owned();
         let done = |code: u16, data: Option<String>, msg_q: Option<String>| {
             response(code, cl_trid.as_deref(), data, msg_q, &self.sv_trid())
         };
         match (name, login.as_ref()) {
-            ("login", Some(_)) => return Answer { xml: done(2002, None, None), close: false },
+            ("login", Some(_)) => return Answer { xml: done(2002, None, None), close: false, verb: verb_name },
             ("login", None) => {
                 let (code, close) = self.login(verb, login);
-                return Answer { xml: done(code, None, None), close };
+                return Answer { xml: done(code, None, None), close, verb: verb_name };
             }
-            (_, None) => return Answer { xml: done(2002, None, None), close: false },
-            ("logout", Some(_)) => return Answer { xml: done(1500, None, None), close: true },
+            (_, None) => return Answer { xml: done(2002, None, None), close: false, verb: verb_name },
+            ("logout", Some(_)) => return Answer { xml: done(1500, None, None), close: true, verb: verb_name },
             _ => {}
         }
         let registrar = login.clone().expect("logged in");
@@ -499,7 +519,7 @@ impl Registry {
         let outcome = match name {
             "poll" => {
                 let (code, data, msg_q) = poll(&mut state, &registrar, verb);
-                return Answer { xml: done(code, data, msg_q), close: false };
+                return Answer { xml: done(code, data, msg_q), close: false, verb: verb_name };
             }
             _ => self.object_command(&mut state, &registrar, name, verb, command),
         };
@@ -512,11 +532,11 @@ impl Registry {
             Ok((code, data)) => done(code, data, msg_q),
             Err(Refused(code)) => done(code, None, None),
         };
-        Answer { xml, close: false }
+        Answer { xml, close: false, verb: verb_name }
     }
 
     fn sv_trid(&self) -> String {
-        format!("PTR-{}", self.state.lock().expect("lock").id())
+        format!("PTR-{}", self.transactions.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     fn login(&self, verb: Node<'_, '_>, login: &mut Option<String>) -> (u16, bool) {
@@ -736,8 +756,11 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
     } else {
         domain.statuses.iter().map(|s| format!("<domain:status s=\"{s}\"/>")).collect()
     };
-    let mut out =
-        format!("<domain:infData xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:roid>{}</domain:roid>{statuses}", esc(&name), domain.roid);
+    let mut out = format!(
+        "<domain:infData xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:roid>{}</domain:roid>{statuses}",
+        esc(&name),
+        domain.roid
+    );
     if full {
         out.push_str(&format!("<domain:registrant>{}</domain:registrant>", esc(&domain.registrant)));
         for (kind, id) in &domain.contacts {
@@ -754,7 +777,11 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
     }
     out.push_str(&format!("<domain:clID>{}</domain:clID>", esc(&domain.sponsor)));
     if full {
-        out.push_str(&format!("<domain:crID>{}</domain:crID><domain:crDate>{}</domain:crDate>", esc(&domain.creator), stamp(domain.created)));
+        out.push_str(&format!(
+            "<domain:crID>{}</domain:crID><domain:crDate>{}</domain:crDate>",
+            esc(&domain.creator),
+            stamp(domain.created)
+        ));
         if let Some(updated) = domain.updated {
             out.push_str(&format!("<domain:upDate>{}</domain:upDate>", stamp(updated)));
         }
@@ -772,7 +799,7 @@ fn period_years(object: Node<'_, '_>) -> Result<u32, Refused> {
     let Some(period) = child(object, "period") else { return Ok(1) };
     let value: u32 = period.text().unwrap_or_default().trim().parse().map_err(|_| Refused(2005))?;
     let years = match period.attribute("unit") {
-        Some("m") if value % 12 == 0 => value / 12,
+        Some("m") if value.is_multiple_of(12) => value / 12,
         Some("m") => return Err(Refused(2306)),
         _ => value,
     };
@@ -860,7 +887,11 @@ fn ds_records(command: Node<'_, '_>) -> Vec<String> {
         .descendants()
         .filter(|n| n.is_element() && n.tag_name().namespace() == Some(SEC_DNS) && n.tag_name().name() == "dsData")
         .map(|ds| {
-            ["keyTag", "alg", "digestType", "digest"].iter().map(|k| text(ds, k).unwrap_or_default()).collect::<Vec<_>>().join(" ")
+            ["keyTag", "alg", "digestType", "digest"]
+                .iter()
+                .map(|k| text(ds, k).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect()
 }
@@ -929,7 +960,9 @@ fn domain_update(state: &mut State, registrar: &str, object: Node<'_, '_>, comma
     let add_contacts: Vec<(String, String)> = child(object, "add")
         .map(|a| {
             children(a, "contact")
-                .map(|c| (c.attribute("type").unwrap_or_default().to_owned(), c.text().unwrap_or_default().trim().to_owned()))
+                .map(|c| {
+                    (c.attribute("type").unwrap_or_default().to_owned(), c.text().unwrap_or_default().trim().to_owned())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -939,7 +972,9 @@ fn domain_update(state: &mut State, registrar: &str, object: Node<'_, '_>, comma
     let rem_contacts: Vec<(String, String)> = child(object, "rem")
         .map(|r| {
             children(r, "contact")
-                .map(|c| (c.attribute("type").unwrap_or_default().to_owned(), c.text().unwrap_or_default().trim().to_owned()))
+                .map(|c| {
+                    (c.attribute("type").unwrap_or_default().to_owned(), c.text().unwrap_or_default().trim().to_owned())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -994,13 +1029,7 @@ fn nameservers_named(ns: Option<Node<'_, '_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn domain_transfer(
-    state: &mut State,
-    registrar: &str,
-    op: &str,
-    object: Node<'_, '_>,
-    after: Duration,
-) -> Outcome {
+fn domain_transfer(state: &mut State, registrar: &str, op: &str, object: Node<'_, '_>, after: Duration) -> Outcome {
     let name = text(object, "name").unwrap_or_default().to_lowercase();
     let domain = state.domains.get(&name).cloned().ok_or(Refused(2303))?;
     let pending = domain.transfer.as_ref().is_some_and(|t| t.status == "pending");
@@ -1090,7 +1119,11 @@ fn contact_check(state: &State, object: Node<'_, '_>) -> String {
             let id = n.text().unwrap_or_default().trim().to_owned();
             let taken = state.contacts.contains_key(&id);
             let reason = if taken { "<contact:reason>In use</contact:reason>" } else { "" };
-            format!("<contact:cd><contact:id avail=\"{}\">{}</contact:id>{reason}</contact:cd>", u8::from(!taken), esc(&id))
+            format!(
+                "<contact:cd><contact:id avail=\"{}\">{}</contact:id>{reason}</contact:cd>",
+                u8::from(!taken),
+                esc(&id)
+            )
         })
         .collect();
     format!("<contact:chkData xmlns:contact=\"{CONTACT}\">{rows}</contact:chkData>")
@@ -1123,7 +1156,8 @@ fn contact_create(state: &mut State, registrar: &str, object: Node<'_, '_>) -> O
     if state.contacts.contains_key(&id) {
         return Err(Refused(2302));
     }
-    let mut contact = Contact { id: id.clone(), sponsor: registrar.to_owned(), created: Some(now()), ..Contact::default() };
+    let mut contact =
+        Contact { id: id.clone(), sponsor: registrar.to_owned(), created: Some(now()), ..Contact::default() };
     read_postal(&mut contact, object);
     contact.auth = auth_of(object).unwrap_or_default();
     contact.roid = state.roid("CON");

@@ -1,0 +1,707 @@
+//! `domain-names/epp`: domains at a registry over EPP, RFC 5730 (the
+//! protocol), 5731 (domains), 5732 (hosts) and 5733 (contacts), on RFC 5734's
+//! transport ([`session`]: TLS, length-prefixed frames, a session pool).
+//!
+//! - register: `domain:info` first (a domain this registrar holds for this
+//!   service, with the same registrant, is adopted; any other holder is
+//!   `conflict`), the service's contacts (`contact:create`, or updated when
+//!   they exist), name servers as host objects (`host:create` for unknown
+//!   ones), then `domain:create` with a fresh authInfo;
+//! - renew: `curExpDate` is the expiry the service last knew (its stored
+//!   result), so a renew whose answer was lost is never done twice: the
+//!   registry refuses the stale date, and an expiry already moved by the
+//!   years asked is answered as done;
+//! - transfer in: `transfer op="request"` with the code, then pending until
+//!   the registry or the losing registrar approves; `get_status` follows it;
+//! - lock: the `clientTransferProhibited` status; EPP code: the authInfo;
+//! - errors by result code: 2302 `conflict`, 2303 `not_found`, 2003/2004/2005
+//!   `invalid_input` naming the field, 2304/2306 provider errors saying why,
+//!   2400 and 25xx `transient` (or `outcome_unknown` once a change was sent).
+//!
+//! **Ownership mark.** The service's contacts have ids made from its mark
+//! (`pv` + 13 hex digits of its SHA-256 + the role), so a domain is this
+//! service's when this registrar sponsors it and its registrant is the
+//! service's registrant contact.
+
+mod session;
+
+use chrono::{DateTime, Utc};
+use provisio_sdk::blueprints::domain_names::*;
+use provisio_sdk::formats::{CountryCode, DomainName, Email, Hostname, Phone, generate_password};
+use provisio_sdk::xml::{Xml, esc};
+use provisio_sdk::{ConnectionTest, Context, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use session::{CONTACT, DOMAIN, Endpoint, HOST, Reply};
+
+/// The registry entry.
+pub fn entry() -> provisio_sdk::ProviderEntry {
+    provisio_sdk::blueprints::domain_names::entry::<Epp>()
+}
+
+fn default_port() -> u16 {
+    700
+}
+
+fn default_sessions() -> u8 {
+    2
+}
+
+/// How to reach one registry as one registrar.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EppConfig {
+    /// The registry's EPP host, e.g. `epp.example-registry.net`.
+    #[schemars(length(min = 1, max = 253), extend("x-endpoint" = true))]
+    pub host: String,
+    /// Its port (700 by RFC 5734).
+    #[serde(default = "default_port")]
+    #[schemars(extend("x-endpoint" = true))]
+    pub port: u16,
+    /// The registrar's client id (`clID`).
+    #[schemars(length(min = 3, max = 16))]
+    pub username: String,
+    /// The registrar's password.
+    #[schemars(length(min = 6, max = 16), extend("x-secret" = true, "writeOnly" = true))]
+    pub password: String,
+    /// The CA certificate (PEM) that signed the registry's certificate, when
+    /// it is not a public one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 65536), extend("x-endpoint" = true))]
+    pub ca_cert_pem: Option<String>,
+    /// Sessions kept open at most (registries limit them per registrar).
+    #[serde(default = "default_sessions")]
+    #[schemars(range(min = 1, max = 16))]
+    pub sessions: u8,
+}
+
+impl std::fmt::Debug for EppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EppConfig").field("host", &self.host).field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// The EPP provider for one registrar account.
+#[derive(Debug)]
+pub struct Epp {
+    config: EppConfig,
+}
+
+/// What a domain:info answered.
+#[derive(Debug, Clone)]
+struct Registration {
+    sponsor: String,
+    registrant: String,
+    statuses: Vec<String>,
+    nameservers: Vec<String>,
+    created: Option<DateTime<Utc>>,
+    expires: Option<DateTime<Utc>>,
+    auth: String,
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> ProviderError {
+    ProviderError::invalid_field(FieldLocation::Params, path, message)
+}
+
+/// The error a refused command is: by RFC 5730 result code.
+fn refused(what: &str, reply: &Reply, field: &str) -> ProviderError {
+    let error = match reply.code {
+        2302 => ProviderError::conflict(UserMessage::new(format!("{what}: it already exists at the registry"))),
+        2303 => ProviderError::not_found(UserMessage::new(format!("{what}: it does not exist at the registry"))),
+        2003..=2005 => invalid(field, format!("was refused by the registry ({})", reply.text)),
+        2201 => ProviderError::conflict(UserMessage::new(format!("{what}: another registrar holds it"))),
+        2202 => invalid("/epp_code", "is not the domain's authorisation code"),
+        2304 => ProviderError::provider(UserMessage::new(format!("{what}: the object's status forbids it"))),
+        2306 => ProviderError::provider(UserMessage::new(format!("{what}: the registry's policy forbids it"))),
+        2400 | 2500..=2502 => ProviderError::transient("The registry failed the command; try again later"),
+        _ => ProviderError::provider(UserMessage::new(format!("{what}: the registry refused it"))),
+    };
+    error.with_debug("epp_code", reply.code).with_debug("epp_msg", reply.text.clone())
+}
+
+/// A contact id made from the service's mark and the role (`r`, `a`, `t`, `b`).
+fn contact_id(cx: &Context, role: char) -> String {
+    use sha2::Digest;
+    let seed = cx.owner().map(str::to_owned).unwrap_or_else(|| generate_password(16));
+    let digest = hex::encode(sha2::Sha256::digest(seed.as_bytes()));
+    format!("pv{}{role}", &digest[..13])
+}
+
+/// E.164 (`+442071234567`) as EPP writes it (`+44.2071234567`).
+fn epp_phone(phone: &Phone) -> String {
+    let digits = phone.as_str().trim_start_matches('+');
+    let code_len = match digits.as_bytes() {
+        [b'1' | b'7', ..] => 1,
+        [a, b, ..] => {
+            let two = (a - b'0') * 10 + (b - b'0');
+            if matches!(two, 20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98)
+            {
+                2
+            } else {
+                3
+            }
+        }
+        _ => 1,
+    };
+    format!("+{}.{}", &digits[..code_len.min(digits.len())], &digits[code_len.min(digits.len())..])
+}
+
+fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|d| d.with_timezone(&Utc))
+}
+
+fn contact_xml(contact: &Contact) -> String {
+    let org =
+        contact.organisation.as_deref().map(|o| format!("<contact:org>{}</contact:org>", esc(o))).unwrap_or_default();
+    let street2 =
+        contact.address2.as_deref().map(|s| format!("<contact:street>{}</contact:street>", esc(s))).unwrap_or_default();
+    let sp = contact.state.as_deref().map(|s| format!("<contact:sp>{}</contact:sp>", esc(s))).unwrap_or_default();
+    format!(
+        "<contact:postalInfo type=\"int\"><contact:name>{}</contact:name>{org}<contact:addr><contact:street>{}</contact:street>{street2}<contact:city>{}</contact:city>{sp}<contact:pc>{}</contact:pc><contact:cc>{}</contact:cc></contact:addr></contact:postalInfo><contact:voice>{}</contact:voice><contact:email>{}</contact:email>",
+        esc(&contact.name),
+        esc(&contact.address1),
+        esc(&contact.city),
+        esc(&contact.postcode),
+        esc(contact.country_code.as_str()),
+        esc(&epp_phone(&contact.phone)),
+        esc(contact.email.as_str()),
+    )
+}
+
+/// A contact from a contact:infData.
+fn contact_of(data: &Xml) -> Option<Contact> {
+    let postal = data.child("postalInfo")?;
+    let addr = postal.child("addr")?;
+    let streets: Vec<&str> = addr.all("street").map(|s| s.text.as_str()).collect();
+    let optional = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    Some(Contact {
+        name: postal.at(&["name"]).to_owned(),
+        organisation: optional(postal.at(&["org"])),
+        email: Email::parse(data.at(&["email"])).ok()?,
+        phone: Phone::parse(&data.at(&["voice"]).replace('.', "")).ok()?,
+        address1: streets.first().copied().unwrap_or_default().to_owned(),
+        address2: streets.get(1).map(|s| (*s).to_owned()),
+        city: addr.at(&["city"]).to_owned(),
+        state: optional(addr.at(&["sp"])),
+        postcode: addr.at(&["pc"]).to_owned(),
+        country_code: CountryCode::parse(addr.at(&["cc"])).ok()?,
+    })
+}
+
+impl Epp {
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.config.host.clone(),
+            port: self.config.port,
+            client_id: self.config.username.clone(),
+            password: self.config.password.clone(),
+            ca_cert_pem: self.config.ca_cert_pem.clone(),
+            sessions: usize::from(self.config.sessions),
+        }
+    }
+
+    async fn send(&self, cx: &Context, what: &str, body: &str, changes: bool) -> Result<Reply, ProviderError> {
+        session::command(cx, &self.endpoint(), what, body, changes).await
+    }
+
+    /// The registration as this registrar sees it; `None` if the name is free.
+    async fn registration(&self, cx: &Context, domain: &DomainName) -> Result<Option<Registration>, ProviderError> {
+        let body = format!(
+            "<info><domain:info xmlns:domain=\"{DOMAIN}\"><domain:name hosts=\"all\">{}</domain:name></domain:info></info>",
+            esc(domain.as_str())
+        );
+        let reply = self.send(cx, "domain:info", &body, false).await?;
+        match reply.code {
+            1000 => {}
+            2303 => return Ok(None),
+            _ => return Err(refused(&format!("Reading {domain}"), &reply, "/domain")),
+        }
+        let data = reply.response.path(&["response", "resData", "infData"]).cloned().unwrap_or_default();
+        Ok(Some(Registration {
+            sponsor: data.at(&["clID"]).to_owned(),
+            registrant: data.at(&["registrant"]).to_owned(),
+            statuses: data.all("status").filter_map(|s| s.attribute("s").map(str::to_owned)).collect(),
+            nameservers: data
+                .child("ns")
+                .into_iter()
+                .flat_map(|ns| ns.all("hostObj"))
+                .map(|h| h.text.clone())
+                .collect(),
+            created: parse_date(data.at(&["crDate"])),
+            expires: parse_date(data.at(&["exDate"])),
+            auth: data.at(&["authInfo", "pw"]).to_owned(),
+        }))
+    }
+
+    /// The registration, if this service may act on it: held by this
+    /// registrar, with the service's registrant.
+    async fn owned(&self, cx: &Context, domain: &DomainName) -> Result<Registration, ProviderError> {
+        let found = self
+            .registration(cx, domain)
+            .await?
+            .ok_or_else(|| ProviderError::not_found(UserMessage::new(format!("{domain} is not registered"))))?;
+        if found.sponsor != self.config.username {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "{domain} is registered with another registrar"
+            ))));
+        }
+        if cx.owner().is_some() && found.registrant != contact_id(cx, 'r') {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "{domain} exists but belongs to another service (or was not made by Provisio)"
+            ))));
+        }
+        Ok(found)
+    }
+
+    async fn contact(&self, cx: &Context, id: &str) -> Result<Option<Contact>, ProviderError> {
+        let body = format!(
+            "<info><contact:info xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id></contact:info></info>",
+            esc(id)
+        );
+        let reply = self.send(cx, "contact:info", &body, false).await?;
+        match reply.code {
+            1000 => Ok(reply.response.path(&["response", "resData", "infData"]).and_then(contact_of)),
+            2303 => Ok(None),
+            _ => Err(refused("Reading a contact", &reply, "/contacts")),
+        }
+    }
+
+    /// Makes (or brings up to date) the service's contact for `role`.
+    async fn ensure_contact(
+        &self,
+        cx: &Context,
+        role: char,
+        contact: &Contact,
+        path: &str,
+    ) -> Result<String, ProviderError> {
+        let id = contact_id(cx, role);
+        match self.contact(cx, &id).await? {
+            Some(current) if current == *contact => {}
+            Some(_) => {
+                let body = format!(
+                    "<update><contact:update xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id><contact:chg>{}</contact:chg></contact:update></update>",
+                    esc(&id),
+                    contact_xml(contact)
+                );
+                let reply = self.send(cx, "contact:update", &body, true).await?;
+                if reply.code != 1000 {
+                    return Err(refused("Updating a contact", &reply, path));
+                }
+            }
+            None => {
+                let auth = generate_password(16);
+                cx.add_secret(&auth);
+                let body = format!(
+                    "<create><contact:create xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id>{}<contact:authInfo><contact:pw>{}</contact:pw></contact:authInfo></contact:create></create>",
+                    esc(&id),
+                    contact_xml(contact),
+                    esc(&auth)
+                );
+                let reply = self.send(cx, "contact:create", &body, true).await?;
+                if reply.code != 1000 && reply.code != 2302 {
+                    return Err(refused("Creating a contact", &reply, path));
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// Makes host objects for name servers the registry does not know.
+    async fn ensure_hosts(&self, cx: &Context, hosts: &[Hostname]) -> Result<(), ProviderError> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let names: String = hosts.iter().map(|h| format!("<host:name>{}</host:name>", esc(h.as_str()))).collect();
+        let body = format!("<check><host:check xmlns:host=\"{HOST}\">{names}</host:check></check>");
+        let reply = self.send(cx, "host:check", &body, false).await?;
+        if reply.code != 1000 {
+            return Err(refused("Checking name servers", &reply, "/nameservers"));
+        }
+        let free: Vec<String> = reply
+            .response
+            .path(&["response", "resData", "chkData"])
+            .into_iter()
+            .flat_map(|c| c.all("cd"))
+            .filter_map(|cd| cd.child("name"))
+            .filter(|n| n.attribute("avail") == Some("1"))
+            .map(|n| n.text.clone())
+            .collect();
+        for host in free {
+            let body = format!(
+                "<create><host:create xmlns:host=\"{HOST}\"><host:name>{}</host:name></host:create></create>",
+                esc(&host)
+            );
+            let reply = self.send(cx, "host:create", &body, true).await?;
+            if reply.code != 1000 && reply.code != 2302 {
+                return Err(refused(&format!("Creating name server {host}"), &reply, "/nameservers"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn info(&self, cx: &Context, domain: &DomainName, found: &Registration) -> Result<DomainInfo, ProviderError> {
+        let registrant = self.contact(cx, &found.registrant).await.ok().flatten();
+        Ok(DomainInfo {
+            domain: domain.clone(),
+            status: status_of(found),
+            locked: found.statuses.iter().any(|s| s == "clientTransferProhibited"),
+            auto_renew: false,
+            privacy: false,
+            nameservers: found.nameservers.iter().filter_map(|h| Hostname::parse(h).ok()).collect(),
+            registrant,
+            created_at: found.created,
+            expires_at: found.expires,
+        })
+    }
+
+    async fn read(&self, cx: &Context, domain: &DomainName) -> Result<DomainInfo, ProviderError> {
+        let found = self.owned(cx, domain).await?;
+        self.info(cx, domain, &found).await
+    }
+
+    async fn update(&self, cx: &Context, domain: &DomainName, inner: &str, field: &str) -> Result<(), ProviderError> {
+        let body = format!(
+            "<update><domain:update xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name>{inner}</domain:update></update>",
+            esc(domain.as_str())
+        );
+        let reply = self.send(cx, "domain:update", &body, true).await?;
+        if reply.code != 1000 {
+            return Err(refused(&format!("Updating {domain}"), &reply, field));
+        }
+        Ok(())
+    }
+}
+
+fn status_of(found: &Registration) -> DomainStatus {
+    if found.statuses.iter().any(|s| s == "pendingTransfer") {
+        DomainStatus::PendingTransfer
+    } else if found.statuses.iter().any(|s| s == "pendingCreate") {
+        DomainStatus::PendingRegistration
+    } else if found.expires.is_some_and(|e| e < Utc::now()) {
+        DomainStatus::Expired
+    } else {
+        DomainStatus::Active
+    }
+}
+
+impl Provider for Epp {
+    type Config = EppConfig;
+
+    fn about() -> ProviderAbout {
+        ProviderAbout {
+            id: "epp",
+            name: "EPP registry",
+            description: "Domains at any registry that speaks EPP (RFC 5730-5734), as one of its registrars.",
+            logo_url: None,
+        }
+    }
+
+    async fn new(config: EppConfig) -> Result<Self, ProviderError> {
+        Ok(Epp { config })
+    }
+
+    async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {
+        // A check of a reserved name: logs in and runs one harmless command.
+        let body = format!(
+            "<check><domain:check xmlns:domain=\"{DOMAIN}\"><domain:name>provisio-connection-test.example</domain:name></domain:check></check>"
+        );
+        let reply = self.send(cx, "domain:check", &body, false).await?;
+        if reply.code != 1000 {
+            return Err(refused("Checking a name", &reply, "/host"));
+        }
+        Ok(ConnectionTest {
+            message: format!("Logged in to {}:{} as {}", self.config.host, self.config.port, self.config.username),
+            details: json!({"host": self.config.host, "sessions": self.config.sessions}),
+        })
+    }
+}
+
+impl DomainNames for Epp {
+    async fn check_availability(
+        &self,
+        cx: &Context,
+        params: CheckAvailabilityParams,
+    ) -> Result<AvailabilityResult, ProviderError> {
+        let names: String =
+            params.domains.iter().map(|d| format!("<domain:name>{}</domain:name>", esc(d.as_str()))).collect();
+        let body = format!("<check><domain:check xmlns:domain=\"{DOMAIN}\">{names}</domain:check></check>");
+        let reply = self.send(cx, "domain:check", &body, false).await?;
+        if reply.code != 1000 {
+            return Err(refused("Checking names", &reply, "/domains"));
+        }
+        let data = reply.response.path(&["response", "resData", "chkData"]).cloned().unwrap_or_default();
+        let domains = data
+            .all("cd")
+            .filter_map(|cd| {
+                let name = cd.child("name")?;
+                Some(Availability {
+                    domain: DomainName::parse(&name.text).ok()?,
+                    available: name.attribute("avail") == Some("1") || name.attribute("avail") == Some("true"),
+                    premium: false,
+                    reason: (!cd.at(&["reason"]).is_empty()).then(|| cd.at(&["reason"]).to_owned()),
+                })
+            })
+            .collect();
+        Ok(AvailabilityResult { domains })
+    }
+
+    async fn register(&self, cx: &Context, params: RegisterParams) -> Result<DomainInfo, ProviderError> {
+        let domain = &params.domain;
+        if let Some(found) = self.registration(cx, domain).await? {
+            return self.adopt(cx, domain, &found, &params.contacts.registrant).await;
+        }
+        let registrant = self.ensure_contact(cx, 'r', &params.contacts.registrant, "/contacts/registrant").await?;
+        let mut roles = String::new();
+        for (kind, role, contact) in [
+            ("admin", 'a', &params.contacts.admin),
+            ("tech", 't', &params.contacts.tech),
+            ("billing", 'b', &params.contacts.billing),
+        ] {
+            // A role not given is held by the registrant.
+            let id = match contact {
+                Some(contact) => self.ensure_contact(cx, role, contact, &format!("/contacts/{kind}")).await?,
+                None => registrant.clone(),
+            };
+            roles.push_str(&format!("<domain:contact type=\"{kind}\">{}</domain:contact>", esc(&id)));
+        }
+        self.ensure_hosts(cx, &params.nameservers).await?;
+        let ns: String = params
+            .nameservers
+            .iter()
+            .map(|h| format!("<domain:hostObj>{}</domain:hostObj>", esc(h.as_str())))
+            .collect();
+        let ns = if ns.is_empty() { String::new() } else { format!("<domain:ns>{ns}</domain:ns>") };
+        let auth = generate_password(16);
+        cx.add_secret(&auth);
+        let body = format!(
+            "<create><domain:create xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:period unit=\"y\">{}</domain:period>{ns}<domain:registrant>{}</domain:registrant>{roles}<domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo></domain:create></create>",
+            esc(domain.as_str()),
+            params.years,
+            esc(&registrant),
+            esc(&auth)
+        );
+        let reply = self.send(cx, "domain:create", &body, true).await?;
+        match reply.code {
+            1000 | 1001 => self.read(cx, domain).await,
+            // Registered meanwhile (another attempt of this job, or someone else).
+            2302 => match self.registration(cx, domain).await? {
+                Some(found) => self.adopt(cx, domain, &found, &params.contacts.registrant).await,
+                None => Err(refused(&format!("Registering {domain}"), &reply, "/domain")),
+            },
+            _ => Err(refused(&format!("Registering {domain}"), &reply, "/domain")),
+        }
+    }
+
+    async fn renew(&self, cx: &Context, params: RenewParams) -> Result<DomainInfo, ProviderError> {
+        let domain = &params.domain;
+        let found = self.owned(cx, domain).await?;
+        let current = found.expires.ok_or_else(|| ProviderError::provider("The registry gave no expiry date"))?;
+        // The expiry the service knew before this renew: if the registry's
+        // is already that plus the years asked, an earlier attempt did it.
+        let known = cx.provision_data().get("expires_at").and_then(|v| v.as_str()).and_then(parse_date);
+        if let Some(known) = known
+            && known.date_naive() != current.date_naive()
+        {
+            let renewed = known.checked_add_months(chrono::Months::new(12 * u32::from(params.years)));
+            if renewed.is_some_and(|r| r.date_naive() == current.date_naive()) {
+                return self.info(cx, domain, &found).await;
+            }
+        }
+        let cur = known.unwrap_or(current);
+        let body = format!(
+            "<renew><domain:renew xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:curExpDate>{}</domain:curExpDate><domain:period unit=\"y\">{}</domain:period></domain:renew></renew>",
+            esc(domain.as_str()),
+            cur.format("%Y-%m-%d"),
+            params.years
+        );
+        let reply = self.send(cx, "domain:renew", &body, true).await?;
+        if reply.code != 1000 {
+            return Err(refused(&format!("Renewing {domain}"), &reply, "/years"));
+        }
+        self.read(cx, domain).await
+    }
+
+    async fn get_info(&self, cx: &Context, params: DomainRef) -> Result<DomainInfo, ProviderError> {
+        self.read(cx, &params.domain).await
+    }
+
+    async fn update_nameservers(
+        &self,
+        cx: &Context,
+        params: UpdateNameserversParams,
+    ) -> Result<DomainInfo, ProviderError> {
+        let domain = &params.domain;
+        let found = self.owned(cx, domain).await?;
+        self.ensure_hosts(cx, &params.nameservers).await?;
+        let wanted: Vec<String> = params.nameservers.iter().map(|h| h.as_str().to_owned()).collect();
+        let add: String = wanted
+            .iter()
+            .filter(|h| !found.nameservers.contains(h))
+            .map(|h| format!("<domain:hostObj>{}</domain:hostObj>", esc(h)))
+            .collect();
+        let rem: String = found
+            .nameservers
+            .iter()
+            .filter(|h| !wanted.contains(h))
+            .map(|h| format!("<domain:hostObj>{}</domain:hostObj>", esc(h)))
+            .collect();
+        if !add.is_empty() || !rem.is_empty() {
+            let add = if add.is_empty() {
+                String::new()
+            } else {
+                format!("<domain:add><domain:ns>{add}</domain:ns></domain:add>")
+            };
+            let rem = if rem.is_empty() {
+                String::new()
+            } else {
+                format!("<domain:rem><domain:ns>{rem}</domain:ns></domain:rem>")
+            };
+            self.update(cx, domain, &format!("{add}{rem}"), "/nameservers").await?;
+        }
+        self.read(cx, domain).await
+    }
+
+    async fn get_status(&self, cx: &Context, params: DomainRef) -> Result<StatusResult, ProviderError> {
+        let domain = &params.domain;
+        let found = self
+            .registration(cx, domain)
+            .await?
+            .ok_or_else(|| ProviderError::not_found(UserMessage::new(format!("{domain} is not registered"))))?;
+        if found.sponsor == self.config.username {
+            return Ok(StatusResult {
+                domain: domain.clone(),
+                status: status_of(&found),
+                progress: None,
+                message: None,
+                expires_at: found.expires,
+            });
+        }
+        // Held by another registrar: a transfer of ours may be under way.
+        let body = format!(
+            "<transfer op=\"query\"><domain:transfer xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name></domain:transfer></transfer>",
+            esc(domain.as_str())
+        );
+        let reply = self.send(cx, "domain:transfer query", &body, false).await?;
+        let data = reply.response.path(&["response", "resData", "trnData"]).cloned().unwrap_or_default();
+        let ours = data.at(&["reID"]) == self.config.username;
+        let status = match (reply.code, data.at(&["trStatus"]), ours) {
+            (1000, "pending", true) => DomainStatus::PendingTransfer,
+            (1000, "clientRejected" | "serverCancelled" | "clientCancelled", true) => DomainStatus::Cancelled,
+            _ => {
+                return Err(ProviderError::conflict(UserMessage::new(format!(
+                    "{domain} is registered with another registrar"
+                ))));
+            }
+        };
+        Ok(StatusResult {
+            domain: domain.clone(),
+            status,
+            progress: None,
+            message: Some(format!("Transfer {}", data.at(&["trStatus"]))),
+            expires_at: found.expires,
+        })
+    }
+
+    async fn transfer(&self, cx: &Context, params: TransferParams) -> Result<StatusResult, ProviderError> {
+        let domain = &params.domain;
+        cx.add_secret(&params.epp_code);
+        let body = format!(
+            "<transfer op=\"request\"><domain:transfer xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:period unit=\"y\">{}</domain:period><domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo></domain:transfer></transfer>",
+            esc(domain.as_str()),
+            params.years,
+            esc(&params.epp_code)
+        );
+        let reply = self.send(cx, "domain:transfer request", &body, true).await?;
+        match reply.code {
+            // Pending (1001), or already requested by us (2300): follow it.
+            1000 | 1001 | 2300 => self.get_status(cx, DomainRef { domain: domain.clone() }).await,
+            // Already ours.
+            2106 => self.get_status(cx, DomainRef { domain: domain.clone() }).await,
+            _ => Err(refused(&format!("Transferring {domain}"), &reply, "/epp_code")),
+        }
+    }
+
+    async fn update_contacts(&self, cx: &Context, params: UpdateContactsParams) -> Result<DomainInfo, ProviderError> {
+        let domain = &params.domain;
+        self.owned(cx, domain).await?;
+        let changes = &params.contacts;
+        if let Some(registrant) = &changes.registrant {
+            // The registrant contact is the service's own: its details change in place.
+            self.ensure_contact(cx, 'r', registrant, "/contacts/registrant").await?;
+        }
+        for (role, contact) in [('a', &changes.admin), ('t', &changes.tech), ('b', &changes.billing)] {
+            if let Some(contact) = contact {
+                self.ensure_contact(cx, role, contact, "/contacts").await?;
+            }
+        }
+        self.read(cx, domain).await
+    }
+
+    async fn set_lock(&self, cx: &Context, params: SetLockParams) -> Result<DomainInfo, ProviderError> {
+        let domain = &params.domain;
+        let found = self.owned(cx, domain).await?;
+        let locked = found.statuses.iter().any(|s| s == "clientTransferProhibited");
+        if locked != params.locked {
+            let part = if params.locked { "add" } else { "rem" };
+            self.update(
+                cx,
+                domain,
+                &format!("<domain:{part}><domain:status s=\"clientTransferProhibited\"/></domain:{part}>"),
+                "/locked",
+            )
+            .await?;
+        }
+        self.read(cx, domain).await
+    }
+
+    async fn set_auto_renew(&self, _cx: &Context, _params: SetAutoRenewParams) -> Result<DomainInfo, ProviderError> {
+        // EPP has no auto-renew: registrations are renewed by `renew`.
+        Err(ProviderError::unsupported("set_auto_renew"))
+    }
+
+    async fn get_epp_code(&self, cx: &Context, params: DomainRef) -> Result<EppCode, ProviderError> {
+        let found = self.owned(cx, &params.domain).await?;
+        cx.add_secret(&found.auth);
+        Ok(EppCode { epp_code: found.auth })
+    }
+}
+
+impl Epp {
+    /// A registration found where `register` wanted to create one: this
+    /// service's (held here, with its registrant contact, the same
+    /// registrant details) is adopted; anything else is `conflict`.
+    async fn adopt(
+        &self,
+        cx: &Context,
+        domain: &DomainName,
+        found: &Registration,
+        registrant: &Contact,
+    ) -> Result<DomainInfo, ProviderError> {
+        if found.sponsor != self.config.username {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "{domain} is registered with another registrar"
+            ))));
+        }
+        let ours = cx.owner().is_none() || found.registrant == contact_id(cx, 'r');
+        let info = self.info(cx, domain, found).await?;
+        if !ours || info.registrant.as_ref() != Some(registrant) {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "{domain} is already registered, with another registrant"
+            ))));
+        }
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_written_with_the_country_code_apart() {
+        assert_eq!(epp_phone(&Phone::parse("+442071234567").unwrap()), "+44.2071234567");
+        assert_eq!(epp_phone(&Phone::parse("+14155550100").unwrap()), "+1.4155550100");
+        assert_eq!(epp_phone(&Phone::parse("+3531234567").unwrap()), "+353.1234567");
+    }
+}
