@@ -114,7 +114,12 @@ async fn open(endpoint: &Endpoint) -> Result<Session, ProviderError> {
         .map_err(|_| ProviderError::provider("host is not a name or address TLS can verify"))?;
     let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await.map_err(|e| connection_error(&e))?;
     let mut stream = connector.connect(name, tcp).await.map_err(|e| connection_error(&e))?;
-    let greeting = read_frame(&mut stream).await.map_err(|e| connection_error(&e))?;
+    let greeting = read_frame(&mut stream).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            ProviderError::provider("The registry's greeting is not EPP").with_debug("cause", e.to_string())
+        }
+        _ => connection_error(&e),
+    })?;
     let greeting = Xml::parse(&greeting).map_err(|_| ProviderError::provider("The registry's greeting is not EPP"))?;
     let menu = greeting.path(&["greeting", "svcMenu"]).cloned().unwrap_or_default();
     let offered: Vec<&str> = menu.all("objURI").map(|o| o.text.as_str()).collect();

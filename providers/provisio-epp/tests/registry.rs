@@ -159,3 +159,50 @@ async fn bad_credentials_and_an_untrusted_registry_are_provider_errors_and_sessi
     assert!(test.registry.sessions(&test.registry.options().registrars[0].0) <= 1);
     test.assert_valid();
 }
+
+/// A server that is not a registry, or a hostile one: a frame claiming
+/// gigabytes, a greeting that is not XML, one that offers no domains, and
+/// silence. Each is a prompt error naming the problem; nothing hangs.
+#[tokio::test]
+async fn hostile_or_broken_servers_are_prompt_errors() {
+    use tokio::io::AsyncWriteExt;
+    let frame = |xml: &str| {
+        let mut bytes = ((xml.len() + 4) as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(xml.as_bytes());
+        bytes
+    };
+    let no_domains = "<?xml version=\"1.0\"?><epp xmlns=\"urn:ietf:params:xml:ns:epp-1.0\"><greeting><svID>x</svID><svDate>2026-01-01T00:00:00Z</svDate><svcMenu><version>1.0</version><lang>en</lang><objURI>urn:ietf:params:xml:ns:host-1.0</objURI></svcMenu></greeting></epp>";
+    let cases: Vec<(Vec<u8>, ErrorKind, &str)> = vec![
+        (u32::MAX.to_be_bytes().to_vec(), ErrorKind::ProviderError, "greeting is not EPP"),
+        (frame("this is not XML"), ErrorKind::ProviderError, "greeting is not EPP"),
+        (frame(no_domains), ErrorKind::ProviderError, "does not offer"),
+        (Vec::new(), ErrorKind::Transient, "in time"),
+    ];
+    for (greeting, kind, says) in cases {
+        let tls = provisio_test_server_kit::Tls::generate(&[]);
+        let acceptor = tls.acceptor();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (acceptor, greeting) = (acceptor.clone(), greeting.clone());
+                tokio::spawn(async move {
+                    let Ok(mut stream) = acceptor.accept(socket).await else { return };
+                    let _ = stream.write_all(&greeting).await;
+                    let _ = stream.flush().await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        let config = json!({"host": "localhost", "port": port, "username": "provisio", "password": "Secret-1234",
+                            "ca_cert_pem": tls.ca_pem});
+        let options = CallOptions { timeout: Duration::from_secs(2), ..CallOptions::default() };
+        let started = std::time::Instant::now();
+        let report =
+            invoke::call(&provisio_epp::entry(), &config, "get_info", &json!({"domain": "a.com"}), &options).await;
+        assert!(started.elapsed() < Duration::from_secs(4), "{says}: took {:?}", started.elapsed());
+        assert_eq!(report.envelope.error_kind, Some(kind), "{says}: {:#?}", report.envelope);
+        assert!(report.envelope.message.as_str().contains(says), "{says}: {:#?}", report.envelope);
+        server.abort();
+    }
+}
