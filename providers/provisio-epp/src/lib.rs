@@ -218,6 +218,8 @@ impl Epp {
             _ => return Err(refused(&format!("Reading {domain}"), &reply, "/domain")),
         }
         let data = reply.response.path(&["response", "resData", "infData"]).cloned().unwrap_or_default();
+        // The authInfo is the domain's transfer key: out of every log.
+        cx.add_secret(data.at(&["authInfo", "pw"]));
         Ok(Some(Registration {
             sponsor: data.at(&["clID"]).to_owned(),
             registrant: data.at(&["registrant"]).to_owned(),
@@ -260,8 +262,10 @@ impl Epp {
             esc(id)
         );
         let reply = self.send(cx, "contact:info", &body, false).await?;
+        let data = reply.response.path(&["response", "resData", "infData"]);
+        cx.add_secret(data.map(|d| d.at(&["authInfo", "pw"])).unwrap_or_default());
         match reply.code {
-            1000 => Ok(reply.response.path(&["response", "resData", "infData"]).and_then(contact_of)),
+            1000 => Ok(data.and_then(contact_of)),
             2303 => Ok(None),
             _ => Err(refused("Reading a contact", &reply, "/contacts")),
         }

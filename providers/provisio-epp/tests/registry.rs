@@ -84,6 +84,11 @@ async fn a_renew_whose_answer_is_lost_is_done_once() {
     // The engine retries the job: same key, same stored expiry.
     let retried = job.ok("renew", json!({"domain": domain, "years": 1})).await;
     let (_, after_retry) = test.registry.domain(&domain).unwrap();
+    // The domain's authInfo (its transfer key) is in no exchange of the log.
+    let auth = test.registry.auth_info(&domain).unwrap();
+    let report = invoke::call(&h.entry, &h.config, "get_info", &json!({"domain": domain}), &h.options).await;
+    assert!(report.envelope.is_ok(), "{:#?}", report.envelope);
+    assert!(!serde_json::to_string(&report.http_log).unwrap().contains(&auth), "the authInfo leaked");
     assert_eq!(after_retry, after_first, "the retry did not renew again");
     assert_eq!(retried["expires_at"].as_str().unwrap()[..10], after_first.to_rfc3339()[..10]);
     test.assert_valid();
