@@ -741,6 +741,91 @@ async fn cpanel_servers_fill_by_their_capacity_in_dynamic_deployment() {
     assert_eq!(panels.iter().map(|(whm, _)| whm.accounts().len()).collect::<Vec<_>>(), [2, 2]);
 }
 
+/// Through `provisio serve`, a domain product on the EPP test registry:
+/// order paid registers the domain with the contacts and name servers
+/// asked; contract renewed moves the expiry one year, once, even when the
+/// registry's answer to the first renew is lost; staff change the name
+/// servers, lock it and read its EPP code. Every frame validates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
+    provisio_sdk::http::install_crypto_provider();
+    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let _registry_task = registry.serve(listener, &tls);
+    let (clid, password) = registry.options().registrars[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "5"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let values =
+        json!({"host": "localhost", "port": port, "username": clid, "password": password, "ca_cert_pem": tls.ca_pem});
+    let (status, configuration) =
+        post("/configurations", json!({"name": "registry-1", "provider": "domain-names/epp", "values": values})).await;
+    assert_eq!(status, 201, "{configuration}");
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "dot-com", "name": ".com domain", "blueprint": "domain-names",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    let domain = format!("{}.com", provisio_conformance::unique(10));
+    let registrant = json!({"name": "Ann Lee", "email": "ann@example.com", "phone": "+442071234567",
+                            "address1": "1 High Street", "city": "London", "postcode": "N1 1AA", "country_code": "GB"});
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "d1", "type": "order.paid", "service": {"external_id": "dom-1", "product": "dot-com",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": domain, "years": 1, "contacts": {"registrant": registrant},
+                          "nameservers": ["ns1.example.net", "ns2.example.net"]}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let wait_for = |check: fn(&Value) -> bool| wait_for_service(&client, &base, service, check);
+    wait_for(|d| d["service"]["status"] == "active").await;
+    let (ns, registrant_id, _) = registry.domain_details(&domain).expect("registered at the registry");
+    assert_eq!(ns, ["ns1.example.net", "ns2.example.net"]);
+    assert_eq!(registry.contact_email(&registrant_id).as_deref(), Some("ann@example.com"));
+    let (_, registered) = registry.domain(&domain).unwrap();
+
+    // The registry renews, and the answer is lost: the retry must not renew again.
+    registry.drop_answer_to("renew");
+    post("/events", json!({"id": "d2", "type": "contract.renewed", "service": {"id": service}, "data": {"years": 1}}))
+        .await;
+    let detail = wait_for_service(&client, &base, service, |d| {
+        d["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "renew" && j["state"] == "succeeded"))
+    })
+    .await;
+    let (_, renewed) = registry.domain(&domain).unwrap();
+    assert_eq!(renewed, registered.checked_add_months(chrono::Months::new(12)).unwrap(), "renewed exactly once");
+    let renew = detail["jobs"].as_array().unwrap().iter().find(|j| j["function"] == "renew").unwrap().clone();
+    let (_, renew) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{}", renew["id"]), None).await;
+    assert!(renew.to_string().contains("outcome_unknown"), "the first answer was lost: {renew:#}");
+
+    let act = |function: &str, args: Value| post(&format!("/services/{service}/actions/{function}"), args);
+    let (status, changed) =
+        act("update_nameservers", json!({"nameservers": ["ns3.example.net", "ns4.example.net"]})).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(registry.domain_details(&domain).unwrap().0, ["ns3.example.net", "ns4.example.net"]);
+    let (status, locked) = act("set_lock", json!({"locked": true})).await;
+    assert_eq!(status, 200, "{locked}");
+    assert!(registry.domain_details(&domain).unwrap().2.contains(&"clientTransferProhibited".to_owned()));
+    let (status, code) = act("get_epp_code", json!({})).await;
+    assert_eq!(status, 200, "{code}");
+    assert_eq!(code["envelope"]["data"]["epp_code"].as_str(), registry.auth_info(&domain).as_deref());
+    assert_eq!(registry.invalid_commands(), 0, "{:?}", registry.last_invalid());
+    assert_eq!(registry.invalid_answers(), 0, "{:?}", registry.last_invalid());
+    assert!(!server.output(false).contains(&password), "the registrar's password is in no log line");
+}
+
 /// Through `provisio serve`: an `order.paid` event for a certificate product
 /// runs `ssl-certificates/acme`, which writes its DNS-01 records through the
 /// PowerDNS configuration the engine manages (one provider using another by
