@@ -516,7 +516,7 @@ fn merge_fields(current: &Value, presets: &Value, fields: &Map<String, Value>) -
 
 /// JSON with every object's keys sorted, as text: the same event resent with
 /// its keys in another order has the same digest.
-fn canonical(value: &Value) -> String {
+pub(crate) fn canonical(value: &Value) -> String {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {

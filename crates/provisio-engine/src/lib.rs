@@ -43,6 +43,7 @@ pub mod demo;
 pub mod deploy;
 pub mod events;
 pub mod metrics;
+pub mod notices;
 pub mod ownership;
 pub mod params;
 pub mod peers;
@@ -164,6 +165,9 @@ pub struct Settings {
     /// How often the usage collector samples each live service's usage;
     /// `None` turns it off.
     pub usage_interval: Option<Duration>,
+    /// How often each configuration's system is asked for notices (a
+    /// registry's poll messages); `None` turns it off.
+    pub notice_interval: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -180,6 +184,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(500),
             webhook_attempts: 12,
             usage_interval: Some(Duration::from_secs(3600)),
+            notice_interval: Some(Duration::from_secs(60)),
         }
     }
 }

@@ -75,6 +75,10 @@ impl Worker {
             let engine = self.clone();
             tokio::spawn(async move { engine.collect_usage(std::future::pending()).await })
         };
+        let notices = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.collect_notices(std::future::pending()).await })
+        };
         tokio::pin!(shutdown);
         loop {
             let free = permits.available_permits();
@@ -124,6 +128,7 @@ impl Worker {
         // A delivery cut short is sent again once its lease ends (at least once).
         deliverer.abort();
         collector.abort();
+        notices.abort();
     }
 
     /// Keeps the leases of the jobs in flight alive and takes back jobs of

@@ -259,6 +259,55 @@ pub async fn test_connection(entry: &ProviderEntry, config: &Value, options: &Ca
     CallReport { envelope, http_log, duration_ms, started_at_ms, redactor }
 }
 
+/// Reads the oldest notice of a configuration's system (`data`: the
+/// [`crate::Notice`], or null when there is none), or, with `acknowledge`,
+/// removes the notice with that id. Redacted like any call.
+pub async fn notice(
+    entry: &ProviderEntry,
+    config: &Value,
+    acknowledge: Option<&str>,
+    options: &CallOptions,
+) -> CallReport {
+    let started = Instant::now();
+    let started_at_ms = unix_ms();
+    let redactor = Arc::new(Redactor::new(entry.config_schema().secret_values(config)));
+    let span = tracing::info_span!("provider_notice", provider = %entry.address());
+    let cx = Context::new(&options_for(config, options), redactor.clone(), span.clone());
+    let run = async {
+        validate_config(entry, config)?;
+        let instance = build_within(entry, config, &cx).await?;
+        match acknowledge {
+            Some(id) => {
+                tokio::time::timeout(cx.remaining(), instance.acknowledge(&cx, id))
+                    .await
+                    .map_err(|_| ProviderError::transient("The provider did not answer in time"))??;
+                Ok(Value::Null)
+            }
+            None => {
+                let notice = tokio::time::timeout(cx.remaining(), instance.next_notice(&cx))
+                    .await
+                    .map_err(|_| ProviderError::transient("The provider did not answer in time"))??;
+                Ok(serde_json::to_value(notice).unwrap_or(Value::Null))
+            }
+        }
+    };
+    let outcome = AssertUnwindSafe(run.instrument(span))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(ProviderError::internal(format!("provider panicked: {}", panic_text(&panic)))));
+    let mut envelope = match outcome {
+        Ok(data) => Envelope::ok(data, "Notice read".into()),
+        Err(err) => Envelope::from_error(err),
+    };
+    envelope.redact(&redactor);
+    let mut http_log = cx.http_log();
+    let learnt = Redactor::new(cx.learnt_secrets());
+    http_log.iter_mut().for_each(|exchange| exchange.redact(&learnt));
+    envelope.redact(&learnt);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    CallReport { envelope, http_log, duration_ms, started_at_ms, redactor }
+}
+
 /// A redactor for the configuration's secret values and the params' secret fields.
 pub fn redactor_for(entry: &ProviderEntry, config: &Value, function: &str, params: &Value) -> Redactor {
     let mut redactor = Redactor::new(entry.config_schema().secret_values(config));

@@ -41,6 +41,54 @@ pub struct ConnectionTest {
     pub details: Value,
 }
 
+/// Something a provider's system announced on its own, about one of the
+/// account's resources (a registry's poll message): read with
+/// [`Provider::next_notice`], removed with [`Provider::acknowledge`] once
+/// the engine has stored what it means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Notice {
+    /// The system's id for it (what `acknowledge` takes).
+    pub id: String,
+    /// The resource it is about, as the blueprint's service identifier names it.
+    pub identifier: String,
+    /// What happened.
+    pub kind: NoticeKind,
+    /// The system's words.
+    pub message: String,
+}
+
+/// What a notice says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// The resource moved to this account (a transfer in completed).
+    TransferredIn,
+    /// The resource moved to another account (a transfer away completed).
+    TransferredAway,
+    /// Another account asked to take the resource away.
+    TransferRequested,
+    /// A transfer in was refused or cancelled.
+    TransferRefused,
+    /// The resource was deleted at the system.
+    Deleted,
+    /// Anything else, for the record.
+    Other,
+}
+
+impl NoticeKind {
+    /// The event type the engine records it as.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            NoticeKind::TransferredIn => "registry.transferred_in",
+            NoticeKind::TransferredAway => "registry.transferred_away",
+            NoticeKind::TransferRequested => "registry.transfer_requested",
+            NoticeKind::TransferRefused => "registry.transfer_refused",
+            NoticeKind::Deleted => "registry.deleted",
+            NoticeKind::Other => "registry.notice",
+        }
+    }
+}
+
 /// A provider: implemented once per vendor and blueprint, together with the
 /// blueprint's trait (e.g. `SharedHosting`).
 pub trait Provider: Sized + Send + Sync + 'static {
@@ -59,6 +107,18 @@ pub trait Provider: Sized + Send + Sync + 'static {
     /// Checks that the configured system answers and the credentials work;
     /// says precisely what is wrong otherwise.
     fn test_connection(&self, cx: &Context) -> impl Future<Output = Result<ConnectionTest, ProviderError>> + Send;
+
+    /// The oldest notice the system holds for this account, if any; it stays
+    /// until [`Provider::acknowledge`]. Providers whose systems announce
+    /// nothing keep the default (`unsupported`).
+    fn next_notice(&self, _cx: &Context) -> impl Future<Output = Result<Option<Notice>, ProviderError>> + Send {
+        async { Err(ProviderError::unsupported("next_notice")) }
+    }
+
+    /// Removes a notice read with [`Provider::next_notice`].
+    fn acknowledge(&self, _cx: &Context, _id: &str) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        async { Err(ProviderError::unsupported("acknowledge")) }
+    }
 }
 
 /// A built provider, type-erased, as the engine and the CLI hold it.
@@ -73,6 +133,12 @@ pub trait ProviderInstance: Send + Sync {
 
     /// Runs `test_connection`.
     fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>>;
+
+    /// Runs `next_notice`.
+    fn next_notice<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Option<Notice>, ProviderError>>;
+
+    /// Runs `acknowledge`.
+    fn acknowledge<'a>(&'a self, cx: &'a Context, id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>>;
 }
 
 type Dispatch<P> = for<'a> fn(&'a P, &'a Context, &'a str, Value) -> BoxFuture<'a, Result<Value, ProviderError>>;
@@ -95,6 +161,14 @@ impl<P: Provider> ProviderInstance for Instance<P> {
 
     fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>> {
         Box::pin(self.provider.test_connection(cx))
+    }
+
+    fn next_notice<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Option<Notice>, ProviderError>> {
+        Box::pin(self.provider.next_notice(cx))
+    }
+
+    fn acknowledge<'a>(&'a self, cx: &'a Context, id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(self.provider.acknowledge(cx, id))
     }
 }
 

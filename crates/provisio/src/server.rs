@@ -55,6 +55,10 @@ pub struct WorkerArgs {
     /// How often each live service's usage is sampled, seconds (0: never).
     #[arg(long, env = "PROVISIO_USAGE_INTERVAL_SECS", default_value_t = 3600)]
     usage_interval_secs: u64,
+    /// How often each configuration's system is asked for notices (a
+    /// registry's poll messages), seconds (0: never).
+    #[arg(long, env = "PROVISIO_NOTICE_INTERVAL_SECS", default_value_t = 60.0)]
+    notice_interval_secs: f64,
     /// Attempts before a webhook delivery is given up.
     #[arg(long, env = "PROVISIO_WEBHOOK_ATTEMPTS", default_value_t = 12)]
     webhook_attempts: i64,
@@ -124,6 +128,9 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
         max_attempts: args.max_attempts.max(1),
         poll_interval: Duration::from_millis(args.poll_ms.max(10)),
         usage_interval: (args.usage_interval_secs > 0).then(|| Duration::from_secs(args.usage_interval_secs)),
+        notice_interval: (args.notice_interval_secs > 0.0)
+            .then(|| seconds(args.notice_interval_secs, "--notice-interval-secs"))
+            .transpose()?,
         webhook_attempts: args.webhook_attempts.max(1),
         ..Settings::default()
     })

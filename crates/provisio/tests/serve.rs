@@ -749,7 +749,10 @@ async fn cpanel_servers_fill_by_their_capacity_in_dynamic_deployment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
     provisio_sdk::http::install_crypto_provider();
-    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options::default());
+    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options {
+        transfer_after: Duration::from_millis(500),
+        ..provisio_epp_test_server::Options::default()
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let tls = provisio_test_server_kit::Tls::generate(&[]);
@@ -757,7 +760,7 @@ async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
     let (clid, password) = registry.options().registrars[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "5"]);
+    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "5", "--notice-interval-secs", "0.2"]);
     wait_healthy(&client, &server.base).await;
     let base = server.base.clone();
     let post =
@@ -821,9 +824,97 @@ async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
     let (status, code) = act("get_epp_code", json!({})).await;
     assert_eq!(status, 200, "{code}");
     assert_eq!(code["envelope"]["data"]["epp_code"].as_str(), registry.auth_info(&domain).as_deref());
+
+    // Another registrar takes the domain away; the registry says so by poll
+    // message, and the service ends, recorded before the message is acknowledged.
+    assert!(registry.request_transfer_away(&domain, "other-registrar"));
+    let detail = wait_for(|d| d["service"]["status"] == "terminated").await;
+    assert!(detail.to_string().contains("Transferred away"), "{detail:#}");
+    let (_, listed) =
+        call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}/events"), None).await;
+    let away = listed.as_array().unwrap().iter().filter(|e| e["type"] == "registry.transferred_away").count();
+    assert_eq!(away, 1, "one event for the transfer away: {listed:#}");
+    assert_eq!(registry.queued(&clid), 0, "every message was acknowledged, after it was stored");
     assert_eq!(registry.invalid_commands(), 0, "{:?}", registry.last_invalid());
     assert_eq!(registry.invalid_answers(), 0, "{:?}", registry.last_invalid());
     assert!(!server.output(false).contains(&password), "the registrar's password is in no log line");
+}
+
+/// A registry message is acknowledged only once its event is stored: with
+/// acknowledgements failing, the transfer request is recorded and its
+/// message stays queued (the stand-in for a crash between the two); SIGKILL,
+/// restart, and the message, read again, is a duplicate: acknowledged, with
+/// exactly one event; then the transfer away ends the service, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_message_survives_a_sigkill_before_its_acknowledgement_without_a_second_event() {
+    provisio_sdk::http::install_crypto_provider();
+    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options {
+        transfer_after: Duration::from_millis(300),
+        ..provisio_epp_test_server::Options::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let _registry_task = registry.serve(listener, &tls);
+    let (clid, password) = registry.options().registrars[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let api_port = free_port();
+    let fast = ["--notice-interval-secs", "0.2"];
+    let first = start_with(dir.path(), api_port, &fast);
+    let base = first.base.clone();
+    wait_healthy(&client, &base).await;
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let values =
+        json!({"host": "localhost", "port": port, "username": clid, "password": password, "ca_cert_pem": tls.ca_pem});
+    let (status, configuration) =
+        post("/configurations", json!({"name": "registry-1", "provider": "domain-names/epp", "values": values})).await;
+    assert_eq!(status, 201, "{configuration}");
+    post(
+        "/products",
+        json!({"slug": "dot-net", "name": ".net domain", "blueprint": "domain-names",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    )
+    .await;
+    let domain = format!("{}.net", provisio_conformance::unique(10));
+    let registrant = json!({"name": "Ann Lee", "email": "ann@example.com", "phone": "+442071234567",
+                            "address1": "1 High Street", "city": "London", "postcode": "N1 1AA", "country_code": "GB"});
+    let (_, accepted) = post(
+        "/events",
+        json!({"id": "n1", "type": "order.paid", "service": {"external_id": "net-1", "product": "dot-net",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": domain, "contacts": {"registrant": registrant},
+                          "nameservers": ["ns1.example.net", "ns2.example.net"]}}}),
+    )
+    .await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+
+    registry.fail("poll:ack");
+    assert!(registry.request_transfer_away(&domain, "other-registrar"));
+    wait_for_service(&client, &base, service, |d| {
+        d["events"].as_array().is_some_and(|events| events.iter().any(|e| e["type"] == "registry.transfer_requested"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(registry.queued(&clid) > 0, "nothing could be acknowledged");
+    first.output(true); // SIGKILL
+
+    registry.stop_failing("poll:ack");
+    let second = start_with(dir.path(), api_port, &fast);
+    wait_healthy(&client, &second.base).await;
+    wait_for_service(&client, &second.base, service, |d| d["service"]["status"] == "terminated").await;
+    let started = Instant::now();
+    while registry.queued(&clid) > 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the messages were never acknowledged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, listed) =
+        call(&client, reqwest::Method::GET, format!("{}/api/v1/services/{service}/events", second.base), None).await;
+    let count = |kind: &str| listed.as_array().unwrap().iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(count("registry.transferred_away"), 1, "{listed:#}");
+    assert_eq!(count("registry.transfer_requested"), 1, "{listed:#}");
 }
 
 /// Through `provisio serve`: an `order.paid` event for a certificate product

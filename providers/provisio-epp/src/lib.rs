@@ -29,7 +29,9 @@ use chrono::{DateTime, Utc};
 use provisio_sdk::blueprints::domain_names::*;
 use provisio_sdk::formats::{CountryCode, DomainName, Email, Hostname, Phone, generate_password};
 use provisio_sdk::xml::{Xml, esc};
-use provisio_sdk::{ConnectionTest, Context, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage};
+use provisio_sdk::{
+    ConnectionTest, Context, FieldLocation, Notice, NoticeKind, Provider, ProviderAbout, ProviderError, UserMessage,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -418,6 +420,49 @@ impl Provider for Epp {
             message: format!("Logged in to {}:{} as {}", self.config.host, self.config.port, self.config.username),
             details: json!({"host": self.config.host, "sessions": self.config.sessions}),
         })
+    }
+
+    /// The head of the registry's message queue (`poll op="req"`): transfer
+    /// messages become notices about their domain.
+    async fn next_notice(&self, cx: &Context) -> Result<Option<Notice>, ProviderError> {
+        let reply = self.send(cx, "poll req", "<poll op=\"req\"/>", false).await?;
+        match reply.code {
+            1300 => return Ok(None),
+            1301 => {}
+            _ => return Err(refused("Reading the registry's messages", &reply, "/")),
+        }
+        let response = &reply.response;
+        let queue = response.path(&["response", "msgQ"]).cloned().unwrap_or_default();
+        let id = queue.attribute("id").unwrap_or_default().to_owned();
+        let message = queue.at(&["msg"]).to_owned();
+        let transfer = response.path(&["response", "resData", "trnData"]);
+        let (identifier, kind) = match transfer {
+            Some(data) => {
+                let us = self.config.username.as_str();
+                let (gaining, losing) = (data.at(&["reID"]) == us, data.at(&["acID"]) == us);
+                let kind = match data.at(&["trStatus"]) {
+                    "serverApproved" | "clientApproved" if gaining => NoticeKind::TransferredIn,
+                    "serverApproved" | "clientApproved" if losing => NoticeKind::TransferredAway,
+                    "pending" if losing => NoticeKind::TransferRequested,
+                    "clientRejected" | "clientCancelled" | "serverCancelled" if gaining => NoticeKind::TransferRefused,
+                    _ => NoticeKind::Other,
+                };
+                (data.at(&["name"]).to_owned(), kind)
+            }
+            None => (String::new(), NoticeKind::Other),
+        };
+        Ok(Some(Notice { id, identifier, kind, message }))
+    }
+
+    /// Removes a message from the registry's queue (`poll op="ack"`); one
+    /// already gone is gone.
+    async fn acknowledge(&self, cx: &Context, id: &str) -> Result<(), ProviderError> {
+        let body = format!("<poll op=\"ack\" msgID=\"{}\"/>", esc(id));
+        let reply = self.send(cx, "poll ack", &body, true).await?;
+        match reply.code {
+            1000 | 2303 => Ok(()),
+            _ => Err(refused("Acknowledging a registry message", &reply, "/")),
+        }
     }
 }
 

@@ -140,8 +140,10 @@ struct State {
     hosts: BTreeMap<String, Host>,
     polls: BTreeMap<String, VecDeque<Message>>,
     sessions: BTreeMap<String, usize>,
-    /// Commands (by verb: `renew`, `create`...) whose next answer is dropped.
+    /// Commands (by verb: `renew`, `create`, `poll:ack`...) whose next answer is dropped.
     drop_next: Vec<String>,
+    /// Commands refused with 2400 (nothing done) while listed.
+    failing: BTreeSet<String>,
 }
 
 impl State {
@@ -289,6 +291,17 @@ impl Registry {
     /// effect, then its connection drops without an answer.
     pub fn drop_answer_to(&self, verb: &str) {
         self.state.lock().expect("lock").drop_next.push(verb.to_owned());
+    }
+
+    /// Commands `verb` (`poll:ack`, `renew`...) fail with 2400, doing
+    /// nothing, until [`Registry::stop_failing`].
+    pub fn fail(&self, verb: &str) {
+        self.state.lock().expect("lock").failing.insert(verb.to_owned());
+    }
+
+    /// Commands `verb` work again.
+    pub fn stop_failing(&self, verb: &str) {
+        self.state.lock().expect("lock").failing.remove(verb);
     }
 
     /// A domain's sponsor and expiry, if it exists.
@@ -466,8 +479,12 @@ impl Registry {
         if let Err(why) = self.validator.check(frame).await {
             self.invalid_commands.fetch_add(1, Ordering::Relaxed);
             *self.last_invalid.lock().expect("lock") = Some(format!("command: {why}\n{frame}"));
+            // The client's clTRID is echoed when the frame is at least well-formed (RFC 5730 §2.6).
+            let cl_trid = roxmltree::Document::parse(frame).ok().and_then(|d| {
+                d.descendants().find(|n| n.has_tag_name("clTRID")).and_then(|n| n.text()).map(|t| t.trim().to_owned())
+            });
             return Answer {
-                xml: response(2001, None, None, None, &self.sv_trid()),
+                xml: response(2001, cl_trid.as_deref(), None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };
@@ -499,7 +516,11 @@ impl Registry {
             };
         };
         let name = verb.tag_name().name();
-        let verb_name = name.to_owned();
+        // Poll's two operations are told apart (`poll:req`, `poll:ack`).
+        let verb_name = match verb.attribute("op") {
+            Some(op) if name == "poll" => format!("poll:{op}"),
+            _ => name.to_owned(),
+        };
         let done = |code: u16, data: Option<String>, msg_q: Option<String>| {
             response(code, cl_trid.as_deref(), data, msg_q, &self.sv_trid())
         };
@@ -515,6 +536,9 @@ impl Registry {
         }
         let registrar = login.clone().expect("logged in");
         let mut state = self.state.lock().expect("lock");
+        if state.failing.contains(&verb_name) {
+            return Answer { xml: done(2400, None, None), close: false, verb: verb_name };
+        }
         settle_transfers(&mut state);
         let outcome = match name {
             "poll" => {
@@ -749,6 +773,14 @@ fn auth_of(object: Node<'_, '_>) -> Option<String> {
 
 fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome {
     let name = text(object, "name").unwrap_or_default().to_lowercase();
+    // Which hosts to show (RFC 5731 §3.1.2): delegated, subordinate, both or none.
+    let hosts = child(object, "name").and_then(|n| n.attribute("hosts")).unwrap_or("all");
+    let (show_delegated, show_subordinate) = match hosts {
+        "del" => (true, false),
+        "sub" => (false, true),
+        "none" => (false, false),
+        _ => (true, true),
+    };
     let domain = state.domains.get(&name).ok_or(Refused(2303))?;
     let full = domain.sponsor == registrar || auth_of(object).is_some_and(|pw| pw == domain.auth);
     let statuses: String = if domain.statuses.is_empty() {
@@ -766,12 +798,12 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
         for (kind, id) in &domain.contacts {
             out.push_str(&format!("<domain:contact type=\"{kind}\">{}</domain:contact>", esc(id)));
         }
-        if !domain.ns.is_empty() {
+        if show_delegated && !domain.ns.is_empty() {
             let ns: String = domain.ns.iter().map(|h| format!("<domain:hostObj>{}</domain:hostObj>", esc(h))).collect();
             out.push_str(&format!("<domain:ns>{ns}</domain:ns>"));
         }
         let subordinate: Vec<&Host> = state.hosts.values().filter(|h| h.name.ends_with(&format!(".{name}"))).collect();
-        for host in subordinate {
+        for host in subordinate.into_iter().filter(|_| show_subordinate) {
             out.push_str(&format!("<domain:host>{}</domain:host>", esc(&host.name)));
         }
     }

@@ -122,3 +122,17 @@ fn the_binary_runs_on_its_own_and_prints_where_and_how() {
     assert!(std::fs::read_to_string(dir.join("ca.pem")).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_invalid_but_well_formed_command_still_gets_its_cltrid_back() {
+    let server = start(Options::default()).await;
+    let (id, pw) = server.registry.options().registrars[0].clone();
+    let mut stream = connect(&server).await;
+    read_frame(&mut stream).await.unwrap();
+    assert_eq!(code(&exchange(&mut stream, &login(&id, &pw)).await), "1000");
+    let bogus =
+        "<info><domain:info xmlns:domain=\"urn:ietf:params:xml:ns:domain-1.0\"><domain:bogus/></domain:info></info>";
+    let answer = exchange(&mut stream, &command(bogus)).await;
+    assert_eq!(code(&answer), "2001");
+    assert!(answer.contains("<clTRID>t-1</clTRID>"), "{answer}");
+}

@@ -2,7 +2,7 @@
 
     SSL_CERT_FILE=$PLESK_CA python plesk_clients.py pypleski
 
-Run with the interpreter of the venv that holds pypleski (scripts/panel-clients
+Run with the interpreter of the venv that holds pypleski (scripts/vendor-clients
 makes it). The server comes from the environment the test server prints:
 PLESK_URL, PLESK_LOGIN, PLESK_PASSWORD, PLESK_KEY and PLESK_CA.
 
@@ -134,7 +134,7 @@ def errcode(answer, path):
 def lifecycle(call, tag):
     """A customer and its subscriptions through their whole life; call(xml) -> Answer."""
     customer, domain, other = f"{tag}cust", f"{tag}-site.example", f"{tag}-second.example"
-    mark = f"provisio:panel-clients:{tag}"
+    mark = f"provisio:vendor-clients:{tag}"
 
     r = call(packet("<server><get><gen_info/><stat/></get></server>"))
     check(ok(r, "server/get") and r.text("server/get/result/gen_info/server_name")
@@ -154,7 +154,7 @@ def lifecycle(call, tag):
 
     r = call(packet(f"<customer><add><gen_info><pname>Panel Clients {tag}</pname><login>{customer}</login>"
                     f"<passwd>Pc-{tag}-Passw0rd!</passwd><email>owner@{domain}</email>"
-                    f"<external-id>{mark}</external-id><description>made by scripts/panel-clients</description>"
+                    f"<external-id>{mark}</external-id><description>made by scripts/vendor-clients</description>"
                     "</gen_info></add></customer>"))
     check(ok(r, "customer/add") and r.text("customer/add/result/id") and len(r.text("customer/add/result/guid") or "") == 36,
           "customer/add with external-id: id, guid", r)

@@ -2,7 +2,7 @@
 //
 //   NODE_PATH=<dir with node_modules> NODE_EXTRA_CA_CERTS=$PLESK_CA node plesk_clients.js plesk-api-client
 //
-// scripts/panel-clients installs the package (npm pack, checked against the
+// scripts/vendor-clients installs the package (npm pack, checked against the
 // integrity pinned in npm-pack.txt here) and sets the environment: PLESK_URL,
 // PLESK_LOGIN, PLESK_PASSWORD, PLESK_KEY and, for HTTPS, PLESK_CA. The library
 // takes no CA file; it uses Node's https with certificate checks on, so
@@ -135,7 +135,7 @@ const errcode = (r, path) => r.text(`${path}/result/errcode`);
 // A customer and its subscriptions through their whole life; call(xml) -> Answer.
 async function lifecycle(call, tag) {
     const customer = `${tag}cust`, domain = `${tag}-site.example`, other = `${tag}-second.example`;
-    const mark = `provisio:panel-clients:${tag}`;
+    const mark = `provisio:vendor-clients:${tag}`;
 
     let r = await call(packet('<server><get><gen_info/><stat/></get></server>'));
     check(ok(r, 'server/get') && r.text('server/get/result/gen_info/server_name')
@@ -158,7 +158,7 @@ async function lifecycle(call, tag) {
 
     r = await call(packet(`<customer><add><gen_info><pname>Panel Clients ${tag}</pname><login>${customer}</login>`
         + `<passwd>Pc-${tag}-Passw0rd!</passwd><email>owner@${domain}</email>`
-        + `<external-id>${mark}</external-id><description>made by scripts/panel-clients</description>`
+        + `<external-id>${mark}</external-id><description>made by scripts/vendor-clients</description>`
         + '</gen_info></add></customer>'));
     check(ok(r, 'customer/add') && r.text('customer/add/result/id') && r.text('customer/add/result/guid')?.length === 36,
         'customer/add with external-id: id, guid', r);

@@ -2,7 +2,7 @@
 //
 //   NODE_PATH=<dir with node_modules> NODE_EXTRA_CA_CERTS=$WHM_CA node whm_clients.js cpanel-lib|cpanel-rest-api
 //
-// scripts/panel-clients installs the pinned packages (package-lock.json here)
+// scripts/vendor-clients installs the pinned packages (package-lock.json here)
 // and sets the environment: WHM_URL, WHM_USER, WHM_TOKEN, WHM_PASSWORD, WHM_CA.
 // Neither library takes a CA file; both use Node's https with certificate
 // checks on, so NODE_EXTRA_CA_CERTS (read at start-up) is how they trust ours.

@@ -2,7 +2,7 @@
 
     python whm_clients.py whambampy|pycpanel|cpanel-client
 
-Run with the interpreter of the venv that holds the client (scripts/panel-clients
+Run with the interpreter of the venv that holds the client (scripts/vendor-clients
 makes them). The server comes from the environment the test server prints:
 WHM_URL, WHM_USER, WHM_TOKEN, WHM_PASSWORD and, for HTTPS, WHM_CA.
 
