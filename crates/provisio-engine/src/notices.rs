@@ -41,9 +41,13 @@ impl Ingest {
     /// Records `notice` from configuration `configuration_id`, in one
     /// transaction with the status change it means.
     pub async fn notice(&self, configuration_id: i64, notice: &Notice) -> Result<Recorded, EngineError> {
-        let external_id = format!("registry:{configuration_id}:{}", notice.id);
+        // The message's id and a digest of what it says: the same message
+        // read again is a duplicate; a reused id (another registry behind the
+        // configuration, a registry reset) is a new event, never swallowed.
+        let digest =
+            self.engine.vault().digest(&canonical(&json!({"type": notice.kind.event_type(), "notice": notice})));
+        let external_id = format!("registry:{configuration_id}:{}:{}", notice.id, &digest[..12.min(digest.len())]);
         let payload = json!({"id": external_id, "type": notice.kind.event_type(), "notice": notice});
-        let digest = self.engine.vault().digest(&canonical(&payload));
         let kind = notice.kind;
         let notice = notice.clone();
         let recorded = self
@@ -98,6 +102,11 @@ impl Ingest {
                             "Transferred away to another registrar",
                             Some(WebhookEvent::ServiceTerminated),
                         ),
+                        NoticeKind::TransferRefused
+                            if matches!(current, ServiceStatus::Pending | ServiceStatus::Provisioning) =>
+                        {
+                            (ServiceStatus::Failed, "The transfer in was refused", Some(WebhookEvent::ServiceFailed))
+                        }
                         NoticeKind::Deleted if current != ServiceStatus::Terminated => (
                             ServiceStatus::Terminated,
                             "Deleted at the registry",
@@ -201,7 +210,10 @@ impl Worker {
             self.engine.ingest().notice(configuration_id, &notice).await?;
             let acknowledged = invoke::notice(&entry, &values, Some(&notice.id), &options).await;
             if let Some(kind) = acknowledged.envelope.error_kind {
-                return Err(EngineError::Conflict(format!("acknowledging notice {}: {kind}", notice.id)));
+                return Err(EngineError::Conflict(format!(
+                    "acknowledging notice {} failed ({kind}): {}",
+                    notice.id, acknowledged.envelope.message
+                )));
             }
             read += 1;
         }

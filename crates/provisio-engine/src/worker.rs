@@ -19,7 +19,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use provisio_sdk::{BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, invoke};
+use provisio_sdk::{
+    BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, ServiceStatus, invoke,
+};
 use provisio_store::models::{Client, Configuration, Job, Product, Service};
 use provisio_store::{Conn, clients, configurations, jobs, now_ms, products, services};
 use serde_json::{Map, Value, json};
@@ -640,9 +642,19 @@ impl Worker {
                     match outcome {
                         Outcome::Succeeded { note, .. } => {
                             jobs::finish(conn, job.id, "succeeded", Some(&note)).await?;
-                            let status = rules::effect(&job.function, &claimed.product.setup_function)
-                                .map(|s| s.as_str().to_owned())
-                                .unwrap_or_else(|| service.status.clone());
+                            // A setup the system has only begun (a transfer waiting
+                            // for the other registrar: the blueprint's `pending_*`
+                            // statuses) leaves the service provisioning until the
+                            // system says it is done (a notice).
+                            let begun = job.function == claimed.product.setup_function
+                                && result.get("status").and_then(Value::as_str).is_some_and(|s| s.starts_with("pending_"));
+                            let status = if begun {
+                                ServiceStatus::Provisioning.as_str().to_owned()
+                            } else {
+                                rules::effect(&job.function, &claimed.product.setup_function)
+                                    .map(|s| s.as_str().to_owned())
+                                    .unwrap_or_else(|| service.status.clone())
+                            };
                             let mut data = service.provision_data.as_object().cloned().unwrap_or_default();
                             data.extend(result);
                             // The identifier is set by the setup function only.

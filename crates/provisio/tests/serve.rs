@@ -840,6 +840,66 @@ async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
     assert!(!server.output(false).contains(&password), "the registrar's password is in no log line");
 }
 
+/// A transfer in through `provisio serve`: the order runs `transfer`, the
+/// registry answers pending and the service waits, provisioning; when the
+/// registry approves it, its poll message activates the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_in_completes_later_and_its_registry_message_activates_the_service() {
+    provisio_sdk::http::install_crypto_provider();
+    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options {
+        transfer_after: Duration::from_secs(2),
+        ..provisio_epp_test_server::Options::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let _registry_task = registry.serve(listener, &tls);
+    let (clid, password) = registry.options().registrars[0].clone();
+    let domain = format!("{}.org", provisio_conformance::unique(10));
+    registry.add_domain("other-registrar", &domain, "Move-Me-123");
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--notice-interval-secs", "0.2"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let values =
+        json!({"host": "localhost", "port": port, "username": clid, "password": password, "ca_cert_pem": tls.ca_pem});
+    let (_, configuration) =
+        post("/configurations", json!({"name": "registry-1", "provider": "domain-names/epp", "values": values})).await;
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "org-transfer", "name": ".org transfer", "blueprint": "domain-names", "setup_function": "transfer",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "t1", "type": "order.paid", "service": {"external_id": "org-1", "product": "org-transfer",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": domain, "epp_code": "Move-Me-123"}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    // The transfer is requested and pending: the service waits.
+    let waiting = wait_for_service(&client, &base, service, |d| {
+        d["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "transfer" && j["state"] == "succeeded"))
+    })
+    .await;
+    assert_eq!(waiting["service"]["status"], "provisioning", "{waiting:#}");
+    assert_eq!(registry.domain(&domain).unwrap().0, "other-registrar");
+    // The registry approves it; its message activates the service.
+    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+    assert!(detail.to_string().contains("Transferred in"), "{detail:#}");
+    assert_eq!(registry.domain(&domain).unwrap().0, clid);
+    assert!(!server.output(false).contains("Move-Me-123"), "the transfer code is in no log line");
+}
+
 /// A registry message is acknowledged only once its event is stored: with
 /// acknowledgements failing, the transfer request is recorded and its
 /// message stays queued (the stand-in for a crash between the two); SIGKILL,

@@ -97,6 +97,7 @@ struct Registration {
     registrant: String,
     statuses: Vec<String>,
     nameservers: Vec<String>,
+    contacts: Vec<(String, String)>,
     created: Option<DateTime<Utc>>,
     expires: Option<DateTime<Utc>>,
     auth: String,
@@ -115,7 +116,9 @@ fn refused(what: &str, reply: &Reply, field: &str) -> ProviderError {
         2201 => ProviderError::conflict(UserMessage::new(format!("{what}: another registrar holds it"))),
         2202 => invalid("/epp_code", "is not the domain's authorisation code"),
         2304 => ProviderError::provider(UserMessage::new(format!("{what}: the object's status forbids it"))),
-        2306 => ProviderError::provider(UserMessage::new(format!("{what}: the registry's policy forbids it"))),
+        2306 => ProviderError::provider(UserMessage::new(format!(
+            "{what}: the registry's policy forbids it (for a renew: the expiry date it was given is not the current one)"
+        ))),
         2400 | 2500..=2502 => ProviderError::transient("The registry failed the command; try again later"),
         _ => ProviderError::provider(UserMessage::new(format!("{what}: the registry refused it"))),
     };
@@ -232,6 +235,10 @@ impl Epp {
                 .flat_map(|ns| ns.all("hostObj"))
                 .map(|h| h.text.clone())
                 .collect(),
+            contacts: data
+                .all("contact")
+                .map(|c| (c.attribute("type").unwrap_or_default().to_owned(), c.text.clone()))
+                .collect(),
             created: parse_date(data.at(&["crDate"])),
             expires: parse_date(data.at(&["exDate"])),
             auth: data.at(&["authInfo", "pw"]).to_owned(),
@@ -250,7 +257,10 @@ impl Epp {
                 "{domain} is registered with another registrar"
             ))));
         }
-        if cx.owner().is_some() && found.registrant != contact_id(cx, 'r') {
+        // A domain this service asked to transfer in keeps the old
+        // registrar's contacts: it is the service's by its own request.
+        let transferred_in = cx.provision_data().get("status").and_then(|s| s.as_str()) == Some("pending_transfer");
+        if cx.owner().is_some() && found.registrant != contact_id(cx, 'r') && !transferred_in {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "{domain} exists but belongs to another service (or was not made by Provisio)"
             ))));
@@ -330,7 +340,7 @@ impl Epp {
             .into_iter()
             .flat_map(|c| c.all("cd"))
             .filter_map(|cd| cd.child("name"))
-            .filter(|n| n.attribute("avail") == Some("1"))
+            .filter(|n| matches!(n.attribute("avail"), Some("1" | "true")))
             .map(|n| n.text.clone())
             .collect();
         for host in free {
@@ -347,7 +357,12 @@ impl Epp {
     }
 
     async fn info(&self, cx: &Context, domain: &DomainName, found: &Registration) -> Result<DomainInfo, ProviderError> {
-        let registrant = self.contact(cx, &found.registrant).await.ok().flatten();
+        // Another registrar's contact (after a transfer in) is not ours to read.
+        let registrant = match self.contact(cx, &found.registrant).await {
+            Ok(contact) => contact,
+            Err(err) if err.kind() == provisio_sdk::ErrorKind::Conflict => None,
+            Err(err) => return Err(err),
+        };
         Ok(DomainInfo {
             domain: domain.clone(),
             status: status_of(found),
@@ -457,7 +472,9 @@ impl Provider for Epp {
     /// Removes a message from the registry's queue (`poll op="ack"`); one
     /// already gone is gone.
     async fn acknowledge(&self, cx: &Context, id: &str) -> Result<(), ProviderError> {
-        let body = format!("<poll op=\"ack\" msgID=\"{}\"/>", esc(id));
+        // An attribute value: only the id's letters and digits (and `-`, `.`).
+        let id: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.')).collect();
+        let body = format!("<poll op=\"ack\" msgID=\"{id}\"/>");
         let reply = self.send(cx, "poll ack", &body, true).await?;
         match reply.code {
             1000 | 2303 => Ok(()),
@@ -548,7 +565,13 @@ impl DomainNames for Epp {
         let current = found.expires.ok_or_else(|| ProviderError::provider("The registry gave no expiry date"))?;
         // The expiry the service knew before this renew: if the registry's
         // is already that plus the years asked, an earlier attempt did it.
-        let known = cx.provision_data().get("expires_at").and_then(|v| v.as_str()).and_then(parse_date);
+        // Not after a transfer in: the registry added its year since.
+        let stored = cx.provision_data();
+        let known = if stored.get("status").and_then(|s| s.as_str()) == Some("pending_transfer") {
+            None
+        } else {
+            stored.get("expires_at").and_then(|v| v.as_str()).and_then(parse_date)
+        };
         if let Some(known) = known
             && known.date_naive() != current.date_naive()
         {
@@ -665,7 +688,7 @@ impl DomainNames for Epp {
         match reply.code {
             // Pending (1001), or already requested by us (2300): follow it.
             1000 | 1001 | 2300 => self.get_status(cx, DomainRef { domain: domain.clone() }).await,
-            // Already ours.
+            // Not eligible: already with this registrar (get_status says so), or refused by policy.
             2106 => self.get_status(cx, DomainRef { domain: domain.clone() }).await,
             _ => Err(refused(&format!("Transferring {domain}"), &reply, "/epp_code")),
         }
@@ -673,16 +696,36 @@ impl DomainNames for Epp {
 
     async fn update_contacts(&self, cx: &Context, params: UpdateContactsParams) -> Result<DomainInfo, ProviderError> {
         let domain = &params.domain;
-        self.owned(cx, domain).await?;
+        let found = self.owned(cx, domain).await?;
         let changes = &params.contacts;
+        let mut chg = String::new();
+        let (mut add, mut rem) = (String::new(), String::new());
         if let Some(registrant) = &changes.registrant {
-            // The registrant contact is the service's own: its details change in place.
-            self.ensure_contact(cx, 'r', registrant, "/contacts/registrant").await?;
-        }
-        for (role, contact) in [('a', &changes.admin), ('t', &changes.tech), ('b', &changes.billing)] {
-            if let Some(contact) = contact {
-                self.ensure_contact(cx, role, contact, "/contacts").await?;
+            // The service's own registrant contact changes in place; a domain
+            // that still names another (after a transfer in) is pointed at it.
+            let id = self.ensure_contact(cx, 'r', registrant, "/contacts/registrant").await?;
+            if found.registrant != id {
+                chg = format!("<domain:chg><domain:registrant>{}</domain:registrant></domain:chg>", esc(&id));
             }
+        }
+        for (kind, role, contact) in
+            [("admin", 'a', &changes.admin), ("tech", 't', &changes.tech), ("billing", 'b', &changes.billing)]
+        {
+            if let Some(contact) = contact {
+                let id = self.ensure_contact(cx, role, contact, &format!("/contacts/{kind}")).await?;
+                let current = found.contacts.iter().find(|(k, _)| k == kind).map(|(_, c)| c.clone());
+                if current.as_deref() != Some(id.as_str()) {
+                    add.push_str(&format!("<domain:contact type=\"{kind}\">{}</domain:contact>", esc(&id)));
+                    if let Some(old) = current {
+                        rem.push_str(&format!("<domain:contact type=\"{kind}\">{}</domain:contact>", esc(&old)));
+                    }
+                }
+            }
+        }
+        let add = if add.is_empty() { add } else { format!("<domain:add>{add}</domain:add>") };
+        let rem = if rem.is_empty() { rem } else { format!("<domain:rem>{rem}</domain:rem>") };
+        if !(add.is_empty() && rem.is_empty() && chg.is_empty()) {
+            self.update(cx, domain, &format!("{add}{rem}{chg}"), "/contacts").await?;
         }
         self.read(cx, domain).await
     }

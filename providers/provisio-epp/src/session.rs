@@ -44,7 +44,13 @@ pub(crate) struct Endpoint {
 /// One logged-in connection.
 struct Session {
     stream: TlsStream<TcpStream>,
+    used: Instant,
 }
+
+/// Sessions idle longer than this are dropped, not reused: registries close
+/// idle sessions, and a changing command sent on a closed one would come
+/// back `outcome_unknown` for nothing.
+const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(240);
 
 /// A configuration's sessions: free ones wait here; `permits` bounds how
 /// many exist.
@@ -147,7 +153,7 @@ async fn open(endpoint: &Endpoint) -> Result<Session, ProviderError> {
     let answer = Xml::parse(&answer).map_err(|_| ProviderError::provider("The registry's login answer is not EPP"))?;
     let code = result_code(&answer);
     match code {
-        1000 => Ok(Session { stream }),
+        1000 => Ok(Session { stream, used: Instant::now() }),
         2200 | 2501 => Err(ProviderError::provider(
             "The registry refused the login: check username and password (and that this address may connect)",
         )),
@@ -177,7 +183,7 @@ pub(crate) async fn command(
         .await
         .map_err(|_| ProviderError::transient("Every session to the registry stayed busy; try again later"))?
         .map_err(ProviderError::internal)?;
-    let idle = pool.idle.lock().expect("pool lock").pop();
+    let idle = pool.idle.lock().expect("pool lock").pop().filter(|s| s.used.elapsed() < MAX_IDLE);
     let mut session = match idle {
         Some(session) => session,
         None => tokio::time::timeout(cx.remaining(), open(endpoint))
@@ -222,8 +228,15 @@ pub(crate) async fn command(
         }
     };
     exchange.response_body = Some(text.clone());
-    let response =
-        Xml::parse(&text).map_err(|_| ProviderError::provider("The registry answered something that is not EPP"));
+    // An answer that cannot be read, after a change, says nothing of whether it was done.
+    let unreadable = || {
+        if changes {
+            ProviderError::outcome_unknown("The registry's answer could not be read; the command may have taken effect")
+        } else {
+            ProviderError::provider("The registry answered something that is not EPP")
+        }
+    };
+    let response = Xml::parse(&text).map_err(|_| unreadable());
     let response = match response {
         Ok(response) => response,
         Err(err) => {
@@ -234,8 +247,12 @@ pub(crate) async fn command(
     let code = result_code(&response);
     exchange.status = Some(code);
     cx.record(exchange);
+    if code == 0 {
+        return Err(unreadable());
+    }
     // 2500-2502: the server closes this session; a fresh one is made next time.
     if !(2500..=2502).contains(&code) {
+        session.used = Instant::now();
         pool.idle.lock().expect("pool lock").push(session);
     }
     let text = response.path(&["response", "result", "msg"]).map(|m| m.text.clone()).unwrap_or_default();

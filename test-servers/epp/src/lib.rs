@@ -782,7 +782,8 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
         _ => (true, true),
     };
     let domain = state.domains.get(&name).ok_or(Refused(2303))?;
-    let full = domain.sponsor == registrar || auth_of(object).is_some_and(|pw| pw == domain.auth);
+    let sponsor = domain.sponsor == registrar;
+    let full = sponsor || auth_of(object).is_some_and(|pw| pw == domain.auth);
     let statuses: String = if domain.statuses.is_empty() {
         "<domain:status s=\"ok\"/>".into()
     } else {
@@ -821,7 +822,10 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
         if let Some(transferred) = domain.transferred {
             out.push_str(&format!("<domain:trDate>{}</domain:trDate>", stamp(transferred)));
         }
-        out.push_str(&format!("<domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo>", esc(&domain.auth)));
+        // Only the sponsor sees the authInfo (RFC 5731 §3.1.2).
+        if sponsor {
+            out.push_str(&format!("<domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo>", esc(&domain.auth)));
+        }
     }
     out.push_str("</domain:infData>");
     Ok((1000, Some(out)))
@@ -954,7 +958,11 @@ fn domain_renew(state: &mut State, registrar: &str, object: Node<'_, '_>) -> Out
     let years = period_years(object)?;
     let current = text(object, "curExpDate").unwrap_or_default();
     let domain = sponsored(state, registrar, &name)?;
-    if domain.statuses.iter().any(|s| s == "clientRenewProhibited" || s == "serverRenewProhibited") {
+    if domain
+        .statuses
+        .iter()
+        .any(|s| matches!(s.as_str(), "clientRenewProhibited" | "serverRenewProhibited" | "pendingTransfer"))
+    {
         return Err(Refused(2304));
     }
     // The date must be the current expiry's: a renew sent twice fails the second time.
@@ -1018,7 +1026,11 @@ fn domain_update(state: &mut State, registrar: &str, object: Node<'_, '_>, comma
     let (add_status, rem_status) = (statuses("add"), statuses("rem"));
     let ds = ds_records(command);
     let domain = sponsored(state, registrar, &name)?;
-    // Only the lock itself may be lifted while the domain is locked.
+    // Nothing changes during a transfer or under the server's lock; only the
+    // client's own lock may be lifted while it is set (RFC 5731 §2.3).
+    if domain.statuses.contains("pendingTransfer") || domain.statuses.contains("serverUpdateProhibited") {
+        return Err(Refused(2304));
+    }
     if domain.statuses.contains("clientUpdateProhibited") && !rem_status.iter().any(|s| s == "clientUpdateProhibited") {
         return Err(Refused(2304));
     }

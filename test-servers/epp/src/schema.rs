@@ -1,5 +1,6 @@
 //! Every frame checked against the EPP XML Schemas of RFC 5730-5733, 5910
-//! and 3915 (`xsd/`, copied unchanged from the RFCs; see `xsd/README.md`),
+//! and 3915 (`xsd/`, the RFCs' own; `xsd/README.md` says where they come
+//! from and the three places restored to the RFCs' text),
 //! with libxml2, a validator nobody here wrote.
 //!
 //! libxml2's contexts are not thread-safe, so one thread owns them and
