@@ -259,6 +259,34 @@ formatted_string!(
     /// An E.164 phone number such as `+442071234567`.
     Phone, "phone", |value| keep_if(is_phone)(value)
 );
+impl Phone {
+    /// The number as EPP and registrar APIs write it, the country calling
+    /// code apart: `+44.2071234567` (RFC 5733 `e164StringType`).
+    pub fn dotted(&self) -> String {
+        let digits = self.as_str().trim_start_matches('+');
+        // Calling codes are 1 (+1, +7), 2 or 3 digits long (ITU-T E.164 assignments).
+        let code_len = match digits.as_bytes() {
+            [b'1' | b'7', ..] => 1,
+            [a, b, ..] => {
+                let two = (a - b'0') * 10 + (b - b'0');
+                let two_digit = matches!(
+                    two,
+                    20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98
+                );
+                if two_digit { 2 } else { 3 }
+            }
+            _ => 1,
+        }
+        .min(digits.len());
+        format!("+{}.{}", &digits[..code_len], &digits[code_len..])
+    }
+
+    /// A number written `+44.2071234567` (or already E.164).
+    pub fn from_dotted(text: &str) -> Result<Phone, FormatError> {
+        Phone::parse(&text.replace(['.', ' '], ""))
+    }
+}
+
 formatted_string!(
     /// An ISO 3166-1 alpha-2 country code such as `GB`.
     CountryCode, "country-code", |value| keep_if(is_country_code)(value)
@@ -404,5 +432,18 @@ mod tests {
         assert!(is_url("https://example.com/login?x=1"));
         assert!(!is_url("example.com"));
         assert!(is_hostname("ns1.example.com") && is_hostname("localhost"));
+    }
+}
+
+#[cfg(test)]
+mod phone_tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_written_with_the_country_code_apart() {
+        assert_eq!(Phone::parse("+442071234567").unwrap().dotted(), "+44.2071234567");
+        assert_eq!(Phone::parse("+14155550100").unwrap().dotted(), "+1.4155550100");
+        assert_eq!(Phone::parse("+3531234567").unwrap().dotted(), "+353.1234567");
+        assert_eq!(Phone::from_dotted("+44.2071234567").unwrap().as_str(), "+442071234567");
     }
 }

