@@ -82,6 +82,8 @@ struct Domain {
 
 #[derive(Debug, Default)]
 struct Store {
+    /// Commands (lower case) whose next answer comes this late, after the command took effect.
+    slow: BTreeMap<String, Duration>,
     next: u64,
     contacts: BTreeMap<String, Contact>,
     domains: BTreeMap<String, Domain>,
@@ -253,6 +255,13 @@ impl Hexonet {
         );
     }
 
+    /// The next `command` (`RenewDomain`...) takes effect at once and is
+    /// answered only after `delay`: a client with a shorter deadline loses
+    /// the answer.
+    pub fn slow_answer_to(&self, command: &str, delay: Duration) {
+        self.store.lock().expect("lock").slow.insert(command.to_lowercase(), delay);
+    }
+
     /// The HTTP route.
     pub fn router(&self) -> Router {
         Router::new().route("/api/call.cgi", post(call)).with_state(self.clone())
@@ -293,6 +302,12 @@ async fn call(State(hexonet): State<Hexonet>, body: Bytes) -> Response {
     // The form is read whatever the Content-Type (the node SDK sends text/plain).
     let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let answer = hexonet.answer(&form);
+    let command = command_of(form.get("s_command").map(String::as_str).unwrap_or_default());
+    let name = command.get("COMMAND").map(|c| c.to_lowercase()).unwrap_or_default();
+    let delay = hexonet.store.lock().expect("lock").slow.remove(&name);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], answer.render()).into_response()
 }
 
