@@ -18,6 +18,7 @@ pub fn registry() -> Registry {
     registry.register(provisio_plesk::entry());
     registry.register(provisio_epp::entry());
     registry.register(provisio_hexonet::entry());
+    registry.register(provisio_enom::entry());
     registry.register(provisio_acme::entry());
     registry.register(provisio_rabbitmq::entry());
     registry.register(provisio_mosquitto::entry());
