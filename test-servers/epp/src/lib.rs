@@ -483,8 +483,18 @@ impl Registry {
             let cl_trid = roxmltree::Document::parse(frame).ok().and_then(|d| {
                 d.descendants().find(|n| n.has_tag_name("clTRID")).and_then(|n| n.text()).map(|t| t.trim().to_owned())
             });
+            // A command the protocol does not know is 2000, not a syntax error (RFC 5730 §3).
+            const VERBS: [&str; 10] =
+                ["login", "logout", "check", "info", "create", "delete", "renew", "transfer", "update", "poll"];
+            let unknown = roxmltree::Document::parse(frame).ok().is_some_and(|d| {
+                d.descendants()
+                    .find(|n| n.has_tag_name("command"))
+                    .and_then(|c| c.children().find(|n| n.is_element() && !n.has_tag_name("clTRID")))
+                    .is_some_and(|verb| !VERBS.contains(&verb.tag_name().name()))
+            });
+            let code = if unknown { 2000 } else { 2001 };
             return Answer {
-                xml: response(2001, cl_trid.as_deref(), None, None, &self.sv_trid()),
+                xml: response(code, cl_trid.as_deref(), None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };
@@ -509,8 +519,18 @@ impl Registry {
         };
         let cl_trid = text(command, "clTRID");
         let Some(verb) = command.children().find(|c| c.is_element() && c.tag_name().name() != "clTRID") else {
+            // A command the protocol does not know is 2000, not a syntax error (RFC 5730 §3).
+            const VERBS: [&str; 10] =
+                ["login", "logout", "check", "info", "create", "delete", "renew", "transfer", "update", "poll"];
+            let unknown = roxmltree::Document::parse(frame).ok().is_some_and(|d| {
+                d.descendants()
+                    .find(|n| n.has_tag_name("command"))
+                    .and_then(|c| c.children().find(|n| n.is_element() && !n.has_tag_name("clTRID")))
+                    .is_some_and(|verb| !VERBS.contains(&verb.tag_name().name()))
+            });
+            let code = if unknown { 2000 } else { 2001 };
             return Answer {
-                xml: response(2001, cl_trid.as_deref(), None, None, &self.sv_trid()),
+                xml: response(code, cl_trid.as_deref(), None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };

@@ -135,4 +135,6 @@ async fn an_invalid_but_well_formed_command_still_gets_its_cltrid_back() {
     let answer = exchange(&mut stream, &command(bogus)).await;
     assert_eq!(code(&answer), "2001");
     assert!(answer.contains("<clTRID>t-1</clTRID>"), "{answer}");
+    // A verb the protocol does not know is 2000 (RFC 5730 §3).
+    assert_eq!(code(&exchange(&mut stream, &command("<launch/>")).await), "2000");
 }
