@@ -900,11 +900,84 @@ async fn a_transfer_in_completes_later_and_its_registry_message_activates_the_se
     assert!(!server.output(false).contains("Move-Me-123"), "the transfer code is in no log line");
 }
 
-/// Through `provisio serve`, a domain product on the Hexonet test server:
-/// order paid registers it with the contacts and name servers asked;
-/// contract renewed moves its expiry one year, once, though the first
-/// renew's answer comes after the call's deadline; staff change the name
-/// servers, lock it and read its EPP code.
+/// Through `provisio serve`, a domain product on a registrar's test server
+/// (`provider` with `values`): order paid registers it with the contacts and
+/// name servers asked; contract renewed moves its expiry one year, once,
+/// though `slow_renew` makes the first renew's answer come after the call's
+/// deadline; staff change the name servers, lock it and ask for its EPP code
+/// (`epp_code`: answered, or unsupported where the registrar only e-mails
+/// it). `expiry` reads the domain's expiry at the registrar; nothing of
+/// `secret` reaches the logs.
+async fn a_registrar_domain_lives_through_billing_events(
+    provider: &str,
+    values: Value,
+    secret: &str,
+    expiry: impl Fn(&str) -> Option<chrono::DateTime<chrono::Utc>>,
+    slow_renew: impl Fn(),
+    epp_code: bool,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "1"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let (status, configuration) =
+        post("/configurations", json!({"name": "registrar-1", "provider": provider, "values": values})).await;
+    assert_eq!(status, 201, "{configuration}");
+    post(
+        "/products",
+        json!({"slug": "dot-com", "name": ".com", "blueprint": "domain-names",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    )
+    .await;
+    let domain = format!("{}.com", provisio_conformance::unique(10));
+    let registrant = json!({"name": "Ann Lee", "email": "ann@example.com", "phone": "+442071234567",
+                            "address1": "1 High Street", "city": "London", "postcode": "N1 1AA", "country_code": "GB"});
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "r1", "type": "order.paid", "service": {"external_id": "dom-1", "product": "dot-com",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": domain, "contacts": {"registrant": registrant},
+                          "nameservers": ["ns1.example.net", "ns2.example.net"]}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+    assert_eq!(detail["service"]["provision_data"]["nameservers"], json!(["ns1.example.net", "ns2.example.net"]));
+    let registered = expiry(&domain).expect("registered at the registrar");
+
+    // The renew takes effect, but its answer comes after the deadline.
+    slow_renew();
+    post("/events", json!({"id": "r2", "type": "contract.renewed", "service": {"id": service}, "data": {"years": 1}}))
+        .await;
+    wait_for_service(&client, &base, service, |d| {
+        d["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "renew" && j["state"] == "succeeded"))
+    })
+    .await;
+    let renewed = expiry(&domain).unwrap();
+    assert_eq!(renewed, registered.checked_add_months(chrono::Months::new(12)).unwrap(), "renewed exactly once");
+
+    let act = |function: &str, args: Value| post(&format!("/services/{service}/actions/{function}"), args);
+    let (status, changed) =
+        act("update_nameservers", json!({"nameservers": ["ns3.example.net", "ns4.example.net"]})).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["envelope"]["data"]["nameservers"], json!(["ns3.example.net", "ns4.example.net"]));
+    let (_, locked) = act("set_lock", json!({"locked": true})).await;
+    assert_eq!(locked["envelope"]["data"]["locked"], true, "{locked}");
+    let (_, code) = act("get_epp_code", json!({})).await;
+    if epp_code {
+        assert!(code["envelope"]["data"]["epp_code"].as_str().is_some_and(|c| c.len() >= 6), "{code}");
+    } else {
+        assert!(code.to_string().contains("unsupported"), "{code}");
+    }
+    assert!(!server.output(false).contains(secret), "the account's credential is in no log line");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_domain_in_the_hexonet_test_server() {
     provisio_sdk::http::install_crypto_provider();
@@ -913,139 +986,39 @@ async fn billing_events_drive_a_domain_in_the_hexonet_test_server() {
     let gateway =
         provisio_test_server_kit::serve(listener, hexonet.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
     let (login, password) = hexonet.options().accounts[0].clone();
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "1"]);
-    wait_healthy(&client, &server.base).await;
-    let base = server.base.clone();
-    let post =
-        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
     let values = json!({"api_url": format!("{}/api/call.cgi", gateway.url()), "entity": "1234", "login": login,
                         "password": password, "ca_cert_pem": gateway.ca_pem});
-    let (status, configuration) =
-        post("/configurations", json!({"name": "hexonet-1", "provider": "domain-names/hexonet", "values": values}))
-            .await;
-    assert_eq!(status, 201, "{configuration}");
-    post(
-        "/products",
-        json!({"slug": "hx-com", "name": ".com at Hexonet", "blueprint": "domain-names",
-               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    a_registrar_domain_lives_through_billing_events(
+        "domain-names/hexonet",
+        values,
+        &password,
+        |domain| hexonet.domain(domain).map(|(_, expires)| expires),
+        || hexonet.slow_answer_to("RenewDomain", Duration::from_secs(2)),
+        true,
     )
     .await;
-    let domain = format!("{}.com", provisio_conformance::unique(10));
-    let registrant = json!({"name": "Ann Lee", "email": "ann@example.com", "phone": "+442071234567",
-                            "address1": "1 High Street", "city": "London", "postcode": "N1 1AA", "country_code": "GB"});
-    let (status, accepted) = post(
-        "/events",
-        json!({"id": "h1", "type": "order.paid", "service": {"external_id": "hx-1", "product": "hx-com",
-               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
-               "fields": {"domain": domain, "contacts": {"registrant": registrant},
-                          "nameservers": ["ns1.example.net", "ns2.example.net"]}}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{accepted}");
-    let service = accepted["service_id"].as_i64().unwrap();
-    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
-    assert_eq!(detail["service"]["provision_data"]["nameservers"], json!(["ns1.example.net", "ns2.example.net"]));
-    let (_, registered) = hexonet.domain(&domain).expect("registered at Hexonet");
-
-    // The renew takes effect, but its answer comes after the deadline.
-    hexonet.slow_answer_to("RenewDomain", Duration::from_secs(2));
-    post("/events", json!({"id": "h2", "type": "contract.renewed", "service": {"id": service}, "data": {"years": 1}}))
-        .await;
-    wait_for_service(&client, &base, service, |d| {
-        d["jobs"]
-            .as_array()
-            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "renew" && j["state"] == "succeeded"))
-    })
-    .await;
-    let (_, renewed) = hexonet.domain(&domain).unwrap();
-    assert_eq!(renewed, registered.checked_add_months(chrono::Months::new(12)).unwrap(), "renewed exactly once");
-
-    let act = |function: &str, args: Value| post(&format!("/services/{service}/actions/{function}"), args);
-    let (status, changed) =
-        act("update_nameservers", json!({"nameservers": ["ns3.example.net", "ns4.example.net"]})).await;
-    assert_eq!(status, 200, "{changed}");
-    assert_eq!(changed["envelope"]["data"]["nameservers"], json!(["ns3.example.net", "ns4.example.net"]));
-    let (_, locked) = act("set_lock", json!({"locked": true})).await;
-    assert_eq!(locked["envelope"]["data"]["locked"], true, "{locked}");
-    let (_, code) = act("get_epp_code", json!({})).await;
-    assert!(code["envelope"]["data"]["epp_code"].as_str().is_some_and(|c| c.len() >= 6), "{code}");
-    assert!(!server.output(false).contains(&password), "the account's password is in no log line");
 }
 
-/// Through `provisio serve`, a domain product on the Enom test server:
-/// order paid registers it with the contacts and name servers asked;
-/// contract renewed moves its expiry one year, once, though the first
-/// renew's answer comes after the call's deadline; staff change the name
-/// servers and lock it; the EPP code is e-mailed by Enom, never answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_domain_in_the_enom_test_server() {
     provisio_sdk::http::install_crypto_provider();
     let enom = provisio_enom_test_server::Enom::new(provisio_enom_test_server::Options::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway =
+    let api =
         provisio_test_server_kit::serve(listener, enom.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
-    let (uid, password) = enom.options().accounts[0].clone();
-    let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::new();
-    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "1"]);
-    wait_healthy(&client, &server.base).await;
-    let base = server.base.clone();
-    let post =
-        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
-    let values = json!({"api_url": format!("{}/interface.asp", gateway.url()), "uid": uid, "api_token": password,
-                        "ca_cert_pem": gateway.ca_pem});
-    let (status, configuration) =
-        post("/configurations", json!({"name": "enom-1", "provider": "domain-names/enom", "values": values})).await;
-    assert_eq!(status, 201, "{configuration}");
-    post(
-        "/products",
-        json!({"slug": "en-com", "name": ".com at Enom", "blueprint": "domain-names",
-               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    let (uid, token) = enom.options().accounts[0].clone();
+    let values = json!({"api_url": format!("{}/interface.asp", api.url()), "uid": uid, "api_token": token,
+                        "ca_cert_pem": api.ca_pem});
+    // Enom only e-mails the EPP code to the registrant: the API says so.
+    a_registrar_domain_lives_through_billing_events(
+        "domain-names/enom",
+        values,
+        &token,
+        |domain| enom.domain(domain).map(|(_, expires)| expires),
+        || enom.slow_answer_to("Extend", Duration::from_secs(2)),
+        false,
     )
     .await;
-    let domain = format!("{}.com", provisio_conformance::unique(10));
-    let registrant = json!({"name": "Ann Lee", "email": "ann@example.com", "phone": "+442071234567",
-                            "address1": "1 High Street", "city": "London", "postcode": "N1 1AA", "country_code": "GB"});
-    let (status, accepted) = post(
-        "/events",
-        json!({"id": "e1", "type": "order.paid", "service": {"external_id": "en-1", "product": "en-com",
-               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
-               "fields": {"domain": domain, "contacts": {"registrant": registrant},
-                          "nameservers": ["ns1.example.net", "ns2.example.net"]}}}),
-    )
-    .await;
-    assert_eq!(status, 202, "{accepted}");
-    let service = accepted["service_id"].as_i64().unwrap();
-    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
-    assert_eq!(detail["service"]["provision_data"]["nameservers"], json!(["ns1.example.net", "ns2.example.net"]));
-    let (_, registered) = enom.domain(&domain).expect("registered at Enom");
-
-    // The renew takes effect, but its answer comes after the deadline.
-    enom.slow_answer_to("Extend", Duration::from_secs(2));
-    post("/events", json!({"id": "e2", "type": "contract.renewed", "service": {"id": service}, "data": {"years": 1}}))
-        .await;
-    wait_for_service(&client, &base, service, |d| {
-        d["jobs"]
-            .as_array()
-            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "renew" && j["state"] == "succeeded"))
-    })
-    .await;
-    let (_, renewed) = enom.domain(&domain).unwrap();
-    assert_eq!(renewed, registered.checked_add_months(chrono::Months::new(12)).unwrap(), "renewed exactly once");
-
-    let act = |function: &str, args: Value| post(&format!("/services/{service}/actions/{function}"), args);
-    let (status, changed) =
-        act("update_nameservers", json!({"nameservers": ["ns3.example.net", "ns4.example.net"]})).await;
-    assert_eq!(status, 200, "{changed}");
-    assert_eq!(changed["envelope"]["data"]["nameservers"], json!(["ns3.example.net", "ns4.example.net"]));
-    let (_, locked) = act("set_lock", json!({"locked": true})).await;
-    assert_eq!(locked["envelope"]["data"]["locked"], true, "{locked}");
-    // Enom only e-mails the code to the registrant: the API says so.
-    let (_, code) = act("get_epp_code", json!({})).await;
-    assert!(code.to_string().contains("unsupported"), "{code}");
-    assert!(!server.output(false).contains(&password), "the account's password is in no log line");
 }
 
 /// A registry message is acknowledged only once its event is stored: with

@@ -347,20 +347,7 @@ impl DomainNames for Enom {
         let domain = &params.domain;
         let info = self.read(cx, domain).await?;
         let current = info.expires_at.ok_or_else(|| ProviderError::provider("Enom gave no expiry date"))?;
-        let stored = cx.provision_data();
-        let known = (stored.get("status").and_then(|s| s.as_str()) != Some("pending_transfer"))
-            .then(|| {
-                stored.get("expires_at").and_then(|v| v.as_str()).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            })
-            .flatten()
-            .map(|d| d.with_timezone(&Utc));
-        // Done already by an earlier attempt whose answer was lost.
-        if let Some(known) = known
-            && known.date_naive() != current.date_naive()
-            && known
-                .checked_add_months(chrono::Months::new(12 * u32::from(params.years)))
-                .is_some_and(|r| r.date_naive() == current.date_naive())
-        {
+        if plan_renewal(cx.provision_data(), current, params.years) == Renewal::AlreadyDone {
             return Ok(info);
         }
         // No OverrideOrder: Enom refuses a second renewal within a day.

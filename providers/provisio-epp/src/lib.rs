@@ -240,7 +240,7 @@ impl Epp {
         }
         // A domain this service asked to transfer in keeps the old
         // registrar's contacts: it is the service's by its own request.
-        let transferred_in = cx.provision_data().get("status").and_then(|s| s.as_str()) == Some("pending_transfer");
+        let transferred_in = asked_for_transfer(cx.provision_data());
         if cx.owner().is_some() && found.registrant != contact_id(cx, 'r') && !transferred_in {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "{domain} exists but belongs to another service (or was not made by Provisio)"
@@ -544,24 +544,10 @@ impl DomainNames for Epp {
         let domain = &params.domain;
         let found = self.owned(cx, domain).await?;
         let current = found.expires.ok_or_else(|| ProviderError::provider("The registry gave no expiry date"))?;
-        // The expiry the service knew before this renew: if the registry's
-        // is already that plus the years asked, an earlier attempt did it.
-        // Not after a transfer in: the registry added its year since.
-        let stored = cx.provision_data();
-        let known = if stored.get("status").and_then(|s| s.as_str()) == Some("pending_transfer") {
-            None
-        } else {
-            stored.get("expires_at").and_then(|v| v.as_str()).and_then(parse_date)
+        let cur = match plan_renewal(cx.provision_data(), current, params.years) {
+            Renewal::AlreadyDone => return self.info(cx, domain, &found).await,
+            Renewal::From(expiry) => expiry,
         };
-        if let Some(known) = known
-            && known.date_naive() != current.date_naive()
-        {
-            let renewed = known.checked_add_months(chrono::Months::new(12 * u32::from(params.years)));
-            if renewed.is_some_and(|r| r.date_naive() == current.date_naive()) {
-                return self.info(cx, domain, &found).await;
-            }
-        }
-        let cur = known.unwrap_or(current);
         let body = format!(
             "<renew><domain:renew xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:curExpDate>{}</domain:curExpDate><domain:period unit=\"y\">{}</domain:period></domain:renew></renew>",
             esc(domain.as_str()),

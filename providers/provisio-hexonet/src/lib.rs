@@ -416,22 +416,10 @@ impl DomainNames for Hexonet {
         let status = self.owned(cx, domain).await?;
         let current = parse_date(status.first("EXPIRATIONDATE"))
             .ok_or_else(|| ProviderError::provider("Hexonet gave no expiry date"))?;
-        let stored = cx.provision_data();
-        let known = if stored.get("status").and_then(|s| s.as_str()) == Some("pending_transfer") {
-            None
-        } else {
-            stored.get("expires_at").and_then(|v| v.as_str()).and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        }
-        .map(|d| d.with_timezone(&Utc));
-        let renewed = |from: DateTime<Utc>| from.checked_add_months(chrono::Months::new(12 * u32::from(params.years)));
-        // Done already by an earlier attempt whose answer was lost.
-        if let Some(known) = known
-            && known.date_naive() != current.date_naive()
-            && renewed(known).is_some_and(|r| r.date_naive() == current.date_naive())
-        {
-            return self.info(cx, domain, &status).await;
-        }
-        let year = known.unwrap_or(current).year();
+        let year = match plan_renewal(cx.provision_data(), current, params.years) {
+            Renewal::AlreadyDone => return self.info(cx, domain, &status).await,
+            Renewal::From(expiry) => expiry.year(),
+        };
         let lines = vec![
             ("COMMAND", "RenewDomain".to_owned()),
             ("DOMAIN", domain.to_string()),

@@ -6,47 +6,10 @@
 //! Published examples that are not well-formed XML (ModifyNS, SetRegLock,
 //! TP_CreateOrder, Purchase; §2.1) are compared in their repaired form.
 
-use std::collections::BTreeMap;
-
 use provisio_enom_test_server::{Enom, Options};
-use roxmltree::{Document, Node};
-
-fn elements<'a, 'i>(node: Node<'a, 'i>) -> Vec<Node<'a, 'i>> {
-    node.children().filter(Node::is_element).collect()
-}
-
-fn differences(vendor: Node<'_, '_>, ours: Node<'_, '_>, path: &str, out: &mut Vec<String>) {
-    let theirs = elements(ours);
-    let mut cursor = 0;
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for expected in elements(vendor) {
-        let name = expected.tag_name().name();
-        let nth = seen.entry(name).or_default();
-        let here = format!("{path}/{name}[{nth}]");
-        let found = theirs.iter().enumerate().filter(|(_, n)| n.tag_name().name() == name).nth(*nth);
-        *nth += 1;
-        let Some((position, node)) = found else {
-            out.push(format!("{here} is missing"));
-            continue;
-        };
-        if position < cursor {
-            out.push(format!("{here} is out of order"));
-        }
-        cursor = position;
-        let sample = expected.text().unwrap_or_default().trim();
-        let value = node.text().unwrap_or_default().trim();
-        if elements(expected).is_empty() && sample.parse::<f64>().is_ok() && value.parse::<f64>().is_err() {
-            out.push(format!("{here}: the example has the number {sample}, ours {value:?}"));
-        }
-        differences(expected, *node, &here, out);
-    }
-}
 
 fn assert_same_shape(command: &str, source: &str, example: &str, ours: &str) {
-    let vendor = Document::parse(example).expect("the example parses");
-    let ours_doc = Document::parse(ours).expect("our answer parses");
-    let mut out = Vec::new();
-    differences(vendor.root_element(), ours_doc.root_element(), "/interface-response", &mut out);
+    let out = provisio_test_server_kit::xml_differences(example, ours).unwrap();
     assert!(out.is_empty(), "{command} differs from {source}:\n{}\nours: {ours}", out.join("\n"));
 }
 

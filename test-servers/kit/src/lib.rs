@@ -198,3 +198,62 @@ fn futures_stream() -> impl futures::Stream<Item = Result<axum::body::Bytes, std
     let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
     futures::stream::poll_fn(move |cx| interval.poll_tick(cx).map(|_| Some(Ok(axum::body::Bytes::from_static(b" ")))))
 }
+
+/// Every place where the XML answer `ours` departs from a vendor's
+/// published `sample`: an element of the sample missing, out of order, or
+/// text where the sample has a number. Ours may have more. Both must parse.
+/// (What the test servers' checks against published examples share.)
+pub fn xml_differences(sample: &str, ours: &str) -> Result<Vec<String>, String> {
+    let sample = roxmltree::Document::parse(sample).map_err(|e| format!("the sample does not parse: {e}"))?;
+    let ours = roxmltree::Document::parse(ours).map_err(|e| format!("our answer does not parse: {e}"))?;
+    let mut out = Vec::new();
+    let root = sample.root_element();
+    xml_walk(root, ours.root_element(), &format!("/{}", root.tag_name().name()), &mut out);
+    Ok(out)
+}
+
+fn elements<'a, 'i>(node: roxmltree::Node<'a, 'i>) -> Vec<roxmltree::Node<'a, 'i>> {
+    node.children().filter(roxmltree::Node::is_element).collect()
+}
+
+fn xml_walk(sample: roxmltree::Node<'_, '_>, ours: roxmltree::Node<'_, '_>, path: &str, out: &mut Vec<String>) {
+    let theirs = elements(ours);
+    let mut cursor = 0;
+    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for expected in elements(sample) {
+        let name = expected.tag_name().name();
+        let nth = seen.entry(name.to_owned()).or_default();
+        let here = format!("{path}/{name}[{nth}]");
+        let found = theirs.iter().enumerate().filter(|(_, n)| n.tag_name().name() == name).nth(*nth);
+        *nth += 1;
+        let Some((position, node)) = found else {
+            out.push(format!("{here} is missing"));
+            continue;
+        };
+        if position < cursor {
+            out.push(format!("{here} is out of order"));
+        }
+        cursor = position;
+        let text = expected.text().unwrap_or_default().trim();
+        let value = node.text().unwrap_or_default().trim();
+        if elements(expected).is_empty() && text.parse::<f64>().is_ok() && value.parse::<f64>().is_err() {
+            out.push(format!("{here}: the sample has the number {text}, ours {value:?}"));
+        }
+        xml_walk(expected, *node, &here, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_xml_comparison_sees_missing_misordered_and_mistyped_elements() {
+        let compare = |sample: &str, ours: &str| xml_differences(sample, ours).unwrap();
+        assert!(compare("<p><a>1</a><b/></p>", "<p><a>2</a><b/><c/></p>").is_empty());
+        assert_eq!(compare("<p><a/><d/></p>", "<p><a/></p>"), ["/p/d[0] is missing"]);
+        assert_eq!(compare("<p><a/><b/></p>", "<p><b/><a/></p>"), ["/p/b[0] is out of order"]);
+        assert_eq!(compare("<p><a>7</a></p>", "<p><a>seven</a></p>").len(), 1);
+        assert!(xml_differences("<p>", "<p/>").is_err());
+    }
+}

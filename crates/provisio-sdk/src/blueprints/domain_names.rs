@@ -319,3 +319,78 @@ crate::blueprint! {
         fn get_epp_code(DomainRef) -> EppCode { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
     }
 }
+
+/// Whether the service asked for a transfer in (its stored result says
+/// `pending_transfer`): the domain then still carries the old registrar's
+/// contacts, and its stored expiry predates the year the transfer added.
+pub fn asked_for_transfer(provision_data: &serde_json::Map<String, serde_json::Value>) -> bool {
+    provision_data.get("status").and_then(serde_json::Value::as_str) == Some("pending_transfer")
+}
+
+/// What a renew should do, for registrars whose renew names the current
+/// expiry (EPP's `curExpDate`, Hexonet's `EXPIRATION`) or refuses a repeat
+/// (Enom's day-long guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// An earlier attempt of this renew did it (its answer was lost): the
+    /// registry's expiry is the stored one plus the years asked.
+    AlreadyDone,
+    /// Renew from this expiry: the one the service knew (so a repeat names
+    /// a stale date and is refused), or the registry's when none is stored.
+    From(DateTime<Utc>),
+}
+
+/// Plans a renew of `years` from the service's stored result and the
+/// registry's `current` expiry.
+pub fn plan_renewal(
+    provision_data: &serde_json::Map<String, serde_json::Value>,
+    current: DateTime<Utc>,
+    years: u8,
+) -> Renewal {
+    let known = (!asked_for_transfer(provision_data))
+        .then(|| provision_data.get("expires_at").and_then(serde_json::Value::as_str))
+        .flatten()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|d| d.with_timezone(&Utc));
+    match known {
+        Some(known)
+            if known.date_naive() != current.date_naive()
+                && known
+                    .checked_add_months(chrono::Months::new(12 * u32::from(years)))
+                    .is_some_and(|renewed| renewed.date_naive() == current.date_naive()) =>
+        {
+            Renewal::AlreadyDone
+        }
+        known => Renewal::From(known.unwrap_or(current)),
+    }
+}
+
+#[cfg(test)]
+mod renewal_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_renew_is_planned_from_what_the_service_knew() {
+        let stored = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        let known = stored(json!({"expires_at": "2027-01-01T00:00:00Z", "status": "active"}));
+        assert_eq!(plan_renewal(&known, at("2027-01-01T00:00:00Z"), 1), Renewal::From(at("2027-01-01T00:00:00Z")));
+        assert_eq!(plan_renewal(&known, at("2028-01-01T00:00:00Z"), 1), Renewal::AlreadyDone);
+        // Moved by something else: renew from what the service knew (the registry refuses it).
+        assert_eq!(plan_renewal(&known, at("2030-01-01T00:00:00Z"), 1), Renewal::From(at("2027-01-01T00:00:00Z")));
+        let transferred = stored(json!({"expires_at": "2027-01-01T00:00:00Z", "status": "pending_transfer"}));
+        assert!(asked_for_transfer(&transferred));
+        assert_eq!(
+            plan_renewal(&transferred, at("2028-01-01T00:00:00Z"), 1),
+            Renewal::From(at("2028-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            plan_renewal(&stored(json!({})), at("2028-01-01T00:00:00Z"), 1),
+            Renewal::From(at("2028-01-01T00:00:00Z"))
+        );
+    }
+}
