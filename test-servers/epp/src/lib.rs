@@ -13,7 +13,12 @@
 //! cancel, approval by the server after a delay) and a poll queue per
 //! registrar. It can be made slow, or to drop the connection after doing a
 //! command but before answering it (the answer is lost, the change is not).
+//!
+//! With [`Options::nominet`] it behaves as Nominet's .uk registry ([`nominet`]):
+//! tags as clIDs, its extensions in the greeting, release and handshake
+//! instead of RFC transfers, and its notifications by poll.
 
+mod nominet;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -34,6 +39,7 @@ const CONTACT: &str = "urn:ietf:params:xml:ns:contact-1.0";
 const HOST: &str = "urn:ietf:params:xml:ns:host-1.0";
 const SEC_DNS: &str = "urn:ietf:params:xml:ns:secDNS-1.1";
 const RGP: &str = "urn:ietf:params:xml:ns:rgp-1.0";
+use nominet::{CONTACT_NOM_EXT, HANDSHAKE, RELEASE};
 /// The largest frame read (a frame claiming more closes the connection).
 pub const MAX_FRAME: usize = 1024 * 1024;
 
@@ -51,6 +57,11 @@ pub struct Options {
     pub command_delay: Duration,
     /// The server's name in its greeting.
     pub name: String,
+    /// Behave as Nominet's .uk registry (see [`nominet`]).
+    pub nominet: bool,
+    /// Nominet mode: tags that answer a release to them by handshake
+    /// (Nominet's "Always handshake" option); the others accept at once.
+    pub handshake_tags: Vec<String>,
 }
 
 impl Default for Options {
@@ -64,6 +75,24 @@ impl Default for Options {
             transfer_after: Duration::from_secs(5),
             command_delay: Duration::ZERO,
             name: "Provisio EPP test registry".into(),
+            nominet: false,
+            handshake_tags: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// A Nominet .uk registry with two tags whose passwords are 16
+    /// characters (Nominet asks for at least 14).
+    pub fn nominet() -> Options {
+        Options {
+            registrars: vec![
+                ("PROVISIO-TAG".into(), provisio_test_server_kit::random_secret(16)),
+                ("OTHER-TAG".into(), provisio_test_server_kit::random_secret(16)),
+            ],
+            name: "Provisio EPP test registry (Nominet .uk)".into(),
+            nominet: true,
+            ..Options::default()
         }
     }
 }
@@ -113,6 +142,8 @@ struct Contact {
     auth: String,
     sponsor: String,
     created: Option<DateTime<Utc>>,
+    /// Nominet's contact-nom-ext fields.
+    nominet: nominet::ContactExt,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +175,10 @@ struct State {
     drop_next: Vec<String>,
     /// Commands refused with 2400 (nothing done) while listed.
     failing: BTreeSet<String>,
+    /// Nominet: open handshake cases, by case id.
+    cases: BTreeMap<String, nominet::Case>,
+    /// Nominet: tags that answer releases to them by handshake.
+    handshake: BTreeSet<String>,
 }
 
 impl State {
@@ -167,6 +202,13 @@ pub struct Registry {
     last_invalid: Arc<Mutex<Option<String>>>,
     delay: Arc<Mutex<Duration>>,
     transactions: Arc<AtomicU64>,
+}
+
+/// A logged-in session: whose, and the extensions it declared.
+#[derive(Debug, Clone)]
+struct Login {
+    registrar: String,
+    extensions: Vec<String>,
 }
 
 /// The answer to one frame, and whether the session ends after it.
@@ -250,7 +292,7 @@ impl Registry {
     /// A registry; the validator starts with it.
     pub fn new(options: Options) -> Registry {
         let delay = options.command_delay;
-        Registry {
+        let registry = Registry {
             options: Arc::new(options),
             state: Arc::default(),
             validator: Validator::start(),
@@ -259,7 +301,9 @@ impl Registry {
             last_invalid: Arc::default(),
             delay: Arc::new(Mutex::new(delay)),
             transactions: Arc::default(),
-        }
+        };
+        registry.state.lock().expect("lock").handshake = registry.options.handshake_tags.iter().cloned().collect();
+        registry
     }
 
     /// The options (credentials included).
@@ -426,7 +470,7 @@ impl Registry {
         if self.send(&mut stream, &greeting).await.is_err() {
             return;
         }
-        let mut login: Option<String> = None;
+        let mut login: Option<Login> = None;
         loop {
             let frame = match tokio::time::timeout(Duration::from_secs(600), read_frame(&mut stream)).await {
                 Ok(Ok(Some(frame))) => frame,
@@ -449,7 +493,7 @@ impl Registry {
                 break;
             }
         }
-        if let Some(registrar) = login {
+        if let Some(Login { registrar, .. }) = login {
             let mut state = self.state.lock().expect("lock");
             if let Some(count) = state.sessions.get_mut(&registrar) {
                 *count = count.saturating_sub(1);
@@ -467,15 +511,28 @@ impl Registry {
         write_frame(stream, xml).await
     }
 
+    /// The extensions this registry serves.
+    fn extensions(&self) -> Vec<&'static str> {
+        if self.options.nominet {
+            // Nominet .uk serves secDNS but not RFC 3915 (a domain in redemption is renewed).
+            let mut served = vec![SEC_DNS];
+            served.extend(nominet::EXTENSIONS);
+            served
+        } else {
+            vec![SEC_DNS, RGP]
+        }
+    }
+
     fn greeting(&self) -> String {
+        let extensions: String = self.extensions().iter().map(|e| format!("<extURI>{e}</extURI>")).collect();
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><epp xmlns=\"{EPP}\"><greeting><svID>{}</svID><svDate>{}</svDate><svcMenu><version>1.0</version><lang>en</lang><objURI>{DOMAIN}</objURI><objURI>{CONTACT}</objURI><objURI>{HOST}</objURI><svcExtension><extURI>{SEC_DNS}</extURI><extURI>{RGP}</extURI></svcExtension></svcMenu><dcp><access><all/></access><statement><purpose><admin/><prov/></purpose><recipient><ours/><public/></recipient><retention><stated/></retention></statement></dcp></greeting></epp>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><epp xmlns=\"{EPP}\"><greeting><svID>{}</svID><svDate>{}</svDate><svcMenu><version>1.0</version><lang>en</lang><objURI>{DOMAIN}</objURI><objURI>{CONTACT}</objURI><objURI>{HOST}</objURI><svcExtension>{extensions}</svcExtension></svcMenu><dcp><access><all/></access><statement><purpose><admin/><prov/></purpose><recipient><ours/><public/></recipient><retention><stated/></retention></statement></dcp></greeting></epp>",
             esc(&self.options.name),
             stamp(now())
         )
     }
 
-    async fn answer(&self, frame: &str, login: &mut Option<String>) -> Answer {
+    async fn answer(&self, frame: &str, login: &mut Option<Login>) -> Answer {
         if let Err(why) = self.validator.check(frame).await {
             self.invalid_commands.fetch_add(1, Ordering::Relaxed);
             *self.last_invalid.lock().expect("lock") = Some(format!("command: {why}\n{frame}"));
@@ -494,14 +551,14 @@ impl Registry {
             });
             let code = if unknown { 2000 } else { 2001 };
             return Answer {
-                xml: response(code, cl_trid.as_deref(), None, None, &self.sv_trid()),
+                xml: response(code, cl_trid.as_deref(), None, None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };
         }
         let Ok(document) = roxmltree::Document::parse(frame) else {
             return Answer {
-                xml: response(2001, None, None, None, &self.sv_trid()),
+                xml: response(2001, None, None, None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };
@@ -512,7 +569,7 @@ impl Registry {
         }
         let Some(command) = child(epp, "command") else {
             return Answer {
-                xml: response(2000, None, None, None, &self.sv_trid()),
+                xml: response(2000, None, None, None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };
@@ -530,7 +587,7 @@ impl Registry {
             });
             let code = if unknown { 2000 } else { 2001 };
             return Answer {
-                xml: response(code, cl_trid.as_deref(), None, None, &self.sv_trid()),
+                xml: response(code, cl_trid.as_deref(), None, None, None, &self.sv_trid()),
                 close: false,
                 verb: String::new(),
             };
@@ -542,7 +599,7 @@ impl Registry {
             _ => name.to_owned(),
         };
         let done = |code: u16, data: Option<String>, msg_q: Option<String>| {
-            response(code, cl_trid.as_deref(), data, msg_q, &self.sv_trid())
+            response(code, cl_trid.as_deref(), data, msg_q, None, &self.sv_trid())
         };
         match (name, login.as_ref()) {
             ("login", Some(_)) => return Answer { xml: done(2002, None, None), close: false, verb: verb_name },
@@ -554,7 +611,19 @@ impl Registry {
             ("logout", Some(_)) => return Answer { xml: done(1500, None, None), close: true, verb: verb_name },
             _ => {}
         }
-        let registrar = login.clone().expect("logged in");
+        let session = login.clone().expect("logged in");
+        let registrar = session.registrar.clone();
+        // An extension used must have been declared at login (Nominet asks
+        // for it; RFC 5730 leaves the code open: 2103, unimplemented extension).
+        let used_undeclared = verb.descendants().chain(child(command, "extension").into_iter().flat_map(|e| e.descendants())).any(|n| {
+            n.is_element()
+                && n.tag_name().namespace().is_some_and(|ns| {
+                    ![EPP, DOMAIN, CONTACT, HOST].contains(&ns) && !session.extensions.iter().any(|e| e == ns)
+                })
+        });
+        if used_undeclared {
+            return Answer { xml: done(2103, None, None), close: false, verb: verb_name };
+        }
         let mut state = self.state.lock().expect("lock");
         if state.failing.contains(&verb_name) {
             return Answer { xml: done(2400, None, None), close: false, verb: verb_name };
@@ -565,7 +634,7 @@ impl Registry {
                 let (code, data, msg_q) = poll(&mut state, &registrar, verb);
                 return Answer { xml: done(code, data, msg_q), close: false, verb: verb_name };
             }
-            _ => self.object_command(&mut state, &registrar, name, verb, command),
+            _ => self.object_command(&mut state, &session, name, verb, command),
         };
         let queued = state.polls.get(&registrar).map(VecDeque::len).unwrap_or(0);
         let msg_q = (queued > 0).then(|| {
@@ -573,7 +642,10 @@ impl Registry {
             format!("<msgQ count=\"{queued}\" id=\"{first}\"/>")
         });
         let xml = match outcome {
-            Ok((code, data)) => done(code, data, msg_q),
+            Ok((code, data)) => {
+                let extension = self.answer_extension(&state, &session, name, verb, code);
+                response(code, cl_trid.as_deref(), data, msg_q, extension, &self.sv_trid())
+            }
             Err(Refused(code)) => done(code, None, None),
         };
         Answer { xml, close: false, verb: verb_name }
@@ -583,8 +655,18 @@ impl Registry {
         format!("PTR-{}", self.transactions.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    fn login(&self, verb: Node<'_, '_>, login: &mut Option<String>) -> (u16, bool) {
-        let (cl_id, pw) = (text(verb, "clID").unwrap_or_default(), text(verb, "pw").unwrap_or_default());
+    fn login(&self, verb: Node<'_, '_>, login: &mut Option<Login>) -> (u16, bool) {
+        let (mut cl_id, pw) = (text(verb, "clID").unwrap_or_default(), text(verb, "pw").unwrap_or_default());
+        if self.options.nominet {
+            // A two-character tag logs in as `#XX` (the schema wants 3 or
+            // more), and a password is at least 14 characters [N-cmd].
+            if let Some(tag) = cl_id.strip_prefix('#') {
+                cl_id = tag.to_owned();
+            }
+            if pw.chars().count() < 14 {
+                return (2200, false);
+            }
+        }
         if !self.options.registrars.iter().any(|(id, password)| *id == cl_id && *password == pw) {
             return (2200, false);
         }
@@ -598,33 +680,49 @@ impl Registry {
             if children(svcs, "objURI").any(|u| !offered.contains(&u.text().unwrap_or_default().trim())) {
                 return (2307, false);
             }
-            let extensions = [SEC_DNS, RGP];
+            let extensions = self.extensions();
             if let Some(ext) = child(svcs, "svcExtension")
                 && children(ext, "extURI").any(|u| !extensions.contains(&u.text().unwrap_or_default().trim()))
             {
                 return (2103, false);
             }
         }
+        let declared: Vec<String> = child(verb, "svcs")
+            .and_then(|svcs| child(svcs, "svcExtension"))
+            .into_iter()
+            .flat_map(|ext| children(ext, "extURI"))
+            .map(|u| u.text().unwrap_or_default().trim().to_owned())
+            .collect();
         let mut state = self.state.lock().expect("lock");
         let sessions = state.sessions.entry(cl_id.clone()).or_default();
         if *sessions >= self.options.max_sessions {
             return (2502, true);
         }
         *sessions += 1;
-        *login = Some(cl_id);
+        *login = Some(Login { registrar: cl_id, extensions: declared });
         (1000, false)
     }
 
     fn object_command(
         &self,
         state: &mut State,
-        registrar: &str,
+        session: &Login,
         verb: &str,
         node: Node<'_, '_>,
         command: Node<'_, '_>,
     ) -> Outcome {
+        let registrar = session.registrar.as_str();
         let Some(object) = node.children().find(Node::is_element) else { return Err(Refused(2001)) };
+        let nominet = self.options.nominet;
         match (object.tag_name().namespace(), verb) {
+            // .uk moves domains by release and handshake, not RFC transfers.
+            (Some(DOMAIN), "transfer") if nominet => Err(Refused(2101)),
+            (Some(DOMAIN), "create") if nominet => nominet::domain_create(state, registrar, object, command),
+            (Some(CONTACT), "create" | "update") if nominet => {
+                nominet::contact_command(state, registrar, verb, object, command)
+            }
+            (Some(RELEASE), "update") if nominet => nominet::release(state, &self.options, registrar, object),
+            (Some(HANDSHAKE), "update") if nominet => nominet::handshake(state, registrar, object),
             (Some(DOMAIN), "check") => Ok((1000, Some(domain_check(state, object)))),
             (Some(DOMAIN), "info") => domain_info(state, registrar, object),
             (Some(DOMAIN), "create") => domain_create(state, registrar, object, command),
@@ -648,10 +746,42 @@ impl Registry {
             _ => Err(Refused(2307)),
         }
     }
+
+    /// What an answer carries in its `<extension>`: Nominet's warning that
+    /// a domain's authInfo was ignored, and a contact's contact-nom-ext data
+    /// for sessions that declared it.
+    fn answer_extension(
+        &self,
+        state: &State,
+        session: &Login,
+        verb: &str,
+        node: Node<'_, '_>,
+        code: u16,
+    ) -> Option<String> {
+        if !self.options.nominet || code >= 2000 {
+            return None;
+        }
+        let object = node.children().find(Node::is_element)?;
+        match (object.tag_name().namespace(), verb) {
+            (Some(DOMAIN), "create") => Some(nominet::IGNORED_AUTH_INFO.to_owned()),
+            (Some(CONTACT), "info") if session.extensions.iter().any(|e| e == CONTACT_NOM_EXT) => {
+                let contact = state.contacts.get(&text(object, "id").unwrap_or_default())?;
+                Some(nominet::contact_inf_data(&contact.nominet))
+            }
+            _ => None,
+        }
+    }
 }
 
-/// An EPP response: result, then msgQ, resData and trID, in schema order.
-fn response(code: u16, cl_trid: Option<&str>, data: Option<String>, msg_q: Option<String>, sv_trid: &str) -> String {
+/// An EPP response: result, then msgQ, resData, extension and trID, in schema order.
+fn response(
+    code: u16,
+    cl_trid: Option<&str>,
+    data: Option<String>,
+    msg_q: Option<String>,
+    extension: Option<String>,
+    sv_trid: &str,
+) -> String {
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><epp xmlns=\"{EPP}\"><response><result code=\"{code}\"><msg>{}</msg></result>",
         message(code)
@@ -661,6 +791,9 @@ fn response(code: u16, cl_trid: Option<&str>, data: Option<String>, msg_q: Optio
     }
     if let Some(data) = data {
         out.push_str(&format!("<resData>{data}</resData>"));
+    }
+    if let Some(extension) = extension {
+        out.push_str(&format!("<extension>{extension}</extension>"));
     }
     out.push_str("<trID>");
     if let Some(cl_trid) = cl_trid {
@@ -802,8 +935,24 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
         _ => (true, true),
     };
     let domain = state.domains.get(&name).ok_or(Refused(2303))?;
+    // An empty authInfo (a .uk domain has none) opens nothing.
+    let full = domain.sponsor == registrar
+        || auth_of(object).is_some_and(|pw| !domain.auth.is_empty() && pw == domain.auth);
+    Ok((1000, Some(inf_data(state, domain, registrar, full, show_delegated, show_subordinate))))
+}
+
+/// A domain's `domain:infData` as `registrar` may see it: all of it when
+/// `full`, else the name, statuses and sponsor.
+fn inf_data(
+    state: &State,
+    domain: &Domain,
+    registrar: &str,
+    full: bool,
+    show_delegated: bool,
+    show_subordinate: bool,
+) -> String {
+    let name = &domain.name;
     let sponsor = domain.sponsor == registrar;
-    let full = sponsor || auth_of(object).is_some_and(|pw| pw == domain.auth);
     let statuses: String = if domain.statuses.is_empty() {
         "<domain:status s=\"ok\"/>".into()
     } else {
@@ -843,16 +992,21 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
             out.push_str(&format!("<domain:trDate>{}</domain:trDate>", stamp(transferred)));
         }
         // Only the sponsor sees the authInfo (RFC 5731 §3.1.2).
-        if sponsor {
+        if sponsor && !domain.auth.is_empty() {
             out.push_str(&format!("<domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo>", esc(&domain.auth)));
         }
     }
     out.push_str("</domain:infData>");
-    Ok((1000, Some(out)))
+    out
 }
 
 fn period_years(object: Node<'_, '_>) -> Result<u32, Refused> {
-    let Some(period) = child(object, "period") else { return Ok(1) };
+    period_years_or(object, 1)
+}
+
+/// The period asked, in years; `default` when none is given.
+fn period_years_or(object: Node<'_, '_>, default: u32) -> Result<u32, Refused> {
+    let Some(period) = child(object, "period") else { return Ok(default) };
     let value: u32 = period.text().unwrap_or_default().trim().parse().map_err(|_| Refused(2005))?;
     let years = match period.attribute("unit") {
         Some("m") if value.is_multiple_of(12) => value / 12,
@@ -866,6 +1020,19 @@ fn period_years(object: Node<'_, '_>) -> Result<u32, Refused> {
 }
 
 fn domain_create(state: &mut State, registrar: &str, object: Node<'_, '_>, command: Node<'_, '_>) -> Outcome {
+    domain_create_with(state, registrar, object, command, 1, true)
+}
+
+/// A domain create: `default_years` when no period is given; the authInfo
+/// kept, or ignored (Nominet .uk).
+fn domain_create_with(
+    state: &mut State,
+    registrar: &str,
+    object: Node<'_, '_>,
+    command: Node<'_, '_>,
+    default_years: u32,
+    keep_auth: bool,
+) -> Outcome {
     let name = text(object, "name").unwrap_or_default().to_lowercase();
     if !valid_domain(&name) {
         return Err(Refused(2005));
@@ -873,7 +1040,7 @@ fn domain_create(state: &mut State, registrar: &str, object: Node<'_, '_>, comma
     if state.domains.contains_key(&name) {
         return Err(Refused(2302));
     }
-    let years = period_years(object)?;
+    let years = period_years_or(object, default_years)?;
     let registrant = text(object, "registrant").ok_or(Refused(2003))?;
     if !state.contacts.contains_key(&registrant) {
         return Err(Refused(2303));
@@ -886,6 +1053,7 @@ fn domain_create(state: &mut State, registrar: &str, object: Node<'_, '_>, comma
     }
     let ns = nameservers(state, child(object, "ns"))?;
     let auth = auth_of(object).ok_or(Refused(2003))?;
+    let auth = if keep_auth { auth } else { String::new() };
     let ds = ds_records(command);
     let roid = state.roid("DOM");
     let created = now();
@@ -1413,7 +1581,7 @@ mod tests {
 
     #[test]
     fn responses_carry_the_rfc_texts() {
-        let xml = response(2303, Some("abc"), None, None, "PTR-1");
+        let xml = response(2303, Some("abc"), None, None, None, "PTR-1");
         assert!(xml.contains("<result code=\"2303\"><msg>Object does not exist</msg></result>"), "{xml}");
         assert!(xml.contains("<clTRID>abc</clTRID><svTRID>PTR-1</svTRID>"));
     }

@@ -4,7 +4,8 @@
 //! cargo run -p provisio-epp-test-server -- --listen 127.0.0.1:7000
 //! ```
 //!
-//! It prints where it listens, the registrars' credentials and the path of
+//! With `--nominet` it is Nominet's .uk registry (tags, release and
+//! handshake, Nominet's notifications). It prints where it listens, the registrars' credentials and the path of
 //! its CA certificate as shell assignments, then serves until stopped.
 
 use std::time::Duration;
@@ -28,6 +29,12 @@ struct Args {
     /// Milliseconds each command takes to answer.
     #[arg(long, default_value_t = 0)]
     command_delay_ms: u64,
+    /// Behave as Nominet's .uk registry (tags, its extensions, release and handshake).
+    #[arg(long)]
+    nominet: bool,
+    /// Nominet: a tag that answers releases to it by handshake (repeatable).
+    #[arg(long = "handshake-tag")]
+    handshake_tags: Vec<String>,
     /// Where to write the CA certificate (PEM) clients must trust.
     #[arg(long, default_value = "epp-test-server-ca.pem")]
     ca_out: std::path::PathBuf,
@@ -36,7 +43,8 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let mut options = Options::default();
+    let mut options = if args.nominet { Options::nominet() } else { Options::default() };
+    options.handshake_tags = args.handshake_tags.clone();
     if !args.registrars.is_empty() {
         options.registrars = args
             .registrars

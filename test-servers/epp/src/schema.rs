@@ -1,6 +1,7 @@
 //! Every frame checked against the EPP XML Schemas of RFC 5730-5733, 5910
 //! and 3915 (`xsd/`, the RFCs' own; `xsd/README.md` says where they come
-//! from and the three places restored to the RFCs' text),
+//! from and the three places restored to the RFCs' text; `nominet-*.xsd`
+//! are ours, for Nominet's extensions),
 //! with libxml2, a validator nobody here wrote.
 //!
 //! libxml2's contexts are not thread-safe, so one thread owns them and
@@ -21,6 +22,11 @@ const FILES: &[(&str, &str)] = &[
     ("contact-1.0.xsd", include_str!("../xsd/contact-1.0.xsd")),
     ("secDNS-1.1.xsd", include_str!("../xsd/secDNS-1.1.xsd")),
     ("rgp-1.0.xsd", include_str!("../xsd/rgp-1.0.xsd")),
+    ("nominet-contact-nom-ext-1.0.xsd", include_str!("../xsd/nominet-contact-nom-ext-1.0.xsd")),
+    ("nominet-std-release-1.0.xsd", include_str!("../xsd/nominet-std-release-1.0.xsd")),
+    ("nominet-std-handshake-1.0.xsd", include_str!("../xsd/nominet-std-handshake-1.0.xsd")),
+    ("nominet-std-notifications-1.2.xsd", include_str!("../xsd/nominet-std-notifications-1.2.xsd")),
+    ("nominet-std-warning-1.1.xsd", include_str!("../xsd/nominet-std-warning-1.1.xsd")),
 ];
 
 type Request = (String, oneshot::Sender<Result<(), String>>);

@@ -138,3 +138,124 @@ async fn an_invalid_but_well_formed_command_still_gets_its_cltrid_back() {
     // A verb the protocol does not know is 2000 (RFC 5730 §3).
     assert_eq!(code(&exchange(&mut stream, &command("<launch/>")).await), "2000");
 }
+
+const NOMINET: &str = "http://www.nominet.org.uk/epp/xml/";
+
+fn nominet_login(id: &str, pw: &str, extensions: &[&str]) -> String {
+    let ext: String = extensions.iter().map(|e| format!("<extURI>{NOMINET}{e}</extURI>")).collect();
+    command(&format!(
+        "<login><clID>{id}</clID><pw>{pw}</pw><options><version>1.0</version><lang>en</lang></options><svcs><objURI>urn:ietf:params:xml:ns:domain-1.0</objURI><objURI>urn:ietf:params:xml:ns:contact-1.0</objURI><objURI>urn:ietf:params:xml:ns:host-1.0</objURI><svcExtension>{ext}</svcExtension></svcs></login>"
+    ))
+}
+
+const ALL: [&str; 5] =
+    ["contact-nom-ext-1.0", "std-release-1.0", "std-handshake-1.0", "std-notifications-1.2", "std-warning-1.1"];
+
+/// Nominet mode, as its documentation describes .uk: extensions offered and
+/// required at login, tags and 14-character passwords, contacts with
+/// contact-nom-ext (in schema order, or 2001), domains without authInfo (a
+/// warning says so), no RFC transfers, releases that move at once or wait
+/// for a handshake, and the notifications each side polls. Every frame in
+/// and out validates against the schemas (ours for Nominet's namespaces).
+#[tokio::test]
+async fn nominet_mode_releases_domains_by_tag_with_handshakes_and_notifications() {
+    let server = start(Options::nominet()).await;
+    let (tag, pw) = server.registry.options().registrars[0].clone();
+    let (other, other_pw) = server.registry.options().registrars[1].clone();
+    let mut us = connect(&server).await;
+    let greeting = read_frame(&mut us).await.unwrap().unwrap();
+    for ext in ALL {
+        assert!(greeting.contains(&format!("{NOMINET}{ext}")), "{ext} offered: {greeting}");
+    }
+    assert!(!greeting.contains("rgp-1.0"), ".uk has no RFC 3915 restore");
+    // A password under 14 characters is refused even when it is the right one's prefix.
+    assert_eq!(code(&exchange(&mut us, &nominet_login(&tag, &pw[..13], &ALL)).await), "2200");
+    // Logged in without the contact extension: using it is 2103.
+    assert_eq!(code(&exchange(&mut us, &nominet_login(&tag, &pw, &["std-release-1.0"])).await), "1000");
+    let contact = |ext: &str| {
+        command(&format!(
+            "<create><contact:create xmlns:contact=\"urn:ietf:params:xml:ns:contact-1.0\"><contact:id>ANN-1</contact:id><contact:postalInfo type=\"loc\"><contact:name>Ann Lee</contact:name><contact:addr><contact:street>1 High St</contact:street><contact:city>Oxford</contact:city><contact:pc>OX1 1AA</contact:pc><contact:cc>GB</contact:cc></contact:addr></contact:postalInfo><contact:email>ann@example.com</contact:email><contact:authInfo><contact:pw>contactPw1</contact:pw></contact:authInfo></contact:create></create><extension><contact-nom-ext:create xmlns:contact-nom-ext=\"{NOMINET}contact-nom-ext-1.0\">{ext}</contact-nom-ext:create></extension>"
+        ))
+    };
+    let ext = "<contact-nom-ext:trad-name>Lee Tea</contact-nom-ext:trad-name><contact-nom-ext:type>STRA</contact-nom-ext:type>";
+    assert_eq!(code(&exchange(&mut us, &contact(ext)).await), "2103");
+    exchange(&mut us, &command("<logout/>")).await;
+    let mut us = connect(&server).await;
+    read_frame(&mut us).await.unwrap();
+    assert_eq!(code(&exchange(&mut us, &nominet_login(&tag, &pw, &ALL)).await), "1000");
+    // The extension's fields in the wrong order (type before trad-name) are a syntax error.
+    let swapped = "<contact-nom-ext:type>STRA</contact-nom-ext:type><contact-nom-ext:trad-name>Lee Tea</contact-nom-ext:trad-name>";
+    assert_eq!(code(&exchange(&mut us, &contact(swapped)).await), "2001");
+    assert_eq!(code(&exchange(&mut us, &contact(ext)).await), "1000");
+    assert_eq!(server.registry.contact_type("ANN-1"), Some((Some("STRA".into()), Some("Lee Tea".into()))));
+    let info = exchange(&mut us, &command("<info><contact:info xmlns:contact=\"urn:ietf:params:xml:ns:contact-1.0\"><contact:id>ANN-1</contact:id></contact:info></info>")).await;
+    assert!(info.contains("<contact-nom-ext:type>STRA</contact-nom-ext:type>"), "{info}");
+    // A domain without a period is registered for two years; its authInfo is ignored, with a warning.
+    let create = |name: &str| {
+        command(&format!(
+            "<create><domain:create xmlns:domain=\"urn:ietf:params:xml:ns:domain-1.0\"><domain:name>{name}</domain:name><domain:registrant>ANN-1</domain:registrant><domain:authInfo><domain:pw>ignored-pw</domain:pw></domain:authInfo></domain:create></create>"
+        ))
+    };
+    let made = exchange(&mut us, &create("lee-tea.co.uk")).await;
+    assert_eq!(code(&made), "1000", "{made}");
+    assert!(made.contains("ignored-field") && made.contains("domain:authInfo"), "{made}");
+    let (_, expires) = server.registry.domain("lee-tea.co.uk").unwrap();
+    assert!(expires > chrono::Utc::now() + chrono::Duration::days(700), "two years by default");
+    assert_eq!(server.registry.auth_info("lee-tea.co.uk").as_deref(), Some(""));
+    // No RFC transfers in .uk.
+    let transfer = "<transfer op=\"request\"><domain:transfer xmlns:domain=\"urn:ietf:params:xml:ns:domain-1.0\"><domain:name>lee-tea.co.uk</domain:name><domain:authInfo><domain:pw>x</domain:pw></domain:authInfo></domain:transfer></transfer>";
+    assert_eq!(code(&exchange(&mut us, &command(transfer)).await), "2101");
+    // An empty authInfo opens nothing to another tag.
+    let mut them = connect(&server).await;
+    read_frame(&mut them).await.unwrap();
+    assert_eq!(code(&exchange(&mut them, &nominet_login(&format!("#{}", "XX"), &other_pw, &ALL)).await), "2200");
+    assert_eq!(code(&exchange(&mut them, &nominet_login(&other, &other_pw, &ALL)).await), "1000");
+    let peek = exchange(&mut them, &command("<info><domain:info xmlns:domain=\"urn:ietf:params:xml:ns:domain-1.0\"><domain:name>lee-tea.co.uk</domain:name><domain:authInfo><domain:pw></domain:pw></domain:authInfo></domain:info></info>")).await;
+    assert!(!peek.contains("ANN-1"), "no registrant without the sponsor's rights: {peek}");
+
+    // Releases: a tag that is not ours, or our own, or an unknown domain are refused.
+    let release = |name: &str, to: &str| {
+        command(&format!(
+            "<update><r:release xmlns:r=\"{NOMINET}std-release-1.0\"><r:domainName>{name}</r:domainName><r:registrarTag>{to}</r:registrarTag></r:release></update>"
+        ))
+    };
+    assert_eq!(code(&exchange(&mut them, &release("lee-tea.co.uk", &other)).await), "2004");
+    assert_eq!(code(&exchange(&mut them, &release("lee-tea.co.uk", &tag)).await), "2201", "not theirs to release");
+    assert_eq!(code(&exchange(&mut us, &release("nobody.co.uk", &other)).await), "2303");
+    // To a tag that handshakes: 1001, a case for them, nothing moves yet.
+    server.registry.set_handshake(&other, true);
+    let pending = exchange(&mut us, &release("lee-tea.co.uk", &other)).await;
+    assert_eq!(code(&pending), "1001", "{pending}");
+    assert!(pending.contains("releasePending"), "{pending}");
+    let offered = exchange(&mut them, &command("<poll op=\"req\"/>")).await;
+    assert!(offered.contains("Registrar Change Authorisation Request") && offered.contains("<n:caseId>"), "{offered}");
+    let case = offered.split("<n:caseId>").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert_eq!(server.registry.domain("lee-tea.co.uk").unwrap().0, tag, "still ours until they answer");
+    // Only the receiver may answer; they reject: the releaser is told, without `moved`.
+    let answer = |verb: &str| {
+        command(&format!(
+            "<update><h:{verb} xmlns:h=\"{NOMINET}std-handshake-1.0\"><h:caseId>{case}</h:caseId></h:{verb}></update>"
+        ))
+    };
+    assert_eq!(code(&exchange(&mut us, &answer("accept")).await), "2201");
+    let rejected = exchange(&mut them, &answer("reject")).await;
+    assert!(rejected.contains("<h:hanData"), "{rejected}");
+    let told = exchange(&mut us, &command("<poll op=\"req\"/>")).await;
+    assert!(told.contains("Handshake Rejected") && told.contains("relData") && !told.contains("moved="), "{told}");
+    // Without the handshake the domain moves at once: rcData with its data
+    // to them, relData moved="Y" to us.
+    server.registry.set_handshake(&other, false);
+    assert_eq!(code(&exchange(&mut us, &release("lee-tea.co.uk", &other)).await), "1000");
+    assert_eq!(server.registry.domain("lee-tea.co.uk").unwrap().0, other);
+    let ack = |id: &str| command(&format!("<poll op=\"ack\" msgID=\"{id}\"/>"));
+    let id = told.split("<msgQ count=\"").nth(1).unwrap().split("id=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(code(&exchange(&mut us, &ack(id)).await), "1000");
+    let gone = exchange(&mut us, &command("<poll op=\"req\"/>")).await;
+    assert!(gone.contains("Domains Released Notification") && gone.contains("moved=\"Y\""), "{gone}");
+    let _ = exchange(&mut them, &command("<poll op=\"ack\" msgID=\"0\"/>")).await;
+    // The registry cancels a domain: its sponsor hears of it.
+    assert!(server.registry.cancel_domain("lee-tea.co.uk"));
+    assert!(server.registry.queued(&other) >= 2);
+    assert_eq!(server.registry.invalid_commands(), 1, "only the swapped extension: {:?}", server.registry.last_invalid());
+    assert_eq!(server.registry.invalid_answers(), 0, "{:?}", server.registry.last_invalid());
+}
