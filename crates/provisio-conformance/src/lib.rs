@@ -368,7 +368,8 @@ fn contact(email: &str) -> Value {
 }
 
 /// `domain-names`: availability, register, duplicate, get_info, changes,
-/// renew, EPP code, transfer progress; bad contacts named by path.
+/// renew, EPP code, transfer progress (followed with its stored result, as
+/// the engine does); bad contacts named by path.
 pub async fn domain_names(h: &Harness) {
     let domain = format!("{}.com", unique(10));
     let ns = json!(["ns1.provisio-test.com", "ns2.provisio-test.com"]);
@@ -423,7 +424,10 @@ pub async fn domain_names(h: &Harness) {
         h.incoming.clone().unwrap_or_else(|| (format!("{}.net", unique(10)), "Xfer-Code-123".into()));
     if let Some(status) = h.optional("transfer", json!({"domain": incoming, "epp_code": code})).await {
         assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");
-        let status = h.ok("get_status", json!({"domain": incoming})).await;
+        // Followed as the engine follows it: with the transfer's stored result.
+        let mut following = h.clone();
+        following.options.provision_data = status.as_object().cloned().unwrap_or_default();
+        let status = following.ok("get_status", json!({"domain": incoming})).await;
         assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");
     }
 

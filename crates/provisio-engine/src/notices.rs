@@ -39,15 +39,15 @@ pub enum Recorded {
 
 impl Ingest {
     /// Records `notice` from configuration `configuration_id`, in one
-    /// transaction with the status change it means.
+    /// transaction with the status change it means: one event per resource
+    /// it names (a message listing several domains ends or starts each).
     pub async fn notice(&self, configuration_id: i64, notice: &Notice) -> Result<Recorded, EngineError> {
         // The message's id and a digest of what it says: the same message
         // read again is a duplicate; a reused id (another registry behind the
         // configuration, a registry reset) is a new event, never swallowed.
         let digest =
             self.engine.vault().digest(&canonical(&json!({"type": notice.kind.event_type(), "notice": notice})));
-        let external_id = format!("registry:{configuration_id}:{}:{}", notice.id, &digest[..12.min(digest.len())]);
-        let payload = json!({"id": external_id, "type": notice.kind.event_type(), "notice": notice});
+        let base = format!("registry:{configuration_id}:{}:{}", notice.id, &digest[..12.min(digest.len())]);
         let kind = notice.kind;
         let notice = notice.clone();
         let recorded = self
@@ -55,82 +55,21 @@ impl Ingest {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    if events::get_by_external(conn, &external_id).await?.is_some() {
-                        return Ok::<_, EngineError>(Recorded::Duplicate);
+                    let identifiers = std::iter::once(&notice.identifier).chain(&notice.also);
+                    let mut outcome = Vec::new();
+                    for (n, identifier) in identifiers.enumerate() {
+                        // The first keeps the id events were recorded under before lists were read.
+                        let external_id = if n == 0 { base.clone() } else { format!("{base}:{n}") };
+                        outcome.push(
+                            record(conn, configuration_id, &external_id, identifier, &notice, &digest).await?,
+                        );
                     }
-                    let holder =
-                        services::holder(conn, configuration_id, &notice.identifier.to_lowercase(), -1).await?;
-                    let Some(service) = holder else {
-                        audit::record(
-                            conn,
-                            "registry",
-                            "notice.unmatched",
-                            &format!("configuration:{configuration_id}"),
-                            &json!({"notice": notice}),
-                        )
-                        .await?;
-                        return Ok(Recorded::Unmatched);
-                    };
-                    let event_id = events::insert(
-                        conn,
-                        &events::NewEvent {
-                            external_id: &external_id,
-                            event_type: notice.kind.event_type(),
-                            service_id: service.id,
-                            payload: &payload,
-                            occurred_at: None,
-                            body_digest: &digest,
-                        },
-                    )
-                    .await?;
-                    let current = crate::rules::parse_status(&service.status);
-                    let (to, note, announce) = match notice.kind {
-                        NoticeKind::TransferredIn
-                            if matches!(
-                                current,
-                                ServiceStatus::Pending | ServiceStatus::Provisioning | ServiceStatus::Failed
-                            ) =>
-                        {
-                            (
-                                ServiceStatus::Active,
-                                "Transferred in at the registry",
-                                Some(WebhookEvent::ServiceActivated),
-                            )
-                        }
-                        NoticeKind::TransferredAway if current != ServiceStatus::Terminated => (
-                            ServiceStatus::Terminated,
-                            "Transferred away to another registrar",
-                            Some(WebhookEvent::ServiceTerminated),
-                        ),
-                        NoticeKind::TransferRefused
-                            if matches!(current, ServiceStatus::Pending | ServiceStatus::Provisioning) =>
-                        {
-                            (ServiceStatus::Failed, "The transfer in was refused", Some(WebhookEvent::ServiceFailed))
-                        }
-                        NoticeKind::Deleted if current != ServiceStatus::Terminated => (
-                            ServiceStatus::Terminated,
-                            "Deleted at the registry",
-                            Some(WebhookEvent::ServiceTerminated),
-                        ),
-                        _ => (current, "Registry notice recorded", None),
-                    };
-                    let note = format!("{note}: {}", notice.message);
-                    services::add_history(conn, service.id, Some(&service.status), to.as_str(), None, &note).await?;
-                    if to != current {
-                        let change = services::ServiceChange {
-                            status: to.as_str(),
-                            identifier: None,
-                            provision_data: &service.provision_data,
-                            secrets: None,
-                            last_error: None,
-                        };
-                        services::apply(conn, service.id, &change).await?;
-                        services::set_projected_status(conn, service.id, to.as_str()).await?;
-                    }
-                    if let Some(event) = announce {
-                        outbox(conn, event, &service, None).await?;
-                    }
-                    Ok(Recorded::Event { service_id: service.id, event_id })
+                    let first_event = outcome.iter().find(|r| matches!(r, Recorded::Event { .. })).cloned();
+                    Ok::<_, EngineError>(match first_event {
+                        Some(event) => event,
+                        None if outcome.iter().all(|r| *r == Recorded::Duplicate) => Recorded::Duplicate,
+                        None => Recorded::Unmatched,
+                    })
                 })
             })
             .await?;
@@ -139,6 +78,83 @@ impl Ingest {
         }
         Ok(recorded)
     }
+}
+
+/// Records what `notice` means for the service holding `identifier`, as the
+/// event `external_id` (a duplicate when recorded before).
+async fn record(
+    conn: &mut provisio_store::Conn,
+    configuration_id: i64,
+    external_id: &str,
+    identifier: &str,
+    notice: &Notice,
+    digest: &str,
+) -> Result<Recorded, EngineError> {
+    if events::get_by_external(conn, external_id).await?.is_some() {
+        return Ok(Recorded::Duplicate);
+    }
+    let holder = services::holder(conn, configuration_id, &identifier.to_lowercase(), -1).await?;
+    let Some(service) = holder else {
+        audit::record(
+            conn,
+            "registry",
+            "notice.unmatched",
+            &format!("configuration:{configuration_id}"),
+            &json!({"notice": notice, "identifier": identifier}),
+        )
+        .await?;
+        return Ok(Recorded::Unmatched);
+    };
+    let payload = json!({"id": external_id, "type": notice.kind.event_type(), "notice": notice, "identifier": identifier});
+    let event_id = events::insert(
+        conn,
+        &events::NewEvent {
+            external_id,
+            event_type: notice.kind.event_type(),
+            service_id: service.id,
+            payload: &payload,
+            occurred_at: None,
+            body_digest: digest,
+        },
+    )
+    .await?;
+    let current = crate::rules::parse_status(&service.status);
+    let (to, note, announce) = match notice.kind {
+        NoticeKind::TransferredIn
+            if matches!(current, ServiceStatus::Pending | ServiceStatus::Provisioning | ServiceStatus::Failed) =>
+        {
+            (ServiceStatus::Active, "Transferred in at the registry", Some(WebhookEvent::ServiceActivated))
+        }
+        NoticeKind::TransferredAway if current != ServiceStatus::Terminated => (
+            ServiceStatus::Terminated,
+            "Transferred away to another registrar",
+            Some(WebhookEvent::ServiceTerminated),
+        ),
+        NoticeKind::TransferRefused if matches!(current, ServiceStatus::Pending | ServiceStatus::Provisioning) => {
+            (ServiceStatus::Failed, "The transfer in was refused", Some(WebhookEvent::ServiceFailed))
+        }
+        NoticeKind::Deleted if current != ServiceStatus::Terminated => {
+            (ServiceStatus::Terminated, "Deleted at the registry", Some(WebhookEvent::ServiceTerminated))
+        }
+        _ => (current, "Registry notice recorded", None),
+    };
+    let note = format!("{note}: {}", notice.message);
+    services::add_history(conn, service.id, Some(&service.status), to.as_str(), None, &note).await?;
+    if to != current {
+        let change = services::ServiceChange {
+            status: to.as_str(),
+            identifier: None,
+            provision_data: &service.provision_data,
+            secrets: None,
+            last_error: None,
+        };
+        services::apply(conn, service.id, &change).await?;
+        services::set_projected_status(conn, service.id, to.as_str()).await?;
+    }
+    if let Some(event) = announce {
+        outbox(conn, event, &service, None).await?;
+    }
+    Ok(Recorded::Event { service_id: service.id, event_id })
 }
 
 impl Worker {

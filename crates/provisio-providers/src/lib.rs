@@ -17,6 +17,7 @@ pub fn registry() -> Registry {
     registry.register(provisio_cpanel::entry());
     registry.register(provisio_plesk::entry());
     registry.register(provisio_epp::entry());
+    registry.register(provisio_epp::nominet::entry());
     registry.register(provisio_hexonet::entry());
     registry.register(provisio_enom::entry());
     registry.register(provisio_acme::entry());

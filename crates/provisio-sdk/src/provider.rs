@@ -51,6 +51,10 @@ pub struct Notice {
     pub id: String,
     /// The resource it is about, as the blueprint's service identifier names it.
     pub identifier: String,
+    /// Further resources the same notice is about (a registry message that
+    /// lists several domains); each becomes its own event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     /// What happened.
     pub kind: NoticeKind,
     /// The system's words.

@@ -23,6 +23,7 @@
 //! service's when this registrar sponsors it and its registrant is the
 //! service's registrant contact.
 
+pub mod nominet;
 mod session;
 
 use chrono::{DateTime, Utc};
@@ -88,6 +89,8 @@ impl std::fmt::Debug for EppConfig {
 #[derive(Debug)]
 pub struct Epp {
     config: EppConfig,
+    /// Nominet .uk's ways, when this is `domain-names/nominet`.
+    nominet: Option<nominet::Settings>,
 }
 
 /// What a domain:info answered.
@@ -184,7 +187,15 @@ impl Epp {
             password: self.config.password.clone(),
             ca_cert_pem: self.config.ca_cert_pem.clone(),
             sessions: usize::from(self.config.sessions),
+            extensions: if self.nominet.is_some() { &nominet::EXTENSIONS } else { session::EXTENSIONS },
         }
+    }
+
+    /// The registrar's id as the registry writes it in `clID`: the login
+    /// id (for Nominet, the tag; `#XX` for a two-character one, as `clID`
+    /// takes 3 to 16 characters).
+    fn client_id(&self) -> &str {
+        &self.config.username
     }
 
     async fn send(&self, cx: &Context, what: &str, body: &str, changes: bool) -> Result<Reply, ProviderError> {
@@ -233,7 +244,7 @@ impl Epp {
             .registration(cx, domain)
             .await?
             .ok_or_else(|| ProviderError::not_found(UserMessage::new(format!("{domain} is not registered"))))?;
-        if found.sponsor != self.config.username {
+        if found.sponsor != self.client_id() {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "{domain} is registered with another registrar"
             ))));
@@ -277,9 +288,10 @@ impl Epp {
             Some(current) if current == *contact => {}
             Some(_) => {
                 let body = format!(
-                    "<update><contact:update xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id><contact:chg>{}</contact:chg></contact:update></update>",
+                    "<update><contact:update xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id><contact:chg>{}</contact:chg></contact:update></update>{}",
                     esc(&id),
-                    contact_xml(contact)
+                    contact_xml(contact),
+                    self.contact_extension(role, contact, "update")
                 );
                 let reply = self.send(cx, "contact:update", &body, true).await?;
                 if reply.code != 1000 {
@@ -290,10 +302,11 @@ impl Epp {
                 let auth = generate_password(16);
                 cx.add_secret(&auth);
                 let body = format!(
-                    "<create><contact:create xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id>{}<contact:authInfo><contact:pw>{}</contact:pw></contact:authInfo></contact:create></create>",
+                    "<create><contact:create xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id>{}<contact:authInfo><contact:pw>{}</contact:pw></contact:authInfo></contact:create></create>{}",
                     esc(&id),
                     contact_xml(contact),
-                    esc(&auth)
+                    esc(&auth),
+                    self.contact_extension(role, contact, "create")
                 );
                 let reply = self.send(cx, "contact:create", &body, true).await?;
                 if reply.code != 1000 && reply.code != 2302 {
@@ -400,7 +413,7 @@ impl Provider for Epp {
     }
 
     async fn new(config: EppConfig) -> Result<Self, ProviderError> {
-        Ok(Epp { config })
+        Ok(Epp { config, nominet: None })
     }
 
     async fn test_connection(&self, cx: &Context) -> Result<ConnectionTest, ProviderError> {
@@ -431,10 +444,15 @@ impl Provider for Epp {
         let queue = response.path(&["response", "msgQ"]).cloned().unwrap_or_default();
         let id = queue.attribute("id").unwrap_or_default().to_owned();
         let message = queue.at(&["msg"]).to_owned();
-        let transfer = response.path(&["response", "resData", "trnData"]);
+        if self.nominet.is_some()
+            && let Some(notice) = self.nominet_notice(cx, response, &id, &message).await?
+        {
+            return Ok(Some(notice));
+        }
+        let transfer = response.path(&["response", "resData", "trnData"]).filter(|t| t.child("trStatus").is_some());
         let (identifier, kind) = match transfer {
             Some(data) => {
-                let us = self.config.username.as_str();
+                let us = self.client_id();
                 let (gaining, losing) = (data.at(&["reID"]) == us, data.at(&["acID"]) == us);
                 let kind = match data.at(&["trStatus"]) {
                     "serverApproved" | "clientApproved" if gaining => NoticeKind::TransferredIn,
@@ -447,7 +465,7 @@ impl Provider for Epp {
             }
             None => (String::new(), NoticeKind::Other),
         };
-        Ok(Some(Notice { id, identifier, kind, message }))
+        Ok(Some(Notice { id, identifier, also: Vec::new(), kind, message }))
     }
 
     /// Removes a message from the registry's queue (`poll op="ack"`); one
@@ -607,7 +625,7 @@ impl DomainNames for Epp {
             .registration(cx, domain)
             .await?
             .ok_or_else(|| ProviderError::not_found(UserMessage::new(format!("{domain} is not registered"))))?;
-        if found.sponsor == self.config.username {
+        if found.sponsor == self.client_id() {
             return Ok(StatusResult {
                 domain: domain.clone(),
                 status: status_of(&found),
@@ -616,6 +634,9 @@ impl DomainNames for Epp {
                 expires_at: found.expires,
             });
         }
+        if self.nominet.is_some() {
+            return self.nominet_waiting(cx, domain, &found);
+        }
         // Held by another registrar: a transfer of ours may be under way.
         let body = format!(
             "<transfer op=\"query\"><domain:transfer xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name></domain:transfer></transfer>",
@@ -623,7 +644,7 @@ impl DomainNames for Epp {
         );
         let reply = self.send(cx, "domain:transfer query", &body, false).await?;
         let data = reply.response.path(&["response", "resData", "trnData"]).cloned().unwrap_or_default();
-        let ours = data.at(&["reID"]) == self.config.username;
+        let ours = data.at(&["reID"]) == self.client_id();
         let status = match (reply.code, data.at(&["trStatus"]), ours) {
             (1000, "pending", true) => DomainStatus::PendingTransfer,
             (1000, "clientRejected" | "serverCancelled" | "clientCancelled", true) => DomainStatus::Cancelled,
@@ -645,6 +666,9 @@ impl DomainNames for Epp {
     async fn transfer(&self, cx: &Context, params: TransferParams) -> Result<StatusResult, ProviderError> {
         let domain = &params.domain;
         cx.add_secret(&params.epp_code);
+        if self.nominet.is_some() {
+            return self.nominet_transfer(cx, domain).await;
+        }
         let body = format!(
             "<transfer op=\"request\"><domain:transfer xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:period unit=\"y\">{}</domain:period><domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo></domain:transfer></transfer>",
             esc(domain.as_str()),
@@ -714,12 +738,23 @@ impl DomainNames for Epp {
         self.read(cx, domain).await
     }
 
+    async fn release(&self, cx: &Context, params: ReleaseParams) -> Result<StatusResult, ProviderError> {
+        if self.nominet.is_none() {
+            return Err(ProviderError::unsupported("release"));
+        }
+        self.nominet_release(cx, &params.domain, &params.registrar_tag).await
+    }
+
     async fn set_auto_renew(&self, _cx: &Context, _params: SetAutoRenewParams) -> Result<DomainInfo, ProviderError> {
         // EPP has no auto-renew: registrations are renewed by `renew`.
         Err(ProviderError::unsupported("set_auto_renew"))
     }
 
     async fn get_epp_code(&self, cx: &Context, params: DomainRef) -> Result<EppCode, ProviderError> {
+        if self.nominet.is_some() {
+            // .uk domains have no authInfo: they move by `release` to the new registrar's tag.
+            return Err(ProviderError::unsupported("get_epp_code"));
+        }
         let found = self.owned(cx, &params.domain).await?;
         cx.add_secret(&found.auth);
         Ok(EppCode { epp_code: found.auth })
@@ -737,7 +772,7 @@ impl Epp {
         found: &Registration,
         registrant: &Contact,
     ) -> Result<DomainInfo, ProviderError> {
-        if found.sponsor != self.config.username {
+        if found.sponsor != self.client_id() {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "{domain} is registered with another registrar"
             ))));

@@ -25,8 +25,8 @@ pub(crate) const EPP: &str = "urn:ietf:params:xml:ns:epp-1.0";
 pub(crate) const DOMAIN: &str = "urn:ietf:params:xml:ns:domain-1.0";
 pub(crate) const CONTACT: &str = "urn:ietf:params:xml:ns:contact-1.0";
 pub(crate) const HOST: &str = "urn:ietf:params:xml:ns:host-1.0";
-/// Extensions this client can use, when the server offers them.
-const EXTENSIONS: &[&str] = &["urn:ietf:params:xml:ns:secDNS-1.1", "urn:ietf:params:xml:ns:rgp-1.0"];
+/// Extensions the RFC client can use, when the server offers them.
+pub(crate) const EXTENSIONS: &[&str] = &["urn:ietf:params:xml:ns:secDNS-1.1", "urn:ietf:params:xml:ns:rgp-1.0"];
 /// The largest answer read.
 const MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -39,6 +39,8 @@ pub(crate) struct Endpoint {
     pub password: String,
     pub ca_cert_pem: Option<String>,
     pub sessions: usize,
+    /// Extensions declared at login when the server offers them.
+    pub extensions: &'static [&'static str],
 }
 
 /// One logged-in connection.
@@ -138,7 +140,7 @@ async fn open(endpoint: &Endpoint) -> Result<Session, ProviderError> {
         .child("svcExtension")
         .into_iter()
         .flat_map(|e| e.all("extURI"))
-        .filter(|e| EXTENSIONS.contains(&e.text.as_str()))
+        .filter(|e| endpoint.extensions.contains(&e.text.as_str()))
         .map(|e| format!("<extURI>{}</extURI>", esc(&e.text)))
         .collect();
     let extensions =

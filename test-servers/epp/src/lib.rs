@@ -302,7 +302,8 @@ impl Registry {
             delay: Arc::new(Mutex::new(delay)),
             transactions: Arc::default(),
         };
-        registry.state.lock().expect("lock").handshake = registry.options.handshake_tags.iter().cloned().collect();
+        registry.state.lock().expect("lock").handshake =
+            registry.options.handshake_tags.iter().map(|t| nominet::client_id(t)).collect();
         registry
     }
 
@@ -656,18 +657,17 @@ impl Registry {
     }
 
     fn login(&self, verb: Node<'_, '_>, login: &mut Option<Login>) -> (u16, bool) {
-        let (mut cl_id, pw) = (text(verb, "clID").unwrap_or_default(), text(verb, "pw").unwrap_or_default());
+        let (cl_id, pw) = (text(verb, "clID").unwrap_or_default(), text(verb, "pw").unwrap_or_default());
         if self.options.nominet {
             // A two-character tag logs in as `#XX` (the schema wants 3 or
             // more), and a password is at least 14 characters [N-cmd].
-            if let Some(tag) = cl_id.strip_prefix('#') {
-                cl_id = tag.to_owned();
-            }
+            // It is written `#XX` wherever a clID appears, as at login.
             if pw.chars().count() < 14 {
                 return (2200, false);
             }
         }
-        if !self.options.registrars.iter().any(|(id, password)| *id == cl_id && *password == pw) {
+        let tag = cl_id.strip_prefix('#').filter(|_| self.options.nominet).unwrap_or(&cl_id);
+        if !self.options.registrars.iter().any(|(id, password)| id == tag && *password == pw) {
             return (2200, false);
         }
         if let Some(options) = child(verb, "options")

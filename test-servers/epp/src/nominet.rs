@@ -111,11 +111,21 @@ pub(crate) fn contact_inf_data(ext: &ContactExt) -> String {
     out
 }
 
+/// A tag as the registry writes it where a clID goes: `#XX` for a
+/// two-character one (clID takes 3 to 16 characters), as it logs in.
+pub(crate) fn client_id(tag: &str) -> String {
+    if tag.chars().count() == 2 { format!("#{tag}") } else { tag.to_owned() }
+}
+
 /// `<update><r:release>`: `registrar` hands a domain (or every domain of an
 /// account) to another tag.
 pub(crate) fn release(state: &mut State, options: &Options, registrar: &str, object: Node<'_, '_>) -> Outcome {
     let tag = text(object, "registrarTag").unwrap_or_default();
-    if tag == registrar || !options.registrars.iter().any(|(id, _)| *id == tag) {
+    if !options.registrars.iter().any(|(id, _)| *id == tag) {
+        return Err(Refused(2004));
+    }
+    let tag = client_id(&tag);
+    if tag == registrar {
         return Err(Refused(2004));
     }
     let domains: Vec<String> = if let Some(name) = text(object, "domainName") {
@@ -269,23 +279,23 @@ impl crate::Registry {
     pub fn release(&self, name: &str, tag: &str) -> Option<u16> {
         let mut state = self.state.lock().expect("lock");
         let from = state.domains.get(name)?.sponsor.clone();
-        Some(release_to(&mut state, &from, tag, vec![name.to_owned()]).0)
+        Some(release_to(&mut state, &from, &client_id(tag), vec![name.to_owned()]).0)
     }
 
     /// Nominet: whether `tag` answers releases by handshake from now on.
     pub fn set_handshake(&self, tag: &str, handshake: bool) {
         let mut state = self.state.lock().expect("lock");
         if handshake {
-            state.handshake.insert(tag.to_owned());
+            state.handshake.insert(client_id(tag));
         } else {
-            state.handshake.remove(tag);
+            state.handshake.remove(&client_id(tag));
         }
     }
 
     /// Nominet: the cases waiting for `tag`'s answer, with their domains.
     pub fn open_cases(&self, tag: &str) -> Vec<(String, Vec<String>)> {
         let state = self.state.lock().expect("lock");
-        state.cases.iter().filter(|(_, c)| c.to == tag).map(|(id, c)| (id.clone(), c.domains.clone())).collect()
+        state.cases.iter().filter(|(_, c)| c.to == client_id(tag)).map(|(id, c)| (id.clone(), c.domains.clone())).collect()
     }
 
     /// Nominet: the registry cancels a domain (its registration lapsed, or

@@ -144,6 +144,17 @@ pub struct DomainRef {
     pub domain: DomainName,
 }
 
+/// Params of `release`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseParams {
+    /// The domain.
+    pub domain: DomainName,
+    /// The receiving registrar's tag (Nominet's IPS tag), upper case.
+    #[schemars(length(min = 2, max = 16), regex(pattern = r"^[A-Z0-9][A-Z0-9-]*$"))]
+    pub registrar_tag: String,
+}
+
 /// Params of `renew`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -317,6 +328,11 @@ crate::blueprint! {
         fn set_auto_renew(SetAutoRenewParams) -> DomainInfo { kind: OnDemand, callers: [Staff], statuses: [Active] }
         /// The authorisation code to transfer the domain away.
         fn get_epp_code(DomainRef) -> EppCode { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Hands the domain to another registrar by its tag, where domains
+        /// move by push (.uk): `transferred_away` once it moved,
+        /// `pending_transfer` while the receiver must accept. The service
+        /// ends when the registry's message says the domain left.
+        fn release(ReleaseParams) -> StatusResult { kind: OnDemand, callers: [Client, Staff], statuses: [Active, Suspended] }
     }
 }
 
