@@ -485,7 +485,90 @@ def pyepp_client():
     lifecycle(Adapter(), "pyepp")
 
 
-CLIENTS = {"epptools": epptools_client, "pyepp": pyepp_client}
+NOMINET = "http://www.nominet.org.uk/epp/xml/"
+CONTACT_NS = "urn:ietf:params:xml:ns:contact-1.0"
+
+
+def epptools_nominet_client():
+    """epptools against the registry in Nominet mode (--nominet --handshake-tag EPP_CLID_1): login by
+    tag declaring what the greeting offers (Nominet's extensions among them), a contact with
+    contact-nom-ext, a domain whose authInfo is ignored with a warning, then a release to the second
+    tag, which must answer a handshake: it reads the case from its poll queue and accepts it, and the
+    first tag hears that the domain left. epptools has no calls for Nominet's extensions: those
+    frames are built with its Frame builder (Frame.ns) and sent with Client.request."""
+    from epptools import Client, Config
+
+    def config(clid, pw):
+        return Config(host=HOST, port=PORT, clid=clid, password=pw, ca_file=CA, login_security=False)
+
+    def answer(r):
+        return Answer(r.code(), r.message(), r.raw)
+
+    suffix = secrets.token_hex(3)
+    domain, contact = f"epptools-{suffix}.co.uk", f"NOM-{suffix}"
+    us, them = Client(config(CLID, PW)), Client(config(CLID_1, PW_1))
+    for c in (us, them):
+        c.connect()
+        c.throw_on_failure(False)
+    offered = us.greeting.service_ext_uris()
+    check(all(f"{NOMINET}{e}" in offered for e in ("contact-nom-ext-1.0", "std-release-1.0", "std-handshake-1.0")),
+          "the greeting offers Nominet's extensions", Answer(None, None, str(offered)))
+    for c, tag in ((us, CLID), (them, CLID_1)):
+        a = answer(c.login())
+        check(a.code == 1000, f"login as tag {tag}, declaring the greeting's extensions: 1000", a)
+
+    f = us.frame()
+    create = f.ns(f.verb("create"), CONTACT_NS, "contact:create")
+    f.ns(create, CONTACT_NS, "contact:id", contact)
+    postal = f.ns(create, CONTACT_NS, "contact:postalInfo", attrs={"type": "loc"})
+    f.ns(postal, CONTACT_NS, "contact:name", "Test Person")
+    addr = f.ns(postal, CONTACT_NS, "contact:addr")
+    for name, value in (("street", "1 High Street"), ("city", "Oxford"), ("pc", "OX1 1AA"), ("cc", "GB")):
+        f.ns(addr, CONTACT_NS, f"contact:{name}", value)
+    f.ns(create, CONTACT_NS, "contact:email", "test.person@example.net")
+    f.ns(f.ns(create, CONTACT_NS, "contact:authInfo"), CONTACT_NS, "contact:pw", "Con-pw-123")
+    ext = f.ns(f.extension(), f"{NOMINET}contact-nom-ext-1.0", "contact-nom-ext:create")
+    f.ns(ext, f"{NOMINET}contact-nom-ext-1.0", "contact-nom-ext:type", "IND")
+    a = answer(us.request(f))
+    check(a.code == 1000, f"contact:create {contact} with contact-nom-ext type IND: 1000", a)
+
+    a = answer(us.domain.create(domain, years=2, registrant=contact, auth_info="ignored-pw"))
+    check(a.code == 1000 and "ignored-field" in a.raw, "domain:create: 1000, with Nominet's warning that authInfo was ignored", a)
+    r = us.domain.info(domain)
+    check(r.code() == 1000 and r.registrant() == contact and not r.auth_info(),
+          "domain:info: our registrant, and no authInfo (.uk has none)", answer(r))
+
+    f = us.frame()
+    release = f.ns(f.verb("update"), f"{NOMINET}std-release-1.0", "r:release")
+    f.ns(release, f"{NOMINET}std-release-1.0", "r:domainName", domain)
+    f.ns(release, f"{NOMINET}std-release-1.0", "r:registrarTag", CLID_1)
+    a = answer(us.request(f))
+    check(a.code == 1001 and "releasePending" in a.raw, f"release to {CLID_1}, which handshakes: 1001 releasePending", a)
+
+    r = them.poll.request()
+    a = answer(r)
+    case = first_text(a.raw, "caseId") if a.code == 1301 else None
+    check(case and domain in a.raw and r.queue_message() == "Registrar Change Authorisation Request",
+          f"poll as {CLID_1}: 1301, an authorisation request with a case id for {domain}", a)
+    check(answer(them.poll.ack(r.message_id())).code == 1000, "poll op=ack: 1000", a)
+    f = them.frame()
+    accept = f.ns(f.verb("update"), f"{NOMINET}std-handshake-1.0", "h:accept")
+    f.ns(accept, f"{NOMINET}std-handshake-1.0", "h:caseId", case)
+    a = answer(them.request(f))
+    check(a.code == 1000 and "hanData" in a.raw and domain in a.raw, f"handshake accept of case {case}: 1000, hanData", a)
+    r = them.domain.info(domain)
+    check(r.code() == 1000 and r.sponsor() == CLID_1, f"domain:info: now sponsored by {CLID_1}", answer(r))
+
+    r = us.poll.request()
+    a = answer(r)
+    check(a.code == 1301 and 'moved="Y"' in a.raw and domain in a.raw and r.queue_message() == "Domains Released Notification",
+          f"poll as {CLID}: the domains released notification, moved=Y", a)
+    for c in (us, them):
+        c.logout()
+        c.disconnect()
+
+
+CLIENTS = {"epptools": epptools_client, "pyepp": pyepp_client, "epptools-nominet": epptools_nominet_client}
 
 if __name__ == "__main__":
     client = sys.argv[1] if len(sys.argv) == 2 else None

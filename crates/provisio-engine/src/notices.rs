@@ -60,9 +60,7 @@ impl Ingest {
                     for (n, identifier) in identifiers.enumerate() {
                         // The first keeps the id events were recorded under before lists were read.
                         let external_id = if n == 0 { base.clone() } else { format!("{base}:{n}") };
-                        outcome.push(
-                            record(conn, configuration_id, &external_id, identifier, &notice, &digest).await?,
-                        );
+                        outcome.push(record(conn, configuration_id, &external_id, identifier, &notice, &digest).await?);
                     }
                     let first_event = outcome.iter().find(|r| matches!(r, Recorded::Event { .. })).cloned();
                     Ok::<_, EngineError>(match first_event {
@@ -105,7 +103,8 @@ async fn record(
         .await?;
         return Ok(Recorded::Unmatched);
     };
-    let payload = json!({"id": external_id, "type": notice.kind.event_type(), "notice": notice, "identifier": identifier});
+    let payload =
+        json!({"id": external_id, "type": notice.kind.event_type(), "notice": notice, "identifier": identifier});
     let event_id = events::insert(
         conn,
         &events::NewEvent {
@@ -125,11 +124,9 @@ async fn record(
         {
             (ServiceStatus::Active, "Transferred in at the registry", Some(WebhookEvent::ServiceActivated))
         }
-        NoticeKind::TransferredAway if current != ServiceStatus::Terminated => (
-            ServiceStatus::Terminated,
-            "Transferred away to another registrar",
-            Some(WebhookEvent::ServiceTerminated),
-        ),
+        NoticeKind::TransferredAway if current != ServiceStatus::Terminated => {
+            (ServiceStatus::Terminated, "Transferred away to another registrar", Some(WebhookEvent::ServiceTerminated))
+        }
         NoticeKind::TransferRefused if matches!(current, ServiceStatus::Pending | ServiceStatus::Provisioning) => {
             (ServiceStatus::Failed, "The transfer in was refused", Some(WebhookEvent::ServiceFailed))
         }

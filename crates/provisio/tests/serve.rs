@@ -1021,6 +1021,113 @@ async fn billing_events_drive_a_domain_in_the_enom_test_server() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_events_drive_a_uk_domain_at_the_nominet_test_registry() {
+    provisio_sdk::http::install_crypto_provider();
+    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options::nominet());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let _registry_task = registry.serve(listener, &tls);
+    let (tag, password) = registry.options().registrars[0].clone();
+    let values =
+        json!({"host": "localhost", "port": port, "tag": tag, "password": password, "ca_cert_pem": tls.ca_pem});
+    // .uk has no EPP code: domains move by release to the new registrar's tag.
+    a_registrar_domain_lives_through_billing_events(
+        "domain-names/nominet",
+        values,
+        &password,
+        |domain| registry.domain(domain).map(|(_, expires)| expires),
+        || registry.drop_answer_to("renew"),
+        false,
+    )
+    .await;
+    assert_eq!(registry.invalid_commands(), 0, "{:?}", registry.last_invalid());
+    assert_eq!(registry.invalid_answers(), 0, "{:?}", registry.last_invalid());
+}
+
+/// A .uk transfer in and out through `provisio serve`: the order waits
+/// (provisioning) with what the client must ask of the old registrar; the
+/// old registrar releases the domain to our tag and Nominet's message
+/// activates the service; later the client releases it to another tag
+/// from the client area's action, and the message that it left ends the
+/// service, once. Every frame validates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uk_domain_arrives_and_leaves_by_release_through_nominets_messages() {
+    provisio_sdk::http::install_crypto_provider();
+    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options::nominet());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let _registry_task = registry.serve(listener, &tls);
+    let (tag, password) = registry.options().registrars[0].clone();
+    let other = registry.options().registrars[1].0.clone();
+    let domain = format!("{}.co.uk", provisio_conformance::unique(10));
+    registry.add_domain(&other, &domain, "");
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--notice-interval-secs", "0.2"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let values =
+        json!({"host": "localhost", "port": port, "tag": tag, "password": password, "ca_cert_pem": tls.ca_pem});
+    let (status, configuration) =
+        post("/configurations", json!({"name": "nominet", "provider": "domain-names/nominet", "values": values})).await;
+    assert_eq!(status, 201, "{configuration}");
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "uk-transfer", "name": ".uk transfer", "blueprint": "domain-names", "setup_function": "transfer",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "u1", "type": "order.paid", "service": {"external_id": "uk-1", "product": "uk-transfer",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": domain, "epp_code": "none-in-uk"}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let waiting = wait_for_service(&client, &base, service, |d| {
+        d["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "transfer" && j["state"] == "succeeded"))
+    })
+    .await;
+    assert_eq!(waiting["service"]["status"], "provisioning", "{waiting:#}");
+    assert!(waiting["service"]["provision_data"]["message"].as_str().unwrap().contains(&tag), "{waiting:#}");
+    // The old registrar releases it to our tag: Nominet's message activates the service.
+    assert_eq!(registry.release(&domain, &tag), Some(1000));
+    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+    assert!(detail.to_string().contains("Transferred in"), "{detail:#}");
+    // Now ours to manage: the name servers change.
+    let act = |function: &str, args: Value| post(&format!("/services/{service}/actions/{function}"), args);
+    let (status, changed) =
+        act("update_nameservers", json!({"nameservers": ["ns3.example.net", "ns4.example.net"]})).await;
+    assert_eq!(status, 200, "{changed}");
+    // A made-up tag is refused, naming the field; the real one takes it.
+    let (status, refused) = act("release", json!({"registrar_tag": "NOT-A-TAG"})).await;
+    assert!(refused.to_string().contains("/registrar_tag"), "{status} {refused}");
+    assert_eq!(registry.domain(&domain).unwrap().0, tag, "nothing moved");
+    let (status, released) = act("release", json!({"registrar_tag": other})).await;
+    assert_eq!(status, 200, "{released}");
+    assert_eq!(released["envelope"]["data"]["status"], "transferred_away", "{released}");
+    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "terminated").await;
+    assert!(detail.to_string().contains("Transferred away"), "{detail:#}");
+    let (_, listed) =
+        call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}/events"), None).await;
+    let away = listed.as_array().unwrap().iter().filter(|e| e["type"] == "registry.transferred_away").count();
+    assert_eq!(away, 1, "one event for the release: {listed:#}");
+    assert_eq!(registry.queued(&tag), 0, "every message was acknowledged, after it was stored");
+    assert_eq!(registry.invalid_commands(), 0, "{:?}", registry.last_invalid());
+    assert_eq!(registry.invalid_answers(), 0, "{:?}", registry.last_invalid());
+    assert!(!server.output(false).contains(&password), "the tag's password is in no log line");
+}
+
 /// A registry message is acknowledged only once its event is stored: with
 /// acknowledgements failing, the transfer request is recorded and its
 /// message stays queued (the stand-in for a crash between the two); SIGKILL,

@@ -28,9 +28,7 @@
 use provisio_sdk::blueprints::domain_names::*;
 use provisio_sdk::formats::DomainName;
 use provisio_sdk::xml::{Xml, esc};
-use provisio_sdk::{
-    ConnectionTest, Context, Notice, NoticeKind, Provider, ProviderAbout, ProviderError, UserMessage,
-};
+use provisio_sdk::{ConnectionTest, Context, Notice, NoticeKind, Provider, ProviderAbout, ProviderError, UserMessage};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -179,7 +177,11 @@ impl Epp {
 
     /// A transfer in: .uk domains are pushed by their registrar, so nothing
     /// is asked of the registry; the service waits for the domain.
-    pub(crate) async fn nominet_transfer(&self, cx: &Context, domain: &DomainName) -> Result<StatusResult, ProviderError> {
+    pub(crate) async fn nominet_transfer(
+        &self,
+        cx: &Context,
+        domain: &DomainName,
+    ) -> Result<StatusResult, ProviderError> {
         let found = self.registration(cx, domain).await?.ok_or_else(|| {
             ProviderError::not_found(UserMessage::new(format!("{domain} is not registered: register it instead")))
         })?;
@@ -263,7 +265,13 @@ impl Epp {
             }
             _ => return Err(refused(&format!("Releasing {domain}"), &reply, "/registrar_tag")),
         };
-        Ok(StatusResult { domain: domain.clone(), status, progress: None, message: Some(message), expires_at: found.expires })
+        Ok(StatusResult {
+            domain: domain.clone(),
+            status,
+            progress: None,
+            message: Some(message),
+            expires_at: found.expires,
+        })
     }
 
     /// A Nominet notification as a notice; `None` when the message is not
@@ -282,7 +290,9 @@ impl Epp {
         };
         let domains = listed(data);
         let (kind, message) = match data.name.as_str() {
-            "rcData" if !data.at(&["caseId"]).is_empty() => self.answer_case(cx, data.at(&["caseId"]), &domains, message).await?,
+            "rcData" if !data.at(&["caseId"]).is_empty() => {
+                self.answer_case(cx, data.at(&["caseId"]), &domains, message).await?
+            }
             "rcData" => (NoticeKind::TransferredIn, message.to_owned()),
             "relData" => {
                 // Released (`moved` set, or said so) or refused by the receiver.
@@ -323,10 +333,8 @@ impl Epp {
             Handshakes::Accept => "accept",
             Handshakes::Reject => "reject",
         };
-        let body = format!(
-            "<update><h:{verb} xmlns:h=\"{HANDSHAKE}\"><h:caseId>{}</h:caseId></h:{verb}></update>",
-            esc(case)
-        );
+        let body =
+            format!("<update><h:{verb} xmlns:h=\"{HANDSHAKE}\"><h:caseId>{}</h:caseId></h:{verb}></update>", esc(case));
         let reply = self.send(cx, "handshake", &body, true).await?;
         let accepted = match reply.code {
             1000 => policy == Handshakes::Accept,

@@ -100,7 +100,8 @@ async fn the_registrant_carries_nominets_type_and_there_is_no_epp_code() {
     let (_, registrant, _) = test.registry.domain_details(&person).unwrap();
     assert_eq!(test.registry.contact_type(&registrant).unwrap().0.as_deref(), Some("IND"));
     // A foreign organisation is FOTHER; the type follows a change of registrant.
-    let changed = json!({"domain": person, "contacts": {"registrant": contact("ann@provisio-test.com", Some("Lee SARL"), "FR")}});
+    let changed =
+        json!({"domain": person, "contacts": {"registrant": contact("ann@provisio-test.com", Some("Lee SARL"), "FR")}});
     h.ok("update_contacts", changed).await;
     assert_eq!(test.registry.contact_type(&registrant).unwrap().0.as_deref(), Some("FOTHER"));
     let envelope = h.fails("get_epp_code", json!({"domain": person}), ErrorKind::Unsupported).await;
@@ -143,7 +144,8 @@ async fn a_release_to_a_tag_that_handshakes_waits_and_a_refusal_keeps_the_domain
     let pending = h.ok("release", json!({"domain": domain, "registrar_tag": test.other()})).await;
     assert_eq!(pending["status"], "pending_transfer", "{pending}");
     // Offered once: a second release while it waits is refused, clearly.
-    let envelope = h.fails("release", json!({"domain": domain, "registrar_tag": test.other()}), ErrorKind::ProviderError).await;
+    let envelope =
+        h.fails("release", json!({"domain": domain, "registrar_tag": test.other()}), ErrorKind::ProviderError).await;
     assert!(envelope.message.as_str().contains("already offered"), "{envelope:#?}");
     // The receiver (the other tag, as a Nominet client) rejects the case.
     let theirs = Harness::new(
@@ -172,8 +174,7 @@ async fn domains_pushed_to_us_arrive_as_transfers_in_accepted_or_left_as_configu
     let status = h.ok("transfer", json!({"domain": first, "epp_code": "none"})).await;
     assert_eq!(status["status"], "pending_transfer");
     assert!(status["message"].as_str().unwrap().contains(&test.tag()), "{status}");
-    h.fails("transfer", json!({"domain": format!("{}.co.uk", unique(10)), "epp_code": "x"}), ErrorKind::NotFound)
-        .await;
+    h.fails("transfer", json!({"domain": format!("{}.co.uk", unique(10)), "epp_code": "x"}), ErrorKind::NotFound).await;
     // Left for staff: the case stays open, the message is recorded.
     assert_eq!(test.registry.release(&first, &test.tag()), Some(1001));
     let left = next_notice(&h).await.unwrap();

@@ -616,12 +616,13 @@ impl Registry {
         let registrar = session.registrar.clone();
         // An extension used must have been declared at login (Nominet asks
         // for it; RFC 5730 leaves the code open: 2103, unimplemented extension).
-        let used_undeclared = verb.descendants().chain(child(command, "extension").into_iter().flat_map(|e| e.descendants())).any(|n| {
-            n.is_element()
-                && n.tag_name().namespace().is_some_and(|ns| {
-                    ![EPP, DOMAIN, CONTACT, HOST].contains(&ns) && !session.extensions.iter().any(|e| e == ns)
-                })
-        });
+        let used_undeclared =
+            verb.descendants().chain(child(command, "extension").into_iter().flat_map(|e| e.descendants())).any(|n| {
+                n.is_element()
+                    && n.tag_name().namespace().is_some_and(|ns| {
+                        ![EPP, DOMAIN, CONTACT, HOST].contains(&ns) && !session.extensions.iter().any(|e| e == ns)
+                    })
+            });
         if used_undeclared {
             return Answer { xml: done(2103, None, None), close: false, verb: verb_name };
         }
@@ -936,8 +937,8 @@ fn domain_info(state: &State, registrar: &str, object: Node<'_, '_>) -> Outcome 
     };
     let domain = state.domains.get(&name).ok_or(Refused(2303))?;
     // An empty authInfo (a .uk domain has none) opens nothing.
-    let full = domain.sponsor == registrar
-        || auth_of(object).is_some_and(|pw| !domain.auth.is_empty() && pw == domain.auth);
+    let full =
+        domain.sponsor == registrar || auth_of(object).is_some_and(|pw| !domain.auth.is_empty() && pw == domain.auth);
     Ok((1000, Some(inf_data(state, domain, registrar, full, show_delegated, show_subordinate))))
 }
 
@@ -960,7 +961,7 @@ fn inf_data(
     };
     let mut out = format!(
         "<domain:infData xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:roid>{}</domain:roid>{statuses}",
-        esc(&name),
+        esc(name),
         domain.roid
     );
     if full {

@@ -73,12 +73,13 @@ pub(crate) fn contact_command(
     object: Node<'_, '_>,
     command: Node<'_, '_>,
 ) -> Outcome {
-    let done = if verb == "create" { contact_create(state, registrar, object)? } else {
+    let done = if verb == "create" {
+        contact_create(state, registrar, object)?
+    } else {
         contact_update(state, registrar, object)?
     };
-    let fields = child(command, "extension").and_then(|e| {
-        e.children().find(|n| n.is_element() && n.tag_name().namespace() == Some(CONTACT_NOM_EXT))
-    });
+    let fields = child(command, "extension")
+        .and_then(|e| e.children().find(|n| n.is_element() && n.tag_name().namespace() == Some(CONTACT_NOM_EXT)));
     if let Some(fields) = fields
         && let Some(contact) = state.contacts.get_mut(&text(object, "id").unwrap_or_default())
     {
@@ -200,8 +201,11 @@ fn move_domains(state: &mut State, from: &str, to: &str, domains: &[String]) {
             }
         }
     }
-    let data: String =
-        domains.iter().filter_map(|n| state.domains.get(n)).map(|d| inf_data(state, d, to, true, true, false)).collect();
+    let data: String = domains
+        .iter()
+        .filter_map(|n| state.domains.get(n))
+        .map(|d| inf_data(state, d, to, true, true, false))
+        .collect();
     push(
         state,
         to,
@@ -217,8 +221,7 @@ fn move_domains(state: &mut State, from: &str, to: &str, domains: &[String]) {
 }
 
 fn name_list(domains: &[String]) -> String {
-    let names: String =
-        domains.iter().map(|d| format!("<n:domainName>{}</n:domainName>", esc(d))).collect();
+    let names: String = domains.iter().map(|d| format!("<n:domainName>{}</n:domainName>", esc(d))).collect();
     format!("<n:domainListData noDomains=\"{}\">{names}</n:domainListData>", domains.len())
 }
 
@@ -260,8 +263,7 @@ pub(crate) fn handshake(state: &mut State, registrar: &str, object: Node<'_, '_>
             rel_data(&case.from, &case.to, &case.domains, None),
         );
     }
-    let names: String =
-        case.domains.iter().map(|d| format!("<h:domainName>{}</h:domainName>", esc(d))).collect();
+    let names: String = case.domains.iter().map(|d| format!("<h:domainName>{}</h:domainName>", esc(d))).collect();
     Ok((
         1000,
         Some(format!(
@@ -295,7 +297,12 @@ impl crate::Registry {
     /// Nominet: the cases waiting for `tag`'s answer, with their domains.
     pub fn open_cases(&self, tag: &str) -> Vec<(String, Vec<String>)> {
         let state = self.state.lock().expect("lock");
-        state.cases.iter().filter(|(_, c)| c.to == client_id(tag)).map(|(id, c)| (id.clone(), c.domains.clone())).collect()
+        state
+            .cases
+            .iter()
+            .filter(|(_, c)| c.to == client_id(tag))
+            .map(|(id, c)| (id.clone(), c.domains.clone()))
+            .collect()
     }
 
     /// Nominet: the registry cancels a domain (its registration lapsed, or

@@ -256,6 +256,11 @@ async fn nominet_mode_releases_domains_by_tag_with_handshakes_and_notifications(
     // The registry cancels a domain: its sponsor hears of it.
     assert!(server.registry.cancel_domain("lee-tea.co.uk"));
     assert!(server.registry.queued(&other) >= 2);
-    assert_eq!(server.registry.invalid_commands(), 1, "only the swapped extension: {:?}", server.registry.last_invalid());
+    assert_eq!(
+        server.registry.invalid_commands(),
+        1,
+        "only the swapped extension: {:?}",
+        server.registry.last_invalid()
+    );
     assert_eq!(server.registry.invalid_answers(), 0, "{:?}", server.registry.last_invalid());
 }
