@@ -168,6 +168,9 @@ pub struct Settings {
     /// How often each configuration's system is asked for notices (a
     /// registry's poll messages); `None` turns it off.
     pub notice_interval: Option<Duration>,
+    /// How long after a function left an operation pending it is first
+    /// followed; each later follow waits twice as long (at most an hour).
+    pub follow_interval: Duration,
 }
 
 impl Default for Settings {
@@ -185,6 +188,7 @@ impl Default for Settings {
             webhook_attempts: 12,
             usage_interval: Some(Duration::from_secs(3600)),
             notice_interval: Some(Duration::from_secs(60)),
+            follow_interval: Duration::from_secs(30),
         }
     }
 }

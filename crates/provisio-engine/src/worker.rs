@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provisio_sdk::{
-    BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, ServiceStatus, invoke,
+    BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, Progress, ServiceStatus,
+    invoke,
 };
 use provisio_store::models::{Client, Configuration, Job, Product, Service};
 use provisio_store::{Conn, clients, configurations, jobs, now_ms, products, services};
@@ -593,6 +594,8 @@ impl Worker {
             .then(|| ownership::identifier_in(blueprint, &claimed.service.provision_data))
             .flatten();
         let worker = self.engine.settings().worker_id.clone();
+        let (follow_interval, max_attempts) =
+            (self.engine.settings().follow_interval, self.engine.settings().max_attempts);
         let job_id = claimed.job.id;
         let held = self.engine
             .store()
@@ -642,19 +645,62 @@ impl Worker {
                     match outcome {
                         Outcome::Succeeded { note, .. } => {
                             jobs::finish(conn, job.id, "succeeded", Some(&note)).await?;
-                            // A setup the system has only begun (a transfer waiting
-                            // for the other registrar: the blueprint's `pending_*`
-                            // statuses) leaves the service provisioning until the
-                            // system says it is done (a notice).
-                            let begun = job.function == claimed.product.setup_function
-                                && result.get("status").and_then(Value::as_str).is_some_and(|s| s.starts_with("pending_"));
-                            let status = if begun {
+                            // How far the operation has got, as the blueprint reads its
+                            // result: a setup the system has only begun (a transfer
+                            // waiting for the other registrar, a certificate being
+                            // validated) leaves the service provisioning, followed
+                            // until the system has done it (or a notice says so).
+                            let setup = job.function == claimed.product.setup_function;
+                            let following = job.origin == jobs::FOLLOW;
+                            let waiting = setup || (following && parse_status(&service.status) == ServiceStatus::Provisioning);
+                            let progress = match blueprint.follow {
+                                Some(follow) if waiting => (follow.progress)(&Value::Object(result.clone())),
+                                _ => Progress::Done,
+                            };
+                            if let Progress::Failed(why) = &progress {
+                                fail_service(conn, &service, Some(job.id), why).await?;
+                                let told = Some((job.id, job.function.as_str(), "succeeded", note.as_str()));
+                                webhooks::outbox(conn, WebhookEvent::JobSucceeded, &service, told).await?;
+                                return Ok(true);
+                            }
+                            let status = if waiting && progress == Progress::Pending {
                                 ServiceStatus::Provisioning.as_str().to_owned()
+                            } else if following && waiting {
+                                ServiceStatus::Active.as_str().to_owned()
                             } else {
                                 rules::effect(&job.function, &claimed.product.setup_function)
                                     .map(|s| s.as_str().to_owned())
                                     .unwrap_or_else(|| service.status.clone())
                             };
+                            if waiting
+                                && progress == Progress::Pending
+                                && let Some(follow) = blueprint.follow
+                            {
+                                // Followed again later, backing off, within the blueprint's deadline.
+                                let since = if following {
+                                    job.args.get("follow_since").and_then(Value::as_i64).unwrap_or_else(now_ms)
+                                } else {
+                                    now_ms()
+                                };
+                                let round = if following {
+                                    job.args.get("follow_round").and_then(Value::as_i64).unwrap_or(0) + 1
+                                } else {
+                                    0
+                                };
+                                if now_ms() - since > follow.deadline.as_millis() as i64 {
+                                    let why = format!(
+                                        "The system did not complete it within {} hours",
+                                        follow.deadline.as_secs() / 3600
+                                    );
+                                    fail_service(conn, &service, Some(job.id), &why).await?;
+                                    return Ok(true);
+                                }
+                                let args = json!({"follow_since": since, "follow_round": round});
+                                let exponent = u32::try_from(round).unwrap_or(0).min(16);
+                                let delay = follow_interval.saturating_mul(2u32.saturating_pow(exponent)).min(FOLLOW_CAP);
+                                let due = now_ms() + delay.as_millis() as i64;
+                                jobs::insert_follow(conn, service.id, follow.function, &args, due, max_attempts).await?;
+                            }
                             let mut data = service.provision_data.as_object().cloned().unwrap_or_default();
                             data.extend(result);
                             // The identifier is set by the setup function only.
@@ -812,6 +858,9 @@ async fn fail_service(
     }
     Ok(())
 }
+
+/// The longest wait between two follows of a pending operation.
+const FOLLOW_CAP: Duration = Duration::from_secs(3600);
 
 /// An attempt ready to store (function, started at, duration, outcome,
 /// envelope, log): secret result fields masked, log as JSON.

@@ -161,6 +161,32 @@ fn partial(schema: SchemaDoc) -> SchemaDoc {
     SchemaDoc::from_value(value).expect("a params schema without its required list is still a schema")
 }
 
+/// Where an operation a function began stands, as a result of the
+/// blueprint says (read by its [`Follow::progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Finished: the result is the resource as it now is.
+    Done,
+    /// Still under way at the system (a transfer waiting for the other
+    /// registrar, a certificate waiting for validation).
+    Pending,
+    /// The system gave up on it; the reason, for the client.
+    Failed(String),
+}
+
+/// How the engine follows an operation a blueprint's function leaves
+/// pending: it calls `function` on a schedule (backing off) until the
+/// result's progress is done or failed, or `deadline` has passed.
+#[derive(Debug, Clone, Copy)]
+pub struct Follow {
+    /// The query function that reports progress (`get_status`, `get_info`).
+    pub function: &'static str,
+    /// Reads any of the blueprint's results as progress.
+    pub progress: fn(&Value) -> Progress,
+    /// How long an operation may stay pending before it counts as failed.
+    pub deadline: std::time::Duration,
+}
+
 /// A blueprint: a category of product and the functions its providers implement.
 #[derive(Debug, Clone)]
 pub struct BlueprintDescriptor {
@@ -189,6 +215,8 @@ pub struct BlueprintDescriptor {
     pub password_function: Option<&'static str>,
     /// Its functions, in declaration order.
     pub functions: Vec<FunctionDescriptor>,
+    /// How operations its functions leave pending are followed, if any can be.
+    pub follow: Option<Follow>,
 }
 
 impl BlueprintDescriptor {
@@ -220,6 +248,7 @@ impl BlueprintDescriptor {
             "default_setup_function": self.default_setup_function,
             "login_function": self.login_function,
             "password_function": self.password_function,
+            "follow": self.follow.map(|f| json!({"function": f.function, "deadline_secs": f.deadline.as_secs()})),
             "functions": self.functions.iter().map(FunctionDescriptor::to_json).collect::<Vec<_>>(),
         })
     }
@@ -238,6 +267,7 @@ pub struct Empty {}
 ///         id: "coffee", name: "Coffee", icon: "coffee", identifier: "order_id", setup: brew,
 ///         description: "...", identifiers: Flat, ownership: "...",
 ///         login: get_login_url, password: change_password, // when it has them
+///         follow: get_status, progress: progress, within_secs: 864000, // when operations can stay pending
 ///     }
 ///     required {
 ///         /// Doc of the function.
@@ -257,7 +287,8 @@ macro_rules! blueprint {
             identifiers: $scope:ident,
             ownership: $ownership:literal
             $(, login: $login:ident)?
-            $(, password: $password:ident)? $(,)?
+            $(, password: $password:ident)?
+            $(, follow: $follow:ident, progress: $progress:path, within_secs: $within:literal)? $(,)?
         }
         required {
             $(
@@ -315,6 +346,11 @@ macro_rules! blueprint {
                 default_setup_function: stringify!($setup),
                 login_function: None$(.or(Some(stringify!($login))))?,
                 password_function: None$(.or(Some(stringify!($password))))?,
+                follow: None$(.or(Some($crate::blueprint::Follow {
+                    function: stringify!($follow),
+                    progress: $progress,
+                    deadline: ::std::time::Duration::from_secs($within),
+                })))?,
                 functions: vec![
                     $(
                         $crate::FunctionDescriptor::new::<$RParams, $RResult>(

@@ -45,6 +45,41 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
     )
 }
 
+/// The origin of jobs that follow a pending operation (see [`insert_follow`]).
+pub const FOLLOW: &str = "follow";
+
+/// Enqueues a follow of a service's pending operation, due at `run_at`,
+/// unless one is waiting already. Follows never hold back the service's
+/// other jobs (see [`ready`]).
+pub async fn insert_follow(
+    conn: &mut Conn,
+    service_id: i64,
+    function: &str,
+    args: &Value,
+    run_at: i64,
+    max_attempts: i64,
+) -> Result<Option<Job>, StoreError> {
+    let waiting = maybe(
+        conn,
+        "SELECT 1 FROM jobs WHERE service_id = ? AND origin = ? AND state IN ('queued', 'retrying', 'running') LIMIT 1",
+        rusqlite::params![service_id, FOLLOW],
+        |r| r.get::<_, i64>(0),
+    )?;
+    if waiting.is_some() {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let key = format!("follow-{service_id}-{now}");
+    one(
+        conn,
+        "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, \
+         idempotency_key, secrets, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, 'queued', ?, ?, ?, NULL, ?, ?) RETURNING *",
+        rusqlite::params![service_id, function, args.to_string(), FOLLOW, max_attempts, run_at, key, now, now],
+        Job::from_row,
+    )
+    .map(Some)
+}
+
 /// A job by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Job>, StoreError> {
     maybe(conn, "SELECT * FROM jobs WHERE id = ?", [id], Job::from_row)
@@ -72,7 +107,8 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
 }
 
 /// Jobs ready to run: due, first among their service's unfinished jobs (one
-/// at a time per service, in event order), of a service with no job running
+/// at a time per service, in event order; a follow waiting for its time
+/// holds nothing back), of a service with no job running
 /// (a staff retry of an older job must not start beside a later one), and
 /// not of a configuration in `blocked` (saturated or disabled: its backlog
 /// must not hide every other configuration's work).
@@ -82,7 +118,7 @@ pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Re
         "SELECT j.* FROM jobs j JOIN services s ON s.id = j.service_id \
          WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
-                         AND p.state IN ('queued', 'retrying')) \
+                         AND p.state IN ('queued', 'retrying') AND p.origin != 'follow') \
          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') \
          AND (s.configuration_id IS NULL OR s.configuration_id NOT IN (SELECT value FROM json_each(?2))) \
          ORDER BY j.run_at, j.id LIMIT ?3",
@@ -309,11 +345,13 @@ pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, Stor
     all(conn, "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id", [job_id], Attempt::from_row)
 }
 
-/// How many unfinished jobs a service has.
+/// How many unfinished jobs a service has (follows of a pending operation aside:
+/// they wait on the system, not on the service).
 pub async fn open_for_service(conn: &mut Conn, service_id: i64) -> Result<i64, StoreError> {
     one(
         conn,
-        "SELECT COUNT(*) FROM jobs WHERE service_id = ? AND state IN ('queued', 'retrying', 'running')",
+        "SELECT COUNT(*) FROM jobs WHERE service_id = ? AND state IN ('queued', 'retrying', 'running') \
+         AND origin != 'follow'",
         [service_id],
         |r| r.get(0),
     )

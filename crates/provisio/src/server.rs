@@ -59,6 +59,11 @@ pub struct WorkerArgs {
     /// registry's poll messages), seconds (0: never).
     #[arg(long, env = "PROVISIO_NOTICE_INTERVAL_SECS", default_value_t = 60.0)]
     notice_interval_secs: f64,
+    /// Seconds before an operation a function left pending (a transfer, a
+    /// certificate's validation) is first followed; each later follow waits
+    /// twice as long, at most an hour.
+    #[arg(long, env = "PROVISIO_FOLLOW_INTERVAL_SECS", default_value_t = 30.0)]
+    follow_interval_secs: f64,
     /// Attempts before a webhook delivery is given up.
     #[arg(long, env = "PROVISIO_WEBHOOK_ATTEMPTS", default_value_t = 12)]
     webhook_attempts: i64,
@@ -132,6 +137,7 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
             .then(|| seconds(args.notice_interval_secs, "--notice-interval-secs"))
             .transpose()?,
         webhook_attempts: args.webhook_attempts.max(1),
+        follow_interval: seconds(args.follow_interval_secs, "--follow-interval-secs")?,
         ..Settings::default()
     })
 }

@@ -1128,6 +1128,120 @@ async fn a_uk_domain_arrives_and_leaves_by_release_through_nominets_messages() {
     assert!(!server.output(false).contains(&password), "the tag's password is in no log line");
 }
 
+/// A transfer in at a registrar that announces nothing (no message queue):
+/// the order runs `transfer`, which answers pending; the engine follows it
+/// with `get_status` on its own schedule (a follow job, shown with the
+/// service's jobs) and, when the registrar has moved the domain,
+/// activates the service, with no new event. `holder` says whose account
+/// holds the domain at the registrar.
+async fn a_transfer_in_is_followed_until_the_registrar_completes_it(
+    provider: &str,
+    values: Value,
+    domain: &str,
+    code: &str,
+    ours: &str,
+    holder: impl Fn(&str) -> Option<String>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--follow-interval-secs", "0.3"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let (status, configuration) =
+        post("/configurations", json!({"name": "registrar-1", "provider": provider, "values": values})).await;
+    assert_eq!(status, 201, "{configuration}");
+    post(
+        "/products",
+        json!({"slug": "transfer", "name": "Transfer", "blueprint": "domain-names", "setup_function": "transfer",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]}}),
+    )
+    .await;
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "x1", "type": "order.paid", "service": {"external_id": "x-1", "product": "transfer",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"domain": domain, "epp_code": code}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let waiting = wait_for_service(&client, &base, service, |d| {
+        d["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["function"] == "transfer" && j["state"] == "succeeded"))
+    })
+    .await;
+    assert_eq!(waiting["service"]["status"], "provisioning", "{waiting:#}");
+    assert_ne!(holder(domain).as_deref(), Some(ours), "not moved yet");
+    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+    assert_eq!(holder(domain).as_deref(), Some(ours));
+    let jobs = detail["jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter().any(|j| j["function"] == "get_status" && j["origin"] == "follow" && j["state"] == "succeeded"),
+        "followed by get_status jobs: {detail:#}"
+    );
+    let (_, listed) =
+        call(&client, reqwest::Method::GET, format!("{base}/api/v1/services/{service}/events"), None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "no event but the order: {listed:#}");
+    assert!(!server.output(false).contains(code), "the transfer code is in no log line");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_in_at_hexonet_is_followed_until_it_completes() {
+    provisio_sdk::http::install_crypto_provider();
+    let hexonet = provisio_hexonet_test_server::Hexonet::new(provisio_hexonet_test_server::Options {
+        transfer_after: Duration::from_secs(2),
+        ..provisio_hexonet_test_server::Options::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway =
+        provisio_test_server_kit::serve(listener, hexonet.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
+    let (login, password) = hexonet.options().accounts[0].clone();
+    let other = hexonet.options().accounts[1].0.clone();
+    let domain = format!("{}.com", provisio_conformance::unique(10));
+    hexonet.add_domain(&other, &domain, "Move-Me-123");
+    let values = json!({"api_url": format!("{}/api/call.cgi", gateway.url()), "entity": "1234", "login": login,
+                        "password": password, "ca_cert_pem": gateway.ca_pem});
+    a_transfer_in_is_followed_until_the_registrar_completes_it(
+        "domain-names/hexonet",
+        values,
+        &domain,
+        "Move-Me-123",
+        &login,
+        |d| hexonet.domain(d).map(|(user, _)| user),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_in_at_enom_is_followed_until_it_completes() {
+    provisio_sdk::http::install_crypto_provider();
+    let enom = provisio_enom_test_server::Enom::new(provisio_enom_test_server::Options {
+        transfer_after: Duration::from_secs(2),
+        ..provisio_enom_test_server::Options::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api =
+        provisio_test_server_kit::serve(listener, enom.router(), Some(provisio_test_server_kit::Tls::generate(&[])));
+    let (uid, token) = enom.options().accounts[0].clone();
+    let other = enom.options().accounts[1].0.clone();
+    let domain = format!("{}.com", provisio_conformance::unique(10));
+    enom.add_domain(&other, &domain, "Move-Me-123");
+    let values = json!({"api_url": format!("{}/interface.asp", api.url()), "uid": uid, "api_token": token,
+                        "ca_cert_pem": api.ca_pem});
+    a_transfer_in_is_followed_until_the_registrar_completes_it(
+        "domain-names/enom",
+        values,
+        &domain,
+        "Move-Me-123",
+        &uid,
+        |d| enom.domain(d).map(|(user, _)| user),
+    )
+    .await;
+}
+
 /// A registry message is acknowledged only once its event is stored: with
 /// acknowledgements failing, the transfer request is recorded and its
 /// message stays queued (the stand-in for a crash between the two); SIGKILL,

@@ -66,7 +66,14 @@ impl DemoDomains {
         };
         Ok((
             data,
-            StatusResult { domain: info.domain, status: info.status, progress, message, expires_at: info.expires_at },
+            StatusResult {
+                domain: info.domain,
+                status: info.status,
+                progress,
+                message,
+                expires_at: info.expires_at,
+                transferred_in: false,
+            },
         ))
     }
 }

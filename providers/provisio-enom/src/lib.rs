@@ -381,6 +381,7 @@ impl DomainNames for Enom {
                 progress: None,
                 message: None,
                 expires_at: info.expires_at,
+                transferred_in: false,
             });
         }
         let orders = self.command(cx, "TP_GetOrdersByDomain", &Self::name_params(domain), false).await?;
@@ -398,7 +399,14 @@ impl DomainNames for Enom {
                 ))));
             }
         };
-        Ok(StatusResult { domain: domain.clone(), status, progress: None, message: None, expires_at: None })
+        Ok(StatusResult {
+            domain: domain.clone(),
+            status,
+            progress: None,
+            message: None,
+            expires_at: None,
+            transferred_in: false,
+        })
     }
 
     async fn transfer(&self, cx: &Context, params: TransferParams) -> Result<StatusResult, ProviderError> {

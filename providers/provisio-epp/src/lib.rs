@@ -632,6 +632,8 @@ impl DomainNames for Epp {
                 progress: None,
                 message: None,
                 expires_at: found.expires,
+                // Here because this service asked for it: its own from now on.
+                transferred_in: asked_for_transfer(cx.provision_data()),
             });
         }
         if self.nominet.is_some() {
@@ -660,6 +662,7 @@ impl DomainNames for Epp {
             progress: None,
             message: Some(format!("Transfer {}", data.at(&["trStatus"]))),
             expires_at: found.expires,
+            transferred_in: false,
         })
     }
 

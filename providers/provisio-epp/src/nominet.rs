@@ -192,6 +192,7 @@ impl Epp {
                 progress: None,
                 message: Some(format!("{domain} is with this registrar (tag {})", self.tag())),
                 expires_at: found.expires,
+                transferred_in: asked_for_transfer(cx.provision_data()),
             });
         }
         Ok(self.waiting(domain, &found))
@@ -208,6 +209,7 @@ impl Epp {
                 self.tag()
             )),
             expires_at: found.expires,
+            transferred_in: false,
         }
     }
 
@@ -245,6 +247,7 @@ impl Epp {
                 progress: None,
                 message: Some(format!("Released to tag {to}")),
                 expires_at: found.expires,
+                transferred_in: false,
             });
         }
         let found = self.owned(cx, domain).await?;
@@ -271,6 +274,7 @@ impl Epp {
             progress: None,
             message: Some(message),
             expires_at: found.expires,
+            transferred_in: false,
         })
     }
 

@@ -460,6 +460,7 @@ impl DomainNames for Hexonet {
                 progress: None,
                 message: None,
                 expires_at: info.expires_at,
+                transferred_in: false,
             });
         }
         let answer = self
@@ -474,6 +475,7 @@ impl DomainNames for Hexonet {
             progress: None,
             message: Some(format!("Transfer {}", answer.first("TRANSFERSTATUS").to_lowercase())),
             expires_at: None,
+            transferred_in: false,
         })
     }
 

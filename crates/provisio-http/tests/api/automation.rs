@@ -326,3 +326,81 @@ async fn take_back_running(app: &TestApp) -> Vec<i64> {
         .await
         .unwrap()
 }
+
+/// A setup the system only begins (a demo transfer that completes a second
+/// later) leaves the service provisioning with a follow waiting (origin
+/// `follow`, due later); the follow activates it, with no new event. A
+/// follow whose operation has been pending past the blueprint's deadline
+/// fails the service, saying why.
+#[tokio::test]
+async fn a_pending_transfer_is_followed_until_done_and_one_past_its_deadline_fails() {
+    let mut options = AppOptions::default();
+    options.settings.follow_interval = std::time::Duration::from_millis(300);
+    let app = spawn_app_with(options).await;
+    app.tune("demo-registrar", json!({"operation_secs": 1})).await;
+    let configurations = app.get("/api/v1/configurations").await;
+    let registrar =
+        configurations.as_array().unwrap().iter().find(|c| c["name"] == "demo-registrar").unwrap()["id"].clone();
+    let (status, product) = app
+        .post(
+            "/api/v1/products",
+            json!({"slug": "demo-transfer", "name": "Demo transfer", "blueprint": "domain-names",
+                   "setup_function": "transfer", "deployment": {"type": "static", "configuration_id": registrar}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    let accepted = app
+        .event(order("f1", "f-c1", "demo-transfer", json!({"domain": "moving.com", "epp_code": "Code-12345"})))
+        .await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    let waiting = wait_until(&app, service, |d| {
+        d["jobs"].as_array().unwrap().iter().any(|j| j["origin"] == "follow" && j["state"] == "queued")
+    })
+    .await;
+    assert_eq!(waiting["service"]["status"], "provisioning", "{waiting:#}");
+    assert_eq!(waiting["service"]["provision_data"]["status"], "pending_transfer");
+    let done = wait_until(&app, service, |d| d["service"]["status"] == "active").await;
+    assert_eq!(done["service"]["provision_data"]["status"], "active", "{done:#}");
+    let events = app.get(&format!("/api/v1/services/{service}/events")).await;
+    assert_eq!(events.as_array().unwrap().len(), 1, "no event but the order: {events:#}");
+
+    // A transfer that never completes: its follow is made to look 15 days old.
+    app.tune("demo-registrar", json!({"operation_secs": 86400})).await;
+    let accepted =
+        app.event(order("f2", "f-c2", "demo-transfer", json!({"domain": "stuck.com", "epp_code": "Code-12345"}))).await;
+    let stuck = accepted["service_id"].as_i64().unwrap();
+    let waiting = wait_until(&app, stuck, |d| {
+        d["jobs"].as_array().unwrap().iter().any(|j| j["origin"] == "follow" && j["state"] == "queued")
+    })
+    .await;
+    let follow =
+        waiting["jobs"].as_array().unwrap().iter().find(|j| j["origin"] == "follow").unwrap()["id"].as_i64().unwrap();
+    let long_ago = provisio_store::now_ms() - 15 * 24 * 3600 * 1000;
+    app.engine
+        .store()
+        .write(move |conn| {
+            Box::pin(async move {
+                conn.execute_batch(&format!(
+                    "UPDATE jobs SET args = '{{\"follow_since\": {long_ago}, \"follow_round\": 20}}', run_at = 0 WHERE id = {follow}"
+                ))
+                .map_err(provisio_store::StoreError::from)
+            })
+        })
+        .await
+        .unwrap();
+    let failed = wait_until(&app, stuck, |d| d["service"]["status"] == "failed").await;
+    assert!(failed.to_string().contains("did not complete it within 336 hours"), "{failed:#}");
+}
+
+/// Waits (10 s at most) until the service's detail satisfies `check`.
+async fn wait_until(app: &TestApp, service: i64, check: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let detail = app.service(service).await;
+        if check(&detail) {
+            return detail;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{detail:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

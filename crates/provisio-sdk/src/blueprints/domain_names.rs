@@ -283,6 +283,10 @@ pub struct StatusResult {
     pub message: Option<String>,
     /// When it expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The domain came here by a transfer this service asked for (it may
+    /// still name the old registrar's contacts): it is the service's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transferred_in: bool,
 }
 
 /// The authorisation code to move the domain away.
@@ -300,6 +304,7 @@ crate::blueprint! {
         description: "Domain registrations at a registrar, identified by the domain name.",
         identifiers: Flat,
         ownership: "A registration is this service's only if the registrar account records the service's owner mark for it; `register` of a domain already in the account with another mark (or none) is `conflict`, and so is every other function on it.",
+        follow: get_status, progress: progress, within_secs: 1_209_600,
     }
     required {
         /// Says which domains can be registered.
@@ -337,10 +342,38 @@ crate::blueprint! {
 }
 
 /// Whether the service asked for a transfer in (its stored result says
-/// `pending_transfer`): the domain then still carries the old registrar's
-/// contacts, and its stored expiry predates the year the transfer added.
+/// `pending_transfer`, or that the transfer brought the domain): the domain
+/// may then still carry the old registrar's contacts, and is the service's.
 pub fn asked_for_transfer(provision_data: &serde_json::Map<String, serde_json::Value>) -> bool {
-    provision_data.get("status").and_then(serde_json::Value::as_str) == Some("pending_transfer")
+    transfer_pending(provision_data)
+        || provision_data.get("transferred_in").and_then(serde_json::Value::as_bool) == Some(true)
+}
+
+/// Whether the service's stored result is a transfer still pending: its
+/// stored expiry then predates the year the transfer adds.
+fn transfer_pending(provision_data: &serde_json::Map<String, serde_json::Value>) -> bool {
+    serde_json::from_value::<DomainStatus>(provision_data.get("status").cloned().unwrap_or_default()).ok()
+        == Some(DomainStatus::PendingTransfer)
+}
+
+/// How far a domain's operation has got, from any of the blueprint's
+/// results: pending while a registration or transfer waits at the registry,
+/// failed when it was cancelled or refused, done otherwise.
+pub fn progress(result: &serde_json::Value) -> crate::blueprint::Progress {
+    use crate::blueprint::Progress;
+    let status = result.get("status").cloned().map(serde_json::from_value::<DomainStatus>);
+    match status {
+        Some(Ok(DomainStatus::PendingRegistration | DomainStatus::PendingTransfer)) => Progress::Pending,
+        Some(Ok(DomainStatus::Cancelled)) => Progress::Failed(
+            result
+                .get("message")
+                .and_then(serde_json::Value::as_str)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("The registry cancelled it (a transfer refused, or the domain deleted)")
+                .to_owned(),
+        ),
+        _ => Progress::Done,
+    }
 }
 
 /// What a renew should do, for registrars whose renew names the current
@@ -363,7 +396,7 @@ pub fn plan_renewal(
     current: DateTime<Utc>,
     years: u8,
 ) -> Renewal {
-    let known = (!asked_for_transfer(provision_data))
+    let known = (!transfer_pending(provision_data))
         .then(|| provision_data.get("expires_at").and_then(serde_json::Value::as_str))
         .flatten()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -388,6 +421,25 @@ mod renewal_tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_transfer_that_arrived_stays_the_services_and_progress_is_read_by_type() {
+        use crate::blueprint::Progress;
+        let stored = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        // Followed to the end: the status is active, the transfer's mark stays.
+        let arrived = stored(json!({"status": "active", "transferred_in": true, "expires_at": "2028-01-01T00:00:00Z"}));
+        assert!(asked_for_transfer(&arrived));
+        assert_eq!(plan_renewal(&arrived, at("2029-01-01T00:00:00Z"), 1), Renewal::AlreadyDone);
+        assert!(!asked_for_transfer(&stored(json!({"status": "active"}))));
+        assert_eq!(progress(&json!({"status": "pending_transfer"})), Progress::Pending);
+        assert_eq!(progress(&json!({"status": "pending_registration"})), Progress::Pending);
+        assert_eq!(progress(&json!({"status": "active"})), Progress::Done);
+        assert!(
+            matches!(progress(&json!({"status": "cancelled", "message": "Refused"})), Progress::Failed(m) if m == "Refused")
+        );
+        // A status the blueprint does not know is no progress to wait for.
+        assert_eq!(progress(&json!({"status": "pending_something"})), Progress::Done);
     }
 
     #[test]

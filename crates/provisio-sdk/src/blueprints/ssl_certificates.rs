@@ -86,6 +86,18 @@ pub enum CertificateStatus {
     Revoked,
 }
 
+/// How far an order has got, from a result's `status`: pending while
+/// validated or issued, failed when invalid or revoked, done once issued.
+pub fn progress(result: &serde_json::Value) -> crate::blueprint::Progress {
+    use crate::blueprint::Progress;
+    match result.get("status").cloned().map(serde_json::from_value::<CertificateStatus>) {
+        Some(Ok(CertificateStatus::PendingValidation | CertificateStatus::Processing)) => Progress::Pending,
+        Some(Ok(CertificateStatus::Invalid)) => Progress::Failed("The authority could not validate the names".into()),
+        Some(Ok(CertificateStatus::Revoked)) => Progress::Failed("The certificate was revoked".into()),
+        _ => Progress::Done,
+    }
+}
+
 /// A certificate order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CertificateInfo {
@@ -131,6 +143,7 @@ crate::blueprint! {
         description: "TLS certificates from a certificate authority, identified by their common name.",
         identifiers: Flat,
         ownership: "A certificate is this service's order's; names are proved through DNS zones that must be live services of the same client, so no client can obtain a certificate for another client's zone.",
+        follow: get_info, progress: progress, within_secs: 86_400,
     }
     required {
         /// Generates the key, orders a certificate and starts validation; answers the key once.
