@@ -422,7 +422,11 @@ pub async fn domain_names(h: &Harness) {
     // A transfer reports progress instead of failing.
     let (incoming, code) =
         h.incoming.clone().unwrap_or_else(|| (format!("{}.net", unique(10)), "Xfer-Code-123".into()));
-    if let Some(status) = h.optional("transfer", json!({"domain": incoming, "epp_code": code})).await {
+    // The registrant is named: where no code proves the client's right (.uk),
+    // the domain is the service's only if it arrives with that registrant.
+    let transfer =
+        json!({"domain": incoming, "epp_code": code, "contacts": {"registrant": contact("someone@example.net")}});
+    if let Some(status) = h.optional("transfer", transfer).await {
         assert!(matches!(status["status"].as_str(), Some("pending_transfer" | "active")), "{status}");
         // Followed as the engine follows it: with the transfer's stored result.
         let mut following = h.clone();

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::future::Future;
 
 use provisio_sdk::{CallOptions, ErrorKind, Notice, NoticeKind, ServiceStatus, invoke};
-use provisio_store::{audit, configurations, events, services};
+use provisio_store::{audit, configurations, events, jobs, services};
 use serde_json::json;
 
 use crate::events::canonical;
@@ -151,6 +151,9 @@ async fn record(
     if let Some(event) = announce {
         outbox(conn, event, &service, None).await?;
     }
+    // A follow of the operation reads its result now rather than at its time
+    // (hours away, late in a long transfer).
+    jobs::follow_now(conn, service.id).await?;
     Ok(Recorded::Event { service_id: service.id, event_id })
 }
 

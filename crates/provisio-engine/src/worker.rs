@@ -649,58 +649,40 @@ impl Worker {
                             // result: a setup the system has only begun (a transfer
                             // waiting for the other registrar, a certificate being
                             // validated) leaves the service provisioning, followed
-                            // until the system has done it (or a notice says so).
+                            // until the system has done it (or a notice says so),
+                            // failed it, or the blueprint's deadline has passed.
                             let setup = job.function == claimed.product.setup_function;
                             let following = job.origin == jobs::FOLLOW;
                             let waiting = setup || (following && parse_status(&service.status) == ServiceStatus::Provisioning);
+                            let (since, round) = follow_round(job);
                             let progress = match blueprint.follow {
-                                Some(follow) if waiting => (follow.progress)(&Value::Object(result.clone())),
+                                Some(follow) if waiting => match (follow.progress)(&Value::Object(result.clone())) {
+                                    Progress::Pending if now_ms() - since > follow.deadline.as_millis() as i64 => {
+                                        Progress::Failed(past_deadline(follow))
+                                    }
+                                    progress => progress,
+                                },
                                 _ => Progress::Done,
                             };
-                            if let Progress::Failed(why) = &progress {
-                                fail_service(conn, &service, Some(job.id), why).await?;
-                                let told = Some((job.id, job.function.as_str(), "succeeded", note.as_str()));
-                                webhooks::outbox(conn, WebhookEvent::JobSucceeded, &service, told).await?;
-                                return Ok(true);
-                            }
-                            let status = if waiting && progress == Progress::Pending {
-                                ServiceStatus::Provisioning.as_str().to_owned()
-                            } else if following && waiting {
-                                ServiceStatus::Active.as_str().to_owned()
-                            } else {
-                                rules::effect(&job.function, &claimed.product.setup_function)
-                                    .map(|s| s.as_str().to_owned())
-                                    .unwrap_or_else(|| service.status.clone())
+                            let (status, last_error) = match &progress {
+                                Progress::Failed(why) if waiting => (ServiceStatus::Failed.as_str().to_owned(), Some(why.clone())),
+                                Progress::Pending if waiting => (ServiceStatus::Provisioning.as_str().to_owned(), None),
+                                Progress::Done if following && waiting => (ServiceStatus::Active.as_str().to_owned(), None),
+                                _ => (
+                                    rules::effect(&job.function, &claimed.product.setup_function)
+                                        .map(|s| s.as_str().to_owned())
+                                        .unwrap_or_else(|| service.status.clone()),
+                                    None,
+                                ),
                             };
                             if waiting
                                 && progress == Progress::Pending
                                 && let Some(follow) = blueprint.follow
                             {
-                                // Followed again later, backing off, within the blueprint's deadline.
-                                let since = if following {
-                                    job.args.get("follow_since").and_then(Value::as_i64).unwrap_or_else(now_ms)
-                                } else {
-                                    now_ms()
-                                };
-                                let round = if following {
-                                    job.args.get("follow_round").and_then(Value::as_i64).unwrap_or(0) + 1
-                                } else {
-                                    0
-                                };
-                                if now_ms() - since > follow.deadline.as_millis() as i64 {
-                                    let why = format!(
-                                        "The system did not complete it within {} hours",
-                                        follow.deadline.as_secs() / 3600
-                                    );
-                                    fail_service(conn, &service, Some(job.id), &why).await?;
-                                    return Ok(true);
-                                }
-                                let args = json!({"follow_since": since, "follow_round": round});
-                                let exponent = u32::try_from(round).unwrap_or(0).min(16);
-                                let delay = follow_interval.saturating_mul(2u32.saturating_pow(exponent)).min(FOLLOW_CAP);
-                                let due = now_ms() + delay.as_millis() as i64;
-                                jobs::insert_follow(conn, service.id, follow.function, &args, due, max_attempts).await?;
+                                follow_later(conn, service.id, follow, since, round, follow_interval, max_attempts).await?;
                             }
+                            // A follow that found nothing new leaves no trace but its job.
+                            let quiet = following && status == service.status;
                             let mut data = service.provision_data.as_object().cloned().unwrap_or_default();
                             data.extend(result);
                             // The identifier is set by the setup function only.
@@ -723,23 +705,19 @@ impl Worker {
                                 identifier: identifier.as_deref(),
                                 provision_data: &provision_data,
                                 secrets: sealed.as_deref(),
-                                last_error: None,
+                                last_error: last_error.as_deref(),
                             };
                             services::apply(conn, service.id, &change).await?;
-                            services::add_history(
-                                conn,
-                                service.id,
-                                Some(&service.status),
-                                &status,
-                                Some(job.id),
-                                &note,
-                            )
-                            .await?;
-                            let told = Some((job.id, job.function.as_str(), "succeeded", note.as_str()));
-                            if let Some(event) = WebhookEvent::for_status_change(&service.status, &status) {
-                                webhooks::outbox(conn, event, &service, told).await?;
+                            if !quiet {
+                                let said = last_error.as_deref().unwrap_or(note.as_str());
+                                services::add_history(conn, service.id, Some(&service.status), &status, Some(job.id), said)
+                                    .await?;
+                                let told = Some((job.id, job.function.as_str(), "succeeded", note.as_str()));
+                                if let Some(event) = WebhookEvent::for_status_change(&service.status, &status) {
+                                    webhooks::outbox(conn, event, &service, told).await?;
+                                }
+                                webhooks::outbox(conn, WebhookEvent::JobSucceeded, &service, told).await?;
                             }
-                            webhooks::outbox(conn, WebhookEvent::JobSucceeded, &service, told).await?;
                         }
                         Outcome::Retry { reconcile, message } => {
                             jobs::reschedule(conn, job.id, retry_at, reconcile, &message).await?;
@@ -769,6 +747,21 @@ impl Worker {
                                     &note,
                                 )
                                 .await?;
+                            }
+                            // A follow that failed (the system unreachable past its
+                            // retries, or refusing to answer) is tried again later,
+                            // until the blueprint's deadline fails the service.
+                            if job.origin == jobs::FOLLOW
+                                && parse_status(&service.status) == ServiceStatus::Provisioning
+                                && let Some(follow) = blueprint.follow
+                            {
+                                let (since, round) = follow_round(job);
+                                if now_ms() - since > follow.deadline.as_millis() as i64 {
+                                    fail_service(conn, &service, Some(job.id), &past_deadline(follow)).await?;
+                                } else {
+                                    follow_later(conn, service.id, follow, since, round, follow_interval, max_attempts)
+                                        .await?;
+                                }
                             }
                         }
                     }
@@ -861,6 +854,38 @@ async fn fail_service(
 
 /// The longest wait between two follows of a pending operation.
 const FOLLOW_CAP: Duration = Duration::from_secs(3600);
+
+/// When the operation a job follows began, and the round this is (0 for
+/// the job that began it).
+fn follow_round(job: &Job) -> (i64, i64) {
+    if job.origin != jobs::FOLLOW {
+        return (now_ms(), 0);
+    }
+    let since = job.args.get("follow_since").and_then(Value::as_i64).unwrap_or_else(now_ms);
+    (since, job.args.get("follow_round").and_then(Value::as_i64).unwrap_or(0) + 1)
+}
+
+fn past_deadline(follow: provisio_sdk::Follow) -> String {
+    format!("The system did not complete it within {} hours", follow.deadline.as_secs() / 3600)
+}
+
+/// Queues the next follow: the delay doubles each round, up to an hour.
+async fn follow_later(
+    conn: &mut Conn,
+    service_id: i64,
+    follow: provisio_sdk::Follow,
+    since: i64,
+    round: i64,
+    interval: Duration,
+    max_attempts: i64,
+) -> Result<(), EngineError> {
+    let exponent = u32::try_from(round).unwrap_or(0).min(16);
+    let delay = interval.saturating_mul(2u32.saturating_pow(exponent)).min(FOLLOW_CAP);
+    let args = json!({"follow_since": since, "follow_round": round});
+    jobs::insert_follow(conn, service_id, follow.function, &args, now_ms() + delay.as_millis() as i64, max_attempts)
+        .await?;
+    Ok(())
+}
 
 /// An attempt ready to store (function, started at, duration, outcome,
 /// envelope, log): secret result fields masked, log as JSON.

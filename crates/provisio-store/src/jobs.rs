@@ -48,9 +48,11 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
 /// The origin of jobs that follow a pending operation (see [`insert_follow`]).
 pub const FOLLOW: &str = "follow";
 
-/// Enqueues a follow of a service's pending operation, due at `run_at`,
-/// unless one is waiting already. Follows never hold back the service's
-/// other jobs (see [`ready`]).
+/// Enqueues a follow of a service's pending operation, due at `run_at`; a
+/// follow already waiting is moved to this one's time and round instead (a
+/// setup run again starts its operation afresh), and none is added beside a
+/// running one. Follows never hold back the service's other jobs, and wait
+/// for all of them (see [`ready`]).
 pub async fn insert_follow(
     conn: &mut Conn,
     service_id: i64,
@@ -59,13 +61,19 @@ pub async fn insert_follow(
     run_at: i64,
     max_attempts: i64,
 ) -> Result<Option<Job>, StoreError> {
-    let waiting = maybe(
+    let moved = exec(
         conn,
-        "SELECT 1 FROM jobs WHERE service_id = ? AND origin = ? AND state IN ('queued', 'retrying', 'running') LIMIT 1",
+        "UPDATE jobs SET args = ?, run_at = ?, updated_at = ? WHERE service_id = ? AND origin = ? \
+         AND state IN ('queued', 'retrying')",
+        rusqlite::params![args.to_string(), run_at, now_ms(), service_id, FOLLOW],
+    )?;
+    let running = maybe(
+        conn,
+        "SELECT 1 FROM jobs WHERE service_id = ? AND origin = ? AND state = 'running' LIMIT 1",
         rusqlite::params![service_id, FOLLOW],
         |r| r.get::<_, i64>(0),
     )?;
-    if waiting.is_some() {
+    if moved > 0 || running.is_some() {
         return Ok(None);
     }
     let now = now_ms();
@@ -78,6 +86,17 @@ pub async fn insert_follow(
         Job::from_row,
     )
     .map(Some)
+}
+
+/// Brings a service's waiting follow forward to now (a notice said its
+/// operation is done: the follow reads the result at once).
+pub async fn follow_now(conn: &mut Conn, service_id: i64) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "UPDATE jobs SET run_at = ?, updated_at = ? WHERE service_id = ? AND origin = ? AND state IN ('queued', 'retrying')",
+        rusqlite::params![now_ms(), now_ms(), service_id, FOLLOW],
+    )?;
+    Ok(())
 }
 
 /// A job by id.
@@ -107,8 +126,8 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
 }
 
 /// Jobs ready to run: due, first among their service's unfinished jobs (one
-/// at a time per service, in event order; a follow waiting for its time
-/// holds nothing back), of a service with no job running
+/// at a time per service, in event order; a follow holds nothing back and
+/// waits until the service has no other unfinished job), of a service with no job running
 /// (a staff retry of an older job must not start beside a later one), and
 /// not of a configuration in `blocked` (saturated or disabled: its backlog
 /// must not hide every other configuration's work).
@@ -119,6 +138,8 @@ pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Re
          WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
                          AND p.state IN ('queued', 'retrying') AND p.origin != 'follow') \
+         AND (j.origin != 'follow' OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.service_id = j.service_id \
+                         AND o.id != j.id AND o.state IN ('queued', 'retrying', 'running'))) \
          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') \
          AND (s.configuration_id IS NULL OR s.configuration_id NOT IN (SELECT value FROM json_each(?2))) \
          ORDER BY j.run_at, j.id LIMIT ?3",

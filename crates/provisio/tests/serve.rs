@@ -1087,7 +1087,10 @@ async fn a_uk_domain_arrives_and_leaves_by_release_through_nominets_messages() {
         "/events",
         json!({"id": "u1", "type": "order.paid", "service": {"external_id": "uk-1", "product": "uk-transfer",
                "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
-               "fields": {"domain": domain, "epp_code": "none-in-uk"}}}),
+               "fields": {"domain": domain, "epp_code": "none-in-uk",
+                          "contacts": {"registrant": {"name": "Someone Else", "email": "someone@example.net",
+                                       "phone": "+441132000000", "address1": "1 Park Row", "city": "Leeds",
+                                       "postcode": "LS1 5AB", "country_code": "GB"}}}}}),
     )
     .await;
     assert_eq!(status, 202, "{accepted}");
@@ -1104,6 +1107,8 @@ async fn a_uk_domain_arrives_and_leaves_by_release_through_nominets_messages() {
     assert_eq!(registry.release(&domain, &tag), Some(1000));
     let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
     assert!(detail.to_string().contains("Transferred in"), "{detail:#}");
+    // The message brought the follow forward: it finds the registrant the order named.
+    wait_for_service(&client, &base, service, |d| d["service"]["provision_data"]["transferred_in"] == true).await;
     // Now ours to manage: the name servers change.
     let act = |function: &str, args: Value| post(&format!("/services/{service}/actions/{function}"), args);
     let (status, changed) =

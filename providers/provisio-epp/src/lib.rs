@@ -250,8 +250,13 @@ impl Epp {
             ))));
         }
         // A domain this service asked to transfer in keeps the old
-        // registrar's contacts: it is the service's by its own request.
-        let transferred_in = asked_for_transfer(cx.provision_data());
+        // registrar's contacts: it is the service's by its own request (and
+        // its code). A .uk domain needs no code to be pushed here, so it is
+        // the service's only once it arrived with the registrant ordered.
+        let transferred_in = match self.nominet {
+            Some(_) => nominet::arrived_as_ordered(cx.provision_data()),
+            None => asked_for_transfer(cx.provision_data()),
+        };
         if cx.owner().is_some() && found.registrant != contact_id(cx, 'r') && !transferred_in {
             return Err(ProviderError::conflict(UserMessage::new(format!(
                 "{domain} exists but belongs to another service (or was not made by Provisio)"
@@ -261,6 +266,11 @@ impl Epp {
     }
 
     async fn contact(&self, cx: &Context, id: &str) -> Result<Option<Contact>, ProviderError> {
+        Ok(self.contact_data(cx, id).await?.as_ref().and_then(contact_of))
+    }
+
+    /// A contact's `contact:infData`, as the registry gave it.
+    async fn contact_data(&self, cx: &Context, id: &str) -> Result<Option<Xml>, ProviderError> {
         let body = format!(
             "<info><contact:info xmlns:contact=\"{CONTACT}\"><contact:id>{}</contact:id></contact:info></info>",
             esc(id)
@@ -269,7 +279,7 @@ impl Epp {
         let data = reply.response.path(&["response", "resData", "infData"]);
         cx.add_secret(data.map(|d| d.at(&["authInfo", "pw"])).unwrap_or_default());
         match reply.code {
-            1000 => Ok(data.and_then(contact_of)),
+            1000 => Ok(data.cloned()),
             2303 => Ok(None),
             _ => Err(refused("Reading a contact", &reply, "/contacts")),
         }
@@ -626,13 +636,16 @@ impl DomainNames for Epp {
             .await?
             .ok_or_else(|| ProviderError::not_found(UserMessage::new(format!("{domain} is not registered"))))?;
         if found.sponsor == self.client_id() {
+            if self.nominet.is_some() && asked_for_transfer(cx.provision_data()) {
+                return self.nominet_arrived(cx, domain, &found, None).await;
+            }
             return Ok(StatusResult {
                 domain: domain.clone(),
                 status: status_of(&found),
                 progress: None,
                 message: None,
                 expires_at: found.expires,
-                // Here because this service asked for it: its own from now on.
+                // Here because this service asked for it (with its code): its own from now on.
                 transferred_in: asked_for_transfer(cx.provision_data()),
             });
         }
@@ -670,7 +683,7 @@ impl DomainNames for Epp {
         let domain = &params.domain;
         cx.add_secret(&params.epp_code);
         if self.nominet.is_some() {
-            return self.nominet_transfer(cx, domain).await;
+            return self.nominet_transfer(cx, domain, params.contacts.as_ref()).await;
         }
         let body = format!(
             "<transfer op=\"request\"><domain:transfer xmlns:domain=\"{DOMAIN}\"><domain:name>{}</domain:name><domain:period unit=\"y\">{}</domain:period><domain:authInfo><domain:pw>{}</domain:pw></domain:authInfo></domain:transfer></transfer>",

@@ -130,6 +130,12 @@ pub(crate) struct Settings {
 #[derive(Debug)]
 pub struct Nominet(Epp);
 
+/// Whether a .uk transfer in brought the domain with the registrant the
+/// order named (the follow that saw it arrive said so).
+pub(crate) fn arrived_as_ordered(provision_data: &serde_json::Map<String, serde_json::Value>) -> bool {
+    provision_data.get("transferred_in").and_then(serde_json::Value::as_bool) == Some(true)
+}
+
 /// Nominet's registrant type for a contact (contact-nom-ext `type`).
 fn registrant_type(contact: &Contact) -> &'static str {
     match (contact.organisation.is_some(), contact.country_code.as_str() == "GB") {
@@ -176,26 +182,69 @@ impl Epp {
     }
 
     /// A transfer in: .uk domains are pushed by their registrar, so nothing
-    /// is asked of the registry; the service waits for the domain.
+    /// is asked of the registry; the service waits for the domain. No code
+    /// proves the client's right to it, so the order names the registrant,
+    /// and the domain is the service's only if it arrives with that one.
     pub(crate) async fn nominet_transfer(
         &self,
         cx: &Context,
         domain: &DomainName,
+        contacts: Option<&Contacts>,
     ) -> Result<StatusResult, ProviderError> {
+        let Some(contacts) = contacts else {
+            return Err(invalid(
+                "/contacts",
+                "is required for a .uk transfer: the domain becomes the service's only if it arrives with this registrant",
+            ));
+        };
         let found = self.registration(cx, domain).await?.ok_or_else(|| {
             ProviderError::not_found(UserMessage::new(format!("{domain} is not registered: register it instead")))
         })?;
         if found.sponsor == self.client_id() {
-            return Ok(StatusResult {
-                domain: domain.clone(),
-                status: crate::status_of(&found),
-                progress: None,
-                message: Some(format!("{domain} is with this registrar (tag {})", self.tag())),
-                expires_at: found.expires,
-                transferred_in: asked_for_transfer(cx.provision_data()),
-            });
+            return self.nominet_arrived(cx, domain, &found, Some(&contacts.registrant)).await;
         }
         Ok(self.waiting(domain, &found))
+    }
+
+    /// A domain on this tag that the service asked to transfer in: its own
+    /// (`transferred_in`) when its registrant's email is the one ordered;
+    /// otherwise `cancelled`, for staff to look at (the service fails).
+    pub(crate) async fn nominet_arrived(
+        &self,
+        cx: &Context,
+        domain: &DomainName,
+        found: &crate::Registration,
+        ordered: Option<&Contact>,
+    ) -> Result<StatusResult, ProviderError> {
+        let stored = cx.provision_data().get("contacts").and_then(|c| c.get("registrant")).cloned();
+        let stored: Option<Contact> = stored.and_then(|c| serde_json::from_value(c).ok());
+        let ordered = ordered.or(stored.as_ref());
+        let arrived = self.contact_data(cx, &found.registrant).await?;
+        let same = match (ordered, &arrived) {
+            (Some(ordered), Some(arrived)) => {
+                ordered.email.as_str().eq_ignore_ascii_case(arrived.at(&["email"]).trim())
+            }
+            _ => false,
+        };
+        let (status, message) = if same {
+            (crate::status_of(found), format!("{domain} arrived on tag {}", self.tag()))
+        } else {
+            (
+                DomainStatus::Cancelled,
+                format!(
+                    "{domain} arrived on tag {} with a registrant other than the one ordered: staff must check it",
+                    self.tag()
+                ),
+            )
+        };
+        Ok(StatusResult {
+            domain: domain.clone(),
+            status,
+            progress: None,
+            message: Some(message),
+            expires_at: found.expires,
+            transferred_in: same,
+        })
     }
 
     fn waiting(&self, domain: &DomainName, found: &crate::Registration) -> StatusResult {
@@ -294,6 +343,10 @@ impl Epp {
         };
         let domains = listed(data);
         let (kind, message) = match data.name.as_str() {
+            // Addressed to another tag (or a registry mistake): recorded, nothing more.
+            "rcData" if data.at(&["registrarTag"]).trim_start_matches('#') != self.tag() => {
+                (NoticeKind::Other, format!("{message} (for tag {})", data.at(&["registrarTag"])))
+            }
             "rcData" if !data.at(&["caseId"]).is_empty() => {
                 self.answer_case(cx, data.at(&["caseId"]), &domains, message).await?
             }
@@ -343,12 +396,21 @@ impl Epp {
         let accepted = match reply.code {
             1000 => policy == Handshakes::Accept,
             // Answered before (the message was read, then not recorded):
-            // the domains' tag says how.
-            2303 => match domains.first().and_then(|d| DomainName::parse(d).ok()) {
-                Some(domain) => self.registration(cx, &domain).await?.is_some_and(|f| f.sponsor == self.client_id()),
-                None => false,
-            },
-            _ => return Err(refused("Answering a handshake", &reply, "/handshakes")),
+            // where its domains are says how.
+            2303 => {
+                let mut here = false;
+                for domain in domains.iter().filter_map(|d| DomainName::parse(d).ok()) {
+                    here |= self.registration(cx, &domain).await?.is_some_and(|f| f.sponsor == self.client_id());
+                }
+                here
+            }
+            // Refused now (a transient failure is tried again, with the message).
+            code if code >= 2400 => return Err(refused("Answering a handshake", &reply, "/handshakes")),
+            // Refused for good: recorded, so the queue behind it moves on.
+            code => {
+                let why = format!("{message}: case {case} could not be answered ({code} {})", reply.text);
+                return Ok((NoticeKind::Other, why));
+            }
         };
         Ok(if accepted {
             (NoticeKind::TransferredIn, format!("{message}: case {case} accepted"))

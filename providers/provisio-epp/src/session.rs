@@ -57,23 +57,45 @@ const MAX_IDLE: std::time::Duration = std::time::Duration::from_secs(240);
 /// A configuration's sessions: free ones wait here; `permits` bounds how
 /// many exist.
 struct Pool {
+    endpoint: Endpoint,
     idle: Mutex<Vec<Session>>,
     permits: tokio::sync::Semaphore,
 }
 
-fn pools() -> &'static Mutex<HashMap<Endpoint, Arc<Pool>>> {
-    static POOLS: OnceLock<Mutex<HashMap<Endpoint, Arc<Pool>>>> = OnceLock::new();
+/// Where a registrar logs in: one pool each, whatever its settings.
+type Registrar = (String, u16, String);
+
+fn pools() -> &'static Mutex<HashMap<Registrar, Arc<Pool>>> {
+    static POOLS: OnceLock<Mutex<HashMap<Registrar, Arc<Pool>>>> = OnceLock::new();
     POOLS.get_or_init(Mutex::default)
 }
 
+/// The registrar's pool. A configuration edited since (a new password, CA
+/// or session count) gets a new pool, and the old one's idle sessions are
+/// closed at once: registries count every open session against the
+/// registrar's limit, so stale ones must not linger beside the new ones.
 fn pool(endpoint: &Endpoint) -> Arc<Pool> {
     let mut pools = pools().lock().expect("pool lock");
-    pools
-        .entry(endpoint.clone())
-        .or_insert_with(|| {
-            Arc::new(Pool { idle: Mutex::default(), permits: tokio::sync::Semaphore::new(endpoint.sessions.max(1)) })
-        })
-        .clone()
+    let key = (endpoint.host.clone(), endpoint.port, endpoint.client_id.clone());
+    if let Some(current) = pools.get(&key) {
+        if current.endpoint == *endpoint {
+            return current.clone();
+        }
+        current.idle.lock().expect("pool lock").clear();
+    }
+    let fresh = Arc::new(Pool {
+        endpoint: endpoint.clone(),
+        idle: Mutex::default(),
+        permits: tokio::sync::Semaphore::new(endpoint.sessions.max(1)),
+    });
+    pools.insert(key, fresh.clone());
+    fresh
+}
+
+/// Whether `pool` is still its registrar's (not replaced by an edit).
+fn is_current(pool: &Arc<Pool>) -> bool {
+    let key = (pool.endpoint.host.clone(), pool.endpoint.port, pool.endpoint.client_id.clone());
+    pools().lock().expect("pool lock").get(&key).is_some_and(|p| Arc::ptr_eq(p, pool))
 }
 
 /// What a sent command got: the answer, or an error saying whether the
@@ -253,7 +275,7 @@ pub(crate) async fn command(
         return Err(unreadable());
     }
     // 2500-2502: the server closes this session; a fresh one is made next time.
-    if !(2500..=2502).contains(&code) {
+    if !(2500..=2502).contains(&code) && is_current(&pool) {
         session.used = Instant::now();
         pool.idle.lock().expect("pool lock").push(session);
     }

@@ -171,10 +171,15 @@ async fn domains_pushed_to_us_arrive_as_transfers_in_accepted_or_left_as_configu
     test.registry.add_domain(&test.other(), &second, "");
     // The service asked for the first: pending, with what the client must do.
     let h = test.harness("leave");
-    let status = h.ok("transfer", json!({"domain": first, "epp_code": "none"})).await;
+    // The registrant of the domains the test registry holds for the other tag.
+    let holder = json!({"registrant": contact("someone@example.net", None, "GB")});
+    // No code proves a .uk transfer: the order must name the registrant.
+    h.rejects("transfer", json!({"domain": first, "epp_code": "none"}), "/contacts").await;
+    let status = h.ok("transfer", json!({"domain": first, "epp_code": "none", "contacts": holder})).await;
     assert_eq!(status["status"], "pending_transfer");
     assert!(status["message"].as_str().unwrap().contains(&test.tag()), "{status}");
-    h.fails("transfer", json!({"domain": format!("{}.co.uk", unique(10)), "epp_code": "x"}), ErrorKind::NotFound).await;
+    let nowhere = json!({"domain": format!("{}.co.uk", unique(10)), "epp_code": "x", "contacts": holder});
+    h.fails("transfer", nowhere, ErrorKind::NotFound).await;
     // Left for staff: the case stays open, the message is recorded.
     assert_eq!(test.registry.release(&first, &test.tag()), Some(1001));
     let left = next_notice(&h).await.unwrap();
@@ -198,8 +203,26 @@ async fn domains_pushed_to_us_arrive_as_transfers_in_accepted_or_left_as_configu
     let pushed = next_notice(&h).await.unwrap();
     assert_eq!((pushed.kind, pushed.identifier.as_str()), (NoticeKind::TransferredIn, third.as_str()));
     let mut following = h.clone();
-    following.options.provision_data = json!({"status": "pending_transfer"}).as_object().cloned().unwrap();
-    assert_eq!(following.ok("get_status", json!({"domain": third})).await["status"], "active");
+    following.options.provision_data =
+        json!({"status": "pending_transfer", "contacts": holder}).as_object().cloned().unwrap();
+    let arrived = following.ok("get_status", json!({"domain": third})).await;
+    assert_eq!(
+        (arrived["status"].as_str(), arrived["transferred_in"].as_bool()),
+        (Some("active"), Some(true)),
+        "{arrived}"
+    );
+    // Arrived with another registrant than the order named: not the service's, staff must look.
+    let mut impostor = h.clone();
+    impostor.options.provision_data = json!({"status": "pending_transfer",
+        "contacts": {"registrant": contact("impostor@example.com", None, "GB")}})
+    .as_object()
+    .cloned()
+    .unwrap();
+    let refused = impostor.ok("get_status", json!({"domain": third})).await;
+    assert_eq!(refused["status"], "cancelled", "{refused}");
+    assert!(refused.get("transferred_in").is_none(), "{refused}");
+    let change = json!({"domain": third, "nameservers": ["ns1.a.net", "ns2.a.net"]});
+    impostor.fails("update_nameservers", change, ErrorKind::Conflict).await;
     // A domain nobody asked for is not this service's to read.
     h.fails("get_status", json!({"domain": first}), ErrorKind::Conflict).await;
     test.assert_valid();

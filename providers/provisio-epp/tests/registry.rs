@@ -211,3 +211,33 @@ async fn hostile_or_broken_servers_are_prompt_errors() {
         server.abort();
     }
 }
+
+/// A configuration edited while its sessions are open (here: fewer
+/// sessions) gets a new pool, and the old pool's idle sessions are closed:
+/// they would otherwise count against the registrar's session limit beside
+/// the new ones, until the registry refused every login with 2502.
+#[tokio::test]
+async fn an_edited_configuration_closes_its_old_sessions() {
+    let test = Test::start(Options { max_sessions: 2, ..Options::default() }).await;
+    let clid = test.registry.options().registrars[0].0.clone();
+    let h = test.harness();
+    let checks = (0..6).map(|_| h.ok("check_availability", json!({"domains": [format!("{}.com", unique(8))]})));
+    futures::future::join_all(checks).await;
+    assert_eq!(test.registry.sessions(&clid), 2, "two sessions open and idle");
+    let mut edited = test.config();
+    edited["sessions"] = json!(1);
+    let h = Harness::new(provisio_epp::entry(), edited);
+    let mut answer = h.call("check_availability", json!({"domains": ["fresh-name.com"]})).await;
+    if answer.error_kind == Some(ErrorKind::Transient) {
+        // The registry may not have seen the old connections close yet.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        answer = h.call("check_availability", json!({"domains": ["fresh-name.com"]})).await;
+    }
+    assert!(answer.is_ok(), "{answer:#?}");
+    let started = std::time::Instant::now();
+    while test.registry.sessions(&clid) > 1 {
+        assert!(started.elapsed() < Duration::from_secs(5), "the old sessions stayed open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    test.assert_valid();
+}

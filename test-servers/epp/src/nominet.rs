@@ -217,7 +217,10 @@ fn move_domains(state: &mut State, from: &str, to: &str, domains: &[String]) {
             domains.len()
         ),
     );
-    push(state, from, "Domains Released Notification", rel_data(from, to, domains, Some("Y")));
+    // The account (the registrant's) moved with its domains.
+    let account = domains.first().and_then(|n| state.domains.get(n)).map(|d| d.registrant.clone());
+    let data = rel_data(from, to, domains, account.as_deref().map(|a| (a, "Y")));
+    push(state, from, "Domains Released Notification", data);
 }
 
 fn name_list(domains: &[String]) -> String {
@@ -225,9 +228,10 @@ fn name_list(domains: &[String]) -> String {
     format!("<n:domainListData noDomains=\"{}\">{names}</n:domainListData>", domains.len())
 }
 
-fn rel_data(from: &str, to: &str, domains: &[String], moved: Option<&str>) -> String {
-    let account = match moved {
-        Some(moved) => format!("<n:accountId moved=\"{moved}\">{}</n:accountId>", esc(from)),
+/// A `relData`: the account that moved (its id, `moved`) when the domains left.
+fn rel_data(from: &str, to: &str, domains: &[String], account: Option<(&str, &str)>) -> String {
+    let account = match account {
+        Some((id, moved)) => format!("<n:accountId moved=\"{moved}\">{}</n:accountId>", esc(id)),
         None => String::new(),
     };
     format!(
