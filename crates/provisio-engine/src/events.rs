@@ -94,6 +94,19 @@ pub enum ProductRef {
     Slug(String),
 }
 
+impl EventPayload {
+    /// An event from its JSON, each problem named by its path.
+    pub(crate) fn decode(body: &Value) -> Result<EventPayload, EngineError> {
+        static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
+        // Said plainly, before the schema's "any of" would name just one of them.
+        let names = |key: &str| body["service"].get(key).is_some_and(|v| !v.is_null());
+        if body["service"].is_object() && !names("id") && !names("external_id") {
+            return Err(EngineError::invalid("/service", "needs an id or an external_id"));
+        }
+        decode(body, &SCHEMA)
+    }
+}
+
 /// A job as the event answer lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSummary {
@@ -130,13 +143,7 @@ impl Ingest {
         body: &Value,
         receipt: Option<crate::sources::Receipt>,
     ) -> Result<Accepted, EngineError> {
-        static SCHEMA: OnceLock<SchemaDoc> = OnceLock::new();
-        // Said plainly, before the schema's "any of" would name just one of them.
-        let names = |key: &str| body["service"].get(key).is_some_and(|v| !v.is_null());
-        if body["service"].is_object() && !names("id") && !names("external_id") {
-            return Err(EngineError::invalid("/service", "needs an id or an external_id"));
-        }
-        let event: EventPayload = decode(body, &SCHEMA)?;
+        let event = EventPayload::decode(body)?;
         let event_type = event.event_type.clone();
         let engine = self.clone();
         let accepted = self
@@ -160,7 +167,7 @@ impl Ingest {
         Ok(accepted)
     }
 
-    async fn ingest_in(&self, conn: &mut Conn, event: &EventPayload) -> Result<Accepted, EngineError> {
+    pub(crate) async fn ingest_in(&self, conn: &mut Conn, event: &EventPayload) -> Result<Accepted, EngineError> {
         let body_digest =
             self.engine.vault().digest(&canonical(&serde_json::to_value(event).expect("events serialise")));
         if let Some(existing) = events::get_by_external(conn, &event.id).await? {

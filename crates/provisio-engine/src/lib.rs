@@ -41,6 +41,7 @@ pub mod catalog;
 pub mod client_view;
 pub mod demo;
 pub mod deploy;
+pub mod dry_run;
 pub mod events;
 pub mod metrics;
 pub mod notices;

@@ -295,19 +295,7 @@ impl Worker {
                 } else {
                     0
                 };
-                // Configurations where the name is taken are no choice for it.
-                let mut choices: Vec<Configuration> = Vec::with_capacity(configs.len());
-                for configuration in configs.values().filter(|c| c.blueprint == product.blueprint) {
-                    let taken = match &wanted {
-                        Some(identifier) => {
-                            ownership::refusal(conn, blueprint, &service, configuration.id, identifier).await?.is_some()
-                        }
-                        None => false,
-                    };
-                    if !taken {
-                        choices.push(configuration.clone());
-                    }
-                }
+                let choices = choices(conn, blueprint, &service, &product, configs.values(), wanted.as_deref()).await?;
                 // Busy configurations are a choice later, not now.
                 let (free, busy): (Vec<Configuration>, Vec<Configuration>) =
                     choices.into_iter().partition(|c| !blocked.contains(&c.id));
@@ -775,6 +763,31 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The configurations of the product's blueprint a new service may go to:
+/// those where its identifier (`wanted`) is not taken.
+pub(crate) async fn choices<'a>(
+    conn: &mut Conn,
+    blueprint: &BlueprintDescriptor,
+    service: &Service,
+    product: &Product,
+    configurations: impl Iterator<Item = &'a Configuration>,
+    wanted: Option<&str>,
+) -> Result<Vec<Configuration>, EngineError> {
+    let mut choices = Vec::new();
+    for configuration in configurations.filter(|c| c.blueprint == product.blueprint) {
+        let taken = match wanted {
+            Some(identifier) => {
+                ownership::refusal(conn, blueprint, service, configuration.id, identifier).await?.is_some()
+            }
+            None => false,
+        };
+        if !taken {
+            choices.push(configuration.clone());
+        }
+    }
+    Ok(choices)
 }
 
 /// Why a configuration can take no more calls now, if it cannot: at its

@@ -1,14 +1,16 @@
 //! Billing systems in: events from a staff token with the `operate` scope,
 //! or signed by a named event source (no token), and Stripe webhooks.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use provisio_engine::sources::StripeOutcome;
 
 use crate::auth::{Operate, Staff, unauthorized};
-use crate::{ApiResult, AppState, body, ok};
+use crate::{ApiResult, AppState, Params, body, ok};
 
 /// The header that names a signing event source.
 pub const SOURCE_HEADER: &str = "provisio-source";
@@ -21,13 +23,24 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `POST /api/v1/events`.
+/// `POST /api/v1/events`; with `?dry_run=true`, what the event would do
+/// (a staff token only; nothing is written).
 pub async fn ingest(
     staff: Result<Staff<Operate>, Response>,
     State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> ApiResult {
+    let dry_run =
+        Params::new(query, &["dry_run"])?.text("dry_run", Some(&["true", "false"]))?.as_deref() == Some("true");
+    if dry_run {
+        if let Err(rejection) = staff {
+            return Ok(rejection);
+        }
+        let plan = state.engine.ingest().plan_event(&body(&bytes, &headers)?).await?;
+        return ok(StatusCode::OK, plan);
+    }
     if let Some(signature) = header(&headers, SIGNATURE_HEADER) {
         let Some(source) = header(&headers, SOURCE_HEADER) else {
             return Ok(unauthorized("A signed event names its source in the Provisio-Source header"));

@@ -177,8 +177,11 @@ pub fn document(registry: &Registry) -> Value {
         json!({"post": {"summary": "Ingest a billing event",
             "description": "Durable before 202. The same event id twice makes jobs once. Sent with a staff token (operate scope), or signed by an event source: Provisio-Source names it, Provisio-Signature is t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" under its secret>; a signature is accepted once, within 300 seconds of its time.",
             "security": [{"bearer": []}, {"signature": []}],
-            "parameters": [{"name": "Provisio-Source", "in": "header", "schema": {"type": "string"}}],
-            "requestBody": json_body(event), "responses": {"202": answer("Accepted", json!({"$ref": "#/components/schemas/Accepted"})), "422": problem()}}}),
+            "parameters": [{"name": "Provisio-Source", "in": "header", "schema": {"type": "string"}},
+                {"name": "dry_run", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
+                 "description": "true: answer what the event would do (the service, which rules match and why, the jobs with their params, secrets masked, and where a setup would run); nothing is written. A staff token only."}],
+            "requestBody": json_body(event), "responses": {"202": answer("Accepted", json!({"$ref": "#/components/schemas/Accepted"})),
+                "200": answer("What the event would do (dry_run=true)", object.clone()), "422": problem()}}}),
     );
     paths.insert(
         "/api/v1/sources/{name}/stripe".into(),

@@ -33,6 +33,13 @@ pub enum EventsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// What an event would do (the service, the rules that match and why,
+    /// the jobs and their params, where a setup would run); nothing is
+    /// written.
+    Plan {
+        /// The event (JSON, a file, or -).
+        event: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +304,10 @@ pub fn events(command: EventsCommand, server: &ServerArgs) -> anyhow::Result<Exi
         EventsCommand::Emit { event, wait: true } => {
             let body = crate::read_json("EVENT", &event)?;
             follow(server, body)
+        }
+        EventsCommand::Plan { event } => {
+            let body = crate::read_json("EVENT", &event)?;
+            request(server, Method::POST, "/events", &[("dry_run", "true".to_owned())], Some(body))
         }
     }
 }

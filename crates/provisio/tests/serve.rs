@@ -1347,7 +1347,7 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
     let account_key = String::from_utf8(account_key.stdout).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let server = start(dir.path(), 0);
+    let server = start_with(dir.path(), 0, &["--follow-interval-secs", "0.3"]);
     wait_healthy(&client, &server.base).await;
     let base = server.base.clone();
     let post =
@@ -1422,6 +1422,37 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
     let (_, accepted) = post("/events", intruder).await;
     let refused = wait_for(accepted["service_id"].as_i64().unwrap(), |d| d["service"]["status"] == "failed").await;
     assert!(refused.to_string().contains("No zone of the DNS configuration pdns-acme holds"), "{refused:#}");
+
+    // An authority slower than the call waits (here it waits not at all):
+    // create answers pending_validation, the service waits, provisioning, and
+    // the engine follows the order with get_info until it is issued; the key
+    // create answered stays sealed.
+    let (status, later) = post(
+        "/configurations",
+        json!({"name": "pebble-later", "provider": "ssl-certificates/acme",
+        "values": {"directory_url": directory, "account_key_pem": account_key, "dns_configuration": "pdns-acme",
+                   "accept_invalid_certs": true, "issue_wait_secs": 0}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{later}");
+    post(
+        "/products",
+        json!({"slug": "tls-later", "name": "tls-later", "blueprint": "ssl-certificates",
+               "deployment": {"type": "static", "configuration_id": later["id"]}}),
+    )
+    .await;
+    let (_, accepted) =
+        post("/events", order("t5", "tls-11", "tls-later", json!({"common_name": format!("www.{zone}")}))).await;
+    let followed = accepted["service_id"].as_i64().unwrap();
+    let detail = wait_for(followed, |d| d["service"]["status"] == "active").await;
+    assert_eq!(detail["service"]["provision_data"]["status"], "issued", "{detail:#}");
+    let jobs = detail["jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter().any(|j| j["function"] == "get_info" && j["origin"] == "follow" && j["state"] == "succeeded"),
+        "issued by a follow: {detail:#}"
+    );
+    let history = detail.to_string();
+    assert!(history.contains("provisioning") && !history.contains("PRIVATE KEY"), "{detail:#}");
 
     // Nowhere an operator can read: the jobs' attempts, the audit, the database file.
     let (_, jobs) =

@@ -65,7 +65,8 @@ pub struct AcmeConfig {
     #[schemars(length(min = 1, max = 100))]
     pub dns_configuration: String,
     /// How long create, renew and reissue wait for issuance before answering
-    /// `pending_validation` (get_info carries on), seconds.
+    /// `pending_validation` (get_info carries on), seconds; 0 answers at
+    /// once, and leaves finalising the order to get_info.
     #[serde(default = "default_issue_wait")]
     #[schemars(range(max = 300))]
     pub issue_wait_secs: u32,
@@ -330,7 +331,9 @@ impl Acme {
         let progress = match self.answer_challenges(cx, &mut order, &names, &zones).await {
             Ok(()) => {
                 let first = names.first().cloned();
-                self.progress(cx, order, names.clone(), first, Some(&csr_pem), deadline).await
+                // No wait asked: answered at once, finalised later by get_info.
+                let finalise = (self.config.issue_wait_secs > 0).then_some(csr_pem.as_str());
+                self.progress(cx, order, names.clone(), first, finalise, deadline).await
             }
             Err(err) => Err(err),
         };

@@ -5,6 +5,7 @@ mod helpers;
 
 mod automation;
 mod deployment;
+mod dry_run;
 mod faults;
 mod management;
 mod matrix;
