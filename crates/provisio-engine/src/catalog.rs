@@ -404,6 +404,44 @@ pub struct ProductInput {
     /// Automation rules replacing the blueprint's defaults per event type.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// How a difference sync finds between a service's record and its
+    /// system is met: reported, accepted as the truth, or repaired.
+    #[serde(default)]
+    pub drift_response: DriftResponse,
+}
+
+/// How a product meets drift.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftResponse {
+    /// Record it (and tell rules and webhooks); change nothing.
+    #[default]
+    Report,
+    /// The system is the truth: the record takes its values.
+    Accept,
+    /// The record is the truth: a job puts the system back (where the
+    /// blueprint knows how; otherwise it is reported).
+    Repair,
+}
+
+impl DriftResponse {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftResponse::Report => "report",
+            DriftResponse::Accept => "accept",
+            DriftResponse::Repair => "repair",
+        }
+    }
+
+    /// Parses a stored name (anything unknown is `report`).
+    pub fn parse(name: &str) -> DriftResponse {
+        match name {
+            "accept" => DriftResponse::Accept,
+            "repair" => DriftResponse::Repair,
+            _ => DriftResponse::Report,
+        }
+    }
 }
 
 impl Catalog {
@@ -476,6 +514,7 @@ impl Catalog {
             setup_function: setup,
             provision_fields: Value::Object(input.provision_fields.clone()),
             rules: serde_json::to_value(&input.rules).expect("rules serialise"),
+            drift_response: input.drift_response.as_str().to_owned(),
         })
     }
 
@@ -570,6 +609,7 @@ fn product_input(product: &Product) -> Value {
         "slug": product.slug, "name": product.name, "blueprint": product.blueprint, "provider": product.provider,
         "deployment": deployment, "setup_function": product.setup_function,
         "provision_fields": product.provision_fields, "rules": product.rules,
+        "drift_response": product.drift_response,
     })
 }
 

@@ -112,6 +112,7 @@ mod tests {
             setup_function: "create".into(),
             provision_fields: json!({}),
             rules: json!([]),
+            drift_response: "report".into(),
             round_robin_cursor: 0,
             created_at: 0,
             updated_at: 0,

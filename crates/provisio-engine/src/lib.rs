@@ -55,6 +55,7 @@ pub mod rules;
 pub mod signin;
 pub mod sources;
 pub mod staff;
+pub mod sync;
 pub mod tokens;
 pub mod vault;
 pub mod webhooks;
@@ -169,6 +170,9 @@ pub struct Settings {
     /// How often each configuration's system is asked for notices (a
     /// registry's poll messages); `None` turns it off.
     pub notice_interval: Option<Duration>,
+    /// How long a service goes without being compared with its system
+    /// (sync, drift); `None` turns it off.
+    pub sync_interval: Option<Duration>,
     /// How long after a function left an operation pending it is first
     /// followed; each later follow waits twice as long (at most an hour).
     pub follow_interval: Duration,
@@ -190,6 +194,7 @@ impl Default for Settings {
             usage_interval: Some(Duration::from_secs(3600)),
             notice_interval: Some(Duration::from_secs(60)),
             follow_interval: Duration::from_secs(30),
+            sync_interval: Some(Duration::from_secs(86_400)),
         }
     }
 }

@@ -141,6 +141,15 @@ impl Queries {
         Ok(self.engine.store().read(move |conn| Box::pin(async move { jobs::list(conn, &filter).await })).await?)
     }
 
+    /// Drift found by sync, newest first: the open only, or all.
+    pub async fn drifts(&self, open_only: bool, limit: i64) -> Result<Vec<provisio_store::drifts::Drift>, EngineError> {
+        Ok(self
+            .engine
+            .store()
+            .read(move |conn| Box::pin(async move { provisio_store::drifts::list(conn, open_only, limit).await }))
+            .await?)
+    }
+
     /// The audit log, newest first.
     pub async fn audit(&self, limit: i64, before: Option<i64>) -> Result<Vec<AuditEntry>, EngineError> {
         Ok(self

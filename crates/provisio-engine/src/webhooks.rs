@@ -52,11 +52,14 @@ pub enum WebhookEvent {
     /// A job failed for good (its retries are spent).
     #[serde(rename = "job.failed")]
     JobFailed,
+    /// Sync found the service's system differing from its record.
+    #[serde(rename = "drift.detected")]
+    DriftDetected,
 }
 
 impl WebhookEvent {
     /// Every event subscribers can ask for.
-    pub const ALL: [WebhookEvent; 7] = [
+    pub const ALL: [WebhookEvent; 8] = [
         WebhookEvent::ServiceActivated,
         WebhookEvent::ServiceSuspended,
         WebhookEvent::ServiceUnsuspended,
@@ -64,6 +67,7 @@ impl WebhookEvent {
         WebhookEvent::ServiceFailed,
         WebhookEvent::JobSucceeded,
         WebhookEvent::JobFailed,
+        WebhookEvent::DriftDetected,
     ];
 
     /// Its name on the wire.
@@ -76,6 +80,7 @@ impl WebhookEvent {
             WebhookEvent::ServiceFailed => "service.failed",
             WebhookEvent::JobSucceeded => "job.succeeded",
             WebhookEvent::JobFailed => "job.failed",
+            WebhookEvent::DriftDetected => "drift.detected",
         }
     }
 

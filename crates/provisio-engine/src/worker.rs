@@ -82,6 +82,10 @@ impl Worker {
             let engine = self.clone();
             tokio::spawn(async move { engine.collect_notices(std::future::pending()).await })
         };
+        let syncs = {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.schedule_syncs(std::future::pending()).await })
+        };
         tokio::pin!(shutdown);
         loop {
             let free = permits.available_permits();
@@ -132,6 +136,7 @@ impl Worker {
         deliverer.abort();
         collector.abort();
         notices.abort();
+        syncs.abort();
     }
 
     /// Keeps the leases of the jobs in flight alive and takes back jobs of
@@ -511,6 +516,10 @@ impl Worker {
                 data: envelope.data.clone().unwrap_or(Value::Null),
                 note: format!("{} succeeded", function.name),
             },
+            // A sync that finds nothing: the resource is gone (a drift).
+            Some(ErrorKind::NotFound) if claimed.job.origin == jobs::SYNC => {
+                Outcome::Succeeded { data: Value::Null, note: "Not found at the system".into() }
+            }
             Some(ErrorKind::NotFound) if function.name == "terminate" => {
                 Outcome::Succeeded { data: json!({}), note: "Already gone at the provider".into() }
             }
@@ -631,8 +640,15 @@ impl Worker {
                     // The service as it is now (this worker held its only running job).
                     let service = services::get(conn, claimed.service.id).await?.unwrap_or(claimed.service.clone());
                     match outcome {
-                        Outcome::Succeeded { note, .. } => {
+                        Outcome::Succeeded { note, data } => {
                             jobs::finish(conn, job.id, "succeeded", Some(&note)).await?;
+                            // A sync changes the record only as the product's drift response says.
+                            if job.origin == jobs::SYNC {
+                                crate::sync::apply(conn, blueprint, &claimed.product, &service, job.id, &data, max_attempts)
+                                    .await?;
+                                settle_projection(conn, claimed.service.id).await?;
+                                return Ok(true);
+                            }
                             // How far the operation has got, as the blueprint reads its
                             // result: a setup the system has only begun (a transfer
                             // waiting for the other registrar, a certificate being

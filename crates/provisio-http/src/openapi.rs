@@ -289,6 +289,9 @@ pub fn document(registry: &Registry) -> Value {
         integer("service_id"), integer("event_id"), limit.clone(), integer("before"),
     ]);
     paths.insert("/api/v1/jobs".into(), json!({"get": {"summary": "Jobs", "parameters": job_filters, "responses": {"200": answer("Jobs", list.clone())}}}));
+    paths.insert("/api/v1/drift".into(), json!({"get": {"summary": "Differences sync found between services' records and their systems, newest first",
+        "parameters": [{"name": "open", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}, "description": "false: resolved ones too"}, limit.clone()],
+        "responses": {"200": answer("Drift", list.clone()), "422": problem()}}}));
     paths.insert("/api/v1/jobs/{id}".into(), json!({"parameters": [id("id")], "get": {"summary": "A job and its attempts (redacted logs)", "responses": {"200": answer("Job", object.clone())}}}));
     paths.insert("/api/v1/jobs/{id}/retry".into(), json!({"parameters": [id("id")], "post": {"summary": "Queue a failed job again", "responses": {"200": answer("Job", object.clone()), "409": problem()}}}));
     let token = components.add("TokenInput", SchemaDoc::of::<TokenInput>().value());

@@ -187,6 +187,49 @@ pub struct Follow {
     pub deadline: std::time::Duration,
 }
 
+/// A difference between a service's record and its system, found by sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    /// What differs: `state` (the service's status against the system's),
+    /// or a provision data field (`package_name`, `expires_at`, `nameservers`).
+    pub field: &'static str,
+    /// What the record says.
+    pub recorded: Value,
+    /// What the system says.
+    pub real: Value,
+    /// The function, and its params beyond the identifier, that puts the
+    /// system back as recorded; `None` when nothing can.
+    pub repair: Option<(&'static str, Value)>,
+}
+
+/// How sync compares a blueprint's services with their systems.
+#[derive(Debug, Clone, Copy)]
+pub struct DriftCheck {
+    /// The query function that reads the system (`get_info`).
+    pub function: &'static str,
+    /// The differences between a service (its status and recorded provision
+    /// data) and what the function answered.
+    pub compare: fn(ServiceStatus, &Value, &Value) -> Vec<Drift>,
+}
+
+/// The `state` drift of a service whose system says `real`
+/// (`active`/`suspended`), repaired by `suspend` or `unsuspend`.
+pub fn state_drift(status: ServiceStatus, real: &Value) -> Option<Drift> {
+    let real_state =
+        real.get("state").cloned().and_then(|s| serde_json::from_value::<crate::blueprints::State>(s).ok())?;
+    let (recorded, repair) = match status {
+        ServiceStatus::Active => (crate::blueprints::State::Active, "unsuspend"),
+        ServiceStatus::Suspended => (crate::blueprints::State::Suspended, "suspend"),
+        _ => return None,
+    };
+    (recorded != real_state).then(|| Drift {
+        field: "state",
+        recorded: json!(recorded),
+        real: json!(real_state),
+        repair: Some((repair, json!({}))),
+    })
+}
+
 /// A blueprint: a category of product and the functions its providers implement.
 #[derive(Debug, Clone)]
 pub struct BlueprintDescriptor {
@@ -217,6 +260,8 @@ pub struct BlueprintDescriptor {
     pub functions: Vec<FunctionDescriptor>,
     /// How operations its functions leave pending are followed, if any can be.
     pub follow: Option<Follow>,
+    /// How sync compares its services with their systems, if it can.
+    pub drift: Option<DriftCheck>,
 }
 
 impl BlueprintDescriptor {
@@ -288,7 +333,8 @@ macro_rules! blueprint {
             ownership: $ownership:literal
             $(, login: $login:ident)?
             $(, password: $password:ident)?
-            $(, follow: $follow:ident, progress: $progress:path, within_secs: $within:literal)? $(,)?
+            $(, follow: $follow:ident, progress: $progress:path, within_secs: $within:literal)?
+            $(, sync: $sync:ident, compare: $compare:path)? $(,)?
         }
         required {
             $(
@@ -350,6 +396,10 @@ macro_rules! blueprint {
                     function: stringify!($follow),
                     progress: $progress,
                     deadline: ::std::time::Duration::from_secs($within),
+                })))?,
+                drift: None$(.or(Some($crate::blueprint::DriftCheck {
+                    function: stringify!($sync),
+                    compare: $compare,
                 })))?,
                 functions: vec![
                     $(

@@ -24,8 +24,8 @@ pub mod tls;
 pub mod xml;
 
 pub use blueprint::{
-    BlueprintDescriptor, Caller, Empty, Follow, FunctionDescriptor, FunctionKind, IdentifierScope, Progress,
-    ServiceStatus,
+    BlueprintDescriptor, Caller, Drift, DriftCheck, Empty, Follow, FunctionDescriptor, FunctionKind, IdentifierScope,
+    Progress, ServiceStatus,
 };
 pub use context::{CallOptions, Context, PeerAccess, Peers};
 pub use error::{ErrorKind, FieldError, FieldLocation, ProviderError, StaffDebug, UserMessage};

@@ -47,6 +47,10 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
 
 /// The origin of jobs that follow a pending operation (see [`insert_follow`]).
 pub const FOLLOW: &str = "follow";
+/// The origin of jobs that compare a service with its system.
+pub const SYNC: &str = "sync";
+/// The origin of jobs that put a system back as its service records it.
+pub const REPAIR: &str = "repair";
 
 /// Enqueues a follow of a service's pending operation, due at `run_at`; a
 /// follow already waiting is moved to this one's time and round instead (a

@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod clients;
 pub mod configurations;
+pub mod drifts;
 pub mod events;
 pub mod invariants;
 pub mod jobs;
@@ -122,6 +123,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_webhooks.sql")),
     (8, include_str!("../migrations/0008_usage.sql")),
     (9, include_str!("../migrations/0009_staff_users.sql")),
+    (10, include_str!("../migrations/0010_drift.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.

@@ -69,6 +69,8 @@ pub struct Product {
     pub setup_function: String,
     pub provision_fields: Value,
     pub rules: Value,
+    /// How a difference found by sync is met: `report`, `accept` or `repair`.
+    pub drift_response: String,
     pub round_robin_cursor: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -224,6 +226,7 @@ impl Product {
             setup_function: row.get("setup_function")?,
             provision_fields: json(row, "provision_fields")?,
             rules: json(row, "rules")?,
+            drift_response: row.get("drift_response")?,
             round_robin_cursor: row.get("round_robin_cursor")?,
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,

@@ -19,6 +19,8 @@ pub struct ProductRow {
     pub setup_function: String,
     pub provision_fields: Value,
     pub rules: Value,
+    /// `report`, `accept` or `repair`.
+    pub drift_response: String,
 }
 
 /// Inserts a product.
@@ -27,8 +29,8 @@ pub async fn insert(conn: &mut Conn, row: &ProductRow) -> Result<i64, StoreError
     one(
         conn,
         "INSERT INTO products (slug, name, blueprint, provider, deployment, configuration_id, strategy, \
-         attribute_filters, setup_function, provision_fields, rules, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         attribute_filters, setup_function, provision_fields, rules, drift_response, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         rusqlite::params![
             row.slug,
             row.name,
@@ -41,6 +43,7 @@ pub async fn insert(conn: &mut Conn, row: &ProductRow) -> Result<i64, StoreError
             row.setup_function,
             row.provision_fields.to_string(),
             row.rules.to_string(),
+            row.drift_response,
             now,
             now
         ],
@@ -53,7 +56,8 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ProductRow) -> Result<bool, 
     let changed = exec(
         conn,
         "UPDATE products SET slug = ?, name = ?, provider = ?, deployment = ?, configuration_id = ?, strategy = ?, \
-         attribute_filters = ?, setup_function = ?, provision_fields = ?, rules = ?, updated_at = ? WHERE id = ?",
+         attribute_filters = ?, setup_function = ?, provision_fields = ?, rules = ?, drift_response = ?, updated_at = ? \
+         WHERE id = ?",
         rusqlite::params![
             row.slug,
             row.name,
@@ -65,6 +69,7 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ProductRow) -> Result<bool, 
             row.setup_function,
             row.provision_fields.to_string(),
             row.rules.to_string(),
+            row.drift_response,
             now_ms(),
             id
         ],

@@ -166,6 +166,29 @@ pub enum ServicesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DriftCommand {
+    /// Lists drift, newest first: open only, unless --all.
+    List {
+        /// Resolved drift too.
+        #[arg(long)]
+        all: bool,
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// `provisio drift ...`.
+pub fn drift(command: DriftCommand, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    match command {
+        DriftCommand::List { all, limit } => {
+            let query = vec![("limit", limit.to_string()), ("open", (!all).to_string())];
+            request(server, Method::GET, "/drift", &query, None)
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Lists jobs.
     List {

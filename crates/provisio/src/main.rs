@@ -49,6 +49,13 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Drift sync found between services' records and their systems.
+    Drift {
+        #[command(subcommand)]
+        command: client::DriftCommand,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Jobs of a running server.
     Jobs {
         #[command(subcommand)]
@@ -226,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { command, server } => return client::events(command, &server),
         Command::Services { command, server } => return client::services(command, &server),
         Command::Jobs { command, server } => return client::jobs(command, &server),
+        Command::Drift { command, server } => return client::drift(command, &server),
         Command::Tokens { command, server } => return client::tokens(command, &server),
         Command::Clients { command, server } => return client::clients(command, &server),
         Command::Configurations { command, server } => return client::configurations(command, &server),

@@ -64,6 +64,10 @@ pub struct WorkerArgs {
     /// twice as long, at most an hour.
     #[arg(long, env = "PROVISIO_FOLLOW_INTERVAL_SECS", default_value_t = 30.0)]
     follow_interval_secs: f64,
+    /// Seconds a service goes without being compared with its system (sync
+    /// and drift; 0: never).
+    #[arg(long, env = "PROVISIO_SYNC_INTERVAL_SECS", default_value_t = 86_400.0)]
+    sync_interval_secs: f64,
     /// Attempts before a webhook delivery is given up.
     #[arg(long, env = "PROVISIO_WEBHOOK_ATTEMPTS", default_value_t = 12)]
     webhook_attempts: i64,
@@ -138,6 +142,9 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
             .transpose()?,
         webhook_attempts: args.webhook_attempts.max(1),
         follow_interval: seconds(args.follow_interval_secs, "--follow-interval-secs")?,
+        sync_interval: (args.sync_interval_secs > 0.0)
+            .then(|| seconds(args.sync_interval_secs, "--sync-interval-secs"))
+            .transpose()?,
         ..Settings::default()
     })
 }

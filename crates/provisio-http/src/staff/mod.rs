@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/services/{id}/summary", get(service_summary))
         .route("/reports/{name}", get(report))
         .route("/jobs", get(list_jobs))
+        .route("/drift", get(list_drift))
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/retry", post(retry_job))
         .route("/audit", get(audit))

@@ -122,6 +122,17 @@ pub(super) async fn list_jobs(
     ok(StatusCode::OK, views::all::<_, JobView>(state.engine.queries().jobs(filter).await?))
 }
 
+/// `GET /api/v1/drift`: differences sync found, newest first (`?open=false` for all).
+pub(super) async fn list_drift(
+    _: Staff<Read>,
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let params = Params::new(query, &["open", "limit"])?;
+    let open = params.text("open", Some(&["true", "false"]))?.as_deref() != Some("false");
+    ok(StatusCode::OK, views::all::<_, views::DriftView>(state.engine.queries().drifts(open, params.limit()?).await?))
+}
+
 pub(super) async fn job(_: Staff<Read>, State(state): State<AppState>, Path(key): Path<String>) -> ApiResult {
     let (job, attempts) = state.engine.queries().job(id(&key, "job")?).await?;
     ok(StatusCode::OK, json!({"job": JobView::from(job), "attempts": views::all::<_, AttemptView>(attempts)}))

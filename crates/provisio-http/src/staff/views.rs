@@ -4,6 +4,7 @@
 
 use provisio_engine::catalog::ConfigurationRecord;
 use provisio_engine::queries::ServiceDetail;
+use provisio_store::drifts::Drift;
 use provisio_store::models::{
     ApiToken, Attempt, AuditEntry, Client, Event, EventSource, HistoryEntry, Job, Product, Scope, Service, StaffUser,
     WebhookDelivery, WebhookSubscriber, optional_timestamp, timestamp,
@@ -174,8 +175,28 @@ view! {
         setup_function: String,
         provision_fields: Value,
         rules: Value,
+        /// `report`, `accept` or `repair`.
+        drift_response: String,
         #[serde(serialize_with = "timestamp")] created_at: i64,
         #[serde(serialize_with = "timestamp")] updated_at: i64,
+    }
+}
+
+view! {
+    /// A difference sync found between a service's record and its system.
+    DriftView from Drift {
+        id: i64, service_id: i64,
+        /// What differs (`state`, `package_name`, `expires_at`, `nameservers`, `existence`).
+        field: String,
+        /// What the record says.
+        recorded: Value,
+        /// What the system says.
+        real: Value,
+        #[serde(serialize_with = "timestamp")] detected_at: i64,
+        #[serde(serialize_with = "timestamp")] seen_at: i64,
+        #[serde(serialize_with = "optional_timestamp")] resolved_at: Option<i64>,
+        /// How it was resolved (`accepted`, `repaired by job N`, `gone`).
+        resolution: Option<String>,
     }
 }
 

@@ -5,6 +5,7 @@ mod helpers;
 
 mod automation;
 mod deployment;
+mod drift;
 mod dry_run;
 mod faults;
 mod management;

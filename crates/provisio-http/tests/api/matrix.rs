@@ -114,6 +114,7 @@ fn table(a: i64, c: i64, t: i64, s: i64) -> Vec<Row> {
         row(M::GET, "/api/v1/services/{id}/summary", format!("/api/v1/services/{a}/summary"), None, READ),
         row(M::GET, "/api/v1/reports/{name}", "/api/v1/reports/jobs".into(), None, READ),
         row(M::GET, "/api/v1/jobs", "/api/v1/jobs".into(), None, READ),
+        row(M::GET, "/api/v1/drift", "/api/v1/drift".into(), None, READ),
         row(M::GET, "/api/v1/jobs/{id}", "/api/v1/jobs/1".into(), None, READ),
         row(M::POST, "/api/v1/jobs/{id}/retry", format!("/api/v1/jobs/{none}/retry"), None, OPERATE),
         row(M::POST, "/api/v1/events", "/api/v1/events".into(), Some(json!({})), EVENTS),

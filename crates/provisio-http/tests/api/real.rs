@@ -19,13 +19,13 @@ fn database(variable: &str, default_port: u16) -> Option<Value> {
                 "ca_cert_pem": std::fs::read_to_string(ca).unwrap()}))
 }
 
-fn powerdns() -> Option<Value> {
+pub(crate) fn powerdns() -> Option<Value> {
     let [api, key] = provisio_conformance::test_servers(["PROVISIO_TEST_PDNS_API", "PROVISIO_TEST_PDNS_API_KEY"])?;
     Some(json!({"api_url": api, "api_key": key, "nameservers": ["ns1.provisio-test.net", "ns2.provisio-test.net"]}))
 }
 
 /// A configuration and a static product on it; answers the product's slug.
-async fn product_on(app: &TestApp, name: &str, provider: &str, values: &Value) -> String {
+pub(crate) async fn product_on(app: &TestApp, name: &str, provider: &str, values: &Value) -> String {
     let (status, created) =
         app.post("/api/v1/configurations", json!({"name": name, "provider": provider, "values": values})).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");

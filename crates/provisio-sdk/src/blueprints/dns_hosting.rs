@@ -143,6 +143,16 @@ pub struct ZoneInfo {
     pub serial: u32,
 }
 
+/// Sync's differences: the zone's state against the service's status
+/// (repaired by suspend or unsuspend). A zone gone is `existence`.
+pub fn compare(
+    status: crate::ServiceStatus,
+    _recorded: &serde_json::Value,
+    real: &serde_json::Value,
+) -> Vec<crate::blueprint::Drift> {
+    crate::blueprint::state_drift(status, real).into_iter().collect()
+}
+
 crate::blueprint! {
     /// Authoritative DNS hosting (PowerDNS, Cloudflare, Route 53...).
     pub trait DnsHosting {
@@ -150,6 +160,7 @@ crate::blueprint! {
         description: "DNS zones on an authoritative name server, identified by the zone name.",
         identifiers: Hierarchical,
         ownership: "A zone is this service's only if it carries the service's owner mark (PowerDNS: the zone's `account`). `create_zone` adopts an existing zone only with the same mark and records; anything else is `conflict`, and so is every other function on it. The engine also refuses a zone inside (or around) another client's live zone on the same configuration.",
+        sync: get_info, compare: compare,
     }
     required {
         /// Creates the zone with its initial records. Identical existing zone:

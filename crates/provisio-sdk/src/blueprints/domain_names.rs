@@ -305,6 +305,7 @@ crate::blueprint! {
         identifiers: Flat,
         ownership: "A registration is this service's only if the registrar account records the service's owner mark for it; `register` of a domain already in the account with another mark (or none) is `conflict`, and so is every other function on it.",
         follow: get_status, progress: progress, within_secs: 1_209_600,
+        sync: get_info, compare: compare,
     }
     required {
         /// Says which domains can be registered.
@@ -354,6 +355,50 @@ pub fn asked_for_transfer(provision_data: &serde_json::Map<String, serde_json::V
 fn transfer_pending(provision_data: &serde_json::Map<String, serde_json::Value>) -> bool {
     serde_json::from_value::<DomainStatus>(provision_data.get("status").cloned().unwrap_or_default()).ok()
         == Some(DomainStatus::PendingTransfer)
+}
+
+/// Sync's differences: the expiry (renewed or not elsewhere: nothing puts
+/// it back, it is reported or accepted) and the name servers (put back by
+/// update_nameservers).
+pub fn compare(
+    _status: crate::ServiceStatus,
+    recorded: &serde_json::Value,
+    real: &serde_json::Value,
+) -> Vec<crate::blueprint::Drift> {
+    let mut drifts = Vec::new();
+    let date = |v: Option<&serde_json::Value>| {
+        v.and_then(serde_json::Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    if let (Some(wanted), Some(found)) = (date(recorded.get("expires_at")), date(real.get("expires_at")))
+        && wanted != found
+    {
+        drifts.push(crate::blueprint::Drift {
+            field: "expires_at",
+            recorded: recorded["expires_at"].clone(),
+            real: real["expires_at"].clone(),
+            repair: None,
+        });
+    }
+    let names = |v: Option<&serde_json::Value>| {
+        let mut names: Vec<String> = v
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_lowercase)).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let (wanted, found) = (names(recorded.get("nameservers")), names(real.get("nameservers")));
+    if !wanted.is_empty() && wanted != found {
+        drifts.push(crate::blueprint::Drift {
+            field: "nameservers",
+            recorded: recorded["nameservers"].clone(),
+            real: real["nameservers"].clone(),
+            repair: Some(("update_nameservers", serde_json::json!({"nameservers": recorded["nameservers"]}))),
+        });
+    }
+    drifts
 }
 
 /// How far a domain's operation has got, from any of the blueprint's

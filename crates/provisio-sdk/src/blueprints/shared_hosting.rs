@@ -195,6 +195,27 @@ pub struct AccountUsage {
     pub databases: Option<Units>,
 }
 
+/// Sync's differences: the account's state against the service's status
+/// (repaired by suspend or unsuspend), and its package (by change_package).
+pub fn compare(
+    status: crate::ServiceStatus,
+    recorded: &serde_json::Value,
+    real: &serde_json::Value,
+) -> Vec<crate::blueprint::Drift> {
+    let mut drifts: Vec<crate::blueprint::Drift> = crate::blueprint::state_drift(status, real).into_iter().collect();
+    if let (Some(wanted), Some(found)) = (recorded.get("package_name"), real.get("package_name"))
+        && wanted != found
+    {
+        drifts.push(crate::blueprint::Drift {
+            field: "package_name",
+            recorded: wanted.clone(),
+            real: found.clone(),
+            repair: Some(("change_package", serde_json::json!({"package_name": wanted}))),
+        });
+    }
+    drifts
+}
+
 crate::blueprint! {
     /// Web hosting accounts on a control panel (cPanel, Plesk, DirectAdmin...).
     pub trait SharedHosting {
@@ -204,6 +225,7 @@ crate::blueprint! {
         ownership: "An account is this service's only if it carries the service's owner mark at the panel. `create` adopts an existing account only with the same domain and mark; anything else is `conflict`, and so is every other function on it.",
         login: get_login_url,
         password: change_password,
+        sync: get_info, compare: compare,
     }
     required {
         /// Creates the account (its username made from the domain when not

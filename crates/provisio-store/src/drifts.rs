@@ -1,0 +1,134 @@
+//! Drift: differences between a service's record and its system, found by
+//! sync, each open until resolved (accepted, repaired, or gone).
+
+use serde_json::Value;
+
+use crate::{Conn, StoreError, all, exec, maybe, now_ms};
+
+/// A difference found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    pub id: i64,
+    pub service_id: i64,
+    pub field: String,
+    pub recorded: Value,
+    pub real: Value,
+    pub detected_at: i64,
+    pub seen_at: i64,
+    pub resolved_at: Option<i64>,
+    pub resolution: Option<String>,
+}
+
+impl Drift {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let json = |name: &str| -> rusqlite::Result<Value> {
+            let text: String = row.get(name)?;
+            Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        };
+        Ok(Drift {
+            id: row.get("id")?,
+            service_id: row.get("service_id")?,
+            field: row.get("field")?,
+            recorded: json("recorded")?,
+            real: json("real")?,
+            detected_at: row.get("detected_at")?,
+            seen_at: row.get("seen_at")?,
+            resolved_at: row.get("resolved_at")?,
+            resolution: row.get("resolution")?,
+        })
+    }
+}
+
+/// Records a difference on `field`: a new drift (answered `true`), or the
+/// open one seen again with what is real now.
+pub async fn found(
+    conn: &mut Conn,
+    service_id: i64,
+    field: &str,
+    recorded: &Value,
+    real: &Value,
+) -> Result<(Drift, bool), StoreError> {
+    let now = now_ms();
+    if let Some(open) = open_on(conn, service_id, field).await? {
+        exec(
+            conn,
+            "UPDATE drifts SET recorded = ?, real = ?, seen_at = ? WHERE id = ?",
+            rusqlite::params![recorded.to_string(), real.to_string(), now, open.id],
+        )?;
+        return Ok((Drift { recorded: recorded.clone(), real: real.clone(), seen_at: now, ..open }, false));
+    }
+    exec(
+        conn,
+        "INSERT INTO drifts (service_id, field, recorded, real, detected_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)",
+        rusqlite::params![service_id, field, recorded.to_string(), real.to_string(), now, now],
+    )?;
+    let made = open_on(conn, service_id, field).await?.expect("just inserted");
+    Ok((made, true))
+}
+
+/// The open drift of a service on `field`.
+pub async fn open_on(conn: &mut Conn, service_id: i64, field: &str) -> Result<Option<Drift>, StoreError> {
+    maybe(
+        conn,
+        "SELECT * FROM drifts WHERE service_id = ? AND field = ? AND resolved_at IS NULL",
+        rusqlite::params![service_id, field],
+        Drift::from_row,
+    )
+}
+
+/// A service's open drifts.
+pub async fn open_for(conn: &mut Conn, service_id: i64) -> Result<Vec<Drift>, StoreError> {
+    all(
+        conn,
+        "SELECT * FROM drifts WHERE service_id = ? AND resolved_at IS NULL ORDER BY id",
+        [service_id],
+        Drift::from_row,
+    )
+}
+
+/// Closes a drift, saying how.
+pub async fn resolve(conn: &mut Conn, id: i64, resolution: &str) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "UPDATE drifts SET resolved_at = ?, resolution = ? WHERE id = ? AND resolved_at IS NULL",
+        rusqlite::params![now_ms(), resolution, id],
+    )?;
+    Ok(())
+}
+
+/// Drifts, newest first: open ones only, or all.
+pub async fn list(conn: &mut Conn, open_only: bool, limit: i64) -> Result<Vec<Drift>, StoreError> {
+    all(
+        conn,
+        "SELECT * FROM drifts WHERE (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
+        rusqlite::params![open_only, limit],
+        Drift::from_row,
+    )
+}
+
+/// Services due a sync: live, deployed, compared last before `cutoff` (or
+/// never, created before it), with no unfinished job; oldest first.
+pub async fn due_for_sync(
+    conn: &mut Conn,
+    blueprints: &[&str],
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<i64>, StoreError> {
+    all(
+        conn,
+        "SELECT s.id FROM services s JOIN products p ON p.id = s.product_id \
+         WHERE s.status IN ('active', 'suspended') AND s.configuration_id IS NOT NULL \
+         AND p.blueprint IN (SELECT value FROM json_each(?1)) \
+         AND COALESCE(s.synced_at, s.created_at) <= ?2 \
+         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.service_id = s.id AND j.state IN ('queued', 'retrying', 'running')) \
+         ORDER BY COALESCE(s.synced_at, s.created_at), s.id LIMIT ?3",
+        rusqlite::params![serde_json::to_string(blueprints).expect("names serialise"), cutoff, limit],
+        |r| r.get(0),
+    )
+}
+
+/// Marks a service compared now.
+pub async fn synced(conn: &mut Conn, service_id: i64) -> Result<(), StoreError> {
+    exec(conn, "UPDATE services SET synced_at = ? WHERE id = ?", rusqlite::params![now_ms(), service_id])?;
+    Ok(())
+}
