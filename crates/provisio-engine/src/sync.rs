@@ -21,7 +21,10 @@ use provisio_store::{Conn, drifts, events, jobs, now_ms, services};
 use serde_json::{Value, json};
 
 use crate::catalog::DriftResponse;
-use crate::rules::parse_status;
+use crate::rules::{Rule, parse_status};
+
+/// The event type of a drift found.
+pub const DRIFT_DETECTED: &str = "drift.detected";
 use crate::webhooks::{self, WebhookEvent};
 use crate::{EngineError, Worker};
 
@@ -118,13 +121,13 @@ pub(crate) async fn apply(
         let (record, new) = drifts::found(conn, service.id, drift.field, &drift.recorded, &drift.real).await?;
         let note = format!("Drift: {} is {} at the system, {} in the record", drift.field, drift.real, drift.recorded);
         if new {
-            let payload = json!({"type": "drift.detected", "drift_id": record.id, "field": drift.field,
+            let payload = json!({"type": DRIFT_DETECTED, "drift_id": record.id, "field": drift.field,
                                  "recorded": drift.recorded, "real": drift.real});
-            events::insert(
+            let event_id = events::insert(
                 conn,
                 &events::NewEvent {
                     external_id: &format!("drift:{}", record.id),
-                    event_type: "drift.detected",
+                    event_type: DRIFT_DETECTED,
                     service_id: service.id,
                     payload: &payload,
                     occurred_at: None,
@@ -132,6 +135,30 @@ pub(crate) async fn apply(
                 },
             )
             .await?;
+            // The product's own rules on drift.detected run as for any event.
+            let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
+            let projected = parse_status(&current.projected_status);
+            for (n, rule) in own.iter().filter(|r| r.event == DRIFT_DETECTED && r.applies(projected)).enumerate() {
+                let function = rule.function_name(&product.setup_function);
+                if blueprint.function(function).is_none() {
+                    continue;
+                }
+                let key = format!("drift:{}:{function}:{n}", record.id);
+                jobs::insert(
+                    conn,
+                    &jobs::NewJob {
+                        service_id: service.id,
+                        event_id: Some(event_id),
+                        function,
+                        args: &Value::Object(rule.params.clone()),
+                        origin: &format!("event:{DRIFT_DETECTED}"),
+                        max_attempts,
+                        idempotency_key: &key,
+                        secrets: None,
+                    },
+                )
+                .await?;
+            }
             services::add_history(conn, service.id, Some(&current.status), &current.status, Some(job_id), &note)
                 .await?;
             let told = Some((job_id, "sync", "drift", note.as_str()));

@@ -97,6 +97,36 @@ async fn an_account_suspended_behind_the_engines_back_is_reported_then_repaired(
     assert!(problem.to_string().contains("/drift_response"), "{problem}");
 }
 
+/// A product rule on `drift.detected` runs like any event's: here it
+/// unsuspends an account found suspended while its service is active; the
+/// next sync finds nothing different and the drift is gone.
+#[tokio::test]
+async fn a_rule_on_drift_detected_runs_like_any_events() {
+    let app = syncing_app().await;
+    let rules = json!([{"event": "drift.detected", "function": "unsuspend", "when_status": ["active"]}]);
+    let (status, changed) =
+        app.request(Method::PATCH, "/api/v1/products/demo-hosting", Some(json!({"rules": rules}))).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let accepted = app.event(order("u1", "rule-1", "demo-hosting", fields_for("demo-hosting", 3))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    app.settled(service).await;
+    behind_the_engines_back(&app, service, "shared-hosting/demo", "suspend", json!({"username": "user3"})).await;
+    let drift =
+        wait_for_drift(&app, |d| d.iter().any(|d| d["service_id"] == service && d["resolution"] == "gone")).await;
+    assert!(drift.iter().any(|d| d["field"] == "state"), "{drift:#?}");
+    let detail = app.settled(service).await;
+    let jobs = detail["jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter().any(|j| j["function"] == "unsuspend"
+            && j["origin"] == "event:drift.detected"
+            && j["state"] == "succeeded"),
+        "{detail:#}"
+    );
+    let info =
+        behind_the_engines_back(&app, service, "shared-hosting/demo", "get_info", json!({"username": "user3"})).await;
+    assert_eq!(info["state"], "active");
+}
+
 #[tokio::test]
 async fn a_renewal_made_at_the_registrar_is_accepted_when_the_product_says_so() {
     let app = syncing_app().await;
@@ -149,4 +179,46 @@ async fn a_zone_deleted_by_hand_at_powerdns_is_reported_missing() {
     let missing = drift.iter().find(|d| d["field"] == "existence").unwrap();
     assert_eq!(missing["real"], "missing", "{missing:#}");
     assert_eq!(app.service(service).await["service"]["status"], "active", "reported, not acted on");
+}
+
+/// Syncs are jobs: a configuration's rate limit holds for them. Twenty
+/// accounts are made on a configuration allowing 40 calls a minute, then
+/// synced every 300 ms: in the seconds that follow, creates and syncs
+/// together never pass 40, though syncs keep asking for more.
+#[tokio::test]
+async fn syncs_keep_their_configurations_rate_limit() {
+    let app = syncing_app().await;
+    let configurations = app.get("/api/v1/configurations").await;
+    let eu = configurations.as_array().unwrap().iter().find(|c| c["name"] == "demo-hosting-eu").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, changed) =
+        app.request(Method::PATCH, &format!("/api/v1/configurations/{eu}"), Some(json!({"rate_per_minute": 40}))).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let started = provisio_store::now_ms();
+    for n in 0..20 {
+        app.event(order(&format!("rl{n}"), &format!("rate-{n}"), "demo-hosting", fields_for("demo-hosting", 100 + n)))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (all, syncs) = app
+        .engine
+        .store()
+        .read(move |conn| {
+            Box::pin(async move {
+                conn.query_row(
+                    "SELECT COUNT(*), SUM(j.origin = 'sync') FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
+                     WHERE a.configuration_id = ?1 AND a.started_at >= ?2",
+                    (eu, started),
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+                )
+                .map_err(provisio_store::StoreError::from)
+            })
+        })
+        .await
+        .unwrap();
+    assert!(syncs > 0, "syncs ran ({all} calls)");
+    assert!(all <= 40, "{all} calls in a minute on a configuration allowing 40 ({syncs} syncs)");
+    let waiting = app.count_jobs(&["queued", "retrying"]).await;
+    assert!(waiting > 0, "syncs wait for room rather than pass the limit");
 }
