@@ -38,15 +38,36 @@ impl Worker {
         tokio::pin!(shutdown);
         loop {
             let list = blueprints.clone();
+            // Chosen on a read connection (the writer is not held for it);
+            // at most SYNCS_PER_CONFIGURATION waiting per configuration, so
+            // syncs never queue up ahead of a configuration's other work.
+            let due = self
+                .engine
+                .store()
+                .read(move |conn| {
+                    Box::pin(async move {
+                        let cutoff = now_ms() - interval.as_millis() as i64;
+                        let due = drifts::due_for_sync(conn, &list, cutoff, 500).await?;
+                        let mut open = drifts::open_syncs(conn).await?;
+                        let mut chosen = Vec::new();
+                        for (service_id, configuration_id) in due {
+                            let waiting = open.entry(configuration_id).or_insert(0);
+                            if *waiting < SYNCS_PER_CONFIGURATION {
+                                *waiting += 1;
+                                chosen.push(service_id);
+                            }
+                        }
+                        Ok::<_, EngineError>(chosen)
+                    })
+                })
+                .await
+                .unwrap_or_default();
             let engine = self.engine.clone();
-            let max_attempts = self.engine.settings().max_attempts;
             let queued = self
                 .engine
                 .store()
                 .write(move |conn| {
                     Box::pin(async move {
-                        let cutoff = now_ms() - interval.as_millis() as i64;
-                        let due = drifts::due_for_sync(conn, &list, cutoff, 200).await?;
                         for service_id in &due {
                             let Some(service) = services::get(conn, *service_id).await? else { continue };
                             let Some(product) = provisio_store::products::get(conn, service.product_id).await? else {
@@ -57,6 +78,12 @@ impl Worker {
                             else {
                                 continue;
                             };
+                            // Still due (nothing started on it since it was chosen).
+                            if service.status != "active" && service.status != "suspended"
+                                || jobs::open_for_service(conn, *service_id).await? > 0
+                            {
+                                continue;
+                            }
                             let key = format!("sync-{service_id}-{}", now_ms());
                             jobs::insert(
                                 conn,
@@ -66,7 +93,8 @@ impl Worker {
                                     function: check.function,
                                     args: &json!({}),
                                     origin: jobs::SYNC,
-                                    max_attempts,
+                                    // A sync that fails is tried at the next one, not hammered.
+                                    max_attempts: 2,
                                     idempotency_key: &key,
                                     secrets: None,
                                 },
@@ -91,8 +119,15 @@ impl Worker {
     }
 }
 
+/// Unfinished syncs a configuration may have at once.
+const SYNCS_PER_CONFIGURATION: i64 = 16;
+
 /// What a sync job's answer means for its service: `real` is what the
 /// blueprint's query answered (`Null`: the resource is gone).
+///
+/// A service with other work queued since (billing's suspend, a client's
+/// change) is only reported on: its record is about to change, and a
+/// repair or an acceptance now could undo that work.
 pub(crate) async fn apply(
     conn: &mut Conn,
     blueprint: &BlueprintDescriptor,
@@ -115,8 +150,10 @@ pub(crate) async fn apply(
             drifts::resolve(conn, open.id, "gone").await?;
         }
     }
-    let response = DriftResponse::parse(&product.drift_response);
+    let busy = jobs::open_for_service(conn, service.id).await? > 0;
+    let response = if busy { DriftResponse::Report } else { DriftResponse::parse(&product.drift_response) };
     let mut current = service.clone();
+    let mut projected = parse_status(&service.projected_status);
     for drift in &found {
         let (record, new) = drifts::found(conn, service.id, drift.field, &drift.recorded, &drift.real).await?;
         let note = format!("Drift: {} is {} at the system, {} in the record", drift.field, drift.real, drift.recorded);
@@ -126,7 +163,8 @@ pub(crate) async fn apply(
             let event_id = events::insert(
                 conn,
                 &events::NewEvent {
-                    external_id: &format!("drift:{}", record.id),
+                    // Apart from billing's ids (a random tail: a billing id can never take it first).
+                    external_id: &crate::vault::random_token(&format!("provisio:drift:{}:", record.id)),
                     event_type: DRIFT_DETECTED,
                     service_id: service.id,
                     payload: &payload,
@@ -135,13 +173,17 @@ pub(crate) async fn apply(
                 },
             )
             .await?;
-            // The product's own rules on drift.detected run as for any event.
+            // The product's own rules on drift.detected run as for any event
+            // (and move the projected status as theirs do).
             let own: Vec<Rule> = serde_json::from_value(product.rules.clone()).unwrap_or_default();
-            let projected = parse_status(&current.projected_status);
-            for (n, rule) in own.iter().filter(|r| r.event == DRIFT_DETECTED && r.applies(projected)).enumerate() {
+            for (n, rule) in own.iter().filter(|r| r.event == DRIFT_DETECTED).enumerate() {
                 let function = rule.function_name(&product.setup_function);
-                if blueprint.function(function).is_none() {
+                if blueprint.function(function).is_none() || busy || !rule.applies(projected) {
                     continue;
+                }
+                if let Some(status) = crate::rules::effect(function, &product.setup_function) {
+                    projected = status;
+                    services::set_projected_status(conn, service.id, status.as_str()).await?;
                 }
                 let key = format!("drift:{}:{function}:{n}", record.id);
                 jobs::insert(
@@ -166,6 +208,9 @@ pub(crate) async fn apply(
         }
         match response {
             DriftResponse::Report => {}
+            // A resource gone is never accepted on its own (a wrong address
+            // makes everything look gone): staff decide.
+            DriftResponse::Accept if drift.field == "existence" => {}
             DriftResponse::Accept => {
                 current = accept(conn, &current, drift, job_id).await?;
                 drifts::resolve(conn, record.id, "accepted").await?;
@@ -190,7 +235,13 @@ pub(crate) async fn apply(
                     },
                 )
                 .await?;
-                drifts::resolve(conn, record.id, &format!("repair queued: job {}", job.id)).await?;
+                // Resolved when a later sync finds the system as recorded.
+                let note = format!("Repair of {} queued: job {}", drift.field, job.id);
+                services::add_history(conn, service.id, Some(&current.status), &current.status, Some(job_id), &note)
+                    .await?;
+                if let Some(status) = crate::rules::effect(function, &product.setup_function) {
+                    services::set_projected_status(conn, service.id, status.as_str()).await?;
+                }
             }
         }
     }
@@ -223,6 +274,7 @@ async fn accept(conn: &mut Conn, service: &Service, drift: &Drift, job_id: i64) 
     };
     services::apply(conn, service.id, &change).await?;
     if status != service.status {
+        // Only ever reached with no job queued: the projection is the status.
         services::set_projected_status(conn, service.id, &status).await?;
         let note = format!("Accepted from the system: {} is {}", drift.field, drift.real);
         services::add_history(conn, service.id, Some(&service.status), &status, Some(job_id), &note).await?;

@@ -726,6 +726,11 @@ impl Worker {
                         Outcome::Retry { reconcile, message } => {
                             jobs::reschedule(conn, job.id, retry_at, reconcile, &message).await?;
                         }
+                        // A sync that could not read the system says so on its job
+                            // only: the next sync tries again.
+                        Outcome::Failed { message } if job.origin == jobs::SYNC => {
+                            jobs::finish(conn, job.id, "failed", Some(&message)).await?;
+                        }
                         Outcome::Failed { message } => {
                             jobs::finish(conn, job.id, "failed", Some(&message)).await?;
                             let told = Some((job.id, job.function.as_str(), "failed", message.as_str()));

@@ -3,7 +3,9 @@
 -- differences found (open until resolved).
 ALTER TABLE products ADD COLUMN drift_response TEXT NOT NULL DEFAULT 'report';
 ALTER TABLE services ADD COLUMN synced_at INTEGER;
-CREATE INDEX services_by_sync ON services(synced_at);
+-- Live services by when they were last compared (or made): the sync
+-- scheduler's question, answered from the index.
+CREATE INDEX services_by_sync ON services(COALESCE(synced_at, created_at)) WHERE status IN ('active', 'suspended');
 CREATE TABLE drifts (
     id INTEGER PRIMARY KEY,
     service_id INTEGER NOT NULL REFERENCES services(id),

@@ -100,31 +100,46 @@ pub async fn resolve(conn: &mut Conn, id: i64, resolution: &str) -> Result<(), S
 pub async fn list(conn: &mut Conn, open_only: bool, limit: i64) -> Result<Vec<Drift>, StoreError> {
     all(
         conn,
-        "SELECT * FROM drifts WHERE (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
+        "SELECT * FROM drifts WHERE (?1 = 0 OR (resolved_at IS NULL \
+         AND service_id NOT IN (SELECT id FROM services WHERE status = 'terminated'))) ORDER BY id DESC LIMIT ?2",
         rusqlite::params![open_only, limit],
         Drift::from_row,
     )
 }
 
 /// Services due a sync: live, deployed, compared last before `cutoff` (or
-/// never, created before it), with no unfinished job; oldest first.
+/// never, created before it), with no unfinished job; oldest first, with
+/// their configuration.
 pub async fn due_for_sync(
     conn: &mut Conn,
     blueprints: &[&str],
     cutoff: i64,
     limit: i64,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<(i64, i64)>, StoreError> {
     all(
         conn,
-        "SELECT s.id FROM services s JOIN products p ON p.id = s.product_id \
+        "SELECT s.id, s.configuration_id FROM services s JOIN products p ON p.id = s.product_id \
          WHERE s.status IN ('active', 'suspended') AND s.configuration_id IS NOT NULL \
          AND p.blueprint IN (SELECT value FROM json_each(?1)) \
          AND COALESCE(s.synced_at, s.created_at) <= ?2 \
          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.service_id = s.id AND j.state IN ('queued', 'retrying', 'running')) \
          ORDER BY COALESCE(s.synced_at, s.created_at), s.id LIMIT ?3",
         rusqlite::params![serde_json::to_string(blueprints).expect("names serialise"), cutoff, limit],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
+}
+
+/// Unfinished sync jobs per configuration.
+pub async fn open_syncs(conn: &mut Conn) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+    let rows: Vec<(i64, i64)> = all(
+        conn,
+        "SELECT s.configuration_id, COUNT(*) FROM jobs j JOIN services s ON s.id = j.service_id \
+         WHERE j.origin = 'sync' AND j.state IN ('queued', 'retrying', 'running') AND s.configuration_id IS NOT NULL \
+         GROUP BY s.configuration_id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Marks a service compared now.

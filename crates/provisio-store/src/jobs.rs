@@ -130,8 +130,8 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
 }
 
 /// Jobs ready to run: due, first among their service's unfinished jobs (one
-/// at a time per service, in event order; a follow holds nothing back and
-/// waits until the service has no other unfinished job), of a service with no job running
+/// at a time per service, in event order; a follow or a sync holds nothing
+/// back and waits until the service has no other unfinished job), of a service with no job running
 /// (a staff retry of an older job must not start beside a later one), and
 /// not of a configuration in `blocked` (saturated or disabled: its backlog
 /// must not hide every other configuration's work).
@@ -141,9 +141,10 @@ pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Re
         "SELECT j.* FROM jobs j JOIN services s ON s.id = j.service_id \
          WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
-                         AND p.state IN ('queued', 'retrying') AND p.origin != 'follow') \
-         AND (j.origin != 'follow' OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.service_id = j.service_id \
-                         AND o.id != j.id AND o.state IN ('queued', 'retrying', 'running'))) \
+                         AND p.state IN ('queued', 'retrying') AND p.origin NOT IN ('follow', 'sync')) \
+         AND (j.origin NOT IN ('follow', 'sync') OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.service_id = j.service_id \
+                         AND o.id != j.id AND o.state IN ('queued', 'retrying', 'running') \
+                         AND (o.origin NOT IN ('follow', 'sync') OR o.id < j.id))) \
          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') \
          AND (s.configuration_id IS NULL OR s.configuration_id NOT IN (SELECT value FROM json_each(?2))) \
          ORDER BY j.run_at, j.id LIMIT ?3",
@@ -370,13 +371,13 @@ pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, Stor
     all(conn, "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id", [job_id], Attempt::from_row)
 }
 
-/// How many unfinished jobs a service has (follows of a pending operation aside:
-/// they wait on the system, not on the service).
+/// How many unfinished jobs a service has (follows of a pending operation
+/// and syncs aside: they read the system and change no status).
 pub async fn open_for_service(conn: &mut Conn, service_id: i64) -> Result<i64, StoreError> {
     one(
         conn,
         "SELECT COUNT(*) FROM jobs WHERE service_id = ? AND state IN ('queued', 'retrying', 'running') \
-         AND origin != 'follow'",
+         AND origin NOT IN ('follow', 'sync')",
         [service_id],
         |r| r.get(0),
     )
