@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use provisio_sdk::{
-    BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, Progress, ServiceStatus,
-    invoke,
+    BlueprintDescriptor, CallOptions, CallReport, Envelope, ErrorKind, FunctionDescriptor, FunctionKind, Progress,
+    ServiceStatus, invoke,
 };
 use provisio_store::models::{Client, Configuration, Job, Product, Service};
 use provisio_store::{Conn, clients, configurations, jobs, now_ms, products, services};
@@ -658,9 +658,17 @@ impl Worker {
                             let setup = job.function == claimed.product.setup_function;
                             let following = job.origin == jobs::FOLLOW;
                             let waiting = setup || (following && parse_status(&service.status) == ServiceStatus::Provisioning);
+                            // A later lifecycle operation (a certificate's renewal) is
+                            // followed too, leaving the live service's status alone.
+                            let carried = !waiting
+                                && if following {
+                                    job.args.get("follow_keep_status").and_then(Value::as_bool) == Some(true)
+                                } else {
+                                    blueprint.function(&job.function).is_some_and(|f| f.kind == FunctionKind::Lifecycle)
+                                };
                             let (since, round) = follow_round(job);
                             let progress = match blueprint.follow {
-                                Some(follow) if waiting => match (follow.progress)(&Value::Object(result.clone())) {
+                                Some(follow) if waiting || carried => match (follow.progress)(&Value::Object(result.clone())) {
                                     Progress::Pending if now_ms() - since > follow.deadline.as_millis() as i64 => {
                                         Progress::Failed(past_deadline(follow))
                                     }
@@ -670,6 +678,7 @@ impl Worker {
                             };
                             let (status, last_error) = match &progress {
                                 Progress::Failed(why) if waiting => (ServiceStatus::Failed.as_str().to_owned(), Some(why.clone())),
+                                Progress::Failed(why) if carried => (service.status.clone(), Some(why.clone())),
                                 Progress::Pending if waiting => (ServiceStatus::Provisioning.as_str().to_owned(), None),
                                 Progress::Done if following && waiting => (ServiceStatus::Active.as_str().to_owned(), None),
                                 _ => (
@@ -679,11 +688,12 @@ impl Worker {
                                     None,
                                 ),
                             };
-                            if waiting
+                            if (waiting || carried)
                                 && progress == Progress::Pending
                                 && let Some(follow) = blueprint.follow
                             {
-                                follow_later(conn, service.id, follow, since, round, follow_interval, max_attempts).await?;
+                                let later = Later { since, round, keep_status: carried };
+                                follow_later(conn, service.id, follow, later, follow_interval, max_attempts).await?;
                             }
                             // A follow that found nothing new leaves no trace but its job.
                             let quiet = following && status == service.status;
@@ -760,16 +770,17 @@ impl Worker {
                             // A follow that failed (the system unreachable past its
                             // retries, or refusing to answer) is tried again later,
                             // until the blueprint's deadline fails the service.
+                            let keep_status = job.args.get("follow_keep_status").and_then(Value::as_bool) == Some(true);
                             if job.origin == jobs::FOLLOW
-                                && parse_status(&service.status) == ServiceStatus::Provisioning
+                                && (keep_status || parse_status(&service.status) == ServiceStatus::Provisioning)
                                 && let Some(follow) = blueprint.follow
                             {
                                 let (since, round) = follow_round(job);
-                                if now_ms() - since > follow.deadline.as_millis() as i64 {
+                                if now_ms() - since <= follow.deadline.as_millis() as i64 {
+                                    let later = Later { since, round, keep_status };
+                                    follow_later(conn, service.id, follow, later, follow_interval, max_attempts).await?;
+                                } else if !keep_status {
                                     fail_service(conn, &service, Some(job.id), &past_deadline(follow)).await?;
-                                } else {
-                                    follow_later(conn, service.id, follow, since, round, follow_interval, max_attempts)
-                                        .await?;
                                 }
                             }
                         }
@@ -903,19 +914,27 @@ fn past_deadline(follow: provisio_sdk::Follow) -> String {
     format!("The system did not complete it within {} hours", follow.deadline.as_secs() / 3600)
 }
 
+/// Where a follow stands: since when, which round, and whether it leaves
+/// the service's status alone (a later operation on a live service).
+struct Later {
+    since: i64,
+    round: i64,
+    keep_status: bool,
+}
+
 /// Queues the next follow: the delay doubles each round, up to an hour.
 async fn follow_later(
     conn: &mut Conn,
     service_id: i64,
     follow: provisio_sdk::Follow,
-    since: i64,
-    round: i64,
+    later: Later,
     interval: Duration,
     max_attempts: i64,
 ) -> Result<(), EngineError> {
+    let Later { since, round, keep_status } = later;
     let exponent = u32::try_from(round).unwrap_or(0).min(16);
     let delay = interval.saturating_mul(2u32.saturating_pow(exponent)).min(FOLLOW_CAP);
-    let args = json!({"follow_since": since, "follow_round": round});
+    let args = json!({"follow_since": since, "follow_round": round, "follow_keep_status": keep_status});
     jobs::insert_follow(conn, service_id, follow.function, &args, now_ms() + delay.as_millis() as i64, max_attempts)
         .await?;
     Ok(())

@@ -1453,6 +1453,21 @@ async fn a_certificate_is_issued_through_a_dns_configuration_the_engine_manages(
     );
     let history = detail.to_string();
     assert!(history.contains("provisioning") && !history.contains("PRIVATE KEY"), "{detail:#}");
+    // Its renewal, answered pending too, is followed the same way; the service stays active.
+    let first = detail["service"]["provision_data"]["certificate_id"].clone();
+    post("/events", json!({"id": "t6", "type": "contract.renewed", "service": {"id": followed}})).await;
+    let renewed = wait_for(followed, |d| {
+        let jobs = d["jobs"].as_array().unwrap();
+        let renew = jobs.iter().position(|j| j["function"] == "renew" && j["state"] == "succeeded");
+        // Jobs are listed oldest first: a follow after the renew has issued it.
+        renew.is_some_and(|at| {
+            jobs[at + 1..].iter().any(|j| j["origin"] == "follow" && j["state"] == "succeeded")
+                && d["service"]["provision_data"]["status"] == "issued"
+        })
+    })
+    .await;
+    assert_ne!(renewed["service"]["provision_data"]["certificate_id"], first, "a new order, issued: {renewed:#}");
+    assert_eq!(renewed["service"]["status"], "active");
 
     // Nowhere an operator can read: the jobs' attempts, the audit, the database file.
     let (_, jobs) =
