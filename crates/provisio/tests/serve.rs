@@ -741,6 +741,19 @@ async fn cpanel_servers_fill_by_their_capacity_in_dynamic_deployment() {
     assert_eq!(panels.iter().map(|(whm, _)| whm.accounts().len()).collect::<Vec<_>>(), [2, 2]);
 }
 
+/// An EPP test registry on a free loopback port, over TLS with its own CA:
+/// the registry, its port, its TLS (the CA clients trust) and its task.
+async fn epp_registry(
+    options: provisio_epp_test_server::Options,
+) -> (provisio_epp_test_server::Registry, u16, provisio_test_server_kit::Tls, tokio::task::JoinHandle<()>) {
+    let registry = provisio_epp_test_server::Registry::new(options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let task = registry.serve(listener, &tls);
+    (registry, port, tls, task)
+}
+
 /// Through `provisio serve`, a domain product on the EPP test registry:
 /// order paid registers the domain with the contacts and name servers
 /// asked; contract renewed moves the expiry one year, once, even when the
@@ -749,14 +762,11 @@ async fn cpanel_servers_fill_by_their_capacity_in_dynamic_deployment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
     provisio_sdk::http::install_crypto_provider();
-    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options {
+    let (registry, port, tls, _registry_task) = epp_registry(provisio_epp_test_server::Options {
         transfer_after: Duration::from_millis(500),
         ..provisio_epp_test_server::Options::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = provisio_test_server_kit::Tls::generate(&[]);
-    let _registry_task = registry.serve(listener, &tls);
+    })
+    .await;
     let (clid, password) = registry.options().registrars[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
@@ -846,14 +856,11 @@ async fn billing_events_drive_a_domain_at_the_epp_test_registry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_in_completes_later_and_its_registry_message_activates_the_service() {
     provisio_sdk::http::install_crypto_provider();
-    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options {
+    let (registry, port, tls, _registry_task) = epp_registry(provisio_epp_test_server::Options {
         transfer_after: Duration::from_secs(2),
         ..provisio_epp_test_server::Options::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = provisio_test_server_kit::Tls::generate(&[]);
-    let _registry_task = registry.serve(listener, &tls);
+    })
+    .await;
     let (clid, password) = registry.options().registrars[0].clone();
     let domain = format!("{}.org", provisio_conformance::unique(10));
     registry.add_domain("other-registrar", &domain, "Move-Me-123");
@@ -1024,11 +1031,7 @@ async fn billing_events_drive_a_domain_in_the_enom_test_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_uk_domain_at_the_nominet_test_registry() {
     provisio_sdk::http::install_crypto_provider();
-    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options::nominet());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = provisio_test_server_kit::Tls::generate(&[]);
-    let _registry_task = registry.serve(listener, &tls);
+    let (registry, port, tls, _registry_task) = epp_registry(provisio_epp_test_server::Options::nominet()).await;
     let (tag, password) = registry.options().registrars[0].clone();
     let values =
         json!({"host": "localhost", "port": port, "tag": tag, "password": password, "ca_cert_pem": tls.ca_pem});
@@ -1055,11 +1058,7 @@ async fn billing_events_drive_a_uk_domain_at_the_nominet_test_registry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_uk_domain_arrives_and_leaves_by_release_through_nominets_messages() {
     provisio_sdk::http::install_crypto_provider();
-    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options::nominet());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = provisio_test_server_kit::Tls::generate(&[]);
-    let _registry_task = registry.serve(listener, &tls);
+    let (registry, port, tls, _registry_task) = epp_registry(provisio_epp_test_server::Options::nominet()).await;
     let (tag, password) = registry.options().registrars[0].clone();
     let other = registry.options().registrars[1].0.clone();
     let domain = format!("{}.co.uk", provisio_conformance::unique(10));
@@ -1255,14 +1254,11 @@ async fn a_transfer_in_at_enom_is_followed_until_it_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_message_survives_a_sigkill_before_its_acknowledgement_without_a_second_event() {
     provisio_sdk::http::install_crypto_provider();
-    let registry = provisio_epp_test_server::Registry::new(provisio_epp_test_server::Options {
+    let (registry, port, tls, _registry_task) = epp_registry(provisio_epp_test_server::Options {
         transfer_after: Duration::from_millis(300),
         ..provisio_epp_test_server::Options::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = provisio_test_server_kit::Tls::generate(&[]);
-    let _registry_task = registry.serve(listener, &tls);
+    })
+    .await;
     let (clid, password) = registry.options().registrars[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();

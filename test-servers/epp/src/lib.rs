@@ -283,6 +283,20 @@ fn text(node: Node<'_, '_>, name: &str) -> Option<String> {
     child(node, name).map(|c| c.text().unwrap_or_default().trim().to_owned())
 }
 
+/// The code for a frame the schemas refuse: 2000 when its command's verb
+/// is not one the protocol defines, 2001 (syntax error) otherwise (RFC 5730 §3).
+fn refusal_code(frame: &str) -> u16 {
+    const VERBS: [&str; 10] =
+        ["login", "logout", "check", "info", "create", "delete", "renew", "transfer", "update", "poll"];
+    let unknown = roxmltree::Document::parse(frame).ok().is_some_and(|d| {
+        d.descendants()
+            .find(|n| n.has_tag_name("command"))
+            .and_then(|c| c.children().find(|n| n.is_element() && !n.has_tag_name("clTRID")))
+            .is_some_and(|verb| !VERBS.contains(&verb.tag_name().name()))
+    });
+    if unknown { 2000 } else { 2001 }
+}
+
 /// A failed command: its code (and the reason, for the answer's `msg`).
 struct Refused(u16);
 
@@ -541,16 +555,7 @@ impl Registry {
             let cl_trid = roxmltree::Document::parse(frame).ok().and_then(|d| {
                 d.descendants().find(|n| n.has_tag_name("clTRID")).and_then(|n| n.text()).map(|t| t.trim().to_owned())
             });
-            // A command the protocol does not know is 2000, not a syntax error (RFC 5730 §3).
-            const VERBS: [&str; 10] =
-                ["login", "logout", "check", "info", "create", "delete", "renew", "transfer", "update", "poll"];
-            let unknown = roxmltree::Document::parse(frame).ok().is_some_and(|d| {
-                d.descendants()
-                    .find(|n| n.has_tag_name("command"))
-                    .and_then(|c| c.children().find(|n| n.is_element() && !n.has_tag_name("clTRID")))
-                    .is_some_and(|verb| !VERBS.contains(&verb.tag_name().name()))
-            });
-            let code = if unknown { 2000 } else { 2001 };
+            let code = refusal_code(frame);
             return Answer {
                 xml: response(code, cl_trid.as_deref(), None, None, None, &self.sv_trid()),
                 close: false,
@@ -577,16 +582,8 @@ impl Registry {
         };
         let cl_trid = text(command, "clTRID");
         let Some(verb) = command.children().find(|c| c.is_element() && c.tag_name().name() != "clTRID") else {
-            // A command the protocol does not know is 2000, not a syntax error (RFC 5730 §3).
-            const VERBS: [&str; 10] =
-                ["login", "logout", "check", "info", "create", "delete", "renew", "transfer", "update", "poll"];
-            let unknown = roxmltree::Document::parse(frame).ok().is_some_and(|d| {
-                d.descendants()
-                    .find(|n| n.has_tag_name("command"))
-                    .and_then(|c| c.children().find(|n| n.is_element() && !n.has_tag_name("clTRID")))
-                    .is_some_and(|verb| !VERBS.contains(&verb.tag_name().name()))
-            });
-            let code = if unknown { 2000 } else { 2001 };
+            // A command without a verb is malformed (RFC 5730 §3).
+            let code = 2001;
             return Answer {
                 xml: response(code, cl_trid.as_deref(), None, None, None, &self.sv_trid()),
                 close: false,
