@@ -30,6 +30,15 @@ fn matches(configuration: &Configuration, product: &Product) -> bool {
         }
 }
 
+/// Whether `product`'s services may live on `configuration`: the one it
+/// names (static), or one its dynamic deployment could pick (capacity aside).
+pub fn serves(product: &Product, configuration: &Configuration) -> bool {
+    match product.configuration_id.filter(|_| product.deployment == "static") {
+        Some(id) => id == configuration.id,
+        None => product.deployment != "static" && matches(configuration, product),
+    }
+}
+
 /// Picks the configuration for a new service of `product`.
 ///
 /// `round_robin_cursor` is the product's next turn (used by `round_robin`).

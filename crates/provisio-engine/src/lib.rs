@@ -21,6 +21,7 @@
 //! - [`rules`]: default and per-product automation rules;
 //! - [`catalog`]: configurations (secrets sealed by [`vault`]), products, clients;
 //! - [`deploy`]: picking a configuration for a new service;
+//! - [`import`]: what a configuration already holds becoming services;
 //! - [`worker`]: claiming, running and completing jobs;
 //! - [`actions`]: functions run on demand by staff or the owning client
 //!   (single sign-on, passwords, credential reveals);
@@ -43,6 +44,7 @@ pub mod demo;
 pub mod deploy;
 pub mod dry_run;
 pub mod events;
+pub mod import;
 pub mod metrics;
 pub mod notices;
 pub mod ownership;

@@ -46,29 +46,25 @@ fn parents(name: &str) -> Vec<String> {
     out
 }
 
-/// Why `service` may not hold `identifier` on the configuration, if it may not.
+/// Why service `service_id` of client `client_id` (0: a service not made
+/// yet) may not hold `identifier` on the configuration, if it may not.
 pub async fn refusal(
     conn: &mut Conn,
     blueprint: &BlueprintDescriptor,
-    service: &Service,
+    (service_id, client_id): (i64, i64),
     configuration_id: i64,
     identifier: &str,
 ) -> Result<Option<String>, EngineError> {
-    if services::holder(conn, configuration_id, identifier, service.id).await?.is_some() {
+    if services::holder(conn, configuration_id, identifier, service_id).await?.is_some() {
         return Ok(Some(format!(
             "{} {identifier} is already in use on this configuration by another service",
             blueprint.service_identifier
         )));
     }
     if blueprint.identifiers == IdentifierScope::Hierarchical
-        && let Some(other) = services::nested_of_other_client(
-            conn,
-            configuration_id,
-            identifier,
-            &parents(identifier),
-            service.client_id,
-        )
-        .await?
+        && let Some(other) =
+            services::nested_of_other_client(conn, configuration_id, identifier, &parents(identifier), client_id)
+                .await?
     {
         let theirs = other.identifier.unwrap_or_default();
         return Ok(Some(format!(
@@ -88,7 +84,7 @@ pub async fn reserve(
     configuration_id: i64,
     identifier: &str,
 ) -> Result<(), EngineError> {
-    if let Some(why) = refusal(conn, blueprint, service, configuration_id, identifier).await? {
+    if let Some(why) = refusal(conn, blueprint, (service.id, service.client_id), configuration_id, identifier).await? {
         return Err(EngineError::Conflict(why));
     }
     services::reserve(conn, service.id, configuration_id, identifier).await.map_err(|err| {

@@ -657,6 +657,7 @@ impl Worker {
                             // failed it, or the blueprint's deadline has passed.
                             let setup = job.function == claimed.product.setup_function;
                             let following = job.origin == jobs::FOLLOW;
+                            let adopting = blueprint.import.is_some_and(|i| i.adopt == job.function);
                             let waiting = setup || (following && parse_status(&service.status) == ServiceStatus::Provisioning);
                             // A later lifecycle operation (a certificate's renewal) is
                             // followed too, leaving the live service's status alone.
@@ -681,6 +682,16 @@ impl Worker {
                                 Progress::Failed(why) if carried => (service.status.clone(), Some(why.clone())),
                                 Progress::Pending if waiting => (ServiceStatus::Provisioning.as_str().to_owned(), None),
                                 Progress::Done if following && waiting => (ServiceStatus::Active.as_str().to_owned(), None),
+                                // An imported resource, now marked, is as its system says.
+                                _ if adopting => (
+                                    match result.get("state").and_then(Value::as_str) {
+                                        Some("suspended") => ServiceStatus::Suspended,
+                                        _ => ServiceStatus::Active,
+                                    }
+                                    .as_str()
+                                    .to_owned(),
+                                    None,
+                                ),
                                 _ => (
                                     rules::effect(&job.function, &claimed.product.setup_function)
                                         .map(|s| s.as_str().to_owned())
@@ -745,7 +756,11 @@ impl Worker {
                             jobs::finish(conn, job.id, "failed", Some(&message)).await?;
                             let told = Some((job.id, job.function.as_str(), "failed", message.as_str()));
                             webhooks::outbox(conn, WebhookEvent::JobFailed, &service, told).await?;
-                            if job.function == claimed.product.setup_function {
+                            // A setup that failed (or an import's adopt: the resource
+                            // was not this service's to take) fails the service.
+                            if job.function == claimed.product.setup_function
+                                || blueprint.import.is_some_and(|i| i.adopt == job.function)
+                            {
                                 fail_service(conn, &service, Some(job.id), &message).await?;
                             } else {
                                 let change = services::ServiceChange {
@@ -811,7 +826,9 @@ pub(crate) async fn choices<'a>(
     for configuration in configurations.filter(|c| c.blueprint == product.blueprint) {
         let taken = match wanted {
             Some(identifier) => {
-                ownership::refusal(conn, blueprint, service, configuration.id, identifier).await?.is_some()
+                ownership::refusal(conn, blueprint, (service.id, service.client_id), configuration.id, identifier)
+                    .await?
+                    .is_some()
             }
             None => false,
         };

@@ -214,6 +214,12 @@ pub fn document(registry: &Registry) -> Value {
                          "responses": {"200": answer("Changed", object.clone()), "422": problem()}},
                "delete": {"summary": "Delete an unused configuration", "responses": {"204": {"description": "Deleted"}, "409": problem()}}}),
     );
+    let import = components.add("ImportInput", SchemaDoc::of::<provisio_engine::import::ImportInput>().value());
+    let import_page = components.add("ImportPage", SchemaDoc::of::<provisio_engine::import::ImportPage>().value());
+    paths.insert("/api/v1/configurations/{id}/import".into(), json!({"parameters": [id("id")], "post": {
+        "summary": "Import one page of what the configuration holds: each resource becomes a service of the product (unless a service has it already, it carries another service's owner mark, or its provider refuses it), its owner mark written by an adopt job; dry_run says what would be done. Send next_cursor back as cursor for the next page.",
+        "requestBody": json_body(import),
+        "responses": {"200": answer("What became of each resource", import_page), "404": problem(), "409": problem(), "422": problem(), "503": problem()}}}));
     paths.insert("/api/v1/configurations/{id}/test".into(), json!({"parameters": [id("id")], "post": {"summary": "Run the provider's connection test", "responses": {"200": answer("Envelope", object.clone())}}}));
     paths.insert(
         "/api/v1/products".into(),

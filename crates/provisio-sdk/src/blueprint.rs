@@ -230,6 +230,19 @@ pub fn state_drift(status: ServiceStatus, real: &Value) -> Option<Drift> {
     })
 }
 
+/// How a blueprint's resources made outside Provisio become services:
+/// `list` pages through what a configuration holds (with each resource's
+/// owner mark); `adopt` writes a new service's owner mark on one that
+/// carries none, so later calls recognise it. A service's adopt job leaves
+/// it active or suspended as its system says (the result's `state`).
+#[derive(Debug, Clone, Copy)]
+pub struct Import {
+    /// The function that lists (params [`ListParams`](crate::blueprints::ListParams)).
+    pub list: &'static str,
+    /// The function that marks one resource as a service's.
+    pub adopt: &'static str,
+}
+
 /// A blueprint: a category of product and the functions its providers implement.
 #[derive(Debug, Clone)]
 pub struct BlueprintDescriptor {
@@ -262,6 +275,8 @@ pub struct BlueprintDescriptor {
     pub follow: Option<Follow>,
     /// How sync compares its services with their systems, if it can.
     pub drift: Option<DriftCheck>,
+    /// How what a configuration already holds becomes services, if it can.
+    pub import: Option<Import>,
 }
 
 impl BlueprintDescriptor {
@@ -294,6 +309,7 @@ impl BlueprintDescriptor {
             "login_function": self.login_function,
             "password_function": self.password_function,
             "follow": self.follow.map(|f| json!({"function": f.function, "deadline_secs": f.deadline.as_secs()})),
+            "import": self.import.map(|i| json!({"list": i.list, "adopt": i.adopt})),
             "functions": self.functions.iter().map(FunctionDescriptor::to_json).collect::<Vec<_>>(),
         })
     }
@@ -313,6 +329,8 @@ pub struct Empty {}
 ///         description: "...", identifiers: Flat, ownership: "...",
 ///         login: get_login_url, password: change_password, // when it has them
 ///         follow: get_status, progress: progress, within_secs: 864000, // when operations can stay pending
+///         sync: get_info, compare: compare, // when sync can compare
+///         import: list, adopt: adopt, // when existing resources can be listed and adopted
 ///     }
 ///     required {
 ///         /// Doc of the function.
@@ -334,7 +352,8 @@ macro_rules! blueprint {
             $(, login: $login:ident)?
             $(, password: $password:ident)?
             $(, follow: $follow:ident, progress: $progress:path, within_secs: $within:literal)?
-            $(, sync: $sync:ident, compare: $compare:path)? $(,)?
+            $(, sync: $sync:ident, compare: $compare:path)?
+            $(, import: $list:ident, adopt: $adopt:ident)? $(,)?
         }
         required {
             $(
@@ -400,6 +419,10 @@ macro_rules! blueprint {
                 drift: None$(.or(Some($crate::blueprint::DriftCheck {
                     function: stringify!($sync),
                     compare: $compare,
+                })))?,
+                import: None$(.or(Some($crate::blueprint::Import {
+                    list: stringify!($list),
+                    adopt: stringify!($adopt),
                 })))?,
                 functions: vec![
                     $(

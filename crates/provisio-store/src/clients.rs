@@ -40,6 +40,16 @@ pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Optio
     maybe(conn, "SELECT * FROM clients WHERE external_id = ?", [external_id], Client::from_row)
 }
 
+/// The clients whose e-mail is `email` (letter case aside), at most `limit`.
+pub async fn by_email(conn: &mut Conn, email: &str, limit: i64) -> Result<Vec<Client>, StoreError> {
+    all(
+        conn,
+        "SELECT * FROM clients WHERE lower(email) = lower(?1) ORDER BY id LIMIT ?2",
+        rusqlite::params![email, limit],
+        Client::from_row,
+    )
+}
+
 /// Clients, newest first.
 pub async fn list(conn: &mut Conn, limit: i64, before_id: Option<i64>) -> Result<Vec<Client>, StoreError> {
     all(

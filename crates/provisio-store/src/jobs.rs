@@ -51,6 +51,8 @@ pub const FOLLOW: &str = "follow";
 pub const SYNC: &str = "sync";
 /// The origin of jobs that put a system back as its service records it.
 pub const REPAIR: &str = "repair";
+/// The origin of jobs that adopt a resource an import made a service of.
+pub const IMPORT: &str = "import";
 
 /// Enqueues a follow of a service's pending operation, due at `run_at`; a
 /// follow already waiting is moved to this one's time and round instead (a

@@ -124,6 +124,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_usage.sql")),
     (9, include_str!("../migrations/0009_staff_users.sql")),
     (10, include_str!("../migrations/0010_drift.sql")),
+    (11, include_str!("../migrations/0011_import.sql")),
 ];
 
 /// The store: a group-committing writer and a pool of readers.

@@ -97,6 +97,11 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError
     maybe(conn, "SELECT * FROM services WHERE id = ?", [id], Service::from_row)
 }
 
+/// The service whose owner mark is `mark`.
+pub async fn by_owner_mark(conn: &mut Conn, mark: &str) -> Result<Option<Service>, StoreError> {
+    maybe(conn, "SELECT * FROM services WHERE owner_mark = ? LIMIT 1", [mark], Service::from_row)
+}
+
 /// A service by the billing system's id.
 pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Service>, StoreError> {
     maybe(conn, "SELECT * FROM services WHERE external_id = ?", [external_id], Service::from_row)

@@ -188,6 +188,90 @@ pub fn drift(command: DriftCommand, server: &ServerArgs) -> anyhow::Result<ExitC
     }
 }
 
+/// What `provisio import` imports, and into what.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The configuration's id.
+    configuration: i64,
+    /// The product new services belong to (id or slug).
+    #[arg(long)]
+    product: String,
+    /// The client new services belong to (when --match-email finds none).
+    #[arg(long)]
+    client: Option<i64>,
+    /// Find each resource's client by the contact e-mail its system holds.
+    #[arg(long)]
+    match_email: bool,
+    /// Only resources whose identifier starts with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Say what would be done; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Resources per request (1 to 500).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+    page_size: u32,
+}
+
+/// `provisio import`: every page of the configuration, with a progress
+/// line on standard error; prints what became of each resource.
+pub fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<ExitCode> {
+    let token = server.token.as_deref().context("a staff token is needed: --token or PROVISIO_TOKEN")?.to_owned();
+    let url = format!("{}/api/v1/configurations/{}/import", server.server.trim_end_matches('/'), args.configuration);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let mut body = serde_json::json!({"product": args.product, "match_email": args.match_email,
+                                          "dry_run": args.dry_run, "limit": args.page_size});
+        if let Some(id) = args.client {
+            body["client_id"] = serde_json::json!(id);
+        }
+        if let Some(prefix) = &args.prefix {
+            body["prefix"] = serde_json::json!(prefix);
+        }
+        let mut lines: Vec<Value> = Vec::new();
+        let (mut created, mut matched, mut skipped) = (0, 0, 0);
+        loop {
+            let response = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?;
+            let status = response.status();
+            let page: Value = response.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                if !lines.is_empty() {
+                    eprintln!();
+                }
+                eprintln!("{}", serde_json::to_string_pretty(&page)?);
+                return Ok(ExitCode::from(if status.as_u16() == 422 { 2 } else { 1 }));
+            }
+            created += page["created"].as_u64().unwrap_or(0);
+            matched += page["matched"].as_u64().unwrap_or(0);
+            skipped += page["skipped"].as_u64().unwrap_or(0);
+            lines.extend(page["resources"].as_array().cloned().unwrap_or_default());
+            let of = page["total"].as_u64().map(|t| format!(" of {t}")).unwrap_or_default();
+            let verb = if args.dry_run { "would create" } else { "created" };
+            eprint!("\r{}{of} listed: {created} {verb}, {matched} matched, {skipped} skipped   ", lines.len());
+            match page["next_cursor"].as_str() {
+                Some(cursor) => body["cursor"] = serde_json::json!(cursor),
+                None => break,
+            }
+        }
+        eprintln!();
+        let answer = serde_json::json!({"configuration_id": args.configuration, "dry_run": args.dry_run,
+            "created": created, "matched": matched, "skipped": skipped, "resources": lines});
+        if server.json {
+            crate::render::json(&answer);
+        } else {
+            crate::render::value_table(&answer["resources"]);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Lists jobs.

@@ -49,6 +49,15 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Makes services of what a configuration already holds (made outside
+    /// Provisio), page by page with a progress line; `--dry-run` says what
+    /// it would do. Run again, it changes nothing.
+    Import {
+        #[command(flatten)]
+        import: client::ImportArgs,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
     /// Drift sync found between services' records and their systems.
     Drift {
         #[command(subcommand)]
@@ -234,6 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Services { command, server } => return client::services(command, &server),
         Command::Jobs { command, server } => return client::jobs(command, &server),
         Command::Drift { command, server } => return client::drift(command, &server),
+        Command::Import { import, server } => return client::import(import, &server),
         Command::Tokens { command, server } => return client::tokens(command, &server),
         Command::Clients { command, server } => return client::clients(command, &server),
         Command::Configurations { command, server } => return client::configurations(command, &server),

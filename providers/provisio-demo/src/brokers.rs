@@ -77,6 +77,18 @@ impl MessageQueues for DemoBroker {
         .await
     }
 
+    async fn list(
+        &self,
+        cx: &Context,
+        params: provisio_sdk::blueprints::ListParams,
+    ) -> Result<provisio_sdk::blueprints::Listing, ProviderError> {
+        self.0.list(cx, params).await
+    }
+
+    async fn adopt(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
+        self.0.adopt(cx, params.vhost.as_str(), &missing(&params.vhost)).await
+    }
+
     async fn get_info(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
         self.0.read(cx, params.vhost.as_str(), &missing(&params.vhost)).await
     }

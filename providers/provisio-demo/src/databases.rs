@@ -79,6 +79,18 @@ impl Databases for DemoDatabases {
         .await
     }
 
+    async fn list(
+        &self,
+        cx: &Context,
+        params: provisio_sdk::blueprints::ListParams,
+    ) -> Result<provisio_sdk::blueprints::Listing, ProviderError> {
+        self.0.list(cx, params).await
+    }
+
+    async fn adopt(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        self.0.adopt(cx, params.database.as_str(), &missing(&params.database)).await
+    }
+
     async fn get_info(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
         self.0.read(cx, params.database.as_str(), &missing(&params.database)).await
     }

@@ -117,6 +117,18 @@ impl DnsHosting for DemoDns {
         .await
     }
 
+    async fn list(
+        &self,
+        cx: &Context,
+        params: provisio_sdk::blueprints::ListParams,
+    ) -> Result<provisio_sdk::blueprints::Listing, ProviderError> {
+        self.0.list(cx, params).await
+    }
+
+    async fn adopt(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
+        self.0.adopt(cx, params.zone.as_str(), &missing(&params.zone)).await
+    }
+
     async fn get_info(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
         self.0.read(cx, params.zone.as_str(), &missing(&params.zone)).await
     }

@@ -91,6 +91,18 @@ impl SharedHosting for DemoHosting {
         .await
     }
 
+    async fn list(
+        &self,
+        cx: &Context,
+        params: provisio_sdk::blueprints::ListParams,
+    ) -> Result<provisio_sdk::blueprints::Listing, ProviderError> {
+        self.0.list(cx, params).await
+    }
+
+    async fn adopt(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+        self.0.adopt(cx, params.username.as_str(), &missing(params.username.as_str())).await
+    }
+
     async fn get_info(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
         let username = params.username.as_str();
         self.0.read(cx, username, &missing(username)).await

@@ -21,6 +21,7 @@ pub mod state;
 
 use std::time::Duration;
 
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State as BlueprintState};
 use provisio_sdk::{ConnectionTest, Context, ProviderEntry, ProviderError, UserMessage};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -236,6 +237,46 @@ impl Demo {
             Ok(provisio_sdk::Empty {})
         })
         .await
+    }
+
+    /// One page of what the simulated server holds, for import (its e-mail
+    /// from the document's `email`, where it has one).
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        self.around(cx, Effect::Reads, async {
+            let mut page = self.state.page(params.cursor.as_deref(), params.limit + 1).await?;
+            let more = page.len() > params.limit as usize;
+            page.truncate(params.limit as usize);
+            let next_cursor = more.then(|| page.last().map(|(identifier, _)| identifier.clone())).flatten();
+            let resources = page
+                .into_iter()
+                .map(|(identifier, record)| {
+                    let mut data = record.data.as_object().cloned().unwrap_or_default();
+                    let state = data.get("state").cloned().and_then(|s| serde_json::from_value(s).ok());
+                    let email = data.get("email").and_then(|e| e.as_str()).map(str::to_owned);
+                    data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "login_session") && !v.is_null());
+                    Listed {
+                        identifier,
+                        state: state.unwrap_or(BlueprintState::Active),
+                        owner_mark: record.owner,
+                        refused: None,
+                        email,
+                        data,
+                    }
+                })
+                .collect();
+            Ok(Listing { resources, next_cursor, total: Some(self.state.count().await?.max(0) as u64) })
+        })
+        .await
+    }
+
+    /// Marks a service made outside Provisio as the caller's (see [`state::State::adopt`]).
+    async fn adopt<T: serde::de::DeserializeOwned>(
+        &self,
+        cx: &Context,
+        identifier: &str,
+        missing: &str,
+    ) -> Result<T, ProviderError> {
+        self.around(cx, Effect::Changes, async { typed(self.state.adopt(cx, identifier, missing).await?) }).await
     }
 
     fn check_package(&self, package: &str) -> Result<(), ProviderError> {

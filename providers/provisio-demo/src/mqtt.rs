@@ -65,6 +65,18 @@ impl MqttHosting for DemoMqtt {
         .await
     }
 
+    async fn list(
+        &self,
+        cx: &Context,
+        params: provisio_sdk::blueprints::ListParams,
+    ) -> Result<provisio_sdk::blueprints::Listing, ProviderError> {
+        self.0.list(cx, params).await
+    }
+
+    async fn adopt(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
+        self.0.adopt(cx, params.username.as_str(), &missing(&params.username)).await
+    }
+
     async fn get_info(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
         self.0.read(cx, params.username.as_str(), &missing(&params.username)).await
     }

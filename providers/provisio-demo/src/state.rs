@@ -407,6 +407,56 @@ impl State {
         .collect()
     }
 
+    /// Services by identifier after `after`, at most `limit`.
+    pub async fn page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(String, Record)>, ProviderError> {
+        let connection = self.connection.lock().await;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT identifier, data, created_at, owner FROM services WHERE blueprint = ?1 AND server = ?2 \
+                 AND (?3 IS NULL OR identifier > ?3) ORDER BY identifier LIMIT ?4",
+            )
+            .map_err(storage_error)?;
+        let rows = statement
+            .query_map(params![self.blueprint, self.server, after, limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(storage_error)?;
+        rows.map(|row| {
+            let (identifier, data, created_at, owner) = row.map_err(storage_error)?;
+            Ok((identifier, record(&data, &created_at, owner)?))
+        })
+        .collect()
+    }
+
+    /// Writes the caller's owner mark on a service that carries none; the
+    /// same mark is fine, another is `conflict`. Answers its document.
+    pub async fn adopt(&self, cx: &Context, identifier: &str, missing: &str) -> Result<Value, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let mut connection = self.connection.lock().await;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
+        let Some(current) = self.fetch(&tx, identifier)? else {
+            return Err(ProviderError::not_found(UserMessage::new(missing)));
+        };
+        if current.owner.is_some() {
+            cx.check_owner(identifier, current.owner.as_deref())?;
+        } else {
+            tx.execute(
+                "UPDATE services SET owner = ? WHERE blueprint = ? AND server = ? AND identifier = ?",
+                params![owner, self.blueprint, self.server, identifier],
+            )
+            .map_err(storage_error)?;
+        }
+        tx.commit().map_err(storage_error)?;
+        Ok(current.data)
+    }
+
     /// How many services this server holds.
     pub async fn count(&self) -> Result<i64, ProviderError> {
         let connection = self.connection.lock().await;

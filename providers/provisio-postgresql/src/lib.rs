@@ -20,7 +20,7 @@
 use std::time::Instant;
 
 use provisio_sdk::blueprints::databases::*;
-use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State, Units};
 use provisio_sdk::formats::{DbIdentifier, generate_password};
 use provisio_sdk::http::HttpExchange;
 use provisio_sdk::tls::TlsMode;
@@ -92,6 +92,17 @@ pub struct PostgresConfig {
     /// Connection limit per package name.
     #[serde(default = "default_package_limits")]
     pub package_connection_limits: std::collections::BTreeMap<String, u32>,
+}
+
+/// One database as the catalogue holds it.
+struct Found {
+    name: String,
+    /// The owner mark on its role's comment.
+    mark: Option<String>,
+    /// Why it is no service's to take (see `list`).
+    refused: Option<String>,
+    /// As the blueprint reads it (a name Provisio could not manage is an error).
+    info: Result<DatabaseInfo, ProviderError>,
 }
 
 /// The PostgreSQL provider for one server.
@@ -208,39 +219,83 @@ impl Postgres {
         conn: &mut PgConnection,
         database: &DbIdentifier,
     ) -> Result<Option<DatabaseInfo>, ProviderError> {
-        let started = Instant::now();
-        let row = tokio_timeout(
-            cx,
-            sqlx::query(
-                "SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, \
-                 shobj_description(d.oid, 'pg_database') AS package, \
-                 shobj_description(r.oid, 'pg_authid') AS mark \
-                 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
-            )
-            .bind(database.as_str())
-            .fetch_optional(&mut *conn),
-        )
-        .await;
-        cx.record(exchange("SQL", &format!("SELECT … FROM pg_database WHERE datname = '{database}'"), started, None));
-        let Some(row) = row.map_err(|err| classify(err, "read the database"))? else {
+        let Some(found) = self.found(cx, conn, Some(database.as_str()), None, 1).await?.pop() else {
             return Ok(None);
         };
-        let mark: Option<String> = row.get("mark");
-        cx.check_owner(&format!("Database {database}"), mark.as_deref().and_then(|m| m.strip_prefix(OWNER_MARK)))?;
+        cx.check_owner(&format!("Database {database}"), found.mark.as_deref())?;
+        found.info.map(Some)
+    }
+
+    /// Databases as the catalogue holds them (templates aside), by name:
+    /// `only` one, or those after `after`, at most `limit`.
+    async fn found(
+        &self,
+        cx: &Context,
+        conn: &mut PgConnection,
+        only: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Found>, ProviderError> {
+        let started = Instant::now();
+        let rows = tokio_timeout(
+            cx,
+            sqlx::query(
+                "SELECT d.datname, r.rolname, r.rolcanlogin, r.rolconnlimit, \
+                 r.rolsuper OR r.rolname = current_user AS privileged, \
+                 (SELECT count(*) FROM pg_database o WHERE o.datdba = r.oid) AS owned, \
+                 shobj_description(d.oid, 'pg_database') AS package, \
+                 shobj_description(r.oid, 'pg_authid') AS mark \
+                 FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba \
+                 WHERE NOT d.datistemplate AND ($1::text IS NULL OR d.datname = $1) \
+                 AND ($2::text IS NULL OR d.datname > $2) ORDER BY d.datname LIMIT $3",
+            )
+            .bind(only)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn),
+        )
+        .await;
+        let shown = match (only, after) {
+            (Some(name), _) => format!("SELECT … FROM pg_database WHERE datname = {}", literal(name)),
+            (None, Some(after)) => {
+                format!("SELECT … FROM pg_database WHERE datname > {} LIMIT {limit}", literal(after))
+            }
+            (None, None) => format!("SELECT … FROM pg_database LIMIT {limit}"),
+        };
+        cx.record(exchange("SQL", &shown, started, rows.as_ref().err().map(|e| e.to_string())));
+        let rows = rows.map_err(|err| classify(err, "read the databases"))?;
+        Ok(rows.iter().map(|row| self.found_row(row)).collect())
+    }
+
+    fn found_row(&self, row: &sqlx::postgres::PgRow) -> Found {
+        let name: String = row.get("datname");
         let username: String = row.get("rolname");
+        let mark: Option<String> = row.get("mark");
         let limit: i32 = row.get("rolconnlimit");
         let package: Option<String> = row.get("package");
-        Ok(Some(DatabaseInfo {
-            database: database.clone(),
-            username: DbIdentifier::parse(&username).map_err(ProviderError::internal)?,
-            host: self.client_host(),
-            port: self.config.port,
-            state: if row.get::<bool, _>("rolcanlogin") { State::Active } else { State::Suspended },
-            package_name: package.and_then(|p| p.strip_prefix(PACKAGE_MARK).map(str::to_owned)),
-            connection_limit: u32::try_from(limit).ok(),
-            password: None,
-            created_at: None,
-        }))
+        let owned: i64 = row.get("owned");
+        let refused = if row.get::<bool, _>("privileged") {
+            Some(format!("its owner {username} is a superuser or the administrative role, not a login of its own"))
+        } else if owned > 1 {
+            Some(format!("its owner {username} owns {owned} databases; a service is one database and its own login"))
+        } else {
+            None
+        };
+        let info = DbIdentifier::parse(&name)
+            .and_then(|database| Ok((database, DbIdentifier::parse(&username)?)))
+            .map(|(database, username)| DatabaseInfo {
+                database,
+                username,
+                host: self.client_host(),
+                port: self.config.port,
+                state: if row.get::<bool, _>("rolcanlogin") { State::Active } else { State::Suspended },
+                package_name: package.and_then(|p| p.strip_prefix(PACKAGE_MARK).map(str::to_owned)),
+                connection_limit: u32::try_from(limit).ok(),
+                password: None,
+                created_at: None,
+            })
+            .map_err(|err| ProviderError::internal(format!("database {name}: {err}")));
+        Found { name, mark: mark.and_then(|m| m.strip_prefix(OWNER_MARK).map(str::to_owned)), refused, info }
     }
 
     async fn require(
@@ -435,6 +490,89 @@ impl Databases for Postgres {
         let drop_role = format!("DROP ROLE IF EXISTS {}", ident(info.username.as_str()));
         self.execute(cx, &mut conn, &drop_role, &drop_role, "drop the login").await?;
         Ok(Empty {})
+    }
+
+    /// Every database but templates, by name. Only one owned by a login of
+    /// its own (not a superuser, not the administrative role, owning no other
+    /// database) can be adopted: its role is what carries the owner mark.
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let mut found = self.found(cx, &mut conn, None, params.cursor.as_deref(), params.limit + 1).await?;
+        let more = found.len() > params.limit as usize;
+        found.truncate(params.limit as usize);
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE NOT datistemplate")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|err| classify(err, "count the databases"))?;
+        let _ = conn.close().await;
+        let next_cursor = more.then(|| found.last().map(|f| f.name.clone())).flatten();
+        let resources = found
+            .into_iter()
+            .map(|found| {
+                let (state, data, refused) = match found.info {
+                    Ok(info) => {
+                        let mut data =
+                            serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+                        data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "created_at") && !v.is_null());
+                        (info.state, data, found.refused)
+                    }
+                    Err(_) => (
+                        State::Active,
+                        Default::default(),
+                        Some("its name or its owner's is not one Provisio manages".into()),
+                    ),
+                };
+                Listed { identifier: found.name, state, owner_mark: found.mark, refused, email: None, data }
+            })
+            .collect();
+        Ok(Listing { resources, next_cursor, total: u64::try_from(total).ok() })
+    }
+
+    /// Writes the service's mark on the owner role's comment, inside a
+    /// transaction holding an advisory lock on the role, so two imports of
+    /// one database (through two configurations of this server) cannot
+    /// both take it.
+    async fn adopt(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let mut conn = self.connect(cx).await?;
+        let begin = "BEGIN";
+        self.execute(cx, &mut conn, begin, begin, "begin").await?;
+        let lock = format!(
+            "SELECT pg_advisory_xact_lock(hashtext({}))",
+            literal(&format!("provisio adopt {}", params.database))
+        );
+        self.execute(cx, &mut conn, &lock, &lock, "lock the database's owner").await?;
+        let Some(found) = self.found(cx, &mut conn, Some(params.database.as_str()), None, 1).await?.pop() else {
+            return Err(ProviderError::not_found(UserMessage::new(format!(
+                "Database {} does not exist on this server",
+                params.database
+            ))));
+        };
+        if found.mark.as_deref() != Some(owner) {
+            if found.mark.is_some() {
+                cx.check_owner(&format!("Database {}", params.database), found.mark.as_deref())?;
+            }
+            if let Some(why) = &found.refused {
+                return Err(ProviderError::conflict(UserMessage::new(format!(
+                    "Database {} cannot be adopted: {why}",
+                    params.database
+                ))));
+            }
+            let info = found.info?;
+            let comment = format!(
+                "COMMENT ON ROLE {} IS {}",
+                ident(info.username.as_str()),
+                literal(&format!("{OWNER_MARK}{owner}"))
+            );
+            self.execute(cx, &mut conn, &comment, &comment, "mark the login").await?;
+        }
+        let commit = "COMMIT";
+        self.execute(cx, &mut conn, commit, commit, "commit").await?;
+        let info = self.require(cx, &mut conn, &params.database).await?;
+        let _ = conn.close().await;
+        Ok(info)
     }
 
     async fn get_usage(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseUsage, ProviderError> {

@@ -108,6 +108,17 @@ pub(super) async fn test_configuration(
     ok(StatusCode::OK, state.engine.catalog().test_configuration(&staff.actor(), id(&key, "configuration")?).await?)
 }
 
+pub(super) async fn import_configuration(
+    State(state): State<AppState>,
+    staff: Staff<Admin>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let id = id(&key, "configuration")?;
+    ok(StatusCode::OK, state.engine.catalog().import(&staff.actor(), id, &body(&bytes, &headers)?).await?)
+}
+
 pub(super) async fn list_products(_: Staff<Read>, State(state): State<AppState>) -> ApiResult {
     ok(StatusCode::OK, all::<_, ProductView>(state.engine.queries().products().await?))
 }

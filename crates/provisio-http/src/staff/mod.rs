@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/configurations", get(configurations).post(create_configuration))
         .route("/configurations/{id}", get(configuration).patch(update_configuration).delete(delete_configuration))
         .route("/configurations/{id}/test", post(test_configuration))
+        .route("/configurations/{id}/import", post(import_configuration))
         .route("/products", get(list_products).post(create_product))
         .route("/products/{key}", get(product).patch(update_product))
         // read | operate

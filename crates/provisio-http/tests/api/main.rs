@@ -8,6 +8,7 @@ mod deployment;
 mod drift;
 mod dry_run;
 mod faults;
+mod import;
 mod management;
 mod matrix;
 mod metrics;

@@ -82,6 +82,13 @@ fn table(a: i64, c: i64, t: i64, s: i64) -> Vec<Row> {
         row(M::PATCH, "/api/v1/configurations/{id}", format!("/api/v1/configurations/{none}"), Some(json!({})), ADMIN),
         row(M::DELETE, "/api/v1/configurations/{id}", format!("/api/v1/configurations/{none}"), None, ADMIN),
         row(M::POST, "/api/v1/configurations/{id}/test", format!("/api/v1/configurations/{none}/test"), None, ADMIN),
+        row(
+            M::POST,
+            "/api/v1/configurations/{id}/import",
+            format!("/api/v1/configurations/{none}/import"),
+            Some(json!({"product": "none", "client_id": 1, "dry_run": true})),
+            ADMIN,
+        ),
         row(M::GET, "/api/v1/products", "/api/v1/products".into(), None, READ),
         row(M::POST, "/api/v1/products", "/api/v1/products".into(), Some(json!({})), ADMIN),
         row(M::GET, "/api/v1/products/{key}", "/api/v1/products/demo-hosting".into(), None, READ),

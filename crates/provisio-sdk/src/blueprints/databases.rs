@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{State, Units};
+use super::{ListParams, Listing, State, Units};
 use crate::blueprint::Empty;
 use crate::formats::{DbIdentifier, Password};
 
@@ -116,6 +116,7 @@ crate::blueprint! {
         identifiers: Flat,
         ownership: "A database is this service's only if it carries the service's owner mark at the server (PostgreSQL: a comment on the owner role; MariaDB: the database comment). `create` adopts an existing database only with the same owner login and mark; any other existing database (another service's, or one made outside Provisio) is `conflict`, and so is every other function on it.",
         password: change_password,
+        import: list, adopt: adopt,
     }
     required {
         /// Creates the database and its owner. The same existing pair is
@@ -135,5 +136,11 @@ crate::blueprint! {
         fn get_usage(DatabaseRef) -> DatabaseUsage { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended] }
         /// Sets (or generates) a new owner password.
         fn change_password(ChangeDatabasePasswordParams) -> DatabaseCredentials { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Lists what the configuration holds, a page at a time in a stable
+        /// order, with each resource's owner mark (for import).
+        fn list(ListParams) -> Listing { kind: Query, callers: [Staff], statuses: [] }
+        /// Writes this service's owner mark on a database that carries none
+        /// (import); the same mark is ok, another mark is `conflict`.
+        fn adopt(DatabaseRef) -> DatabaseInfo { kind: Lifecycle, callers: [Staff], statuses: [Provisioning] }
     }
 }

@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::State;
+use super::{ListParams, Listing, State};
 use crate::blueprint::Empty;
 use crate::formats::{DomainName, Hostname};
 
@@ -161,6 +161,7 @@ crate::blueprint! {
         identifiers: Hierarchical,
         ownership: "A zone is this service's only if it carries the service's owner mark (PowerDNS: the zone's `account`). `create_zone` adopts an existing zone only with the same mark and records; anything else is `conflict`, and so is every other function on it. The engine also refuses a zone inside (or around) another client's live zone on the same configuration.",
         sync: get_info, compare: compare,
+        import: list, adopt: adopt,
     }
     required {
         /// Creates the zone with its initial records. Identical existing zone:
@@ -179,5 +180,12 @@ crate::blueprint! {
         /// Deletes the zone; `not_found` if already gone.
         fn terminate(ZoneRef) -> Empty { kind: Lifecycle, callers: [Staff], statuses: [Active, Suspended, Failed] }
     }
-    optional {}
+    optional {
+        /// Lists what the configuration holds, a page at a time in a stable
+        /// order, with each resource's owner mark (for import).
+        fn list(ListParams) -> Listing { kind: Query, callers: [Staff], statuses: [] }
+        /// Writes this service's owner mark on a zone that carries none
+        /// (import); the same mark is ok, another mark is `conflict`.
+        fn adopt(ZoneRef) -> ZoneInfo { kind: Lifecycle, callers: [Staff], statuses: [Provisioning] }
+    }
 }

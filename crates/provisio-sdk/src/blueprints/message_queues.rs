@@ -9,7 +9,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{State, Units};
+use super::{ListParams, Listing, State, Units};
 use crate::blueprint::Empty;
 use crate::formats::{DbIdentifier, Password};
 
@@ -122,6 +122,7 @@ crate::blueprint! {
         identifiers: Flat,
         ownership: "A virtual host is this service's only if it carries the service's owner mark (RabbitMQ: the virtual host's description). `create` adopts an existing one only with the same owner user and mark; anything else is `conflict`, and so is every other function on it.",
         password: change_password,
+        import: list, adopt: adopt,
     }
     required {
         /// Creates the virtual host, its owner and the owner's permissions.
@@ -141,5 +142,11 @@ crate::blueprint! {
         fn get_usage(VhostRef) -> BrokerUsage { kind: Query, callers: [Client, Staff], statuses: [Active, Suspended] }
         /// Sets (or generates) a new owner password.
         fn change_password(ChangeBrokerPasswordParams) -> BrokerCredentials { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Lists what the configuration holds, a page at a time in a stable
+        /// order, with each resource's owner mark (for import).
+        fn list(ListParams) -> Listing { kind: Query, callers: [Staff], statuses: [] }
+        /// Writes this service's owner mark on a virtual host that carries none
+        /// (import); the same mark is ok, another mark is `conflict`.
+        fn adopt(VhostRef) -> BrokerInfo { kind: Lifecycle, callers: [Staff], statuses: [Provisioning] }
     }
 }

@@ -55,3 +55,67 @@ pub enum State {
     /// Access blocked.
     Suspended,
 }
+
+/// Params of `list`: one page of what a configuration holds, for import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Where the previous page ended (its `next_cursor`); absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub cursor: Option<String>,
+    /// At most this many resources.
+    #[serde(default = "default_list_limit")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: u32,
+}
+
+fn default_list_limit() -> u32 {
+    200
+}
+
+impl Default for ListParams {
+    fn default() -> Self {
+        ListParams { cursor: None, limit: default_list_limit() }
+    }
+}
+
+/// One resource a configuration holds, as `list` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Listed {
+    /// Its service identifier (the blueprint's identifier field: a database
+    /// name, a zone, a username).
+    #[schemars(length(min = 1, max = 255))]
+    pub identifier: String,
+    /// In use or blocked.
+    pub state: State,
+    /// The owner mark it carries: a Provisio service's, or none (made
+    /// outside Provisio).
+    #[serde(default)]
+    pub owner_mark: Option<String>,
+    /// Why it cannot become a service even though it carries no mark (a
+    /// system database, a login that owns other databases too).
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// A contact e-mail the system holds for it (to find its client).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// What a service of it starts with as provision data: the fields
+    /// `get_info` answers that the listing knows (the identifier, the
+    /// owner login, the package).
+    #[serde(default)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One page of what a configuration holds, in a stable order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Listing {
+    /// The resources of this page.
+    pub resources: Vec<Listed>,
+    /// Where the next page starts; absent on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+    /// How many there are in all, when the system says (for progress).
+    #[serde(default)]
+    pub total: Option<u64>,
+}

@@ -9,7 +9,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::State;
+use super::{ListParams, Listing, State};
 use crate::blueprint::Empty;
 use crate::formats::{DbIdentifier, Password};
 
@@ -148,6 +148,7 @@ crate::blueprint! {
         identifiers: Flat,
         ownership: "An account is this service's only if it carries the service's owner mark (Mosquitto: the client's `textname`). `create` adopts an existing account only with the same prefix and mark; anything else is `conflict`, and so is every other function on it. A topic prefix overlapping another live account's prefix is refused.",
         password: change_password,
+        import: list, adopt: adopt,
     }
     required {
         /// Creates the account and its access to `PREFIX/#`. The same account
@@ -165,5 +166,11 @@ crate::blueprint! {
     optional {
         /// Sets (or generates) a new password.
         fn change_password(ChangeMqttPasswordParams) -> MqttCredentials { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Lists what the configuration holds, a page at a time in a stable
+        /// order, with each resource's owner mark (for import).
+        fn list(ListParams) -> Listing { kind: Query, callers: [Staff], statuses: [] }
+        /// Writes this service's owner mark on an account that carries none
+        /// (import); the same mark is ok, another mark is `conflict`.
+        fn adopt(MqttRef) -> MqttInfo { kind: Lifecycle, callers: [Staff], statuses: [Provisioning] }
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{State, Units};
+use super::{ListParams, Listing, State, Units};
 use crate::blueprint::Empty;
 use crate::formats::{DomainName, Email, IpAddress, Password, Url, Username};
 
@@ -226,6 +226,7 @@ crate::blueprint! {
         login: get_login_url,
         password: change_password,
         sync: get_info, compare: compare,
+        import: list, adopt: adopt,
     }
     required {
         /// Creates the account (its username made from the domain when not
@@ -250,6 +251,12 @@ crate::blueprint! {
         fn get_login_url(GetLoginUrlParams) -> LoginUrl { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
         /// Sets a new account password.
         fn change_password(ChangePasswordParams) -> Empty { kind: OnDemand, callers: [Client, Staff], statuses: [Active] }
+        /// Lists what the configuration holds, a page at a time in a stable
+        /// order, with each resource's owner mark (for import).
+        fn list(ListParams) -> Listing { kind: Query, callers: [Staff], statuses: [] }
+        /// Writes this service's owner mark on an account that carries none
+        /// (import); the same mark is ok, another mark is `conflict`.
+        fn adopt(AccountRef) -> AccountInfo { kind: Lifecycle, callers: [Staff], statuses: [Provisioning] }
     }
 }
 
