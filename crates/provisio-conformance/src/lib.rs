@@ -160,6 +160,7 @@ pub async fn run(harness: &Harness) {
         other => panic!("no conformance suite for blueprint {other}"),
     }
     ownership(harness).await;
+    import(harness).await;
     suspend_and_unsuspend_twice(harness).await;
 }
 
@@ -231,6 +232,81 @@ pub async fn ownership(h: &Harness) {
     a.fails("terminate", named.clone(), ErrorKind::Conflict).await;
     operator.ok("get_info", named.clone()).await;
     operator.ok("terminate", named.clone()).await;
+}
+
+/// Every resource `list` answers, page after page (`limit` each), until
+/// the last page; each page at most `limit` long, no identifier twice.
+pub async fn list_all(h: &Harness, limit: u32) -> Vec<Value> {
+    let function = h.entry.blueprint().import.expect("the blueprint lists").list;
+    let mut all: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _page in 0..10_000 {
+        let mut params = json!({"limit": limit});
+        if let Some(cursor) = &cursor {
+            params["cursor"] = json!(cursor);
+        }
+        let page = h.ok(function, params).await;
+        let resources = page["resources"].as_array().expect("resources").clone();
+        assert!(resources.len() <= limit as usize, "a page of {limit} answered {}", resources.len());
+        for resource in resources {
+            let identifier = &resource["identifier"];
+            assert!(!all.iter().any(|r| &r["identifier"] == identifier), "{identifier} listed twice");
+            all.push(resource);
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+    panic!("list never reached its last page");
+}
+
+/// Import, where the provider lists: `list` pages through what the
+/// configuration holds, each resource with the owner mark it carries (none
+/// for one made by hand); `adopt` writes a service's mark on a resource that
+/// carries none, is idempotent for that service, and `conflict` for any
+/// other; once adopted, only that service's calls reach it.
+pub async fn import(h: &Harness) {
+    let blueprint = h.entry.blueprint();
+    let Some(import) = blueprint.import else { return };
+    let Some((setup, made, made_named)) = ownership_case(h) else { return };
+    if h.optional(import.list, json!({"limit": 1})).await.is_none() {
+        return;
+    }
+    let (_, outside, outside_named) = ownership_case(h).expect("the same blueprint");
+    let (a, b, operator) = (h.with_owner(Some(OWNER_A)), h.with_owner(Some(OWNER_B)), h.with_owner(None));
+    a.ok(setup, made).await;
+    operator.ok(setup, outside).await;
+    let name = |named: &Value| {
+        let name = named[blueprint.service_identifier].as_str().expect("an identifier").to_owned();
+        match blueprint.identifiers {
+            provisio_sdk::IdentifierScope::Hierarchical => name.trim_end_matches('.').to_ascii_lowercase(),
+            provisio_sdk::IdentifierScope::Flat => name,
+        }
+    };
+    let listed = list_all(h, 50).await;
+    let find = |listed: &[Value], named: &Value| {
+        let wanted = name(named);
+        listed.iter().find(|r| r["identifier"] == wanted.as_str()).cloned().unwrap_or_else(|| {
+            panic!("{wanted} is not listed among {} resources", listed.len());
+        })
+    };
+    assert_eq!(find(&listed, &made_named)["owner_mark"], OWNER_A, "the mark of the service that made it");
+    let found = find(&listed, &outside_named);
+    assert!(found["owner_mark"].is_null(), "made by hand, it carries no mark: {found}");
+    assert!(found["refused"].is_null(), "made by this provider, it can be adopted: {found}");
+
+    b.fails(import.adopt, made_named.clone(), ErrorKind::Conflict).await;
+    a.ok(import.adopt, made_named.clone()).await;
+    b.ok(import.adopt, outside_named.clone()).await;
+    b.ok(import.adopt, outside_named.clone()).await;
+    a.fails(import.adopt, outside_named.clone(), ErrorKind::Conflict).await;
+    b.ok("get_info", outside_named.clone()).await;
+    a.fails("get_info", outside_named.clone(), ErrorKind::Conflict).await;
+    assert_eq!(find(&list_all(h, 50).await, &outside_named)["owner_mark"], OWNER_B, "adopted by B");
+
+    a.ok("terminate", made_named).await;
+    b.ok("terminate", outside_named).await;
 }
 
 /// Suspend and unsuspend, as every blueprint documents them, are idempotent:

@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use provisio_sdk::blueprints::databases::*;
-use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State, Units};
 use provisio_sdk::formats::{DbIdentifier, generate_password};
 use provisio_sdk::http::HttpExchange;
 use provisio_sdk::tls::TlsMode;
@@ -141,6 +141,18 @@ fn grant_pattern(name: &str) -> String {
     name.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%")
 }
 
+/// One database as the server holds it.
+struct Found {
+    /// The owner mark in its comment.
+    mark: Option<String>,
+    /// The package in its comment.
+    package: Option<String>,
+    /// Why it is no service's to take (see `list`).
+    refused: Option<String>,
+    /// As the blueprint reads it.
+    info: Result<DatabaseInfo, ProviderError>,
+}
+
 /// What a TLS failure tells the client.
 const TLS_FAILED: &str = "TLS to the database server failed: it offers no TLS, or its certificate is not trusted or \
                           names another host (see tls and ca_cert_pem)";
@@ -233,36 +245,44 @@ impl MariaDb {
         result.map(|_| ()).map_err(|err| classify(err, what))
     }
 
-    /// The database, its owner account (the one holding its grants), lock and
-    /// limit, if it exists and this call may act on it: one carrying another
-    /// owner mark (or none) is `conflict`.
+    /// The database and its owner account, if it exists and this call may
+    /// act on it: one whose comment carries another owner mark (or none) is
+    /// `conflict`.
     async fn info(
         &self,
         cx: &Context,
         conn: &mut MySqlConnection,
         database: &DbIdentifier,
     ) -> Result<Option<DatabaseInfo>, ProviderError> {
+        let Some(found) = self.found(cx, conn, database.as_str()).await? else { return Ok(None) };
+        cx.check_owner(&format!("Database {database}"), found.mark.as_deref())?;
+        found.info.map(Some)
+    }
+
+    /// A database as the server holds it, whoever's it is.
+    async fn found(&self, cx: &Context, conn: &mut MySqlConnection, name: &str) -> Result<Option<Found>, ProviderError> {
         let started = Instant::now();
         let row = timeout(
             cx,
             sqlx::query(
                 "SELECT s.SCHEMA_COMMENT AS comment, d.User AS owner, \
                  JSON_VALUE(g.Priv, '$.account_locked') AS locked, \
-                 JSON_VALUE(g.Priv, '$.max_user_connections') AS max_connections \
+                 JSON_VALUE(g.Priv, '$.max_user_connections') AS max_connections, \
+                 (SELECT COUNT(*) FROM mysql.db o WHERE o.User = d.User AND o.Host = d.Host) AS owned \
                  FROM information_schema.SCHEMATA s \
                  LEFT JOIN mysql.db d ON d.Db = ? AND d.Host = ? \
                  LEFT JOIN mysql.global_priv g ON g.User = d.User AND g.Host = d.Host \
                  WHERE s.SCHEMA_NAME = ? LIMIT 1",
             )
-            .bind(grant_pattern(database.as_str()))
+            .bind(grant_pattern(name))
             .bind(&self.config.account_host)
-            .bind(database.as_str())
+            .bind(name)
             .fetch_optional(&mut *conn),
         )
         .await;
         cx.record(exchange(
             "SQL",
-            &format!("SELECT … FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{database}'"),
+            &format!("SELECT … FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {}", literal(name)),
             started,
             None,
         ));
@@ -271,27 +291,38 @@ impl MariaDb {
         };
         let comment: Option<String> = row.try_get("comment").ok().flatten();
         let (mark, package) = parse_comment(comment.as_deref().unwrap_or_default());
-        cx.check_owner(&format!("Database {database}"), mark)?;
         let owner: Option<String> = row.try_get("owner").ok().flatten();
-        let Some(owner) = owner else {
-            // A database nobody was granted: not one this provider made.
-            return Err(ProviderError::conflict(UserMessage::new(format!(
-                "Database {database} exists on this server but has no owner account"
-            ))));
+        let owned: i64 = row.try_get("owned").unwrap_or(0);
+        let refused = match &owner {
+            None => Some("no account was granted it alone".to_owned()),
+            Some(owner) if owned > 1 => {
+                Some(format!("its account {owner} holds {owned} databases; a service is one database and its own account"))
+            }
+            Some(_) => None,
         };
-        let locked: Option<String> = row.try_get("locked").ok().flatten();
-        let max: Option<String> = row.try_get("max_connections").ok().flatten();
-        Ok(Some(DatabaseInfo {
-            database: database.clone(),
-            username: DbIdentifier::parse(&owner).map_err(ProviderError::internal)?,
-            host: self.client_host(),
-            port: self.config.port,
-            state: if matches!(locked.as_deref(), Some("1" | "true")) { State::Suspended } else { State::Active },
-            package_name: package.map(str::to_owned),
-            connection_limit: max.and_then(|m| m.parse::<u32>().ok()).filter(|m| *m > 0),
-            password: None,
-            created_at: None,
-        }))
+        let info = match (DbIdentifier::parse(name), owner) {
+            // A database nobody was granted: not one this provider made.
+            (_, None) => Err(ProviderError::conflict(UserMessage::new(format!(
+                "Database {name} exists on this server but has no owner account"
+            )))),
+            (Err(err), _) => Err(ProviderError::internal(format!("database {name}: {err}"))),
+            (Ok(database), Some(owner)) => {
+                let locked: Option<String> = row.try_get("locked").ok().flatten();
+                let max: Option<String> = row.try_get("max_connections").ok().flatten();
+                DbIdentifier::parse(&owner).map_err(ProviderError::internal).map(|username| DatabaseInfo {
+                    database,
+                    username,
+                    host: self.client_host(),
+                    port: self.config.port,
+                    state: if matches!(locked.as_deref(), Some("1" | "true")) { State::Suspended } else { State::Active },
+                    package_name: package.map(str::to_owned),
+                    connection_limit: max.and_then(|m| m.parse::<u32>().ok()).filter(|m| *m > 0),
+                    password: None,
+                    created_at: None,
+                })
+            }
+        };
+        Ok(Some(Found { mark: mark.map(str::to_owned), package: package.map(str::to_owned), refused, info }))
     }
 
     async fn require(
@@ -443,6 +474,82 @@ impl Databases for MariaDb {
         let mut info = self.require(cx, &mut conn, &params.database).await?;
         info.password = generated;
         info.created_at = Some(chrono::Utc::now());
+        let _ = conn.close().await;
+        Ok(info)
+    }
+
+    /// Every database but the server's own, by name. Only one granted to an
+    /// account that holds no other can be adopted (its comment carries the mark).
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        let mut conn = self.connect(cx).await?;
+        let system = "('information_schema', 'mysql', 'performance_schema', 'sys')";
+        let names: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN {system} \
+             AND (? IS NULL OR SCHEMA_NAME > ?) ORDER BY SCHEMA_NAME LIMIT ?"
+        )))
+        .bind(params.cursor.as_deref())
+        .bind(params.cursor.as_deref())
+        .bind(params.limit + 1)
+        .fetch_all(&mut conn)
+        .await
+        .map_err(|err| classify(err, "list the databases"))?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN {system}"
+        )))
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|err| classify(err, "count the databases"))?;
+        let more = names.len() > params.limit as usize;
+        let mut resources = Vec::new();
+        for name in names.iter().take(params.limit as usize) {
+            let Some(found) = self.found(cx, &mut conn, name).await? else { continue };
+            let (state, data, refused) = match found.info {
+                Ok(info) => {
+                    let mut data = serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+                    data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "created_at") && !v.is_null());
+                    (info.state, data, found.refused)
+                }
+                Err(_) => (
+                    State::Active,
+                    Default::default(),
+                    found.refused.or(Some("its name or its account's is not one Provisio manages".into())),
+                ),
+            };
+            resources.push(Listed { identifier: name.clone(), state, owner_mark: found.mark, refused, email: None, data });
+        }
+        let _ = conn.close().await;
+        let next_cursor = more.then(|| names.get(params.limit as usize - 1).cloned()).flatten();
+        Ok(Listing { resources, next_cursor, total: u64::try_from(total).ok() })
+    }
+
+    /// Writes the service's mark into the database comment (keeping its
+    /// package), under a named lock so two imports cannot both take it.
+    async fn adopt(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let mut conn = self.connect(cx).await?;
+        let lock = format!("SELECT GET_LOCK({}, 10)", literal(&format!("provisio adopt {}", params.database)));
+        self.execute(cx, &mut conn, &lock, &lock, "lock the database").await?;
+        let missing = || {
+            ProviderError::not_found(UserMessage::new(format!("Database {} does not exist on this server", params.database)))
+        };
+        let found = self.found(cx, &mut conn, params.database.as_str()).await?.ok_or_else(missing)?;
+        if found.mark.as_deref() != Some(owner) {
+            if found.mark.is_some() {
+                cx.check_owner(&format!("Database {}", params.database), found.mark.as_deref())?;
+            }
+            if let Some(why) = &found.refused {
+                return Err(ProviderError::conflict(UserMessage::new(format!(
+                    "Database {} cannot be adopted: {why}",
+                    params.database
+                ))));
+            }
+            let text = comment(Some(owner), found.package.as_deref()).expect("an owner makes a comment");
+            let alter = format!("ALTER DATABASE {} COMMENT {}", ident(params.database.as_str()), literal(&text));
+            self.execute(cx, &mut conn, &alter, &alter, "mark the database").await?;
+        }
+        let info = self.require(cx, &mut conn, &params.database).await?;
         let _ = conn.close().await;
         Ok(info)
     }
