@@ -260,7 +260,12 @@ impl MariaDb {
     }
 
     /// A database as the server holds it, whoever's it is.
-    async fn found(&self, cx: &Context, conn: &mut MySqlConnection, name: &str) -> Result<Option<Found>, ProviderError> {
+    async fn found(
+        &self,
+        cx: &Context,
+        conn: &mut MySqlConnection,
+        name: &str,
+    ) -> Result<Option<Found>, ProviderError> {
         let started = Instant::now();
         let row = timeout(
             cx,
@@ -295,9 +300,9 @@ impl MariaDb {
         let owned: i64 = row.try_get("owned").unwrap_or(0);
         let refused = match &owner {
             None => Some("no account was granted it alone".to_owned()),
-            Some(owner) if owned > 1 => {
-                Some(format!("its account {owner} holds {owned} databases; a service is one database and its own account"))
-            }
+            Some(owner) if owned > 1 => Some(format!(
+                "its account {owner} holds {owned} databases; a service is one database and its own account"
+            )),
             Some(_) => None,
         };
         let info = match (DbIdentifier::parse(name), owner) {
@@ -314,7 +319,11 @@ impl MariaDb {
                     username,
                     host: self.client_host(),
                     port: self.config.port,
-                    state: if matches!(locked.as_deref(), Some("1" | "true")) { State::Suspended } else { State::Active },
+                    state: if matches!(locked.as_deref(), Some("1" | "true")) {
+                        State::Suspended
+                    } else {
+                        State::Active
+                    },
                     package_name: package.map(str::to_owned),
                     connection_limit: max.and_then(|m| m.parse::<u32>().ok()).filter(|m| *m > 0),
                     password: None,
@@ -505,7 +514,8 @@ impl Databases for MariaDb {
             let Some(found) = self.found(cx, &mut conn, name).await? else { continue };
             let (state, data, refused) = match found.info {
                 Ok(info) => {
-                    let mut data = serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+                    let mut data =
+                        serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
                     data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "created_at") && !v.is_null());
                     (info.state, data, found.refused)
                 }
@@ -515,7 +525,14 @@ impl Databases for MariaDb {
                     found.refused.or(Some("its name or its account's is not one Provisio manages".into())),
                 ),
             };
-            resources.push(Listed { identifier: name.clone(), state, owner_mark: found.mark, refused, email: None, data });
+            resources.push(Listed {
+                identifier: name.clone(),
+                state,
+                owner_mark: found.mark,
+                refused,
+                email: None,
+                data,
+            });
         }
         let _ = conn.close().await;
         let next_cursor = more.then(|| names.get(params.limit as usize - 1).cloned()).flatten();
@@ -532,7 +549,10 @@ impl Databases for MariaDb {
         let lock = format!("SELECT GET_LOCK({}, 10)", literal(&format!("provisio adopt {}", params.database)));
         self.execute(cx, &mut conn, &lock, &lock, "lock the database").await?;
         let missing = || {
-            ProviderError::not_found(UserMessage::new(format!("Database {} does not exist on this server", params.database)))
+            ProviderError::not_found(UserMessage::new(format!(
+                "Database {} does not exist on this server",
+                params.database
+            )))
         };
         let found = self.found(cx, &mut conn, params.database.as_str()).await?.ok_or_else(missing)?;
         if found.mark.as_deref() != Some(owner) {

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provisio_sdk::blueprints::State;
 use provisio_sdk::blueprints::mqtt_hosting::*;
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State};
 use provisio_sdk::formats::{DbIdentifier, generate_password};
 use provisio_sdk::http::HttpExchange;
 use provisio_sdk::tls::TlsMode;
@@ -339,6 +339,97 @@ impl MqttHosting for Mosquitto {
         let mut info = self.require(cx, username).await?;
         info.password = generated;
         Ok(info)
+    }
+
+    /// Every client of the broker by username. Only one shaped as Provisio
+    /// makes them (its description records its topic prefix, its role grants
+    /// it) can be adopted: for any other the prefix is unknown.
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        let listed = match self.command(cx, json!({"command": "listClients", "verbose": true, "count": -1})).await? {
+            Ok(data) => data,
+            Err(error) => {
+                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
+            }
+        };
+        let mut clients: Vec<Value> = listed["clients"].as_array().cloned().unwrap_or_default();
+        clients.retain(|c| c["username"].is_string());
+        clients.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
+        let total = clients.len() as u64;
+        let after: Vec<Value> = clients
+            .into_iter()
+            .filter(|c| {
+                params.cursor.as_deref().is_none_or(|cursor| c["username"].as_str().unwrap_or_default() > cursor)
+            })
+            .take(params.limit as usize + 1)
+            .collect();
+        let more = after.len() > params.limit as usize;
+        let resources: Vec<Listed> = after
+            .iter()
+            .take(params.limit as usize)
+            .map(|client| {
+                let username = client["username"].as_str().unwrap_or_default().to_owned();
+                let prefix = client["textdescription"].as_str().and_then(|d| d.strip_prefix(PREFIX_MARK));
+                let refused = if username == self.config.username {
+                    Some("it is the administrative account".to_owned())
+                } else if DbIdentifier::parse(&username).is_err() {
+                    Some("its name is not one Provisio manages".to_owned())
+                } else if prefix.is_none() {
+                    Some("it was not made with a topic prefix of its own".to_owned())
+                } else {
+                    None
+                };
+                let mut data = serde_json::Map::new();
+                if let Some(prefix) = prefix {
+                    data.insert("topic_prefix".into(), json!(prefix));
+                }
+                Listed {
+                    state: if client["disabled"].as_bool().unwrap_or(false) { State::Suspended } else { State::Active },
+                    owner_mark: client["textname"].as_str().filter(|m| !m.is_empty()).map(str::to_owned),
+                    refused,
+                    email: None,
+                    data,
+                    identifier: username,
+                }
+            })
+            .collect();
+        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
+        Ok(Listing { resources, next_cursor, total: Some(total) })
+    }
+
+    /// Writes the service's mark as the client's `textname`, then reads it
+    /// back: of two imports racing through two configurations, the one whose
+    /// mark is not there is `conflict`.
+    async fn adopt(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let username = &params.username;
+        let data = match self.command(cx, json!({"command": "getClient", "username": username.as_str()})).await? {
+            Ok(data) => data,
+            Err(error) if error.contains("not found") => {
+                return Err(ProviderError::not_found(UserMessage::new(format!(
+                    "Account {username} does not exist on this broker"
+                ))));
+            }
+            Err(error) => {
+                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
+            }
+        };
+        let client = &data["client"];
+        if !client["textdescription"].as_str().is_some_and(|d| d.starts_with(PREFIX_MARK)) {
+            return Err(ProviderError::conflict(UserMessage::new(format!(
+                "Account {username} cannot be adopted: it was not made with a topic prefix of its own"
+            ))));
+        }
+        let mark = client["textname"].as_str().filter(|m| !m.is_empty());
+        match mark {
+            Some(mark) => cx.check_owner(&format!("Account {username}"), Some(mark))?,
+            None => {
+                let modify = json!({"command": "modifyClient", "username": username.as_str(), "textname": owner});
+                self.change(cx, modify).await?;
+            }
+        }
+        self.require(cx, username).await
     }
 
     async fn get_info(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {

@@ -21,8 +21,8 @@
 //! PowerDNS wants it (`mail.example.com` becomes `mail.example.com.`; TXT is
 //! quoted).
 
-use provisio_sdk::blueprints::State;
 use provisio_sdk::blueprints::dns_hosting::*;
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State};
 use provisio_sdk::formats::{DomainName, Hostname};
 use provisio_sdk::http::HttpResponse;
 use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
@@ -363,6 +363,77 @@ impl DnsHosting for PowerDns {
         }
         let created: Zone = response.error_for_status("The DNS server could not create the zone")?.json()?;
         self.info(zone, &created)
+    }
+
+    /// Every zone of the server by name (the API answers them all at once;
+    /// pages are cut here), each with its `account` as the owner mark.
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        #[derive(Deserialize)]
+        struct ZoneSummary {
+            name: String,
+            #[serde(default)]
+            account: Option<String>,
+        }
+        let response = self.send(cx, Method::GET, "/zones", None).await?;
+        let mut zones: Vec<ZoneSummary> =
+            response.error_for_status("The DNS server could not list its zones")?.json()?;
+        for zone in &mut zones {
+            zone.name = zone.name.trim_end_matches('.').to_ascii_lowercase();
+        }
+        zones.sort_by(|a, b| a.name.cmp(&b.name));
+        let total = zones.len() as u64;
+        let after: Vec<ZoneSummary> = zones
+            .into_iter()
+            .filter(|z| params.cursor.as_deref().is_none_or(|cursor| z.name.as_str() > cursor))
+            .take(params.limit as usize + 1)
+            .collect();
+        let more = after.len() > params.limit as usize;
+        let resources: Vec<Listed> = after
+            .into_iter()
+            .take(params.limit as usize)
+            .map(|zone| {
+                let valid = DomainName::parse(&zone.name).is_ok();
+                Listed {
+                    // The listing has no records: adopt reads the zone, and its state, whole.
+                    state: State::Active,
+                    owner_mark: zone.account.filter(|a| !a.is_empty()),
+                    refused: (!valid).then(|| "its name is not one Provisio manages".to_owned()),
+                    email: None,
+                    data: Default::default(),
+                    identifier: zone.name,
+                }
+            })
+            .collect();
+        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
+        Ok(Listing { resources, next_cursor, total: Some(total) })
+    }
+
+    /// Sets the zone's `account` to the service's mark. PowerDNS has no
+    /// conditional update, so the mark is read back: of two imports racing
+    /// through two configurations, the one whose mark is not there is `conflict`.
+    async fn adopt(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let zone = &params.zone;
+        let response = self.send(cx, Method::GET, &format!("/zones/{zone}."), None).await?;
+        if matches!(response.status.as_u16(), 404 | 422) {
+            return Err(ProviderError::not_found(UserMessage::new(format!(
+                "Zone {zone} does not exist on this server"
+            ))));
+        }
+        let found: Zone = response.error_for_status("The DNS server could not read the zone")?.json()?;
+        match found.account.as_deref().filter(|a| !a.is_empty()) {
+            Some(mark) if mark == owner => {}
+            Some(other) => cx.check_owner(&format!("Zone {zone}"), Some(other))?,
+            None => {
+                let response =
+                    self.send(cx, Method::PUT, &format!("/zones/{zone}."), Some(json!({"account": owner}))).await?;
+                response.error_for_status("The DNS server could not mark the zone")?;
+            }
+        }
+        let found = self.require(cx, zone).await?;
+        self.info(zone, &found)
     }
 
     async fn get_info(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {

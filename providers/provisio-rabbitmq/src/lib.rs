@@ -12,7 +12,7 @@
 //! caller's owner mark (`provisio owner=USER mark=MARK package=P`).
 
 use provisio_sdk::blueprints::message_queues::*;
-use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State, Units};
 use provisio_sdk::formats::{DbIdentifier, generate_password};
 use provisio_sdk::http::HttpResponse;
 use provisio_sdk::{ConnectionTest, Context, Empty, Provider, ProviderAbout, ProviderError, UserMessage};
@@ -173,6 +173,29 @@ impl RabbitMq {
         })
     }
 
+    /// The one user other than the administrative one with permissions on a
+    /// virtual host made by hand (its owner), or why there is none.
+    async fn sole_user(&self, cx: &Context, vhost: &DbIdentifier) -> Result<Result<String, String>, ProviderError> {
+        let permissions: Vec<Value> = self
+            .ok(cx, Method::GET, &format!("/vhosts/{vhost}/permissions"), None, "read the permissions")
+            .await?
+            .json()?;
+        let users: Vec<&str> = permissions
+            .iter()
+            .filter_map(|p| p["user"].as_str())
+            .filter(|user| *user != self.config.username)
+            .collect();
+        Ok(match users.as_slice() {
+            [user] if DbIdentifier::parse(user).is_ok() => Ok((*user).to_owned()),
+            [user] => Err(format!("its user {user} is not one Provisio manages")),
+            [] => Err("no user has permissions on it".into()),
+            many => Err(format!(
+                "{} users have permissions on it; a service is one virtual host and its own user",
+                many.len()
+            )),
+        })
+    }
+
     async fn grant(&self, cx: &Context, vhost: &DbIdentifier, user: &DbIdentifier) -> Result<(), ProviderError> {
         let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
         self.ok(cx, Method::PUT, &format!("/permissions/{vhost}/{user}"), Some(all), "grant the permissions").await?;
@@ -287,6 +310,102 @@ impl MessageQueues for RabbitMq {
         let mut info = self.require(cx, vhost).await?;
         info.password = generated;
         Ok(info)
+    }
+
+    /// Every virtual host by name. One Provisio made carries its mark in
+    /// its description; one made by hand is adoptable when exactly one user
+    /// (not the administrative one) has permissions on it: that user is its owner.
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        let all: Vec<Value> = self.ok(cx, Method::GET, "/vhosts", None, "list the virtual hosts").await?.json()?;
+        let mut named: Vec<(String, String)> = all
+            .iter()
+            .filter_map(|v| {
+                let name = v["name"].as_str()?.to_owned();
+                let description = v["description"].as_str().or_else(|| v["metadata"]["description"].as_str());
+                Some((name, description.unwrap_or_default().to_owned()))
+            })
+            .collect();
+        named.sort();
+        let total = named.len() as u64;
+        let page: Vec<(String, String)> = named
+            .into_iter()
+            .filter(|(name, _)| params.cursor.as_deref().is_none_or(|cursor| name.as_str() > cursor))
+            .take(params.limit as usize + 1)
+            .collect();
+        let more = page.len() > params.limit as usize;
+        let mut resources = Vec::new();
+        for (name, description) in page.into_iter().take(params.limit as usize) {
+            let mut listed = Listed {
+                identifier: name.clone(),
+                state: State::Active,
+                owner_mark: None,
+                refused: None,
+                email: None,
+                data: Default::default(),
+            };
+            let Ok(vhost) = DbIdentifier::parse(&name) else {
+                listed.refused = Some("its name is not one Provisio manages".into());
+                resources.push(listed);
+                continue;
+            };
+            match parse_description(&description) {
+                Some((owner, mark, package)) => {
+                    listed.owner_mark = mark.map(str::to_owned);
+                    listed.data.insert("username".into(), json!(owner));
+                    if let Some(package) = package {
+                        listed.data.insert("package_name".into(), json!(package));
+                    }
+                }
+                None => match self.sole_user(cx, &vhost).await? {
+                    Ok(user) => {
+                        listed.data.insert("username".into(), json!(user));
+                    }
+                    Err(why) => listed.refused = Some(why),
+                },
+            }
+            resources.push(listed);
+        }
+        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
+        Ok(Listing { resources, next_cursor, total: Some(total) })
+    }
+
+    /// Writes the service's mark (and the owner user) into the virtual
+    /// host's description, then reads it back: of two imports racing through
+    /// two configurations, the one whose mark is not there is `conflict`.
+    async fn adopt(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let vhost = &params.vhost;
+        let response = self.send(cx, Method::GET, &format!("/vhosts/{vhost}"), None).await?;
+        if response.status.as_u16() == 404 {
+            return Err(ProviderError::not_found(UserMessage::new(format!(
+                "Virtual host {vhost} does not exist on this broker"
+            ))));
+        }
+        let found: Value = response.error_for_status("The message broker could not read the virtual host")?.json()?;
+        let text =
+            found["description"].as_str().or_else(|| found["metadata"]["description"].as_str()).unwrap_or_default();
+        let (user, package) = match parse_description(text) {
+            // Another service's mark is `conflict`; this one's is adopted already.
+            Some((_, Some(mark), _)) => {
+                cx.check_owner(&format!("Virtual host {vhost}"), Some(mark))?;
+                return self.require(cx, vhost).await;
+            }
+            Some((user, None, package)) => (user.to_owned(), package.map(str::to_owned)),
+            None => match self.sole_user(cx, vhost).await? {
+                Ok(user) => (user, None),
+                Err(why) => {
+                    return Err(ProviderError::conflict(UserMessage::new(format!(
+                        "Virtual host {vhost} cannot be adopted: {why}"
+                    ))));
+                }
+            },
+        };
+        let description = description(&user, Some(owner), package.as_deref());
+        let body = json!({"description": description, "tags": "provisio"});
+        self.ok(cx, Method::PUT, &format!("/vhosts/{vhost}"), Some(body), "mark the virtual host").await?;
+        self.require(cx, vhost).await
     }
 
     async fn get_info(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {

@@ -126,3 +126,59 @@ async fn test_connection_and_wrong_credentials() {
     assert_eq!(report.envelope.error_kind, Some(ErrorKind::ProviderError), "{report:?}");
     assert!(!serde_json::to_string(&report).unwrap().contains("not-the-password"));
 }
+
+/// Sends `body` to the management API with the administrator's credentials.
+async fn management(config: &Value, method: reqwest::Method, path: &str, body: Value) {
+    provisio_sdk::http::install_crypto_provider();
+    let response = reqwest::Client::new()
+        .request(method, format!("{}/api/{path}", config["api_url"].as_str().unwrap()))
+        .basic_auth(config["username"].as_str().unwrap(), config["password"].as_str())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+}
+
+#[tokio::test]
+async fn a_virtual_host_made_with_the_management_api_is_listed_with_its_user_and_adopted() {
+    let Some((config, host, port)) = server() else { return };
+    let vhost = format!("legacy_{}", provisio_conformance::unique(8));
+    let shared = format!("shared_{}", provisio_conformance::unique(8));
+    let user = format!("{vhost}_app");
+    let password = "Outside-Passw0rd";
+    let put = reqwest::Method::PUT;
+    management(&config, put.clone(), &format!("users/{user}"), json!({"password": password, "tags": ""})).await;
+    for v in [&vhost, &shared] {
+        management(&config, put.clone(), &format!("vhosts/{v}"), json!({"description": "made by hand"})).await;
+        let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
+        management(&config, put.clone(), &format!("permissions/{v}/{user}"), all).await;
+    }
+    let other = format!("{shared}_other");
+    management(&config, put.clone(), &format!("users/{other}"), json!({"password": password, "tags": ""})).await;
+    let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    management(&config, put.clone(), &format!("permissions/{shared}/{other}"), all).await;
+
+    let harness = Harness::new(provisio_rabbitmq::entry(), config.clone());
+    let listed = provisio_conformance::list_all(&harness, 2).await;
+    let find = |name: &str| listed.iter().find(|r| r["identifier"] == name).unwrap_or_else(|| panic!("{name}")).clone();
+    let found = find(&vhost);
+    assert!(found["refused"].is_null() && found["owner_mark"].is_null(), "{found}");
+    assert_eq!(found["data"]["username"], user.as_str(), "its only user is its owner");
+    assert!(find(&shared)["refused"].as_str().unwrap().contains("2 users"), "two users: no owner to adopt");
+    assert!(find("/")["refused"].is_string(), "the default virtual host is never a service");
+
+    let owner = harness.with_owner(Some("prv-adopted-vhost"));
+    let adopted = owner.ok("adopt", json!({"vhost": vhost})).await;
+    assert_eq!((adopted["username"].as_str(), adopted["state"].as_str()), (Some(user.as_str()), Some("active")));
+    harness.fails("get_info", json!({"vhost": vhost}), ErrorKind::Conflict).await;
+    owner.fails("adopt", json!({"vhost": shared}), ErrorKind::Conflict).await;
+    // The customer's access is as it was; the service's suspend now reaches it.
+    publish(&host, port, &user, password, &vhost).await.expect("publishes as before");
+    owner.ok("suspend", json!({"vhost": vhost})).await;
+    assert_refused(publish(&host, port, &user, password, &vhost).await, "suspended");
+    owner.ok("terminate", json!({"vhost": vhost})).await;
+    let delete = reqwest::Method::DELETE;
+    management(&config, delete.clone(), &format!("vhosts/{shared}"), json!({})).await;
+    management(&config, delete.clone(), &format!("users/{other}"), json!({})).await;
+}
