@@ -414,6 +414,42 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     );
     let (code, _, err) = cli(&["report", "jobs", "--from", "yesterday"]);
     assert_eq!(code, 2, "{err}");
+
+    // Import: databases made by hand on the demo database server (`provisio
+    // call`, no owner mark) become services, page by page with a progress line.
+    let database = configuration_id(&client, &base, "demo-database").await;
+    let (_, stored) =
+        call(&client, reqwest::Method::GET, format!("{base}/api/v1/configurations/{database}"), None).await;
+    let values = stored["config_values"].to_string();
+    for n in 0..5 {
+        let params = json!({"database": format!("legacy{n}")}).to_string();
+        let made = Command::new(env!("CARGO_BIN_EXE_provisio"))
+            .args(["call", "databases/demo", "create", "--config", &values, "--params", &params])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    let import = |extra: &[&str]| {
+        let database = database.to_string();
+        let mut args = vec!["import", database.as_str(), "--product", "demo-database", "--client", "1", "--page-size", "2"];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let (code, out, err) = import(&["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("5 of 5 listed: 5 would create, 0 matched, 0 skipped"), "{err}");
+    assert!(out.lines().next().unwrap().contains("identifier") && out.contains("would_create"), "{out}");
+    let (code, out, err) = import(&["--json"]);
+    assert_eq!(code, 0, "{err}");
+    let done: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((done["created"].as_u64(), done["resources"].as_array().unwrap().len()), (Some(5), 5), "{done:#}");
+    let (code, _, err) = import(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 created, 5 matched"), "a second import changes nothing: {err}");
+    let (code, _, err) = cli(&["import", &database.to_string(), "--product", "demo-hosting", "--client", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/product"), "{err}");
     server.output(false);
 }
 
