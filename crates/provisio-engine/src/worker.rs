@@ -670,7 +670,7 @@ impl Worker {
                             let (since, round) = follow_round(job);
                             let progress = match blueprint.follow {
                                 Some(follow) if waiting || carried => match (follow.progress)(&Value::Object(result.clone())) {
-                                    Progress::Pending if now_ms() - since > follow.deadline.as_millis() as i64 => {
+                                    Progress::Pending(_) if now_ms() - since > follow.deadline.as_millis() as i64 => {
                                         Progress::Failed(past_deadline(follow))
                                     }
                                     progress => progress,
@@ -680,7 +680,7 @@ impl Worker {
                             let (status, last_error) = match &progress {
                                 Progress::Failed(why) if waiting => (ServiceStatus::Failed.as_str().to_owned(), Some(why.clone())),
                                 Progress::Failed(why) if carried => (service.status.clone(), Some(why.clone())),
-                                Progress::Pending if waiting => (ServiceStatus::Provisioning.as_str().to_owned(), None),
+                                Progress::Pending(_) if waiting => (ServiceStatus::Provisioning.as_str().to_owned(), None),
                                 Progress::Done if following && waiting => (ServiceStatus::Active.as_str().to_owned(), None),
                                 // An imported resource, now marked, is as its system says.
                                 _ if adopting => (
@@ -700,10 +700,11 @@ impl Worker {
                                 ),
                             };
                             if (waiting || carried)
-                                && progress == Progress::Pending
+                                && let Progress::Pending(expected) = &progress
                                 && let Some(follow) = blueprint.follow
                             {
-                                let later = Later { since, round, keep_status: carried };
+                                let expected = expected.map(|at| at.timestamp_millis());
+                                let later = Later { since, round, keep_status: carried, expected };
                                 follow_later(conn, service.id, follow, later, follow_interval, max_attempts).await?;
                             }
                             // A follow that found nothing new leaves no trace but its job.
@@ -792,7 +793,7 @@ impl Worker {
                             {
                                 let (since, round) = follow_round(job);
                                 if now_ms() - since <= follow.deadline.as_millis() as i64 {
-                                    let later = Later { since, round, keep_status };
+                                    let later = Later { since, round, keep_status, expected: None };
                                     follow_later(conn, service.id, follow, later, follow_interval, max_attempts).await?;
                                 } else if !keep_status {
                                     fail_service(conn, &service, Some(job.id), &past_deadline(follow)).await?;
@@ -937,6 +938,8 @@ struct Later {
     since: i64,
     round: i64,
     keep_status: bool,
+    /// When the system expects the operation done (Unix ms), if it said.
+    expected: Option<i64>,
 }
 
 /// Queues the next follow: the delay doubles each round, up to an hour.
@@ -948,9 +951,15 @@ async fn follow_later(
     interval: Duration,
     max_attempts: i64,
 ) -> Result<(), EngineError> {
-    let Later { since, round, keep_status } = later;
+    let Later { since, round, keep_status, expected } = later;
     let exponent = u32::try_from(round).unwrap_or(0).min(16);
-    let delay = interval.saturating_mul(2u32.saturating_pow(exponent)).min(FOLLOW_CAP);
+    let mut delay = interval.saturating_mul(2u32.saturating_pow(exponent)).min(FOLLOW_CAP);
+    // The system said when it expects to be done: look then (a little
+    // after), never later than the usual schedule; a time already passed
+    // changes nothing, so a late system is not polled in a tight loop.
+    if let Some(expected) = expected.map(|at| at - now_ms()).filter(|left| *left > 0) {
+        delay = delay.min(Duration::from_millis(expected as u64 + 100));
+    }
     let args = json!({"follow_since": since, "follow_round": round, "follow_keep_status": keep_status});
     jobs::insert_follow(conn, service_id, follow.function, &args, now_ms() + delay.as_millis() as i64, max_attempts)
         .await?;

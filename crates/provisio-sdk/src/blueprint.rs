@@ -168,8 +168,10 @@ pub enum Progress {
     /// Finished: the result is the resource as it now is.
     Done,
     /// Still under way at the system (a transfer waiting for the other
-    /// registrar, a certificate waiting for validation).
-    Pending,
+    /// registrar, a certificate waiting for validation, a cup brewing), with
+    /// when the system expects it done, if it says (the engine looks again
+    /// then rather than on its usual schedule).
+    Pending(Option<chrono::DateTime<chrono::Utc>>),
     /// The system gave up on it; the reason, for the client.
     Failed(String),
 }

@@ -432,7 +432,8 @@ async fn quick_start_order_paid_turns_the_service_active_within_a_second() {
     }
     let import = |extra: &[&str]| {
         let database = database.to_string();
-        let mut args = vec!["import", database.as_str(), "--product", "demo-database", "--client", "1", "--page-size", "2"];
+        let mut args =
+            vec!["import", database.as_str(), "--product", "demo-database", "--client", "1", "--page-size", "2"];
         args.extend_from_slice(extra);
         cli(&args)
     };

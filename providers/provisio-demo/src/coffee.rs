@@ -61,6 +61,8 @@ impl Coffee for DemoCoffee {
                 status: CupStatus::Queued,
                 ready_at: now + chrono::Duration::milliseconds(millis),
             };
+            // A machine with no brewing time has it ready at once.
+            let cup = Cup { status: status_at(now, cup.ready_at, now), ..cup };
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
             demo.state.create(cx, &cup.order_id, json!(cup), &keys, |_| false, "Order id collision").await?;
             Ok(cup)

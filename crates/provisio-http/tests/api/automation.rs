@@ -101,8 +101,11 @@ async fn a_duplicate_event_makes_no_second_job() {
     assert_eq!(second["jobs"][0]["id"], first["jobs"][0]["id"]);
     assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
     assert_eq!(second["service_id"], first["service_id"]);
-    app.settled(first["service_id"].as_i64().unwrap()).await;
-    assert_eq!(app.count_jobs(&["succeeded"]).await, 1);
+    let detail = app.settled(first["service_id"].as_i64().unwrap()).await;
+    // One brew (the cup, followed until ready, may add a follow job).
+    let brews: Vec<&Value> = detail["jobs"].as_array().unwrap().iter().filter(|j| j["function"] == "brew").collect();
+    assert_eq!(brews.len(), 1, "{detail:#}");
+    assert_eq!(brews[0]["state"], "succeeded");
     let census = provisio_demo::state::census(&app.demo_state).await.unwrap();
     assert_eq!(census.services.values().sum::<i64>(), 1, "one cup brewed");
 }
@@ -390,6 +393,36 @@ async fn a_pending_transfer_is_followed_until_done_and_one_past_its_deadline_fai
         .unwrap();
     let failed = wait_until(&app, stuck, |d| d["service"]["status"] == "failed").await;
     assert!(failed.to_string().contains("did not complete it within 336 hours"), "{failed:#}");
+}
+
+/// A cup the machine is still brewing leaves its service provisioning; the
+/// follow is due when the machine says the cup will be ready (not on the
+/// usual 30-second schedule), and activates it with no new event.
+#[tokio::test]
+async fn a_brewing_cup_is_followed_at_its_ready_time() {
+    let app = spawn_app().await;
+    app.tune("demo-coffee-machine", json!({"operation_secs": 2})).await;
+    let accepted = app.event(order("cup-1", "cup-c1", "demo-coffee", fields_for("demo-coffee", 1))).await;
+    let service = accepted["service_id"].as_i64().unwrap();
+    let waiting = wait_until(&app, service, |d| {
+        d["jobs"].as_array().unwrap().iter().any(|j| j["origin"] == "follow" && j["state"] == "queued")
+    })
+    .await;
+    assert_eq!(waiting["service"]["status"], "provisioning", "{waiting:#}");
+    let ready_at =
+        chrono::DateTime::parse_from_rfc3339(waiting["service"]["provision_data"]["ready_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    let done = wait_until(&app, service, |d| d["service"]["status"] == "active").await;
+    assert_eq!(done["service"]["provision_data"]["status"], "ready", "{done:#}");
+    let follow = done["jobs"].as_array().unwrap().iter().find(|j| j["origin"] == "follow").unwrap().clone();
+    let job = app.get(&format!("/api/v1/jobs/{}", follow["id"])).await;
+    let called = chrono::DateTime::parse_from_rfc3339(job["attempts"][0]["started_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!(called >= ready_at && called < ready_at + 3_000, "followed at its ready time: {job:#}");
+    let events = app.get(&format!("/api/v1/services/{service}/events")).await;
+    assert_eq!(events.as_array().unwrap().len(), 1, "no event but the order: {events:#}");
 }
 
 /// Waits (10 s at most) until the service's detail satisfies `check`.

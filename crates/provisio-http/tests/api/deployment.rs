@@ -100,7 +100,7 @@ async fn rate_limit_per_configuration() {
     let app = spawn_app_with(AppOptions { demo: false, ..AppOptions::default() }).await;
     let state = app.demo_state.clone();
     let body = json!({"name": "slow-lane", "provider": "coffee/demo", "rate_per_minute": 2,
-                      "values": {"state_path": state, "server": "slow-lane"}});
+                      "values": {"state_path": state, "server": "slow-lane", "operation_secs": 0}});
     let id = app.post("/api/v1/configurations", body).await.1["id"].as_i64().unwrap();
     let product = json!({"slug": "limited", "name": "limited", "blueprint": "coffee", "provision_fields": {"size": "small"},
                          "deployment": {"type": "static", "configuration_id": id}});

@@ -14,7 +14,10 @@ async fn five_hundred_orders_against_a_flaky_provider_end_active_without_duplica
     let app = spawn_app_with(options).await;
     let faults = json!({"transient_rate": 0.3, "outcome_unknown_rate": 0.05});
     app.tune("demo-hosting-eu", faults.clone()).await;
-    app.tune("demo-coffee-machine", faults).await;
+    // Cups ready at once: this is about faults, not brewing time.
+    let mut instant = faults;
+    instant["operation_secs"] = json!(0);
+    app.tune("demo-coffee-machine", instant).await;
 
     // Half hosting (reconciled by get_info), half coffee (deduplicated by the
     // job's idempotency key alone: a second brew would be a second cup).

@@ -93,6 +93,17 @@ pub struct Cup {
     pub ready_at: DateTime<Utc>,
 }
 
+/// How far a cup has got: queued or brewing is pending until its
+/// `ready_at`; ready is done.
+pub fn progress(result: &serde_json::Value) -> crate::Progress {
+    let status = result.get("status").cloned().map(serde_json::from_value::<CupStatus>);
+    let ready_at = result.get("ready_at").cloned().and_then(|r| serde_json::from_value::<DateTime<Utc>>(r).ok());
+    match status {
+        Some(Ok(CupStatus::Queued | CupStatus::Brewing)) => crate::Progress::Pending(ready_at),
+        _ => crate::Progress::Done,
+    }
+}
+
 crate::blueprint! {
     /// Coffee machines.
     pub trait Coffee {
@@ -100,6 +111,7 @@ crate::blueprint! {
         description: "A cup of coffee brewed by a coffee machine, identified by its order id.",
         identifiers: Flat,
         ownership: "A cup is its order's: the order id derives from the idempotency key, so a retried brew is the same cup, never a second one; another order's cup is never reported as this one.",
+        follow: get_info, progress: progress, within_secs: 3600,
     }
     required {
         /// Brews a cup. The same idempotency key answers the same cup.

@@ -408,7 +408,7 @@ pub fn progress(result: &serde_json::Value) -> crate::blueprint::Progress {
     use crate::blueprint::Progress;
     let status = result.get("status").cloned().map(serde_json::from_value::<DomainStatus>);
     match status {
-        Some(Ok(DomainStatus::PendingRegistration | DomainStatus::PendingTransfer)) => Progress::Pending,
+        Some(Ok(DomainStatus::PendingRegistration | DomainStatus::PendingTransfer)) => Progress::Pending(None),
         Some(Ok(DomainStatus::Cancelled)) => Progress::Failed(
             result
                 .get("message")
@@ -477,8 +477,8 @@ mod renewal_tests {
         assert!(asked_for_transfer(&arrived));
         assert_eq!(plan_renewal(&arrived, at("2029-01-01T00:00:00Z"), 1), Renewal::AlreadyDone);
         assert!(!asked_for_transfer(&stored(json!({"status": "active"}))));
-        assert_eq!(progress(&json!({"status": "pending_transfer"})), Progress::Pending);
-        assert_eq!(progress(&json!({"status": "pending_registration"})), Progress::Pending);
+        assert_eq!(progress(&json!({"status": "pending_transfer"})), Progress::Pending(None));
+        assert_eq!(progress(&json!({"status": "pending_registration"})), Progress::Pending(None));
         assert_eq!(progress(&json!({"status": "active"})), Progress::Done);
         assert!(
             matches!(progress(&json!({"status": "cancelled", "message": "Refused"})), Progress::Failed(m) if m == "Refused")

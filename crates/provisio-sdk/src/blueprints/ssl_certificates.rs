@@ -91,7 +91,7 @@ pub enum CertificateStatus {
 pub fn progress(result: &serde_json::Value) -> crate::blueprint::Progress {
     use crate::blueprint::Progress;
     match result.get("status").cloned().map(serde_json::from_value::<CertificateStatus>) {
-        Some(Ok(CertificateStatus::PendingValidation | CertificateStatus::Processing)) => Progress::Pending,
+        Some(Ok(CertificateStatus::PendingValidation | CertificateStatus::Processing)) => Progress::Pending(None),
         Some(Ok(CertificateStatus::Invalid)) => Progress::Failed("The authority could not validate the names".into()),
         Some(Ok(CertificateStatus::Revoked)) => Progress::Failed("The certificate was revoked".into()),
         _ => Progress::Done,
