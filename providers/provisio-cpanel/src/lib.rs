@@ -37,7 +37,7 @@
 
 use chrono::{DateTime, Utc};
 use provisio_sdk::blueprints::shared_hosting::*;
-use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State, Units};
 use provisio_sdk::formats::{DomainName, Email, IpAddress, Url, Username, generate_password};
 use provisio_sdk::{
     ConnectionTest, Context, Empty, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage,
@@ -534,6 +534,74 @@ impl SharedHosting for Cpanel {
             .summary(cx, username.as_str())
             .await?
             .ok_or_else(|| ProviderError::outcome_unknown("WHM said the account was made, but does not show it yet"))?;
+        self.info(&summary)
+    }
+
+    /// Every account the token sees (`listaccts`), by username, each with
+    /// the mark its contact email carries and that email without it (to find
+    /// its client). WHM answers them all at once; pages are cut here.
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        let listed = self.must(cx, "listaccts", false, &[]).await?;
+        let mut accounts: Vec<Value> = listed["acct"].as_array().cloned().unwrap_or_default();
+        accounts.retain(|a| a["user"].is_string());
+        accounts.sort_by(|a, b| a["user"].as_str().cmp(&b["user"].as_str()));
+        let total = accounts.len() as u64;
+        let after: Vec<Value> = accounts
+            .into_iter()
+            .filter(|a| params.cursor.as_deref().is_none_or(|cursor| a["user"].as_str().unwrap_or_default() > cursor))
+            .take(params.limit as usize + 1)
+            .collect();
+        let more = after.len() > params.limit as usize;
+        let resources: Vec<Listed> = after
+            .iter()
+            .take(params.limit as usize)
+            .map(|summary| {
+                let identifier = summary["user"].as_str().unwrap_or_default().to_owned();
+                let owner_mark = mark_of(summary);
+                match self.info(summary) {
+                    Ok(info) => {
+                        let mut data =
+                            serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+                        data.retain(|k, v| !matches!(k.as_str(), "state" | "suspend_reason") && !v.is_null());
+                        let email = Some(info.email.as_str().to_owned());
+                        Listed { identifier, state: info.state, owner_mark, refused: None, email, data }
+                    }
+                    Err(err) => Listed {
+                        identifier,
+                        state: State::Active,
+                        owner_mark,
+                        refused: Some(err.message().as_str().to_owned()),
+                        email: None,
+                        data: Default::default(),
+                    },
+                }
+            })
+            .collect();
+        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
+        Ok(Listing { resources, next_cursor, total: Some(total) })
+    }
+
+    /// Writes the service's mark into the account's contact email
+    /// (`modifyacct contactemail`), as `create` does, then reads it back: of
+    /// two imports racing through two configurations, the one whose mark is
+    /// not there is `conflict`.
+    async fn adopt(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let username = &params.username;
+        let summary = self.summary(cx, username.as_str()).await?.ok_or_else(|| {
+            ProviderError::not_found(UserMessage::new(format!("Account {username} does not exist on this server")))
+        })?;
+        match mark_of(&summary) {
+            Some(mark) => cx.check_owner(&format!("Account {username}"), Some(&mark))?,
+            None => {
+                let info = self.info(&summary)?;
+                let contact = with_mark(&info.email, Some(owner));
+                self.must(cx, "modifyacct", true, &[("user", username.as_str()), ("contactemail", &contact)]).await?;
+            }
+        }
+        let summary = self.owned(cx, username).await?;
         self.info(&summary)
     }
 

@@ -35,7 +35,7 @@
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use provisio_sdk::blueprints::shared_hosting::*;
-use provisio_sdk::blueprints::{State, Units};
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State, Units};
 use provisio_sdk::formats::{DomainName, Email, IpAddress, Url, Username, generate_password};
 use provisio_sdk::{
     ConnectionTest, Context, Empty, ErrorKind, FieldLocation, Provider, ProviderAbout, ProviderError, UserMessage,
@@ -579,6 +579,79 @@ impl SharedHosting for Plesk {
             return Err(error);
         }
         self.read(cx, &username).await
+    }
+
+    /// Every customer (`customer/get` with an empty filter), by login, with
+    /// its `external-id` as the owner mark and its e-mail (to find its
+    /// client). The listing reads no subscription: `adopt` answers the
+    /// account whole, its state included. Pages are cut here.
+    async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
+        let inner = "<filter/><dataset><gen_info/></dataset>";
+        let packet = self.packet(cx, &format!("<customer><get>{inner}</get></customer>"), false).await?;
+        let mut customers: Vec<(String, String, String)> = Self::outcomes(&packet, "customer", "get")
+            .into_iter()
+            .filter(Outcome::ok)
+            .map(|o| {
+                let info = |key: &str| o.result.at(&["data", "gen_info", key]).to_owned();
+                (info("login"), info("email"), info("external-id"))
+            })
+            .filter(|(login, _, _)| !login.is_empty())
+            .collect();
+        customers.sort();
+        let total = customers.len() as u64;
+        let after: Vec<(String, String, String)> = customers
+            .into_iter()
+            .filter(|(login, _, _)| params.cursor.as_deref().is_none_or(|cursor| login.as_str() > cursor))
+            .take(params.limit as usize + 1)
+            .collect();
+        let more = after.len() > params.limit as usize;
+        let resources: Vec<Listed> = after
+            .into_iter()
+            .take(params.limit as usize)
+            .map(|(login, email, mark)| {
+                let usable = Username::parse(&login).is_ok();
+                let mut data = serde_json::Map::new();
+                if Email::parse(&email).is_ok() {
+                    data.insert("email".into(), json!(email));
+                }
+                Listed {
+                    state: State::Active,
+                    owner_mark: Some(mark).filter(|m| !m.is_empty()),
+                    refused: (!usable).then(|| "its login is not a username Provisio manages".to_owned()),
+                    email: Some(email).filter(|e| !e.is_empty()),
+                    data,
+                    identifier: login,
+                }
+            })
+            .collect();
+        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
+        Ok(Listing { resources, next_cursor, total: Some(total) })
+    }
+
+    /// Writes the service's mark as the customer's `external-id` (which
+    /// customers cannot edit), then reads the account back: of two imports
+    /// racing through two configurations, the one whose mark is not there is
+    /// `conflict`.
+    async fn adopt(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
+        let Some(owner) = cx.owner() else {
+            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
+        };
+        let username = &params.username;
+        let customer = self.customer(cx, username.as_str()).await?.ok_or_else(|| {
+            ProviderError::not_found(UserMessage::new(format!("Account {username} does not exist on this server")))
+        })?;
+        if customer.external_id.is_empty() {
+            let inner = format!(
+                "<filter><login>{}</login></filter><values><gen_info><external-id>{}</external-id></gen_info></values>",
+                esc(username.as_str()),
+                esc(owner)
+            );
+            let outcome = self.one(cx, "customer", "set", &inner, true).await?;
+            if !outcome.ok() {
+                return Err(classify("Marking the customer", &outcome, "/username"));
+            }
+        }
+        self.read(cx, username).await
     }
 
     async fn get_info(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
