@@ -544,17 +544,9 @@ impl SharedHosting for Cpanel {
         let listed = self.must(cx, "listaccts", false, &[]).await?;
         let mut accounts: Vec<Value> = listed["acct"].as_array().cloned().unwrap_or_default();
         accounts.retain(|a| a["user"].is_string());
-        accounts.sort_by(|a, b| a["user"].as_str().cmp(&b["user"].as_str()));
-        let total = accounts.len() as u64;
-        let after: Vec<Value> = accounts
-            .into_iter()
-            .filter(|a| params.cursor.as_deref().is_none_or(|cursor| a["user"].as_str().unwrap_or_default() > cursor))
-            .take(params.limit as usize + 1)
-            .collect();
-        let more = after.len() > params.limit as usize;
-        let resources: Vec<Listed> = after
+        let (page, next_cursor, total) = params.page(accounts, |a| a["user"].as_str().unwrap_or_default());
+        let resources: Vec<Listed> = page
             .iter()
-            .take(params.limit as usize)
             .map(|summary| {
                 let identifier = summary["user"].as_str().unwrap_or_default().to_owned();
                 let owner_mark = mark_of(summary);
@@ -577,7 +569,6 @@ impl SharedHosting for Cpanel {
                 }
             })
             .collect();
-        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
         Ok(Listing { resources, next_cursor, total: Some(total) })
     }
 

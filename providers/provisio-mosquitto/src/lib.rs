@@ -353,19 +353,9 @@ impl MqttHosting for Mosquitto {
         };
         let mut clients: Vec<Value> = listed["clients"].as_array().cloned().unwrap_or_default();
         clients.retain(|c| c["username"].is_string());
-        clients.sort_by(|a, b| a["username"].as_str().cmp(&b["username"].as_str()));
-        let total = clients.len() as u64;
-        let after: Vec<Value> = clients
-            .into_iter()
-            .filter(|c| {
-                params.cursor.as_deref().is_none_or(|cursor| c["username"].as_str().unwrap_or_default() > cursor)
-            })
-            .take(params.limit as usize + 1)
-            .collect();
-        let more = after.len() > params.limit as usize;
-        let resources: Vec<Listed> = after
+        let (page, next_cursor, total) = params.page(clients, |c| c["username"].as_str().unwrap_or_default());
+        let resources: Vec<Listed> = page
             .iter()
-            .take(params.limit as usize)
             .map(|client| {
                 let username = client["username"].as_str().unwrap_or_default().to_owned();
                 let prefix = client["textdescription"].as_str().and_then(|d| d.strip_prefix(PREFIX_MARK));
@@ -392,7 +382,6 @@ impl MqttHosting for Mosquitto {
                 }
             })
             .collect();
-        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
         Ok(Listing { resources, next_cursor, total: Some(total) })
     }
 

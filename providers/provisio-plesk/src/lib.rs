@@ -588,7 +588,7 @@ impl SharedHosting for Plesk {
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
         let inner = "<filter/><dataset><gen_info/></dataset>";
         let packet = self.packet(cx, &format!("<customer><get>{inner}</get></customer>"), false).await?;
-        let mut customers: Vec<(String, String, String)> = Self::outcomes(&packet, "customer", "get")
+        let customers: Vec<(String, String, String)> = Self::outcomes(&packet, "customer", "get")
             .into_iter()
             .filter(Outcome::ok)
             .map(|o| {
@@ -597,17 +597,9 @@ impl SharedHosting for Plesk {
             })
             .filter(|(login, _, _)| !login.is_empty())
             .collect();
-        customers.sort();
-        let total = customers.len() as u64;
-        let after: Vec<(String, String, String)> = customers
+        let (page, next_cursor, total) = params.page(customers, |(login, _, _)| login.as_str());
+        let resources: Vec<Listed> = page
             .into_iter()
-            .filter(|(login, _, _)| params.cursor.as_deref().is_none_or(|cursor| login.as_str() > cursor))
-            .take(params.limit as usize + 1)
-            .collect();
-        let more = after.len() > params.limit as usize;
-        let resources: Vec<Listed> = after
-            .into_iter()
-            .take(params.limit as usize)
             .map(|(login, email, mark)| {
                 let usable = Username::parse(&login).is_ok();
                 let mut data = serde_json::Map::new();
@@ -624,7 +616,6 @@ impl SharedHosting for Plesk {
                 }
             })
             .collect();
-        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
         Ok(Listing { resources, next_cursor, total: Some(total) })
     }
 

@@ -380,17 +380,9 @@ impl DnsHosting for PowerDns {
         for zone in &mut zones {
             zone.name = zone.name.trim_end_matches('.').to_ascii_lowercase();
         }
-        zones.sort_by(|a, b| a.name.cmp(&b.name));
-        let total = zones.len() as u64;
-        let after: Vec<ZoneSummary> = zones
+        let (page, next_cursor, total) = params.page(zones, |z| z.name.as_str());
+        let resources: Vec<Listed> = page
             .into_iter()
-            .filter(|z| params.cursor.as_deref().is_none_or(|cursor| z.name.as_str() > cursor))
-            .take(params.limit as usize + 1)
-            .collect();
-        let more = after.len() > params.limit as usize;
-        let resources: Vec<Listed> = after
-            .into_iter()
-            .take(params.limit as usize)
             .map(|zone| {
                 let valid = DomainName::parse(&zone.name).is_ok();
                 Listed {
@@ -404,7 +396,6 @@ impl DnsHosting for PowerDns {
                 }
             })
             .collect();
-        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
         Ok(Listing { resources, next_cursor, total: Some(total) })
     }
 

@@ -317,7 +317,7 @@ impl MessageQueues for RabbitMq {
     /// (not the administrative one) has permissions on it: that user is its owner.
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
         let all: Vec<Value> = self.ok(cx, Method::GET, "/vhosts", None, "list the virtual hosts").await?.json()?;
-        let mut named: Vec<(String, String)> = all
+        let named: Vec<(String, String)> = all
             .iter()
             .filter_map(|v| {
                 let name = v["name"].as_str()?.to_owned();
@@ -325,16 +325,9 @@ impl MessageQueues for RabbitMq {
                 Some((name, description.unwrap_or_default().to_owned()))
             })
             .collect();
-        named.sort();
-        let total = named.len() as u64;
-        let page: Vec<(String, String)> = named
-            .into_iter()
-            .filter(|(name, _)| params.cursor.as_deref().is_none_or(|cursor| name.as_str() > cursor))
-            .take(params.limit as usize + 1)
-            .collect();
-        let more = page.len() > params.limit as usize;
+        let (page, next_cursor, total) = params.page(named, |(name, _)| name.as_str());
         let mut resources = Vec::new();
-        for (name, description) in page.into_iter().take(params.limit as usize) {
+        for (name, description) in page {
             let mut listed = Listed {
                 identifier: name.clone(),
                 state: State::Active,
@@ -365,7 +358,6 @@ impl MessageQueues for RabbitMq {
             }
             resources.push(listed);
         }
-        let next_cursor = more.then(|| resources.last().map(|r| r.identifier.clone())).flatten();
         Ok(Listing { resources, next_cursor, total: Some(total) })
     }
 

@@ -74,6 +74,26 @@ fn default_list_limit() -> u32 {
     200
 }
 
+impl ListParams {
+    /// One page of everything a system answered at once (most APIs list all
+    /// in one answer): sorted by `name`, those after the cursor, at most the
+    /// limit; with the next page's cursor (none on the last) and how many
+    /// there are in all.
+    pub fn page<T>(&self, mut all: Vec<T>, name: impl Fn(&T) -> &str) -> (Vec<T>, Option<String>, u64) {
+        all.sort_by(|a, b| name(a).cmp(name(b)));
+        let total = all.len() as u64;
+        let start = match &self.cursor {
+            Some(cursor) => all.partition_point(|item| name(item) <= cursor.as_str()),
+            None => 0,
+        };
+        let end = (start + self.limit as usize).min(all.len());
+        let next = (end < all.len() && end > start).then(|| name(&all[end - 1]).to_owned());
+        all.truncate(end);
+        all.drain(..start);
+        (all, next, total)
+    }
+}
+
 impl Default for ListParams {
     fn default() -> Self {
         ListParams { cursor: None, limit: default_list_limit() }
@@ -118,4 +138,29 @@ pub struct Listing {
     /// How many there are in all, when the system says (for progress).
     #[serde(default)]
     pub total: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_cover_everything_once_in_order() {
+        let all: Vec<String> = ["d", "a", "c", "b", "e"].into_iter().map(String::from).collect();
+        let mut seen = Vec::new();
+        let mut params = ListParams { cursor: None, limit: 2 };
+        loop {
+            let (page, next, total) = params.page(all.clone(), |s| s.as_str());
+            assert_eq!(total, 5);
+            assert!(page.len() <= 2);
+            seen.extend(page);
+            match next {
+                Some(next) => params.cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+        let after_all = ListParams { cursor: Some("z".into()), limit: 2 }.page(all, |s| s.as_str());
+        assert_eq!((after_all.0.len(), after_all.1), (0, None));
+    }
 }
