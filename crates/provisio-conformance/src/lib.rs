@@ -284,7 +284,8 @@ pub async fn import(h: &Harness) {
             provisio_sdk::IdentifierScope::Flat => name,
         }
     };
-    let listed = list_all(h, 50).await;
+    // Small pages, so the cursor is crossed.
+    let listed = list_all(h, 2).await;
     let find = |listed: &[Value], named: &Value| {
         let wanted = name(named);
         listed.iter().find(|r| r["identifier"] == wanted.as_str()).cloned().unwrap_or_else(|| {
@@ -303,7 +304,7 @@ pub async fn import(h: &Harness) {
     a.fails(import.adopt, outside_named.clone(), ErrorKind::Conflict).await;
     b.ok("get_info", outside_named.clone()).await;
     a.fails("get_info", outside_named.clone(), ErrorKind::Conflict).await;
-    assert_eq!(find(&list_all(h, 50).await, &outside_named)["owner_mark"], OWNER_B, "adopted by B");
+    assert_eq!(find(&list_all(h, 3).await, &outside_named)["owner_mark"], OWNER_B, "adopted by B");
 
     a.ok("terminate", made_named).await;
     b.ok("terminate", outside_named).await;

@@ -88,7 +88,8 @@ pub struct ImportLine {
     pub identifier: String,
     /// What was done.
     pub outcome: ImportOutcome,
-    /// The service it is (created or matched).
+    /// The service it is (created or matched), or the one whose mark or
+    /// name keeps it from being imported.
     pub service_id: Option<i64>,
     /// The client it went (or would go) to.
     pub client_id: Option<i64>,
@@ -241,7 +242,12 @@ impl Catalog {
                     entry.about().name,
                     entry.address()
                 )),
-                ErrorKind::InvalidInput => EngineError::invalid("/cursor", why),
+                // The params are ours but for the cursor; a bad configuration is staff's to fix.
+                ErrorKind::InvalidInput
+                    if envelope.field_errors().iter().all(|e| e.location == provisio_sdk::FieldLocation::Params) =>
+                {
+                    EngineError::invalid("/cursor", why)
+                }
                 _ => EngineError::Conflict(why),
             }
         };
@@ -304,10 +310,22 @@ async fn decide(conn: &mut Conn, plan: &Plan, listed: &Listed) -> Result<(Import
         return skip(line, "it has no usable identifier".into());
     };
     if let Some(holder) = services::holder(conn, plan.configuration.id, &identifier, 0).await? {
-        line.outcome = ImportOutcome::Matched;
         line.service_id = Some(holder.id);
         line.client_id = Some(holder.client_id);
-        return Ok((line, None));
+        // Matched only when the resource is that service's by its mark: a
+        // service whose setup failed (the name was taken at the system) holds
+        // the name here without owning what the system has.
+        if listed.owner_mark.as_deref() == Some(holder.owner_mark.as_str()) {
+            line.outcome = ImportOutcome::Matched;
+            return Ok((line, None));
+        }
+        return skip(
+            line,
+            format!(
+                "service {} ({}) holds this name here, but the resource does not carry its mark",
+                holder.id, holder.status
+            ),
+        );
     }
     if let Some(mark) = &listed.owner_mark {
         return match services::by_owner_mark(conn, mark).await? {
@@ -316,7 +334,10 @@ async fn decide(conn: &mut Conn, plan: &Plan, listed: &Listed) -> Result<(Import
                 let on = owner.configuration_id.map(|c| format!(" on configuration {c}")).unwrap_or_default();
                 skip(line, format!("it carries the owner mark of service {} ({}{on})", owner.id, owner.status))
             }
-            None => skip(line, "it carries an owner mark no service here has (another Provisio's?)".into()),
+            None => skip(
+                line,
+                "it carries an owner mark no service here has (made by another system or installation)".into(),
+            ),
         };
     }
     if let Some(why) = &listed.refused {

@@ -4,7 +4,8 @@
 //! configuration. The reservation is made inside the write transaction that
 //! records the order (when the identifier and the configuration are known at
 //! ingest) or that claims the setup job (dynamic deployment, or an
-//! identifier that came later), and a partial UNIQUE index backs it, so two
+//! identifier that came later), or that makes a service of an imported
+//! resource (`import.rs`), and a partial UNIQUE index backs it, so two
 //! concurrent orders of one name cannot both win. For blueprints whose names
 //! nest (DNS zones), a name inside or around another client's live name is
 //! refused too. Providers add the second half: each service carries an

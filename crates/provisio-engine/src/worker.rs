@@ -657,11 +657,13 @@ impl Worker {
                             // failed it, or the blueprint's deadline has passed.
                             let setup = job.function == claimed.product.setup_function;
                             let following = job.origin == jobs::FOLLOW;
-                            let adopting = blueprint.import.is_some_and(|i| i.adopt == job.function);
+                            // An import's adopt: the resource, now marked, is as its system says.
+                            let adopting = job.origin == jobs::IMPORT;
                             let waiting = setup || (following && parse_status(&service.status) == ServiceStatus::Provisioning);
                             // A later lifecycle operation (a certificate's renewal) is
                             // followed too, leaving the live service's status alone.
                             let carried = !waiting
+                                && !adopting
                                 && if following {
                                     job.args.get("follow_keep_status").and_then(Value::as_bool) == Some(true)
                                 } else {
@@ -682,7 +684,6 @@ impl Worker {
                                 Progress::Failed(why) if carried => (service.status.clone(), Some(why.clone())),
                                 Progress::Pending(_) if waiting => (ServiceStatus::Provisioning.as_str().to_owned(), None),
                                 Progress::Done if following && waiting => (ServiceStatus::Active.as_str().to_owned(), None),
-                                // An imported resource, now marked, is as its system says.
                                 _ if adopting => (
                                     match result.get("state").and_then(Value::as_str) {
                                         Some("suspended") => ServiceStatus::Suspended,
@@ -759,9 +760,7 @@ impl Worker {
                             webhooks::outbox(conn, WebhookEvent::JobFailed, &service, told).await?;
                             // A setup that failed (or an import's adopt: the resource
                             // was not this service's to take) fails the service.
-                            if job.function == claimed.product.setup_function
-                                || blueprint.import.is_some_and(|i| i.adopt == job.function)
-                            {
+                            if job.function == claimed.product.setup_function || job.origin == jobs::IMPORT {
                                 fail_service(conn, &service, Some(job.id), &message).await?;
                             } else {
                                 let change = services::ServiceChange {

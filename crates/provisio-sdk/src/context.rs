@@ -158,6 +158,22 @@ impl Context {
         }
     }
 
+    /// For an import's `adopt` of a resource that carries `found` as its
+    /// owner mark: `Ok(None)` when it is this service's already, `Ok(Some(mark))`
+    /// when it carries none and `mark` (this service's) is to be written, and
+    /// `conflict` when it carries another. Only a service adopts: a call
+    /// without an owner is refused.
+    pub fn adoption(&self, what: &str, found: Option<&str>) -> Result<Option<&str>, ProviderError> {
+        let Some(owner) = self.owner() else {
+            return Err(ProviderError::provider("Only a service adopts a resource (through an import)"));
+        };
+        match found {
+            None => Ok(Some(owner)),
+            Some(found) if found == owner => Ok(None),
+            Some(_) => self.check_owner(what, found).map(|()| None),
+        }
+    }
+
     /// Runs `function` of another provision configuration (by name) and
     /// answers its result data. Its exchanges join this call's log; its
     /// failure becomes this call's, with the same kind and client-safe

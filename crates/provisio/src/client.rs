@@ -208,6 +208,9 @@ pub struct ImportArgs {
     /// Say what would be done; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Go on from here: the cursor a stopped import printed.
+    #[arg(long)]
+    cursor: Option<String>,
     /// Resources per request (1 to 500).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
     page_size: u32,
@@ -229,6 +232,9 @@ pub fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<ExitCode>
         if let Some(prefix) = &args.prefix {
             body["prefix"] = serde_json::json!(prefix);
         }
+        if let Some(cursor) = &args.cursor {
+            body["cursor"] = serde_json::json!(cursor);
+        }
         let mut lines: Vec<Value> = Vec::new();
         let (mut created, mut matched, mut skipped) = (0, 0, 0);
         loop {
@@ -246,6 +252,9 @@ pub fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<ExitCode>
                     eprintln!();
                 }
                 eprintln!("{}", serde_json::to_string_pretty(&page)?);
+                if let Some(cursor) = body["cursor"].as_str() {
+                    eprintln!("to go on from this page: --cursor '{cursor}'");
+                }
                 return Ok(ExitCode::from(if status.as_u16() == 422 { 2 } else { 1 }));
             }
             created += page["created"].as_u64().unwrap_or(0);
@@ -256,6 +265,11 @@ pub fn import(args: ImportArgs, server: &ServerArgs) -> anyhow::Result<ExitCode>
             let verb = if args.dry_run { "would create" } else { "created" };
             eprint!("\r{}{of} listed: {created} {verb}, {matched} matched, {skipped} skipped   ", lines.len());
             match page["next_cursor"].as_str() {
+                // A system answering the same cursor again would loop forever.
+                Some(cursor) if body["cursor"].as_str() == Some(cursor) => {
+                    eprintln!();
+                    anyhow::bail!("the configuration answered the same page twice (cursor {cursor}); stopped");
+                }
                 Some(cursor) => body["cursor"] = serde_json::json!(cursor),
                 None => break,
             }

@@ -195,6 +195,13 @@ fn mark_of(summary: &Value) -> Option<String> {
     split_mark(contact.split(',').next().unwrap_or_default().trim()).1
 }
 
+/// The first contact address an account really has, without the mark.
+fn contact_of(summary: &Value) -> Option<String> {
+    let contact = summary["email"].as_str().unwrap_or_default();
+    let (bare, _) = split_mark(contact.split(',').next().unwrap_or_default().trim());
+    Email::parse(&bare).ok().map(|email| email.as_str().to_owned())
+}
+
 /// The contact email with this call's mark as its sub-address.
 fn with_mark(email: &Email, owner: Option<&str>) -> String {
     match (owner, email.as_str().rsplit_once('@')) {
@@ -337,6 +344,33 @@ impl Cpanel {
         Ok(summary)
     }
 
+    /// Every account the token sees.
+    async fn accounts(&self, cx: &Context) -> Result<Vec<Value>, ProviderError> {
+        let listed = self.must(cx, "listaccts", false, &[]).await?;
+        let mut accounts: Vec<Value> = listed["acct"].as_array().cloned().unwrap_or_default();
+        accounts.retain(|a| a["user"].is_string());
+        Ok(accounts)
+    }
+
+    /// Why an unmarked account may not become a service of this
+    /// configuration: a reseller (its WHM reaches the accounts it owns), or
+    /// an account of another owner than the one this configuration makes
+    /// accounts for.
+    fn refusal(&self, summary: &Value, all: &[Value]) -> Option<String> {
+        let user = summary["user"].as_str().unwrap_or_default();
+        let owns = all.iter().filter(|a| a["owner"].as_str() == Some(user) && a["user"].as_str() != Some(user)).count();
+        if owns > 0 {
+            return Some(format!("it is a reseller owning {owns} accounts, which its WHM login reaches"));
+        }
+        let ours = self.config.account_owner.as_deref().unwrap_or(&self.config.username);
+        match summary["owner"].as_str() {
+            Some(owner) if owner != ours => {
+                Some(format!("it belongs to {owner}, not to {ours}, for whom this configuration makes accounts"))
+            }
+            _ => None,
+        }
+    }
+
     fn info(&self, summary: &Value) -> Result<AccountInfo, ProviderError> {
         let text = |key: &str| summary[key].as_str().unwrap_or_default().to_owned();
         let username = Username::parse(&text("user"))
@@ -423,7 +457,7 @@ impl Cpanel {
 
     /// An existing account is adopted when it carries this call's mark and
     /// the same domain and package; otherwise `conflict`.
-    fn adopt(
+    fn existing_if_same(
         &self,
         cx: &Context,
         params: &CreateParams,
@@ -501,7 +535,7 @@ impl SharedHosting for Cpanel {
         let package = self.package(cx, &params.package_name).await?;
         let (username, existing) = self.username_for(cx, &params).await?;
         if let Some(existing) = existing {
-            return self.adopt(cx, &params, &package, &existing);
+            return self.existing_if_same(cx, &params, &package, &existing);
         }
         let password = match &params.password {
             Some(password) => password.expose().to_owned(),
@@ -526,7 +560,7 @@ impl SharedHosting for Cpanel {
             if plain_reason(&answer.reason).contains("already has an account named")
                 && let Some(existing) = self.summary(cx, username.as_str()).await?
             {
-                return self.adopt(cx, &params, &package, &existing);
+                return self.existing_if_same(cx, &params, &package, &existing);
             }
             return Err(classify("createacct", &answer.reason));
         }
@@ -541,23 +575,24 @@ impl SharedHosting for Cpanel {
     /// the mark its contact email carries and that email without it (to find
     /// its client). WHM answers them all at once; pages are cut here.
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
-        let listed = self.must(cx, "listaccts", false, &[]).await?;
-        let mut accounts: Vec<Value> = listed["acct"].as_array().cloned().unwrap_or_default();
-        accounts.retain(|a| a["user"].is_string());
-        let (page, next_cursor, total) = params.page(accounts, |a| a["user"].as_str().unwrap_or_default());
+        let accounts = self.accounts(cx).await?;
+        let (page, next_cursor, total) = params.page(accounts.clone(), |a| a["user"].as_str().unwrap_or_default());
         let resources: Vec<Listed> = page
             .iter()
             .map(|summary| {
                 let identifier = summary["user"].as_str().unwrap_or_default().to_owned();
                 let owner_mark = mark_of(summary);
+                let refused = self.refusal(summary, &accounts);
                 match self.info(summary) {
-                    Ok(info) => {
-                        let mut data =
-                            serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
-                        data.retain(|k, v| !matches!(k.as_str(), "state" | "suspend_reason") && !v.is_null());
-                        let email = Some(info.email.as_str().to_owned());
-                        Listed { identifier, state: info.state, owner_mark, refused: None, email, data }
-                    }
+                    // Only an address the panel holds finds a client (not one made up).
+                    Ok(info) => Listed {
+                        identifier,
+                        state: info.state,
+                        owner_mark,
+                        refused,
+                        email: contact_of(summary),
+                        data: Listed::data_of(&info),
+                    },
                     Err(err) => Listed {
                         identifier,
                         state: State::Active,
@@ -573,24 +608,26 @@ impl SharedHosting for Cpanel {
     }
 
     /// Writes the service's mark into the account's contact email
-    /// (`modifyacct contactemail`), as `create` does, then reads it back: of
-    /// two imports racing through two configurations, the one whose mark is
-    /// not there is `conflict`.
+    /// (`modifyacct contactemail`), as `create` does, after the checks of
+    /// `refusal`. WHM has no conditional change: of two imports racing
+    /// through two configurations, both may write, and the one whose mark is
+    /// overwritten finds every later call `conflict`.
     async fn adopt(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
         let username = &params.username;
-        let summary = self.summary(cx, username.as_str()).await?.ok_or_else(|| {
-            ProviderError::not_found(UserMessage::new(format!("Account {username} does not exist on this server")))
-        })?;
-        match mark_of(&summary) {
-            Some(mark) => cx.check_owner(&format!("Account {username}"), Some(&mark))?,
-            None => {
-                let info = self.info(&summary)?;
-                let contact = with_mark(&info.email, Some(owner));
-                self.must(cx, "modifyacct", true, &[("user", username.as_str()), ("contactemail", &contact)]).await?;
+        let what = format!("Account {username}");
+        let accounts = self.accounts(cx).await?;
+        let Some(summary) = accounts.iter().find(|a| a["user"].as_str() == Some(username.as_str())) else {
+            return Err(ProviderError::not_found(UserMessage::new(format!(
+                "Account {username} does not exist on this server"
+            ))));
+        };
+        if let Some(mark) = cx.adoption(&what, mark_of(summary).as_deref())? {
+            if let Some(why) = self.refusal(summary, &accounts) {
+                return Err(ProviderError::conflict(UserMessage::new(format!("{what} cannot be adopted: {why}"))));
             }
+            let info = self.info(summary)?;
+            let contact = with_mark(&info.email, Some(mark));
+            self.must(cx, "modifyacct", true, &[("user", username.as_str()), ("contactemail", &contact)]).await?;
         }
         let summary = self.owned(cx, username).await?;
         self.info(&summary)

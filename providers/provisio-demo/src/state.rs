@@ -436,20 +436,15 @@ impl State {
     /// Writes the caller's owner mark on a service that carries none; the
     /// same mark is fine, another is `conflict`. Answers its document.
     pub async fn adopt(&self, cx: &Context, identifier: &str, missing: &str) -> Result<Value, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
         let mut connection = self.connection.lock().await;
         let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage_error)?;
         let Some(current) = self.fetch(&tx, identifier)? else {
             return Err(ProviderError::not_found(UserMessage::new(missing)));
         };
-        if current.owner.is_some() {
-            cx.check_owner(identifier, current.owner.as_deref())?;
-        } else {
+        if let Some(mark) = cx.adoption(identifier, current.owner.as_deref())? {
             tx.execute(
                 "UPDATE services SET owner = ? WHERE blueprint = ? AND server = ? AND identifier = ?",
-                params![owner, self.blueprint, self.server, identifier],
+                params![mark, self.blueprint, self.server, identifier],
             )
             .map_err(storage_error)?;
         }

@@ -273,12 +273,18 @@ impl MariaDb {
                 "SELECT s.SCHEMA_COMMENT AS comment, d.User AS owner, \
                  JSON_VALUE(g.Priv, '$.account_locked') AS locked, \
                  JSON_VALUE(g.Priv, '$.max_user_connections') AS max_connections, \
-                 (SELECT COUNT(*) FROM mysql.db o WHERE o.User = d.User AND o.Host = d.Host) AS owned \
+                 (SELECT COUNT(*) FROM mysql.db o WHERE o.User = d.User AND o.Host = d.Host) AS owned, \
+                 CAST(COALESCE(JSON_VALUE(g.Priv, '$.access'), 0) <> 0 \
+                   OR CONCAT(d.User, '@', d.Host) = CURRENT_USER() AS SIGNED) AS privileged, \
+                 (SELECT COUNT(*) FROM mysql.db a WHERE ? LIKE a.Db) \
+                   + (SELECT COUNT(*) FROM mysql.tables_priv t WHERE t.Db = ?) AS grantees \
                  FROM information_schema.SCHEMATA s \
                  LEFT JOIN mysql.db d ON d.Db = ? AND d.Host = ? \
                  LEFT JOIN mysql.global_priv g ON g.User = d.User AND g.Host = d.Host \
                  WHERE s.SCHEMA_NAME = ? LIMIT 1",
             )
+            .bind(name)
+            .bind(name)
             .bind(grant_pattern(name))
             .bind(&self.config.account_host)
             .bind(name)
@@ -298,11 +304,24 @@ impl MariaDb {
         let (mark, package) = parse_comment(comment.as_deref().unwrap_or_default());
         let owner: Option<String> = row.try_get("owner").ok().flatten();
         let owned: i64 = row.try_get("owned").unwrap_or(0);
+        let privileged = row.try_get::<i64, _>("privileged").unwrap_or(1) != 0;
+        let grantees: i64 = row.try_get("grantees").unwrap_or(0);
+        let foreign_comment = comment.as_deref().is_some_and(|c| !c.is_empty() && !c.starts_with(COMMENT_MARK));
+        // The client will hold this account (its password, its sessions):
+        // only one whose reach is this database alone can be adopted.
         let refused = match &owner {
-            None => Some("no account was granted it alone".to_owned()),
+            None => Some("no account on the configured host was granted it".to_owned()),
+            // First: with several accounts, which one is "its" is a guess.
+            Some(_) if grantees > 1 => Some("other accounts are granted rights on it".to_owned()),
+            Some(owner) if privileged => {
+                Some(format!("its account {owner} has global privileges, or is the administrative account"))
+            }
             Some(owner) if owned > 1 => Some(format!(
                 "its account {owner} holds {owned} databases; a service is one database and its own account"
             )),
+            Some(_) if foreign_comment => {
+                Some("it has a comment of its own, where Provisio would keep its owner mark".to_owned())
+            }
             Some(_) => None,
         };
         let info = match (DbIdentifier::parse(name), owner) {
@@ -492,33 +511,36 @@ impl Databases for MariaDb {
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
         let mut conn = self.connect(cx).await?;
         let system = "('information_schema', 'mysql', 'performance_schema', 'sys')";
-        let names: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        // Names compare byte for byte (the catalogue's collation ignores case,
+        // and `Shop` and `shop` can both exist), so no page skips one.
+        let list = format!(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN {system} \
-             AND (? IS NULL OR SCHEMA_NAME > ?) ORDER BY SCHEMA_NAME LIMIT ?"
-        )))
-        .bind(params.cursor.as_deref())
-        .bind(params.cursor.as_deref())
-        .bind(params.limit + 1)
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|err| classify(err, "list the databases"))?;
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN {system}"
-        )))
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|err| classify(err, "count the databases"))?;
+             AND (? IS NULL OR BINARY SCHEMA_NAME > ?) ORDER BY BINARY SCHEMA_NAME LIMIT ?"
+        );
+        let started = Instant::now();
+        let names = timeout(
+            cx,
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(list))
+                .bind(params.cursor.as_deref())
+                .bind(params.cursor.as_deref())
+                .bind(params.limit + 1)
+                .fetch_all(&mut conn),
+        )
+        .await;
+        cx.record(exchange("SQL", "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA …", started, None));
+        let names = names.map_err(|err| classify(err, "list the databases"))?;
+        let count = format!("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN {system}");
+        let started = Instant::now();
+        let total =
+            timeout(cx, sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone())).fetch_one(&mut conn)).await;
+        cx.record(exchange("SQL", &count, started, None));
+        let total = total.map_err(|err| classify(err, "count the databases"))?;
         let more = names.len() > params.limit as usize;
         let mut resources = Vec::new();
         for name in names.iter().take(params.limit as usize) {
             let Some(found) = self.found(cx, &mut conn, name).await? else { continue };
             let (state, data, refused) = match found.info {
-                Ok(info) => {
-                    let mut data =
-                        serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
-                    data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "created_at") && !v.is_null());
-                    (info.state, data, found.refused)
-                }
+                Ok(info) => (info.state, Listed::data_of(&info), found.refused),
                 Err(_) => (
                     State::Active,
                     Default::default(),
@@ -540,32 +562,36 @@ impl Databases for MariaDb {
     }
 
     /// Writes the service's mark into the database comment (keeping its
-    /// package), under a named lock so two imports cannot both take it.
+    /// package), under a named lock so two imports cannot both take it; the
+    /// refusals of `list` are checked again under it.
     async fn adopt(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
+        let what = format!("Database {}", params.database);
         let mut conn = self.connect(cx).await?;
-        let lock = format!("SELECT GET_LOCK({}, 10)", literal(&format!("provisio adopt {}", params.database)));
-        self.execute(cx, &mut conn, &lock, &lock, "lock the database").await?;
-        let missing = || {
+        let lock = literal(&format!("provisio adopt {}", params.database));
+        let started = Instant::now();
+        let locked = timeout(
+            cx,
+            sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST(GET_LOCK({lock}, 10) AS SIGNED)"
+            )))
+            .fetch_one(&mut conn),
+        )
+        .await;
+        cx.record(exchange("SQL", &format!("SELECT GET_LOCK({lock}, 10)"), started, None));
+        if locked.map_err(|err| classify(err, "lock the database"))? != Some(1) {
+            return Err(ProviderError::transient("Another import is adopting this database; try again"));
+        }
+        let found = self.found(cx, &mut conn, params.database.as_str()).await?.ok_or_else(|| {
             ProviderError::not_found(UserMessage::new(format!(
                 "Database {} does not exist on this server",
                 params.database
             )))
-        };
-        let found = self.found(cx, &mut conn, params.database.as_str()).await?.ok_or_else(missing)?;
-        if found.mark.as_deref() != Some(owner) {
-            if found.mark.is_some() {
-                cx.check_owner(&format!("Database {}", params.database), found.mark.as_deref())?;
-            }
+        })?;
+        if let Some(mark) = cx.adoption(&what, found.mark.as_deref())? {
             if let Some(why) = &found.refused {
-                return Err(ProviderError::conflict(UserMessage::new(format!(
-                    "Database {} cannot be adopted: {why}",
-                    params.database
-                ))));
+                return Err(ProviderError::conflict(UserMessage::new(format!("{what} cannot be adopted: {why}"))));
             }
-            let text = comment(Some(owner), found.package.as_deref()).expect("an owner makes a comment");
+            let text = comment(Some(mark), found.package.as_deref()).expect("an owner makes a comment");
             let alter = format!("ALTER DATABASE {} COMMENT {}", ident(params.database.as_str()), literal(&text));
             self.execute(cx, &mut conn, &alter, &alter, "mark the database").await?;
         }

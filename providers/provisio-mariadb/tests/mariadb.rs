@@ -176,3 +176,72 @@ async fn tls_is_verified_never_opportunistic() {
     // The server speaks both on one port: plain by choice still works.
     provisio_conformance::tls_is_verified(&harness, json!({"database": "no_such_database_here"}), config).await;
 }
+
+/// Import: a database made by hand with an account of its own is listed
+/// adoptable and, once adopted, carries the service's mark in its comment;
+/// one whose account has global privileges, one granted to a second account,
+/// and one with a comment of its own are refused.
+#[tokio::test]
+async fn databases_made_by_hand_are_listed_and_only_those_of_an_account_of_their_own_adopted() {
+    let Some((url, config)) = server() else { return };
+    let mut root = MySqlConnection::connect(url.as_str()).await.expect("the test server's administrator connects");
+    let tag = provisio_conformance::unique(6);
+    let name = |tail: &str| format!("hand_{tag}_{tail}");
+    let sql = |statement: String| sqlx::raw_sql(sqlx::AssertSqlSafe(statement));
+    for tail in ["own", "wide", "shared", "noted"] {
+        sql(format!("CREATE USER '{}'@'%' IDENTIFIED BY 'Outside-Passw0rd'", name(tail)))
+            .execute(&mut root)
+            .await
+            .unwrap();
+        sql(format!("CREATE DATABASE `{}`", name(tail))).execute(&mut root).await.unwrap();
+        sql(format!("GRANT ALL ON `{}`.* TO '{}'@'%'", name(tail).replace('_', "\\_"), name(tail)))
+            .execute(&mut root)
+            .await
+            .unwrap();
+    }
+    sql(format!("GRANT PROCESS ON *.* TO '{}'@'%'", name("wide"))).execute(&mut root).await.unwrap();
+    sql(format!("GRANT SELECT ON `{}`.* TO '{}'@'%'", name("shared").replace('_', "\\_"), name("own")))
+        .execute(&mut root)
+        .await
+        .unwrap();
+    sql(format!("ALTER DATABASE `{}` COMMENT 'accounting, do not touch'", name("noted")))
+        .execute(&mut root)
+        .await
+        .unwrap();
+
+    let harness = Harness::new(provisio_mariadb::entry(), config.clone());
+    let listed = provisio_conformance::list_all(&harness, 3).await;
+    let find = |tail: &str| listed.iter().find(|r| r["identifier"] == name(tail)).cloned().expect("listed");
+    // `own` is also granted SELECT on `shared`: it holds two databases.
+    let own = find("own");
+    assert!(own["refused"].as_str().unwrap().contains("holds 2 databases"), "{own}");
+    assert!(find("wide")["refused"].as_str().unwrap().contains("global privileges"), "{}", find("wide"));
+    assert!(find("shared")["refused"].as_str().unwrap().contains("other accounts"), "{}", find("shared"));
+    assert!(find("noted")["refused"].as_str().unwrap().contains("comment of its own"), "{}", find("noted"));
+
+    let owner = harness.with_owner(Some("prv-adopted-db"));
+    owner.fails("adopt", json!({"database": name("wide")}), ErrorKind::Conflict).await;
+    // Once `own` holds only its database, it is adopted, and the mark is in the comment.
+    sql(format!("REVOKE SELECT ON `{}`.* FROM '{}'@'%'", name("shared").replace('_', "\\_"), name("own")))
+        .execute(&mut root)
+        .await
+        .unwrap();
+    let adopted = owner.ok("adopt", json!({"database": name("own")})).await;
+    assert_eq!(adopted["username"], name("own"));
+    let comment: String =
+        sqlx::query_scalar("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+            .bind(name("own"))
+            .fetch_one(&mut root)
+            .await
+            .unwrap();
+    assert_eq!(comment, "provisio owner: prv-adopted-db");
+    harness
+        .with_owner(Some("prv-someone-else"))
+        .fails("adopt", json!({"database": name("own")}), ErrorKind::Conflict)
+        .await;
+    owner.ok("terminate", json!({"database": name("own")})).await;
+    for tail in ["wide", "shared", "noted"] {
+        sql(format!("DROP DATABASE `{}`", name(tail))).execute(&mut root).await.unwrap();
+        sql(format!("DROP USER '{}'@'%'", name(tail))).execute(&mut root).await.unwrap();
+    }
+}

@@ -237,6 +237,69 @@ impl Mosquitto {
         })
     }
 
+    /// Every client of the broker, with its roles and groups.
+    async fn clients(&self, cx: &Context) -> Result<Vec<Value>, ProviderError> {
+        let listed = match self.command(cx, json!({"command": "listClients", "verbose": true, "count": -1})).await? {
+            Ok(data) => data,
+            Err(error) => {
+                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
+            }
+        };
+        let mut clients: Vec<Value> = listed["clients"].as_array().cloned().unwrap_or_default();
+        clients.retain(|c| c["username"].is_string());
+        Ok(clients)
+    }
+
+    /// Whether an unmarked client may become a service, or why not: it must
+    /// be shaped as `create` makes them (its description records its topic
+    /// prefix; its only role is its own, granting that prefix and nothing
+    /// else; no group), and its prefix may overlap no other account's and no
+    /// reserved one, so the client reaches its own topics alone.
+    async fn adoptable(
+        &self,
+        cx: &Context,
+        client: &Value,
+        all: &[Value],
+    ) -> Result<Result<(), String>, ProviderError> {
+        let username = client["username"].as_str().unwrap_or_default();
+        if username == self.config.username {
+            return Ok(Err("it is the administrative account".into()));
+        }
+        if DbIdentifier::parse(username).is_err() {
+            return Ok(Err("its name is not one Provisio manages".into()));
+        }
+        let Some(prefix) = client["textdescription"].as_str().and_then(|d| d.strip_prefix(PREFIX_MARK)) else {
+            return Ok(Err("it was not made with a topic prefix of its own".into()));
+        };
+        let role = role_of(username);
+        let roles: Vec<&str> =
+            client["roles"].as_array().into_iter().flatten().filter_map(|r| r["rolename"].as_str()).collect();
+        let groups = client["groups"].as_array().is_some_and(|g| !g.is_empty());
+        if roles != [role.as_str()] || groups {
+            return Ok(Err(format!("it holds roles or groups beyond its own role {role}")));
+        }
+        let granted = match self.command(cx, json!({"command": "getRole", "rolename": role})).await? {
+            Ok(data) => data,
+            Err(error) => return Ok(Err(format!("its role {role} cannot be read: {error}"))),
+        };
+        let topic = format!("{prefix}/#");
+        let Some(acls) = granted["role"]["acls"].as_array() else {
+            return Ok(Err(format!("its role {role} answered no ACLs")));
+        };
+        if acls.iter().any(|acl| acl["topic"].as_str() != Some(topic.as_str())) {
+            return Ok(Err(format!("its role {role} grants topics beyond {topic}")));
+        }
+        let taken = all.iter().filter_map(|other| {
+            let account = other["username"].as_str()?;
+            let theirs = other["textdescription"].as_str()?.strip_prefix(PREFIX_MARK)?;
+            (account != username).then_some((account, theirs))
+        });
+        if let Some(refused) = prefix_refusal(prefix, &self.config.reserved_prefixes, taken) {
+            return Ok(Err(refused.message().as_str().to_owned()));
+        }
+        Ok(Ok(()))
+    }
+
     /// Runs a changing command; its error text becomes a provider error.
     async fn change(&self, cx: &Context, command: Value) -> Result<(), ProviderError> {
         self.command(cx, command)
@@ -341,82 +404,57 @@ impl MqttHosting for Mosquitto {
         Ok(info)
     }
 
-    /// Every client of the broker by username. Only one shaped as Provisio
-    /// makes them (its description records its topic prefix, its role grants
-    /// it) can be adopted: for any other the prefix is unknown.
+    /// Every client of the broker by username, each with its `textname` as
+    /// the owner mark. Only one shaped as Provisio makes them can be
+    /// adopted (see `adoptable`): for any other the prefix is unknown.
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
-        let listed = match self.command(cx, json!({"command": "listClients", "verbose": true, "count": -1})).await? {
-            Ok(data) => data,
-            Err(error) => {
-                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
+        let clients = self.clients(cx).await?;
+        let (page, next_cursor, total) = params.page(clients.clone(), |c| c["username"].as_str().unwrap_or_default());
+        let mut resources = Vec::with_capacity(page.len());
+        for client in &page {
+            let username = client["username"].as_str().unwrap_or_default().to_owned();
+            let owner_mark = client["textname"].as_str().filter(|m| !m.is_empty()).map(str::to_owned);
+            let prefix = client["textdescription"].as_str().and_then(|d| d.strip_prefix(PREFIX_MARK));
+            let refused = match owner_mark {
+                Some(_) => None,
+                None => self.adoptable(cx, client, &clients).await?.err(),
+            };
+            let mut data = serde_json::Map::new();
+            if let Some(prefix) = prefix {
+                data.insert("topic_prefix".into(), json!(prefix));
             }
-        };
-        let mut clients: Vec<Value> = listed["clients"].as_array().cloned().unwrap_or_default();
-        clients.retain(|c| c["username"].is_string());
-        let (page, next_cursor, total) = params.page(clients, |c| c["username"].as_str().unwrap_or_default());
-        let resources: Vec<Listed> = page
-            .iter()
-            .map(|client| {
-                let username = client["username"].as_str().unwrap_or_default().to_owned();
-                let prefix = client["textdescription"].as_str().and_then(|d| d.strip_prefix(PREFIX_MARK));
-                let refused = if username == self.config.username {
-                    Some("it is the administrative account".to_owned())
-                } else if DbIdentifier::parse(&username).is_err() {
-                    Some("its name is not one Provisio manages".to_owned())
-                } else if prefix.is_none() {
-                    Some("it was not made with a topic prefix of its own".to_owned())
-                } else {
-                    None
-                };
-                let mut data = serde_json::Map::new();
-                if let Some(prefix) = prefix {
-                    data.insert("topic_prefix".into(), json!(prefix));
-                }
-                Listed {
-                    state: if client["disabled"].as_bool().unwrap_or(false) { State::Suspended } else { State::Active },
-                    owner_mark: client["textname"].as_str().filter(|m| !m.is_empty()).map(str::to_owned),
-                    refused,
-                    email: None,
-                    data,
-                    identifier: username,
-                }
-            })
-            .collect();
+            resources.push(Listed {
+                state: if client["disabled"].as_bool().unwrap_or(false) { State::Suspended } else { State::Active },
+                owner_mark,
+                refused,
+                email: None,
+                data,
+                identifier: username,
+            });
+        }
         Ok(Listing { resources, next_cursor, total: Some(total) })
     }
 
-    /// Writes the service's mark as the client's `textname`, then reads it
-    /// back: of two imports racing through two configurations, the one whose
-    /// mark is not there is `conflict`.
+    /// Writes the service's mark as the client's `textname`, after the
+    /// checks of `adoptable`. Mosquitto has no conditional change: of two
+    /// imports racing through two configurations, both may write, and the
+    /// one whose mark is overwritten finds every later call `conflict`.
     async fn adopt(&self, cx: &Context, params: MqttRef) -> Result<MqttInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
         let username = &params.username;
-        let data = match self.command(cx, json!({"command": "getClient", "username": username.as_str()})).await? {
-            Ok(data) => data,
-            Err(error) if error.contains("not found") => {
-                return Err(ProviderError::not_found(UserMessage::new(format!(
-                    "Account {username} does not exist on this broker"
-                ))));
-            }
-            Err(error) => {
-                return Err(ProviderError::provider(UserMessage::new(format!("The broker refused: {error}"))));
-            }
-        };
-        let client = &data["client"];
-        if !client["textdescription"].as_str().is_some_and(|d| d.starts_with(PREFIX_MARK)) {
-            return Err(ProviderError::conflict(UserMessage::new(format!(
-                "Account {username} cannot be adopted: it was not made with a topic prefix of its own"
+        let what = format!("Account {username}");
+        let clients = self.clients(cx).await?;
+        let Some(client) = clients.iter().find(|c| c["username"].as_str() == Some(username.as_str())) else {
+            return Err(ProviderError::not_found(UserMessage::new(format!(
+                "Account {username} does not exist on this broker"
             ))));
-        }
-        let mark = client["textname"].as_str().filter(|m| !m.is_empty());
-        match mark {
-            Some(mark) => cx.check_owner(&format!("Account {username}"), Some(mark))?,
-            None => {
-                let modify = json!({"command": "modifyClient", "username": username.as_str(), "textname": owner});
-                self.change(cx, modify).await?;
+        };
+        let marked = client["textname"].as_str().filter(|m| !m.is_empty());
+        if let Some(mark) = cx.adoption(&what, marked)? {
+            if let Err(why) = self.adoptable(cx, client, &clients).await? {
+                return Err(ProviderError::conflict(UserMessage::new(format!("{what} cannot be adopted: {why}"))));
             }
+            let modify = json!({"command": "modifyClient", "username": username.as_str(), "textname": mark});
+            self.change(cx, modify).await?;
         }
         self.require(cx, username).await
     }

@@ -127,6 +127,16 @@ impl Outcome {
     }
 }
 
+/// Why a customer with `count` subscriptions is no service (a service is
+/// one customer and its one subscription: terminate deletes the customer).
+fn one_subscription(count: usize) -> Option<String> {
+    match count {
+        1 => None,
+        0 => Some("it has no subscription".into()),
+        n => Some(format!("it has {n} subscriptions; a service is one customer and its one subscription")),
+    }
+}
+
 fn invalid(path: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::invalid_field(FieldLocation::Params, path, message)
 }
@@ -323,6 +333,20 @@ impl Plesk {
             id: outcome.result.at(&["id"]).to_owned(),
             data: outcome.result.child("data").cloned().unwrap_or_default(),
         }))
+    }
+
+    /// How many subscriptions each customer (by login) owns.
+    async fn subscriptions_by_owner(
+        &self,
+        cx: &Context,
+    ) -> Result<std::collections::HashMap<String, usize>, ProviderError> {
+        let packet =
+            self.packet(cx, "<webspace><get><filter/><dataset><gen_info/></dataset></get></webspace>", false).await?;
+        let mut counts = std::collections::HashMap::new();
+        for outcome in Self::outcomes(&packet, "webspace", "get").into_iter().filter(Outcome::ok) {
+            *counts.entry(outcome.result.at(&["data", "gen_info", "owner-login"]).to_owned()).or_insert(0) += 1;
+        }
+        Ok(counts)
     }
 
     /// Every service plan: name and GUID.
@@ -597,6 +621,7 @@ impl SharedHosting for Plesk {
             })
             .filter(|(login, _, _)| !login.is_empty())
             .collect();
+        let subscriptions = self.subscriptions_by_owner(cx).await?;
         let (page, next_cursor, total) = params.page(customers, |(login, _, _)| login.as_str());
         let resources: Vec<Listed> = page
             .into_iter()
@@ -606,10 +631,15 @@ impl SharedHosting for Plesk {
                 if Email::parse(&email).is_ok() {
                     data.insert("email".into(), json!(email));
                 }
+                let refused = if usable {
+                    one_subscription(subscriptions.get(&login).copied().unwrap_or(0))
+                } else {
+                    Some("its login is not a username Provisio manages".to_owned())
+                };
                 Listed {
                     state: State::Active,
                     owner_mark: Some(mark).filter(|m| !m.is_empty()),
-                    refused: (!usable).then(|| "its login is not a username Provisio manages".to_owned()),
+                    refused,
                     email: Some(email).filter(|e| !e.is_empty()),
                     data,
                     identifier: login,
@@ -624,18 +654,22 @@ impl SharedHosting for Plesk {
     /// racing through two configurations, the one whose mark is not there is
     /// `conflict`.
     async fn adopt(&self, cx: &Context, params: AccountRef) -> Result<AccountInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
         let username = &params.username;
+        let what = format!("Account {username}");
         let customer = self.customer(cx, username.as_str()).await?.ok_or_else(|| {
             ProviderError::not_found(UserMessage::new(format!("Account {username} does not exist on this server")))
         })?;
-        if customer.external_id.is_empty() {
+        if let Some(mark) = cx.adoption(&what, Some(customer.external_id.as_str()).filter(|m| !m.is_empty()))? {
+            // Checked before the mark is written: terminate deletes the
+            // customer with every subscription it has.
+            let count = self.subscriptions_by_owner(cx).await?.get(username.as_str()).copied().unwrap_or(0);
+            if let Some(why) = one_subscription(count) {
+                return Err(ProviderError::conflict(UserMessage::new(format!("{what} cannot be adopted: {why}"))));
+            }
             let inner = format!(
                 "<filter><login>{}</login></filter><values><gen_info><external-id>{}</external-id></gen_info></values>",
                 esc(username.as_str()),
-                esc(owner)
+                esc(mark)
             );
             let outcome = self.one(cx, "customer", "set", &inner, true).await?;
             if !outcome.ok() {

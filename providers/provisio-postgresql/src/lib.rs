@@ -241,7 +241,12 @@ impl Postgres {
             cx,
             sqlx::query(
                 "SELECT d.datname, r.rolname, r.rolcanlogin, r.rolconnlimit, \
-                 r.rolsuper OR r.rolname = current_user AS privileged, \
+                 r.rolsuper OR r.rolname = current_user OR r.rolcreaterole OR r.rolcreatedb \
+                   OR r.rolreplication OR r.rolbypassrls AS privileged, \
+                 EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS member_of_others, \
+                 EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles o ON o.oid = m.member \
+                   WHERE m.roleid = r.oid AND o.rolname <> current_user) AS has_members, \
+                 EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee NOT IN (0, d.datdba)) AS shared, \
                  (SELECT count(*) FROM pg_database o WHERE o.datdba = r.oid) AS owned, \
                  shobj_description(d.oid, 'pg_database') AS package, \
                  shobj_description(r.oid, 'pg_authid') AS mark \
@@ -274,8 +279,19 @@ impl Postgres {
         let limit: i32 = row.get("rolconnlimit");
         let package: Option<String> = row.get("package");
         let owned: i64 = row.get("owned");
+        // The client will hold this login (its password, its sessions):
+        // only one whose reach is this database alone can be adopted.
         let refused = if row.get::<bool, _>("privileged") {
-            Some(format!("its owner {username} is a superuser or the administrative role, not a login of its own"))
+            Some(format!(
+                "its owner {username} has rights beyond one database (superuser, CREATEROLE, CREATEDB, \
+                 REPLICATION or BYPASSRLS), or is the administrative role"
+            ))
+        } else if row.get::<bool, _>("member_of_others") {
+            Some(format!("its owner {username} belongs to other roles, whose rights it has"))
+        } else if row.get::<bool, _>("has_members") {
+            Some(format!("other roles belong to its owner {username}, and would reach it"))
+        } else if row.get::<bool, _>("shared") {
+            Some("other roles are granted rights on it".to_owned())
         } else if owned > 1 {
             Some(format!("its owner {username} owns {owned} databases; a service is one database and its own login"))
         } else {
@@ -500,22 +516,18 @@ impl Databases for Postgres {
         let mut found = self.found(cx, &mut conn, None, params.cursor.as_deref(), params.limit + 1).await?;
         let more = found.len() > params.limit as usize;
         found.truncate(params.limit as usize);
-        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE NOT datistemplate")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|err| classify(err, "count the databases"))?;
+        let count = "SELECT count(*) FROM pg_database WHERE NOT datistemplate";
+        let started = Instant::now();
+        let total = tokio_timeout(cx, sqlx::query_scalar::<_, i64>(count).fetch_one(&mut conn)).await;
+        cx.record(exchange("SQL", count, started, total.as_ref().err().map(|e| e.to_string())));
+        let total = total.map_err(|err| classify(err, "count the databases"))?;
         let _ = conn.close().await;
         let next_cursor = more.then(|| found.last().map(|f| f.name.clone())).flatten();
         let resources = found
             .into_iter()
             .map(|found| {
                 let (state, data, refused) = match found.info {
-                    Ok(info) => {
-                        let mut data =
-                            serde_json::to_value(&info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
-                        data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "created_at") && !v.is_null());
-                        (info.state, data, found.refused)
-                    }
+                    Ok(info) => (info.state, Listed::data_of(&info), found.refused),
                     Err(_) => (
                         State::Active,
                         Default::default(),
@@ -529,13 +541,14 @@ impl Databases for Postgres {
     }
 
     /// Writes the service's mark on the owner role's comment, inside a
-    /// transaction holding an advisory lock on the role, so two imports of
-    /// one database (through two configurations of this server) cannot
-    /// both take it.
+    /// transaction holding an advisory lock on the database's name, so two
+    /// imports of one database (through two configurations of this server)
+    /// cannot both take it; the refusals of `list` are checked again under
+    /// it. The database is then kept as `create` leaves one: the
+    /// administrative role a member of its owner (to end its sessions and
+    /// drop it), and no rights for PUBLIC.
     async fn adopt(&self, cx: &Context, params: DatabaseRef) -> Result<DatabaseInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
+        let what = format!("Database {}", params.database);
         let mut conn = self.connect(cx).await?;
         let begin = "BEGIN";
         self.execute(cx, &mut conn, begin, begin, "begin").await?;
@@ -543,30 +556,27 @@ impl Databases for Postgres {
             "SELECT pg_advisory_xact_lock(hashtext({}))",
             literal(&format!("provisio adopt {}", params.database))
         );
-        self.execute(cx, &mut conn, &lock, &lock, "lock the database's owner").await?;
+        self.execute(cx, &mut conn, &lock, &lock, "lock the database").await?;
         let Some(found) = self.found(cx, &mut conn, Some(params.database.as_str()), None, 1).await?.pop() else {
             return Err(ProviderError::not_found(UserMessage::new(format!(
                 "Database {} does not exist on this server",
                 params.database
             ))));
         };
-        if found.mark.as_deref() != Some(owner) {
-            if found.mark.is_some() {
-                cx.check_owner(&format!("Database {}", params.database), found.mark.as_deref())?;
-            }
+        if let Some(mark) = cx.adoption(&what, found.mark.as_deref())? {
             if let Some(why) = &found.refused {
-                return Err(ProviderError::conflict(UserMessage::new(format!(
-                    "Database {} cannot be adopted: {why}",
-                    params.database
-                ))));
+                return Err(ProviderError::conflict(UserMessage::new(format!("{what} cannot be adopted: {why}"))));
             }
             let info = found.info?;
-            let comment = format!(
-                "COMMENT ON ROLE {} IS {}",
-                ident(info.username.as_str()),
-                literal(&format!("{OWNER_MARK}{owner}"))
-            );
-            self.execute(cx, &mut conn, &comment, &comment, "mark the login").await?;
+            let role = ident(info.username.as_str());
+            let database = ident(params.database.as_str());
+            for (sql, step) in [
+                (format!("GRANT {role} TO CURRENT_USER"), "administer the login"),
+                (format!("COMMENT ON ROLE {role} IS {}", literal(&format!("{OWNER_MARK}{mark}"))), "mark the login"),
+                (format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC"), "restrict the database"),
+            ] {
+                self.execute(cx, &mut conn, &sql, &sql, step).await?;
+            }
         }
         let commit = "COMMIT";
         self.execute(cx, &mut conn, commit, commit, "commit").await?;

@@ -400,12 +400,10 @@ impl DnsHosting for PowerDns {
     }
 
     /// Sets the zone's `account` to the service's mark. PowerDNS has no
-    /// conditional update, so the mark is read back: of two imports racing
-    /// through two configurations, the one whose mark is not there is `conflict`.
+    /// conditional change: of two imports racing through two configurations,
+    /// both may write, and the one whose mark is overwritten finds every
+    /// later call `conflict`.
     async fn adopt(&self, cx: &Context, params: ZoneRef) -> Result<ZoneInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
         let zone = &params.zone;
         let response = self.send(cx, Method::GET, &format!("/zones/{zone}."), None).await?;
         if matches!(response.status.as_u16(), 404 | 422) {
@@ -414,14 +412,11 @@ impl DnsHosting for PowerDns {
             ))));
         }
         let found: Zone = response.error_for_status("The DNS server could not read the zone")?.json()?;
-        match found.account.as_deref().filter(|a| !a.is_empty()) {
-            Some(mark) if mark == owner => {}
-            Some(other) => cx.check_owner(&format!("Zone {zone}"), Some(other))?,
-            None => {
-                let response =
-                    self.send(cx, Method::PUT, &format!("/zones/{zone}."), Some(json!({"account": owner}))).await?;
-                response.error_for_status("The DNS server could not mark the zone")?;
-            }
+        let marked = found.account.as_deref().filter(|a| !a.is_empty());
+        if let Some(mark) = cx.adoption(&format!("Zone {zone}"), marked)? {
+            let response =
+                self.send(cx, Method::PUT, &format!("/zones/{zone}."), Some(json!({"account": mark}))).await?;
+            response.error_for_status("The DNS server could not mark the zone")?;
         }
         let found = self.require(cx, zone).await?;
         self.info(zone, &found)

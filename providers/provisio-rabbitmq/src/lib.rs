@@ -78,6 +78,16 @@ fn parse_description(text: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
     Some((user, mark, Some(package).filter(|p| !p.is_empty())))
 }
 
+/// Tags as the management API writes them: a list, or (older versions) one
+/// comma-separated string.
+fn tags_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(tags) => tags.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Value::String(tags) => tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn limits(package: Option<&str>) -> (Option<u32>, Option<u32>) {
     match package {
         Some("basic") => (Some(10), Some(50)),
@@ -173,27 +183,70 @@ impl RabbitMq {
         })
     }
 
-    /// The one user other than the administrative one with permissions on a
-    /// virtual host made by hand (its owner), or why there is none.
-    async fn sole_user(&self, cx: &Context, vhost: &DbIdentifier) -> Result<Result<String, String>, ProviderError> {
+    /// Who owns a virtual host that carries no mark (made by hand, or by
+    /// Provisio before owner marks), and its package; or why no service may
+    /// take it. Its owner is the user its description names, or else the one
+    /// user (besides the administrative one) with permissions on it; that
+    /// user must reach nothing else: no other virtual host, no tags
+    /// (`administrator`, `management`…), no other user beside it here.
+    async fn adoptable(
+        &self,
+        cx: &Context,
+        vhost: &DbIdentifier,
+        description: &str,
+    ) -> Result<Result<(String, Option<String>), String>, ProviderError> {
+        let described = parse_description(description);
+        if described.is_none() && !description.trim().is_empty() {
+            return Ok(Err("it has a description of its own, where Provisio would keep its owner mark".into()));
+        }
         let permissions: Vec<Value> = self
             .ok(cx, Method::GET, &format!("/vhosts/{vhost}/permissions"), None, "read the permissions")
             .await?
             .json()?;
-        let users: Vec<&str> = permissions
+        let mut users: Vec<String> = permissions
             .iter()
             .filter_map(|p| p["user"].as_str())
             .filter(|user| *user != self.config.username)
+            .map(str::to_owned)
             .collect();
-        Ok(match users.as_slice() {
-            [user] if DbIdentifier::parse(user).is_ok() => Ok((*user).to_owned()),
-            [user] => Err(format!("its user {user} is not one Provisio manages")),
-            [] => Err("no user has permissions on it".into()),
-            many => Err(format!(
-                "{} users have permissions on it; a service is one virtual host and its own user",
-                many.len()
-            )),
-        })
+        let (user, package) = match described {
+            Some((user, _, package)) => {
+                users.retain(|u| u != user);
+                (user.to_owned(), package.map(str::to_owned))
+            }
+            None => match users.pop() {
+                Some(user) => (user, None),
+                None => return Ok(Err("no user has permissions on it".into())),
+            },
+        };
+        if !users.is_empty() {
+            return Ok(
+                Err("other users have permissions on it; a service is one virtual host and its own user".into()),
+            );
+        }
+        if DbIdentifier::parse(&user).is_err() {
+            return Ok(Err(format!("its user {user} is not one Provisio manages")));
+        }
+        let response = self.send(cx, Method::GET, &format!("/users/{user}"), None).await?;
+        if response.status.as_u16() == 404 {
+            return Ok(Err(format!("its user {user} does not exist")));
+        }
+        let found: Value = response.error_for_status("The message broker could not read the user")?.json()?;
+        let tags = tags_of(&found["tags"]);
+        if !tags.is_empty() {
+            return Ok(Err(format!(
+                "its user {user} has the tags {}, which reach beyond one virtual host",
+                tags.join(", ")
+            )));
+        }
+        let reach: Vec<Value> = self
+            .ok(cx, Method::GET, &format!("/users/{user}/permissions"), None, "read the user's permissions")
+            .await?
+            .json()?;
+        if reach.iter().any(|p| p["vhost"].as_str() != Some(vhost.as_str())) {
+            return Ok(Err(format!("its user {user} also has permissions on other virtual hosts")));
+        }
+        Ok(Ok((user, package)))
     }
 
     async fn grant(&self, cx: &Context, vhost: &DbIdentifier, user: &DbIdentifier) -> Result<(), ProviderError> {
@@ -342,16 +395,19 @@ impl MessageQueues for RabbitMq {
                 continue;
             };
             match parse_description(&description) {
-                Some((owner, mark, package)) => {
-                    listed.owner_mark = mark.map(str::to_owned);
+                Some((owner, Some(mark), package)) => {
+                    listed.owner_mark = Some(mark.to_owned());
                     listed.data.insert("username".into(), json!(owner));
                     if let Some(package) = package {
                         listed.data.insert("package_name".into(), json!(package));
                     }
                 }
-                None => match self.sole_user(cx, &vhost).await? {
-                    Ok(user) => {
+                _ => match self.adoptable(cx, &vhost, &description).await? {
+                    Ok((user, package)) => {
                         listed.data.insert("username".into(), json!(user));
+                        if let Some(package) = package {
+                            listed.data.insert("package_name".into(), json!(package));
+                        }
                     }
                     Err(why) => listed.refused = Some(why),
                 },
@@ -365,10 +421,8 @@ impl MessageQueues for RabbitMq {
     /// host's description, then reads it back: of two imports racing through
     /// two configurations, the one whose mark is not there is `conflict`.
     async fn adopt(&self, cx: &Context, params: VhostRef) -> Result<BrokerInfo, ProviderError> {
-        let Some(owner) = cx.owner() else {
-            return Err(ProviderError::provider("Adopting needs a service's owner mark (run it through an import)"));
-        };
         let vhost = &params.vhost;
+        let what = format!("Virtual host {vhost}");
         let response = self.send(cx, Method::GET, &format!("/vhosts/{vhost}"), None).await?;
         if response.status.as_u16() == 404 {
             return Err(ProviderError::not_found(UserMessage::new(format!(
@@ -378,24 +432,20 @@ impl MessageQueues for RabbitMq {
         let found: Value = response.error_for_status("The message broker could not read the virtual host")?.json()?;
         let text =
             found["description"].as_str().or_else(|| found["metadata"]["description"].as_str()).unwrap_or_default();
-        let (user, package) = match parse_description(text) {
-            // Another service's mark is `conflict`; this one's is adopted already.
-            Some((_, Some(mark), _)) => {
-                cx.check_owner(&format!("Virtual host {vhost}"), Some(mark))?;
-                return self.require(cx, vhost).await;
+        let marked = parse_description(text).and_then(|(_, mark, _)| mark);
+        let Some(mark) = cx.adoption(&what, marked)? else { return self.require(cx, vhost).await };
+        let (user, package) = match self.adoptable(cx, vhost, text).await? {
+            Ok(owner) => owner,
+            Err(why) => {
+                return Err(ProviderError::conflict(UserMessage::new(format!("{what} cannot be adopted: {why}"))));
             }
-            Some((user, None, package)) => (user.to_owned(), package.map(str::to_owned)),
-            None => match self.sole_user(cx, vhost).await? {
-                Ok(user) => (user, None),
-                Err(why) => {
-                    return Err(ProviderError::conflict(UserMessage::new(format!(
-                        "Virtual host {vhost} cannot be adopted: {why}"
-                    ))));
-                }
-            },
         };
-        let description = description(&user, Some(owner), package.as_deref());
-        let body = json!({"description": description, "tags": "provisio"});
+        // Its own tags are kept beside ours.
+        let mut tags = tags_of(found.get("tags").unwrap_or(&found["metadata"]["tags"]));
+        if !tags.iter().any(|t| t == "provisio") {
+            tags.push("provisio".into());
+        }
+        let body = json!({"description": description(&user, Some(mark), package.as_deref()), "tags": tags.join(",")});
         self.ok(cx, Method::PUT, &format!("/vhosts/{vhost}"), Some(body), "mark the virtual host").await?;
         self.require(cx, vhost).await
     }

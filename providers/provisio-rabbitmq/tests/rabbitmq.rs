@@ -150,29 +150,46 @@ async fn a_virtual_host_made_with_the_management_api_is_listed_with_its_user_and
     let put = reqwest::Method::PUT;
     management(&config, put.clone(), &format!("users/{user}"), json!({"password": password, "tags": ""})).await;
     for v in [&vhost, &shared] {
-        management(&config, put.clone(), &format!("vhosts/{v}"), json!({"description": "made by hand"})).await;
+        management(&config, put.clone(), &format!("vhosts/{v}"), json!({})).await;
         let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
         management(&config, put.clone(), &format!("permissions/{v}/{user}"), all).await;
     }
     let other = format!("{shared}_other");
     management(&config, put.clone(), &format!("users/{other}"), json!({"password": password, "tags": ""})).await;
     let all = json!({"configure": ".*", "write": ".*", "read": ".*"});
-    management(&config, put.clone(), &format!("permissions/{shared}/{other}"), all).await;
+    management(&config, put.clone(), &format!("permissions/{shared}/{other}"), all.clone()).await;
+    // A user with a management tag, and a virtual host with a description of its own.
+    let tagged = format!("tagged_{}", provisio_conformance::unique(8));
+    let noted = format!("noted_{}", provisio_conformance::unique(8));
+    management(&config, put.clone(), &format!("users/{tagged}"), json!({"password": password, "tags": "management"}))
+        .await;
+    management(&config, put.clone(), &format!("vhosts/{tagged}"), json!({})).await;
+    management(&config, put.clone(), &format!("permissions/{tagged}/{tagged}"), all.clone()).await;
+    management(&config, put.clone(), &format!("vhosts/{noted}"), json!({"description": "billing team"})).await;
 
     let harness = Harness::new(provisio_rabbitmq::entry(), config.clone());
     let listed = provisio_conformance::list_all(&harness, 2).await;
     let find = |name: &str| listed.iter().find(|r| r["identifier"] == name).unwrap_or_else(|| panic!("{name}")).clone();
+    // `user` is granted `shared` too: it reaches another virtual host, and `shared` has two users.
+    assert!(find(&vhost)["refused"].as_str().unwrap().contains("other virtual hosts"), "{}", find(&vhost));
+    assert!(find(&shared)["refused"].as_str().unwrap().contains("other users"), "two users: no owner to adopt");
+    assert!(find(&tagged)["refused"].as_str().unwrap().contains("management"), "{}", find(&tagged));
+    assert!(find(&noted)["refused"].as_str().unwrap().contains("description of its own"), "{}", find(&noted));
+    // Once `user` reaches only its own virtual host, it is its owner.
+    management(&config, reqwest::Method::DELETE, &format!("permissions/{shared}/{user}"), json!({})).await;
+    let listed = provisio_conformance::list_all(&harness, 2).await;
+    let find = |name: &str| listed.iter().find(|r| r["identifier"] == name).unwrap_or_else(|| panic!("{name}")).clone();
+    assert!(find("/")["refused"].is_string(), "the default virtual host is never a service");
     let found = find(&vhost);
     assert!(found["refused"].is_null() && found["owner_mark"].is_null(), "{found}");
     assert_eq!(found["data"]["username"], user.as_str(), "its only user is its owner");
-    assert!(find(&shared)["refused"].as_str().unwrap().contains("2 users"), "two users: no owner to adopt");
-    assert!(find("/")["refused"].is_string(), "the default virtual host is never a service");
 
     let owner = harness.with_owner(Some("prv-adopted-vhost"));
     let adopted = owner.ok("adopt", json!({"vhost": vhost})).await;
     assert_eq!((adopted["username"].as_str(), adopted["state"].as_str()), (Some(user.as_str()), Some("active")));
     harness.fails("get_info", json!({"vhost": vhost}), ErrorKind::Conflict).await;
-    owner.fails("adopt", json!({"vhost": shared}), ErrorKind::Conflict).await;
+    owner.fails("adopt", json!({"vhost": tagged}), ErrorKind::Conflict).await;
+    owner.fails("adopt", json!({"vhost": noted}), ErrorKind::Conflict).await;
     // The customer's access is as it was; the service's suspend now reaches it.
     publish(&host, port, &user, password, &vhost).await.expect("publishes as before");
     owner.ok("suspend", json!({"vhost": vhost})).await;
@@ -181,4 +198,8 @@ async fn a_virtual_host_made_with_the_management_api_is_listed_with_its_user_and
     let delete = reqwest::Method::DELETE;
     management(&config, delete.clone(), &format!("vhosts/{shared}"), json!({})).await;
     management(&config, delete.clone(), &format!("users/{other}"), json!({})).await;
+    for v in [&tagged, &noted] {
+        management(&config, delete.clone(), &format!("vhosts/{v}"), json!({})).await;
+    }
+    management(&config, delete.clone(), &format!("users/{tagged}"), json!({})).await;
 }

@@ -239,11 +239,13 @@ async fn databases_made_outside_provisio_on_a_real_postgresql_become_services_on
 
     // Made outside Provisio, by plain SQL: two with logins of their own (one
     // that cannot log in), two sharing one login, one owned by the administrator.
-    for (role, login) in [(name("a"), "LOGIN"), (name("b"), "NOLOGIN"), (name("shared"), "LOGIN")] {
+    for (role, login) in
+        [(name("a"), "LOGIN"), (name("b"), "NOLOGIN"), (name("shared"), "LOGIN"), (name("p"), "LOGIN CREATEDB")]
+    {
         sql(&mut admin, &format!("CREATE ROLE \"{role}\" {login} PASSWORD 'Outside-Passw0rd'")).await;
         sql(&mut admin, &format!("GRANT \"{role}\" TO CURRENT_USER")).await;
     }
-    for (database, owner) in [("a", "a"), ("b", "b"), ("c", "shared"), ("d", "shared")] {
+    for (database, owner) in [("a", "a"), ("b", "b"), ("c", "shared"), ("d", "shared"), ("p", "p")] {
         sql(&mut admin, &format!("CREATE DATABASE \"{}\" OWNER \"{}\"", name(database), name(owner))).await;
     }
     sql(&mut admin, &format!("CREATE DATABASE \"{}\"", name("e"))).await;
@@ -257,10 +259,12 @@ async fn databases_made_outside_provisio_on_a_real_postgresql_become_services_on
     assert_eq!(line(&page, &name("a"))["outcome"], "created", "{page:#}");
     assert_eq!(line(&page, &name("b"))["outcome"], "created");
     assert_eq!(line(&page, &name("f"))["outcome"], "matched");
-    for refused in ["c", "d", "e"] {
+    for (refused, why) in
+        [("c", "owns 2 databases"), ("d", "owns 2 databases"), ("e", "rights beyond"), ("p", "CREATEDB")]
+    {
         let l = line(&page, &name(refused));
         assert_eq!(l["outcome"], "skipped", "{page:#}");
-        assert!(l["reason"].as_str().unwrap().contains("owns 2 databases") || refused == "e", "{l}");
+        assert!(l["reason"].as_str().unwrap().contains(why), "{l}");
     }
     let a = line(&page, &name("a"))["service_id"].as_i64().unwrap();
     let b = line(&page, &name("b"))["service_id"].as_i64().unwrap();
@@ -276,12 +280,19 @@ async fn databases_made_outside_provisio_on_a_real_postgresql_become_services_on
             .await
             .unwrap();
     assert!(comment.unwrap_or_default().starts_with("provisio owner: prv-"));
+    // And kept as Provisio keeps its own: no other login may connect.
+    let public: bool = sqlx::query_scalar("SELECT has_database_privilege('public', $1, 'CONNECT')")
+        .bind(name("a"))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(!public, "PUBLIC keeps no right on an adopted database");
 
     // A second import changes nothing.
     let again = import(&app, one, request).await;
     assert_eq!(
         (again["created"].as_u64(), again["matched"].as_u64(), again["skipped"].as_u64()),
-        (Some(0), Some(3), Some(3))
+        (Some(0), Some(3), Some(4))
     );
     // Through a second configuration of the same server: each database
     // carries a service's mark, so none is imported twice.
@@ -305,10 +316,10 @@ async fn databases_made_outside_provisio_on_a_real_postgresql_become_services_on
         .await
         .unwrap();
     assert_eq!(left, 0);
-    for database in ["b", "c", "d", "e", "f"] {
+    for database in ["b", "c", "d", "e", "f", "p"] {
         sql(&mut admin, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", name(database))).await;
     }
-    for role in ["b", "shared", "f"] {
+    for role in ["b", "shared", "f", "p"] {
         sql(&mut admin, &format!("DROP ROLE IF EXISTS \"{}\"", name(role))).await;
     }
 }

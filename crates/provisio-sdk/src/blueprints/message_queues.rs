@@ -145,8 +145,9 @@ crate::blueprint! {
         /// Lists what the configuration holds, a page at a time in a stable
         /// order, with each resource's owner mark (for import).
         fn list(ListParams) -> Listing { kind: Query, callers: [Staff], statuses: [] }
-        /// Writes this service's owner mark on a virtual host that carries none
+        /// Run by an import only (no caller may ask for it). Writes this
+        /// service's owner mark on a virtual host that carries none
         /// (import); the same mark is ok, another mark is `conflict`.
-        fn adopt(VhostRef) -> BrokerInfo { kind: Lifecycle, callers: [Staff], statuses: [Provisioning] }
+        fn adopt(VhostRef) -> BrokerInfo { kind: Lifecycle, callers: [], statuses: [Provisioning] }
     }
 }

@@ -127,6 +127,20 @@ pub struct Listed {
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Listed {
+    /// The provision data a listing carries for a resource read as `info`
+    /// (the blueprint's `get_info` result): its fields, without what is the
+    /// system's to say at adoption (its state, a suspension's reason, when
+    /// it was made) or secret, and without empty values.
+    pub fn data_of<T: Serialize>(info: &T) -> serde_json::Map<String, serde_json::Value> {
+        let mut data = serde_json::to_value(info).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+        data.retain(|key, value| {
+            !matches!(key.as_str(), "state" | "suspend_reason" | "created_at" | "password") && !value.is_null()
+        });
+        data
+    }
+}
+
 /// One page of what a configuration holds, in a stable order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Listing {
