@@ -292,7 +292,7 @@ fn main() {
         // for the whole run; no 60-second window may hold more calls than it allows.
         if wanted("sync-rate") {
             let count = scaled(10_000);
-            let (rate, measured) = (6_000_i64, Duration::from_secs(150));
+            let (rate, measured) = (120_i64, Duration::from_secs(150));
             let mut settings = fast_settings(256);
             settings.sync_interval = Some(Duration::from_secs(30));
             let bench = setup(settings, true, 0, 64).await;
