@@ -178,6 +178,9 @@ pub struct Settings {
     /// How long after a function left an operation pending it is first
     /// followed; each later follow waits twice as long (at most an hour).
     pub follow_interval: Duration,
+    /// On shutdown, how long calls in flight may go on; those still running
+    /// then are released to be reconciled by the next worker at once.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -197,6 +200,7 @@ impl Default for Settings {
             notice_interval: Some(Duration::from_secs(60)),
             follow_interval: Duration::from_secs(30),
             sync_interval: Some(Duration::from_secs(86_400)),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -62,8 +62,8 @@ enum Outcome {
 }
 
 impl Worker {
-    /// Runs the worker until `shutdown` completes, then waits (up to the
-    /// lease) for calls in flight.
+    /// Runs the worker until `shutdown` completes, then waits (up to
+    /// `Settings::shutdown_grace`) for calls in flight and releases the rest.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let settings = self.engine.settings().clone();
         let permits = Arc::new(Semaphore::new(settings.worker_concurrency.max(1)));
@@ -128,9 +128,23 @@ impl Worker {
                 break;
             }
         }
-        // Calls in flight finish (their leases still renewed) before the worker stops.
+        // No more claims. Calls in flight may finish within the grace (their
+        // leases still renewed); those still running then are released, so
+        // another worker reconciles and finishes them now, not when their
+        // leases would have run out.
         let all = u32::try_from(settings.worker_concurrency.max(1)).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(settings.call_timeout.max(settings.lease), permits.acquire_many(all)).await;
+        if tokio::time::timeout(settings.shutdown_grace, permits.acquire_many(all)).await.is_err() {
+            let (worker, ids) = (settings.worker_id.clone(), in_flight.ids());
+            let released = self
+                .engine
+                .store()
+                .write(move |conn| Box::pin(async move { jobs::release(conn, &worker, &ids, now_ms()).await }))
+                .await;
+            match released {
+                Ok(ids) => tracing::info!(jobs = ?ids, "shutting down: released the jobs still running"),
+                Err(err) => tracing::warn!(error = %err, "shutting down: jobs not released; their leases will run out"),
+            }
+        }
         heartbeat.abort();
         // A delivery cut short is sent again once its lease ends (at least once).
         deliverer.abort();

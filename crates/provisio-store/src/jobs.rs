@@ -317,6 +317,23 @@ pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, St
     )
 }
 
+/// Releases running jobs `worker` still holds (it is stopping): each is
+/// checked before anything is retried, by whichever worker claims it next,
+/// at once rather than when its lease runs out. Answers their ids.
+pub async fn release(conn: &mut Conn, worker: &str, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    all(
+        conn,
+        "UPDATE jobs SET state = 'retrying', reconcile = 1, run_at = ?1, locked_by = NULL, lease_until = NULL, \
+         message = 'The worker running this job was stopped; checking the outcome before retrying', updated_at = ?1 \
+         WHERE state = 'running' AND locked_by = ?2 AND id IN (SELECT value FROM json_each(?3)) RETURNING id",
+        rusqlite::params![now, worker, serde_json::to_string(ids).expect("ids serialise")],
+        |r| r.get(0),
+    )
+}
+
 /// Queues a failed job again (staff retry), with `extra_attempts` more
 /// tries; if its last attempt's outcome was unknown it is reconciled first.
 pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bool, StoreError> {

@@ -68,6 +68,10 @@ pub struct WorkerArgs {
     /// and drift; 0: never).
     #[arg(long, env = "PROVISIO_SYNC_INTERVAL_SECS", default_value_t = 86_400.0)]
     sync_interval_secs: f64,
+    /// On SIGTERM (or Ctrl-C), seconds calls in flight may go on; those still
+    /// running then are released, for the next worker to check and finish.
+    #[arg(long, env = "PROVISIO_SHUTDOWN_GRACE_SECS", default_value_t = 30.0)]
+    shutdown_grace_secs: f64,
     /// Attempts before a webhook delivery is given up.
     #[arg(long, env = "PROVISIO_WEBHOOK_ATTEMPTS", default_value_t = 12)]
     webhook_attempts: i64,
@@ -145,6 +149,7 @@ fn settings(args: &WorkerArgs) -> anyhow::Result<Settings> {
         sync_interval: (args.sync_interval_secs > 0.0)
             .then(|| seconds(args.sync_interval_secs, "--sync-interval-secs"))
             .transpose()?,
+        shutdown_grace: seconds(args.shutdown_grace_secs, "--shutdown-grace-secs")?,
         ..Settings::default()
     })
 }

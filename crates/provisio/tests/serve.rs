@@ -185,6 +185,91 @@ fn file_contains(path: &Path, needle: &str) -> bool {
     std::fs::read(path).map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())).unwrap_or(false)
 }
 
+/// SIGTERM while calls run longer than the shutdown grace: the server stops
+/// within the grace, not the calls' length, releasing the jobs still
+/// running (not leaving them to their leases); the next server checks each
+/// before calling again and makes each account once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_the_jobs_still_running_after_the_grace_and_the_next_server_finishes_each_once() {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let first = start_with(dir.path(), 0, &["--shutdown-grace-secs", "1"]);
+    wait_healthy(&client, &first.base).await;
+    let base = first.base.clone();
+    let hosting = configuration_id(&client, &base, "demo-hosting-eu").await;
+    let slow = json!({"values": {"latency_ms": 8000}});
+    let url = format!("{base}/api/v1/configurations/{hosting}");
+    assert_eq!(call(&client, reqwest::Method::PATCH, url, Some(slow)).await.0, 200);
+    for n in 0..3 {
+        let (status, body) =
+            call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(n, "demo-hosting"))).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let started = Instant::now();
+    loop {
+        let (_, running) =
+            call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs?status=running"), None).await;
+        if running.as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the calls never started: {running}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = Instant::now();
+    unsafe_free_terminate(first.child.id());
+    first.output_when_exited(Duration::from_secs(6));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}, not within the grace",
+        stopping.elapsed()
+    );
+
+    // Released, each to be checked first: not left running until its lease ran out.
+    let store = provisio_store::Store::open(provisio_store::StoreOptions::new(format!(
+        "sqlite://{}",
+        dir.path().join("provisio.db").display()
+    )))
+    .await
+    .unwrap();
+    let jobs = store
+        .read(|conn| {
+            Box::pin(async move {
+                let filter = provisio_store::jobs::JobFilter { limit: 100, ..Default::default() };
+                provisio_store::jobs::list(conn, &filter).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 3);
+    for job in &jobs {
+        assert_eq!((job.state.as_str(), job.reconcile), ("retrying", true), "{job:?}");
+        assert!(job.message.as_deref().unwrap_or_default().contains("was stopped"), "{job:?}");
+    }
+    drop(store);
+
+    let second = start(dir.path(), 0);
+    wait_healthy(&client, &second.base).await;
+    let base = second.base.clone();
+    let fast = json!({"values": {"latency_ms": 0}});
+    let url = format!("{base}/api/v1/configurations/{hosting}");
+    assert_eq!(call(&client, reqwest::Method::PATCH, url, Some(fast)).await.0, 200);
+    let started = Instant::now();
+    loop {
+        let (_, active) =
+            call(&client, reqwest::Method::GET, format!("{base}/api/v1/services?status=active"), None).await;
+        if active.as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{active}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.output(false);
+    let census = provisio_demo::state::census(dir.path().join("provisio-demo.sqlite").to_str().unwrap()).await.unwrap();
+    assert_eq!(census.services[&("shared-hosting".into(), "hosting-eu1".into())], 3, "one account per order");
+    assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     provisio_sdk::http::install_crypto_provider();
