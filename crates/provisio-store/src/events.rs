@@ -63,11 +63,6 @@ pub async fn page_for_service(
     )
 }
 
-/// A service's events, oldest first.
-pub async fn for_service(conn: &mut Conn, service_id: i64) -> Result<Vec<Event>, StoreError> {
-    all(conn, "SELECT * FROM events WHERE service_id = ? ORDER BY id", [service_id], Event::from_row)
-}
-
 /// A page of every service's events, newest first, as summaries (id,
 /// billing system's id, type, service, received at): payloads stay out.
 pub async fn recent(

@@ -9,7 +9,7 @@
 //!   blueprint's services are named by the vendor, in `keyed`: those are
 //!   deduplicated by the job's idempotency key alone).
 
-use crate::{Conn, StoreError, all};
+use crate::{Conn, StoreError, all, one};
 
 /// One row of the attempt history: service, job, attempt number, function,
 /// outcome, start, end, and whether the job is a setup or terminate.
@@ -63,4 +63,34 @@ pub async fn violations(conn: &mut Conn, keyed: &[&str]) -> Result<Vec<String>, 
         }
     }
     Ok(found)
+}
+
+/// How many rows each table an event can add to holds (tests prove with it
+/// that a refused request changed nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub events: i64,
+    pub services: i64,
+    pub clients: i64,
+    pub jobs: i64,
+    pub history: i64,
+}
+
+/// The store's [`RowCounts`], in one snapshot.
+pub async fn row_counts(conn: &mut Conn) -> Result<RowCounts, StoreError> {
+    one(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM services), (SELECT COUNT(*) FROM clients), \
+         (SELECT COUNT(*) FROM jobs), (SELECT COUNT(*) FROM service_history)",
+        [],
+        |r| {
+            Ok(RowCounts {
+                events: r.get(0)?,
+                services: r.get(1)?,
+                clients: r.get(2)?,
+                jobs: r.get(3)?,
+                history: r.get(4)?,
+            })
+        },
+    )
 }

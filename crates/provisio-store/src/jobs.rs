@@ -334,6 +334,42 @@ pub async fn release(conn: &mut Conn, worker: &str, ids: &[i64], now: i64) -> Re
     )
 }
 
+/// The attempts made on a configuration since `since` (ms): when each
+/// started and its job's origin, oldest first (rate limits, read back by
+/// tests and benchmarks).
+pub async fn attempt_starts(
+    conn: &mut Conn,
+    configuration_id: i64,
+    since: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    all(
+        conn,
+        "SELECT a.started_at, j.origin FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
+         WHERE a.configuration_id = ?1 AND a.started_at >= ?2 ORDER BY a.started_at",
+        rusqlite::params![configuration_id, since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Test support: every running job's lease ends now, as if its worker had
+/// stalled. Answers how many.
+#[doc(hidden)]
+pub async fn expire_running_leases(conn: &mut Conn) -> Result<usize, StoreError> {
+    exec(conn, "UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])
+}
+
+/// Test support: a job's args and due time set by hand (a follow made to
+/// look as old as a test needs).
+#[doc(hidden)]
+pub async fn backdate(conn: &mut Conn, id: i64, args: &Value, run_at: i64) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "UPDATE jobs SET args = ?1, run_at = ?2 WHERE id = ?3",
+        rusqlite::params![args.to_string(), run_at, id],
+    )?;
+    Ok(())
+}
+
 /// Queues a failed job again (staff retry), with `extra_attempts` more
 /// tries; if its last attempt's outcome was unknown it is reconciled first.
 pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bool, StoreError> {

@@ -92,11 +92,6 @@ pub async fn list(conn: &mut Conn) -> Result<Vec<Product>, StoreError> {
     all(conn, "SELECT * FROM products ORDER BY id", [], Product::from_row)
 }
 
-/// Deletes a product no service uses.
-pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
-    Ok(exec(conn, "DELETE FROM products WHERE id = ?", [id])? == 1)
-}
-
 /// Advances the round-robin cursor; answers its previous value.
 pub async fn next_round_robin(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
     one(

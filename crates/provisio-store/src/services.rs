@@ -248,11 +248,6 @@ pub async fn history_page(
     )
 }
 
-/// A service's history, oldest first.
-pub async fn history(conn: &mut Conn, service_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-    all(conn, "SELECT * FROM service_history WHERE service_id = ? ORDER BY id", [service_id], HistoryEntry::from_row)
-}
-
 /// How many services exist per status.
 pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
     all(conn, "SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status", [], |r| {

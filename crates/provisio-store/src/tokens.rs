@@ -73,3 +73,10 @@ pub async fn set_setting(conn: &mut Conn, name: &str, value: &str) -> Result<(),
     )?;
     Ok(())
 }
+
+/// Test support: the stored digests of every token (to prove none is a
+/// plain hash of its secret).
+#[doc(hidden)]
+pub async fn digests(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
+    all(conn, "SELECT digest FROM api_tokens", [], |r| r.get(0))
+}

@@ -328,14 +328,9 @@ fn main() {
                 .store()
                 .read(move |conn| {
                     Box::pin(async move {
-                        let mut statement = conn.prepare(
-                            "SELECT a.started_at, j.origin = 'sync' FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
-                             WHERE a.configuration_id = ?1 AND a.started_at >= ?2 ORDER BY a.started_at",
-                        )?;
-                        let rows: Vec<(i64, bool)> =
-                            statement.query_map((eu, since), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-                        let calls: Vec<i64> = rows.iter().map(|(t, _)| *t).collect();
-                        let syncs = rows.iter().filter(|(_, sync)| *sync).count();
+                        let starts = provisio_store::jobs::attempt_starts(conn, eu, since).await?;
+                        let calls: Vec<i64> = starts.iter().map(|(t, _)| *t).collect();
+                        let syncs = starts.iter().filter(|(_, origin)| origin == "sync").count();
                         Ok::<_, provisio_store::StoreError>((calls, syncs))
                     })
                 })

@@ -322,7 +322,7 @@ async fn take_back_running(app: &TestApp) -> Vec<i64> {
         .store()
         .write(|conn| {
             Box::pin(async move {
-                conn.execute("UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])?;
+                provisio_store::jobs::expire_running_leases(conn).await?;
                 provisio_store::jobs::take_back_expired(conn, provisio_store::now_ms()).await
             })
         })
@@ -383,10 +383,8 @@ async fn a_pending_transfer_is_followed_until_done_and_one_past_its_deadline_fai
         .store()
         .write(move |conn| {
             Box::pin(async move {
-                conn.execute_batch(&format!(
-                    "UPDATE jobs SET args = '{{\"follow_since\": {long_ago}, \"follow_round\": 20}}', run_at = 0 WHERE id = {follow}"
-                ))
-                .map_err(provisio_store::StoreError::from)
+                let args = json!({"follow_since": long_ago, "follow_round": 20});
+                provisio_store::jobs::backdate(conn, follow, &args, 0).await
             })
         })
         .await

@@ -204,13 +204,9 @@ async fn syncs_keep_their_configurations_rate_limit() {
         .store()
         .read(move |conn| {
             Box::pin(async move {
-                conn.query_row(
-                    "SELECT COUNT(*), SUM(j.origin = 'sync') FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
-                     WHERE a.configuration_id = ?1 AND a.started_at >= ?2",
-                    (eu, started),
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
-                )
-                .map_err(provisio_store::StoreError::from)
+                let starts = provisio_store::jobs::attempt_starts(conn, eu, started).await?;
+                let syncs = starts.iter().filter(|(_, origin)| origin == "sync").count();
+                Ok::<_, provisio_store::StoreError>((starts.len(), syncs))
             })
         })
         .await

@@ -111,17 +111,7 @@ async fn tokens_are_stored_as_keyed_digests() {
     let stored: Vec<String> = app
         .engine
         .store()
-        .read(|conn| {
-            Box::pin(async move {
-                Ok::<_, provisio_store::StoreError>(
-                    conn.prepare("SELECT digest FROM api_tokens")?.query_map([], |r| r.get(0))?.collect::<Result<
-                        Vec<String>,
-                        _,
-                    >>(
-                    )?,
-                )
-            })
-        })
+        .read(|conn| Box::pin(async move { provisio_store::tokens::digests(conn).await }))
         .await
         .unwrap();
     use sha2::Digest;

@@ -384,12 +384,8 @@ async fn bad_orders_are_refused_at_the_door_and_change_nothing() {
             app.store()
                 .read(|conn| {
                     Box::pin(async move {
-                        let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
-                        Ok::<_, provisio_store::StoreError>((
-                            one("SELECT COUNT(*) FROM services")?,
-                            one("SELECT COUNT(*) FROM events")?,
-                            one("SELECT COUNT(*) FROM jobs")?,
-                        ))
+                        let counts = provisio_store::invariants::row_counts(conn).await?;
+                        Ok::<_, provisio_store::StoreError>((counts.services, counts.events, counts.jobs))
                     })
                 })
                 .await
