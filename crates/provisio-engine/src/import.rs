@@ -20,7 +20,7 @@
 
 use std::sync::OnceLock;
 
-use provisio_sdk::blueprints::{Listed, Listing, State};
+use provisio_sdk::blueprints::{ListParams, Listed, Listing, State};
 use provisio_sdk::{BlueprintDescriptor, CallOptions, ErrorKind, SchemaDoc};
 use provisio_store::models::{Client, Configuration, Product};
 use provisio_store::{Conn, clients, jobs, services};
@@ -222,14 +222,8 @@ impl Catalog {
         input: &ImportInput,
     ) -> Result<Listing, EngineError> {
         let values = self.engine.configuration_values(configuration)?;
-        let params = json!({"cursor": input.cursor, "limit": input.limit});
-        let params = match params {
-            Value::Object(mut map) => {
-                map.retain(|_, v| !v.is_null());
-                Value::Object(map)
-            }
-            other => other,
-        };
+        let params = serde_json::to_value(ListParams { cursor: input.cursor.clone(), limit: input.limit })
+            .expect("list params serialise");
         let options = CallOptions { timeout: self.engine.settings().call_timeout, ..Default::default() };
         let report = provisio_sdk::invoke::call(entry, &values, function, &params, &options).await;
         let envelope = report.envelope;

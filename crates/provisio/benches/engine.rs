@@ -91,6 +91,26 @@ async fn post_events(bench: &Bench, run: &str, count: usize, concurrency: usize,
     started.elapsed()
 }
 
+/// Sends `count` events (`event(n)`) straight into the engine, 64 at once;
+/// answers the elapsed time.
+async fn ingest_directly(bench: &Bench, count: usize, event: impl Fn(usize) -> Value) -> Duration {
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(count);
+    for n in 0..count {
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        let (engine, event) = (bench.engine.clone(), event(n));
+        tasks.push(tokio::spawn(async move {
+            engine.ingest().event(&event).await.unwrap();
+            drop(permit);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
 async fn active_services(bench: &Bench) -> i64 {
     bench
         .engine
@@ -218,21 +238,7 @@ fn main() {
         if wanted("ingest-direct") {
             let bench = setup(fast_settings(256), false, 0, 64).await;
             let count = scaled(20_000);
-            let started = Instant::now();
-            let permits = Arc::new(Semaphore::new(64));
-            let mut tasks = Vec::new();
-            for n in 0..count {
-                let permit = permits.clone().acquire_owned().await.unwrap();
-                let engine = bench.engine.clone();
-                tasks.push(tokio::spawn(async move {
-                    engine.ingest().event(&order("direct", n)).await.unwrap();
-                    drop(permit);
-                }));
-            }
-            for task in tasks {
-                task.await.unwrap();
-            }
-            let elapsed = started.elapsed();
+            let elapsed = ingest_directly(&bench, count, |n| order("direct", n)).await;
             println!("ingest without HTTP: {count} events: {:.0} events/s", count as f64 / elapsed.as_secs_f64());
         }
 
@@ -299,24 +305,14 @@ fn main() {
             let eu = bench.engine.queries().configurations(Some("shared-hosting".into())).await.unwrap();
             let eu = eu.iter().find(|c| c.configuration.name == "demo-hosting-eu").unwrap().configuration.id;
             let started = Instant::now();
-            let permits = Arc::new(Semaphore::new(64));
-            let mut tasks = Vec::new();
-            for n in 0..count {
-                let permit = permits.clone().acquire_owned().await.unwrap();
-                let engine = bench.engine.clone();
-                tasks.push(tokio::spawn(async move {
-                    let event = json!({"id": format!("sync-{n}"), "type": "order.paid",
-                        "service": {"external_id": format!("sync-contract-{n}"),
-                                    "client": {"external_id": format!("cust-{}", n % 1000), "name": "Ann Lee", "email": "ann@example.com"},
-                                    "product": "demo-hosting",
-                                    "fields": {"domain": format!("site{n}.example.net"), "username": format!("user{n}")}}});
-                    engine.ingest().event(&event).await.unwrap();
-                    drop(permit);
-                }));
-            }
-            for task in tasks {
-                task.await.unwrap();
-            }
+            ingest_directly(&bench, count, |n| {
+                json!({"id": format!("sync-{n}"), "type": "order.paid",
+                    "service": {"external_id": format!("sync-contract-{n}"),
+                                "client": {"external_id": format!("cust-{}", n % 1000), "name": "Ann Lee", "email": "ann@example.com"},
+                                "product": "demo-hosting",
+                                "fields": {"domain": format!("site{n}.example.net"), "username": format!("user{n}")}}})
+            })
+            .await;
             wait_active(&bench, count).await;
             let created = started.elapsed();
             let change = json!({"rate_per_minute": rate});

@@ -243,17 +243,15 @@ impl Demo {
     /// from the document's `email`, where it has one).
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
         self.around(cx, Effect::Reads, async {
-            let mut page = self.state.page(params.cursor.as_deref(), params.limit + 1).await?;
-            let more = page.len() > params.limit as usize;
-            page.truncate(params.limit as usize);
-            let next_cursor = more.then(|| page.last().map(|(identifier, _)| identifier.clone())).flatten();
+            let fetched = self.state.page(params.cursor.as_deref(), params.fetch()).await?;
+            let (page, next_cursor) = params.cut(fetched, |(identifier, _)| identifier.as_str());
             let resources = page
                 .into_iter()
                 .map(|(identifier, record)| {
-                    let mut data = record.data.as_object().cloned().unwrap_or_default();
-                    let state = data.get("state").cloned().and_then(|s| serde_json::from_value(s).ok());
-                    let email = data.get("email").and_then(|e| e.as_str()).map(str::to_owned);
-                    data.retain(|k, v| !matches!(k.as_str(), "state" | "password" | "login_session") && !v.is_null());
+                    let state = record.data.get("state").cloned().and_then(|s| serde_json::from_value(s).ok());
+                    let email = record.data.get("email").and_then(|e| e.as_str()).map(str::to_owned);
+                    let mut data = Listed::data_of(&record.data);
+                    data.remove("login_session");
                     Listed {
                         identifier,
                         state: state.unwrap_or(BlueprintState::Active),

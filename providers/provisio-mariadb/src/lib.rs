@@ -523,7 +523,7 @@ impl Databases for MariaDb {
             sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(list))
                 .bind(params.cursor.as_deref())
                 .bind(params.cursor.as_deref())
-                .bind(params.limit + 1)
+                .bind(params.fetch())
                 .fetch_all(&mut conn),
         )
         .await;
@@ -535,9 +535,9 @@ impl Databases for MariaDb {
             timeout(cx, sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone())).fetch_one(&mut conn)).await;
         cx.record(exchange("SQL", &count, started, None));
         let total = total.map_err(|err| classify(err, "count the databases"))?;
-        let more = names.len() > params.limit as usize;
+        let (names, next_cursor) = params.cut(names, String::as_str);
         let mut resources = Vec::new();
-        for name in names.iter().take(params.limit as usize) {
+        for name in &names {
             let Some(found) = self.found(cx, &mut conn, name).await? else { continue };
             let (state, data, refused) = match found.info {
                 Ok(info) => (info.state, Listed::data_of(&info), found.refused),
@@ -557,7 +557,6 @@ impl Databases for MariaDb {
             });
         }
         let _ = conn.close().await;
-        let next_cursor = more.then(|| names.get(params.limit as usize - 1).cloned()).flatten();
         Ok(Listing { resources, next_cursor, total: u64::try_from(total).ok() })
     }
 

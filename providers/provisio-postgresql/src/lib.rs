@@ -513,16 +513,14 @@ impl Databases for Postgres {
     /// database) can be adopted: its role is what carries the owner mark.
     async fn list(&self, cx: &Context, params: ListParams) -> Result<Listing, ProviderError> {
         let mut conn = self.connect(cx).await?;
-        let mut found = self.found(cx, &mut conn, None, params.cursor.as_deref(), params.limit + 1).await?;
-        let more = found.len() > params.limit as usize;
-        found.truncate(params.limit as usize);
+        let fetched = self.found(cx, &mut conn, None, params.cursor.as_deref(), params.fetch()).await?;
+        let (found, next_cursor) = params.cut(fetched, |f| f.name.as_str());
         let count = "SELECT count(*) FROM pg_database WHERE NOT datistemplate";
         let started = Instant::now();
         let total = tokio_timeout(cx, sqlx::query_scalar::<_, i64>(count).fetch_one(&mut conn)).await;
         cx.record(exchange("SQL", count, started, total.as_ref().err().map(|e| e.to_string())));
         let total = total.map_err(|err| classify(err, "count the databases"))?;
         let _ = conn.close().await;
-        let next_cursor = more.then(|| found.last().map(|f| f.name.clone())).flatten();
         let resources = found
             .into_iter()
             .map(|found| {

@@ -86,11 +86,25 @@ impl ListParams {
             Some(cursor) => all.partition_point(|item| name(item) <= cursor.as_str()),
             None => 0,
         };
-        let end = (start + self.limit as usize).min(all.len());
-        let next = (end < all.len() && end > start).then(|| name(&all[end - 1]).to_owned());
-        all.truncate(end);
-        all.drain(..start);
-        (all, next, total)
+        let (page, next) = self.cut(all.split_off(start), name);
+        (page, next, total)
+    }
+
+    /// A page of what a system answered after the cursor, in order, asked
+    /// for one more than the limit (`fetch`): at most the limit, with the
+    /// next page's cursor when there was more.
+    pub fn cut<T>(&self, mut fetched: Vec<T>, name: impl Fn(&T) -> &str) -> (Vec<T>, Option<String>) {
+        let limit = self.limit as usize;
+        let more = fetched.len() > limit;
+        fetched.truncate(limit);
+        let next = if more { fetched.last().map(|item| name(item).to_owned()) } else { None };
+        (fetched, next)
+    }
+
+    /// How many to ask a system for: one more than the limit, so [`cut`](Self::cut)
+    /// knows whether another page follows.
+    pub fn fetch(&self) -> u32 {
+        self.limit + 1
     }
 }
 
