@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use provisio_engine::{Engine, Settings, Vault};
-use provisio_store::{Store, StoreOptions};
+use provisio_store::StoreOptions;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -24,7 +24,9 @@ async fn spawn(public_url: Option<&str>) -> App {
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let store =
-        Store::open(StoreOptions::new(format!("sqlite://{}", dir.path().join("p.db").display()))).await.unwrap();
+        provisio_store_sqlite::open(StoreOptions::new(format!("sqlite://{}", dir.path().join("p.db").display())))
+            .await
+            .unwrap();
     let settings = Settings {
         poll_interval: Duration::from_millis(50),
         retry_base: Duration::from_millis(20),

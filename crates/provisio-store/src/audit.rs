@@ -16,8 +16,9 @@ pub async fn record(
     exec(
         conn,
         "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
-        rusqlite::params![now_ms(), actor, action, subject, details.to_string()],
-    )?;
+        crate::params![now_ms(), actor, action, subject, details.to_string()],
+    )
+    .await?;
     Ok(())
 }
 
@@ -26,7 +27,8 @@ pub async fn list(conn: &mut Conn, limit: i64, before_id: Option<i64>) -> Result
     all(
         conn,
         "SELECT * FROM audit_log WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        rusqlite::params![before_id, limit],
+        crate::params![before_id, limit],
         AuditEntry::from_row,
     )
+    .await
 }

@@ -15,9 +15,10 @@ pub async fn upsert_external(
         conn,
         "INSERT INTO clients (external_id, name, email, created_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, email = excluded.email RETURNING *",
-        rusqlite::params![external_id, name, email, now_ms()],
+        crate::params![external_id, name, email, now_ms()],
         Client::from_row,
     )
+    .await
 }
 
 /// A client, with or without an external id.
@@ -25,19 +26,20 @@ pub async fn insert(conn: &mut Conn, external_id: Option<&str>, name: &str, emai
     one(
         conn,
         "INSERT INTO clients (external_id, name, email, created_at) VALUES (?, ?, ?, ?) RETURNING *",
-        rusqlite::params![external_id, name, email, now_ms()],
+        crate::params![external_id, name, email, now_ms()],
         Client::from_row,
     )
+    .await
 }
 
 /// A client by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Client>, StoreError> {
-    maybe(conn, "SELECT * FROM clients WHERE id = ?", [id], Client::from_row)
+    maybe(conn, "SELECT * FROM clients WHERE id = ?", [id], Client::from_row).await
 }
 
 /// A client by external id.
 pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Client>, StoreError> {
-    maybe(conn, "SELECT * FROM clients WHERE external_id = ?", [external_id], Client::from_row)
+    maybe(conn, "SELECT * FROM clients WHERE external_id = ?", [external_id], Client::from_row).await
 }
 
 /// The clients whose e-mail is `email` (letter case aside), at most `limit`.
@@ -45,9 +47,10 @@ pub async fn by_email(conn: &mut Conn, email: &str, limit: i64) -> Result<Vec<Cl
     all(
         conn,
         "SELECT * FROM clients WHERE lower(email) = lower(?1) ORDER BY id LIMIT ?2",
-        rusqlite::params![email, limit],
+        crate::params![email, limit],
         Client::from_row,
     )
+    .await
 }
 
 /// Clients, newest first.
@@ -55,7 +58,8 @@ pub async fn list(conn: &mut Conn, limit: i64, before_id: Option<i64>) -> Result
     all(
         conn,
         "SELECT * FROM clients WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        rusqlite::params![before_id, limit],
+        crate::params![before_id, limit],
         Client::from_row,
     )
+    .await
 }

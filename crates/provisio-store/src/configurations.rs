@@ -29,7 +29,7 @@ pub async fn insert(conn: &mut Conn, row: &ConfigurationRow) -> Result<i64, Stor
         "INSERT INTO configurations (blueprint, provider, name, config_values, attributes, max_services, \
          max_concurrency, rate_per_minute, enabled, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        rusqlite::params![
+        crate::params![
             row.blueprint,
             row.provider,
             row.name,
@@ -44,6 +44,7 @@ pub async fn insert(conn: &mut Conn, row: &ConfigurationRow) -> Result<i64, Stor
         ],
         |r| r.get(0),
     )
+    .await
 }
 
 /// Replaces everything but the blueprint, provider and secrets.
@@ -52,7 +53,7 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ConfigurationRow) -> Result<
         conn,
         "UPDATE configurations SET name = ?, config_values = ?, attributes = ?, max_services = ?, \
          max_concurrency = ?, rate_per_minute = ?, enabled = ?, updated_at = ? WHERE id = ?",
-        rusqlite::params![
+        crate::params![
             row.name,
             row.config_values.to_string(),
             row.attributes.to_string(),
@@ -63,24 +64,25 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ConfigurationRow) -> Result<
             now_ms(),
             id
         ],
-    )?;
+    )
+    .await?;
     Ok(changed == 1)
 }
 
 /// Stores the encrypted secret fields.
 pub async fn set_secrets(conn: &mut Conn, id: i64, secrets: Option<&[u8]>) -> Result<(), StoreError> {
-    exec(conn, "UPDATE configurations SET secrets = ? WHERE id = ?", rusqlite::params![secrets, id])?;
+    exec(conn, "UPDATE configurations SET secrets = ? WHERE id = ?", crate::params![secrets, id]).await?;
     Ok(())
 }
 
 /// One configuration.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Configuration>, StoreError> {
-    maybe(conn, "SELECT * FROM configurations WHERE id = ?", [id], Configuration::from_row)
+    maybe(conn, "SELECT * FROM configurations WHERE id = ?", [id], Configuration::from_row).await
 }
 
 /// One configuration, by its (unique) name.
 pub async fn get_by_name(conn: &mut Conn, name: &str) -> Result<Option<Configuration>, StoreError> {
-    maybe(conn, "SELECT * FROM configurations WHERE name = ?", [name], Configuration::from_row)
+    maybe(conn, "SELECT * FROM configurations WHERE name = ?", [name], Configuration::from_row).await
 }
 
 /// Every configuration, optionally of one blueprint.
@@ -91,11 +93,12 @@ pub async fn list(conn: &mut Conn, blueprint: Option<&str>) -> Result<Vec<Config
         [blueprint],
         Configuration::from_row,
     )
+    .await
 }
 
 /// Deletes a configuration no service uses; answers whether it existed.
 pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
-    Ok(exec(conn, "DELETE FROM configurations WHERE id = ?", [id])? == 1)
+    Ok(exec(conn, "DELETE FROM configurations WHERE id = ?", [id]).await? == 1)
 }
 
 /// How many services (not terminated) each configuration holds.
@@ -104,18 +107,20 @@ pub async fn service_counts(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreE
         conn,
         "SELECT configuration_id, COUNT(*) FROM services \
          WHERE configuration_id IS NOT NULL AND status <> 'terminated' GROUP BY configuration_id",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    )
+    .await?;
     Ok(rows.into_iter().collect())
 }
 
 /// How many services (not terminated) one configuration holds.
 pub async fn service_count(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
     one(conn, "SELECT COUNT(*) FROM services WHERE configuration_id = ? AND status <> 'terminated'", [id], |r| r.get(0))
+        .await
 }
 
 /// How many services reference a configuration at all.
 pub async fn references(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
-    one(conn, "SELECT COUNT(*) FROM services WHERE configuration_id = ?", [id], |r| r.get(0))
+    one(conn, "SELECT COUNT(*) FROM services WHERE configuration_id = ?", [id], |r| r.get(0)).await
 }

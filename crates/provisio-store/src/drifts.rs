@@ -20,8 +20,8 @@ pub struct Drift {
 }
 
 impl Drift {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let json = |name: &str| -> rusqlite::Result<Value> {
+    fn from_row(row: &crate::Row) -> Result<Self, StoreError> {
+        let json = |name: &str| -> Result<Value, StoreError> {
             let text: String = row.get(name)?;
             Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
         };
@@ -53,15 +53,17 @@ pub async fn found(
         exec(
             conn,
             "UPDATE drifts SET recorded = ?, real = ?, seen_at = ? WHERE id = ?",
-            rusqlite::params![recorded.to_string(), real.to_string(), now, open.id],
-        )?;
+            crate::params![recorded.to_string(), real.to_string(), now, open.id],
+        )
+        .await?;
         return Ok((Drift { recorded: recorded.clone(), real: real.clone(), seen_at: now, ..open }, false));
     }
     exec(
         conn,
         "INSERT INTO drifts (service_id, field, recorded, real, detected_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)",
-        rusqlite::params![service_id, field, recorded.to_string(), real.to_string(), now, now],
-    )?;
+        crate::params![service_id, field, recorded.to_string(), real.to_string(), now, now],
+    )
+    .await?;
     let made = open_on(conn, service_id, field).await?.expect("just inserted");
     Ok((made, true))
 }
@@ -71,9 +73,10 @@ pub async fn open_on(conn: &mut Conn, service_id: i64, field: &str) -> Result<Op
     maybe(
         conn,
         "SELECT * FROM drifts WHERE service_id = ? AND field = ? AND resolved_at IS NULL",
-        rusqlite::params![service_id, field],
+        crate::params![service_id, field],
         Drift::from_row,
     )
+    .await
 }
 
 /// A service's open drifts.
@@ -84,6 +87,7 @@ pub async fn open_for(conn: &mut Conn, service_id: i64) -> Result<Vec<Drift>, St
         [service_id],
         Drift::from_row,
     )
+    .await
 }
 
 /// Closes a drift, saying how.
@@ -91,8 +95,9 @@ pub async fn resolve(conn: &mut Conn, id: i64, resolution: &str) -> Result<(), S
     exec(
         conn,
         "UPDATE drifts SET resolved_at = ?, resolution = ? WHERE id = ? AND resolved_at IS NULL",
-        rusqlite::params![now_ms(), resolution, id],
-    )?;
+        crate::params![now_ms(), resolution, id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -102,9 +107,10 @@ pub async fn list(conn: &mut Conn, open_only: bool, limit: i64) -> Result<Vec<Dr
         conn,
         "SELECT * FROM drifts WHERE (?1 = 0 OR (resolved_at IS NULL \
          AND service_id NOT IN (SELECT id FROM services WHERE status = 'terminated'))) ORDER BY id DESC LIMIT ?2",
-        rusqlite::params![open_only, limit],
+        crate::params![open_only, limit],
         Drift::from_row,
     )
+    .await
 }
 
 /// Services due a sync: live, deployed, compared last before `cutoff` (or
@@ -116,17 +122,17 @@ pub async fn due_for_sync(
     cutoff: i64,
     limit: i64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
-    all(
-        conn,
+    let sql = format!(
         "SELECT s.id, s.configuration_id FROM services s JOIN products p ON p.id = s.product_id \
          WHERE s.status IN ('active', 'suspended') AND s.configuration_id IS NOT NULL \
-         AND p.blueprint IN (SELECT value FROM json_each(?1)) \
-         AND COALESCE(s.synced_at, s.created_at) <= ?2 \
+         AND COALESCE(s.synced_at, s.created_at) <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.service_id = s.id AND j.state IN ('queued', 'retrying', 'running')) \
-         ORDER BY COALESCE(s.synced_at, s.created_at), s.id LIMIT ?3",
-        rusqlite::params![serde_json::to_string(blueprints).expect("names serialise"), cutoff, limit],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+         AND {} ORDER BY COALESCE(s.synced_at, s.created_at), s.id LIMIT ?2",
+        crate::sql::in_list("p.blueprint", 3, blueprints.len())
+    );
+    let mut values = crate::params![cutoff, limit];
+    values.extend(blueprints.iter().map(crate::sql::Bind::bind));
+    all(conn, &sql, values, |r| Ok((r.get(0)?, r.get(1)?))).await
 }
 
 /// Unfinished sync jobs per configuration.
@@ -136,14 +142,15 @@ pub async fn open_syncs(conn: &mut Conn) -> Result<std::collections::HashMap<i64
         "SELECT s.configuration_id, COUNT(*) FROM jobs j JOIN services s ON s.id = j.service_id \
          WHERE j.origin = 'sync' AND j.state IN ('queued', 'retrying', 'running') AND s.configuration_id IS NOT NULL \
          GROUP BY s.configuration_id",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    )
+    .await?;
     Ok(rows.into_iter().collect())
 }
 
 /// Marks a service compared now.
 pub async fn synced(conn: &mut Conn, service_id: i64) -> Result<(), StoreError> {
-    exec(conn, "UPDATE services SET synced_at = ? WHERE id = ?", rusqlite::params![now_ms(), service_id])?;
+    exec(conn, "UPDATE services SET synced_at = ? WHERE id = ?", crate::params![now_ms(), service_id]).await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ pub async fn insert(conn: &mut Conn, event: &NewEvent<'_>) -> Result<i64, StoreE
         conn,
         "INSERT INTO events (external_id, type, service_id, payload, occurred_at, received_at, body_digest) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        rusqlite::params![
+        crate::params![
             event.external_id,
             event.event_type,
             event.service_id,
@@ -22,6 +22,7 @@ pub async fn insert(conn: &mut Conn, event: &NewEvent<'_>) -> Result<i64, StoreE
         ],
         |r| r.get(0),
     )
+    .await
 }
 
 /// An event to record.
@@ -40,12 +41,12 @@ pub struct NewEvent<'a> {
 
 /// An event by our id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Event>, StoreError> {
-    maybe(conn, "SELECT * FROM events WHERE id = ?", [id], Event::from_row)
+    maybe(conn, "SELECT * FROM events WHERE id = ?", [id], Event::from_row).await
 }
 
 /// An event by the billing system's id.
 pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Event>, StoreError> {
-    maybe(conn, "SELECT * FROM events WHERE external_id = ?", [external_id], Event::from_row)
+    maybe(conn, "SELECT * FROM events WHERE external_id = ?", [external_id], Event::from_row).await
 }
 
 /// A page of a service's events, newest first: at most `limit`, older than `before`.
@@ -58,9 +59,10 @@ pub async fn page_for_service(
     all(
         conn,
         "SELECT * FROM events WHERE service_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
-        rusqlite::params![service_id, before, limit],
+        crate::params![service_id, before, limit],
         Event::from_row,
     )
+    .await
 }
 
 /// A page of every service's events, newest first, as summaries (id,
@@ -74,7 +76,8 @@ pub async fn recent(
         conn,
         "SELECT id, external_id, type, service_id, received_at FROM events
          WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        rusqlite::params![before, limit],
+        crate::params![before, limit],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )
+    .await
 }

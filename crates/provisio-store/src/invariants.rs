@@ -22,22 +22,24 @@ pub async fn violations(conn: &mut Conn, keyed: &[&str]) -> Result<Vec<String>, 
         conn,
         "SELECT configuration_id, identifier, COUNT(*) FROM services WHERE status <> 'terminated' \
          AND identifier IS NOT NULL AND configuration_id IS NOT NULL GROUP BY 1, 2 HAVING COUNT(*) > 1",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    )
+    .await?;
     for (configuration, identifier, count) in holders {
         found.push(format!("{identifier} is held by {count} live services on configuration {configuration}"));
     }
-    let attempts: Vec<Row> = all(
-        conn,
+    let sql = format!(
         "SELECT j.service_id, j.id, a.number, a.function, a.outcome, a.started_at, a.finished_at, \
-         ((j.function = p.setup_function AND p.blueprint NOT IN (SELECT value FROM json_each(?1))) \
-          OR j.function = 'terminate') \
+         CASE WHEN (j.function = p.setup_function AND {}) OR j.function = 'terminate' THEN 1 ELSE 0 END \
          FROM job_attempts a JOIN jobs j ON j.id = a.job_id JOIN services s ON s.id = j.service_id \
          JOIN products p ON p.id = s.product_id ORDER BY j.service_id, a.started_at, a.id",
-        [serde_json::to_string(keyed).expect("names serialise")],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
-    )?;
+        crate::sql::not_in_list("p.blueprint", 1, keyed.len())
+    );
+    let attempts: Vec<Row> = all(conn, &sql, keyed.iter().map(crate::sql::Bind::bind).collect::<Vec<_>>(), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    })
+    .await?;
     for pair in attempts.windows(2) {
         let ((service, job_a, _, _, _, _, end_a, _), (service_b, job_b, _, _, _, start_b, _, _)) = (&pair[0], &pair[1]);
         if service == service_b && job_a != job_b && end_a > start_b {
@@ -82,7 +84,7 @@ pub async fn row_counts(conn: &mut Conn) -> Result<RowCounts, StoreError> {
         conn,
         "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM services), (SELECT COUNT(*) FROM clients), \
          (SELECT COUNT(*) FROM jobs), (SELECT COUNT(*) FROM service_history)",
-        [],
+        (),
         |r| {
             Ok(RowCounts {
                 events: r.get(0)?,
@@ -93,4 +95,5 @@ pub async fn row_counts(conn: &mut Conn) -> Result<RowCounts, StoreError> {
             })
         },
     )
+    .await
 }

@@ -28,7 +28,7 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
         conn,
         "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, \
          idempotency_key, secrets, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) RETURNING *",
-        rusqlite::params![
+        crate::params![
             job.service_id,
             job.event_id,
             job.function,
@@ -42,7 +42,7 @@ pub async fn insert(conn: &mut Conn, job: &NewJob<'_>) -> Result<Job, StoreError
             now
         ],
         Job::from_row,
-    )
+    ).await
 }
 
 /// The origin of jobs that follow a pending operation (see [`insert_follow`]).
@@ -71,14 +71,16 @@ pub async fn insert_follow(
         conn,
         "UPDATE jobs SET args = ?, run_at = ?, updated_at = ? WHERE service_id = ? AND origin = ? \
          AND state IN ('queued', 'retrying')",
-        rusqlite::params![args.to_string(), run_at, now_ms(), service_id, FOLLOW],
-    )?;
+        crate::params![args.to_string(), run_at, now_ms(), service_id, FOLLOW],
+    )
+    .await?;
     let running = maybe(
         conn,
         "SELECT 1 FROM jobs WHERE service_id = ? AND origin = ? AND state = 'running' LIMIT 1",
-        rusqlite::params![service_id, FOLLOW],
+        crate::params![service_id, FOLLOW],
         |r| r.get::<_, i64>(0),
-    )?;
+    )
+    .await?;
     if moved > 0 || running.is_some() {
         return Ok(None);
     }
@@ -88,9 +90,9 @@ pub async fn insert_follow(
         conn,
         "INSERT INTO jobs (service_id, event_id, function, args, origin, state, max_attempts, run_at, \
          idempotency_key, secrets, created_at, updated_at) VALUES (?, NULL, ?, ?, ?, 'queued', ?, ?, ?, NULL, ?, ?) RETURNING *",
-        rusqlite::params![service_id, function, args.to_string(), FOLLOW, max_attempts, run_at, key, now, now],
+        crate::params![service_id, function, args.to_string(), FOLLOW, max_attempts, run_at, key, now, now],
         Job::from_row,
-    )
+    ).await
     .map(Some)
 }
 
@@ -100,14 +102,14 @@ pub async fn follow_now(conn: &mut Conn, service_id: i64) -> Result<(), StoreErr
     exec(
         conn,
         "UPDATE jobs SET run_at = ?, updated_at = ? WHERE service_id = ? AND origin = ? AND state IN ('queued', 'retrying')",
-        rusqlite::params![now_ms(), now_ms(), service_id, FOLLOW],
-    )?;
+        crate::params![now_ms(), now_ms(), service_id, FOLLOW],
+    ).await?;
     Ok(())
 }
 
 /// A job by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Job>, StoreError> {
-    maybe(conn, "SELECT * FROM jobs WHERE id = ?", [id], Job::from_row)
+    maybe(conn, "SELECT * FROM jobs WHERE id = ?", [id], Job::from_row).await
 }
 
 /// Filters for [`list`].
@@ -126,9 +128,10 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
         conn,
         "SELECT * FROM jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR service_id = ?2) \
          AND (?3 IS NULL OR event_id = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
-        rusqlite::params![filter.state, filter.service_id, filter.event_id, filter.before_id, filter.limit],
+        crate::params![filter.state, filter.service_id, filter.event_id, filter.before_id, filter.limit],
         Job::from_row,
     )
+    .await
 }
 
 /// Jobs ready to run: due, first among their service's unfinished jobs (one
@@ -138,8 +141,7 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
 /// not of a configuration in `blocked` (saturated or disabled: its backlog
 /// must not hide every other configuration's work).
 pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Result<Vec<Job>, StoreError> {
-    all(
-        conn,
+    let sql = format!(
         "SELECT j.* FROM jobs j JOIN services s ON s.id = j.service_id \
          WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
@@ -148,18 +150,21 @@ pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Re
                          AND o.id != j.id AND o.state IN ('queued', 'retrying', 'running') \
                          AND (o.origin NOT IN ('follow', 'sync') OR o.id < j.id))) \
          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') \
-         AND (s.configuration_id IS NULL OR s.configuration_id NOT IN (SELECT value FROM json_each(?2))) \
-         ORDER BY j.run_at, j.id LIMIT ?3",
-        rusqlite::params![now, serde_json::to_string(blocked).expect("ids serialise"), limit],
-        Job::from_row,
-    )
+         AND (s.configuration_id IS NULL OR {}) \
+         ORDER BY j.run_at, j.id LIMIT ?2",
+        crate::sql::not_in_list("s.configuration_id", 3, blocked.len())
+    );
+    let mut values = crate::params![now, limit];
+    values.extend(blocked.iter().map(crate::sql::Bind::bind));
+    all(conn, &sql, values, Job::from_row).await
 }
 
 /// Whether a job of the service is running now.
 pub async fn running_for_service(conn: &mut Conn, service_id: i64) -> Result<bool, StoreError> {
     Ok(maybe(conn, "SELECT 1 FROM jobs WHERE service_id = ? AND state = 'running' LIMIT 1", [service_id], |r| {
         r.get::<_, i64>(0)
-    })?
+    })
+    .await?
     .is_some())
 }
 
@@ -177,9 +182,10 @@ pub async fn insert_on_demand(
         conn,
         "UPDATE jobs SET state = 'running', attempts = 1, max_attempts = 1, on_demand = 1, lease_until = ?, \
          locked_by = ?, configuration_id = ? WHERE id = ? RETURNING *",
-        rusqlite::params![lease_until, worker, configuration_id, queued.id],
+        crate::params![lease_until, worker, configuration_id, queued.id],
         Job::from_row,
     )
+    .await
 }
 
 /// Takes a job for a worker until `lease_until`; false if someone else took it.
@@ -194,8 +200,8 @@ pub async fn claim(
         conn,
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = ?, lease_until = ?, \
          configuration_id = COALESCE(?, configuration_id), updated_at = ? WHERE id = ? AND state IN ('queued', 'retrying')",
-        rusqlite::params![worker, lease_until, configuration_id, now_ms(), id],
-    )?;
+        crate::params![worker, lease_until, configuration_id, now_ms(), id],
+    ).await?;
     Ok(changed == 1)
 }
 
@@ -205,9 +211,10 @@ pub async fn held_by(conn: &mut Conn, id: i64, worker: &str, attempt: i64) -> Re
     Ok(maybe(
         conn,
         "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?",
-        rusqlite::params![id, worker, attempt],
+        crate::params![id, worker, attempt],
         |r| r.get::<_, i64>(0),
-    )?
+    )
+    .await?
     .is_some())
 }
 
@@ -217,9 +224,10 @@ pub async fn running_by_configuration(conn: &mut Conn) -> Result<HashMap<i64, i6
         conn,
         "SELECT configuration_id, COUNT(*) FROM jobs WHERE state = 'running' AND configuration_id IS NOT NULL \
          GROUP BY configuration_id",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    )
+    .await?;
     Ok(rows.into_iter().collect())
 }
 
@@ -228,6 +236,7 @@ pub async fn running_on(conn: &mut Conn, configuration_id: i64) -> Result<i64, S
     one(conn, "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND configuration_id = ?", [configuration_id], |r| {
         r.get(0)
     })
+    .await
 }
 
 /// Attempts started on one configuration since `since` (for its rate limit).
@@ -238,6 +247,7 @@ pub async fn attempts_since_on(conn: &mut Conn, configuration_id: i64, since: i6
         [configuration_id, since],
         |r| r.get(0),
     )
+    .await
 }
 
 /// Attempts started per configuration since `since` (for rate limits).
@@ -248,7 +258,8 @@ pub async fn attempts_since_by_configuration(conn: &mut Conn, since: i64) -> Res
          GROUP BY configuration_id",
         [since],
         |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    )
+    .await?;
     Ok(rows.into_iter().collect())
 }
 
@@ -259,8 +270,9 @@ pub async fn finish(conn: &mut Conn, id: i64, state: &str, message: Option<&str>
         conn,
         "UPDATE jobs SET state = ?, message = ?, locked_by = NULL, lease_until = NULL, reconcile = 0, \
          updated_at = ?, finished_at = ? WHERE id = ?",
-        rusqlite::params![state, message, now, now, id],
-    )?;
+        crate::params![state, message, now, now, id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -276,8 +288,9 @@ pub async fn reschedule(
         conn,
         "UPDATE jobs SET state = 'retrying', run_at = ?, reconcile = ?, message = ?, locked_by = NULL, \
          lease_until = NULL, updated_at = ? WHERE id = ?",
-        rusqlite::params![run_at, reconcile, message, now_ms(), id],
-    )?;
+        crate::params![run_at, reconcile, message, now_ms(), id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -287,12 +300,13 @@ pub async fn extend_leases(conn: &mut Conn, worker: &str, ids: &[i64], lease_unt
     if ids.is_empty() {
         return Ok(0);
     }
-    exec(
-        conn,
-        "UPDATE jobs SET lease_until = ? WHERE state = 'running' AND locked_by = ? \
-         AND id IN (SELECT value FROM json_each(?))",
-        rusqlite::params![lease_until, worker, serde_json::to_string(ids).expect("ids serialise")],
-    )
+    let sql = format!(
+        "UPDATE jobs SET lease_until = ?1 WHERE state = 'running' AND locked_by = ?2 AND {}",
+        crate::sql::in_list("id", 3, ids.len())
+    );
+    let mut values = crate::params![lease_until, worker];
+    values.extend(ids.iter().map(crate::sql::Bind::bind));
+    exec(conn, &sql, values).await
 }
 
 /// Takes back running jobs whose lease expired (their worker died): they
@@ -306,7 +320,8 @@ pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, St
          message = 'The process running this action stopped; its outcome is unknown' \
          WHERE state = 'running' AND on_demand = 1 AND lease_until < ?1",
         [now],
-    )?;
+    )
+    .await?;
     all(
         conn,
         "UPDATE jobs SET state = 'retrying', reconcile = 1, run_at = ?1, locked_by = NULL, lease_until = NULL, \
@@ -315,6 +330,7 @@ pub async fn take_back_expired(conn: &mut Conn, now: i64) -> Result<Vec<i64>, St
         [now],
         |r| r.get(0),
     )
+    .await
 }
 
 /// Releases running jobs `worker` still holds (it is stopping): each is
@@ -324,14 +340,15 @@ pub async fn release(conn: &mut Conn, worker: &str, ids: &[i64], now: i64) -> Re
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    all(
-        conn,
+    let sql = format!(
         "UPDATE jobs SET state = 'retrying', reconcile = 1, run_at = ?1, locked_by = NULL, lease_until = NULL, \
          message = 'The worker running this job was stopped; checking the outcome before retrying', updated_at = ?1 \
-         WHERE state = 'running' AND locked_by = ?2 AND id IN (SELECT value FROM json_each(?3)) RETURNING id",
-        rusqlite::params![now, worker, serde_json::to_string(ids).expect("ids serialise")],
-        |r| r.get(0),
-    )
+         WHERE state = 'running' AND locked_by = ?2 AND {} RETURNING id",
+        crate::sql::in_list("id", 3, ids.len())
+    );
+    let mut values = crate::params![now, worker];
+    values.extend(ids.iter().map(crate::sql::Bind::bind));
+    all(conn, &sql, values, |r| r.get(0)).await
 }
 
 /// The attempts made on a configuration since `since` (ms): when each
@@ -346,27 +363,25 @@ pub async fn attempt_starts(
         conn,
         "SELECT a.started_at, j.origin FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
          WHERE a.configuration_id = ?1 AND a.started_at >= ?2 ORDER BY a.started_at",
-        rusqlite::params![configuration_id, since],
+        crate::params![configuration_id, since],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
+    .await
 }
 
 /// Test support: every running job's lease ends now, as if its worker had
 /// stalled. Answers how many.
 #[doc(hidden)]
 pub async fn expire_running_leases(conn: &mut Conn) -> Result<usize, StoreError> {
-    exec(conn, "UPDATE jobs SET lease_until = 0 WHERE state = 'running'", [])
+    exec(conn, "UPDATE jobs SET lease_until = 0 WHERE state = 'running'", ()).await
 }
 
 /// Test support: a job's args and due time set by hand (a follow made to
 /// look as old as a test needs).
 #[doc(hidden)]
 pub async fn backdate(conn: &mut Conn, id: i64, args: &Value, run_at: i64) -> Result<(), StoreError> {
-    exec(
-        conn,
-        "UPDATE jobs SET args = ?1, run_at = ?2 WHERE id = ?3",
-        rusqlite::params![args.to_string(), run_at, id],
-    )?;
+    exec(conn, "UPDATE jobs SET args = ?1, run_at = ?2 WHERE id = ?3", crate::params![args.to_string(), run_at, id])
+        .await?;
     Ok(())
 }
 
@@ -380,8 +395,9 @@ pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bo
          message = 'Retry requested', updated_at = ?1, reconcile = COALESCE((SELECT outcome = 'outcome_unknown' \
          FROM job_attempts WHERE job_id = ?3 ORDER BY number DESC, id DESC LIMIT 1), 0) \
          WHERE id = ?3 AND state = 'failed'",
-        rusqlite::params![now, extra_attempts, id],
-    )?;
+        crate::params![now, extra_attempts, id],
+    )
+    .await?;
     Ok(changed == 1)
 }
 
@@ -405,7 +421,7 @@ pub async fn insert_attempt(conn: &mut Conn, attempt: &NewAttempt<'_>) -> Result
         conn,
         "INSERT INTO job_attempts (job_id, number, function, configuration_id, started_at, finished_at, duration_ms, \
          outcome, envelope, http_log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rusqlite::params![
+        crate::params![
             attempt.job_id,
             attempt.number,
             attempt.function,
@@ -417,13 +433,14 @@ pub async fn insert_attempt(conn: &mut Conn, attempt: &NewAttempt<'_>) -> Result
             attempt.envelope.to_string(),
             attempt.http_log.to_string()
         ],
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
 /// A job's attempts, first to last.
 pub async fn attempts(conn: &mut Conn, job_id: i64) -> Result<Vec<Attempt>, StoreError> {
-    all(conn, "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id", [job_id], Attempt::from_row)
+    all(conn, "SELECT * FROM job_attempts WHERE job_id = ? ORDER BY number, id", [job_id], Attempt::from_row).await
 }
 
 /// How many unfinished jobs a service has (follows of a pending operation
@@ -436,9 +453,11 @@ pub async fn open_for_service(conn: &mut Conn, service_id: i64) -> Result<i64, S
         [service_id],
         |r| r.get(0),
     )
+    .await
 }
 
 /// How many jobs exist per state.
 pub async fn count_by_state(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    all(conn, "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state", [], |r| Ok((r.get(0)?, r.get(1)?)))
+    all(conn, "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state", (), |r| Ok((r.get(0)?, r.get(1)?)))
+        .await
 }

@@ -5,15 +5,15 @@
 //! views), so a column added here (a sealed secret, a digest) can never be
 //! answered by accident.
 
-use rusqlite::Row;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::{Row, StoreError};
+
 /// A JSON column.
-fn json(row: &Row<'_>, column: &str) -> rusqlite::Result<Value> {
+fn json(row: &Row, column: &str) -> Result<Value, StoreError> {
     let text: String = row.get(column)?;
-    serde_json::from_str(&text)
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(err)))
+    serde_json::from_str(&text).map_err(|err| StoreError::Corrupt(format!("column {column}: {err}")))
 }
 
 /// Serialises Unix milliseconds as RFC 3339.
@@ -192,7 +192,7 @@ pub struct AuditEntry {
 }
 
 impl Configuration {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Configuration {
             id: row.get("id")?,
             blueprint: row.get("blueprint")?,
@@ -212,7 +212,7 @@ impl Configuration {
 }
 
 impl Product {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Product {
             id: row.get("id")?,
             slug: row.get("slug")?,
@@ -235,7 +235,7 @@ impl Product {
 }
 
 impl Client {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Client {
             id: row.get("id")?,
             external_id: row.get("external_id")?,
@@ -283,11 +283,9 @@ impl std::fmt::Display for Scope {
     }
 }
 
-fn scope_column(row: &Row<'_>) -> rusqlite::Result<Scope> {
+fn scope_column(row: &Row) -> Result<Scope, StoreError> {
     let text: String = row.get("scope")?;
-    Scope::parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("scope {text}").into())
-    })
+    Scope::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("scope {text}")))
 }
 
 /// A staff API token (its digest never leaves the store).
@@ -304,7 +302,7 @@ pub struct ApiToken {
 }
 
 impl ApiToken {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(ApiToken {
             id: row.get("id")?,
             name: row.get("name")?,
@@ -333,7 +331,7 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(ClientSession {
             id: row.get("id")?,
             client_id: row.get("client_id")?,
@@ -365,7 +363,7 @@ pub struct EventSource {
 }
 
 impl EventSource {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(EventSource {
             id: row.get("id")?,
             name: row.get("name")?,
@@ -380,7 +378,7 @@ impl EventSource {
 }
 
 impl Service {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Service {
             id: row.get("id")?,
             external_id: row.get("external_id")?,
@@ -401,7 +399,7 @@ impl Service {
 }
 
 impl HistoryEntry {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(HistoryEntry {
             id: row.get("id")?,
             service_id: row.get("service_id")?,
@@ -415,7 +413,7 @@ impl HistoryEntry {
 }
 
 impl Event {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Event {
             id: row.get("id")?,
             external_id: row.get("external_id")?,
@@ -430,7 +428,7 @@ impl Event {
 }
 
 impl Job {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Job {
             id: row.get("id")?,
             service_id: row.get("service_id")?,
@@ -458,7 +456,7 @@ impl Job {
 }
 
 impl Attempt {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(Attempt {
             id: row.get("id")?,
             job_id: row.get("job_id")?,
@@ -476,7 +474,7 @@ impl Attempt {
 }
 
 impl AuditEntry {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(AuditEntry {
             id: row.get("id")?,
             at: row.get("at")?,
@@ -504,7 +502,7 @@ pub struct WebhookSubscriber {
 }
 
 impl WebhookSubscriber {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(WebhookSubscriber {
             id: row.get("id")?,
             name: row.get("name")?,
@@ -538,7 +536,7 @@ pub struct WebhookDelivery {
 }
 
 impl WebhookDelivery {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(WebhookDelivery {
             id: row.get("id")?,
             subscriber_id: row.get("subscriber_id")?,
@@ -571,7 +569,7 @@ pub struct StaffUser {
 }
 
 impl StaffUser {
-    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, StoreError> {
         Ok(StaffUser {
             id: row.get("id")?,
             username: row.get("username")?,

@@ -31,7 +31,7 @@ pub async fn insert(conn: &mut Conn, row: &ProductRow) -> Result<i64, StoreError
         "INSERT INTO products (slug, name, blueprint, provider, deployment, configuration_id, strategy, \
          attribute_filters, setup_function, provision_fields, rules, drift_response, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        rusqlite::params![
+        crate::params![
             row.slug,
             row.name,
             row.blueprint,
@@ -49,6 +49,7 @@ pub async fn insert(conn: &mut Conn, row: &ProductRow) -> Result<i64, StoreError
         ],
         |r| r.get(0),
     )
+    .await
 }
 
 /// Replaces a product's options (the blueprint stays).
@@ -58,7 +59,7 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ProductRow) -> Result<bool, 
         "UPDATE products SET slug = ?, name = ?, provider = ?, deployment = ?, configuration_id = ?, strategy = ?, \
          attribute_filters = ?, setup_function = ?, provision_fields = ?, rules = ?, drift_response = ?, updated_at = ? \
          WHERE id = ?",
-        rusqlite::params![
+        crate::params![
             row.slug,
             row.name,
             row.provider,
@@ -73,23 +74,23 @@ pub async fn update(conn: &mut Conn, id: i64, row: &ProductRow) -> Result<bool, 
             now_ms(),
             id
         ],
-    )?;
+    ).await?;
     Ok(changed == 1)
 }
 
 /// A product by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Product>, StoreError> {
-    maybe(conn, "SELECT * FROM products WHERE id = ?", [id], Product::from_row)
+    maybe(conn, "SELECT * FROM products WHERE id = ?", [id], Product::from_row).await
 }
 
 /// A product by slug.
 pub async fn get_by_slug(conn: &mut Conn, slug: &str) -> Result<Option<Product>, StoreError> {
-    maybe(conn, "SELECT * FROM products WHERE slug = ?", [slug], Product::from_row)
+    maybe(conn, "SELECT * FROM products WHERE slug = ?", [slug], Product::from_row).await
 }
 
 /// Every product.
 pub async fn list(conn: &mut Conn) -> Result<Vec<Product>, StoreError> {
-    all(conn, "SELECT * FROM products ORDER BY id", [], Product::from_row)
+    all(conn, "SELECT * FROM products ORDER BY id", (), Product::from_row).await
 }
 
 /// Advances the round-robin cursor; answers its previous value.
@@ -100,4 +101,5 @@ pub async fn next_round_robin(conn: &mut Conn, id: i64) -> Result<i64, StoreErro
         [id],
         |r| r.get(0),
     )
+    .await
 }

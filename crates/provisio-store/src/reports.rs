@@ -15,25 +15,25 @@ pub async fn add_sample(
     exec(
         conn,
         "INSERT INTO usage_samples (service_id, configuration_id, sampled_at, data) VALUES (?, ?, ?, ?)",
-        rusqlite::params![service_id, configuration_id, now_ms(), data.to_string()],
-    )?;
+        crate::params![service_id, configuration_id, now_ms(), data.to_string()],
+    )
+    .await?;
     Ok(())
 }
 
 /// Live services whose blueprint is one of `blueprints`, with the time of
 /// their latest sample (0 if none), least recently sampled first.
 pub async fn due_for_sampling(conn: &mut Conn, blueprints: &[&str], limit: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-    let list = serde_json::to_string(blueprints).expect("strings serialise");
-    all(
-        conn,
+    let sql = format!(
         "SELECT s.id, COALESCE((SELECT MAX(sampled_at) FROM usage_samples u WHERE u.service_id = s.id), 0) AS last
          FROM services s JOIN products p ON p.id = s.product_id
-         WHERE s.status IN ('active', 'suspended') AND s.configuration_id IS NOT NULL
-           AND p.blueprint IN (SELECT value FROM json_each(?1))
-         ORDER BY last, s.id LIMIT ?2",
-        rusqlite::params![list, limit],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+         WHERE s.status IN ('active', 'suspended') AND s.configuration_id IS NOT NULL AND {}
+         ORDER BY last, s.id LIMIT ?1",
+        crate::sql::in_list("p.blueprint", 2, blueprints.len())
+    );
+    let mut values = crate::params![limit];
+    values.extend(blueprints.iter().map(crate::sql::Bind::bind));
+    all(conn, &sql, values, |r| Ok((r.get(0)?, r.get(1)?))).await
 }
 
 /// Per configuration: name, blueprint, enabled, max services, live
@@ -46,10 +46,15 @@ pub async fn capacity(conn: &mut Conn) -> Result<Vec<(String, String, bool, Opti
                 COUNT(s.id)
          FROM configurations c LEFT JOIN services s ON s.configuration_id = c.id
          GROUP BY c.id ORDER BY c.blueprint, c.name",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
     )
+    .await
 }
+
+/// Jobs succeeded and failed, as integers on every backend.
+const OUTCOMES: &str = "SUM(CASE WHEN j.state = 'succeeded' THEN 1 ELSE 0 END), \
+                        SUM(CASE WHEN j.state = 'failed' THEN 1 ELSE 0 END)";
 
 /// Per day, blueprint and configuration: jobs finished succeeded and failed.
 pub async fn jobs_per_day(
@@ -57,32 +62,28 @@ pub async fn jobs_per_day(
     from: i64,
     to: i64,
 ) -> Result<Vec<(String, String, String, i64, i64)>, StoreError> {
-    all(
-        conn,
-        "SELECT date(j.finished_at / 1000, 'unixepoch'), p.blueprint, COALESCE(c.name, '(none)'),
-                SUM(j.state = 'succeeded'), SUM(j.state = 'failed')
+    let sql = format!(
+        "SELECT {}, p.blueprint, COALESCE(c.name, '(none)'), {OUTCOMES}
          FROM jobs j JOIN services s ON s.id = j.service_id JOIN products p ON p.id = s.product_id
               LEFT JOIN configurations c ON c.id = j.configuration_id
          WHERE j.finished_at >= ?1 AND j.finished_at < ?2 AND j.state IN ('succeeded', 'failed')
          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-        rusqlite::params![from, to],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )
+        conn.utc_day("j.finished_at")
+    );
+    all(conn, &sql, crate::params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).await
 }
 
 /// Jobs finished per hour in `[from, to)` (UTC, `YYYY-MM-DD HH:00`):
 /// succeeded and failed, over every blueprint and configuration.
 pub async fn jobs_per_hour(conn: &mut Conn, from: i64, to: i64) -> Result<Vec<(String, i64, i64)>, StoreError> {
-    all(
-        conn,
-        "SELECT strftime('%Y-%m-%d %H:00', j.finished_at / 1000, 'unixepoch'),
-                SUM(j.state = 'succeeded'), SUM(j.state = 'failed')
+    let sql = format!(
+        "SELECT {}, {OUTCOMES}
          FROM jobs j
          WHERE j.finished_at >= ?1 AND j.finished_at < ?2 AND j.state IN ('succeeded', 'failed')
          GROUP BY 1 ORDER BY 1",
-        rusqlite::params![from, to],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
+        conn.utc_hour("j.finished_at")
+    );
+    all(conn, &sql, crate::params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).await
 }
 
 /// Services first active in the period: id, product slug, when their
@@ -95,12 +96,12 @@ pub async fn activations(conn: &mut Conn, from: i64, to: i64) -> Result<Vec<(i64
              SELECT s.id, p.slug,
                     (SELECT MIN(e.received_at) FROM events e WHERE e.service_id = s.id AND e.type IN ('order.paid', 'invoice.paid')) AS paid_at,
                     (SELECT MIN(h.at) FROM service_history h WHERE h.service_id = s.id AND h.to_status = 'active') AS active_at
-             FROM services s JOIN products p ON p.id = s.product_id)
+             FROM services s JOIN products p ON p.id = s.product_id) AS firsts
          WHERE paid_at IS NOT NULL AND active_at IS NOT NULL AND active_at >= ?1 AND active_at < ?2
          ORDER BY id",
-        rusqlite::params![from, to],
+        crate::params![from, to],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )
+    ).await
 }
 
 /// What needs staff: failed jobs (not retried since) and failed services,
@@ -115,21 +116,22 @@ pub async fn attention(conn: &mut Conn) -> Result<Vec<(String, i64, String, Stri
          SELECT 'service', s.id, p.slug, s.status, s.last_error, s.updated_at
          FROM services s JOIN products p ON p.id = s.product_id WHERE s.status = 'failed'
          ORDER BY 6 DESC LIMIT 1000",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
     )
+    .await
 }
 
 /// Usage samples in the period: service id, configuration name, day, data.
 pub async fn samples(conn: &mut Conn, from: i64, to: i64) -> Result<Vec<(i64, String, String, Value)>, StoreError> {
-    let rows: Vec<(i64, String, String, String)> = all(
-        conn,
-        "SELECT u.service_id, COALESCE(c.name, '(none)'), date(u.sampled_at / 1000, 'unixepoch'), u.data
+    let sql = format!(
+        "SELECT u.service_id, COALESCE(c.name, '(none)'), {}, u.data
          FROM usage_samples u LEFT JOIN configurations c ON c.id = u.configuration_id
          WHERE u.sampled_at >= ?1 AND u.sampled_at < ?2 ORDER BY u.service_id, u.sampled_at",
-        rusqlite::params![from, to],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+        conn.utc_day("u.sampled_at")
+    );
+    let rows: Vec<(i64, String, String, String)> =
+        all(conn, &sql, crate::params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).await?;
     Ok(rows
         .into_iter()
         .map(|(id, configuration, day, data)| {

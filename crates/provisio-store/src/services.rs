@@ -25,7 +25,7 @@ pub async fn insert(conn: &mut Conn, service: &NewService<'_>) -> Result<Service
         conn,
         "INSERT INTO services (external_id, client_id, product_id, status, projected_status, provision_data, \
          owner_mark, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) RETURNING *",
-        rusqlite::params![
+        crate::params![
             service.external_id,
             service.client_id,
             service.product_id,
@@ -37,6 +37,7 @@ pub async fn insert(conn: &mut Conn, service: &NewService<'_>) -> Result<Service
         ],
         Service::from_row,
     )
+    .await
 }
 
 /// The live (not terminated) service other than `except` holding
@@ -50,9 +51,10 @@ pub async fn holder(
     maybe(
         conn,
         "SELECT * FROM services WHERE configuration_id = ? AND identifier = ? AND status <> 'terminated' AND id <> ?",
-        rusqlite::params![configuration_id, identifier, except],
+        crate::params![configuration_id, identifier, except],
         Service::from_row,
     )
+    .await
 }
 
 /// A live service of another client than `client_id` on a configuration
@@ -66,45 +68,44 @@ pub async fn nested_of_other_client(
     client_id: i64,
 ) -> Result<Option<Service>, StoreError> {
     let suffix = format!(".{identifier}");
-    maybe(
-        conn,
+    // substr from a computed start: PostgreSQL reads a negative start differently.
+    let sql = format!(
         "SELECT * FROM services WHERE configuration_id = ?1 AND status <> 'terminated' AND client_id <> ?2 \
-         AND identifier IS NOT NULL AND ((length(identifier) > length(?3) AND substr(identifier, -length(?3)) = ?3) \
-         OR identifier IN (SELECT value FROM json_each(?4))) LIMIT 1",
-        rusqlite::params![
-            configuration_id,
-            client_id,
-            suffix,
-            serde_json::to_string(parents).expect("names serialise")
-        ],
-        Service::from_row,
-    )
+         AND identifier IS NOT NULL AND ((length(identifier) > length(?3) \
+         AND substr(identifier, length(identifier) - length(?3) + 1) = ?3) OR {}) LIMIT 1",
+        crate::sql::in_list("identifier", 4, parents.len())
+    );
+    let mut values = crate::params![configuration_id, client_id, suffix];
+    values.extend(parents.iter().map(crate::sql::Bind::bind));
+    maybe(conn, &sql, values, Service::from_row).await
 }
 
 /// Reserves `identifier` on a configuration for a service (the partial
 /// UNIQUE index refuses a second live holder, whatever the caller checked).
 pub async fn reserve(conn: &mut Conn, id: i64, configuration_id: i64, identifier: &str) -> Result<(), StoreError> {
-    exec(
+    // Guarded: the caller goes on after a refusal (the name was just taken).
+    crate::exec_guarded(
         conn,
         "UPDATE services SET configuration_id = ?, identifier = ?, updated_at = ? WHERE id = ?",
-        rusqlite::params![configuration_id, identifier, now_ms(), id],
-    )?;
+        crate::params![configuration_id, identifier, now_ms(), id],
+    )
+    .await?;
     Ok(())
 }
 
 /// A service by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError> {
-    maybe(conn, "SELECT * FROM services WHERE id = ?", [id], Service::from_row)
+    maybe(conn, "SELECT * FROM services WHERE id = ?", [id], Service::from_row).await
 }
 
 /// The service whose owner mark is `mark`.
 pub async fn by_owner_mark(conn: &mut Conn, mark: &str) -> Result<Option<Service>, StoreError> {
-    maybe(conn, "SELECT * FROM services WHERE owner_mark = ? LIMIT 1", [mark], Service::from_row)
+    maybe(conn, "SELECT * FROM services WHERE owner_mark = ? LIMIT 1", [mark], Service::from_row).await
 }
 
 /// A service by the billing system's id.
 pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Service>, StoreError> {
-    maybe(conn, "SELECT * FROM services WHERE external_id = ?", [external_id], Service::from_row)
+    maybe(conn, "SELECT * FROM services WHERE external_id = ?", [external_id], Service::from_row).await
 }
 
 /// Filters for [`list`].
@@ -130,9 +131,10 @@ pub async fn owned_on_configuration(
         conn,
         "SELECT * FROM services WHERE configuration_id = ?1 AND client_id = ?2 AND identifier = ?3 \
          AND status IN ('active', 'suspended') ORDER BY id DESC LIMIT 1",
-        rusqlite::params![configuration_id, client_id, identifier],
+        crate::params![configuration_id, client_id, identifier],
         Service::from_row,
-    )?;
+    )
+    .await?;
     Ok(found.into_iter().next())
 }
 
@@ -143,7 +145,7 @@ pub async fn list(conn: &mut Conn, filter: &ServiceFilter) -> Result<Vec<Service
         "SELECT * FROM services WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR product_id = ?2) \
          AND (?3 IS NULL OR client_id = ?3) AND (?4 IS NULL OR configuration_id = ?4) AND (?5 IS NULL OR id < ?5) \
          ORDER BY id DESC LIMIT ?6",
-        rusqlite::params![
+        crate::params![
             filter.status,
             filter.product_id,
             filter.client_id,
@@ -153,11 +155,12 @@ pub async fn list(conn: &mut Conn, filter: &ServiceFilter) -> Result<Vec<Service
         ],
         Service::from_row,
     )
+    .await
 }
 
 /// Sets the status rules are matched against.
 pub async fn set_projected_status(conn: &mut Conn, id: i64, status: &str) -> Result<(), StoreError> {
-    exec(conn, "UPDATE services SET projected_status = ? WHERE id = ?", rusqlite::params![status, id])?;
+    exec(conn, "UPDATE services SET projected_status = ? WHERE id = ?", crate::params![status, id]).await?;
     Ok(())
 }
 
@@ -166,14 +169,15 @@ pub async fn set_provision_data(conn: &mut Conn, id: i64, provision_data: &Value
     exec(
         conn,
         "UPDATE services SET provision_data = ?, updated_at = ? WHERE id = ?",
-        rusqlite::params![provision_data.to_string(), now_ms(), id],
-    )?;
+        crate::params![provision_data.to_string(), now_ms(), id],
+    )
+    .await?;
     Ok(())
 }
 
 /// Replaces a service's sealed secrets.
 pub async fn set_secrets(conn: &mut Conn, id: i64, secrets: Option<&[u8]>) -> Result<(), StoreError> {
-    exec(conn, "UPDATE services SET secrets = ? WHERE id = ?", rusqlite::params![secrets, id])?;
+    exec(conn, "UPDATE services SET secrets = ? WHERE id = ?", crate::params![secrets, id]).await?;
     Ok(())
 }
 
@@ -182,8 +186,9 @@ pub async fn set_configuration(conn: &mut Conn, id: i64, configuration_id: i64) 
     exec(
         conn,
         "UPDATE services SET configuration_id = ?, updated_at = ? WHERE id = ?",
-        rusqlite::params![configuration_id, now_ms(), id],
-    )?;
+        crate::params![configuration_id, now_ms(), id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -203,7 +208,7 @@ pub async fn apply(conn: &mut Conn, id: i64, change: &ServiceChange<'_>) -> Resu
         conn,
         "UPDATE services SET status = ?, identifier = COALESCE(?, identifier), provision_data = ?, \
          secrets = COALESCE(?, secrets), last_error = ?, updated_at = ? WHERE id = ?",
-        rusqlite::params![
+        crate::params![
             change.status,
             change.identifier,
             change.provision_data.to_string(),
@@ -212,7 +217,8 @@ pub async fn apply(conn: &mut Conn, id: i64, change: &ServiceChange<'_>) -> Resu
             now_ms(),
             id
         ],
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
@@ -228,8 +234,9 @@ pub async fn add_history(
     exec(
         conn,
         "INSERT INTO service_history (service_id, at, from_status, to_status, job_id, note) VALUES (?, ?, ?, ?, ?, ?)",
-        rusqlite::params![service_id, now_ms(), from_status, to_status, job_id, note],
-    )?;
+        crate::params![service_id, now_ms(), from_status, to_status, job_id, note],
+    )
+    .await?;
     Ok(())
 }
 
@@ -243,14 +250,16 @@ pub async fn history_page(
     all(
         conn,
         "SELECT * FROM service_history WHERE service_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
-        rusqlite::params![service_id, before, limit],
+        crate::params![service_id, before, limit],
         HistoryEntry::from_row,
     )
+    .await
 }
 
 /// How many services exist per status.
 pub async fn count_by_status(conn: &mut Conn) -> Result<Vec<(String, i64)>, StoreError> {
-    all(conn, "SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status", [], |r| {
+    all(conn, "SELECT status, COUNT(*) FROM services GROUP BY status ORDER BY status", (), |r| {
         Ok((r.get(0)?, r.get(1)?))
     })
+    .await
 }

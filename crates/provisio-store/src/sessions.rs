@@ -20,7 +20,7 @@ pub async fn insert(conn: &mut Conn, new: &NewSession<'_>) -> Result<ClientSessi
         conn,
         "INSERT INTO client_sessions (client_id, digest, handoff_digest, handoff_expires_at, created_by, created_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        rusqlite::params![
+        crate::params![
             new.client_id,
             new.digest,
             new.handoff_digest,
@@ -30,7 +30,7 @@ pub async fn insert(conn: &mut Conn, new: &NewSession<'_>) -> Result<ClientSessi
             new.expires_at
         ],
         ClientSession::from_row,
-    )
+    ).await
 }
 
 /// The live session with this token digest.
@@ -38,9 +38,10 @@ pub async fn find(conn: &mut Conn, digest: &str) -> Result<Option<ClientSession>
     maybe(
         conn,
         "SELECT * FROM client_sessions WHERE digest = ? AND revoked_at IS NULL AND expires_at > ?",
-        rusqlite::params![digest, now_ms()],
+        crate::params![digest, now_ms()],
         ClientSession::from_row,
     )
+    .await
 }
 
 /// Uses a hand-off code: answers its live session the first time, within
@@ -53,9 +54,10 @@ pub async fn redeem_handoff(conn: &mut Conn, handoff_digest: &str) -> Result<Opt
          WHERE handoff_digest = ?2 AND handoff_used_at IS NULL AND handoff_expires_at > ?1
            AND revoked_at IS NULL AND expires_at > ?1
          RETURNING *",
-        rusqlite::params![now, handoff_digest],
+        crate::params![now, handoff_digest],
         ClientSession::from_row,
     )
+    .await
 }
 
 /// Ends every live session of a client; answers how many.
@@ -63,11 +65,12 @@ pub async fn revoke_for_client(conn: &mut Conn, client_id: i64) -> Result<usize,
     exec(
         conn,
         "UPDATE client_sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
-        rusqlite::params![now_ms(), client_id],
+        crate::params![now_ms(), client_id],
     )
+    .await
 }
 
 /// Forgets sessions that ended over a day ago.
 pub async fn prune(conn: &mut Conn) -> Result<usize, StoreError> {
-    exec(conn, "DELETE FROM client_sessions WHERE expires_at < ?", [now_ms() - 86_400_000])
+    exec(conn, "DELETE FROM client_sessions WHERE expires_at < ?", [now_ms() - 86_400_000]).await
 }

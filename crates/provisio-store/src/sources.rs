@@ -19,29 +19,30 @@ pub async fn insert(
         conn,
         "INSERT INTO event_sources (name, kind, secrets, mapping, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-        rusqlite::params![name, kind, secrets, mapping.to_string(), now, now],
+        crate::params![name, kind, secrets, mapping.to_string(), now, now],
         EventSource::from_row,
     )
+    .await
 }
 
 /// The id the next source will get (its secret is sealed to it before the insert).
 pub async fn next_id(conn: &mut Conn) -> Result<i64, StoreError> {
-    one(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM event_sources", [], |r| r.get(0))
+    one(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM event_sources", (), |r| r.get(0)).await
 }
 
 /// A source by name.
 pub async fn by_name(conn: &mut Conn, name: &str) -> Result<Option<EventSource>, StoreError> {
-    maybe(conn, "SELECT * FROM event_sources WHERE name = ?", [name], EventSource::from_row)
+    maybe(conn, "SELECT * FROM event_sources WHERE name = ?", [name], EventSource::from_row).await
 }
 
 /// A source by id.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<EventSource>, StoreError> {
-    maybe(conn, "SELECT * FROM event_sources WHERE id = ?", [id], EventSource::from_row)
+    maybe(conn, "SELECT * FROM event_sources WHERE id = ?", [id], EventSource::from_row).await
 }
 
 /// Every source, by name.
 pub async fn list(conn: &mut Conn) -> Result<Vec<EventSource>, StoreError> {
-    all(conn, "SELECT * FROM event_sources ORDER BY name", [], EventSource::from_row)
+    all(conn, "SELECT * FROM event_sources ORDER BY name", (), EventSource::from_row).await
 }
 
 /// Changes a source's secret, mapping or switch.
@@ -57,15 +58,16 @@ pub async fn update(
         "UPDATE event_sources SET secrets = COALESCE(?, secrets), mapping = COALESCE(?, mapping),
                 enabled = COALESCE(?, enabled), updated_at = ?
          WHERE id = ? RETURNING *",
-        rusqlite::params![secrets, mapping.map(Value::to_string), enabled, now_ms(), id],
+        crate::params![secrets, mapping.map(Value::to_string), enabled, now_ms(), id],
         EventSource::from_row,
     )
+    .await
 }
 
 /// Deletes a source and its receipts.
 pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
-    exec(conn, "DELETE FROM source_receipts WHERE source_id = ?", [id])?;
-    Ok(exec(conn, "DELETE FROM event_sources WHERE id = ?", [id])? > 0)
+    exec(conn, "DELETE FROM source_receipts WHERE source_id = ?", [id]).await?;
+    Ok(exec(conn, "DELETE FROM event_sources WHERE id = ?", [id]).await? > 0)
 }
 
 /// Records a signature as used; answers false when it was used before.
@@ -74,13 +76,14 @@ pub async fn receipt(conn: &mut Conn, source_id: i64, signature_digest: &str) ->
         conn,
         "INSERT INTO source_receipts (source_id, signature_digest, received_at) VALUES (?, ?, ?)
          ON CONFLICT DO NOTHING",
-        rusqlite::params![source_id, signature_digest, now_ms()],
-    )?;
+        crate::params![source_id, signature_digest, now_ms()],
+    )
+    .await?;
     Ok(inserted == 1)
 }
 
 /// Forgets receipts older than `older_than_ms` (past the tolerance a replay
 /// is refused by its timestamp alone).
 pub async fn prune_receipts(conn: &mut Conn, older_than_ms: i64) -> Result<usize, StoreError> {
-    exec(conn, "DELETE FROM source_receipts WHERE received_at < ?", [now_ms() - older_than_ms])
+    exec(conn, "DELETE FROM source_receipts WHERE received_at < ?", [now_ms() - older_than_ms]).await
 }

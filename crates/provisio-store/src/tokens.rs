@@ -9,14 +9,15 @@ pub async fn insert(conn: &mut Conn, name: &str, scope: Scope, digest: &str) -> 
     one(
         conn,
         "INSERT INTO api_tokens (name, scope, digest, created_at) VALUES (?, ?, ?, ?) RETURNING *",
-        rusqlite::params![name, scope.as_str(), digest, now_ms()],
+        crate::params![name, scope.as_str(), digest, now_ms()],
         ApiToken::from_row,
     )
+    .await
 }
 
 /// The live token with this digest.
 pub async fn find(conn: &mut Conn, digest: &str) -> Result<Option<ApiToken>, StoreError> {
-    maybe(conn, "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL", [digest], ApiToken::from_row)
+    maybe(conn, "SELECT * FROM api_tokens WHERE digest = ? AND revoked_at IS NULL", [digest], ApiToken::from_row).await
 }
 
 /// Every token, live and revoked, newest first.
@@ -24,9 +25,10 @@ pub async fn list(conn: &mut Conn, limit: i64, before_id: Option<i64>) -> Result
     all(
         conn,
         "SELECT * FROM api_tokens WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
-        rusqlite::params![before_id, limit],
+        crate::params![before_id, limit],
         ApiToken::from_row,
     )
+    .await
 }
 
 /// Revokes a live token; answers it, if it was live.
@@ -34,14 +36,15 @@ pub async fn revoke(conn: &mut Conn, id: i64) -> Result<Option<ApiToken>, StoreE
     maybe(
         conn,
         "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *",
-        rusqlite::params![now_ms(), id],
+        crate::params![now_ms(), id],
         ApiToken::from_row,
     )
+    .await
 }
 
 /// The name of a live token.
 pub async fn live_name(conn: &mut Conn, id: i64) -> Result<Option<String>, StoreError> {
-    maybe(conn, "SELECT name FROM api_tokens WHERE id = ? AND revoked_at IS NULL", [id], |r| r.get(0))
+    maybe(conn, "SELECT name FROM api_tokens WHERE id = ? AND revoked_at IS NULL", [id], |r| r.get(0)).await
 }
 
 /// Revokes the live token named `name`, if any.
@@ -49,19 +52,20 @@ pub async fn revoke_named(conn: &mut Conn, name: &str) -> Result<(), StoreError>
     exec(
         conn,
         "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-        rusqlite::params![now_ms(), name],
-    )?;
+        crate::params![now_ms(), name],
+    )
+    .await?;
     Ok(())
 }
 
 /// How many tokens are live.
 pub async fn count_live(conn: &mut Conn) -> Result<i64, StoreError> {
-    one(conn, "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL", [], |r| r.get(0))
+    one(conn, "SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL", (), |r| r.get(0)).await
 }
 
 /// A setting's value.
 pub async fn setting(conn: &mut Conn, name: &str) -> Result<Option<String>, StoreError> {
-    maybe(conn, "SELECT value FROM settings WHERE name = ?", [name], |r| r.get(0))
+    maybe(conn, "SELECT value FROM settings WHERE name = ?", [name], |r| r.get(0)).await
 }
 
 /// Sets a setting.
@@ -69,8 +73,9 @@ pub async fn set_setting(conn: &mut Conn, name: &str, value: &str) -> Result<(),
     exec(
         conn,
         "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
-        rusqlite::params![name, value],
-    )?;
+        crate::params![name, value],
+    )
+    .await?;
     Ok(())
 }
 
@@ -78,5 +83,5 @@ pub async fn set_setting(conn: &mut Conn, name: &str, value: &str) -> Result<(),
 /// plain hash of its secret).
 #[doc(hidden)]
 pub async fn digests(conn: &mut Conn) -> Result<Vec<String>, StoreError> {
-    all(conn, "SELECT digest FROM api_tokens", [], |r| r.get(0))
+    all(conn, "SELECT digest FROM api_tokens", (), |r| r.get(0)).await
 }

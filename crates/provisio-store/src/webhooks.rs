@@ -18,7 +18,7 @@ pub struct NewSubscriber<'a> {
 
 /// The id the next subscriber will get (its secret is sealed to it first).
 pub async fn next_id(conn: &mut Conn) -> Result<i64, StoreError> {
-    one(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM webhook_subscribers", [], |r| r.get(0))
+    one(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM webhook_subscribers", (), |r| r.get(0)).await
 }
 
 /// Adds a subscriber; a taken name is a unique violation.
@@ -28,7 +28,7 @@ pub async fn insert(conn: &mut Conn, new: &NewSubscriber<'_>) -> Result<WebhookS
         conn,
         "INSERT INTO webhook_subscribers (name, url, secrets, event_types, include_credentials, allow_private, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        rusqlite::params![
+        crate::params![
             new.name,
             new.url,
             new.secrets,
@@ -39,7 +39,7 @@ pub async fn insert(conn: &mut Conn, new: &NewSubscriber<'_>) -> Result<WebhookS
             now
         ],
         WebhookSubscriber::from_row,
-    )
+    ).await
 }
 
 /// A change to a subscriber: each `None` keeps the value.
@@ -65,7 +65,7 @@ pub async fn update(
                 event_types = COALESCE(?, event_types), include_credentials = COALESCE(?, include_credentials),
                 allow_private = COALESCE(?, allow_private), enabled = COALESCE(?, enabled), updated_at = ?
          WHERE id = ? RETURNING *",
-        rusqlite::params![
+        crate::params![
             change.url,
             change.secrets,
             change.event_types.map(Value::to_string),
@@ -77,42 +77,42 @@ pub async fn update(
         ],
         WebhookSubscriber::from_row,
     )
+    .await
 }
 
 /// A subscriber.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<WebhookSubscriber>, StoreError> {
-    maybe(conn, "SELECT * FROM webhook_subscribers WHERE id = ?", [id], WebhookSubscriber::from_row)
+    maybe(conn, "SELECT * FROM webhook_subscribers WHERE id = ?", [id], WebhookSubscriber::from_row).await
 }
 
 /// Every subscriber, by name.
 pub async fn list(conn: &mut Conn) -> Result<Vec<WebhookSubscriber>, StoreError> {
-    all(conn, "SELECT * FROM webhook_subscribers ORDER BY name", [], WebhookSubscriber::from_row)
+    all(conn, "SELECT * FROM webhook_subscribers ORDER BY name", (), WebhookSubscriber::from_row).await
 }
 
 /// Deletes a subscriber and its deliveries.
 pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
-    exec(conn, "DELETE FROM webhook_deliveries WHERE subscriber_id = ?", [id])?;
-    Ok(exec(conn, "DELETE FROM webhook_subscribers WHERE id = ?", [id])? > 0)
+    exec(conn, "DELETE FROM webhook_deliveries WHERE subscriber_id = ?", [id]).await?;
+    Ok(exec(conn, "DELETE FROM webhook_subscribers WHERE id = ?", [id]).await? > 0)
 }
 
 /// Whether any enabled subscriber wants `event_type` (most installations
 /// have none: then no notice is even built).
 pub async fn wanted(conn: &mut Conn, event_type: &str) -> Result<bool, StoreError> {
-    one(
-        conn,
-        "SELECT EXISTS (SELECT 1 FROM webhook_subscribers s
-                        WHERE s.enabled = 1 AND EXISTS (SELECT 1 FROM json_each(s.event_types) WHERE value = ?))",
-        [event_type],
-        |r| r.get(0),
-    )
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM webhook_subscribers s WHERE s.enabled = 1 AND {})",
+        conn.json_array_has("s.event_types", "?")
+    );
+    one(conn, &sql, [event_type], |r| r.get(0)).await
 }
 
 /// Whether any delivery is waiting or being sent (a read, so an idle
 /// deliverer never takes the writer's time).
 pub async fn pending(conn: &mut Conn) -> Result<bool, StoreError> {
-    one(conn, "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE state IN ('queued', 'delivering'))", [], |r| {
+    one(conn, "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE state IN ('queued', 'delivering'))", (), |r| {
         r.get(0)
     })
+    .await
 }
 
 /// Records a delivery of `event_type` to every enabled subscriber that
@@ -124,13 +124,12 @@ pub async fn enqueue(
     payload: &Value,
 ) -> Result<usize, StoreError> {
     let now = now_ms();
-    exec(
-        conn,
+    let sql = format!(
         "INSERT INTO webhook_deliveries (subscriber_id, event_type, service_id, payload, state, next_at, created_at)
-         SELECT s.id, ?1, ?2, ?3, 'queued', ?4, ?4 FROM webhook_subscribers s
-         WHERE s.enabled = 1 AND EXISTS (SELECT 1 FROM json_each(s.event_types) WHERE value = ?1)",
-        rusqlite::params![event_type, service_id, payload.to_string(), now],
-    )
+         SELECT s.id, ?1, ?2, ?3, 'queued', ?4, ?4 FROM webhook_subscribers s WHERE s.enabled = 1 AND {}",
+        conn.json_array_has("s.event_types", "?1")
+    );
+    exec(conn, &sql, crate::params![event_type, service_id, payload.to_string(), now]).await
 }
 
 /// Leases up to `limit` due deliveries until `lease_until`; takes back
@@ -141,15 +140,15 @@ pub async fn claim(conn: &mut Conn, limit: i64, lease_until: i64) -> Result<Vec<
         conn,
         "UPDATE webhook_deliveries SET state = 'queued', lease_until = NULL WHERE state = 'delivering' AND lease_until < ?",
         [now],
-    )?;
+    ).await?;
     all(
         conn,
         "UPDATE webhook_deliveries SET state = 'delivering', lease_until = ?1, attempts = attempts + 1
          WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'queued' AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3)
          RETURNING *",
-        rusqlite::params![lease_until, now, limit],
+        crate::params![lease_until, now, limit],
         WebhookDelivery::from_row,
-    )
+    ).await
 }
 
 /// Records a delivery's outcome: delivered, retried at `retry_at`, or failed for good.
@@ -168,8 +167,9 @@ pub async fn finish(
                 next_at = CASE WHEN ?1 = 'queued' THEN ?4 ELSE next_at END,
                 delivered_at = CASE WHEN ?1 = 'delivered' THEN ?5 ELSE delivered_at END
          WHERE id = ?6 AND state = 'delivering'",
-        rusqlite::params![state, status, error, retry_at, now, id],
-    )?;
+        crate::params![state, status, error, retry_at, now, id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -183,7 +183,7 @@ pub async fn deliveries(
     all(
         conn,
         "SELECT * FROM webhook_deliveries WHERE subscriber_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
-        rusqlite::params![subscriber_id, before_id, limit],
+        crate::params![subscriber_id, before_id, limit],
         WebhookDelivery::from_row,
-    )
+    ).await
 }

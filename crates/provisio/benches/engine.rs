@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisio_engine::{Engine, Settings, Vault};
-use provisio_store::{Store, StoreOptions, now_ms};
+use provisio_store::{StoreOptions, now_ms};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -33,7 +33,7 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
-    let store = Store::open(StoreOptions::new(url)).await.unwrap();
+    let store = provisio_store_sqlite::open(StoreOptions::new(url)).await.unwrap();
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[3; 32]), settings);
     engine.access().install_token("bench", TOKEN).await.unwrap();
     let state = dir.path().join("demo.sqlite").display().to_string();

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use provisio_engine::vault::KeySource;
 use provisio_engine::{Engine, Settings, Vault};
 use provisio_sdk::Registry;
-use provisio_store::{Store, StoreOptions};
+use provisio_store::StoreOptions;
 
 /// Where the store and the secrets key are.
 #[derive(Debug, clap::Args)]
@@ -168,7 +168,7 @@ fn init_logging() {
 }
 
 async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyhow::Result<Engine> {
-    let store = Store::open(StoreOptions::new(&args.db)).await?;
+    let store = provisio_store_sqlite::open(StoreOptions::new(&args.db)).await?;
     let env_key = std::env::var("PROVISIO_SECRET_KEY").ok();
     // A database that knows its key never gets a fresh one in place of a lost file.
     if env_key.is_none() && !args.key_file.exists() && provisio_engine::tokens::secrets_key_recorded(&store).await? {

@@ -226,7 +226,7 @@ async fn sigterm_releases_the_jobs_still_running_after_the_grace_and_the_next_se
     );
 
     // Released, each to be checked first: not left running until its lease ran out.
-    let store = provisio_store::Store::open(provisio_store::StoreOptions::new(format!(
+    let store = provisio_store_sqlite::open(provisio_store::StoreOptions::new(format!(
         "sqlite://{}",
         dir.path().join("provisio.db").display()
     )))
@@ -372,7 +372,7 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
     // And from the database: one holder per name, one running job per
     // service, and every job the dead worker held was checked before it was sent again.
-    let store = provisio_store::Store::open(provisio_store::StoreOptions::new(format!(
+    let store = provisio_store_sqlite::open(provisio_store::StoreOptions::new(format!(
         "sqlite://{}",
         dir.path().join("provisio.db").display()
     )))

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use provisio_engine::{Engine, Settings, Vault};
-use provisio_store::{Store, StoreOptions};
+use provisio_store::StoreOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
-    let store = Store::open(StoreOptions::new(url)).await.unwrap();
+    let store = provisio_store_sqlite::open(StoreOptions::new(url)).await.unwrap();
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[42; 32]), options.settings);
     engine.access().check_secrets_key().await.unwrap();
     engine.access().install_token("test", TOKEN).await.unwrap();

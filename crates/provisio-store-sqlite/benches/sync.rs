@@ -4,14 +4,14 @@
 //! batch once due), and how many syncs wait per configuration.
 //!
 //! ```sh
-//! cargo bench -p provisio-store --bench sync
+//! cargo bench -p provisio-store-sqlite --bench sync
 //! ```
 
 use std::time::{Duration, Instant};
 
 use provisio_store::configurations::ConfigurationRow;
 use provisio_store::products::ProductRow;
-use provisio_store::{Store, StoreError, StoreOptions, clients, configurations, drifts, now_ms, products, services};
+use provisio_store::{StoreError, StoreOptions, clients, configurations, drifts, now_ms, products, services};
 use serde_json::json;
 
 fn main() {
@@ -38,7 +38,9 @@ where
 async fn run() {
     let count: usize = std::env::var("PROVISIO_BENCH_SERVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreOptions::new(format!("sqlite://{}/bench.db", dir.path().display()))).await.unwrap();
+    let store = provisio_store_sqlite::open(StoreOptions::new(format!("sqlite://{}/bench.db", dir.path().display())))
+        .await
+        .unwrap();
     let seeded = Instant::now();
     store
         .write(move |conn| {
