@@ -234,7 +234,7 @@ impl Catalog {
                 Box::pin(async move {
                     let id = sources::next_id(conn).await?;
                     let sealed = engine.vault().seal(&secret_aad(id), secret.as_bytes());
-                    let source = sources::insert(conn, &input.name, input.kind.as_str(), &mapping, &sealed)
+                    let source = sources::insert(conn, id, &input.name, input.kind.as_str(), &mapping, &sealed)
                         .await
                         .map_err(|err| crate::catalog::unique(err, "/name", "is taken by another source"))?;
                     debug_assert_eq!(source.id, id);

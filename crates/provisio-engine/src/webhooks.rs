@@ -299,7 +299,7 @@ impl Catalog {
                         include_credentials: input.include_credentials,
                         allow_private: input.allow_private,
                     };
-                    let subscriber = webhooks::insert(conn, &new)
+                    let subscriber = webhooks::insert(conn, id, &new)
                         .await
                         .map_err(|err| crate::catalog::unique(err, "/name", "is taken by another subscriber"))?;
                     audit::record(

@@ -6,23 +6,26 @@ use serde_json::Value;
 use crate::models::EventSource;
 use crate::{Conn, StoreError, all, exec, maybe, now_ms, one};
 
-/// Adds a source; a taken name is a unique violation.
+/// Adds source `id` (from [`next_id`]); a taken name is a unique
+/// violation, an id another writer took first is `Busy`.
 pub async fn insert(
     conn: &mut Conn,
+    id: i64,
     name: &str,
     kind: &str,
     mapping: &Value,
     secrets: &[u8],
 ) -> Result<EventSource, StoreError> {
     let now = now_ms();
-    one(
+    maybe(
         conn,
-        "INSERT INTO event_sources (name, kind, secrets, mapping, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-        crate::params![name, kind, secrets, mapping.to_string(), now, now],
+        "INSERT INTO event_sources (id, name, kind, secrets, mapping, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING *",
+        crate::params![id, name, kind, secrets, mapping.to_string(), now, now],
         EventSource::from_row,
     )
-    .await
+    .await?
+    .ok_or_else(|| StoreError::Busy(format!("event source {id} was created by another writer")))
 }
 
 /// The id the next source will get (its secret is sealed to it before the insert).

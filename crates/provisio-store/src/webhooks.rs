@@ -21,14 +21,16 @@ pub async fn next_id(conn: &mut Conn) -> Result<i64, StoreError> {
     one(conn, "SELECT COALESCE(MAX(id), 0) + 1 FROM webhook_subscribers", (), |r| r.get(0)).await
 }
 
-/// Adds a subscriber; a taken name is a unique violation.
-pub async fn insert(conn: &mut Conn, new: &NewSubscriber<'_>) -> Result<WebhookSubscriber, StoreError> {
+/// Adds subscriber `id` (from [`next_id`]); a taken name is a unique
+/// violation, an id another writer took first is `Busy`.
+pub async fn insert(conn: &mut Conn, id: i64, new: &NewSubscriber<'_>) -> Result<WebhookSubscriber, StoreError> {
     let now = now_ms();
-    one(
+    maybe(
         conn,
-        "INSERT INTO webhook_subscribers (name, url, secrets, event_types, include_credentials, allow_private, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        "INSERT INTO webhook_subscribers (id, name, url, secrets, event_types, include_credentials, allow_private, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING *",
         crate::params![
+            id,
             new.name,
             new.url,
             new.secrets,
@@ -39,7 +41,8 @@ pub async fn insert(conn: &mut Conn, new: &NewSubscriber<'_>) -> Result<WebhookS
             now
         ],
         WebhookSubscriber::from_row,
-    ).await
+    ).await?
+    .ok_or_else(|| StoreError::Busy(format!("webhook subscriber {id} was created by another writer")))
 }
 
 /// A change to a subscriber: each `None` keeps the value.

@@ -1,0 +1,405 @@
+//! Provisio's PostgreSQL store backend: any number of `provisio serve`
+//! and `provisio worker` processes, on any number of machines, share one
+//! PostgreSQL database.
+//!
+//! Each write is a transaction of its own on a pooled connection (READ
+//! COMMITTED, PostgreSQL's default: every statement sees what committed
+//! before it), each read one REPEATABLE READ, READ ONLY snapshot. What the
+//! SQLite backend gets from its single writer, this one takes explicitly:
+//! a claim of jobs holds the queue's transaction-scoped advisory lock
+//! ([`Tx::lock_claims`]), so the limits it judges (one running job per
+//! service, a configuration's concurrency, rate and capacity) are read
+//! from what every earlier claim committed, whichever process made it.
+//!
+//! The statements are the boundary's, written with SQLite's `?` and `?N`
+//! placeholders; [`placeholders`] numbers them the way SQLite does.
+//! Values are bound with their own types (a NULL keeps its kind), rows are
+//! read back by column type.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use provisio_store::sql::Kind;
+use provisio_store::{Backend, Conn, ReadTx, Row, SqlValue, Store, StoreError, StoreOptions, Tx, WriteOp, now_ms};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgValueRef};
+use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row as _, TypeInfo, ValueRef};
+
+/// The migrations, in order; each runs once, in a transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// The advisory lock the queue's claims take (transaction-scoped).
+const CLAIM_LOCK: i64 = 0x7072_6f76_6973_696f; // "provisio"
+/// The advisory lock migrations run under, so processes started together
+/// migrate once.
+const MIGRATION_LOCK: i64 = 0x7072_6f76_6d69_6772; // "provmigr"
+
+/// Whether a URL names this backend.
+pub fn handles(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Connects to (and migrates) the database at `postgres://...`.
+pub async fn open(options: StoreOptions) -> Result<Store, StoreError> {
+    let shown = without_password(&options.url);
+    let open_error = |reason: String| StoreError::Open { url: shown.clone(), reason };
+    let connect: PgConnectOptions = options.url.parse().map_err(|e: sqlx::Error| open_error(e.to_string()))?;
+    let connect = connect.application_name("provisio");
+    let pool = PgPoolOptions::new()
+        .max_connections(u32::try_from(options.connections.max(2)).unwrap_or(u32::MAX))
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .connect_with(connect)
+        .await
+        .map_err(|e| open_error(e.to_string()))?;
+    migrate(&pool).await.map_err(|e| open_error(format!("migration failed: {e}")))?;
+    Ok(Store::new(PostgresBackend { pool, shown }))
+}
+
+/// The URL with its password replaced, for logs and errors.
+fn without_password(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        let (credentials, host) = rest.rsplit_once('@')?;
+        let user = credentials.split(':').next().unwrap_or_default();
+        Some(format!("{scheme}://{user}@{host}"))
+    }) {
+        Some(shown) => shown,
+        None => url.to_owned(),
+    }
+}
+
+async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS provisio_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    for (version, sql) in MIGRATIONS {
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM provisio_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_none() {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO provisio_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// The PostgreSQL backend: a pool of connections.
+struct PostgresBackend {
+    pool: sqlx::PgPool,
+    shown: String,
+}
+
+/// sqlx's error as the boundary's.
+fn store_error(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        match db.code().as_deref() {
+            // unique_violation
+            Some("23505") => return StoreError::Unique(db.message().to_owned()),
+            // serialization_failure, deadlock_detected, lock_not_available
+            Some("40001" | "40P01" | "55P03") => return StoreError::Busy(db.message().to_owned()),
+            _ => {}
+        }
+    }
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => StoreError::Busy(err.to_string()),
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+/// SQLite's placeholders as PostgreSQL's: `?N` is `$N`, and a bare `?` is
+/// one more than the largest number so far (SQLite's own rule), so one
+/// statement text means the same on both. Quoted text is left alone.
+pub fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut largest = 0_usize;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                let number = digits.parse().unwrap_or(largest + 1);
+                largest = largest.max(number);
+                out.push('$');
+                out.push_str(&number.to_string());
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    params: Vec<SqlValue>,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    for value in params {
+        query = match value {
+            SqlValue::Null(Kind::Int) => query.bind(None::<i64>),
+            SqlValue::Null(Kind::Real) => query.bind(None::<f64>),
+            SqlValue::Null(Kind::Text) => query.bind(None::<String>),
+            SqlValue::Null(Kind::Blob) => query.bind(None::<Vec<u8>>),
+            SqlValue::Int(i) => query.bind(i),
+            SqlValue::Real(r) => query.bind(r),
+            SqlValue::Text(t) => query.bind(t),
+            SqlValue::Blob(b) => query.bind(b),
+        };
+    }
+    query
+}
+
+fn decode<'r, T: Decode<'r, Postgres>>(value: PgValueRef<'r>) -> Result<T, StoreError> {
+    T::decode(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A column's value by its PostgreSQL type.
+fn read_value(value: PgValueRef<'_>) -> Result<SqlValue, StoreError> {
+    if value.is_null() {
+        return Ok(SqlValue::Null(Kind::Text));
+    }
+    let type_name = value.type_info().name().to_owned();
+    Ok(match type_name.as_str() {
+        "INT8" => SqlValue::Int(decode::<i64>(value)?),
+        "INT4" => SqlValue::Int(i64::from(decode::<i32>(value)?)),
+        "INT2" => SqlValue::Int(i64::from(decode::<i16>(value)?)),
+        "BOOL" => SqlValue::Int(i64::from(decode::<bool>(value)?)),
+        "FLOAT8" => SqlValue::Real(decode::<f64>(value)?),
+        "FLOAT4" => SqlValue::Real(f64::from(decode::<f32>(value)?)),
+        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" | "UNKNOWN" => SqlValue::Text(decode::<String>(value)?),
+        "BYTEA" => SqlValue::Blob(decode::<Vec<u8>>(value)?),
+        other => return Err(StoreError::Corrupt(format!("a column of type {other} (cast it in the statement)"))),
+    })
+}
+
+fn read_rows(rows: Vec<PgRow>) -> Result<Vec<Row>, StoreError> {
+    let Some(first) = rows.first() else { return Ok(Vec::new()) };
+    let columns: Arc<[String]> = first.columns().iter().map(|c| c.name().to_owned()).collect();
+    rows.iter()
+        .map(|row| {
+            let values = (0..columns.len())
+                .map(|i| read_value(row.try_get_raw(i).map_err(store_error)?))
+                .collect::<Result<_, _>>()?;
+            Ok(Row::new(columns.clone(), values))
+        })
+        .collect()
+}
+
+/// A transaction on a pooled connection.
+struct Transaction(sqlx::Transaction<'static, Postgres>);
+
+impl Tx for Transaction {
+    fn execute<'a>(&'a mut self, sql: &'a str, params: Vec<SqlValue>) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let query = bind_all(sqlx::query(AssertSqlSafe(placeholders(sql))), params);
+            Ok(query.execute(&mut *self.0).await.map_err(store_error)?.rows_affected())
+        })
+    }
+
+    fn query<'a>(&'a mut self, sql: &'a str, params: Vec<SqlValue>) -> BoxFuture<'a, Result<Vec<Row>, StoreError>> {
+        Box::pin(async move {
+            let query = bind_all(sqlx::query(AssertSqlSafe(placeholders(sql))), params);
+            read_rows(query.fetch_all(&mut *self.0).await.map_err(store_error)?)
+        })
+    }
+
+    fn lock_claims(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CLAIM_LOCK)
+                .execute(&mut *self.0)
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn utc_day(&self, ms: &str) -> String {
+        format!("to_char(to_timestamp({ms} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+    }
+
+    fn utc_hour(&self, ms: &str) -> String {
+        format!("to_char(to_timestamp({ms} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:00')")
+    }
+
+    fn json_array_has(&self, array: &str, value: &str) -> String {
+        format!("jsonb_exists(({array})::jsonb, {value})")
+    }
+}
+
+/// A read transaction lent by the pool.
+struct Reading(Option<Transaction>);
+
+impl ReadTx for Reading {
+    fn conn(&mut self) -> &mut Conn {
+        self.0.as_mut().expect("a reading holds its transaction")
+    }
+
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        let tx = self.0.take();
+        Box::pin(async move {
+            if let Some(Transaction(tx)) = tx {
+                // Nothing to keep: ending the transaction frees the snapshot.
+                let _ = tx.rollback().await;
+            }
+        })
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn submit(&self, op: WriteOp) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let tx = match self.pool.begin().await {
+                Ok(tx) => tx,
+                Err(err) => {
+                    // Dropping the op unrun tells its caller the write could not begin.
+                    tracing::error!(error = %err, "cannot begin a write");
+                    return;
+                }
+            };
+            let mut tx = Transaction(tx);
+            let (ok, reply) = op.run(&mut tx).await;
+            let outcome = if ok {
+                tx.0.commit().await.map_err(store_error)
+            } else {
+                let _ = tx.0.rollback().await;
+                // The op's own error is what its caller hears.
+                Ok(())
+            };
+            reply.send(outcome);
+        })
+    }
+
+    fn reader(&self) -> BoxFuture<'_, Result<Box<dyn ReadTx>, StoreError>> {
+        Box::pin(async move {
+            let tx =
+                self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(store_error)?;
+            Ok(Box::new(Reading(Some(Transaction(tx)))) as Box<dyn ReadTx>)
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_as_sqlite_numbers_them() {
+        assert_eq!(placeholders("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(placeholders("a = ?2 AND b = ?1 AND c = ?"), "a = $2 AND b = $1 AND c = $3");
+        assert_eq!(placeholders("x IN (?3, ?4) AND y = ?1"), "x IN ($3, $4) AND y = $1");
+        assert_eq!(placeholders("note = 'why?' AND a = ?"), "note = 'why?' AND a = $1");
+    }
+
+    #[test]
+    fn the_password_never_shows() {
+        assert_eq!(without_password("postgres://app:s3cret@db:5432/provisio"), "postgres://app@db:5432/provisio");
+        assert_eq!(without_password("postgres://db/provisio"), "postgres://db/provisio");
+    }
+}
+
+/// Scratch databases for tests (this crate's, the conformance suite's,
+/// and the engine's and binary's tests on PostgreSQL).
+#[doc(hidden)]
+pub mod testing {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The server tests use: `PROVISIO_TEST_POSTGRES` (a URL to its
+    /// `postgres` database, as a role that may create databases), or the
+    /// local one on 127.0.0.1:5432.
+    pub fn server() -> String {
+        std::env::var("PROVISIO_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    /// Drops its database when dropped (closing whatever is still connected).
+    pub struct Scratch {
+        name: String,
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let name = self.name.clone();
+            // Drop may run inside a runtime: the drop gets a thread and a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio_runtime();
+                runtime.block_on(async move {
+                    if let Ok(mut admin) = connect_admin().await {
+                        let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+
+    fn tokio_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+    }
+
+    async fn connect_admin() -> Result<sqlx::PgConnection, sqlx::Error> {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&server()).await
+    }
+
+    /// A URL to a new, empty database on the test server, and its guard.
+    pub async fn scratch() -> (String, Scratch) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "provisio_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
+        );
+        let mut admin = connect_admin().await.expect("the test PostgreSQL server answers (PROVISIO_TEST_POSTGRES)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await
+            .expect("a scratch database is created");
+        let base = server();
+        let url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => format!("{base}/{name}"),
+        };
+        (url, Scratch { name })
+    }
+
+    /// [`scratch`], as the store conformance suite takes it.
+    pub async fn fresh() -> (String, Box<dyn std::any::Any + Send>) {
+        let (url, guard) = scratch().await;
+        (url, Box::new(guard))
+    }
+}
