@@ -256,6 +256,8 @@ impl Actions {
                 .store()
                 .write(move |conn| {
                     Box::pin(async move {
+                        // The limits below are judged from what this transaction reads.
+                        conn.lock_admissions().await?;
                         if jobs::running_for_service(conn, service_id).await? {
                             return Ok::<_, EngineError>(Err("a job of this service is running"));
                         }

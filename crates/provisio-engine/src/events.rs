@@ -387,7 +387,12 @@ impl Ingest {
             && let Some(configuration) = configurations::get(conn, configuration_id).await?
             && match configuration.max_services {
                 None => true,
-                Some(max) => configurations::service_count(conn, configuration_id).await? < max,
+                Some(max) => {
+                    // Room is judged from what this transaction reads: no
+                    // other order may count the same services.
+                    conn.lock_admissions().await?;
+                    configurations::service_count(conn, configuration_id).await? < max
+                }
             }
         {
             ownership::reserve(conn, blueprint, &service, configuration_id, &identifier).await?;

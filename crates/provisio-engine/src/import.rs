@@ -195,7 +195,15 @@ impl Catalog {
         let lines = if dry_run {
             store.read(move |conn| Box::pin(async move { page(conn, &plan, &resources).await })).await?
         } else {
-            store.write(move |conn| Box::pin(async move { page(conn, &plan, &resources).await })).await?
+            store
+                .write(move |conn| {
+                    Box::pin(async move {
+                        // Two imports of one configuration must not both find a resource unclaimed.
+                        conn.lock_admissions().await?;
+                        page(conn, &plan, &resources).await
+                    })
+                })
+                .await?
         };
         if !dry_run && lines.iter().any(|l| l.outcome == ImportOutcome::Created) {
             self.engine.wake();

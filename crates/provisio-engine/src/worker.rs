@@ -194,7 +194,7 @@ impl Worker {
     async fn claim_in(&self, conn: &mut Conn, limit: usize) -> Result<Vec<Claimed>, EngineError> {
         // Limits, capacity and one-running-job-per-service are judged from
         // what this transaction reads: no other claim may read the same.
-        conn.lock_claims().await?;
+        conn.lock_admissions().await?;
         let now = now_ms();
         let configs: HashMap<i64, Configuration> =
             configurations::list(conn, None).await?.into_iter().map(|c| (c.id, c)).collect();

@@ -433,7 +433,7 @@ where
             store
                 .write(move |conn| {
                     Box::pin(async move {
-                        conn.lock_claims().await?;
+                        conn.lock_admissions().await?;
                         if jobs::running_on(conn, configuration).await? >= 2 {
                             return Ok::<_, StoreError>(());
                         }

@@ -7,7 +7,7 @@
 //! before it), each read one REPEATABLE READ, READ ONLY snapshot. What the
 //! SQLite backend gets from its single writer, this one takes explicitly:
 //! a claim of jobs holds the queue's transaction-scoped advisory lock
-//! ([`Tx::lock_claims`]), so the limits it judges (one running job per
+//! ([`Tx::lock_admissions`]), so the limits it judges (one running job per
 //! service, a configuration's concurrency, rate and capacity) are read
 //! from what every earlier claim committed, whichever process made it.
 //!
@@ -27,8 +27,8 @@ use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row as _, TypeInfo, ValueRef
 /// The migrations, in order; each runs once, in a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
 
-/// The advisory lock the queue's claims take (transaction-scoped).
-const CLAIM_LOCK: i64 = 0x7072_6f76_6973_696f; // "provisio"
+/// The admission lock (transaction-scoped): see [`Tx::lock_admissions`].
+const ADMISSION_LOCK: i64 = 0x7072_6f76_6973_696f; // "provisio"
 /// The advisory lock migrations run under, so processes started together
 /// migrate once.
 const MIGRATION_LOCK: i64 = 0x7072_6f76_6d69_6772; // "provmigr"
@@ -224,10 +224,10 @@ impl Tx for Transaction {
         })
     }
 
-    fn lock_claims(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn lock_admissions(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(CLAIM_LOCK)
+                .bind(ADMISSION_LOCK)
                 .execute(&mut *self.0)
                 .await
                 .map_err(store_error)?;
@@ -336,17 +336,29 @@ mod tests {
 pub mod testing {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// The server tests use: `PROVISIO_TEST_POSTGRES` (a URL to its
-    /// `postgres` database, as a role that may create databases), or the
-    /// local one on 127.0.0.1:5432.
+    /// The server store tests use: `PROVISIO_TEST_STORE_POSTGRES` (a URL
+    /// to its `postgres` database, as a role that may create databases), or
+    /// the machine's own on 127.0.0.1:5432.
     pub fn server() -> String {
-        std::env::var("PROVISIO_TEST_POSTGRES")
+        std::env::var("PROVISIO_TEST_STORE_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
     }
 
     /// Drops its database when dropped (closing whatever is still connected).
     pub struct Scratch {
         name: String,
+        url: String,
+    }
+
+    impl Scratch {
+        /// Everything the database holds, as `pg_dump` writes it (tests
+        /// search it for what must never be stored).
+        pub fn dump(&self) -> Vec<u8> {
+            let output =
+                std::process::Command::new("pg_dump").arg("--data-only").arg(&self.url).output().expect("pg_dump runs");
+            assert!(output.status.success(), "pg_dump: {}", String::from_utf8_lossy(&output.stderr));
+            output.stdout
+        }
     }
 
     impl Drop for Scratch {
@@ -384,7 +396,7 @@ pub mod testing {
             NEXT.fetch_add(1, Ordering::SeqCst),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
         );
-        let mut admin = connect_admin().await.expect("the test PostgreSQL server answers (PROVISIO_TEST_POSTGRES)");
+        let mut admin = connect_admin().await.expect("the test PostgreSQL server answers (PROVISIO_TEST_STORE_POSTGRES)");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
             .await
@@ -394,7 +406,7 @@ pub mod testing {
             Some((server, _)) => format!("{server}/{name}"),
             None => format!("{base}/{name}"),
         };
-        (url, Scratch { name })
+        (url.clone(), Scratch { name, url })
     }
 
     /// [`scratch`], as the store conformance suite takes it.

@@ -11,7 +11,7 @@
 //! connection: a statement costs microseconds, where a hop to a driver
 //! thread per statement (as async SQLite drivers do) costs two context
 //! switches, which on two cores dominated ingest time. The one writer also
-//! serialises every claim, so [`Tx::lock_claims`] has nothing to do here.
+//! serialises every claim, so [`Tx::lock_admissions`] has nothing to do here.
 
 mod writer;
 
@@ -208,7 +208,7 @@ impl Tx for Connection {
         futures::future::ready(self.run_query(sql, &params)).boxed()
     }
 
-    fn lock_claims(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn lock_admissions(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
         // The one writer runs one claim at a time already.
         futures::future::ready(Ok(())).boxed()
     }

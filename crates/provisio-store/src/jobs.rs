@@ -392,7 +392,8 @@ pub async fn requeue(conn: &mut Conn, id: i64, extra_attempts: i64) -> Result<bo
     let changed = exec(
         conn,
         "UPDATE jobs SET state = 'queued', run_at = ?1, max_attempts = attempts + ?2, finished_at = NULL, \
-         message = 'Retry requested', updated_at = ?1, reconcile = COALESCE((SELECT outcome = 'outcome_unknown' \
+         message = 'Retry requested', updated_at = ?1, \
+         reconcile = COALESCE((SELECT CASE WHEN outcome = 'outcome_unknown' THEN 1 ELSE 0 END \
          FROM job_attempts WHERE job_id = ?3 ORDER BY number DESC, id DESC LIMIT 1), 0) \
          WHERE id = ?3 AND state = 'failed'",
         crate::params![now, extra_attempts, id],

@@ -52,10 +52,13 @@ pub trait Tx: Send {
     fn execute<'a>(&'a mut self, sql: &'a str, params: Vec<SqlValue>) -> BoxFuture<'a, Result<u64, StoreError>>;
     /// Runs a query; answers its rows.
     fn query<'a>(&'a mut self, sql: &'a str, params: Vec<SqlValue>) -> BoxFuture<'a, Result<Vec<Row>, StoreError>>;
-    /// Takes the queue's claim lock until the transaction ends, so two
-    /// claims never judge limits from the same snapshot (a no-op where one
-    /// writer already serialises every write).
-    fn lock_claims(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Takes the admission lock until the transaction ends. Claims of
+    /// jobs, on-demand calls, imports and orders on a capacity-limited
+    /// configuration judge limits (one running job per service, a
+    /// configuration's concurrency, rate and capacity, who holds a name)
+    /// from what they read, so no two may read the same. A no-op where one
+    /// writer already serialises every write.
+    fn lock_admissions(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// The UTC day (`YYYY-MM-DD`) of a Unix-milliseconds expression.
     fn utc_day(&self, ms: &str) -> String;
     /// The UTC hour (`YYYY-MM-DD HH:00`) of a Unix-milliseconds expression.

@@ -16,9 +16,13 @@ use provisio_store::StoreOptions;
 /// Where the store and the secrets key are.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// Database URL.
+    /// Database URL: `sqlite://PATH` (one machine, embedded) or
+    /// `postgres://USER:PASSWORD@HOST/DB` (any number of processes and machines).
     #[arg(long, env = "PROVISIO_DB", default_value = "sqlite://provisio.db")]
     db: String,
+    /// Database connections kept open: SQLite's idle readers, PostgreSQL's pool.
+    #[arg(long, env = "PROVISIO_DB_CONNECTIONS", default_value_t = 10)]
+    db_connections: usize,
     /// The secrets key file, created (mode 0600) on first start unless
     /// PROVISIO_SECRET_KEY (64 hex digits) is set.
     #[arg(long, env = "PROVISIO_KEY_FILE", default_value = "provisio.key")]
@@ -167,8 +171,20 @@ fn init_logging() {
     };
 }
 
+/// The store a URL names: the binary is where a backend is chosen.
+pub async fn open_store(url: &str, connections: usize) -> anyhow::Result<provisio_store::Store> {
+    let options = StoreOptions { connections, ..StoreOptions::new(url) };
+    if provisio_store_postgres::handles(url) {
+        Ok(provisio_store_postgres::open(options).await?)
+    } else if provisio_store_sqlite::handles(url) {
+        Ok(provisio_store_sqlite::open(options).await?)
+    } else {
+        anyhow::bail!("--db {url}: expected sqlite://PATH or postgres://...")
+    }
+}
+
 async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyhow::Result<Engine> {
-    let store = provisio_store_sqlite::open(StoreOptions::new(&args.db)).await?;
+    let store = open_store(&args.db, args.db_connections).await?;
     let env_key = std::env::var("PROVISIO_SECRET_KEY").ok();
     // A database that knows its key never gets a fresh one in place of a lost file.
     if env_key.is_none() && !args.key_file.exists() && provisio_engine::tokens::secrets_key_recorded(&store).await? {
@@ -176,7 +192,7 @@ async fn open(args: &StoreArgs, registry: Registry, settings: Settings) -> anyho
             "the secrets key file {} is missing, and {} holds secrets sealed with it: restore the file (or set \
              PROVISIO_SECRET_KEY) rather than starting with a new key",
             args.key_file.display(),
-            args.db
+            store.describe()
         );
     }
     let (vault, source) = Vault::load(env_key.as_deref(), &args.key_file)?;

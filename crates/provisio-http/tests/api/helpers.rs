@@ -16,6 +16,8 @@ pub struct TestApp {
     pub engine: Engine,
     pub dir: tempfile::TempDir,
     pub demo_state: String,
+    /// The scratch PostgreSQL database, when the suite runs on PostgreSQL.
+    _database: Option<provisio_store_postgres::testing::Scratch>,
 }
 
 /// Options for [`spawn_app_with`].
@@ -51,8 +53,15 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
-    let store = provisio_store_sqlite::open(StoreOptions::new(url)).await.unwrap();
+    // PROVISIO_TEST_STORE=postgres runs the whole suite on PostgreSQL (a
+    // scratch database per test), as CI does after running it on SQLite.
+    let (store, database) = if std::env::var("PROVISIO_TEST_STORE").is_ok_and(|s| s == "postgres") {
+        let (url, database) = provisio_store_postgres::testing::scratch().await;
+        (provisio_store_postgres::open(StoreOptions::new(url)).await.unwrap(), Some(database))
+    } else {
+        let url = format!("sqlite://{}", dir.path().join("provisio.db").display());
+        (provisio_store_sqlite::open(StoreOptions::new(url)).await.unwrap(), None)
+    };
     let engine = Engine::new(store, provisio_providers::registry(), Vault::new(&[42; 32]), options.settings);
     engine.access().check_secrets_key().await.unwrap();
     engine.access().install_token("test", TOKEN).await.unwrap();
@@ -68,7 +77,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let router = provisio_http::router(engine.clone());
     tokio::spawn(async move { axum_serve(listener, router).await });
-    TestApp { address, client: reqwest::Client::new(), engine, dir, demo_state }
+    TestApp { address, client: reqwest::Client::new(), engine, dir, demo_state, _database: database }
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
@@ -77,6 +86,21 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
 }
 
 impl TestApp {
+    /// Every byte the store holds on disk (SQLite's file and journal) or
+    /// dumps (PostgreSQL), to search for what must never be stored.
+    pub fn stored_bytes(&self) -> Vec<Vec<u8>> {
+        match &self._database {
+            Some(database) => vec![database.dump()],
+            // The database, its WAL and shared memory.
+            None => std::fs::read_dir(self.dir.path())
+                .unwrap()
+                .map(|file| file.unwrap().path())
+                .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("provisio.db"))
+                .map(|path| std::fs::read(path).unwrap())
+                .collect(),
+        }
+    }
+
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(TOKEN);
         if let Some(body) = body {
