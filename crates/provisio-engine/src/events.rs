@@ -145,19 +145,31 @@ impl Ingest {
     ) -> Result<Accepted, EngineError> {
         let event = EventPayload::decode(body)?;
         let event_type = event.event_type.clone();
-        let engine = self.clone();
-        let accepted = self
-            .engine
-            .store()
-            .write(move |conn| {
-                Box::pin(async move {
-                    if let Some(receipt) = receipt {
-                        receipt.record(conn).await?;
-                    }
-                    engine.ingest_in(conn, &event).await
+        // Where writers run side by side (PostgreSQL), two may both find an
+        // event, service or client missing and insert it: the second's
+        // unique violation rolls it back whole, and run again it finds the
+        // first's (a resend is then a duplicate, as it is on one writer).
+        let mut tries = 0;
+        let accepted = loop {
+            tries += 1;
+            let (engine, event, receipt) = (self.clone(), event.clone(), receipt.clone());
+            let written = self
+                .engine
+                .store()
+                .write(move |conn| {
+                    Box::pin(async move {
+                        if let Some(receipt) = receipt {
+                            receipt.record(conn).await?;
+                        }
+                        engine.ingest_in(conn, &event).await
+                    })
                 })
-            })
-            .await?;
+                .await;
+            match written {
+                Err(EngineError::Store(err)) if err.is_unique_violation() && tries < 3 => continue,
+                other => break other?,
+            }
+        };
         if !accepted.duplicate {
             self.engine.metrics().event(&event_type);
         }

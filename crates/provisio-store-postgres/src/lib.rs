@@ -396,7 +396,8 @@ pub mod testing {
             NEXT.fetch_add(1, Ordering::SeqCst),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
         );
-        let mut admin = connect_admin().await.expect("the test PostgreSQL server answers (PROVISIO_TEST_STORE_POSTGRES)");
+        let mut admin =
+            connect_admin().await.expect("the test PostgreSQL server answers (PROVISIO_TEST_STORE_POSTGRES)");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
             .await

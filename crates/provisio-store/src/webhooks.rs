@@ -136,7 +136,9 @@ pub async fn enqueue(
 }
 
 /// Leases up to `limit` due deliveries until `lease_until`; takes back
-/// those whose lease ran out first.
+/// those whose lease ran out first. The outer `state = 'queued'` is what
+/// PostgreSQL checks again on a row another process leased meanwhile, so
+/// no delivery is leased twice.
 pub async fn claim(conn: &mut Conn, limit: i64, lease_until: i64) -> Result<Vec<WebhookDelivery>, StoreError> {
     let now = now_ms();
     exec(
@@ -148,6 +150,7 @@ pub async fn claim(conn: &mut Conn, limit: i64, lease_until: i64) -> Result<Vec<
         conn,
         "UPDATE webhook_deliveries SET state = 'delivering', lease_until = ?1, attempts = attempts + 1
          WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'queued' AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3)
+           AND state = 'queued'
          RETURNING *",
         crate::params![lease_until, now, limit],
         WebhookDelivery::from_row,

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -446,6 +446,41 @@ async fn a_reused_event_id_with_another_body_is_a_conflict() {
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("already used"), "{problem}");
     assert_eq!(app.get("/api/v1/services").await.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_order_sent_many_times_at_once_is_recorded_once() {
+    // On PostgreSQL the copies are written side by side; on SQLite one by one.
+    let app = spawn_app().await;
+    let event = order("e1", "c1", "demo-database", json!({"database": "once", "package_name": "basic"}));
+    let copies: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, address, event) = (app.client.clone(), app.address.clone(), event.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(format!("{address}/api/v1/events"))
+                    .bearer_auth(TOKEN)
+                    .json(&event)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for copy in copies {
+        let (status, answer) = copy.await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answers.push(answer);
+    }
+    assert_eq!(answers.iter().filter(|a| a["duplicate"] == false).count(), 1, "{answers:?}");
+    assert!(answers.iter().all(|a| a["event_id"] == answers[0]["event_id"]));
+    let service = answers[0]["service_id"].as_i64().unwrap();
+    assert_eq!(app.settled(service).await["service"]["status"], "active");
+    assert_eq!(app.get("/api/v1/services").await.as_array().unwrap().len(), 1);
+    assert_eq!(app.count_jobs(&["succeeded"]).await, 1);
+    assert_invariants(&app).await;
 }
 
 #[tokio::test]
