@@ -68,6 +68,10 @@ impl Worker {
                 .store()
                 .write(move |conn| {
                     Box::pin(async move {
+                        if !due.is_empty() {
+                            // Other processes schedule too: "still due" is judged once.
+                            conn.lock_admissions().await?;
+                        }
                         for service_id in &due {
                             let Some(service) = services::get(conn, *service_id).await? else { continue };
                             let Some(product) = provisio_store::products::get(conn, service.product_id).await? else {

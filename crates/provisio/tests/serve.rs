@@ -191,10 +191,21 @@ fn file_contains(path: &Path, needle: &str) -> bool {
 /// before calling again and makes each account once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_jobs_still_running_after_the_grace_and_the_next_server_finishes_each_once() {
-    provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(dir.path());
+    sigterm_releases(dir, db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_the_jobs_still_running_on_postgres_too() {
+    sigterm_releases(tempfile::tempdir().unwrap(), Db::postgres().await).await;
+}
+
+async fn sigterm_releases(dir: tempfile::TempDir, db: Db) {
+    provisio_sdk::http::install_crypto_provider();
     let client = reqwest::Client::new();
-    let first = start_with(dir.path(), 0, &["--shutdown-grace-secs", "1"]);
+    let db_url = db.url();
+    let first = start_with(dir.path(), 0, &["--shutdown-grace-secs", "1", "--db", &db_url]);
     wait_healthy(&client, &first.base).await;
     let base = first.base.clone();
     let hosting = configuration_id(&client, &base, "demo-hosting-eu").await;
@@ -226,12 +237,7 @@ async fn sigterm_releases_the_jobs_still_running_after_the_grace_and_the_next_se
     );
 
     // Released, each to be checked first: not left running until its lease ran out.
-    let store = provisio_store_sqlite::open(provisio_store::StoreOptions::new(format!(
-        "sqlite://{}",
-        dir.path().join("provisio.db").display()
-    )))
-    .await
-    .unwrap();
+    let store = db.store().await;
     let jobs = store
         .read(|conn| {
             Box::pin(async move {
@@ -248,7 +254,7 @@ async fn sigterm_releases_the_jobs_still_running_after_the_grace_and_the_next_se
     }
     drop(store);
 
-    let second = start(dir.path(), 0);
+    let second = start_with(dir.path(), 0, &["--db", &db_url]);
     wait_healthy(&client, &second.base).await;
     let base = second.base.clone();
     let fast = json!({"values": {"latency_ms": 0}});
@@ -270,13 +276,76 @@ async fn sigterm_releases_the_jobs_still_running_after_the_grace_and_the_next_se
     assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
 }
 
+/// Where a test's servers keep their store: SQLite files in the test's
+/// directory, or a scratch PostgreSQL database.
+enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres(String, provisio_store_postgres::testing::Scratch),
+}
+
+impl Db {
+    fn sqlite(dir: &Path) -> Db {
+        Db::Sqlite(dir.join("provisio.db"))
+    }
+
+    async fn postgres() -> Db {
+        let (url, scratch) = provisio_store_postgres::testing::scratch().await;
+        Db::Postgres(url, scratch)
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Db::Postgres(url, _) => url.clone(),
+        }
+    }
+
+    async fn store(&self) -> provisio_store::Store {
+        let options = provisio_store::StoreOptions::new(self.url());
+        match self {
+            Db::Sqlite(_) => provisio_store_sqlite::open(options).await.unwrap(),
+            Db::Postgres(..) => provisio_store_postgres::open(options).await.unwrap(),
+        }
+    }
+
+    /// Whether `needle` is anywhere in what the store holds (SQLite's
+    /// files, a dump of the PostgreSQL database).
+    fn holds(&self, needle: &str) -> bool {
+        match self {
+            Db::Sqlite(path) => std::fs::read_dir(path.parent().unwrap()).unwrap().any(|entry| {
+                let path = entry.unwrap().path();
+                path.file_name().unwrap().to_string_lossy().starts_with("provisio.db") && file_contains(&path, needle)
+            }),
+            Db::Postgres(_, scratch) => scratch.dump().windows(needle.len()).any(|w| w == needle.as_bytes()),
+        }
+    }
+}
+
+/// The blueprints whose setup is keyed by the service identifier, for the
+/// invariants read back after a crash.
+fn keyed_blueprints() -> Vec<&'static str> {
+    provisio_providers::registry().blueprints().iter().filter(|b| !b.customer_names_services()).map(|b| b.id).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
-    provisio_sdk::http::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(dir.path());
+    sigkill_mid_flight(dir, db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice_on_postgres() {
+    sigkill_mid_flight(tempfile::tempdir().unwrap(), Db::postgres().await).await;
+}
+
+async fn sigkill_mid_flight(dir: tempfile::TempDir, db: Db) {
+    provisio_sdk::http::install_crypto_provider();
     let port = free_port();
     let client = reqwest::Client::new();
-    let first = start(dir.path(), port);
+    let url = db.url();
+    let db_args = ["--db", url.as_str()];
+    let first = start_with(dir.path(), port, &db_args);
     wait_healthy(&client, &first.base).await;
     let base = first.base.clone();
 
@@ -334,8 +403,8 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     let posted = poster.await.unwrap();
     assert!(posted.iter().any(|(_, status)| *status == 202), "orders were accepted while the server ran");
 
-    // Restart on the same files: expired leases are taken back and reconciled.
-    let second = start(dir.path(), port);
+    // Restart on the same store: expired leases are taken back and reconciled.
+    let second = start_with(dir.path(), port, &db_args);
     wait_healthy(&client, &second.base).await;
     // Billing sends again what it has no answer for: an accepted order is a
     // duplicate now (never lost), an unanswered one is new or a duplicate.
@@ -372,18 +441,8 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
     // And from the database: one holder per name, one running job per
     // service, and every job the dead worker held was checked before it was sent again.
-    let store = provisio_store_sqlite::open(provisio_store::StoreOptions::new(format!(
-        "sqlite://{}",
-        dir.path().join("provisio.db").display()
-    )))
-    .await
-    .unwrap();
-    let keyed: Vec<&str> = provisio_providers::registry()
-        .blueprints()
-        .iter()
-        .filter(|b| !b.customer_names_services())
-        .map(|b| b.id)
-        .collect();
+    let store = db.store().await;
+    let keyed = keyed_blueprints();
     let violations = store
         .read(move |conn| Box::pin(async move { provisio_store::invariants::violations(conn, &keyed).await }))
         .await
@@ -391,14 +450,10 @@ async fn a_sigkill_mid_flight_loses_no_event_and_creates_nothing_twice() {
     assert!(violations.is_empty(), "{violations:#?}");
     assert!(logs.contains("took back jobs"), "the restart reclaimed the dead worker's jobs");
 
-    // The secret is in no log line and not in the database files.
+    // The secret is in no log line and nowhere in the store.
     assert!(!logs.contains(SECRET), "a log line holds the secret");
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().unwrap().to_string_lossy().starts_with("provisio.db") {
-            assert!(!file_contains(&path, SECRET), "{} holds the secret", path.display());
-        }
-    }
+    assert!(!db.holds(SECRET), "the store holds the secret");
+    drop(store);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
