@@ -215,13 +215,30 @@ impl Worker {
         let mut blocked: Vec<i64> = configs.values().filter(|c| saturated(c, &running)).map(|c| c.id).collect();
         let mut counts: Option<HashMap<i64, i64>> = None;
         let mut products_by_id: HashMap<i64, Product> = HashMap::new();
+        // Calls every configuration could still take now: no claim can
+        // start more, so no more candidates are read (a saturated system
+        // reads a few, for the jobs that settle without a call, not a batch
+        // it cannot start: on PostgreSQL the admission lock is held meanwhile).
+        let room = |blocked: &[i64], running: &HashMap<i64, i64>| -> usize {
+            configs
+                .values()
+                .filter(|c| !blocked.contains(&c.id))
+                .map(|c| {
+                    let in_flight = running.get(&c.id).copied().unwrap_or(0);
+                    let recent = recent.get(&c.id).copied().unwrap_or(0);
+                    let by_rate = c.rate_per_minute.map_or(i64::MAX, |rate| rate - recent - in_flight);
+                    usize::try_from((c.max_concurrency - in_flight).min(by_rate)).unwrap_or(0)
+                })
+                .sum()
+        };
         let mut claimed = Vec::new();
         // A few rounds: a configuration that fills up while claiming joins
         // `blocked`, and the next round finds other work in its place.
         for _round in 0..4 {
-            let wanted = (limit - claimed.len()) * 2 + 8;
+            let wanted = (limit - claimed.len()).min(room(&blocked, &running)) * 2 + 8;
             let ready = jobs::ready(conn, now, &blocked, wanted as i64).await?;
             let exhausted = ready.len() < wanted;
+            let before = claimed.len();
             for job in ready {
                 if claimed.len() >= limit {
                     break;
@@ -238,7 +255,8 @@ impl Worker {
                 }
                 claimed.push(found);
             }
-            if exhausted || claimed.len() >= limit {
+            // A round that claimed nothing changed nothing the next would read.
+            if exhausted || claimed.len() >= limit || claimed.len() == before {
                 break;
             }
         }

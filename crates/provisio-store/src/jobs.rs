@@ -140,16 +140,22 @@ pub async fn list(conn: &mut Conn, filter: &JobFilter) -> Result<Vec<Job>, Store
 /// (a staff retry of an older job must not start beside a later one), and
 /// not of a configuration in `blocked` (saturated or disabled: its backlog
 /// must not hide every other configuration's work).
+///
+/// The per-service conditions are scalar subqueries on purpose: each is one
+/// index probe per candidate, walked in `jobs_ready` order until `limit`
+/// are found. Written as `NOT EXISTS`, PostgreSQL turns them into anti-joins
+/// whose plan hangs on the queue's row estimates, and a queue that grew
+/// since its last ANALYZE was read in a nested loop over every open job.
 pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Result<Vec<Job>, StoreError> {
     let sql = format!(
         "SELECT j.* FROM jobs j JOIN services s ON s.id = j.service_id \
          WHERE j.state IN ('queued', 'retrying') AND j.run_at <= ?1 \
-         AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.service_id = j.service_id AND p.id < j.id \
-                         AND p.state IN ('queued', 'retrying') AND p.origin NOT IN ('follow', 'sync')) \
+         AND COALESCE((SELECT MIN(p.id) FROM jobs p WHERE p.service_id = j.service_id \
+                         AND p.state IN ('queued', 'retrying') AND p.origin NOT IN ('follow', 'sync')), j.id) >= j.id \
          AND (j.origin NOT IN ('follow', 'sync') OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.service_id = j.service_id \
                          AND o.id != j.id AND o.state IN ('queued', 'retrying', 'running') \
                          AND (o.origin NOT IN ('follow', 'sync') OR o.id < j.id))) \
-         AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') \
+         AND (SELECT COUNT(*) FROM jobs r WHERE r.service_id = j.service_id AND r.state = 'running') = 0 \
          AND (s.configuration_id IS NULL OR {}) \
          ORDER BY j.run_at, j.id LIMIT ?2",
         crate::sql::not_in_list("s.configuration_id", 3, blocked.len())
@@ -351,20 +357,23 @@ pub async fn release(conn: &mut Conn, worker: &str, ids: &[i64], now: i64) -> Re
     all(conn, &sql, values, |r| r.get(0)).await
 }
 
-/// The attempts made on a configuration since `since` (ms): when each
-/// started and its job's origin, oldest first (rate limits, read back by
-/// tests and benchmarks).
-pub async fn attempt_starts(
-    conn: &mut Conn,
-    configuration_id: i64,
-    since: i64,
-) -> Result<Vec<(i64, String)>, StoreError> {
+/// When one attempt ran, and its job's origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptSpan {
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub origin: String,
+}
+
+/// The attempts made on a configuration since `since` (ms), oldest first
+/// (rate and concurrency limits, read back by tests and benchmarks).
+pub async fn attempt_spans(conn: &mut Conn, configuration_id: i64, since: i64) -> Result<Vec<AttemptSpan>, StoreError> {
     all(
         conn,
-        "SELECT a.started_at, j.origin FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
+        "SELECT a.started_at, a.finished_at, j.origin FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
          WHERE a.configuration_id = ?1 AND a.started_at >= ?2 ORDER BY a.started_at",
         crate::params![configuration_id, since],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok(AttemptSpan { started_at: r.get(0)?, finished_at: r.get(1)?, origin: r.get(2)? }),
     )
     .await
 }

@@ -324,9 +324,9 @@ fn main() {
                 .store()
                 .read(move |conn| {
                     Box::pin(async move {
-                        let starts = provisio_store::jobs::attempt_starts(conn, eu, since).await?;
-                        let calls: Vec<i64> = starts.iter().map(|(t, _)| *t).collect();
-                        let syncs = starts.iter().filter(|(_, origin)| origin == "sync").count();
+                        let starts = provisio_store::jobs::attempt_spans(conn, eu, since).await?;
+                        let calls: Vec<i64> = starts.iter().map(|a| a.started_at).collect();
+                        let syncs = starts.iter().filter(|a| a.origin == "sync").count();
                         Ok::<_, provisio_store::StoreError>((calls, syncs))
                     })
                 })

@@ -1944,3 +1944,198 @@ async fn a_scripted_session_leaves_no_secret_in_answers_logs_or_the_database() {
 fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// A `provisio worker` process on the store `db_url`, run from `dir` (the
+/// key file is the one `serve` made there).
+fn start_worker(dir: &Path, db_url: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provisio"))
+        .args(["worker", "--db", db_url])
+        .current_dir(dir)
+        .env("PROVISIO_LEASE_SECS", "2")
+        .env("PROVISIO_RETRY_BASE_MS", "50")
+        .env("PROVISIO_POLL_MS", "50")
+        .env("PROVISIO_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("provisio worker starts");
+    let printed = vec![drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap())];
+    Server { child, base: String::new(), printed }
+}
+
+/// The most attempts that were in flight at once.
+fn most_at_once(spans: &[provisio_store::jobs::AttemptSpan]) -> usize {
+    spans
+        .iter()
+        .map(|a| spans.iter().filter(|b| b.started_at <= a.started_at && a.started_at < b.finished_at).count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most attempts that started within any `window` ms.
+fn busiest_window(spans: &[provisio_store::jobs::AttemptSpan], window: i64) -> usize {
+    let times: Vec<i64> = spans.iter().map(|a| a.started_at).collect();
+    let mut start = 0;
+    let mut most = 0;
+    for (end, t) in times.iter().enumerate() {
+        while times[start] <= t - window {
+            start += 1;
+        }
+        most = most.max(end + 1 - start);
+    }
+    most
+}
+
+/// Many processes on one PostgreSQL database: an API server and three
+/// workers share 2,000 orders of a dynamic product over four
+/// configurations (capacities, four calls at once each, and a rate on one);
+/// one worker is killed mid-run and the others finish its jobs once its
+/// leases expire. Each order makes one database at the demo provider, no
+/// limit is ever passed, and every event is processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_on_postgres_share_two_thousand_orders_within_every_limit_and_survive_a_sigkill() {
+    const ORDERS: usize = 2000;
+    const CAPACITY: [i64; 4] = [650, 650, 650, 100];
+    const RATE: i64 = 60;
+    const AT_ONCE: i64 = 4;
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::postgres().await;
+    let db_url = db.url();
+    let client = reqwest::Client::new();
+    let api = start_with(dir.path(), 0, &["--db", &db_url, "--no-worker"]);
+    wait_healthy(&client, &api.base).await;
+    let base = api.base.clone();
+    let state = dir.path().join("pool-demo.sqlite").display().to_string();
+    let mut pools = Vec::new();
+    for (i, capacity) in CAPACITY.iter().enumerate() {
+        let body = json!({"name": format!("pool{i}"), "provider": "databases/demo",
+                          "attributes": {"location": "pool"},
+                          "values": {"state_path": state, "server": format!("pool{i}"), "latency_ms": 20},
+                          "max_services": capacity, "max_concurrency": AT_ONCE,
+                          "rate_per_minute": if i == 3 { Some(RATE) } else { None }});
+        let (status, made) =
+            call(&client, reqwest::Method::POST, format!("{base}/api/v1/configurations"), Some(body)).await;
+        assert_eq!(status, 201, "{made}");
+        pools.push(made["id"].as_i64().unwrap());
+    }
+    let product = json!({"slug": "pooled-db", "name": "Pooled database", "blueprint": "databases", "provider": "demo",
+                         "deployment": {"type": "dynamic", "strategy": "least_used", "attributes": {"location": "pool"}},
+                         "provision_fields": {"package_name": "basic"}});
+    let (status, made) = call(&client, reqwest::Method::POST, format!("{base}/api/v1/products"), Some(product)).await;
+    assert_eq!(status, 201, "{made}");
+
+    let mut workers: Vec<Server> = (0..3).map(|_| start_worker(dir.path(), &db_url)).collect();
+    let started = Instant::now();
+    let mut posting = tokio::task::JoinSet::new();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..16 {
+        let (client, base, next) = (client.clone(), base.clone(), next.clone());
+        posting.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if n >= ORDERS {
+                    return;
+                }
+                let event = json!({"id": format!("evt-{n}"), "type": "order.paid",
+                    "service": {"external_id": format!("contract-{n}"),
+                                "client": {"external_id": format!("cust-{}", n % 50), "name": "Ann Lee", "email": "ann@example.com"},
+                                "product": "pooled-db", "fields": {"database": format!("db{n}")}}});
+                let (status, body) =
+                    call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(event)).await;
+                assert_eq!(status, 202, "{body}");
+            }
+        });
+    }
+    while let Some(done) = posting.join_next().await {
+        done.unwrap();
+    }
+    let posted = started.elapsed();
+
+    // Pull the plug on one worker while it holds running jobs.
+    let store = db.store().await;
+    let victim = workers.remove(0);
+    let prefix = format!("worker-{}-", victim.child.id());
+    let held = loop {
+        let running = store
+            .read(|conn| {
+                Box::pin(async move {
+                    let filter = provisio_store::jobs::JobFilter {
+                        state: Some("running".into()),
+                        limit: 1000,
+                        ..Default::default()
+                    };
+                    provisio_store::jobs::list(conn, &filter).await
+                })
+            })
+            .await
+            .unwrap();
+        let held = running.iter().filter(|j| j.locked_by.as_deref().is_some_and(|w| w.starts_with(&prefix))).count();
+        if held > 0 {
+            break held;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first worker never held a job");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let mut logs = victim.output(true);
+
+    let active = loop {
+        let counts = store.read(|conn| Box::pin(provisio_store::services::count_by_status(conn))).await.unwrap();
+        let active = counts.iter().find(|(s, _)| s == "active").map_or(0, |(_, n)| *n);
+        if active as usize == ORDERS {
+            break active;
+        }
+        assert!(started.elapsed() < Duration::from_secs(240), "only {active} of {ORDERS} active: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let finished = started.elapsed();
+    for worker in workers {
+        logs.push_str(&worker.output(false));
+    }
+    logs.push_str(&api.output(false));
+    assert!(logs.contains("took back jobs"), "the dead worker's {held} jobs were taken back");
+
+    // At the provider: one database per order, within each capacity.
+    let census = provisio_demo::state::census(&state).await.unwrap();
+    assert!(census.duplicates().is_empty(), "{:?}", census.duplicates());
+    let mut made = 0;
+    for (i, capacity) in CAPACITY.iter().enumerate() {
+        let on = census.services.get(&("databases".into(), format!("pool{i}"))).copied().unwrap_or(0);
+        assert!(on <= *capacity, "pool{i} holds {on} of {capacity}");
+        made += on;
+    }
+    assert_eq!(made, active, "{:?}", census.services);
+    // In the store: every event processed, every job done once, no limit passed.
+    let keyed = keyed_blueprints();
+    let (counts, jobs, violations, spans) = store
+        .read(move |conn| {
+            Box::pin(async move {
+                let mut spans = Vec::new();
+                for id in pools {
+                    spans.push(provisio_store::jobs::attempt_spans(conn, id, 0).await?);
+                }
+                Ok::<_, provisio_store::StoreError>((
+                    provisio_store::invariants::row_counts(conn).await?,
+                    provisio_store::jobs::count_by_state(conn).await?,
+                    provisio_store::invariants::violations(conn, &keyed).await?,
+                    spans,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(counts.events as usize, ORDERS);
+    assert_eq!(jobs, [("succeeded".to_owned(), ORDERS as i64)]);
+    assert!(violations.is_empty(), "{violations:#?}");
+    for (i, spans) in spans.iter().enumerate() {
+        assert!(most_at_once(spans) <= AT_ONCE as usize, "pool{i}: {} calls at once", most_at_once(spans));
+    }
+    assert!(busiest_window(&spans[3], 60_000) <= RATE as usize, "pool3 passed its rate");
+    println!(
+        "{ORDERS} orders posted in {:.1} s, all active after {:.1} s; the killed worker held {held} running jobs; \
+         per pool: {:?}",
+        posted.as_secs_f64(),
+        finished.as_secs_f64(),
+        spans.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+}

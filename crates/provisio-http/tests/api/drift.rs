@@ -204,8 +204,8 @@ async fn syncs_keep_their_configurations_rate_limit() {
         .store()
         .read(move |conn| {
             Box::pin(async move {
-                let starts = provisio_store::jobs::attempt_starts(conn, eu, started).await?;
-                let syncs = starts.iter().filter(|(_, origin)| origin == "sync").count();
+                let starts = provisio_store::jobs::attempt_spans(conn, eu, started).await?;
+                let syncs = starts.iter().filter(|a| a.origin == "sync").count();
                 Ok::<_, provisio_store::StoreError>((starts.len(), syncs))
             })
         })
