@@ -217,7 +217,7 @@ struct Inner {
     vault: Vault,
     settings: Settings,
     /// Wakes the worker when jobs may be ready.
-    wake: Notify,
+    wake: Arc<Notify>,
     /// Products by `id:N` / `slug:S`, with when they were read.
     products: RwLock<HashMap<String, (Instant, Product)>>,
     metrics: metrics::Metrics,
@@ -277,13 +277,17 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over an open store.
     pub fn new(store: Store, registry: Registry, vault: Vault, settings: Settings) -> Self {
+        let wake = Arc::new(Notify::new());
+        let woken = wake.clone();
+        // Another process's jobs wake this one's worker as its own do.
+        store.on_announce(Arc::new(move || woken.notify_one()));
         Engine {
             inner: Arc::new(Inner {
                 store,
                 registry,
                 vault,
                 settings,
-                wake: Notify::new(),
+                wake,
                 products: RwLock::default(),
                 metrics: metrics::Metrics::default(),
                 sign_ins: signin::SignInLimit::default(),
@@ -316,9 +320,11 @@ impl Engine {
         &self.inner.settings
     }
 
-    /// Tells the worker that jobs may be ready.
+    /// Tells the worker, and every other process sharing the store, that
+    /// jobs may be ready or room freed.
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+        self.inner.store.announce();
     }
 
     pub(crate) fn wake_signal(&self) -> &Notify {

@@ -17,6 +17,7 @@
 //! read back by column type.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 use provisio_store::sql::Kind;
@@ -51,7 +52,8 @@ pub async fn open(options: StoreOptions) -> Result<Store, StoreError> {
         .await
         .map_err(|e| open_error(e.to_string()))?;
     migrate(&pool).await.map_err(|e| open_error(format!("migration failed: {e}")))?;
-    Ok(Store::new(PostgresBackend { pool, shown }))
+    let announcer = Announcer::spawn(pool.clone());
+    Ok(Store::new(PostgresBackend { pool, shown, announcer }))
 }
 
 /// The URL with its password replaced, for logs and errors.
@@ -95,6 +97,7 @@ async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
 struct PostgresBackend {
     pool: sqlx::PgPool,
     shown: String,
+    announcer: Arc<Announcer>,
 }
 
 /// sqlx's error as the boundary's.
@@ -308,6 +311,82 @@ impl Backend for PostgresBackend {
 
     fn describe(&self) -> String {
         self.shown.clone()
+    }
+
+    fn announce(&self) {
+        self.announcer.pending.store(true, Ordering::Release);
+        self.announcer.wake.notify_one();
+    }
+
+    fn on_announce(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        let pool = self.pool.clone();
+        let alive = Arc::downgrade(&self.announcer);
+        tokio::spawn(async move {
+            while alive.strong_count() > 0 {
+                // PgListener connects again by itself after an error; a
+                // notification missed meanwhile costs a poll interval.
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot listen for other processes' jobs; polling");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        continue;
+                    }
+                };
+                if let Err(err) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %err, "cannot listen for other processes' jobs; polling");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    continue;
+                }
+                // Until the store is dropped.
+                while alive.strong_count() > 0 {
+                    let Ok(received) =
+                        tokio::time::timeout(std::time::Duration::from_secs(1), listener.try_recv()).await
+                    else {
+                        continue;
+                    };
+                    match received {
+                        Ok(Some(_)) => wake(),
+                        // The connection was lost and is made again: something may have been missed.
+                        Ok(None) => wake(),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "listening for other processes' jobs failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The channel processes announce on.
+const CHANNEL: &str = "provisio_jobs";
+
+/// Sends announcements one at a time: those made while one is sent are one.
+struct Announcer {
+    pending: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Announcer {
+    fn spawn(pool: sqlx::PgPool) -> Arc<Announcer> {
+        let announcer = Arc::new(Announcer { pending: AtomicBool::new(false), wake: tokio::sync::Notify::new() });
+        let sending = announcer.clone();
+        tokio::spawn(async move {
+            // Until the store is dropped (this task holds the last reference).
+            while Arc::strong_count(&sending) > 1 {
+                if sending.pending.swap(false, Ordering::AcqRel) {
+                    if let Err(err) = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&pool).await {
+                        tracing::debug!(error = %err, "an announcement was not sent; the others poll");
+                    }
+                    continue;
+                }
+                // An announcement made meanwhile left a permit: this returns at once.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sending.wake.notified()).await;
+            }
+        });
+        announcer
     }
 }
 

@@ -287,6 +287,12 @@ impl Backend for Sqlite {
     fn describe(&self) -> String {
         format!("sqlite://{}", self.readers.path.display())
     }
+
+    // Processes sharing one file (serve and `provisio worker` on one
+    // machine) find each other's jobs by polling.
+    fn announce(&self) {}
+
+    fn on_announce(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 }
 
 #[cfg(test)]

@@ -174,6 +174,13 @@ pub trait Backend: Send + Sync + 'static {
     fn check(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Where the store is, for logs (no password).
     fn describe(&self) -> String;
+    /// Tells every other process sharing the store that jobs may be ready
+    /// or room freed (a no-op where nothing tells processes apart: they
+    /// poll). Cheap and never waits: announcements made while one is being
+    /// sent are sent as one.
+    fn announce(&self);
+    /// Calls `wake` whenever another process announces.
+    fn on_announce(&self, wake: Arc<dyn Fn() + Send + Sync>);
 }
 
 /// The store: a backend behind the one API the engine uses.
@@ -247,6 +254,16 @@ impl Store {
     /// Where the store is, for logs.
     pub fn describe(&self) -> String {
         self.backend.describe()
+    }
+
+    /// See [`Backend::announce`].
+    pub fn announce(&self) {
+        self.backend.announce()
+    }
+
+    /// See [`Backend::on_announce`].
+    pub fn on_announce(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.backend.on_announce(wake)
     }
 }
 

@@ -157,10 +157,10 @@ async fn configuration_id(client: &reqwest::Client, base: &str, name: &str) -> i
 }
 
 fn order(n: usize, product: &str) -> Value {
-    let fields = if product == "demo-hosting" {
-        json!({"domain": format!("crash{n}.example.net"), "username": format!("crash{n}")})
-    } else {
-        json!({})
+    let fields = match product {
+        "demo-hosting" => json!({"domain": format!("crash{n}.example.net"), "username": format!("crash{n}")}),
+        "demo-database" => json!({"database": format!("crash{n}")}),
+        _ => json!({}),
     };
     json!({"id": format!("evt-{n}"), "type": "order.paid",
            "service": {"external_id": format!("contract-{n}"),
@@ -1947,7 +1947,7 @@ fn chrono_now() -> i64 {
 
 /// A `provisio worker` process on the store `db_url`, run from `dir` (the
 /// key file is the one `serve` made there).
-fn start_worker(dir: &Path, db_url: &str) -> Server {
+fn start_worker(dir: &Path, db_url: &str, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_provisio"))
         .args(["worker", "--db", db_url])
         .current_dir(dir)
@@ -1955,6 +1955,7 @@ fn start_worker(dir: &Path, db_url: &str) -> Server {
         .env("PROVISIO_RETRY_BASE_MS", "50")
         .env("PROVISIO_POLL_MS", "50")
         .env("PROVISIO_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -2025,7 +2026,7 @@ async fn three_workers_on_postgres_share_two_thousand_orders_within_every_limit_
     let (status, made) = call(&client, reqwest::Method::POST, format!("{base}/api/v1/products"), Some(product)).await;
     assert_eq!(status, 201, "{made}");
 
-    let mut workers: Vec<Server> = (0..3).map(|_| start_worker(dir.path(), &db_url)).collect();
+    let mut workers: Vec<Server> = (0..3).map(|_| start_worker(dir.path(), &db_url, &[])).collect();
     let started = Instant::now();
     let mut posting = tokio::task::JoinSet::new();
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -2138,4 +2139,33 @@ async fn three_workers_on_postgres_share_two_thousand_orders_within_every_limit_
         finished.as_secs_f64(),
         spans.iter().map(Vec::len).collect::<Vec<_>>()
     );
+}
+
+/// On PostgreSQL a worker in another process hears of a new job at once
+/// (LISTEN/NOTIFY), not at its next poll: here it polls every 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_in_another_process_starts_a_new_job_at_once_on_postgres() {
+    provisio_sdk::http::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::postgres().await;
+    let db_url = db.url();
+    let client = reqwest::Client::new();
+    let api = start_with(dir.path(), 0, &["--db", &db_url, "--no-worker"]);
+    wait_healthy(&client, &api.base).await;
+    let worker = start_worker(dir.path(), &db_url, &[("PROVISIO_POLL_MS", "30000")]);
+    // Let the worker start, claim nothing, and fall asleep on its poll.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let base = api.base.clone();
+    let mut waits = Vec::new();
+    for n in 0..5 {
+        let posted = Instant::now();
+        let (status, body) =
+            call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(n, "demo-database"))).await;
+        assert_eq!(status, 202, "{body}");
+        let service = body["service_id"].as_i64().unwrap();
+        wait_for_service(&client, &base, service, |s| s["service"]["status"] == "active").await;
+        waits.push(posted.elapsed());
+    }
+    let logs = worker.output(false) + &api.output(false);
+    assert!(waits.iter().all(|w| *w < Duration::from_secs(3)), "{waits:?}\n{logs}");
 }
