@@ -15,6 +15,8 @@ use provisio_store::{StoreOptions, now_ms};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+mod common;
+
 const TOKEN: &str = "bench-token-0123456789";
 
 struct Bench {
@@ -140,37 +142,6 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Event accepted (`received_at`) to first provider call started, per job, ms.
-async fn event_to_call_ms(bench: &Bench) -> Vec<i64> {
-    bench
-        .engine
-        .store()
-        .read(|conn| {
-            Box::pin(async move {
-                let mut delays = Vec::new();
-                let filter = provisio_store::jobs::JobFilter { limit: 100_000, ..Default::default() };
-                for job in provisio_store::jobs::list(conn, &filter).await? {
-                    let attempts = provisio_store::jobs::attempts(conn, job.id).await?;
-                    if let (Some(first), Some(event)) = (attempts.first(), job.event_id)
-                        && let Some(event) = provisio_store::events::get(conn, event).await?
-                    {
-                        delays.push(first.started_at - event.received_at);
-                    }
-                }
-                Ok::<_, provisio_store::StoreError>(delays)
-            })
-        })
-        .await
-        .unwrap()
-}
-
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn fast_settings(concurrency: usize) -> Settings {
     Settings {
         worker_concurrency: concurrency,
@@ -263,13 +234,13 @@ fn main() {
             let count = scaled(2_000);
             post_events(&bench, "latency", count, 32, Some(Duration::from_millis(5))).await;
             wait_active(&bench, count).await;
-            let mut delays = event_to_call_ms(&bench).await;
+            let mut delays = common::event_to_call_ms(bench.engine.store(), 1_000_000).await;
             delays.sort_unstable();
             println!(
                 "event accepted to provider call started at 200 events/s ({} events): p50 {} ms, p99 {} ms, max {} ms",
                 delays.len(),
-                percentile(&delays, 0.50),
-                percentile(&delays, 0.99),
+                common::percentile(&delays, 0.50),
+                common::percentile(&delays, 0.99),
                 delays.last().copied().unwrap_or(0)
             );
         }

@@ -2160,7 +2160,8 @@ async fn a_worker_in_another_process_starts_a_new_job_at_once_on_postgres() {
     for n in 0..5 {
         let posted = Instant::now();
         let (status, body) =
-            call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(n, "demo-database"))).await;
+            call(&client, reqwest::Method::POST, format!("{base}/api/v1/events"), Some(order(n, "demo-database")))
+                .await;
         assert_eq!(status, 202, "{body}");
         let service = body["service_id"].as_i64().unwrap();
         wait_for_service(&client, &base, service, |s| s["service"]["status"] == "active").await;
