@@ -477,6 +477,7 @@ pub mod testing {
         );
         let mut admin =
             connect_admin().await.expect("the test PostgreSQL server answers (PROVISIO_TEST_STORE_POSTGRES)");
+        drop_orphans(&mut admin).await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut admin)
             .await
@@ -487,6 +488,24 @@ pub mod testing {
             None => format!("{base}/{name}"),
         };
         (url.clone(), Scratch { name, url })
+    }
+
+    /// Drops the scratch databases of test processes that are gone (killed
+    /// before their guards ran).
+    async fn drop_orphans(admin: &mut sqlx::PgConnection) {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'provisio\\_test\\_%'")
+                .fetch_all(&mut *admin)
+                .await
+                .unwrap_or_default();
+        for name in names {
+            let pid = name.strip_prefix("provisio_test_").and_then(|rest| rest.split('_').next());
+            let gone = pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if gone {
+                let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut *admin).await;
+            }
+        }
     }
 
     /// [`scratch`], as the store conformance suite takes it.
