@@ -2,11 +2,14 @@
 // worker process runs them. `unbatched`: 10 concurrent jobs, each fetched
 // on its own; `batched`: 24 concurrent jobs fed from a local queue of 500,
 // completions batched without delay (the project's documented fast path).
-import { run, makeWorkerUtils } from "graphile-worker";
+import { run, makeWorkerUtils, Logger } from "graphile-worker";
+
+// Its default logger writes a line per job: quiet, as a production setup would be.
+const logger = new Logger(() => () => {});
 
 const [mode, total] = [process.argv[2], Number(process.argv[3])];
 const connectionString = process.env.DATABASE_URL;
-const utils = await makeWorkerUtils({ connectionString });
+const utils = await makeWorkerUtils({ connectionString, logger });
 await utils.migrate();
 let started = performance.now();
 await utils.withPgClient((client) =>
@@ -27,7 +30,7 @@ const runner = await run({
   pollInterval: 1000,
   taskList: { noop: async () => { if (++done === total) finish(); } },
   preset: batched ? { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } } : {},
-  logger: undefined,
+  logger,
 });
 await finished;
 // Stopping flushes the completions still batched: they count.

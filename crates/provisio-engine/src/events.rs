@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use provisio_sdk::formats::Email;
 use provisio_sdk::{FieldLocation, SchemaDoc, ServiceStatus};
 use provisio_store::models::{Client, Product, Service};
-use provisio_store::{Conn, clients, configurations, events, jobs, products, services};
+use provisio_store::{Conn, StoreError, clients, configurations, events, jobs, products, services};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -148,7 +148,8 @@ impl Ingest {
         // Where writers run side by side (PostgreSQL), two may both find an
         // event, service or client missing and insert it: the second's
         // unique violation rolls it back whole, and run again it finds the
-        // first's (a resend is then a duplicate, as it is on one writer).
+        // first's (a resend is then a duplicate, as it is on one writer). A
+        // deadlock or lock timeout is run again the same way.
         let mut tries = 0;
         let accepted = loop {
             tries += 1;
@@ -166,7 +167,11 @@ impl Ingest {
                 })
                 .await;
             match written {
-                Err(EngineError::Store(err)) if err.is_unique_violation() && tries < 3 => continue,
+                Err(EngineError::Store(err))
+                    if (err.is_unique_violation() || matches!(err, StoreError::Busy(_))) && tries < 3 =>
+                {
+                    continue;
+                }
                 other => break other?,
             }
         };
@@ -331,7 +336,9 @@ impl Ingest {
             (None, Some(external)) => services::get_by_external(conn, external).await?,
             (None, None) => None,
         };
-        if let Some(mut service) = found {
+        if let Some(found) = found {
+            // Two events of one service are planned one after the other.
+            let mut service = services::get_locked(conn, found.id).await?.unwrap_or(found);
             let product = products::get(conn, service.product_id)
                 .await?
                 .ok_or_else(|| EngineError::Conflict(format!("service {} has no product", service.id)))?;

@@ -85,6 +85,13 @@ pub async fn reserve(
     configuration_id: i64,
     identifier: &str,
 ) -> Result<(), EngineError> {
+    // Nested names have no unique index behind them: their check and
+    // reserve must not interleave with another's (a no-op on one writer,
+    // and taken already by claims and imports). A flat name's unique index
+    // refuses the second holder by itself.
+    if blueprint.identifiers == IdentifierScope::Hierarchical {
+        conn.lock_admissions().await?;
+    }
     if let Some(why) = refusal(conn, blueprint, (service.id, service.client_id), configuration_id, identifier).await? {
         return Err(EngineError::Conflict(why));
     }

@@ -38,6 +38,7 @@ impl Worker {
         tokio::pin!(shutdown);
         loop {
             let list = blueprints.clone();
+            let cutoff = now_ms() - interval.as_millis() as i64;
             // Chosen on a read connection (the writer is not held for it);
             // at most SYNCS_PER_CONFIGURATION waiting per configuration, so
             // syncs never queue up ahead of a configuration's other work.
@@ -46,7 +47,6 @@ impl Worker {
                 .store()
                 .read(move |conn| {
                     Box::pin(async move {
-                        let cutoff = now_ms() - interval.as_millis() as i64;
                         let due = drifts::due_for_sync(conn, &list, cutoff, 500).await?;
                         let mut open = drifts::open_syncs(conn).await?;
                         let mut chosen = Vec::new();
@@ -82,10 +82,9 @@ impl Worker {
                             else {
                                 continue;
                             };
-                            // Still due (nothing started on it since it was chosen).
-                            if service.status != "active" && service.status != "suspended"
-                                || jobs::open_for_service(conn, *service_id).await? > 0
-                            {
+                            // Still due (nothing started on it, and no other
+                            // process scheduled it, since it was chosen).
+                            if !drifts::still_due(conn, *service_id, cutoff).await? {
                                 continue;
                             }
                             let key = format!("sync-{service_id}-{}", now_ms());

@@ -162,14 +162,16 @@ impl Access {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    match tokens::setting(conn, KEY_CHECK).await? {
-                        Some(stored) if stored == ours => Ok(()),
-                        Some(_) => Err(EngineError::Config(
+                    // The first process to record its key wins; another
+                    // started at the same time with another key is refused.
+                    if tokens::setting_or_insert(conn, KEY_CHECK, &ours).await? == ours {
+                        Ok(())
+                    } else {
+                        Err(EngineError::Config(
                             "this database's secrets were sealed with another secrets key: start with the key file \
                              or PROVISIO_SECRET_KEY it was created with"
                                 .into(),
-                        )),
-                        None => Ok(tokens::set_setting(conn, KEY_CHECK, &ours).await?),
+                        ))
                     }
                 })
             })

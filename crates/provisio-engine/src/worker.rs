@@ -277,7 +277,7 @@ impl Worker {
         now: i64,
     ) -> Result<Option<Claimed>, EngineError> {
         let settings = self.engine.settings();
-        let Some(mut service) = services::get(conn, job.service_id).await? else {
+        let Some(mut service) = services::get_locked(conn, job.service_id).await? else {
             return Ok(None);
         };
         // Everything the job needs is read before it is claimed.
@@ -673,7 +673,8 @@ impl Worker {
                         return Ok(false);
                     }
                     // The service as it is now (this worker held its only running job).
-                    let service = services::get(conn, claimed.service.id).await?.unwrap_or(claimed.service.clone());
+                    let service =
+                        services::get_locked(conn, claimed.service.id).await?.unwrap_or(claimed.service.clone());
                     match outcome {
                         Outcome::Succeeded { note, data } => {
                             jobs::finish(conn, job.id, "succeeded", Some(&note)).await?;

@@ -19,11 +19,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use provisio_store::sql::Kind;
 use provisio_store::{Backend, Conn, ReadTx, Row, SqlValue, Store, StoreError, StoreOptions, Tx, WriteOp, now_ms};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgValueRef};
 use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row as _, TypeInfo, ValueRef};
+use std::panic::AssertUnwindSafe;
 
 /// The migrations, in order; each runs once, in a transaction.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
@@ -41,10 +43,18 @@ pub fn handles(url: &str) -> bool {
 
 /// Connects to (and migrates) the database at `postgres://...`.
 pub async fn open(options: StoreOptions) -> Result<Store, StoreError> {
-    let shown = without_password(&options.url);
+    let connect: PgConnectOptions = options
+        .url
+        .parse()
+        .map_err(|e: sqlx::Error| StoreError::Open { url: without_password(&options.url), reason: e.to_string() })?;
+    let shown = shown(&connect);
     let open_error = |reason: String| StoreError::Open { url: shown.clone(), reason };
-    let connect: PgConnectOptions = options.url.parse().map_err(|e: sqlx::Error| open_error(e.to_string()))?;
-    let connect = connect.application_name("provisio");
+    // A process that stalls (stopped, cut off) inside a transaction must
+    // not hold the admission lock, or any row, for ever; nor may a wait
+    // for one hang a request.
+    let connect = connect
+        .application_name("provisio")
+        .options([("idle_in_transaction_session_timeout", "60s"), ("lock_timeout", "30s")]);
     let pool = PgPoolOptions::new()
         .max_connections(u32::try_from(options.connections.max(2)).unwrap_or(u32::MAX))
         .acquire_timeout(std::time::Duration::from_secs(30))
@@ -56,7 +66,19 @@ pub async fn open(options: StoreOptions) -> Result<Store, StoreError> {
     Ok(Store::new(PostgresBackend { pool, shown, announcer }))
 }
 
-/// The URL with its password replaced, for logs and errors.
+/// Where a store is, for logs and errors: user, host, port and database
+/// only (a password may be in the URL's user part or its query).
+fn shown(connect: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        connect.get_username(),
+        connect.get_host(),
+        connect.get_port(),
+        connect.get_database().unwrap_or_default()
+    )
+}
+
+/// A URL that did not parse, without what looks like a password, for the error.
 fn without_password(url: &str) -> String {
     match url.split_once("://").and_then(|(scheme, rest)| {
         let (credentials, host) = rest.rsplit_once('@')?;
@@ -209,33 +231,64 @@ fn read_rows(rows: Vec<PgRow>) -> Result<Vec<Row>, StoreError> {
         .collect()
 }
 
-/// A transaction on a pooled connection.
-struct Transaction(sqlx::Transaction<'static, Postgres>);
+/// A transaction on a pooled connection, and whether a statement in it
+/// failed since its last savepoint was rolled back to: PostgreSQL then
+/// refuses everything else and answers `COMMIT` with a rollback, so a
+/// write that went on regardless must not be told it committed.
+struct Transaction {
+    tx: sqlx::Transaction<'static, Postgres>,
+    failed: bool,
+}
+
+impl Transaction {
+    fn new(tx: sqlx::Transaction<'static, Postgres>) -> Transaction {
+        Transaction { tx, failed: false }
+    }
+
+    fn noted<T>(&mut self, sql: &str, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+        match result {
+            Ok(value) => {
+                if sql.starts_with("ROLLBACK TO") {
+                    self.failed = false;
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                self.failed = true;
+                Err(store_error(err))
+            }
+        }
+    }
+}
 
 impl Tx for Transaction {
     fn execute<'a>(&'a mut self, sql: &'a str, params: Vec<SqlValue>) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let query = bind_all(sqlx::query(AssertSqlSafe(placeholders(sql))), params);
-            Ok(query.execute(&mut *self.0).await.map_err(store_error)?.rows_affected())
+            let result = query.execute(&mut *self.tx).await;
+            Ok(self.noted(sql, result)?.rows_affected())
         })
     }
 
     fn query<'a>(&'a mut self, sql: &'a str, params: Vec<SqlValue>) -> BoxFuture<'a, Result<Vec<Row>, StoreError>> {
         Box::pin(async move {
             let query = bind_all(sqlx::query(AssertSqlSafe(placeholders(sql))), params);
-            read_rows(query.fetch_all(&mut *self.0).await.map_err(store_error)?)
+            let result = query.fetch_all(&mut *self.tx).await;
+            read_rows(self.noted(sql, result)?)
         })
     }
 
     fn lock_admissions(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(ADMISSION_LOCK)
-                .execute(&mut *self.0)
-                .await
-                .map_err(store_error)?;
+            let result =
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ADMISSION_LOCK).execute(&mut *self.tx).await;
+            self.noted("", result)?;
             Ok(())
         })
+    }
+
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
     }
 
     fn utc_day(&self, ms: &str) -> String {
@@ -262,7 +315,7 @@ impl ReadTx for Reading {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, ()> {
         let tx = self.0.take();
         Box::pin(async move {
-            if let Some(Transaction(tx)) = tx {
+            if let Some(Transaction { tx, .. }) = tx {
                 // Nothing to keep: ending the transaction frees the snapshot.
                 let _ = tx.rollback().await;
             }
@@ -281,12 +334,21 @@ impl Backend for PostgresBackend {
                     return;
                 }
             };
-            let mut tx = Transaction(tx);
-            let (ok, reply) = op.run(&mut tx).await;
-            let outcome = if ok {
-                tx.0.commit().await.map_err(store_error)
+            let mut tx = Transaction::new(tx);
+            // A panicking write must not take its caller's task down with it:
+            // it is rolled back and its caller hears the writer is unavailable.
+            let Ok((ok, reply)) = AssertUnwindSafe(op.run(&mut tx)).catch_unwind().await else {
+                tracing::error!("a write panicked; it is rolled back");
+                let _ = tx.tx.rollback().await;
+                return;
+            };
+            let outcome = if ok && tx.failed {
+                let _ = tx.tx.rollback().await;
+                Err(StoreError::Database("a statement of the write failed; nothing of it was kept".into()))
+            } else if ok {
+                tx.tx.commit().await.map_err(store_error)
             } else {
-                let _ = tx.0.rollback().await;
+                let _ = tx.tx.rollback().await;
                 // The op's own error is what its caller hears.
                 Ok(())
             };
@@ -298,7 +360,7 @@ impl Backend for PostgresBackend {
         Box::pin(async move {
             let tx =
                 self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(store_error)?;
-            Ok(Box::new(Reading(Some(Transaction(tx)))) as Box<dyn ReadTx>)
+            Ok(Box::new(Reading(Some(Transaction::new(tx)))) as Box<dyn ReadTx>)
         })
     }
 
@@ -406,6 +468,10 @@ mod tests {
     fn the_password_never_shows() {
         assert_eq!(without_password("postgres://app:s3cret@db:5432/provisio"), "postgres://app@db:5432/provisio");
         assert_eq!(without_password("postgres://db/provisio"), "postgres://db/provisio");
+        for url in ["postgres://app:s3cret@db:5432/provisio", "postgres://app@db/provisio?password=s3cret"] {
+            let connect: PgConnectOptions = url.parse().unwrap();
+            assert_eq!(shown(&connect), "postgres://app@db:5432/provisio", "{url}");
+        }
     }
 }
 
@@ -490,17 +556,21 @@ pub mod testing {
         (url.clone(), Scratch { name, url })
     }
 
-    /// Drops the scratch databases of test processes that are gone (killed
-    /// before their guards ran).
+    /// Drops the scratch databases of test processes on this machine that
+    /// are gone (killed before their guards ran): only names exactly as
+    /// [`scratch`] makes them, with nobody connected.
     async fn drop_orphans(admin: &mut sqlx::PgConnection) {
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'provisio\\_test\\_%'")
-                .fetch_all(&mut *admin)
-                .await
-                .unwrap_or_default();
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT d.datname FROM pg_database d WHERE d.datname LIKE 'provisio\\_test\\_%' \
+             AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+        )
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
         for name in names {
-            let pid = name.strip_prefix("provisio_test_").and_then(|rest| rest.split('_').next());
-            let gone = pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+            let parts: Vec<&str> = name.strip_prefix("provisio_test_").unwrap_or_default().split('_').collect();
+            let ours = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let gone = ours && !std::path::Path::new(&format!("/proc/{}", parts[0])).exists();
             if gone {
                 let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                 let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut *admin).await;

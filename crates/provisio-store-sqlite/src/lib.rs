@@ -213,6 +213,10 @@ impl Tx for Connection {
         futures::future::ready(Ok(())).boxed()
     }
 
+    fn for_update(&self) -> &'static str {
+        ""
+    }
+
     fn utc_day(&self, ms: &str) -> String {
         format!("date({ms} / 1000, 'unixepoch')")
     }

@@ -149,6 +149,22 @@ pub async fn open_syncs(conn: &mut Conn) -> Result<std::collections::HashMap<i64
     Ok(rows.into_iter().collect())
 }
 
+/// Whether a service is still due a sync: compared last at or before
+/// `cutoff` (or never, created before it) and with no unfinished job of
+/// any origin (another scheduler may have just queued one).
+pub async fn still_due(conn: &mut Conn, service_id: i64, cutoff: i64) -> Result<bool, StoreError> {
+    Ok(maybe(
+        conn,
+        "SELECT 1 FROM services s WHERE s.id = ?1 AND s.status IN ('active', 'suspended') \
+         AND COALESCE(s.synced_at, s.created_at) <= ?2 \
+         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.service_id = s.id AND j.state IN ('queued', 'retrying', 'running'))",
+        crate::params![service_id, cutoff],
+        |r| r.get::<_, i64>(0),
+    )
+    .await?
+    .is_some())
+}
+
 /// Marks a service compared now.
 pub async fn synced(conn: &mut Conn, service_id: i64) -> Result<(), StoreError> {
     exec(conn, "UPDATE services SET synced_at = ? WHERE id = ?", crate::params![now_ms(), service_id]).await?;

@@ -213,15 +213,14 @@ pub async fn claim(
 
 /// Whether `worker` still holds the running job from the claim that made
 /// attempt `attempt` (a lease taken back and claimed again is another claim).
+/// The job's row stays locked until the transaction ends, so no take-back
+/// comes between this answer and what the worker writes on it.
 pub async fn held_by(conn: &mut Conn, id: i64, worker: &str, attempt: i64) -> Result<bool, StoreError> {
-    Ok(maybe(
-        conn,
-        "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?",
-        crate::params![id, worker, attempt],
-        |r| r.get::<_, i64>(0),
-    )
-    .await?
-    .is_some())
+    let sql = format!(
+        "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?{}",
+        conn.for_update()
+    );
+    Ok(maybe(conn, &sql, crate::params![id, worker, attempt], |r| r.get::<_, i64>(0)).await?.is_some())
 }
 
 /// Jobs running per configuration.

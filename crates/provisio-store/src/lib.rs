@@ -59,6 +59,10 @@ pub trait Tx: Send {
     /// from what they read, so no two may read the same. A no-op where one
     /// writer already serialises every write.
     fn lock_admissions(&mut self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// What ends a `SELECT` that locks the rows it reads until the
+    /// transaction ends (` FOR UPDATE`; nothing where one writer already
+    /// serialises every write).
+    fn for_update(&self) -> &'static str;
     /// The UTC day (`YYYY-MM-DD`) of a Unix-milliseconds expression.
     fn utc_day(&self, ms: &str) -> String;
     /// The UTC hour (`YYYY-MM-DD HH:00`) of a Unix-milliseconds expression.

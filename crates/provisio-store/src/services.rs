@@ -98,6 +98,14 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError
     maybe(conn, "SELECT * FROM services WHERE id = ?", [id], Service::from_row).await
 }
 
+/// A service by id, its row locked until the transaction ends: what is
+/// decided from it (an event's plan, a job's outcome, a claim) is written
+/// before any other writer reads it.
+pub async fn get_locked(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError> {
+    let sql = format!("SELECT * FROM services WHERE id = ?{}", conn.for_update());
+    maybe(conn, &sql, [id], Service::from_row).await
+}
+
 /// The service whose owner mark is `mark`.
 pub async fn by_owner_mark(conn: &mut Conn, mark: &str) -> Result<Option<Service>, StoreError> {
     maybe(conn, "SELECT * FROM services WHERE owner_mark = ? LIMIT 1", [mark], Service::from_row).await

@@ -68,15 +68,16 @@ pub async fn setting(conn: &mut Conn, name: &str) -> Result<Option<String>, Stor
     maybe(conn, "SELECT value FROM settings WHERE name = ?", [name], |r| r.get(0)).await
 }
 
-/// Sets a setting.
-pub async fn set_setting(conn: &mut Conn, name: &str, value: &str) -> Result<(), StoreError> {
+/// Records a setting unless one is recorded; answers the value recorded
+/// (the first writer's, when processes start together).
+pub async fn setting_or_insert(conn: &mut Conn, name: &str, value: &str) -> Result<String, StoreError> {
     exec(
         conn,
-        "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
+        "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
         crate::params![name, value],
     )
     .await?;
-    Ok(())
+    one(conn, "SELECT value FROM settings WHERE name = ?", [name], |r| r.get(0)).await
 }
 
 /// Test support: the stored digests of every token (to prove none is a
