@@ -49,7 +49,6 @@ macro_rules! suite {
             lists_and_json_arrays_read_the_same,
             reports_bucket_by_utc_day_and_hour,
             reads_are_one_snapshot,
-            commits_survive_reopening,
         );
     };
     (@checks $open:path, $fresh:path; $($check:ident),* $(,)?) => {
@@ -57,21 +56,20 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let (url, _guard) = $fresh().await;
-                $crate::$check(&url, |url: String| async move {
-                    $open(provisio_store::StoreOptions::new(url)).await.expect("the store opens")
-                })
-                .await;
+                let store = $open(provisio_store::StoreOptions::new(url)).await.expect("the store opens");
+                $crate::$check(store).await;
             }
         )*
-    };
-}
 
-async fn opened<O, F>(url: &str, open: O) -> Store
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    open(url.to_owned()).await
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn commits_survive_reopening() {
+            let (url, _guard) = $fresh().await;
+            $crate::commits_survive_reopening(&url, |url: String| async move {
+                $open(provisio_store::StoreOptions::new(url)).await.expect("the store opens")
+            })
+            .await;
+        }
+    };
 }
 
 /// A configuration, a static product on it and a client: what services need.
@@ -165,12 +163,7 @@ async fn new_job(conn: &mut Conn, service: i64, key: &str) -> Result<i64, StoreE
 
 /// Many concurrent writes: each commits whole or, when it fails part way,
 /// not at all, and never takes another write down with it.
-pub async fn writes_commit_or_roll_back_alone<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn writes_commit_or_roll_back_alone(store: Store) {
     let mut handles = Vec::new();
     for i in 0..60 {
         let store = store.clone();
@@ -205,12 +198,7 @@ where
 
 /// A UNIQUE violation is told apart from other failures, and the write
 /// it happened in leaves nothing behind.
-pub async fn unique_violations_are_typed_and_change_nothing<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn unique_violations_are_typed_and_change_nothing(store: Store) {
     store
         .write(|conn| Box::pin(async move { clients::insert(conn, Some("x"), "Ann", "a@example.com").await }))
         .await
@@ -240,12 +228,7 @@ where
 /// One live service per configuration and identifier: a second reserve is
 /// refused, the write goes on after the refusal, and the name is free
 /// again once its holder is terminated.
-pub async fn one_live_service_per_configuration_and_identifier<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn one_live_service_per_configuration_and_identifier(store: Store) {
     let f = Arc::new(fixture(&store, 8).await);
     let configuration = f.configuration;
     let (first, second) = store
@@ -300,12 +283,7 @@ where
 
 /// An event's id is recorded once: a second insert of it is a unique
 /// violation, whichever writer comes second, and the first stays.
-pub async fn event_ids_are_idempotent<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn event_ids_are_idempotent(store: Store) {
     let f = Arc::new(fixture(&store, 8).await);
     let fx = f.clone();
     let service = store.write(move |conn| Box::pin(async move { new_service(conn, &fx, "s1").await })).await.unwrap();
@@ -352,12 +330,7 @@ where
 
 /// A service's jobs run one at a time, oldest first; a configuration left
 /// out of the query hides none of the others' work.
-pub async fn one_running_job_per_service_in_order<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn one_running_job_per_service_in_order(store: Store) {
     let f = Arc::new(fixture(&store, 8).await);
     let configuration = f.configuration;
     let (first, second) = store
@@ -405,12 +378,7 @@ where
 
 /// Claims of many writers at once never exceed a configuration's
 /// concurrency: each claim reads what every earlier one committed.
-pub async fn claims_never_judge_a_limit_from_the_same_snapshot<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn claims_never_judge_a_limit_from_the_same_snapshot(store: Store) {
     let f = Arc::new(fixture(&store, 2).await);
     let configuration = f.configuration;
     store
@@ -462,12 +430,7 @@ where
 
 /// A worker extends the leases it holds; an expired lease is taken back
 /// for a reconcile; a stopping worker releases what it holds.
-pub async fn leases_are_extended_taken_back_and_released<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn leases_are_extended_taken_back_and_released(store: Store) {
     let f = Arc::new(fixture(&store, 8).await);
     let configuration = f.configuration;
     let (a, b) = store
@@ -533,12 +496,7 @@ where
 
 /// Lists bound value by value (`IN`, `NOT IN`, empty lists), JSON arrays
 /// and suffix matches answer the same on every backend.
-pub async fn lists_and_json_arrays_read_the_same<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn lists_and_json_arrays_read_the_same(store: Store) {
     let f = Arc::new(fixture(&store, 8).await);
     let configuration = f.configuration;
     let fx = f.clone();
@@ -622,12 +580,7 @@ where
 }
 
 /// Reports bucket times by UTC day and hour, spelt the same on every backend.
-pub async fn reports_bucket_by_utc_day_and_hour<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn reports_bucket_by_utc_day_and_hour(store: Store) {
     let f = Arc::new(fixture(&store, 8).await);
     let before = chrono::Utc::now();
     store
@@ -668,12 +621,7 @@ where
 }
 
 /// A read is one snapshot: a write committed while it runs is not half seen.
-pub async fn reads_are_one_snapshot<O, F>(url: &str, open: O)
-where
-    O: Fn(String) -> F,
-    F: Future<Output = Store>,
-{
-    let store = opened(url, open).await;
+pub async fn reads_are_one_snapshot(store: Store) {
     let writer = store.clone();
     let (first, second) = store
         .read(move |conn| {

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 mod common;
 
-const TOKEN: &str = "bench-token-0123456789";
+use common::{TOKEN, order};
 
 struct Bench {
     base: String,
@@ -62,35 +62,9 @@ async fn setup(settings: Settings, worker: bool, latency_ms: u64, max_concurrenc
     Bench { base, client, engine, _dir: dir }
 }
 
-fn order(run: &str, n: usize) -> Value {
-    json!({"id": format!("{run}-{n}"), "type": "order.paid",
-           "service": {"external_id": format!("{run}-contract-{n}"),
-                       "client": {"external_id": format!("cust-{}", n % 1000), "name": "Ann Lee", "email": "ann@example.com"},
-                       "product": "demo-coffee", "fields": {"sugar": 1}}})
-}
-
 /// Posts `count` events with `concurrency` requests in flight; answers the elapsed time.
 async fn post_events(bench: &Bench, run: &str, count: usize, concurrency: usize, pace: Option<Duration>) -> Duration {
-    let started = Instant::now();
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = Vec::with_capacity(count);
-    for n in 0..count {
-        if let Some(pace) = pace {
-            let due = started + pace * n as u32;
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let permit = permits.clone().acquire_owned().await.unwrap();
-        let (client, url, body) = (bench.client.clone(), format!("{}/api/v1/events", bench.base), order(run, n));
-        tasks.push(tokio::spawn(async move {
-            let response = client.post(url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
-            assert_eq!(response.status().as_u16(), 202, "{}", response.text().await.unwrap());
-            drop(permit);
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    started.elapsed()
+    common::post_orders(&bench.client, &bench.base, run, count, concurrency, pace).await
 }
 
 /// Sends `count` events (`event(n)`) straight into the engine, 64 at once;

@@ -25,16 +25,14 @@
 //! default) picks setups; `PROVISIO_BENCH_SCALE` scales the counts.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisio_store::{Store, StoreOptions};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 mod common;
 
-const TOKEN: &str = "bench-token-0123456789";
+use common::TOKEN;
 
 fn scaled(n: usize) -> usize {
     let scale: f64 = std::env::var("PROVISIO_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
@@ -128,34 +126,9 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-fn order(run: &str, n: usize) -> Value {
-    json!({"id": format!("{run}-{n}"), "type": "order.paid",
-           "service": {"external_id": format!("{run}-contract-{n}"),
-                       "client": {"external_id": format!("cust-{}", n % 1000), "name": "Ann Lee", "email": "ann@example.com"},
-                       "product": "demo-coffee", "fields": {"sugar": 1}}})
-}
-
 /// Posts `count` orders, 64 requests in flight, paced when asked; answers the elapsed time.
 async fn post(client: &reqwest::Client, base: &str, run: &str, count: usize, pace: Option<Duration>) -> Duration {
-    let started = Instant::now();
-    let permits = Arc::new(Semaphore::new(64));
-    let mut tasks = Vec::with_capacity(count);
-    for n in 0..count {
-        if let Some(pace) = pace {
-            tokio::time::sleep_until((started + pace * n as u32).into()).await;
-        }
-        let permit = permits.clone().acquire_owned().await.unwrap();
-        let (client, url, body) = (client.clone(), format!("{base}/api/v1/events"), order(run, n));
-        tasks.push(tokio::spawn(async move {
-            let response = client.post(url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
-            assert_eq!(response.status().as_u16(), 202, "{}", response.text().await.unwrap());
-            drop(permit);
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    started.elapsed()
+    common::post_orders(client, base, run, count, 64, pace).await
 }
 
 /// Jobs made by orders and done, and all of them.
