@@ -592,16 +592,14 @@ impl Worker {
             .blueprint(&claimed.product.blueprint)
             .map_err(|e| EngineError::Conflict(e.to_string()))?;
         let function = blueprint.function(&claimed.job.function).cloned();
-        for (name, report) in &reports {
-            self.engine.metrics().call(&claimed.configuration.name, name, report.duration_ms);
-        }
         let outcome_name = match &outcome {
             Outcome::Succeeded { .. } => "succeeded",
             Outcome::Retry { .. } => "retrying",
             Outcome::Failed { .. } => "failed",
         };
-        self.engine.metrics().job(outcome_name, &claimed.product.blueprint, &claimed.configuration.name);
-        tracing::debug!(function = %claimed.job.function, configuration = %claimed.configuration.name, outcome = outcome_name, "attempt recorded");
+        // Counted once on record (below), so a scrape never sees more attempts than the store.
+        let calls: Vec<(String, u64)> = reports.iter().map(|(name, r)| ((*name).to_owned(), r.duration_ms)).collect();
+        let (blueprint_name, configuration_name) = (claimed.product.blueprint.clone(), claimed.configuration.name.clone());
         let attempts: Vec<StoredAttempt> =
             reports.into_iter().map(|(name, report)| stored_attempt(blueprint, name, report)).collect();
         let (result, secrets) = match (&outcome, &function) {
@@ -841,6 +839,12 @@ impl Worker {
                 })
             })
             .await?;
+        let metrics = self.engine.metrics();
+        for (name, duration_ms) in &calls {
+            metrics.call(&configuration_name, name, *duration_ms);
+        }
+        metrics.job(outcome_name, &blueprint_name, &configuration_name);
+        tracing::debug!(job = job_id, configuration = %configuration_name, outcome = outcome_name, "attempt recorded");
         if !held {
             tracing::warn!(job = job_id, "the job's lease was taken back while it ran; its outcome was not applied");
         }
