@@ -4,17 +4,18 @@
 //
 //   burn N: N no-op jobs inserted in chunks of 1,000, then worked: prints
 //     {"enqueue", "burn_down"} (jobs/s).
-//   work: works jobs as they come (load.mjs sends them) until SIGTERM. Its
-//     queue is made with `notify`, so a send wakes it at once rather than at
-//     its next poll (every 0.5 s, the least pg-boss allows).
+//   work: works jobs as they come (load.mjs sends them) until SIGTERM. It
+//     listens (`useListenNotify`) and its queue is made with `notify`, so a
+//     send wakes it at once rather than at its next poll (every 0.5 s, the
+//     least pg-boss allows).
 import { PgBoss } from "pg-boss";
 
 const [action, total] = [process.argv[2], Number(process.argv[3])];
-const boss = new PgBoss({ connectionString: process.env.DATABASE_URL, pollingIntervalSeconds: 0.5 });
+const boss = new PgBoss({ connectionString: process.env.DATABASE_URL, useListenNotify: action !== "burn" });
 boss.on("error", (err) => console.error(err));
 await boss.start();
 await boss.createQueue("noop", { notify: action !== "burn" });
-const worker = { batchSize: 50, localConcurrency: 4, burstWhenBatchFull: true };
+const worker = { batchSize: 50, localConcurrency: 4, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 };
 
 if (action === "burn") {
   let started = performance.now();

@@ -239,12 +239,24 @@ impl Worker {
             let ready = jobs::ready(conn, now, &blocked, wanted as i64).await?;
             let exhausted = ready.len() < wanted;
             let before = claimed.len();
+            // The round's services (one job each: `ready` gives one per
+            // service) and their clients, read in two statements rather than
+            // two per job while the admission lock is held.
+            let ids: Vec<i64> = ready.iter().map(|j| j.service_id).collect();
+            let mut services = services::get_locked_many(conn, &ids).await?;
+            let mut owners: Vec<i64> = services.values().map(|s| s.client_id).collect();
+            owners.sort_unstable();
+            owners.dedup();
+            let clients = clients::get_many(conn, &owners).await?;
             for job in ready {
                 if claimed.len() >= limit {
                     break;
                 }
-                let Some(found) =
-                    self.claim_one(conn, job, &configs, &mut counts, &mut products_by_id, &blocked, now).await?
+                let Some(service) = services.remove(&job.service_id) else { continue };
+                let Some(client) = clients.get(&service.client_id).cloned() else { continue };
+                let Some(found) = self
+                    .claim_one(conn, job, service, client, &configs, &mut counts, &mut products_by_id, &blocked, now)
+                    .await?
                 else {
                     continue;
                 };
@@ -270,6 +282,8 @@ impl Worker {
         &self,
         conn: &mut Conn,
         job: Job,
+        mut service: Service,
+        client: Client,
         configs: &HashMap<i64, Configuration>,
         counts: &mut Option<HashMap<i64, i64>>,
         products_by_id: &mut HashMap<i64, Product>,
@@ -277,11 +291,7 @@ impl Worker {
         now: i64,
     ) -> Result<Option<Claimed>, EngineError> {
         let settings = self.engine.settings();
-        let Some(mut service) = services::get_locked(conn, job.service_id).await? else {
-            return Ok(None);
-        };
-        // Everything the job needs is read before it is claimed.
-        let Some(client) = clients::get(conn, service.client_id).await? else { return Ok(None) };
+        // Everything the job needs is read before it is claimed (the service locked).
         let product = match products_by_id.get(&service.product_id) {
             Some(product) => product.clone(),
             None => {
@@ -599,7 +609,8 @@ impl Worker {
         };
         // Counted once on record (below), so a scrape never sees more attempts than the store.
         let calls: Vec<(String, u64)> = reports.iter().map(|(name, r)| ((*name).to_owned(), r.duration_ms)).collect();
-        let (blueprint_name, configuration_name) = (claimed.product.blueprint.clone(), claimed.configuration.name.clone());
+        let (blueprint_name, configuration_name) =
+            (claimed.product.blueprint.clone(), claimed.configuration.name.clone());
         let attempts: Vec<StoredAttempt> =
             reports.into_iter().map(|(name, report)| stored_attempt(blueprint, name, report)).collect();
         let (result, secrets) = match (&outcome, &function) {

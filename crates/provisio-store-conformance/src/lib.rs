@@ -569,6 +569,31 @@ pub async fn lists_and_json_arrays_read_the_same(store: Store) {
         .await
         .unwrap();
     assert_eq!(enqueued, 1);
+    // Many rows by id at once (a claim's round): every one asked for that
+    // exists, none other, and an empty list is no statement's error.
+    let fx = f.clone();
+    let (services, clients, no_services, no_clients) = store
+        .write(move |conn| {
+            Box::pin(async move {
+                let second = new_service(conn, &fx, "second").await?;
+                let third = new_service(conn, &fx, "third").await?;
+                Ok::<_, StoreError>((
+                    services::get_locked_many(conn, &[third, second, third + 1_000]).await?,
+                    clients::get_many(conn, &[fx.client, other_client, fx.client]).await?,
+                    services::get_locked_many(conn, &[]).await?,
+                    clients::get_many(conn, &[]).await?,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = services.keys().copied().collect();
+    ids.sort_unstable();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(services.values().all(|s| s.client_id == f.client));
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[&other_client].name, "Eve");
+    assert!(no_services.is_empty() && no_clients.is_empty());
 }
 
 /// Reports bucket times by UTC day and hour, spelt the same on every backend.

@@ -37,6 +37,16 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Client>, StoreError>
     maybe(conn, "SELECT * FROM clients WHERE id = ?", [id], Client::from_row).await
 }
 
+/// The clients of `ids`, by id.
+pub async fn get_many(conn: &mut Conn, ids: &[i64]) -> Result<std::collections::HashMap<i64, Client>, StoreError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let sql = format!("SELECT * FROM clients WHERE {}", crate::sql::in_list("id", 1, ids.len()));
+    let values: Vec<_> = ids.iter().map(crate::sql::Bind::bind).collect();
+    Ok(all(conn, &sql, values, Client::from_row).await?.into_iter().map(|c| (c.id, c)).collect())
+}
+
 /// A client by external id.
 pub async fn get_by_external(conn: &mut Conn, external_id: &str) -> Result<Option<Client>, StoreError> {
     maybe(conn, "SELECT * FROM clients WHERE external_id = ?", [external_id], Client::from_row).await

@@ -1,5 +1,7 @@
 //! Services (contract products) and their history.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::models::{HistoryEntry, Service};
@@ -104,6 +106,21 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError
 pub async fn get_locked(conn: &mut Conn, id: i64) -> Result<Option<Service>, StoreError> {
     let sql = format!("SELECT * FROM services WHERE id = ?{}", conn.for_update());
     maybe(conn, &sql, [id], Service::from_row).await
+}
+
+/// The services of `ids`, locked for this transaction, by id. Locked in id
+/// order, so two transactions locking overlapping sets cannot deadlock.
+pub async fn get_locked_many(conn: &mut Conn, ids: &[i64]) -> Result<HashMap<i64, Service>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT * FROM services WHERE {} ORDER BY id{}",
+        crate::sql::in_list("id", 1, ids.len()),
+        conn.for_update()
+    );
+    let values: Vec<_> = ids.iter().map(crate::sql::Bind::bind).collect();
+    Ok(all(conn, &sql, values, Service::from_row).await?.into_iter().map(|s| (s.id, s)).collect())
 }
 
 /// The service whose owner mark is `mark`.
