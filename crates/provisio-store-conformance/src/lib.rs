@@ -47,6 +47,7 @@ macro_rules! suite {
             claims_never_judge_a_limit_from_the_same_snapshot,
             leases_are_extended_taken_back_and_released,
             lists_and_json_arrays_read_the_same,
+            live_service_counts_follow_every_change,
             reports_bucket_by_utc_day_and_hour,
             reads_are_one_snapshot,
         );
@@ -594,6 +595,95 @@ pub async fn lists_and_json_arrays_read_the_same(store: Store) {
     assert_eq!(clients.len(), 2);
     assert_eq!(clients[&other_client].name, "Eve");
     assert!(no_services.is_empty() && no_clients.is_empty());
+}
+
+/// Each configuration's count of live services (what capacity is judged by)
+/// follows every change of a service: made on it, reserved on another,
+/// terminated, brought back, moved; and a write rolled back changes no count.
+pub async fn live_service_counts_follow_every_change(store: Store) {
+    let f = Arc::new(fixture(&store, 8).await);
+    let a = f.configuration;
+    let counts = |store: Store| async move {
+        store
+            .read(|conn| {
+                Box::pin(async move {
+                    let counts = configurations::service_counts(conn).await?;
+                    Ok::<_, StoreError>((counts, invariants::violations(conn, &[]).await?))
+                })
+            })
+            .await
+            .unwrap()
+    };
+    let of = |counts: &std::collections::HashMap<i64, i64>, id: i64| counts.get(&id).copied().unwrap_or(0);
+    let fx = f.clone();
+    let (b, one, two) = store
+        .write(move |conn| {
+            Box::pin(async move {
+                let b = configurations::insert(
+                    conn,
+                    &ConfigurationRow {
+                        blueprint: "databases".into(),
+                        provider: "demo".into(),
+                        name: format!("db-b-{}", now_ms()),
+                        config_values: json!({}),
+                        attributes: json!({}),
+                        max_services: None,
+                        max_concurrency: 8,
+                        rate_per_minute: None,
+                        enabled: true,
+                    },
+                )
+                .await?;
+                let one = new_service(conn, &fx, "one").await?;
+                let two = new_service(conn, &fx, "two").await?;
+                services::reserve(conn, two, b, "two.example").await?;
+                Ok::<_, StoreError>((b, one, two))
+            })
+        })
+        .await
+        .unwrap();
+    let (made, violations) = counts(store.clone()).await;
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!((of(&made, a), of(&made, b)), (1, 1), "{made:?}");
+    let status = |status: &'static str| ServiceChange {
+        status,
+        identifier: None,
+        provision_data: &serde_json::Value::Null,
+        secrets: None,
+        last_error: None,
+    };
+    store
+        .write(move |conn| Box::pin(async move { services::apply(conn, one, &status("terminated")).await }))
+        .await
+        .unwrap();
+    let (terminated, violations) = counts(store.clone()).await;
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!((of(&terminated, a), of(&terminated, b)), (0, 1), "{terminated:?}");
+    let refused = store
+        .write(move |conn| {
+            Box::pin(async move {
+                services::apply(conn, one, &status("active")).await?;
+                services::set_configuration(conn, two, a).await?;
+                Err::<(), _>(StoreError::Database("rolled back on purpose".into()))
+            })
+        })
+        .await;
+    assert!(refused.is_err());
+    let (unchanged, violations) = counts(store.clone()).await;
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(unchanged, terminated);
+    store
+        .write(move |conn| {
+            Box::pin(async move {
+                services::apply(conn, one, &status("active")).await?;
+                services::set_configuration(conn, two, a).await
+            })
+        })
+        .await
+        .unwrap();
+    let (moved, violations) = counts(store.clone()).await;
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!((of(&moved, a), of(&moved, b)), (2, 0), "{moved:?}");
 }
 
 /// Reports bucket times by UTC day and hour, spelt the same on every backend.

@@ -28,7 +28,8 @@ use sqlx::{AssertSqlSafe, Column, Decode, Postgres, Row as _, TypeInfo, ValueRef
 use std::panic::AssertUnwindSafe;
 
 /// The migrations, in order; each runs once, in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/0001_init.sql")), (2, include_str!("../migrations/0002_live_services.sql"))];
 
 /// The admission lock (transaction-scoped): see [`Tx::lock_admissions`].
 const ADMISSION_LOCK: i64 = 0x7072_6f76_6973_696f; // "provisio"

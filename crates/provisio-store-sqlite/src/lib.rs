@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_staff_users.sql")),
     (10, include_str!("../migrations/0010_drift.sql")),
     (11, include_str!("../migrations/0011_import.sql")),
+    (12, include_str!("../migrations/0012_live_services.sql")),
 ];
 
 /// Whether a URL names this backend.

@@ -103,21 +103,17 @@ pub async fn delete(conn: &mut Conn, id: i64) -> Result<bool, StoreError> {
 
 /// How many services (not terminated) each configuration holds.
 pub async fn service_counts(conn: &mut Conn) -> Result<HashMap<i64, i64>, StoreError> {
-    let rows = all(
-        conn,
-        "SELECT configuration_id, COUNT(*) FROM services \
-         WHERE configuration_id IS NOT NULL AND status <> 'terminated' GROUP BY configuration_id",
-        (),
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+    // Kept by triggers on services (migration 0012 on SQLite, 0002 on PostgreSQL).
+    let rows = all(conn, "SELECT id, live_services FROM configurations WHERE live_services > 0", (), |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
     .await?;
     Ok(rows.into_iter().collect())
 }
 
 /// How many services (not terminated) one configuration holds.
 pub async fn service_count(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
-    one(conn, "SELECT COUNT(*) FROM services WHERE configuration_id = ? AND status <> 'terminated'", [id], |r| r.get(0))
-        .await
+    Ok(maybe(conn, "SELECT live_services FROM configurations WHERE id = ?", [id], |r| r.get(0)).await?.unwrap_or(0))
 }
 
 /// How many services reference a configuration at all.

@@ -1,6 +1,7 @@
 //! The invariants no crash, retry or fault may break, read back from the
 //! database (crash and fault tests run this after the dust settles):
 //! - per (configuration, identifier) at most one live service;
+//! - each configuration's kept count of live services is the true count;
 //! - per service at most one job running at a time: attempts of different
 //!   jobs never overlap in time;
 //! - a setup or terminate attempt that follows an `outcome_unknown` one, or
@@ -28,6 +29,18 @@ pub async fn violations(conn: &mut Conn, keyed: &[&str]) -> Result<Vec<String>, 
     .await?;
     for (configuration, identifier, count) in holders {
         found.push(format!("{identifier} is held by {count} live services on configuration {configuration}"));
+    }
+    // The count each configuration keeps (for capacity) is the count of its services.
+    let miscounted: Vec<(i64, i64, i64)> = all(
+        conn,
+        "SELECT c.id, c.live_services, (SELECT COUNT(*) FROM services s \
+         WHERE s.configuration_id = c.id AND s.status <> 'terminated') FROM configurations c",
+        (),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .await?;
+    for (configuration, kept, counted) in miscounted.into_iter().filter(|(_, kept, counted)| kept != counted) {
+        found.push(format!("configuration {configuration} counts {kept} live services but holds {counted}"));
     }
     let sql = format!(
         "SELECT j.service_id, j.id, a.number, a.function, a.outcome, a.started_at, a.finished_at, \
