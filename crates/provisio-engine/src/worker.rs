@@ -187,6 +187,14 @@ impl Worker {
 
     /// Claims up to `limit` due jobs for this worker.
     pub async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, EngineError> {
+        // Many wakes find nothing due (a job done with none waiting): a read,
+        // taking no lock and no writer's turn, saves those a claim. A job made
+        // due after this read wakes the worker again.
+        let now = now_ms();
+        let due = self.engine.store().read(move |conn| Box::pin(async move { jobs::any_due(conn, now).await })).await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         let engine = self.clone();
         self.engine.store().write(move |conn| Box::pin(async move { engine.claim_in(conn, limit).await })).await
     }

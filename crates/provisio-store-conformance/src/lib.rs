@@ -375,6 +375,22 @@ pub async fn one_running_job_per_service_in_order(store: Store) {
     assert_eq!(ready(vec![]).await, Vec::<i64>::new(), "nothing beside a running job of the service");
     store.write(move |conn| Box::pin(async move { jobs::finish(conn, first, "succeeded", None).await })).await.unwrap();
     assert_eq!(ready(vec![]).await, [second]);
+    // What a woken worker reads before it claims, and the count of unfinished jobs.
+    let (due, due_before, open) = store
+        .read(|conn| {
+            Box::pin(async move {
+                Ok::<_, StoreError>((
+                    jobs::any_due(conn, now_ms() + 1).await?,
+                    jobs::any_due(conn, 0).await?,
+                    jobs::open_count(conn).await?,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    assert!(due, "the second job is due");
+    assert!(!due_before, "nothing was due before it was made");
+    assert_eq!(open, 1);
 }
 
 /// Claims of many writers at once never exceed a configuration's

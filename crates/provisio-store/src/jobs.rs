@@ -165,6 +165,19 @@ pub async fn ready(conn: &mut Conn, now: i64, blocked: &[i64], limit: i64) -> Re
     all(conn, &sql, values, Job::from_row).await
 }
 
+/// Whether any job is due (queued or retrying, its time come): a read that
+/// saves a worker woken for nothing its claim (and, on PostgreSQL, the
+/// admission lock).
+pub async fn any_due(conn: &mut Conn, now: i64) -> Result<bool, StoreError> {
+    let sql = "SELECT 1 FROM jobs WHERE state IN ('queued', 'retrying') AND run_at <= ? LIMIT 1";
+    Ok(maybe(conn, sql, [now], |r| r.get::<_, i64>(0)).await?.is_some())
+}
+
+/// How many jobs are not finished (queued, retrying or running).
+pub async fn open_count(conn: &mut Conn) -> Result<i64, StoreError> {
+    one(conn, "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'retrying', 'running')", (), |r| r.get(0)).await
+}
+
 /// Whether a job of the service is running now.
 pub async fn running_for_service(conn: &mut Conn, service_id: i64) -> Result<bool, StoreError> {
     Ok(maybe(conn, "SELECT 1 FROM jobs WHERE service_id = ? AND state = 'running' LIMIT 1", [service_id], |r| {
