@@ -22,7 +22,9 @@
 //! - **peak RSS** of each process (the server's, the busiest worker's).
 //!
 //! `PROVISIO_BENCH_SETUPS=sqlite,postgres:1,postgres:2,postgres:4` (the
-//! default) picks setups; `PROVISIO_BENCH_SCALE` scales the counts.
+//! default) picks setups; `PROVISIO_BENCH_SCALE` scales the counts;
+//! `PROVISIO_BENCH_LATENCY_RATE` paces the latency run at that many events
+//! per second instead of half the end-to-end rate.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -211,7 +213,11 @@ async fn run(spec: &str, client: &reqwest::Client) {
 
     // Latency at half the end-to-end rate (a fresh store would be fairer to
     // the later orders; the backlog is done, so the queue is as short).
-    let half = (e2e / 2.0).max(1.0);
+    // `PROVISIO_BENCH_LATENCY_RATE` paces at a rate of its own (to see latency without contention).
+    let half = std::env::var("PROVISIO_BENCH_LATENCY_RATE")
+        .ok()
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or((e2e / 2.0).max(1.0));
     let paced = scaled(5_000).min((half * 20.0) as usize).max(100);
     let pace = Duration::from_secs_f64(1.0 / half);
     post(client, &base, "paced", paced, Some(pace)).await;
