@@ -41,10 +41,12 @@ const enqueue = {
     ),
 }[peer];
 
+// Jobs not finished (a failed one is finished: the drain must end).
 const left = {
-  graphile: "select count(*)::int as n from graphile_worker.jobs",
-  pgboss: "select count(*)::int as n from pgboss.job where name = 'noop' and state <> 'completed'",
-  river: "select count(*)::int as n from river_job where state <> 'completed'",
+  graphile: "select count(*)::int as n from graphile_worker.jobs where attempts < max_attempts",
+  pgboss: "select count(*)::int as n from pgboss.job where name = 'noop' and state in ('created', 'retry', 'active')",
+  river:
+    "select count(*)::int as n from river_job where state in ('available', 'pending', 'retryable', 'running', 'scheduled')",
 }[peer];
 
 const latency = {

@@ -27,11 +27,11 @@ if sys.argv[1] == "e2e":
     label, rate, half, latency, worker, rss_kib = sys.argv[2:8]
     rate, latency, worker = last_json(rate)["rate"], last_json(latency), last_json(worker)
     if "p50" not in latency:
-        latency = {"p50": percentile(worker["latencies"], 0.5), "p99": percentile(worker["latencies"], 0.99)}
-    print(
-        f"| {label} | {rate:.0f} | at {float(half):.0f}/s: {latency['p50']:.0f} / {latency['p99']:.0f} ms "
-        f"| {int(rss_kib) / 1024:.0f} MiB |"
-    )
+        found = worker.get("latencies", [])
+        latency = {"p50": percentile(found, 0.5), "p99": percentile(found, 0.99)}
+    # None (no paced job ran) shows as nan rather than failing the row.
+    p50, p99 = (float("nan") if latency[p] is None else latency[p] for p in ("p50", "p99"))
+    print(f"| {label} | {rate:.0f} | at {float(half):.0f}/s: {p50:.0f} / {p99:.0f} ms | {int(rss_kib) / 1024:.0f} MiB |")
 else:
     label, line, rss_kib = sys.argv[1], sys.argv[2], int(sys.argv[3])
     result = last_json(line)

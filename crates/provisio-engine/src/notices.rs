@@ -55,6 +55,10 @@ impl Ingest {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
+                    // A notice may end several services, each ending lock its
+                    // configuration's count row: taken in a claim's turn, never
+                    // beside one (which locks services, then that row).
+                    conn.lock_admissions().await?;
                     let identifiers = std::iter::once(&notice.identifier).chain(&notice.also);
                     let mut outcome = Vec::new();
                     for (n, identifier) in identifiers.enumerate() {

@@ -2,6 +2,9 @@
 -- trigger on every change of a service (SQLite's 0012), so a claim
 -- deploying a service reads one row per configuration instead of counting
 -- every service while it holds the admission lock.
+-- No service may change between the count and the triggers (processes of the
+-- previous version may still be running): they wait for this transaction.
+LOCK TABLE services IN SHARE MODE;
 ALTER TABLE configurations ADD COLUMN live_services BIGINT NOT NULL DEFAULT 0;
 UPDATE configurations c SET live_services = (
     SELECT COUNT(*) FROM services s WHERE s.configuration_id = c.id AND s.status <> 'terminated'
