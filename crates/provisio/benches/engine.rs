@@ -106,16 +106,6 @@ async fn wait_active(bench: &Bench, count: usize) {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn fast_settings(concurrency: usize) -> Settings {
     Settings {
         worker_concurrency: concurrency,
@@ -234,7 +224,7 @@ fn main() {
              (events ingested beforehand in {:.2} s); peak RSS of the process (server and load generator) {:.0} MiB",
                 burn.as_secs_f64(),
                 ingest.as_secs_f64(),
-                peak_rss_mib()
+                common::peak_rss_mib(None)
             );
         }
 

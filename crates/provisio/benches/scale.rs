@@ -112,17 +112,6 @@ impl Setup {
     }
 }
 
-/// The peak resident memory of a process, MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn stop(mut child: Child) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
@@ -195,7 +184,7 @@ async fn run(spec: &str, client: &reqwest::Client) {
     wait_done(&store).await;
     let burn = jobs as f64 / started.elapsed().as_secs_f64();
     for worker in workers {
-        worker_rss = worker_rss.max(peak_rss_mib(worker.id()));
+        worker_rss = worker_rss.max(common::peak_rss_mib(Some(worker.id())));
         stop(worker);
     }
 
@@ -227,9 +216,9 @@ async fn run(spec: &str, client: &reqwest::Client) {
     let mut delays = common::event_to_call_ms(&store, newest).await;
     delays.sort_unstable();
 
-    let server_rss = peak_rss_mib(server.id());
+    let server_rss = common::peak_rss_mib(Some(server.id()));
     for worker in workers {
-        worker_rss = worker_rss.max(peak_rss_mib(worker.id()));
+        worker_rss = worker_rss.max(common::peak_rss_mib(Some(worker.id())));
         stop(worker);
     }
     stop(server);

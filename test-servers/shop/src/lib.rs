@@ -187,17 +187,24 @@ impl Shop {
             .with_state(self.clone())
     }
 
-    /// Checks the key, then applies the faults asked for: `Ok(hold)` is how
-    /// long to hold the answer once the call is done.
-    async fn admit(&self, headers: &HeaderMap) -> Result<Duration, Problem> {
+    /// The call carries the shop's API key as a bearer token.
+    fn authorized(&self, headers: &HeaderMap) -> Result<(), Problem> {
         let presented = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !constant_time_eq(presented.as_bytes(), self.options.api_key.as_bytes()) {
-            return Err(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required"));
+        if constant_time_eq(presented.as_bytes(), self.options.api_key.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required"))
         }
+    }
+
+    /// Checks the key, then applies the faults asked for: `Ok(hold)` is how
+    /// long to hold the answer once the call is done.
+    async fn admit(&self, headers: &HeaderMap) -> Result<Duration, Problem> {
+        self.authorized(headers)?;
         let (delay, fail, hold) = {
             let mut book = self.book.lock().expect("shop book");
             let faults = &mut book.faults;
@@ -446,10 +453,7 @@ async fn faults(
     headers: HeaderMap,
     body: Result<axum::Json<FaultRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let presented = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), format!("Bearer {}", shop.options.api_key).as_bytes()) {
-        return Err(Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required"));
-    }
+    shop.authorized(&headers)?;
     let axum::Json(asked) = body.map_err(undecoded)?;
     let mut book = shop.book.lock().expect("shop book");
     let faults = &mut book.faults;
