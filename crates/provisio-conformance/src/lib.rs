@@ -157,6 +157,7 @@ pub async fn run(harness: &Harness) {
         "ssl-certificates" => {
             ssl_certificates(harness).await;
         }
+        "physical-goods" => physical_goods(harness).await,
         other => panic!("no conformance suite for blueprint {other}"),
     }
     ownership(harness).await;
@@ -647,6 +648,56 @@ pub async fn coffee(h: &Harness) {
     h.rejects("brew", json!({"name": "Joe", "size": "small", "sugar": 9}), "/sugar").await;
     h.rejects("brew", json!({"name": "Joe", "size": "bucket"}), "/size").await;
     h.fails("get_info", json!({"order_id": "cup_unknown"}), ErrorKind::NotFound).await;
+}
+
+/// `physical-goods`: an order placed twice under one idempotency key is one
+/// order; read back; cancelled, and cancelled again answers the same; one
+/// left to ship cannot be cancelled (`conflict`); bad params named by path;
+/// unknown orders `not_found`. The configured shipper ships within 10 s.
+pub async fn physical_goods(h: &Harness) {
+    let reference = format!("contract-{}", unique(8));
+    let order = json!({"reference": reference, "sku": "MUG-RED", "quantity": 2,
+                       "ship_to": {"name": "Ann Lee", "line1": "1 High St", "city": "York", "postcode": "YO1 7HH", "country": "GB"}});
+    let mut keyed = h.clone();
+    keyed.options.idempotency_key = Some(format!("order-{}", unique(8)));
+    let first = keyed.ok("place_order", order.clone()).await;
+    let again = keyed.ok("place_order", order.clone()).await;
+    assert_eq!(first["order_id"], again["order_id"], "same idempotency key, same order");
+    assert_eq!((first["sku"].as_str(), first["quantity"].as_u64()), (Some("MUG-RED"), Some(2)));
+    let order_id = first["order_id"].as_str().unwrap().to_owned();
+    let named = json!({"order_id": order_id});
+    assert_eq!(h.ok("get_info", named.clone()).await["order_id"], json!(order_id));
+
+    let cancelled = h.ok("terminate", named.clone()).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(h.ok("terminate", named.clone()).await["status"], "cancelled", "cancelling twice answers the same");
+    assert_eq!(h.ok("get_info", named.clone()).await["status"], "cancelled");
+
+    let mut other = h.clone();
+    other.options.idempotency_key = Some(format!("order-{}", unique(8)));
+    let second = other.ok("place_order", order.clone()).await;
+    assert_ne!(second["order_id"], first["order_id"], "another key is another order");
+    let second = json!({"order_id": second["order_id"]});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let shipped = loop {
+        let info = h.ok("get_info", second.clone()).await;
+        if info["status"] == "shipped" {
+            break info;
+        }
+        assert!(std::time::Instant::now() < deadline, "the order never shipped: {info}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(shipped["tracking"].as_str().is_some_and(|t| !t.is_empty()), "a shipped order has tracking: {shipped}");
+    h.fails("terminate", second.clone(), ErrorKind::Conflict).await;
+
+    let mut bad = order.clone();
+    bad["quantity"] = json!(0);
+    h.rejects("place_order", bad, "/quantity").await;
+    let mut bad = order.clone();
+    bad["ship_to"]["country"] = json!("gb");
+    h.rejects("place_order", bad, "/ship_to/country").await;
+    h.fails("get_info", json!({"order_id": "ord_unknown"}), ErrorKind::NotFound).await;
+    h.fails("terminate", json!({"order_id": "ord_unknown"}), ErrorKind::NotFound).await;
 }
 
 /// `message-queues`: create (password once), duplicate, get_info, suspend,

@@ -109,7 +109,7 @@ impl Catalog {
     fn check_configuration(&self, input: &ConfigurationInput) -> Result<&ProviderEntry, EngineError> {
         let entry = self.provider_entry(&input.provider, "/provider")?;
         let values = Value::Object(input.values.clone());
-        if let Err(errors) = entry.config_schema().validate(&values, FieldLocation::Config) {
+        if let Err(errors) = entry.validate_config(&values) {
             // Messages never quote values, so secrets cannot leak through them.
             return Err(EngineError::Invalid(
                 errors.into_iter().map(|e| Violation::new(format!("/values{}", e.path), e.message)).collect(),
@@ -133,7 +133,7 @@ impl Catalog {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let mut row = row_of(&input, entry.blueprint().id, entry.about().id);
+                    let mut row = row_of(&input, entry.blueprint().id, &entry.about().id);
                     let id =
                         configurations::insert(conn, &row).await.map_err(|err| unique(err, "/name", "is taken"))?;
                     let (masked, sealed) = engine.seal_configuration(&entry, id, &Value::Object(input.values.clone()));
@@ -207,7 +207,7 @@ impl Catalog {
             .store()
             .write(move |conn| {
                 Box::pin(async move {
-                    let mut row = row_of(&input, entry.blueprint().id, entry.about().id);
+                    let mut row = row_of(&input, entry.blueprint().id, &entry.about().id);
                     let (masked, sealed) = engine.seal_configuration(&entry, id, &Value::Object(input.values.clone()));
                     row.config_values = masked;
                     if !configurations::update(conn, id, &row).await.map_err(|err| unique(err, "/name", "is taken"))? {

@@ -92,7 +92,7 @@ pub fn document(registry: &Registry) -> Value {
     let addresses: Vec<String> = registry.providers(None).iter().map(|p| p.address()).collect();
     let blueprint_ids: Vec<&str> = registry.blueprints().iter().map(|b| b.id).collect();
     let provider_ids: Vec<&str> = {
-        let mut ids: Vec<&str> = registry.providers(None).iter().map(|p| p.about().id).collect();
+        let mut ids: Vec<&str> = registry.providers(None).iter().map(|p| p.about().id.as_ref()).collect();
         ids.sort_unstable();
         ids.dedup();
         ids

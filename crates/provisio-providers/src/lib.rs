@@ -24,6 +24,10 @@ pub fn registry() -> Registry {
     registry.register(provisio_rabbitmq::entry());
     registry.register(provisio_mosquitto::entry());
     registry.register(provisio_coffee_mqtt::entry());
+    // `BLUEPRINT/http` for every blueprint: configured, not written.
+    for entry in provisio_generic_http::entries(registry.blueprints()) {
+        registry.register(entry);
+    }
     registry
 }
 
@@ -32,7 +36,7 @@ mod tests {
     #[test]
     fn every_blueprint_has_a_demo_provider() {
         let registry = super::registry();
-        assert_eq!(registry.blueprints().len(), 9);
+        assert_eq!(registry.blueprints().len(), 10);
         for blueprint in registry.blueprints() {
             let address = format!("{}/demo", blueprint.id);
             assert!(registry.provider(&address).is_ok(), "{address} missing");

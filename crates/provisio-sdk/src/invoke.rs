@@ -321,7 +321,7 @@ pub fn redactor_for(entry: &ProviderEntry, config: &Value, function: &str, param
 
 /// Checks configuration values against the provider's schema.
 pub fn validate_config(entry: &ProviderEntry, config: &Value) -> Result<(), ProviderError> {
-    entry.config_schema().validate(config, FieldLocation::Config).map_err(ProviderError::invalid_input)
+    entry.validate_config(config).map_err(ProviderError::invalid_input)
 }
 
 async fn run(
@@ -345,6 +345,9 @@ async fn run(
     })?;
     validate_config(entry, config)?;
     descriptor.params.validate(params, FieldLocation::Params).map_err(ProviderError::invalid_input)?;
+    if !entry.implements(function) {
+        return Err(ProviderError::unsupported(function));
+    }
     let instance = build_within(entry, config, cx).await?;
     let data = match tokio::time::timeout(cx.remaining(), instance.call(cx, function, params.clone())).await {
         Ok(result) => result?,

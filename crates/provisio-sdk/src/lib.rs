@@ -31,6 +31,7 @@ pub use context::{CallOptions, Context, PeerAccess, Peers};
 pub use error::{ErrorKind, FieldError, FieldLocation, ProviderError, StaffDebug, UserMessage};
 pub use invoke::{CallReport, ClientEnvelope, Envelope, Status};
 pub use provider::{
-    BoxFuture, ConnectionTest, Notice, NoticeKind, Provider, ProviderAbout, ProviderEntry, ProviderInstance, Registry,
+    BoxFuture, ConfigCheck, ConnectionTest, Notice, NoticeKind, Provider, ProviderAbout, ProviderEntry,
+    ProviderInstance, Registry,
 };
 pub use schema::SchemaDoc;

@@ -1,6 +1,8 @@
 //! Providers: one integration implementing one blueprint, its typed
 //! configuration, and the registry of every compiled-in provider.
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,23 +14,24 @@ use serde_json::{Value, json};
 
 use crate::blueprint::BlueprintDescriptor;
 use crate::context::Context;
-use crate::error::ProviderError;
+use crate::error::{FieldError, FieldLocation, ProviderError};
 use crate::schema::SchemaDoc;
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Who a provider is, for listings.
+/// Who a provider is, for listings: written in the code of a compiled-in
+/// provider, read from its description for one registered at run time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderAbout {
     /// Stable kebab-case id, unique within its blueprint, e.g. `demo`.
-    pub id: &'static str,
+    pub id: Cow<'static, str>,
     /// Display name.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// One or two sentences.
-    pub description: &'static str,
+    pub description: Cow<'static, str>,
     /// Logo address, if any.
-    pub logo_url: Option<&'static str>,
+    pub logo_url: Option<Cow<'static, str>>,
 }
 
 /// What `test_connection` found.
@@ -147,6 +150,9 @@ pub trait ProviderInstance: Send + Sync {
 
 type Dispatch<P> = for<'a> fn(&'a P, &'a Context, &'a str, Value) -> BoxFuture<'a, Result<Value, ProviderError>>;
 type Build = Arc<dyn Fn(Value) -> BoxFuture<'static, Result<Arc<dyn ProviderInstance>, ProviderError>> + Send + Sync>;
+/// Checks a configuration beyond its schema (the generic HTTP provider's
+/// templates against the blueprint's schemas); paths are JSON pointers into it.
+pub type ConfigCheck = Arc<dyn Fn(&Value) -> Result<(), Vec<FieldError>> + Send + Sync>;
 
 struct Instance<P> {
     provider: P,
@@ -184,6 +190,10 @@ pub struct ProviderEntry {
     about: ProviderAbout,
     config_schema: SchemaDoc,
     build: Build,
+    /// The optional functions it implements; `None`: it answers
+    /// `unsupported` itself for those it lacks (compiled-in providers).
+    optional: Option<BTreeSet<String>>,
+    check: Option<ConfigCheck>,
 }
 
 impl std::fmt::Debug for ProviderEntry {
@@ -203,7 +213,64 @@ impl ProviderEntry {
                 Ok(Arc::new(Instance { provider, dispatch }) as Arc<dyn ProviderInstance>)
             })
         });
-        ProviderEntry { blueprint, about: P::about(), config_schema: SchemaDoc::of::<P::Config>(), build }
+        ProviderEntry {
+            blueprint,
+            about: P::about(),
+            config_schema: SchemaDoc::of::<P::Config>(),
+            build,
+            optional: None,
+            check: None,
+        }
+    }
+
+    /// An entry built from a description rather than a Rust type: a provider
+    /// registered at run time (an external program) or one generic over
+    /// blueprints (the HTTP provider). `build` makes an instance from
+    /// configuration values already validated against `config_schema`.
+    pub fn dynamic<F>(
+        blueprint: &'static BlueprintDescriptor,
+        about: ProviderAbout,
+        config_schema: SchemaDoc,
+        build: F,
+    ) -> Self
+    where
+        F: Fn(Value) -> BoxFuture<'static, Result<Arc<dyn ProviderInstance>, ProviderError>> + Send + Sync + 'static,
+    {
+        ProviderEntry { blueprint, about, config_schema, build: Arc::new(build), optional: None, check: None }
+    }
+
+    /// Says which of the blueprint's optional functions it implements; the
+    /// others answer `unsupported` without reaching it, and listings leave
+    /// them out. Names the blueprint does not declare are ignored.
+    pub fn with_optional<I: IntoIterator<Item = S>, S: Into<String>>(mut self, functions: I) -> Self {
+        self.optional = Some(functions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds a check of configurations beyond their schema, run when one is
+    /// saved and before every call.
+    pub fn with_config_check(mut self, check: ConfigCheck) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// Whether it implements `function` (every required one does).
+    pub fn implements(&self, function: &str) -> bool {
+        match (self.blueprint.function(function), &self.optional) {
+            (None, _) => false,
+            (Some(f), Some(optional)) if f.optional => optional.contains(function),
+            (Some(_), _) => true,
+        }
+    }
+
+    /// Checks configuration values: the schema first, then the provider's own
+    /// check. Paths are JSON pointers into the values.
+    pub fn validate_config(&self, config: &Value) -> Result<(), Vec<FieldError>> {
+        self.config_schema.validate(config, FieldLocation::Config)?;
+        match &self.check {
+            Some(check) => check(config),
+            None => Ok(()),
+        }
     }
 
     /// `BLUEPRINT/PROVIDER`, e.g. `shared-hosting/demo`.
@@ -247,7 +314,13 @@ impl ProviderEntry {
             "service_identifier": self.blueprint.service_identifier,
             "identifiers": self.blueprint.identifiers,
             "ownership": self.blueprint.ownership,
-            "functions": self.blueprint.functions.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
+            "functions": self
+                .blueprint
+                .functions
+                .iter()
+                .filter(|f| self.implements(f.name))
+                .map(|f| f.to_json())
+                .collect::<Vec<_>>(),
         })
     }
 }

@@ -34,7 +34,12 @@ impl Provider for Careless {
     type Config = CarelessConfig;
 
     fn about() -> ProviderAbout {
-        ProviderAbout { id: "careless", name: "Careless", description: "Leaks secrets on purpose.", logo_url: None }
+        ProviderAbout {
+            id: "careless".into(),
+            name: "Careless".into(),
+            description: "Leaks secrets on purpose.".into(),
+            logo_url: None,
+        }
     }
 
     async fn new(config: CarelessConfig) -> Result<Self, ProviderError> {

@@ -111,8 +111,8 @@ pub fn describe(entry: &ProviderEntry) {
     let blueprint = entry.blueprint();
     table(&[
         ("provider", entry.address()),
-        ("name", entry.about().name.to_owned()),
-        ("description", entry.about().description.to_owned()),
+        ("name", entry.about().name.to_string()),
+        ("description", entry.about().description.to_string()),
         ("blueprint", format!("{} ({})", blueprint.id, blueprint.name)),
         ("identifier", format!("{} ({:?})", blueprint.service_identifier, blueprint.identifiers).to_lowercase()),
         ("ownership", blueprint.ownership.to_owned()),

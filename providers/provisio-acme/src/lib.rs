@@ -128,10 +128,11 @@ impl Provider for Acme {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "acme",
-            name: "ACME (Let's Encrypt and others)",
+            id: "acme".into(),
+            name: "ACME (Let's Encrypt and others)".into(),
             description: "Certificates from an RFC 8555 authority, validated by DNS-01 records written through a \
-                          dns-hosting configuration.",
+                          dns-hosting configuration."
+                .into(),
             logo_url: None,
         }
     }

@@ -265,9 +265,9 @@ impl Provider for MqttCoffee {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "mqtt",
-            name: "MQTT coffee machine",
-            description: "A coffee machine on an MQTT broker: signed orders, acknowledged by the machine.",
+            id: "mqtt".into(),
+            name: "MQTT coffee machine".into(),
+            description: "A coffee machine on an MQTT broker: signed orders, acknowledged by the machine.".into(),
             logo_url: None,
         }
     }

@@ -482,10 +482,10 @@ impl Provider for Cpanel {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "cpanel",
-            name: "cPanel & WHM",
-            description: "cPanel accounts on a cPanel & WHM server, through WHM API 1 with an API token.",
-            logo_url: Some("https://cpanel.net/wp-content/themes/cPbase/assets/img/logos/cp-logo.svg"),
+            id: "cpanel".into(),
+            name: "cPanel & WHM".into(),
+            description: "cPanel accounts on a cPanel & WHM server, through WHM API 1 with an API token.".into(),
+            logo_url: Some("https://cpanel.net/wp-content/themes/cPbase/assets/img/logos/cp-logo.svg".into()),
         }
     }
 

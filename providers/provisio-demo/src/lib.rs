@@ -14,6 +14,7 @@ mod coffee;
 mod databases;
 mod dns;
 mod domains;
+mod goods;
 mod hosting;
 mod licenses;
 mod mqtt;
@@ -33,6 +34,7 @@ pub use coffee::DemoCoffee;
 pub use databases::DemoDatabases;
 pub use dns::DemoDns;
 pub use domains::DemoDomains;
+pub use goods::DemoGoods;
 pub use hosting::{DemoHosting, LoginRefused, redeem_login};
 pub use licenses::DemoLicenses;
 pub use mqtt::DemoMqtt;
@@ -50,6 +52,7 @@ pub fn entries() -> Vec<ProviderEntry> {
         message_queues::entry::<DemoBroker>(),
         mqtt_hosting::entry::<DemoMqtt>(),
         ssl_certificates::entry::<DemoCertificates>(),
+        physical_goods::entry::<DemoGoods>(),
     ]
 }
 
@@ -314,7 +317,12 @@ macro_rules! demo_provider {
             type Config = crate::DemoConfig;
 
             fn about() -> provisio_sdk::ProviderAbout {
-                provisio_sdk::ProviderAbout { id: "demo", name: $name, description: $description, logo_url: None }
+                provisio_sdk::ProviderAbout {
+                    id: "demo".into(),
+                    name: $name.into(),
+                    description: $description.into(),
+                    logo_url: None,
+                }
             }
 
             async fn new(config: crate::DemoConfig) -> Result<Self, provisio_sdk::ProviderError> {

@@ -49,6 +49,11 @@ async fn software_licenses_demo_conforms() {
 }
 
 #[tokio::test]
+async fn physical_goods_demo_conforms() {
+    conformance("physical-goods").await;
+}
+
+#[tokio::test]
 async fn coffee_demo_conforms() {
     conformance("coffee").await;
 }

@@ -262,9 +262,9 @@ impl Provider for Enom {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "enom",
-            name: "Enom",
-            description: "Domains in an Enom reseller account, through its reseller API.",
+            id: "enom".into(),
+            name: "Enom".into(),
+            description: "Domains in an Enom reseller account, through its reseller API.".into(),
             logo_url: None,
         }
     }

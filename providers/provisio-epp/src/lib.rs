@@ -415,9 +415,9 @@ impl Provider for Epp {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "epp",
-            name: "EPP registry",
-            description: "Domains at any registry that speaks EPP (RFC 5730-5734), as one of its registrars.",
+            id: "epp".into(),
+            name: "EPP registry".into(),
+            description: "Domains at any registry that speaks EPP (RFC 5730-5734), as one of its registrars.".into(),
             logo_url: None,
         }
     }

@@ -425,9 +425,10 @@ impl Provider for Nominet {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "nominet",
-            name: "Nominet (.uk)",
-            description: ".uk domains at Nominet over EPP, with its tags, releases, handshakes and notifications.",
+            id: "nominet".into(),
+            name: "Nominet (.uk)".into(),
+            description: ".uk domains at Nominet over EPP, with its tags, releases, handshakes and notifications."
+                .into(),
             logo_url: None,
         }
     }

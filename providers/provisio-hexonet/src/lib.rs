@@ -303,9 +303,9 @@ impl Provider for Hexonet {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "hexonet",
-            name: "Hexonet",
-            description: "Domains in a Hexonet (ISPAPI) reseller account, through its HTTP gateway.",
+            id: "hexonet".into(),
+            name: "Hexonet".into(),
+            description: "Domains in a Hexonet (ISPAPI) reseller account, through its HTTP gateway.".into(),
             logo_url: None,
         }
     }

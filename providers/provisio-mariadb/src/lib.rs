@@ -394,10 +394,12 @@ impl Provider for MariaDb {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "mariadb",
-            name: "MariaDB",
-            description: "Databases and their owner accounts on a MariaDB server.",
-            logo_url: Some("https://mariadb.com/wp-content/uploads/2019/11/mariadb-logo-vert_blue-transparent.png"),
+            id: "mariadb".into(),
+            name: "MariaDB".into(),
+            description: "Databases and their owner accounts on a MariaDB server.".into(),
+            logo_url: Some(
+                "https://mariadb.com/wp-content/uploads/2019/11/mariadb-logo-vert_blue-transparent.png".into(),
+            ),
         }
     }
 

@@ -314,10 +314,10 @@ impl Provider for Mosquitto {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "mosquitto",
-            name: "Eclipse Mosquitto",
-            description: "Accounts limited to a topic prefix, through Mosquitto's dynamic security plugin.",
-            logo_url: Some("https://mosquitto.org/images/mosquitto-text-side-28.png"),
+            id: "mosquitto".into(),
+            name: "Eclipse Mosquitto".into(),
+            description: "Accounts limited to a topic prefix, through Mosquitto's dynamic security plugin.".into(),
+            logo_url: Some("https://mosquitto.org/images/mosquitto-text-side-28.png".into()),
         }
     }
 

@@ -481,10 +481,11 @@ impl Provider for Plesk {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "plesk",
-            name: "Plesk",
-            description: "Hosting accounts (a customer with one subscription) on a Plesk server, through its XML API.",
-            logo_url: Some("https://www.plesk.com/wp-content/uploads/2017/08/logo-plesk.svg"),
+            id: "plesk".into(),
+            name: "Plesk".into(),
+            description: "Hosting accounts (a customer with one subscription) on a Plesk server, through its XML API."
+                .into(),
+            logo_url: Some("https://www.plesk.com/wp-content/uploads/2017/08/logo-plesk.svg".into()),
         }
     }
 

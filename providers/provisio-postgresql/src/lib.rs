@@ -367,10 +367,10 @@ impl Provider for Postgres {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "postgresql",
-            name: "PostgreSQL",
-            description: "Databases and their owner roles on a PostgreSQL server.",
-            logo_url: Some("https://www.postgresql.org/media/img/about/press/elephant.png"),
+            id: "postgresql".into(),
+            name: "PostgreSQL".into(),
+            description: "Databases and their owner roles on a PostgreSQL server.".into(),
+            logo_url: Some("https://www.postgresql.org/media/img/about/press/elephant.png".into()),
         }
     }
 

@@ -286,10 +286,10 @@ impl Provider for PowerDns {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "powerdns",
-            name: "PowerDNS Authoritative",
-            description: "Zones on a PowerDNS Authoritative server, through its HTTP API.",
-            logo_url: Some("https://www.powerdns.com/hubfs/PowerDNS_2020_Logo_RGB.svg"),
+            id: "powerdns".into(),
+            name: "PowerDNS Authoritative".into(),
+            description: "Zones on a PowerDNS Authoritative server, through its HTTP API.".into(),
+            logo_url: Some("https://www.powerdns.com/hubfs/PowerDNS_2020_Logo_RGB.svg".into()),
         }
     }
 

@@ -261,10 +261,10 @@ impl Provider for RabbitMq {
 
     fn about() -> ProviderAbout {
         ProviderAbout {
-            id: "rabbitmq",
-            name: "RabbitMQ",
-            description: "Virtual hosts and their owner users on RabbitMQ, through the management API.",
-            logo_url: Some("https://www.rabbitmq.com/img/rabbitmq-logo.svg"),
+            id: "rabbitmq".into(),
+            name: "RabbitMQ".into(),
+            description: "Virtual hosts and their owner users on RabbitMQ, through the management API.".into(),
+            logo_url: Some("https://www.rabbitmq.com/img/rabbitmq-logo.svg".into()),
         }
     }
 

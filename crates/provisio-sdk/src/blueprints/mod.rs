@@ -12,6 +12,7 @@ pub mod dns_hosting;
 pub mod domain_names;
 pub mod message_queues;
 pub mod mqtt_hosting;
+pub mod physical_goods;
 pub mod shared_hosting;
 pub mod software_licenses;
 pub mod ssl_certificates;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<&'static BlueprintDescriptor> {
         message_queues::descriptor(),
         mqtt_hosting::descriptor(),
         ssl_certificates::descriptor(),
+        physical_goods::descriptor(),
     ]
 }
 
