@@ -825,6 +825,98 @@ async fn a_panel_account_lives_through_billing_events(
     assert!(!logs.contains(secret), "the panel's credential is in no log line");
 }
 
+/// The seed's drop shipper through `provisio serve`: a product of
+/// `physical-goods/http` configured for the test shop (over HTTPS, its CA
+/// trusted), as `examples/generic-http/shop.json` gives it. `invoice.paid`
+/// places one order even though the shop takes the first call and answers
+/// it only after the 1 s deadline (the retry carries the same idempotency
+/// key, and the shop answers the order already placed); `contract.cancelled`
+/// cancels it at the shop. The shop's key is in no log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoice_paid_places_one_order_at_the_shop_through_a_timeout_and_cancelled_cancels_it() {
+    use provisio_shop_test_server::{Options, Shop};
+    provisio_sdk::http::install_crypto_provider();
+    let shop = Shop::new(Options { ship_after: Duration::from_secs(600), ..Options::default() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = provisio_test_server_kit::Tls::generate(&[]);
+    let ca = tls.ca_pem.clone();
+    let shop_server = provisio_test_server_kit::serve(listener, shop.router(), Some(tls));
+    let mut values: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/generic-http/shop.json")).unwrap(),
+    )
+    .unwrap();
+    values["base_url"] = json!(format!("{}/v1", shop_server.url()));
+    values["api_key"] = json!(shop.api_key());
+    values["ca_cert_pem"] = json!(ca);
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "1"]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let (status, configuration) =
+        post("/configurations", json!({"name": "shop-1", "provider": "physical-goods/http", "values": values})).await;
+    assert_eq!(status, 201, "{configuration}");
+    let (status, tested) = post(&format!("/configurations/{}/test", configuration["id"]), json!({})).await;
+    assert_eq!(status, 200, "{tested}");
+    let (status, product) = post(
+        "/products",
+        json!({"slug": "mug", "name": "Red mug", "blueprint": "physical-goods",
+               "deployment": {"type": "static", "configuration_id": configuration["id"]},
+               "provision_fields": {"sku": "MUG-RED", "quantity": 2}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+
+    // The shop takes the next call, then holds its answer past the deadline.
+    let faults = {
+        let tls = provisio_sdk::tls::client_config(Some(&ca)).unwrap();
+        let shop_client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
+        shop_client
+            .post(format!("{}/_faults", shop_server.url()))
+            .bearer_auth(shop.api_key())
+            .json(&json!({"timeout_next": 1, "hold_ms": 2500}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(faults, 200);
+    let ship_to = json!({"name": "Ann Lee", "line1": "1 High St", "city": "York", "postcode": "YO1 7HH", "country": "GB"});
+    let (status, accepted) = post(
+        "/events",
+        json!({"id": "inv-1", "type": "invoice.paid", "service": {"external_id": "mug-1", "product": "mug",
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"ship_to": ship_to}}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let service = accepted["service_id"].as_i64().unwrap();
+    let detail = wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+    let orders = shop.orders();
+    assert_eq!(orders.len(), 1, "one order, not two: {orders:?}");
+    assert_eq!(detail["service"]["identifier"], json!(orders[0].id));
+    assert_eq!((orders[0].sku.as_str(), orders[0].quantity, orders[0].reference.as_str()), ("MUG-RED", 2, "mug-1"));
+    assert_eq!(orders[0].ship_to.city, "York");
+    let job = detail["jobs"].as_array().unwrap().iter().find(|j| j["function"] == "place_order").unwrap().clone();
+    let (_, job) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{}", job["id"]), None).await;
+    assert!(job["attempts"].as_array().map(Vec::len).unwrap_or_default() >= 2, "the first answer was lost: {job:#}");
+    assert!(job.to_string().contains("outcome_unknown"), "{job:#}");
+
+    let (status, _) = post(
+        "/events",
+        json!({"id": "inv-2", "type": "contract.cancelled", "service": {"id": service}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    wait_for_service(&client, &base, service, |d| d["service"]["status"] == "terminated").await;
+    assert_eq!(shop.orders()[0].status, "cancelled");
+    assert_eq!(shop.orders().len(), 1);
+    assert!(!server.output(false).contains(shop.api_key()), "the shop's key is in no log line");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_events_drive_a_cpanel_account_on_the_whm_test_server() {
     let whm = provisio_whm_test_server::Whm::new(provisio_whm_test_server::Options::default());
