@@ -341,6 +341,9 @@ pub enum RegistryError {
     /// No such provider.
     #[error("unknown provider `{0}` (expected BLUEPRINT/PROVIDER, e.g. shared-hosting/demo)")]
     UnknownProvider(String),
+    /// Another provider has this address.
+    #[error("provider `{0}` is registered twice")]
+    Taken(String),
 }
 
 impl Registry {
@@ -349,20 +352,28 @@ impl Registry {
         Registry { blueprints, providers: Vec::new() }
     }
 
-    /// Adds a provider.
+    /// Adds a compiled-in provider.
     ///
     /// # Panics
     /// If its address is taken or its blueprint is not registered: both are
     /// programming errors found by the first test that builds the registry.
     pub fn register(&mut self, entry: ProviderEntry) {
-        assert!(
-            self.blueprints.iter().any(|b| b.id == entry.blueprint.id),
-            "blueprint {} of {} is not registered",
-            entry.blueprint.id,
-            entry.address()
-        );
-        assert!(self.provider(&entry.address()).is_err(), "provider {} registered twice", entry.address());
+        if let Err(err) = self.try_register(entry) {
+            panic!("{err}");
+        }
+    }
+
+    /// Adds a provider found at run time (an external program): a taken
+    /// address or an unknown blueprint is an error to report, not a bug.
+    pub fn try_register(&mut self, entry: ProviderEntry) -> Result<(), RegistryError> {
+        if !self.blueprints.iter().any(|b| b.id == entry.blueprint.id) {
+            return Err(RegistryError::UnknownBlueprint(entry.blueprint.id.into()));
+        }
+        if self.provider(&entry.address()).is_ok() {
+            return Err(RegistryError::Taken(entry.address()));
+        }
         self.providers.push(entry);
+        Ok(())
     }
 
     /// Every blueprint.

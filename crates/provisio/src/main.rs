@@ -27,6 +27,11 @@ use serde_json::{Map, Value};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A provider program speaking the external provider protocol
+    /// (docs/provider-protocol.md), registered next to the compiled-in
+    /// ones; repeat for more. The environment variable takes a `:`-separated list.
+    #[arg(long = "external-provider", global = true, env = "PROVISIO_EXTERNAL_PROVIDERS", value_delimiter = ':')]
+    external_providers: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +172,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Runs a provider's blueprint conformance suite (the one every
+    /// provider in this repository passes) against a working configuration:
+    /// it creates, changes and removes real resources there.
+    Conformance {
+        /// BLUEPRINT/PROVIDER, e.g. software-licenses/licenses-py.
+        provider: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Two packages the configured system offers, for change_package.
+        #[arg(long, num_args = 2, default_values = ["basic", "standard"])]
+        packages: Vec<String>,
+    },
     /// Calls a provider function and prints the result envelope.
     Call {
         /// BLUEPRINT/PROVIDER, e.g. shared-hosting/demo.
@@ -235,7 +252,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let registry = provisio_providers::registry();
+    let mut registry = provisio_providers::registry();
+    for program in &cli.external_providers {
+        let entry = provisio_external::load(program, &registry)?;
+        registry.try_register(entry)?;
+    }
     match cli.command {
         Command::Serve(args) => return server::serve(args, registry),
         Command::Worker(args) => return server::worker(args, registry),
@@ -293,6 +314,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 render::describe(entry);
             }
+        }
+        Command::Conformance { provider, config, packages } => {
+            let entry = registry.provider(&provider)?.clone();
+            let config = read_json("--config", &config.config)?;
+            let mut harness = provisio_conformance::Harness::new(entry, config);
+            harness.packages = (packages[0].clone(), packages[1].clone());
+            // The suite asserts; a failed check is a panic whose message says
+            // which (its envelopes are redacted), printed here.
+            std::panic::set_hook(Box::new(|_| {}));
+            let outcome = std::thread::spawn(move || {
+                let runtime = tokio_runtime()?;
+                runtime.block_on(provisio_conformance::run(&harness));
+                anyhow::Ok(())
+            })
+            .join();
+            return match outcome {
+                Ok(result) => {
+                    result?;
+                    out!("{provider} passes the conformance suite of its blueprint");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    eprintln!("{provider} fails the conformance suite: {why}");
+                    Ok(ExitCode::from(1))
+                }
+            };
         }
         Command::Call {
             provider,

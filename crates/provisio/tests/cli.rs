@@ -70,7 +70,8 @@ fn blueprints_json_lists_the_blueprints_with_function_schemas() {
             "coffee",
             "message-queues",
             "mqtt-hosting",
-            "ssl-certificates"
+            "ssl-certificates",
+            "physical-goods"
         ]
     );
     for blueprint in blueprints.as_array().unwrap() {
@@ -278,4 +279,70 @@ fn shell_completions_are_printed() {
         let text = String::from_utf8(output.stdout).unwrap();
         assert!(text.contains("provisio") && text.contains("report"), "{shell}");
     }
+}
+
+/// An external provider program is listed, described, called and checked
+/// by the conformance suite like a compiled-in one; one that cannot
+/// describe itself stops the command with why.
+#[test]
+fn an_external_provider_is_listed_called_and_conforms_from_the_command_line() {
+    let bench = Workbench::new();
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/python-licenses/provider.py");
+    let run = bench.run(&["providers", "--blueprint", "software-licenses", "--external-provider", program]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("software-licenses/licenses-py"), "{}", run.stdout);
+    let run = bench.run(&["describe", "software-licenses/licenses-py", "--json", "--external-provider", program]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["secret_fields"], json!(["/api_key"]));
+
+    let config = json!({"state_path": bench.dir.path().join("vendor.json"), "api_key": "cli-key-0123456"}).to_string();
+    let params = json!({"reference": "r-9", "package_identifier": "basic", "customer_name": "Ann",
+                        "customer_email": "ann@example.com"})
+    .to_string();
+    let run = bench.run(&[
+        "call",
+        "software-licenses/licenses-py",
+        "create",
+        "--config",
+        &config,
+        "--params",
+        &params,
+        "--json",
+        "--external-provider",
+        program,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.json()["data"]["license_key"].as_str().is_some_and(|k| k.starts_with("LK-")), "{}", run.stdout);
+    assert!(!run.stdout.contains("cli-key-0123456"));
+
+    let run = bench.run(&[
+        "conformance",
+        "software-licenses/licenses-py",
+        "--config",
+        &config,
+        "--external-provider",
+        program,
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("passes the conformance suite"), "{}", run.stdout);
+    // The wrong key: the vendor refuses, the suite says which check failed.
+    let wrong = json!({"state_path": bench.dir.path().join("vendor.json"), "api_key": "another-key-99"}).to_string();
+    let run = bench.run(&[
+        "conformance",
+        "software-licenses/licenses-py",
+        "--config",
+        &wrong,
+        "--external-provider",
+        program,
+    ]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("fails the conformance suite") && run.stderr.contains("refused the API key"),
+        "{}",
+        run.stderr
+    );
+
+    let run = bench.run(&["providers", "--external-provider", "/nonexistent/provider"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("could not be started"), "{}", run.stderr);
 }

@@ -842,7 +842,8 @@ async fn invoice_paid_places_one_order_at_the_shop_through_a_timeout_and_cancell
     let ca = tls.ca_pem.clone();
     let shop_server = provisio_test_server_kit::serve(listener, shop.router(), Some(tls));
     let mut values: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/generic-http/shop.json")).unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/generic-http/shop.json"))
+            .unwrap(),
     )
     .unwrap();
     values["base_url"] = json!(format!("{}/v1", shop_server.url()));
@@ -884,7 +885,8 @@ async fn invoice_paid_places_one_order_at_the_shop_through_a_timeout_and_cancell
             .status()
     };
     assert_eq!(faults, 200);
-    let ship_to = json!({"name": "Ann Lee", "line1": "1 High St", "city": "York", "postcode": "YO1 7HH", "country": "GB"});
+    let ship_to =
+        json!({"name": "Ann Lee", "line1": "1 High St", "city": "York", "postcode": "YO1 7HH", "country": "GB"});
     let (status, accepted) = post(
         "/events",
         json!({"id": "inv-1", "type": "invoice.paid", "service": {"external_id": "mug-1", "product": "mug",
@@ -905,16 +907,87 @@ async fn invoice_paid_places_one_order_at_the_shop_through_a_timeout_and_cancell
     assert!(job["attempts"].as_array().map(Vec::len).unwrap_or_default() >= 2, "the first answer was lost: {job:#}");
     assert!(job.to_string().contains("outcome_unknown"), "{job:#}");
 
-    let (status, _) = post(
-        "/events",
-        json!({"id": "inv-2", "type": "contract.cancelled", "service": {"id": service}}),
-    )
-    .await;
+    let (status, _) =
+        post("/events", json!({"id": "inv-2", "type": "contract.cancelled", "service": {"id": service}})).await;
     assert_eq!(status, 202);
     wait_for_service(&client, &base, service, |d| d["service"]["status"] == "terminated").await;
     assert_eq!(shop.orders()[0].status, "cancelled");
     assert_eq!(shop.orders().len(), 1);
     assert!(!server.output(false).contains(shop.api_key()), "the shop's key is in no log line");
+}
+
+/// An external provider that crashes, hangs and writes garbage, through
+/// `provisio serve`: each of its jobs records a clear error, the demo
+/// coffee machine's orders placed meanwhile are all brewed, and the server
+/// answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_external_provider_neither_stops_the_worker_nor_delays_other_providers() {
+    provisio_sdk::http::install_crypto_provider();
+    let program = concat!(env!("CARGO_MANIFEST_DIR"), "/../provisio-external/tests/misbehaving.py");
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = start_with(dir.path(), 0, &["--call-timeout-secs", "3", "--external-provider", program]);
+    wait_healthy(&client, &server.base).await;
+    let base = server.base.clone();
+    let post =
+        |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    let mut products = Vec::new();
+    // The demo machine brews at once, so any wait is the hanging provider's.
+    for (name, provider, values) in
+        [("bad", "coffee/misbehaving", json!({})), ("good", "coffee/demo", json!({"operation_secs": 0}))]
+    {
+        let (status, configuration) =
+            post("/configurations", json!({"name": name, "provider": provider, "values": values})).await;
+        assert_eq!(status, 201, "{configuration}");
+        let (status, product) = post(
+            "/products",
+            json!({"slug": name, "name": name, "blueprint": "coffee",
+                   "deployment": {"type": "static", "configuration_id": configuration["id"]},
+                   "provision_fields": {"size": "small"}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{product}");
+        products.push(name);
+    }
+    let order = |id: &str, product: &str, name: &str| {
+        json!({"id": id, "type": "order.paid", "service": {"external_id": id, "product": product,
+               "client": {"external_id": "c1", "name": "Ann Lee", "email": "ann@example.com"},
+               "fields": {"name": name}}})
+    };
+    let mut bad = Vec::new();
+    for how in ["hang", "crash", "garbage"] {
+        let (status, accepted) = post("/events", order(&format!("bad-{how}"), "bad", how)).await;
+        assert_eq!(status, 202, "{accepted}");
+        bad.push((how, accepted["service_id"].as_i64().unwrap()));
+    }
+    let started = Instant::now();
+    let mut good = Vec::new();
+    for n in 0..5 {
+        let (status, accepted) = post("/events", order(&format!("good-{n}"), "good", "Joe")).await;
+        assert_eq!(status, 202, "{accepted}");
+        good.push(accepted["service_id"].as_i64().unwrap());
+    }
+    for service in good {
+        wait_for_service(&client, &base, service, |d| d["service"]["status"] == "active").await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "the demo's orders waited for the hanging provider");
+    for (how, service) in bad {
+        let says = match how {
+            "hang" => "did not answer in time",
+            "crash" => "exited",
+            _ => "not JSON",
+        };
+        let detail = wait_for_service(&client, &base, service, |d| {
+            d["jobs"].as_array().is_some_and(|jobs| jobs.iter().any(|j| j["message"].as_str().is_some()))
+        })
+        .await;
+        let job = detail["jobs"].as_array().unwrap().iter().find(|j| j["function"] == "brew").unwrap().clone();
+        let (_, job) = call(&client, reqwest::Method::GET, format!("{base}/api/v1/jobs/{}", job["id"]), None).await;
+        assert!(job.to_string().contains(says), "{how}: expected `{says}` in {job:#}");
+    }
+    wait_healthy(&client, &server.base).await;
+    let logs = server.output(false);
+    assert!(!logs.contains("panicked"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
