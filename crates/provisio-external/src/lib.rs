@@ -34,6 +34,9 @@ use crate::protocol::{CallRequest, Description, Outcome, PROTOCOL, Response, Tes
 /// How long a program may take to answer `describe` when Provisio starts.
 const DESCRIBE_WITHIN: Duration = Duration::from_secs(10);
 
+/// How much sooner than the call's deadline a copy is given up on.
+const OWN_DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
 /// Why a provider program could not be registered.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -61,6 +64,9 @@ pub fn load(program: &Path, registry: &Registry) -> Result<ProviderEntry, LoadEr
     let invalid = |why: String| LoadError::Description { program: name.clone(), why };
     let answer = describe(program).map_err(|why| LoadError::Start { program: name.clone(), why })?;
     let response = read_response(&answer).map_err(|why| invalid(format!("answer {why}")))?;
+    if response.id != 1 {
+        return Err(invalid(format!("answer has id {}, not the request's 1", response.id)));
+    }
     if response.status != Outcome::Ok {
         return Err(invalid(format!("answer is an error: {}", response.message.unwrap_or_default())));
     }
@@ -84,6 +90,9 @@ pub fn load(program: &Path, registry: &Registry) -> Result<ProviderEntry, LoadEr
             missing.name, blueprint.id
         )));
     }
+    if description.config_schema.get("type") != Some(&json!("object")) {
+        return Err(invalid("has a config_schema that is not an object schema (`\"type\": \"object\"`)".into()));
+    }
     let config_schema = SchemaDoc::from_value(Value::Object(description.config_schema.clone()))
         .map_err(|err| invalid(format!("has a config_schema that is not a JSON Schema: {err}")))?;
     let about = ProviderAbout {
@@ -94,9 +103,11 @@ pub fn load(program: &Path, registry: &Registry) -> Result<ProviderEntry, LoadEr
     };
     let pool = Arc::new(Pool::new(program.to_path_buf(), blueprint, &description));
     let optional: Vec<String> = description.functions.clone();
+    let schema = config_schema.clone();
     Ok(ProviderEntry::dynamic(blueprint, about, config_schema, move |config| {
         let pool = pool.clone();
-        Box::pin(async move { Ok(Arc::new(External { pool, config }) as Arc<dyn ProviderInstance>) })
+        let secrets = schema.secret_values(&config);
+        Box::pin(async move { Ok(Arc::new(External { pool, config, secrets }) as Arc<dyn ProviderInstance>) })
     })
     .with_optional(optional))
 }
@@ -105,7 +116,7 @@ pub fn load(program: &Path, registry: &Registry) -> Result<ProviderEntry, LoadEr
 fn describe(program: &Path) -> Result<String, String> {
     use std::io::{BufRead, Read, Write};
     let mut command = std::process::Command::new(program);
-    command.env_clear();
+    command.env_clear().current_dir(process::home(program));
     for name in ["PATH", "LANG", "HOME", "TMPDIR"] {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
@@ -122,9 +133,16 @@ fn describe(program: &Path) -> Result<String, String> {
     let request = json!({"protocol": PROTOCOL, "id": 1, "method": "describe"});
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = Vec::new();
-        let read = std::io::BufReader::new(stdout).take(protocol::MAX_LINE as u64 + 1).read_until(b'\n', &mut line);
-        let _ = sender.send(read.map(|_| line));
+        // The first line that is not empty (empty lines are ignored, as later).
+        let mut reader = std::io::BufReader::new(stdout);
+        let read = loop {
+            let mut line = Vec::new();
+            match (&mut reader).take(protocol::MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+                Ok(_) if !line.is_empty() && line.iter().all(u8::is_ascii_whitespace) => continue,
+                other => break other.map(|_| line),
+            }
+        };
+        let _ = sender.send(read);
     });
     let written = writeln!(stdin, "{request}").and_then(|()| stdin.flush());
     let answer = receiver.recv_timeout(DESCRIBE_WITHIN);
@@ -236,6 +254,7 @@ impl Pool {
     async fn request(
         &self,
         cx: &Context,
+        secrets: &[String],
         build: impl FnOnce(u64) -> Value,
         changes: bool,
     ) -> Result<Response, ProviderError> {
@@ -249,9 +268,16 @@ impl Pool {
             ProviderError::transient(UserMessage::new(format!("The provider {name} could not be started")))
                 .with_debug("cause", broken.to_string())
         })?;
+        process.note_secrets(secrets);
         let id = process.next_id();
         let started = Instant::now();
-        let answer = process.request(id, &build(id)).await;
+        // Give up a little before the call's own deadline, so a copy that
+        // does not answer is stopped here, with its standard error kept.
+        let within = cx.remaining().saturating_sub(OWN_DEADLINE_MARGIN);
+        let answer = match tokio::time::timeout(within, process.request(id, &build(id))).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Broken::Stopped("it did not answer before the deadline".into())),
+        };
         let stderr = process.take_stderr();
         if !stderr.is_empty() {
             let mut exchange = HttpExchange::other("STDERR", &name, started);
@@ -307,7 +333,10 @@ fn result_of(response: Response) -> Result<Value, ProviderError> {
         Outcome::Error => {
             let kind = response.error_kind.unwrap_or(ErrorKind::Internal);
             let message = response.message.filter(|m| !m.trim().is_empty()).unwrap_or_else(|| kind.to_string());
-            let mut err = if kind == ErrorKind::InvalidInput && !response.fields.is_empty() {
+            let mut err = if kind == ErrorKind::Internal {
+                // A bug's words are for staff; the client gets the generic message.
+                ProviderError::internal(message)
+            } else if kind == ErrorKind::InvalidInput && !response.fields.is_empty() {
                 ProviderError::invalid_input(
                     response
                         .fields
@@ -330,6 +359,8 @@ fn result_of(response: Response) -> Result<Value, ProviderError> {
 struct External {
     pool: Arc<Pool>,
     config: Value,
+    /// The configuration's secret values (what a copy's standard error is redacted of).
+    secrets: Vec<String>,
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -360,7 +391,7 @@ impl ProviderInstance for External {
                 })
                 .expect("a request serialises")
             };
-            result_of(self.pool.request(cx, build, changes).await?)
+            result_of(self.pool.request(cx, &self.secrets, build, changes).await?)
         })
     }
 
@@ -379,7 +410,7 @@ impl ProviderInstance for External {
                 })
                 .expect("a request serialises")
             };
-            let data = result_of(self.pool.request(cx, build, false).await?)?;
+            let data = result_of(self.pool.request(cx, &self.secrets, build, false).await?)?;
             serde_json::from_value(data).map_err(|err| {
                 ProviderError::internal(format!(
                     "test_connection answered data that is not {{message, details}}: {err}"

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
+use provisio_sdk::redact::Redactor;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -55,6 +56,10 @@ pub struct Process {
     child: Mutex<Option<Child>>,
     pending: Pending,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The secrets of every configuration this copy has been given: what it
+    /// writes on standard error may quote any of them, whichever call's
+    /// record it lands in.
+    secrets: Mutex<Vec<String>>,
     alive: Arc<AtomicBool>,
     /// Calls written and not answered yet.
     pub in_flight: AtomicUsize,
@@ -62,11 +67,12 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `program` with a bare environment (only `PATH`, `LANG`, `HOME`
-    /// and `TMPDIR` pass: Provisio's own secrets never reach it).
+    /// Starts `program` in its own directory with a bare environment (only
+    /// `PATH`, `LANG`, `HOME` and `TMPDIR` pass: Provisio's own token and
+    /// keys never reach it by accident).
     pub fn spawn(program: &Path) -> Result<Arc<Process>, Broken> {
         let mut command = Command::new(program);
-        command.env_clear();
+        command.env_clear().current_dir(home(program));
         for name in ["PATH", "LANG", "HOME", "TMPDIR"] {
             if let Some(value) = std::env::var_os(name) {
                 command.env(name, value);
@@ -87,6 +93,7 @@ impl Process {
             child: Mutex::new(Some(child)),
             pending: Pending::default(),
             stderr: Arc::default(),
+            secrets: Mutex::default(),
             alive: Arc::new(AtomicBool::new(true)),
             in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
@@ -116,6 +123,8 @@ impl Process {
                 }
             };
             if let Some(process) = reader.upgrade() {
+                // No new call may choose it while its exit is read.
+                process.alive.store(false, Ordering::Release);
                 let why = match why {
                     Some(why) => why,
                     None => Broken::Exited(process.exit_status().await),
@@ -124,21 +133,7 @@ impl Process {
             }
         });
         let kept = process.stderr.clone();
-        tokio::spawn(async move {
-            let mut lines = FramedRead::new(stderr, LinesCodec::new_with_max_length(STDERR_LINE));
-            while let Some(line) = lines.next().await {
-                let line = match line {
-                    Ok(line) => line,
-                    Err(LinesCodecError::MaxLineLengthExceeded) => "[a line over 4 KiB, left out]".into(),
-                    Err(LinesCodecError::Io(_)) => break,
-                };
-                let mut kept = kept.lock().expect("stderr lock");
-                if kept.len() == STDERR_LINES {
-                    kept.pop_front();
-                }
-                kept.push_back(line);
-            }
-        });
+        tokio::spawn(drain_stderr(stderr, kept));
         Ok(process)
     }
 
@@ -174,7 +169,15 @@ impl Process {
     /// the copy (it may be stuck) through [`Call`]'s drop.
     pub async fn request(self: &Arc<Self>, id: u64, request: &Value) -> Result<Value, Broken> {
         let (sender, receiver) = oneshot::channel();
-        self.pending.lock().expect("pending lock").insert(id, sender);
+        {
+            // `stop` marks the copy dead before it fails what is pending, under
+            // this lock: a call is either failed by it or never added.
+            let mut pending = self.pending.lock().expect("pending lock");
+            if !self.alive() {
+                return Err(Broken::Unwritable);
+            }
+            pending.insert(id, sender);
+        }
         // The pool counted the call in `in_flight` when it chose this copy; `Call` uncounts it.
         let mut call = Call { process: self.clone(), id, done: false };
         let mut line = serde_json::to_vec(request).expect("a request serialises");
@@ -187,22 +190,24 @@ impl Process {
             }
         };
         if written.is_err() {
+            // No whole request reached it; a copy that stopped reading is of no more use.
             call.done = true;
             self.pending.lock().expect("pending lock").remove(&id);
-            return Err(if self.alive() { Broken::Unwritable } else { self.why_stopped() });
+            self.stop(Broken::Unwritable);
+            return Err(Broken::Unwritable);
         }
         let answer = receiver.await.unwrap_or_else(|_| Err(Broken::Stopped("it was dropped".into())));
         call.done = true;
         answer
     }
 
-    fn why_stopped(&self) -> Broken {
-        Broken::Stopped("it had already stopped".into())
-    }
-
     /// Stops the copy and fails every call it still has with `why`.
     pub fn stop(&self, why: Broken) {
-        self.alive.store(false, Ordering::Release);
+        let waiting: Vec<_> = {
+            let mut pending = self.pending.lock().expect("pending lock");
+            self.alive.store(false, Ordering::Release);
+            pending.drain().collect()
+        };
         if let Some(mut child) = self.child.lock().expect("child lock").take() {
             let _ = child.start_kill();
             // Reap it so no zombie is left.
@@ -212,7 +217,6 @@ impl Process {
                 });
             }
         }
-        let waiting: Vec<_> = self.pending.lock().expect("pending lock").drain().collect();
         for (_, sender) in waiting {
             let _ = sender.send(Err(why.clone()));
         }
@@ -235,9 +239,34 @@ impl Process {
         }
     }
 
-    /// The standard error lines written since the last time this was read.
+    /// Adds the secrets of a configuration this copy is given.
+    pub fn note_secrets(&self, secrets: &[String]) {
+        let mut known = self.secrets.lock().expect("secrets lock");
+        for secret in secrets {
+            if !known.contains(secret) {
+                known.push(secret.clone());
+            }
+        }
+    }
+
+    /// The standard error lines written since the last time this was read,
+    /// redacted of every secret this copy has been given.
     pub fn take_stderr(&self) -> Vec<String> {
-        self.stderr.lock().expect("stderr lock").drain(..).collect()
+        let lines: Vec<String> = self.stderr.lock().expect("stderr lock").drain(..).collect();
+        if lines.is_empty() {
+            return lines;
+        }
+        let redactor = Redactor::new(self.secrets.lock().expect("secrets lock").iter());
+        lines.iter().map(|line| redactor.text(line)).collect()
+    }
+}
+
+/// The directory a program runs in: its own (not Provisio's, where the
+/// database and key file may lie).
+pub fn home(program: &Path) -> &Path {
+    match program.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 
@@ -266,4 +295,34 @@ fn preview(line: &str) -> String {
         cut.push('…');
     }
     cut
+}
+
+/// Keeps the last lines of a copy's standard error, whatever it writes
+/// (bytes that are not UTF-8 are replaced, over-long lines cut): it is read
+/// to its end, so a copy never blocks on a full pipe.
+async fn drain_stderr(stderr: tokio::process::ChildStderr, kept: Arc<Mutex<VecDeque<String>>>) {
+    let mut reader = tokio::io::BufReader::new(stderr);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk,
+        };
+        let (taken, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = STDERR_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..taken.min(room)]);
+        reader.consume(taken);
+        if ended {
+            let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_owned();
+            line.clear();
+            let mut kept = kept.lock().expect("stderr lock");
+            if kept.len() == STDERR_LINES {
+                kept.pop_front();
+            }
+            kept.push_back(text);
+        }
+    }
 }

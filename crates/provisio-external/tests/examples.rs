@@ -60,7 +60,7 @@ async fn a_misbehaving_provider_fails_only_its_own_calls_each_clearly() {
     let second = Duration::from_secs(1);
     let cases = [
         ("crash", ErrorKind::OutcomeUnknown, "exited"),
-        ("hang", ErrorKind::OutcomeUnknown, "did not answer in time"),
+        ("hang", ErrorKind::OutcomeUnknown, "did not answer before the deadline"),
         ("garbage", ErrorKind::OutcomeUnknown, "not JSON"),
         ("flood", ErrorKind::OutcomeUnknown, "over 1048576 bytes"),
         ("wrong-id", ErrorKind::OutcomeUnknown, "not waiting for an answer"),
@@ -120,6 +120,33 @@ async fn what_a_provider_says_of_its_secrets_is_redacted() {
     let everything = format!("{:?} {}", report.envelope, serde_json::to_string(&report.http_log).unwrap());
     assert!(!everything.contains(token), "the configuration's secret was kept: {everything}");
     assert!(everything.contains("STDERR") && everything.contains("vendor.example"), "{everything}");
+
+    // What a copy writes after answering lands in the next call's record,
+    // perhaps another configuration's: it is redacted of every secret the
+    // copy was given, not only that call's.
+    let other = "tok-9876543210-other";
+    let first = brew(&entry, &json!({"token": other}), "late-secret", Duration::from_secs(5)).await;
+    assert!(first.envelope.is_ok(), "{first:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let next = brew(&entry, &json!({"token": token}), "Joe", Duration::from_secs(5)).await;
+    let everything = format!("{:?} {}", next.envelope, serde_json::to_string(&next.http_log).unwrap());
+    assert!(!everything.contains(other), "another configuration's secret reached this call's record: {everything}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_error_that_is_not_utf8_is_kept_and_harms_nothing() {
+    let entry = load("tests/misbehaving.py");
+    for _ in 0..3 {
+        let report = brew(&entry, &json!({}), "latin1", Duration::from_secs(5)).await;
+        assert!(report.envelope.is_ok(), "{report:?}");
+        let stderr: Vec<&str> = report
+            .http_log
+            .iter()
+            .filter(|e| e.method == "STDERR")
+            .filter_map(|e| e.response_body.as_deref())
+            .collect();
+        assert!(stderr.iter().any(|s| s.contains("caf\u{fffd} au lait")), "{stderr:?}");
+    }
 }
 
 #[test]

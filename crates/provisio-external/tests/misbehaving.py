@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A coffee provider that misbehaves on demand, for the supervision tests:
 the cup's name says how (crash, hang, garbage, flood, bad-data, wrong-id,
-bad-answer, secret); any other name is brewed properly."""
+bad-answer, secret, latin1, late-secret); any other name is brewed properly."""
 import json
 import os
 import sys
@@ -44,9 +44,15 @@ for line in sys.stdin:
                                         "request_headers": [["Authorization", "Bearer " + token]],
                                         "duration_ms": 1}]}), flush=True)
         continue
+    if name == "latin1":
+        sys.stderr.buffer.write(b"caf\xe9 au lait\n")
+        sys.stderr.flush()
     cup = {"order_id": "cup_" + str(request["id"]) + "_" + str(os.getpid()), "name": name, "size": "small",
            "sugar": 0, "milk": "none", "status": "ready", "ready_at": "2026-01-01T00:00:00Z"}
     if name == "bad-data":
         cup["size"] = "bucket"
         del cup["order_id"]
     print(json.dumps({"id": request["id"], "status": "ok", "data": cup}), flush=True)
+    if name == "late-secret":
+        time.sleep(0.2)
+        print(f"misbehaving: after answering, the token is {request['config'].get('token', '')}", file=sys.stderr, flush=True)

@@ -104,12 +104,22 @@ impl Envelope {
         }
     }
 
-    /// Replaces secrets in what people read: values in the message and
-    /// debug, and secret-looking keys in debug. Result data is left as it is:
-    /// the engine acts on it (see [`CallReport::logged_envelope`] for the
-    /// form kept in logs).
+    /// Replaces secrets in what people read: values in the message, in an
+    /// error's field messages (a vendor may echo what it refused) and in
+    /// debug, and secret-looking keys in debug. Result data is left as it
+    /// is: the engine acts on it (see [`CallReport::logged_envelope`] for
+    /// the form kept in logs).
     pub fn redact(&mut self, redactor: &Redactor) {
         self.message.map(|text| redactor.text(text));
+        if self.status == Status::Error
+            && let Some(errors) = self.data.as_mut().and_then(|d| d.get_mut("errors")).and_then(Value::as_array_mut)
+        {
+            for error in errors {
+                if let Some(message) = error.get_mut("message").and_then(|m| m.as_str().map(|t| redactor.text(t))) {
+                    error["message"] = Value::String(message);
+                }
+            }
+        }
         if let Some(debug) = &mut self.debug {
             let mut value = Value::Object(std::mem::take(debug.as_map_mut()));
             redactor.value_and_keys(&mut value);
@@ -411,4 +421,19 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_message_that_echoes_a_secret_is_redacted() {
+        let err = ProviderError::invalid_field(FieldLocation::Params, "/ip", "the vendor refused sk_secret_123 here");
+        let mut envelope = Envelope::from_error(err);
+        envelope.redact(&Redactor::new(["sk_secret_123"]));
+        let text = serde_json::to_string(&envelope).unwrap();
+        assert!(!text.contains("sk_secret_123"), "{text}");
+        assert_eq!(envelope.field_errors()[0].path, "/ip");
+    }
 }

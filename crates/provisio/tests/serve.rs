@@ -973,7 +973,7 @@ async fn a_misbehaving_external_provider_neither_stops_the_worker_nor_delays_oth
     assert!(started.elapsed() < Duration::from_secs(3), "the demo's orders waited for the hanging provider");
     for (how, service) in bad {
         let says = match how {
-            "hang" => "did not answer in time",
+            "hang" => "did not answer before the deadline",
             "crash" => "exited",
             _ => "not JSON",
         };

@@ -49,7 +49,9 @@ impl PhysicalGoods for DemoGoods {
             };
             let keys: Vec<&str> = key_of(cx).into_iter().collect();
             demo.state.create(cx, &order.order_id, json!(order), &keys, |_| false, "Order id collision").await?;
-            Ok(order)
+            // With no shipping time it has shipped already, as get_info will say.
+            let placed = order.created_at.unwrap_or_else(Utc::now);
+            as_of(json!(order), placed, demo.config.operation_secs)
         })
         .await
     }

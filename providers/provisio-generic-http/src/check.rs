@@ -135,6 +135,9 @@ impl Names<'_> {
                 (!declares(schema, schema, &rest, 0))
                     .then(|| format!("names `{variable}`, which the function's params do not declare"))
             }
+            "secrets" if self.response => {
+                Some("names `secrets`; a result is kept and shown to the client, so it may not hold one".into())
+            }
             "secrets" => match rest.first() {
                 None => Some("names `secrets` as a whole; name one secret (`secrets.api_key`)".into()),
                 Some(name) if self.secrets.contains(name) => None,

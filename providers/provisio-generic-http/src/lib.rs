@@ -238,7 +238,8 @@ pub fn entry(blueprint: &'static BlueprintDescriptor) -> ProviderEntry {
                 as Arc<dyn ProviderInstance>)
         })
     })
-    .with_optional(blueprint.functions.iter().filter(|f| f.optional).map(|f| f.name).collect::<Vec<_>>())
+    // Which optional functions it has depends on each configuration: those
+    // it leaves out answer `unsupported` from `call`.
     .with_config_check(Arc::new(move |values| check(blueprint, values)))
 }
 
@@ -272,7 +273,7 @@ impl ProviderInstance for GenericHttp {
             if let Some(err) = self.failure(&response, &template.statuses, changes) {
                 return Err(err);
             }
-            let answer = render::answer_json(&response)?;
+            let answer = render::answer_json(&response, changes)?;
             self.templates.result(&template.result, &answer, &scope, &at)
         })
     }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use minijinja::{Environment, Value as Jinja};
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use provisio_sdk::http::HttpResponse;
 use provisio_sdk::{FieldError, FieldLocation, ProviderError};
 use reqwest::header::{HeaderName, HeaderValue};
@@ -23,32 +23,24 @@ const FUEL: u64 = 50_000;
 /// The longest text one template may produce.
 const MAX_RENDERED: usize = 256 * 1024;
 
-/// What a path value is encoded as: everything but unreserved characters.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']')
-    .add(b'@')
-    .add(b':')
-    .add(b';')
-    .add(b'=')
-    .add(b'&')
-    .add(b'+')
-    .add(b'$')
-    .add(b',');
+/// What a path value is encoded as: everything but RFC 3986's unreserved
+/// characters (as the redactor's percent-encoded form of a secret is).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Headers no template may set: where the request goes, how its body is
+/// framed, and the connection's own.
+pub const RESERVED_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+];
 
 /// The two rendering environments.
 pub struct Templates {
@@ -67,22 +59,23 @@ fn environment(path: bool) -> Environment<'static> {
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(32);
     env.set_formatter(move |out, _state, value| {
-        // An absent optional value or a null writes nothing, never "none".
-        if value.is_undefined() || value.is_none() {
-            return Ok(());
-        }
-        let text = value.to_string();
-        let written = if path {
+        let absent = value.is_undefined() || value.is_none();
+        if path {
+            // A missing segment would turn `/orders/{id}` into the collection.
+            let text = if absent { String::new() } else { value.to_string() };
             if text == "." || text == ".." || text.is_empty() {
                 return Err(minijinja::Error::new(
                     minijinja::ErrorKind::InvalidOperation,
-                    "a value placed in the path cannot be empty, `.` or `..`",
+                    "a value placed in the path cannot be absent, empty, `.` or `..`",
                 ));
             }
-            utf8_percent_encode(&text, SEGMENT).to_string()
-        } else {
-            text
-        };
+        }
+        // Elsewhere an absent optional value or a null writes nothing, never "none".
+        if absent {
+            return Ok(());
+        }
+        let text = value.to_string();
+        let written = if path { utf8_percent_encode(&text, SEGMENT).to_string() } else { text };
         out.write_str(&written).map_err(|_| minijinja::Error::from(minijinja::ErrorKind::WriteFailure))
     });
     env
@@ -108,8 +101,11 @@ impl Scope {
         Jinja::from(minijinja::value::Serde(&self.values))
     }
 
+    /// What result expressions see: no secrets (a result is kept as
+    /// provision data and shown to the client), and the answer.
     fn with_response(&self, answer: &Value) -> Jinja {
         let mut values = self.values.clone();
+        values.remove("secrets");
         values.insert("response".into(), answer.clone());
         Jinja::from(minijinja::value::Serde(&values))
     }
@@ -227,6 +223,9 @@ impl Templates {
             let here = format!("{at}/headers/{}", escape(name));
             let header =
                 HeaderName::from_bytes(name.as_bytes()).map_err(|_| config_error(&here, "is not a header name"))?;
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                return Err(config_error(&here, "is set by the HTTP client; a template may not set it"));
+            }
             let value = self.text(source, &context).map_err(|e| config_error(&here, describe(&e)))?;
             if value.is_empty() {
                 continue;
@@ -335,14 +334,24 @@ pub fn describe(err: &minijinja::Error) -> String {
     format!("does not render: {text}")
 }
 
-/// The answer's body as JSON (an empty body is `{}`).
-pub fn answer_json(response: &HttpResponse) -> Result<Value, ProviderError> {
+/// The answer's body as JSON (an empty body is `{}`). A success that cannot
+/// be read after a change may still have done it: `outcome_unknown`, so it
+/// is reconciled rather than forgotten.
+pub fn answer_json(response: &HttpResponse, changes: bool) -> Result<Value, ProviderError> {
     if response.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     serde_json::from_slice(&response.body).map_err(|err| {
-        ProviderError::internal(format!("the system's answer is not JSON: {err}"))
-            .with_debug("status", response.status.as_u16())
+        let err = if changes {
+            ProviderError::outcome_unknown(provisio_sdk::UserMessage::new(format!(
+                "The system answered HTTP {} with something that is not JSON; the operation may have taken effect",
+                response.status.as_u16()
+            )))
+            .with_debug("cause", err.to_string())
+        } else {
+            ProviderError::internal(format!("the system's answer is not JSON: {err}"))
+        };
+        err.with_debug("status", response.status.as_u16())
             .with_debug("response_body", response.text().chars().take(2000).collect::<String>())
     })
 }
@@ -392,7 +401,7 @@ mod tests {
     fn no_template_leaves_the_origin_or_base_path() {
         let templates = Templates::default();
         let scope = Scope::new(&config(), "f", None, &json!({"id": ".."}));
-        for path in ["/../admin", "/%2e%2e/admin", "/{{ params.id }}", "/a/../../x"] {
+        for path in ["/../admin", "/%2e%2e/admin", "/{{ params.id }}", "/a/../../x", "/o/{{ params.missing }}"] {
             let err = templates.render("https://shop.example/v1", &template(path, None), &scope, "/f");
             assert!(err.is_err(), "{path} was let through: {err:?}");
         }

@@ -178,6 +178,18 @@ async fn configurations_that_would_misbehave_are_refused_naming_the_field() {
             "/functions/get_info/statuses/4xx",
             Box::new(|c| c["functions"]["get_info"]["statuses"] = json!({"4xx": "conflict"})),
         ),
+        (
+            "/functions/get_info/result/reference/expression",
+            Box::new(|c| c["functions"]["get_info"]["result"]["reference"] = json!({"expression": "secrets.api_key"})),
+        ),
+        (
+            "/functions/get_info/request/headers/Host",
+            Box::new(|c| c["functions"]["get_info"]["request"]["headers"] = json!({"Host": "evil.example"})),
+        ),
+        (
+            "/functions/get_info/request/path",
+            Box::new(|c| c["functions"]["get_info"]["request"]["path"] = json!("/orders/{{ params.missing }}")),
+        ),
         ("/base_url", Box::new(|c| c["base_url"] = json!("http://shop.example/v1"))),
         ("/base_url", Box::new(|c| c["base_url"] = json!("https://user:pw@shop.example/v1"))),
         ("/api_key", Box::new(|c| drop(c.as_object_mut().unwrap().remove("api_key")))),
