@@ -931,6 +931,11 @@ async fn a_misbehaving_external_provider_neither_stops_the_worker_nor_delays_oth
     let base = server.base.clone();
     let post =
         |path: &str, body: Value| call(&client, reqwest::Method::POST, format!("{base}/api/v1{path}"), Some(body));
+    // Listed by the API like a compiled-in provider, with only the functions it has.
+    let (_, listed) =
+        call(&client, reqwest::Method::GET, format!("{base}/api/v1/providers?blueprint=coffee"), None).await;
+    let external = listed.as_array().unwrap().iter().find(|p| p["address"] == "coffee/misbehaving").cloned();
+    assert!(external.is_some_and(|p| p["functions"].as_array().unwrap().len() == 2), "{listed}");
     let mut products = Vec::new();
     // The demo machine brews at once, so any wait is the hanging provider's.
     for (name, provider, values) in
