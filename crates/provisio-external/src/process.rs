@@ -168,6 +168,9 @@ impl Process {
     /// caller bounds the wait; if it gives up, dropping the future stops
     /// the copy (it may be stuck) through [`Call`]'s drop.
     pub async fn request(self: &Arc<Self>, id: u64, request: &Value) -> Result<Value, Broken> {
+        // The pool counted the call in `in_flight` when it chose this copy;
+        // `Call` uncounts it however this ends.
+        let mut call = Call { process: self.clone(), id, done: true };
         let (sender, receiver) = oneshot::channel();
         {
             // `stop` marks the copy dead before it fails what is pending, under
@@ -178,8 +181,7 @@ impl Process {
             }
             pending.insert(id, sender);
         }
-        // The pool counted the call in `in_flight` when it chose this copy; `Call` uncounts it.
-        let mut call = Call { process: self.clone(), id, done: false };
+        call.done = false;
         let mut line = serde_json::to_vec(request).expect("a request serialises");
         line.push(b'\n');
         let written = {
