@@ -115,14 +115,7 @@ pub fn load(program: &Path, registry: &Registry) -> Result<ProviderEntry, LoadEr
 /// Runs `program`, asks `describe`, answers the line it wrote.
 fn describe(program: &Path) -> Result<String, String> {
     use std::io::{BufRead, Read, Write};
-    let mut command = std::process::Command::new(program);
-    command.env_clear().current_dir(process::home(program));
-    for name in ["PATH", "LANG", "HOME", "TMPDIR"] {
-        if let Some(value) = std::env::var_os(name) {
-            command.env(name, value);
-        }
-    }
-    let mut child = command
+    let mut child = process::command(program)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -417,21 +410,6 @@ impl ProviderInstance for External {
                 ))
             })
         })
-    }
-
-    fn next_notice<'a>(
-        &'a self,
-        _cx: &'a Context,
-    ) -> provisio_sdk::BoxFuture<'a, Result<Option<provisio_sdk::Notice>, ProviderError>> {
-        Box::pin(async { Err(ProviderError::unsupported("next_notice")) })
-    }
-
-    fn acknowledge<'a>(
-        &'a self,
-        _cx: &'a Context,
-        _id: &'a str,
-    ) -> provisio_sdk::BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async { Err(ProviderError::unsupported("acknowledge")) })
     }
 }
 

@@ -67,18 +67,9 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `program` in its own directory with a bare environment (only
-    /// `PATH`, `LANG`, `HOME` and `TMPDIR` pass: Provisio's own token and
-    /// keys never reach it by accident).
+    /// Starts `program` (see [`command`]).
     pub fn spawn(program: &Path) -> Result<Arc<Process>, Broken> {
-        let mut command = Command::new(program);
-        command.env_clear().current_dir(home(program));
-        for name in ["PATH", "LANG", "HOME", "TMPDIR"] {
-            if let Some(value) = std::env::var_os(name) {
-                command.env(name, value);
-            }
-        }
-        let mut child = command
+        let mut child = Command::from(command(program))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -263,13 +254,23 @@ impl Process {
     }
 }
 
-/// The directory a program runs in: its own (not Provisio's, where the
-/// database and key file may lie).
-pub fn home(program: &Path) -> &Path {
-    match program.parent() {
+/// How a provider program is run: in its own directory (not Provisio's,
+/// where the database and key file may lie), with a bare environment (only
+/// `PATH`, `LANG`, `HOME` and `TMPDIR` pass: Provisio's own token and keys
+/// never reach it by accident).
+pub fn command(program: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    let home = match program.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
+    };
+    command.env_clear().current_dir(home);
+    for name in ["PATH", "LANG", "HOME", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
     }
+    command
 }
 
 /// A call in flight; dropped before its answer (its deadline passed), it

@@ -141,11 +141,16 @@ pub trait ProviderInstance: Send + Sync {
     /// Runs `test_connection`.
     fn test_connection<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<ConnectionTest, ProviderError>>;
 
-    /// Runs `next_notice`.
-    fn next_notice<'a>(&'a self, cx: &'a Context) -> BoxFuture<'a, Result<Option<Notice>, ProviderError>>;
+    /// Runs `next_notice`; instances whose systems announce nothing keep
+    /// the default (`unsupported`).
+    fn next_notice<'a>(&'a self, _cx: &'a Context) -> BoxFuture<'a, Result<Option<Notice>, ProviderError>> {
+        Box::pin(async { Err(ProviderError::unsupported("next_notice")) })
+    }
 
-    /// Runs `acknowledge`.
-    fn acknowledge<'a>(&'a self, cx: &'a Context, id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>>;
+    /// Runs `acknowledge` (by default `unsupported`, like `next_notice`).
+    fn acknowledge<'a>(&'a self, _cx: &'a Context, _id: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Err(ProviderError::unsupported("acknowledge")) })
+    }
 }
 
 type Dispatch<P> = for<'a> fn(&'a P, &'a Context, &'a str, Value) -> BoxFuture<'a, Result<Value, ProviderError>>;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use jsonschema::error::ValidationErrorKind;
 use schemars::JsonSchema;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::error::{FieldError, FieldLocation};
 use crate::formats;
@@ -124,6 +124,18 @@ impl SchemaDoc {
             .unwrap_or_default()
     }
 
+    /// Whether the schema declares the nested property `path`
+    /// (`["ship_to", "city"]`), through references and choices.
+    pub fn declares(&self, path: &[&str]) -> bool {
+        declares(&self.value, &self.value, path, 0)
+    }
+
+    /// An example instance: every property, the first of each choice, the
+    /// least of each range (for trying a template out, not for validity).
+    pub fn example(&self) -> Value {
+        example(&self.value, &self.value, 0)
+    }
+
     /// Top-level property names.
     pub fn property_names(&self) -> Vec<&str> {
         self.value
@@ -202,20 +214,21 @@ fn type_name(kind: &jsonschema::error::TypeKind) -> String {
     }
 }
 
-fn escape_pointer(segment: &str) -> String {
+/// A key as one JSON pointer segment (`~` and `/` escaped, RFC 6901).
+pub fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// Follows a local `$ref` (`#/$defs/Name`) to its target.
-fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str) {
-        Some(reference) => reference
-            .strip_prefix('#')
-            .and_then(|pointer| root.pointer(pointer))
-            .map(|target| resolve(root, target))
-            .unwrap_or(node),
-        None => node,
+/// Follows a local `$ref` (`#/$defs/Name`) to its target, at most 32 hops:
+/// a schema from outside (an external provider's) may refer in a circle.
+fn resolve<'a>(root: &'a Value, mut node: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')).and_then(|p| root.pointer(p)) {
+            Some(target) => node = target,
+            None => return node,
+        }
     }
+    node
 }
 
 fn is_secret(node: &Value) -> bool {
@@ -317,9 +330,84 @@ pub fn empty_object() -> Value {
     Value::Object(Map::new())
 }
 
+/// Whether the schema declares the property path `segments`.
+fn declares(root: &Value, node: &Value, segments: &[&str], depth: usize) -> bool {
+    let node = resolve(root, node);
+    let Some((first, rest)) = segments.split_first() else { return true };
+    if depth > 16 {
+        return false;
+    }
+    if let Some(property) = node.get("properties").and_then(|p| p.get(*first))
+        && declares(root, property, rest, depth + 1)
+    {
+        return true;
+    }
+    branches(node).any(|branch| declares(root, branch, segments, depth + 1))
+}
+
+/// An example instance of a schema: every property, the first of each
+/// choice, the least of each range; for rendering templates once on save.
+fn example(root: &Value, node: &Value, depth: usize) -> Value {
+    let node = resolve(root, node);
+    if depth > 16 {
+        return Value::Null;
+    }
+    if let Some(value) = node.get("const").or_else(|| node.get("enum").and_then(|e| e.get(0))) {
+        return value.clone();
+    }
+    if let Some(branch) = branches(node).find(|b| resolve(root, b).get("type") != Some(&json!("null"))) {
+        return example(root, branch, depth + 1);
+    }
+    let kind = match node.get("type") {
+        Some(Value::Array(kinds)) => kinds.iter().find(|k| *k != "null").cloned().unwrap_or(Value::Null),
+        Some(kind) => kind.clone(),
+        None if node.get("properties").is_some() => json!("object"),
+        None => Value::Null,
+    };
+    match kind.as_str() {
+        Some("object") => {
+            let mut out = Map::new();
+            if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                for (key, prop) in props {
+                    out.insert(key.clone(), example(root, prop, depth + 1));
+                }
+            }
+            Value::Object(out)
+        }
+        Some("array") => Value::Array(vec![example(root, node.get("items").unwrap_or(&Value::Null), depth + 1)]),
+        Some("integer") | Some("number") => node.get("minimum").cloned().unwrap_or(json!(1)),
+        Some("boolean") => json!(false),
+        Some("string") => json!(match node.get("format").and_then(Value::as_str) {
+            Some("email") => "client@example.com".to_owned(),
+            Some("date-time") => "2026-01-01T00:00:00Z".to_owned(),
+            Some("date") => "2026-01-01".to_owned(),
+            Some("ipv4") => "192.0.2.1".to_owned(),
+            Some("ipv6") => "2001:db8::1".to_owned(),
+            Some("uri" | "url") => "https://example.com/".to_owned(),
+            Some("hostname" | "domain") => "example.com".to_owned(),
+            _ => "x".repeat(node.get("minLength").and_then(Value::as_u64).unwrap_or(1).clamp(1, 64) as usize),
+        }),
+        _ => Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A schema from outside (an external provider's) that refers in a
+    /// circle is walked in bounded steps, never for ever.
+    #[test]
+    fn references_in_a_circle_end() {
+        let cyclic = json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}},
+                            "$defs": {"x": {"$ref": "#/$defs/y"}, "y": {"$ref": "#/$defs/x"}}});
+        let doc = SchemaDoc::from_value(cyclic).expect("a schema of references compiles");
+        assert!(doc.secret_values(&json!({"a": "v"})).is_empty());
+        assert_eq!(doc.mask_secrets(&json!({"a": "v"})), json!({"a": "v"}));
+        assert!(doc.secret_paths().is_empty());
+        assert!(doc.declares(&["a"]) && !doc.declares(&["a", "b"]));
+        assert_eq!(doc.example(), json!({"a": null}));
+    }
     use crate::formats::{DomainName, Email, Password};
     use schemars::JsonSchema;
     use serde::Deserialize;

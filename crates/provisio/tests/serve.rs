@@ -834,7 +834,7 @@ async fn a_panel_account_lives_through_billing_events(
 /// cancels it at the shop. The shop's key is in no log line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoice_paid_places_one_order_at_the_shop_through_a_timeout_and_cancelled_cancels_it() {
-    use provisio_shop_test_server::{Options, Shop};
+    use provisio_shop_test_server::{FaultRequest, Options, Shop};
     provisio_sdk::http::install_crypto_provider();
     let shop = Shop::new(Options { ship_after: Duration::from_secs(600), ..Options::default() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -872,19 +872,9 @@ async fn invoice_paid_places_one_order_at_the_shop_through_a_timeout_and_cancell
     assert_eq!(status, 201, "{product}");
 
     // The shop takes the next call, then holds its answer past the deadline.
-    let faults = {
-        let tls = provisio_sdk::tls::client_config(Some(&ca)).unwrap();
-        let shop_client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
-        shop_client
-            .post(format!("{}/_faults", shop_server.url()))
-            .bearer_auth(shop.api_key())
-            .json(&json!({"timeout_next": 1, "hold_ms": 2500}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
-    assert_eq!(faults, 200);
+    let faults =
+        shop.set_faults(&FaultRequest { timeout_next: Some(1), hold_ms: Some(2500), ..FaultRequest::default() });
+    assert_eq!(faults["timeout_next"], 1);
     let ship_to =
         json!({"name": "Ann Lee", "line1": "1 High St", "city": "York", "postcode": "YO1 7HH", "country": "GB"});
     let (status, accepted) = post(

@@ -7,10 +7,11 @@
 use std::collections::BTreeSet;
 
 use minijinja::Environment;
+use provisio_sdk::schema::escape_pointer as escape;
 use provisio_sdk::{BlueprintDescriptor, FieldError, SchemaDoc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::render::{Scope, Templates, config_error, describe, escape, sole_expression};
+use crate::render::{Scope, Templates, config_error, describe, sole_expression};
 use crate::{Auth, HttpConfig, Mapping, RequestTemplate};
 
 /// Globals minijinja's builtins provide.
@@ -58,7 +59,7 @@ pub fn check(blueprint: &BlueprintDescriptor, values: &Value) -> Result<(), Vec<
         let before = errors.len();
         check_request(&env, &template.request, &names, &format!("{at}/request"), &mut errors);
         if errors.len() == before {
-            let example = example(function.params.value(), function.params.value(), 0);
+            let example = function.params.example();
             let scope = Scope::new(&config, name, Some("example-idempotency-key"), &example);
             if let Err(err) = templates.render(&config.base_url, &template.request, &scope, &format!("{at}/request")) {
                 errors.push(FieldError { message: format!("{} (with example params {example})", err.message), ..err });
@@ -130,11 +131,8 @@ impl Names<'_> {
         let root = segments.next().unwrap_or_default();
         let rest: Vec<&str> = segments.collect();
         match root {
-            "params" => {
-                let schema = self.params.value();
-                (!declares(schema, schema, &rest, 0))
-                    .then(|| format!("names `{variable}`, which the function's params do not declare"))
-            }
+            "params" => (!self.params.declares(&rest))
+                .then(|| format!("names `{variable}`, which the function's params do not declare")),
             "secrets" if self.response => {
                 Some("names `secrets`; a result is kept and shown to the client, so it may not hold one".into())
             }
@@ -250,78 +248,5 @@ fn strings(value: &Value, at: String, out: &mut Vec<(String, String)>) {
         Value::Object(map) => map.iter().for_each(|(k, v)| strings(v, format!("{at}/{}", escape(k)), out)),
         Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| strings(v, format!("{at}/{i}"), out)),
         _ => {}
-    }
-}
-
-/// Follows a local `$ref`.
-fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')).and_then(|p| root.pointer(p)) {
-        Some(target) if !std::ptr::eq(target, node) => resolve(root, target),
-        _ => node,
-    }
-}
-
-fn branches(node: &Value) -> impl Iterator<Item = &Value> {
-    ["anyOf", "oneOf", "allOf"].into_iter().filter_map(|key| node.get(key).and_then(Value::as_array)).flatten()
-}
-
-/// Whether the schema declares the property path `segments`.
-fn declares(root: &Value, node: &Value, segments: &[&str], depth: usize) -> bool {
-    let node = resolve(root, node);
-    let Some((first, rest)) = segments.split_first() else { return true };
-    if depth > 16 {
-        return false;
-    }
-    if let Some(property) = node.get("properties").and_then(|p| p.get(*first))
-        && declares(root, property, rest, depth + 1)
-    {
-        return true;
-    }
-    branches(node).any(|branch| declares(root, branch, segments, depth + 1))
-}
-
-/// An example instance of a schema: every property, the first of each
-/// choice, the least of each range; for rendering templates once on save.
-pub fn example(root: &Value, node: &Value, depth: usize) -> Value {
-    let node = resolve(root, node);
-    if depth > 16 {
-        return Value::Null;
-    }
-    if let Some(value) = node.get("const").or_else(|| node.get("enum").and_then(|e| e.get(0))) {
-        return value.clone();
-    }
-    if let Some(branch) = branches(node).find(|b| resolve(root, b).get("type") != Some(&json!("null"))) {
-        return example(root, branch, depth + 1);
-    }
-    let kind = match node.get("type") {
-        Some(Value::Array(kinds)) => kinds.iter().find(|k| *k != "null").cloned().unwrap_or(Value::Null),
-        Some(kind) => kind.clone(),
-        None if node.get("properties").is_some() => json!("object"),
-        None => Value::Null,
-    };
-    match kind.as_str() {
-        Some("object") => {
-            let mut out = Map::new();
-            if let Some(props) = node.get("properties").and_then(Value::as_object) {
-                for (key, prop) in props {
-                    out.insert(key.clone(), example(root, prop, depth + 1));
-                }
-            }
-            Value::Object(out)
-        }
-        Some("array") => Value::Array(vec![example(root, node.get("items").unwrap_or(&Value::Null), depth + 1)]),
-        Some("integer") | Some("number") => node.get("minimum").cloned().unwrap_or(json!(1)),
-        Some("boolean") => json!(false),
-        Some("string") => json!(match node.get("format").and_then(Value::as_str) {
-            Some("email") => "client@example.com".to_owned(),
-            Some("date-time") => "2026-01-01T00:00:00Z".to_owned(),
-            Some("date") => "2026-01-01".to_owned(),
-            Some("ipv4") => "192.0.2.1".to_owned(),
-            Some("ipv6") => "2001:db8::1".to_owned(),
-            Some("uri" | "url") => "https://example.com/".to_owned(),
-            Some("hostname" | "domain") => "example.com".to_owned(),
-            _ => "x".repeat(node.get("minLength").and_then(Value::as_u64).unwrap_or(1).clamp(1, 64) as usize),
-        }),
-        _ => Value::Null,
     }
 }

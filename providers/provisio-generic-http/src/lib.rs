@@ -268,7 +268,7 @@ impl ProviderInstance for GenericHttp {
             let descriptor = self.blueprint.function(function).ok_or_else(|| ProviderError::unsupported(function))?;
             let scope = render::Scope::new(&self.config, function, cx.idempotency_key(), &params);
             let changes = descriptor.kind != provisio_sdk::FunctionKind::Query;
-            let at = format!("/functions/{}", render::escape(function));
+            let at = format!("/functions/{}", provisio_sdk::schema::escape_pointer(function));
             let response = self.send(cx, &template.request, &scope, &format!("{at}/request")).await?;
             if let Some(err) = self.failure(&response, &template.statuses, changes) {
                 return Err(err);
@@ -301,21 +301,6 @@ impl ProviderInstance for GenericHttp {
                 details: Value::Null,
             })
         })
-    }
-
-    fn next_notice<'a>(
-        &'a self,
-        _cx: &'a Context,
-    ) -> provisio_sdk::BoxFuture<'a, Result<Option<provisio_sdk::Notice>, ProviderError>> {
-        Box::pin(async { Err(ProviderError::unsupported("next_notice")) })
-    }
-
-    fn acknowledge<'a>(
-        &'a self,
-        _cx: &'a Context,
-        _id: &'a str,
-    ) -> provisio_sdk::BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async { Err(ProviderError::unsupported("acknowledge")) })
     }
 }
 

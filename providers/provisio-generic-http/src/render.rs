@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, Value as Jinja};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use provisio_sdk::http::HttpResponse;
+use provisio_sdk::schema::escape_pointer as escape;
 use provisio_sdk::{FieldError, FieldLocation, ProviderError};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
@@ -315,11 +316,6 @@ fn within(base: &Url, path: &str) -> Result<Url, String> {
         return Err(format!("renders a URL outside {base} (calls go only to the configured origin and base path)"));
     }
     Ok(url)
-}
-
-/// A JSON pointer segment.
-pub fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// A template error in one line, without the template's source.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use provisio_conformance::Harness;
 use provisio_sdk::{CallOptions, ErrorKind, ProviderEntry, invoke};
-use provisio_shop_test_server::{Options, Shop};
+use provisio_shop_test_server::{FaultRequest, Options, Shop};
 use serde_json::{Value, json};
 
 struct Running {
@@ -70,7 +70,7 @@ async fn the_generic_provider_configured_for_the_shop_conforms() {
 #[tokio::test]
 async fn an_order_survives_a_timeout_after_it_was_accepted_and_is_placed_once() {
     let shop = start(Duration::from_secs(60)).await;
-    let faults = fault(&shop, json!({"timeout_next": 1, "hold_ms": 3000})).await;
+    let faults = fault(&shop, FaultRequest { timeout_next: Some(1), hold_ms: Some(3000), ..FaultRequest::default() });
     assert_eq!(faults, 1);
     let first = call(&shop.config, "place_order", order(), Some("job-1"), Duration::from_millis(500)).await;
     assert_eq!(first.envelope.error_kind, Some(ErrorKind::OutcomeUnknown), "{first:?}");
@@ -79,30 +79,16 @@ async fn an_order_survives_a_timeout_after_it_was_accepted_and_is_placed_once() 
     assert_eq!(shop.shop.orders().len(), 1, "the retry under the same key made no second order");
 
     // A 503 before anything was done: a change is still reconciled, a read is only retried.
-    fault(&shop, json!({"fail_next": 2})).await;
+    fault(&shop, FaultRequest { fail_next: Some(2), ..FaultRequest::default() });
     let failed = call(&shop.config, "place_order", order(), Some("job-2"), Duration::from_secs(5)).await;
     assert_eq!(failed.envelope.error_kind, Some(ErrorKind::OutcomeUnknown), "{failed:?}");
     let read = call(&shop.config, "get_info", json!({"order_id": "ord_000001"}), None, Duration::from_secs(5)).await;
     assert_eq!(read.envelope.error_kind, Some(ErrorKind::Transient), "{read:?}");
 }
 
-/// Asks the shop for faults through its API; answers its `timeout_next`.
-async fn fault(shop: &Running, faults: Value) -> u64 {
-    provisio_sdk::http::install_crypto_provider();
-    let tls = provisio_sdk::tls::client_config(shop.config["ca_cert_pem"].as_str()).unwrap();
-    let client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap();
-    let origin = shop.config["base_url"].as_str().unwrap().trim_end_matches("/v1");
-    let answer: Value = client
-        .post(format!("{origin}/_faults"))
-        .bearer_auth(shop.shop.api_key())
-        .json(&faults)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["timeout_next"].as_u64().unwrap()
+/// Sets the shop's faults (its API for them is tested with the shop); answers its `timeout_next`.
+fn fault(shop: &Running, faults: FaultRequest) -> u64 {
+    shop.shop.set_faults(&faults)["timeout_next"].as_u64().unwrap()
 }
 
 #[tokio::test]

@@ -168,6 +168,27 @@ impl Shop {
     pub fn api_key(&self) -> &str {
         &self.options.api_key
     }
+    /// Sets faults as `POST /_faults` does; answers the faults now in force.
+    pub fn set_faults(&self, asked: &FaultRequest) -> Value {
+        let mut book = self.book.lock().expect("shop book");
+        let faults = &mut book.faults;
+        if let Some(ms) = asked.delay_ms {
+            faults.delay = Duration::from_millis(ms.min(60_000));
+        }
+        if let Some(n) = asked.fail_next {
+            faults.fail_next = n;
+        }
+        if let Some(n) = asked.timeout_next {
+            faults.timeout_next = n;
+            faults.hold = Duration::from_millis(asked.hold_ms.unwrap_or(30_000).min(120_000));
+        }
+        json!({
+            "delay_ms": faults.delay.as_millis() as u64,
+            "fail_next": faults.fail_next,
+            "timeout_next": faults.timeout_next,
+            "hold_ms": faults.hold.as_millis() as u64,
+        })
+    }
 
     /// Every order placed so far, in order (what tests count).
     pub fn orders(&self) -> Vec<Order> {
@@ -439,13 +460,19 @@ fn no_order() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not_found", "no such order")
 }
 
-#[derive(Debug, Deserialize)]
+/// Faults to set (`POST /_faults`, or [`Shop::set_faults`] in process);
+/// what is left out stays as it was.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FaultRequest {
-    delay_ms: Option<u64>,
-    fail_next: Option<u32>,
-    timeout_next: Option<u32>,
-    hold_ms: Option<u64>,
+pub struct FaultRequest {
+    /// Answer every call this many ms late (at most 60 s).
+    pub delay_ms: Option<u64>,
+    /// Answer the next N calls `503` before doing anything.
+    pub fail_next: Option<u32>,
+    /// Do the next N calls, then hold their answers for `hold_ms`.
+    pub timeout_next: Option<u32>,
+    /// How long held answers wait (default 30 s, at most 120 s).
+    pub hold_ms: Option<u64>,
 }
 
 async fn faults(
@@ -455,23 +482,5 @@ async fn faults(
 ) -> Result<Response, Problem> {
     shop.authorized(&headers)?;
     let axum::Json(asked) = body.map_err(undecoded)?;
-    let mut book = shop.book.lock().expect("shop book");
-    let faults = &mut book.faults;
-    if let Some(ms) = asked.delay_ms {
-        faults.delay = Duration::from_millis(ms.min(60_000));
-    }
-    if let Some(n) = asked.fail_next {
-        faults.fail_next = n;
-    }
-    if let Some(n) = asked.timeout_next {
-        faults.timeout_next = n;
-        faults.hold = Duration::from_millis(asked.hold_ms.unwrap_or(30_000).min(120_000));
-    }
-    let answer: Value = json!({
-        "delay_ms": faults.delay.as_millis() as u64,
-        "fail_next": faults.fail_next,
-        "timeout_next": faults.timeout_next,
-        "hold_ms": faults.hold.as_millis() as u64,
-    });
-    Ok(axum::Json(answer).into_response())
+    Ok(axum::Json(shop.set_faults(&asked)).into_response())
 }
